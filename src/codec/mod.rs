@@ -1,0 +1,265 @@
+//! Avro encode/decode with Confluent or plain framing.
+//!
+//! Every schema is parsed once, when a [`Codec`] is built; per record the decoder only checks the
+//! 5-byte Confluent header (or none, for plain Avro), deserializes the datum straight into the domain
+//! struct with `serde_avro_fast` (chosen by `benches/decode.rs`; see README "Codec"), and validates
+//! the fields a bank's other systems could get wrong.
+
+mod error;
+pub mod schemas;
+
+pub use error::DecodeError;
+
+use crate::event::{Event, EventKind};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_avro_fast::Schema;
+use std::collections::HashMap;
+
+/// How a topic's values are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Magic byte 0, 4-byte big-endian schema id, Avro datum (Confluent Schema Registry format).
+    #[default]
+    Confluent,
+    /// The bare Avro datum, written with this project's schema.
+    Plain,
+}
+
+/// Limits that decoded events must respect; anything outside is dead-lettered.
+#[derive(Debug, Clone, Copy)]
+pub struct Validation {
+    /// Largest accepted `amount_minor` (in minor units).
+    pub max_amount_minor: i64,
+    /// How far past the decoder's clock an event time may be, in milliseconds.
+    pub max_future_skew_ms: i64,
+    /// Longest accepted string field (bytes).
+    pub max_string_len: usize,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Self {
+            // 10 billion in major units: above any retail transaction, below i64 overflow risk.
+            max_amount_minor: 1_000_000_000_000,
+            max_future_skew_ms: 5 * 60 * 1000,
+            max_string_len: 4096,
+        }
+    }
+}
+
+/// Decoder for one input topic: schema parsed and header expectations resolved up front.
+struct TopicDecoder {
+    kind: EventKind,
+    framing: Framing,
+    schema_id: u32,
+    schema: Schema,
+}
+
+/// Decodes input records and encodes output records. Build once, share by reference.
+pub struct Codec {
+    decoders: Vec<TopicDecoder>,
+    encoders: HashMap<&'static str, (u32, Schema)>,
+    output_framing: Framing,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("inputs", &self.decoders.len())
+            .field("output_framing", &self.output_framing)
+            .finish()
+    }
+}
+
+/// A schema in `avro_schemas/` failed to parse: a build defect, reported at start.
+#[derive(Debug, thiserror::Error)]
+#[error("schema {record} ({file}) does not parse: {reason}")]
+pub struct SchemaError {
+    /// Record name.
+    pub record: &'static str,
+    /// File under avro_schemas/.
+    pub file: &'static str,
+    /// Parser message.
+    pub reason: String,
+}
+
+fn parse_schema(entry: &schemas::SchemaEntry) -> Result<Schema, SchemaError> {
+    entry.text.parse::<Schema>().map_err(|e| SchemaError {
+        record: entry.record,
+        file: entry.file,
+        reason: e.to_string(),
+    })
+}
+
+/// How to build a [`Codec`]: framing per input kind, schema ids, validation limits.
+#[derive(Debug, Clone)]
+pub struct CodecOptions {
+    /// Framing of each input kind (index = [`EventKind::index`]).
+    pub input_framing: [Framing; 9],
+    /// Framing of the outputs this process writes.
+    pub output_framing: Framing,
+    /// Registry id of each record name; records not listed use their default id.
+    pub schema_ids: HashMap<String, u32>,
+    /// Field limits.
+    pub validation: Validation,
+}
+
+impl Default for CodecOptions {
+    fn default() -> Self {
+        Self {
+            input_framing: [Framing::Confluent; 9],
+            output_framing: Framing::Confluent,
+            schema_ids: HashMap::new(),
+            validation: Validation::default(),
+        }
+    }
+}
+
+impl Codec {
+    /// Parses every schema and prepares the decoders and encoders.
+    pub fn new(options: &CodecOptions) -> Result<Self, SchemaError> {
+        let id_of = |record: &str, default: u32| -> u32 {
+            options.schema_ids.get(record).copied().unwrap_or(default)
+        };
+        let mut decoders = Vec::with_capacity(EventKind::ALL.len());
+        for kind in EventKind::ALL {
+            let entry = schemas::for_kind(kind);
+            decoders.push(TopicDecoder {
+                kind,
+                framing: options.input_framing[kind.index()],
+                schema_id: id_of(entry.record, entry.default_id),
+                schema: parse_schema(entry)?,
+            });
+        }
+        let mut encoders = HashMap::new();
+        for entry in schemas::ALL {
+            encoders.insert(
+                entry.record,
+                (id_of(entry.record, entry.default_id), parse_schema(entry)?),
+            );
+        }
+        Ok(Self {
+            decoders,
+            encoders,
+            output_framing: options.output_framing,
+            validation: options.validation,
+        })
+    }
+
+    /// A codec with the contract's defaults (Confluent framing, default schema ids).
+    pub fn with_defaults() -> Result<Self, SchemaError> {
+        Self::new(&CodecOptions::default())
+    }
+
+    /// Decodes one input record of `kind`. `key` is the Kafka key, which must equal the customer id
+    /// when present; `now_ms` bounds how far in the future the event time may be.
+    pub fn decode(
+        &self,
+        kind: EventKind,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Event, DecodeError> {
+        let decoder = &self.decoders[kind.index()];
+        let payload = payload
+            .filter(|p| !p.is_empty())
+            .ok_or(DecodeError::EmptyPayload)?;
+        let body = match decoder.framing {
+            Framing::Plain => payload,
+            Framing::Confluent => strip_confluent_header(payload, decoder.schema_id)?,
+        };
+        let event = match decoder.kind {
+            EventKind::Transaction => Event::Transaction(datum(body, &decoder.schema)?),
+            EventKind::Clickstream => Event::Clickstream(datum(body, &decoder.schema)?),
+            EventKind::App => Event::App(datum(body, &decoder.schema)?),
+            EventKind::Social => Event::Social(datum(body, &decoder.schema)?),
+            EventKind::Feedback => Event::Feedback(datum(body, &decoder.schema)?),
+            EventKind::Partner => Event::Partner(datum(body, &decoder.schema)?),
+            EventKind::Profile => Event::Profile(datum(body, &decoder.schema)?),
+            EventKind::OfferResponse => Event::OfferResponse(datum(body, &decoder.schema)?),
+            EventKind::Erasure => Event::Erasure(datum(body, &decoder.schema)?),
+        };
+        crate::codec::validate::check(&event, key, now_ms, &self.validation)?;
+        Ok(event)
+    }
+
+    /// Encodes an output or input record by its Avro record name, framed as configured for outputs.
+    pub fn encode<T: Serialize>(&self, record: &str, value: &T) -> Result<Vec<u8>, EncodeError> {
+        self.encode_framed(record, value, self.output_framing)
+    }
+
+    /// Encodes a record with an explicit framing (the generator writes inputs this way).
+    pub fn encode_framed<T: Serialize>(
+        &self,
+        record: &str,
+        value: &T,
+        framing: Framing,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let (id, schema) = self
+            .encoders
+            .get(record)
+            .ok_or_else(|| EncodeError(format!("no schema for record {record}")))?;
+        let mut buf = Vec::with_capacity(128);
+        if framing == Framing::Confluent {
+            buf.push(0);
+            buf.extend_from_slice(&id.to_be_bytes());
+        }
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(schema);
+        serde_avro_fast::to_datum(value, buf, &mut config)
+            .map_err(|e| EncodeError(format!("{record}: {e}")))
+    }
+
+    /// The framing the decoder expects for `kind`.
+    pub fn input_framing(&self, kind: EventKind) -> Framing {
+        self.decoders[kind.index()].framing
+    }
+}
+
+/// An output record could not be encoded: a defect in this program (outputs are built by it).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("encode failed: {0}")]
+pub struct EncodeError(pub String);
+
+fn strip_confluent_header(payload: &[u8], expected_id: u32) -> Result<&[u8], DecodeError> {
+    if payload[0] != 0 {
+        return Err(DecodeError::BadMagicByte(payload[0]));
+    }
+    if payload.len() < 5 {
+        return Err(DecodeError::TruncatedHeader(payload.len()));
+    }
+    let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+    if id != expected_id {
+        return Err(DecodeError::UnknownSchemaId {
+            id,
+            expected: expected_id.to_string(),
+        });
+    }
+    Ok(&payload[5..])
+}
+
+/// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.
+const MAX_SEQ_LEN: usize = 10_000;
+
+fn datum<T: DeserializeOwned>(body: &[u8], schema: &Schema) -> Result<T, DecodeError> {
+    use serde_avro_fast::de::{read::SliceRead, DeserializerConfig, DeserializerState};
+    use std::io::Read;
+    let mut config = DeserializerConfig::new(schema);
+    config.max_seq_size = MAX_SEQ_LEN;
+    let mut state = DeserializerState::with_config(SliceRead::new(body), config);
+    let value =
+        T::deserialize(state.deserializer()).map_err(|e| DecodeError::Avro(e.to_string()))?;
+    let mut rest = Vec::new();
+    // Reading the remainder of an in-memory slice cannot fail; an error would mean no bytes.
+    let trailing = state.into_reader().read_to_end(&mut rest).unwrap_or(0);
+    if trailing > 0 {
+        return Err(DecodeError::TrailingBytes(trailing));
+    }
+    Ok(value)
+}
+
+mod validate;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,577 @@
+//! Typed configuration: defaults → TOML file → `NBO_*` environment variables.
+//!
+//! Environment variables use `__` between levels: `NBO_KAFKA__BROKERS=host:9092` sets
+//! `kafka.brokers`. Every `NBO_*` variable is read as configuration, so an unknown one fails at start
+//! like an unknown file field does. Secrets (`customer_key_secret`, `kafka.sasl_password`,
+//! `redis.password`) belong in the environment, never in a file in the repo; they never reach logs.
+
+use crate::codec::Framing;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A secret string: deserializes like a string, prints as `***`.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value; call only where it is handed to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Wraps a value (for tests and the demo's development key).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole configuration of `nbo-stream run`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Kafka connection, consumer and producer settings.
+    pub kafka: KafkaSettings,
+    /// Topic names (the defaults are the contract's names).
+    pub topics: TopicSettings,
+    /// Wire format of input and output records.
+    pub codec: CodecSettings,
+    /// Where per-customer state lives.
+    pub state: StateSettings,
+    /// Redis connection (used when `state.backend = "redis"`).
+    pub redis: RedisSettings,
+    /// The stateful operator: lateness, skew, decisions.
+    pub operator: OperatorSettings,
+    /// Metrics/health endpoint and logs.
+    pub telemetry: TelemetrySettings,
+    /// Key of the HMAC that turns customer ids into Redis keys. Set it only through the
+    /// environment variable `NBO_CUSTOMER_KEY_SECRET` (at least 16 bytes); required with Redis.
+    pub customer_key_secret: Option<Secret>,
+}
+
+/// Kafka connection, consumer and producer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group id; run N copies with the same id to scale out.
+    pub group_id: String,
+    /// Client id reported to the brokers.
+    pub client_id: String,
+    /// `security.protocol` (plaintext, ssl, sasl_plaintext, sasl_ssl).
+    pub security_protocol: String,
+    /// `sasl.mechanism` when SASL is used (e.g. SCRAM-SHA-512).
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// SASL password; set through `NBO_KAFKA__SASL_PASSWORD`.
+    pub sasl_password: Option<Secret>,
+    /// Most records one operator batch takes from one worker queue.
+    pub batch_max_events: usize,
+    /// Longest a batch waits to fill before it is processed anyway.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+    /// Operator workers; partition p goes to worker p mod workers (per-partition order).
+    pub workers: usize,
+    /// Batches that may wait in each worker's queue before polling pauses (backpressure).
+    pub queue_batches: usize,
+    /// Producer compression codec (none, gzip, snappy, lz4, zstd).
+    pub compression: String,
+    /// Idempotent producer (`enable.idempotence`); turn off only for brokers without InitProducerId.
+    pub idempotence: bool,
+    /// Raw librdkafka options applied to consumer and producer last (escape hatch for SREs).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            group_id: "nbo-stream".into(),
+            client_id: "nbo-stream".into(),
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            // Large enough to amortise one Redis round trip and one produce flush over many events.
+            batch_max_events: 2000,
+            batch_linger: Duration::from_millis(20),
+            workers: 2,
+            queue_batches: 4,
+            compression: "lz4".into(),
+            idempotence: true,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// Topic names. Inputs must be co-partitioned (same partition count, keyed by customer id).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicSettings {
+    /// `TransactionEvent` input.
+    pub transactions: String,
+    /// `ClickstreamEvent` input.
+    pub clickstream: String,
+    /// `AppEvent` input.
+    pub app: String,
+    /// `SocialEvent` input.
+    pub social: String,
+    /// `FeedbackEvent` input.
+    pub feedback: String,
+    /// `PartnerEvent` input.
+    pub partner: String,
+    /// `CustomerProfile` input (compacted).
+    pub customer_profile: String,
+    /// `OfferResponse` input.
+    pub offer_responses: String,
+    /// `ErasureRequest` input.
+    pub erasure_requests: String,
+    /// Rule documents (compacted; used by hot reload).
+    pub rules: String,
+    /// `NextBestOffer` output.
+    pub offers: String,
+    /// `RiskAlert` output.
+    pub alerts: String,
+    /// `DecisionAudit` output.
+    pub decisions_audit: String,
+    /// `DeadLetter` output.
+    pub dead_letters: String,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            transactions: "bank.transactions.v1".into(),
+            clickstream: "bank.clickstream.v1".into(),
+            app: "bank.app.v1".into(),
+            social: "bank.social.v1".into(),
+            feedback: "bank.feedback.v1".into(),
+            partner: "bank.partner.v1".into(),
+            customer_profile: "bank.customer-profile.v1".into(),
+            offer_responses: "bank.offer-responses.v1".into(),
+            erasure_requests: "bank.erasure-requests.v1".into(),
+            rules: "bank.rules.v1".into(),
+            offers: "bank.offers.v1".into(),
+            alerts: "bank.alerts.v1".into(),
+            decisions_audit: "bank.decisions-audit.v1".into(),
+            dead_letters: "bank.dead-letters.v1".into(),
+        }
+    }
+}
+
+impl TopicSettings {
+    /// Input topic names in [`crate::event::EventKind::ALL`] order.
+    pub fn inputs(&self) -> [&str; 9] {
+        [
+            &self.transactions,
+            &self.clickstream,
+            &self.app,
+            &self.social,
+            &self.feedback,
+            &self.partner,
+            &self.customer_profile,
+            &self.offer_responses,
+            &self.erasure_requests,
+        ]
+    }
+
+    /// Every topic this program reads or writes.
+    pub fn all(&self) -> Vec<&str> {
+        let mut all = self.inputs().to_vec();
+        all.extend([
+            self.rules.as_str(),
+            &self.offers,
+            &self.alerts,
+            &self.decisions_audit,
+            &self.dead_letters,
+        ]);
+        all
+    }
+}
+
+/// Wire format of records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodecSettings {
+    /// Framing of input records unless overridden per topic: `confluent` or `plain`.
+    pub input_framing: Framing,
+    /// Per input topic name, a framing that differs from `input_framing`.
+    pub framing_overrides: BTreeMap<String, Framing>,
+    /// Framing of the outputs this program writes.
+    pub output_framing: Framing,
+    /// Schema Registry id of each record name (e.g. `TransactionEvent = 101`); unlisted records
+    /// use the ids in `src/codec/schemas.rs`. A record whose id differs is dead-lettered.
+    pub schema_ids: BTreeMap<String, u32>,
+    /// Largest accepted amount, minor units.
+    pub max_amount_minor: i64,
+    /// Longest accepted string field, bytes.
+    pub max_string_len: usize,
+}
+
+impl Default for CodecSettings {
+    fn default() -> Self {
+        let limits = crate::codec::Validation::default();
+        Self {
+            input_framing: Framing::Confluent,
+            framing_overrides: BTreeMap::new(),
+            output_framing: Framing::Confluent,
+            schema_ids: BTreeMap::new(),
+            max_amount_minor: limits.max_amount_minor,
+            max_string_len: limits.max_string_len,
+        }
+    }
+}
+
+/// Which state store backs the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// Redis (or Redis Cluster): durable, shared by all instances.
+    Redis,
+    /// In process (dashmap): for the demo and tests; lost on exit.
+    Memory,
+}
+
+/// Where per-customer state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// `redis` or `memory`.
+    pub backend: StateBackend,
+    /// Most customers kept in the in-process cache before clean entries are evicted.
+    pub cache_max_customers: usize,
+    /// Added to the longest feature window to give every Redis key's TTL.
+    #[serde(with = "humantime_serde")]
+    pub ttl_margin: Duration,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        Self {
+            backend: StateBackend::Redis,
+            cache_max_customers: 500_000,
+            ttl_margin: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Redis connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` or `rediss://` for TLS. For a cluster, any node.
+    pub url: String,
+    /// Use the Redis Cluster protocol.
+    pub cluster: bool,
+    /// ACL user name, if any.
+    pub username: Option<String>,
+    /// Password; set through `NBO_REDIS__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Timeout of one Redis round trip before it counts as failed and is retried.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The stateful operator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorSettings {
+    /// Rules fire only for events at most this much older than the newest event seen for the
+    /// customer; older events still update features.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Events further than this past the wall clock are dead-lettered.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// How long an offer stays valid (`expires_at - decided_at`).
+    #[serde(with = "humantime_serde")]
+    pub offer_validity: Duration,
+    /// Contact policy: most offers per customer per `contact_period`.
+    pub max_offers_per_period: u32,
+    /// Contact policy: the period of `max_offers_per_period`.
+    #[serde(with = "humantime_serde")]
+    pub contact_period: Duration,
+    /// No marketing offer within this long after a HIGH or CRITICAL alert.
+    #[serde(with = "humantime_serde")]
+    pub risk_quiet_period: Duration,
+    /// Percentage (0..=100) of customers held out of each offer rule as a control group.
+    pub control_group_percent: u8,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            allowed_lateness: Duration::from_secs(3600),
+            max_future_skew: Duration::from_secs(300),
+            offer_validity: Duration::from_secs(7 * 24 * 3600),
+            max_offers_per_period: 3,
+            contact_period: Duration::from_secs(30 * 24 * 3600),
+            risk_quiet_period: Duration::from_secs(7 * 24 * 3600),
+            // 5%: enough to measure uplift at bank scale without losing much revenue.
+            control_group_percent: 5,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Metrics/health endpoint and logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `nbo_stream=debug,rdkafka=warn`.
+    pub log_level: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            // 9464: the port OpenTelemetry's Prometheus exporter convention uses.
+            listen: "0.0.0.0:9464".into(),
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; says which field and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or did not fit the types.
+    #[error("configuration {source_name}: {message}")]
+    Load {
+        /// File path or "environment".
+        source_name: String,
+        /// What was wrong, naming the field.
+        message: String,
+    },
+    /// A field's value breaks a rule.
+    #[error("configuration field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted field path.
+        field: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `path` (TOML) if given, then `NBO_*` variables, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        let source_name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "environment".into());
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Load {
+                    source_name,
+                    message: "file not found; pass an existing TOML file (see deploy/config/)"
+                        .into(),
+                });
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("NBO")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings =
+            builder
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| ConfigError::Load {
+                    source_name: source_name.clone(),
+                    message: e.to_string(),
+                })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-field rules. Every refusal names the field and the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must list at least one host:port"));
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if k.batch_max_events == 0 || k.batch_max_events > 100_000 {
+            return Err(invalid(
+                "kafka.batch_max_events",
+                "must be within 1..=100000",
+            ));
+        }
+        if k.workers == 0 || k.workers > 256 {
+            return Err(invalid("kafka.workers", "must be within 1..=256"));
+        }
+        if k.queue_batches == 0 {
+            return Err(invalid("kafka.queue_batches", "must be at least 1"));
+        }
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
+            return Err(invalid(
+                "kafka.compression",
+                "must be one of none, gzip, snappy, lz4, zstd",
+            ));
+        }
+        if k.security_protocol.starts_with("sasl")
+            && (k.sasl_mechanism.is_none() || k.sasl_username.is_none())
+        {
+            return Err(invalid(
+                "kafka.sasl_mechanism",
+                "SASL needs sasl_mechanism and sasl_username",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for topic in self.topics.all() {
+            if topic.trim().is_empty() {
+                return Err(invalid("topics", "no topic name may be empty"));
+            }
+            if !seen.insert(topic) {
+                return Err(invalid("topics", format!("topic {topic} is named twice")));
+            }
+        }
+        for name in self.codec.framing_overrides.keys() {
+            if !self.topics.inputs().contains(&name.as_str()) {
+                return Err(invalid(
+                    "codec.framing_overrides",
+                    format!("{name} is not an input topic"),
+                ));
+            }
+        }
+        for record in self.codec.schema_ids.keys() {
+            if crate::codec::schemas::by_record(record).is_none() {
+                return Err(invalid(
+                    "codec.schema_ids",
+                    format!("{record} is not a record of the contract"),
+                ));
+            }
+        }
+        if self.codec.max_amount_minor <= 0 {
+            return Err(invalid("codec.max_amount_minor", "must be positive"));
+        }
+        if self.state.backend == StateBackend::Redis {
+            if !(self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"))
+            {
+                return Err(invalid(
+                    "redis.url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+            match &self.customer_key_secret {
+                Some(secret) if secret.expose().len() >= 16 => {}
+                _ => {
+                    return Err(invalid(
+                        "customer_key_secret",
+                        "set NBO_CUSTOMER_KEY_SECRET (at least 16 bytes) so Redis never holds raw customer ids",
+                    ))
+                }
+            }
+        }
+        if self.state.cache_max_customers == 0 {
+            return Err(invalid("state.cache_max_customers", "must be at least 1"));
+        }
+        let longest = crate::features::catalog::longest_window();
+        if self.operator.allowed_lateness > longest + self.state.ttl_margin {
+            return Err(invalid(
+                "operator.allowed_lateness",
+                "must not exceed the state TTL (longest window + state.ttl_margin)",
+            ));
+        }
+        if self.operator.max_offers_per_period == 0 {
+            return Err(invalid(
+                "operator.max_offers_per_period",
+                "must be at least 1",
+            ));
+        }
+        if self.operator.control_group_percent > 100 {
+            return Err(invalid(
+                "operator.control_group_percent",
+                "must be within 0..=100",
+            ));
+        }
+        if self
+            .telemetry
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(invalid(
+                "telemetry.listen",
+                "must be an address like 0.0.0.0:9464",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The codec options these settings describe.
+    pub fn codec_options(&self) -> crate::codec::CodecOptions {
+        let mut input_framing = [self.codec.input_framing; 9];
+        for (i, topic) in self.topics.inputs().iter().enumerate() {
+            if let Some(framing) = self.codec.framing_overrides.get(*topic) {
+                input_framing[i] = *framing;
+            }
+        }
+        crate::codec::CodecOptions {
+            input_framing,
+            output_framing: self.codec.output_framing,
+            schema_ids: self
+                .codec
+                .schema_ids
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            validation: crate::codec::Validation {
+                max_amount_minor: self.codec.max_amount_minor,
+                max_future_skew_ms: self.operator.max_future_skew.as_millis() as i64,
+                max_string_len: self.codec.max_string_len,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,459 @@
+//! Domain events: what the decoder produces and the operator consumes.
+//!
+//! Field names and enum symbols follow the Avro schemas in `avro_schemas/` exactly (the contract in
+//! DESIGN.md); serde derives map them one to one, so the codec needs no hand-written field mapping.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch (UTC), the unit of every `timestamp-millis` field.
+pub type EpochMillis = i64;
+
+macro_rules! avro_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $symbol:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[allow(missing_docs)]
+        pub enum $name { $(#[serde(rename = $symbol)] $variant),+ }
+
+        impl $name {
+            /// Every symbol, in schema order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The Avro enum symbol (UPPER_SNAKE), as written in the schema.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $symbol),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+avro_enum!(
+    /// Kind of a transaction; the direction of money follows from it.
+    TxnType { CardPayment = "CARD_PAYMENT", TransferIn = "TRANSFER_IN", TransferOut = "TRANSFER_OUT", Deposit = "DEPOSIT", Withdrawal = "WITHDRAWAL", Salary = "SALARY", LoanRepayment = "LOAN_REPAYMENT" }
+);
+avro_enum!(
+    /// How a transaction was paid.
+    PaymentMethod { CreditCard = "CREDIT_CARD", DebitCard = "DEBIT_CARD", Account = "ACCOUNT", Cash = "CASH", Wallet = "WALLET" }
+);
+avro_enum!(
+    /// Where a transaction was made.
+    TxnChannel { Pos = "POS", Online = "ONLINE", Atm = "ATM", Branch = "BRANCH", Mobile = "MOBILE" }
+);
+avro_enum!(
+    /// What a web visitor did.
+    ClickAction { PageView = "PAGE_VIEW", Click = "CLICK", FormStart = "FORM_START", FormSubmit = "FORM_SUBMIT", Search = "SEARCH" }
+);
+avro_enum!(
+    /// The bank's product families.
+    ProductCategory { Loan = "LOAN", Mortgage = "MORTGAGE", CreditCard = "CREDIT_CARD", Wealth = "WEALTH", Insurance = "INSURANCE", Savings = "SAVINGS", Other = "OTHER" }
+);
+avro_enum!(
+    /// Mobile-app platform.
+    AppPlatform { Ios = "IOS", Android = "ANDROID", Harmony = "HARMONY", Web = "WEB" }
+);
+avro_enum!(
+    /// What a mobile-app user did.
+    AppAction { ScreenView = "SCREEN_VIEW", Tap = "TAP", Login = "LOGIN", LoginFailed = "LOGIN_FAILED", ProductView = "PRODUCT_VIEW", ApplyStart = "APPLY_START" }
+);
+avro_enum!(
+    /// Kind of social-media interaction.
+    SocialInteraction { Post = "POST", Comment = "COMMENT", Like = "LIKE", Share = "SHARE", Mention = "MENTION" }
+);
+avro_enum!(
+    /// Channel a piece of feedback came through.
+    FeedbackChannel { Phone = "PHONE", Email = "EMAIL", Chat = "CHAT", Survey = "SURVEY", Branch = "BRANCH" }
+);
+avro_enum!(
+    /// Kind of feedback.
+    FeedbackKind { Complaint = "COMPLAINT", Praise = "PRAISE", Question = "QUESTION", SurveyResponse = "SURVEY_RESPONSE" }
+);
+avro_enum!(
+    /// Customer lifecycle stage from the CRM.
+    LifecycleStage { Prospect = "PROSPECT", New = "NEW", Growing = "GROWING", Mature = "MATURE", AtRisk = "AT_RISK", Dormant = "DORMANT" }
+);
+avro_enum!(
+    /// A channel the bank may contact the customer through.
+    ContactChannel { Email = "EMAIL", Sms = "SMS", Push = "PUSH", Call = "CALL", Branch = "BRANCH" }
+);
+avro_enum!(
+    /// What a customer did with an offer.
+    OfferResponseKind { Delivered = "DELIVERED", Clicked = "CLICKED", Accepted = "ACCEPTED", Declined = "DECLINED" }
+);
+avro_enum!(
+    /// Family of a risk alert.
+    AlertKind { Fraud = "FRAUD", CreditRisk = "CREDIT_RISK", ComplaintEscalation = "COMPLAINT_ESCALATION", Attrition = "ATTRITION" }
+);
+avro_enum!(
+    /// Severity of a risk alert.
+    Severity { Low = "LOW", Medium = "MEDIUM", High = "HIGH", Critical = "CRITICAL" }
+);
+avro_enum!(
+    /// Outcome of one decision, as recorded in the audit.
+    DecisionOutcome { Offered = "OFFERED", Alerted = "ALERTED", SuppressedNoConsent = "SUPPRESSED_NO_CONSENT", SuppressedContactPolicy = "SUPPRESSED_CONTACT_POLICY", SuppressedCooldown = "SUPPRESSED_COOLDOWN", SuppressedRisk = "SUPPRESSED_RISK", ControlGroup = "CONTROL_GROUP", Shadow = "SHADOW" }
+);
+
+/// A card or account transaction (`bank.transactions.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id (also the Kafka key).
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Account the transaction booked on.
+    pub account_id: String,
+    /// Kind of transaction.
+    pub txn_type: TxnType,
+    /// Amount in minor units, positive.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// How it was paid.
+    pub payment_method: PaymentMethod,
+    /// Merchant category, if a merchant was involved.
+    pub merchant_category: Option<String>,
+    /// Where it was made.
+    pub channel: TxnChannel,
+    /// ISO 3166 alpha-2 country.
+    pub country: String,
+    /// Balance after the transaction, minor units.
+    pub balance_after_minor: Option<i64>,
+}
+
+/// A web clickstream event (`bank.clickstream.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickstreamEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Web session.
+    pub session_id: String,
+    /// Page visited.
+    pub page_url: String,
+    /// What the visitor did.
+    pub action: ClickAction,
+    /// Product the page is about, if any.
+    pub product_category: Option<ProductCategory>,
+    /// Time on page.
+    pub dwell_ms: Option<i64>,
+}
+
+/// A mobile-app event (`bank.app.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Device identifier.
+    pub device_id: String,
+    /// Platform of the app.
+    pub platform: AppPlatform,
+    /// App version string.
+    pub app_version: String,
+    /// Screen name.
+    pub screen: String,
+    /// What the user did.
+    pub action: AppAction,
+    /// Product the screen is about, if any.
+    pub product_category: Option<ProductCategory>,
+    /// Latitude, if shared.
+    pub latitude: Option<f64>,
+    /// Longitude, if shared.
+    pub longitude: Option<f64>,
+}
+
+/// A social-media interaction (`bank.social.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocialEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Social network.
+    pub platform: String,
+    /// Kind of interaction.
+    pub interaction: SocialInteraction,
+    /// Sentiment in -1..1.
+    pub sentiment: f64,
+    /// Topic, if classified.
+    pub topic: Option<String>,
+    /// Whether the bank is mentioned.
+    pub mentions_bank: bool,
+}
+
+/// Customer feedback (`bank.feedback.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Channel it came through.
+    pub channel: FeedbackChannel,
+    /// Kind of feedback.
+    pub kind: FeedbackKind,
+    /// Product concerned, if any.
+    pub product_category: Option<ProductCategory>,
+    /// Satisfaction 1..5, if given.
+    pub satisfaction: Option<i32>,
+}
+
+/// Partner-reported spend (`bank.partner.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerEvent {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// Partner name.
+    pub partner: String,
+    /// Partner's category (e.g. TRAVEL, CAR).
+    pub category: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+}
+
+/// CRM profile, credit data and consent (`bank.customer-profile.v1`, compacted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When the CRM last changed it (UTC millis).
+    pub updated_at: EpochMillis,
+    /// Lifecycle stage.
+    pub lifecycle_stage: LifecycleStage,
+    /// Marketing segment.
+    pub segment: String,
+    /// Credit score, if known.
+    pub credit_score: Option<i32>,
+    /// Customer agreed to marketing contact.
+    pub consent_marketing: bool,
+    /// Customer agreed to profiling.
+    pub consent_profiling: bool,
+    /// Channels the customer permits.
+    pub contact_channels: Vec<ContactChannel>,
+}
+
+/// Feedback from marketing about an offer (`bank.offer-responses.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferResponse {
+    /// Unique id set by the producing system.
+    pub event_id: String,
+    /// Bank customer id.
+    pub customer_id: String,
+    /// When it happened (UTC millis).
+    pub event_time: EpochMillis,
+    /// The offer responded to.
+    pub offer_id: String,
+    /// The response.
+    pub response: OfferResponseKind,
+}
+
+/// A right-to-erasure request (`bank.erasure-requests.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureRequest {
+    /// Request id.
+    pub request_id: String,
+    /// Customer to erase.
+    pub customer_id: String,
+    /// When it was requested (UTC millis).
+    pub requested_at: EpochMillis,
+}
+
+/// Every input record, as the operator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// From `bank.transactions.v1`.
+    Transaction(TransactionEvent),
+    /// From `bank.clickstream.v1`.
+    Clickstream(ClickstreamEvent),
+    /// From `bank.app.v1`.
+    App(AppEvent),
+    /// From `bank.social.v1`.
+    Social(SocialEvent),
+    /// From `bank.feedback.v1`.
+    Feedback(FeedbackEvent),
+    /// From `bank.partner.v1`.
+    Partner(PartnerEvent),
+    /// From `bank.customer-profile.v1`.
+    Profile(CustomerProfile),
+    /// From `bank.offer-responses.v1`.
+    OfferResponse(OfferResponse),
+    /// From `bank.erasure-requests.v1`.
+    Erasure(ErasureRequest),
+}
+
+/// The record type of an input event; also what a rule or feature names as its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventKind {
+    /// `TransactionEvent`.
+    Transaction,
+    /// `ClickstreamEvent`.
+    Clickstream,
+    /// `AppEvent`.
+    App,
+    /// `SocialEvent`.
+    Social,
+    /// `FeedbackEvent`.
+    Feedback,
+    /// `PartnerEvent`.
+    Partner,
+    /// `CustomerProfile`.
+    Profile,
+    /// `OfferResponse`.
+    OfferResponse,
+    /// `ErasureRequest`.
+    Erasure,
+}
+
+impl EventKind {
+    /// Every kind, in the order of the input topics.
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Transaction,
+        EventKind::Clickstream,
+        EventKind::App,
+        EventKind::Social,
+        EventKind::Feedback,
+        EventKind::Partner,
+        EventKind::Profile,
+        EventKind::OfferResponse,
+        EventKind::Erasure,
+    ];
+
+    /// The Avro record name.
+    pub fn record_name(self) -> &'static str {
+        match self {
+            EventKind::Transaction => "TransactionEvent",
+            EventKind::Clickstream => "ClickstreamEvent",
+            EventKind::App => "AppEvent",
+            EventKind::Social => "SocialEvent",
+            EventKind::Feedback => "FeedbackEvent",
+            EventKind::Partner => "PartnerEvent",
+            EventKind::Profile => "CustomerProfile",
+            EventKind::OfferResponse => "OfferResponse",
+            EventKind::Erasure => "ErasureRequest",
+        }
+    }
+
+    /// The default topic this record arrives on.
+    pub fn default_topic(self) -> &'static str {
+        match self {
+            EventKind::Transaction => "bank.transactions.v1",
+            EventKind::Clickstream => "bank.clickstream.v1",
+            EventKind::App => "bank.app.v1",
+            EventKind::Social => "bank.social.v1",
+            EventKind::Feedback => "bank.feedback.v1",
+            EventKind::Partner => "bank.partner.v1",
+            EventKind::Profile => "bank.customer-profile.v1",
+            EventKind::OfferResponse => "bank.offer-responses.v1",
+            EventKind::Erasure => "bank.erasure-requests.v1",
+        }
+    }
+
+    /// Position in [`EventKind::ALL`]; used to index per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Event {
+    /// The record type.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Transaction(_) => EventKind::Transaction,
+            Event::Clickstream(_) => EventKind::Clickstream,
+            Event::App(_) => EventKind::App,
+            Event::Social(_) => EventKind::Social,
+            Event::Feedback(_) => EventKind::Feedback,
+            Event::Partner(_) => EventKind::Partner,
+            Event::Profile(_) => EventKind::Profile,
+            Event::OfferResponse(_) => EventKind::OfferResponse,
+            Event::Erasure(_) => EventKind::Erasure,
+        }
+    }
+
+    /// The customer the event belongs to.
+    pub fn customer_id(&self) -> &str {
+        match self {
+            Event::Transaction(e) => &e.customer_id,
+            Event::Clickstream(e) => &e.customer_id,
+            Event::App(e) => &e.customer_id,
+            Event::Social(e) => &e.customer_id,
+            Event::Feedback(e) => &e.customer_id,
+            Event::Partner(e) => &e.customer_id,
+            Event::Profile(e) => &e.customer_id,
+            Event::OfferResponse(e) => &e.customer_id,
+            Event::Erasure(e) => &e.customer_id,
+        }
+    }
+
+    /// Event time (for profiles `updated_at`, for erasures `requested_at`).
+    pub fn event_time(&self) -> EpochMillis {
+        match self {
+            Event::Transaction(e) => e.event_time,
+            Event::Clickstream(e) => e.event_time,
+            Event::App(e) => e.event_time,
+            Event::Social(e) => e.event_time,
+            Event::Feedback(e) => e.event_time,
+            Event::Partner(e) => e.event_time,
+            Event::Profile(e) => e.updated_at,
+            Event::OfferResponse(e) => e.event_time,
+            Event::Erasure(e) => e.requested_at,
+        }
+    }
+
+    /// A stable id of the event (for profiles and erasures one is derived from their fields).
+    pub fn event_id(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match self {
+            Event::Transaction(e) => Cow::Borrowed(&e.event_id),
+            Event::Clickstream(e) => Cow::Borrowed(&e.event_id),
+            Event::App(e) => Cow::Borrowed(&e.event_id),
+            Event::Social(e) => Cow::Borrowed(&e.event_id),
+            Event::Feedback(e) => Cow::Borrowed(&e.event_id),
+            Event::Partner(e) => Cow::Borrowed(&e.event_id),
+            Event::OfferResponse(e) => Cow::Borrowed(&e.event_id),
+            Event::Profile(e) => Cow::Owned(format!("profile:{}:{}", e.customer_id, e.updated_at)),
+            Event::Erasure(e) => Cow::Borrowed(&e.request_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_symbols_are_upper_snake_as_in_the_schemas() {
+        assert_eq!(TxnType::CardPayment.as_str(), "CARD_PAYMENT");
+        assert_eq!(AppAction::LoginFailed.as_str(), "LOGIN_FAILED");
+        assert_eq!(
+            DecisionOutcome::SuppressedNoConsent.as_str(),
+            "SUPPRESSED_NO_CONSENT"
+        );
+        assert_eq!(Severity::Critical.to_string(), "CRITICAL");
+        let json = serde_json::to_string(&LifecycleStage::AtRisk).unwrap();
+        assert_eq!(json, "\"AT_RISK\"");
+    }
+}

@@ -1,0 +1,247 @@
+//! `nbo-stream generate`: synthetic bank customers producing Avro to every input topic at a steady
+//! rate, with a progress bar and a closing summary. Also the load generator for benchmarks: it
+//! encodes with the pipeline's own codec and produces with a threaded, batching producer.
+
+pub mod personas;
+
+use crate::codec::{Codec, Framing};
+use crate::config::TopicSettings;
+use crate::event::Event;
+use crate::telemetry::metrics;
+use indicatif::{ProgressBar, ProgressStyle};
+use personas::EventFactory;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// When to stop.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// After this many records.
+    Events(u64),
+    /// After this long.
+    Duration(Duration),
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GeneratorOptions {
+    /// Number of customers.
+    pub customers: u32,
+    /// Records per second; 0 = as fast as the broker takes them.
+    pub rate: u64,
+    /// When to stop.
+    pub limit: Limit,
+    /// Random seed: the same seed and start give the same records.
+    pub seed: u64,
+    /// Simulated time of the first event (ms since epoch).
+    pub start_ms: i64,
+    /// Fraction of records replaced by malformed bytes (dead-letter exercise).
+    pub malformed_rate: f64,
+    /// Framing of the records written.
+    pub framing: Framing,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What was produced.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateSummary {
+    /// Records acknowledged per topic.
+    pub by_topic: BTreeMap<String, u64>,
+    /// Records sent (acknowledged or not).
+    pub sent: u64,
+    /// Malformed records among them.
+    pub malformed: u64,
+    /// Records the broker did not acknowledge.
+    pub failed: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for GenerateSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "generated {} records in {:.1}s ({:.0}/s), {} malformed, {} failed",
+            self.sent,
+            secs,
+            self.sent as f64 / secs,
+            self.malformed,
+            self.failed
+        )?;
+        for (topic, n) in &self.by_topic {
+            writeln!(f, "  {topic:<28} {n:>10}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Generator failure.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// The producer could not be created.
+    #[error("kafka producer: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A record could not be encoded (a defect).
+    #[error(transparent)]
+    Encode(#[from] crate::codec::EncodeError),
+}
+
+struct Counting {
+    acked: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.acked.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+fn record_name(event: &Event) -> &'static str {
+    event.kind().record_name()
+}
+
+fn encode(
+    codec: &Codec,
+    event: &Event,
+    framing: Framing,
+) -> Result<Vec<u8>, crate::codec::EncodeError> {
+    let name = record_name(event);
+    match event {
+        Event::Transaction(e) => codec.encode_framed(name, e, framing),
+        Event::Clickstream(e) => codec.encode_framed(name, e, framing),
+        Event::App(e) => codec.encode_framed(name, e, framing),
+        Event::Social(e) => codec.encode_framed(name, e, framing),
+        Event::Feedback(e) => codec.encode_framed(name, e, framing),
+        Event::Partner(e) => codec.encode_framed(name, e, framing),
+        Event::Profile(e) => codec.encode_framed(name, e, framing),
+        Event::OfferResponse(e) => codec.encode_framed(name, e, framing),
+        Event::Erasure(e) => codec.encode_framed(name, e, framing),
+    }
+}
+
+/// Encodes one event as the generator writes it (also used by tests and benches).
+pub fn encode_event(
+    codec: &Codec,
+    event: &Event,
+    framing: Framing,
+) -> Result<Vec<u8>, crate::codec::EncodeError> {
+    encode(codec, event, framing)
+}
+
+/// Produces the configured stream. Blocking: run it on a blocking thread. `stop` ends it early.
+pub fn generate(
+    client: &ClientConfig,
+    topics: &TopicSettings,
+    codec: &Codec,
+    options: &GeneratorOptions,
+    stop: &AtomicBool,
+) -> Result<GenerateSummary, GenerateError> {
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut config = client.clone();
+    config
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("compression.type", "lz4");
+    let producer: ThreadedProducer<Counting> = config.create_with_context(Counting {
+        acked: acked.clone(),
+        failed: failed.clone(),
+    })?;
+    let inputs = topics.inputs();
+    let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms);
+    let bar = progress_bar(options);
+    let started = Instant::now();
+    let mut summary = GenerateSummary::default();
+    let mut sent_by_topic = [0u64; 9];
+    let m = metrics();
+    loop {
+        let done = match options.limit {
+            Limit::Events(n) => summary.sent >= n,
+            Limit::Duration(d) => started.elapsed() >= d,
+        };
+        if done || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if options.rate > 0 {
+            // Steady rate: never ahead of `rate` records per elapsed second.
+            let due = (started.elapsed().as_secs_f64() * options.rate as f64) as u64;
+            if summary.sent >= due {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        }
+        let event = factory.next_event();
+        let kind = event.kind();
+        let mut payload = encode(codec, &event, options.framing)?;
+        if factory.chance(options.malformed_rate) {
+            payload = factory.malformed(&payload);
+            summary.malformed += 1;
+        }
+        let topic = inputs[kind.index()];
+        let key = event.customer_id().as_bytes().to_vec();
+        loop {
+            match producer.send(BaseRecord::to(topic).key(&key).payload(&payload)) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        summary.sent += 1;
+        sent_by_topic[kind.index()] += 1;
+        if summary.sent % 1024 == 0 {
+            bar.set_position(match options.limit {
+                Limit::Events(_) => summary.sent,
+                Limit::Duration(_) => started.elapsed().as_secs(),
+            });
+        }
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(60)) {
+        tracing::warn!(error = %e, "generator flush did not complete");
+    }
+    bar.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    summary.failed = failed.load(Ordering::Relaxed);
+    for (i, n) in sent_by_topic.iter().enumerate().filter(|(_, n)| **n > 0) {
+        summary.by_topic.insert(inputs[i].to_string(), *n);
+        m.generated_events
+            .with_label_values(&[inputs[i]])
+            .inc_by(*n);
+    }
+    Ok(summary)
+}
+
+fn progress_bar(options: &GeneratorOptions) -> ProgressBar {
+    if !options.progress {
+        return ProgressBar::hidden();
+    }
+    let (len, template) = match options.limit {
+        Limit::Events(n) => (
+            n,
+            "generate [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+        ),
+        Limit::Duration(d) => (d.as_secs(), "generate [{bar:40}] {pos}/{len} s"),
+    };
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

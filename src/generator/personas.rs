@@ -1,0 +1,468 @@
+//! Synthetic bank customers in personas, and the events each persona produces. Deterministic: the
+//! same seed and start time give the same customers and the same event stream.
+
+use crate::event::*;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+
+/// How a synthetic customer behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persona {
+    /// Spends a lot by debit card, has no credit card: credit-card offer material.
+    CardHeavySpender,
+    /// Large deposits and balance: wealth products.
+    HighSaver,
+    /// Keeps reading loan pages and screens: personal loan.
+    LoanShopper,
+    /// Complains and posts negative social posts.
+    Unhappy,
+    /// Card compromised: bursts of foreign card payments and failed logins.
+    FraudVictim,
+    /// Rarely does anything.
+    Dormant,
+    /// A bit of everything.
+    Ordinary,
+}
+
+impl Persona {
+    fn pick(rng: &mut ChaCha8Rng) -> Self {
+        match rng.random_range(0..100) {
+            0..20 => Persona::CardHeavySpender,
+            20..35 => Persona::HighSaver,
+            35..50 => Persona::LoanShopper,
+            50..60 => Persona::Unhappy,
+            60..65 => Persona::FraudVictim,
+            65..75 => Persona::Dormant,
+            _ => Persona::Ordinary,
+        }
+    }
+
+    /// Relative chance of being picked for the next session (dormant customers rarely act).
+    fn activity(self) -> u32 {
+        match self {
+            Persona::Dormant => 1,
+            Persona::FraudVictim => 4,
+            _ => 10,
+        }
+    }
+}
+
+/// One synthetic customer.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    /// Customer id (`C0000042`).
+    pub id: String,
+    /// Behaviour.
+    pub persona: Persona,
+    /// Home country.
+    pub home: &'static str,
+    /// Credit score.
+    pub credit_score: i32,
+    /// Marketing consent.
+    pub consent_marketing: bool,
+    /// Running balance, minor units.
+    balance: i64,
+    seq: u64,
+}
+
+const COUNTRIES: &[&str] = &[
+    "GB", "DE", "FR", "ES", "IT", "NL", "US", "BR", "TH", "NG", "AE", "PL",
+];
+const CATEGORIES: &[&str] = &[
+    "GROCERY",
+    "FUEL",
+    "RESTAURANT",
+    "TRAVEL",
+    "ELECTRONICS",
+    "FASHION",
+    "PHARMACY",
+];
+
+/// Produces the event stream: profiles first, then sessions of events per customer.
+pub struct EventFactory {
+    rng: ChaCha8Rng,
+    customers: Vec<Customer>,
+    weights: Vec<u32>,
+    total_weight: u32,
+    clock_ms: i64,
+    queue: VecDeque<Event>,
+    profiles_left: usize,
+}
+
+impl EventFactory {
+    /// A factory for `n` customers, seeded, with simulated time starting at `start_ms`.
+    pub fn new(n: u32, seed: u64, start_ms: i64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let customers: Vec<Customer> = (0..n.max(1))
+            .map(|i| {
+                let persona = Persona::pick(&mut rng);
+                Customer {
+                    id: format!("C{i:07}"),
+                    persona,
+                    home: ["GB", "DE", "FR", "ES", "NL"][rng.random_range(0..5)],
+                    credit_score: rng.random_range(480..850),
+                    consent_marketing: rng.random_bool(0.8),
+                    balance: match persona {
+                        Persona::HighSaver => rng.random_range(2_000_000..8_000_000),
+                        _ => rng.random_range(10_000..800_000),
+                    },
+                    seq: 0,
+                }
+            })
+            .collect();
+        let weights: Vec<u32> = customers.iter().map(|c| c.persona.activity()).collect();
+        let total_weight = weights.iter().sum();
+        let profiles_left = customers.len();
+        Self {
+            rng,
+            customers,
+            weights,
+            total_weight,
+            clock_ms: start_ms,
+            queue: VecDeque::new(),
+            profiles_left,
+        }
+    }
+
+    /// The customers, for summaries and tests.
+    pub fn customers(&self) -> &[Customer] {
+        &self.customers
+    }
+
+    /// The next event of the stream.
+    pub fn next_event(&mut self) -> Event {
+        if self.profiles_left > 0 {
+            let i = self.customers.len() - self.profiles_left;
+            self.profiles_left -= 1;
+            return self.profile(i);
+        }
+        loop {
+            if let Some(e) = self.queue.pop_front() {
+                return e;
+            }
+            self.session();
+        }
+    }
+
+    fn pick_customer(&mut self) -> usize {
+        let mut ticket = self.rng.random_range(0..self.total_weight);
+        for (i, w) in self.weights.iter().enumerate() {
+            if ticket < *w {
+                return i;
+            }
+            ticket -= w;
+        }
+        0
+    }
+
+    fn profile(&mut self, i: usize) -> Event {
+        let c = &self.customers[i];
+        let stage = match c.persona {
+            Persona::Dormant => LifecycleStage::Dormant,
+            Persona::Unhappy => LifecycleStage::AtRisk,
+            Persona::HighSaver => LifecycleStage::Mature,
+            _ => [
+                LifecycleStage::New,
+                LifecycleStage::Growing,
+                LifecycleStage::Mature,
+            ][i % 3],
+        };
+        let mut channels = vec![ContactChannel::Email, ContactChannel::Push];
+        if i % 3 == 0 {
+            channels.push(ContactChannel::Sms);
+        }
+        if c.persona == Persona::HighSaver {
+            channels.push(ContactChannel::Call);
+        }
+        Event::Profile(CustomerProfile {
+            customer_id: c.id.clone(),
+            updated_at: self.clock_ms - 86_400_000,
+            lifecycle_stage: stage,
+            segment: if c.persona == Persona::HighSaver {
+                "AFFLUENT".into()
+            } else {
+                "MASS".into()
+            },
+            credit_score: Some(c.credit_score),
+            consent_marketing: c.consent_marketing,
+            consent_profiling: true,
+            contact_channels: channels,
+        })
+    }
+
+    fn next_id(&mut self, i: usize) -> String {
+        let c = &mut self.customers[i];
+        c.seq += 1;
+        format!("{}-{:06}", c.id, c.seq)
+    }
+
+    /// Appends one session of events for one customer, advancing simulated time.
+    fn session(&mut self) {
+        let i = self.pick_customer();
+        self.clock_ms += self.rng.random_range(5..60);
+        let t0 = self.clock_ms;
+        let persona = self.customers[i].persona;
+        let home = self.customers[i].home;
+        match persona {
+            Persona::CardHeavySpender => {
+                let n = self.rng.random_range(1..4);
+                for k in 0..n {
+                    let amount = self.rng.random_range(4_000..40_000);
+                    self.txn(
+                        i,
+                        t0 + k * 60_000,
+                        TxnType::CardPayment,
+                        PaymentMethod::DebitCard,
+                        amount,
+                        home,
+                    );
+                }
+            }
+            Persona::HighSaver => {
+                let amount = self.rng.random_range(300_000..1_500_000);
+                self.txn(
+                    i,
+                    t0,
+                    TxnType::Deposit,
+                    PaymentMethod::Account,
+                    amount,
+                    home,
+                );
+                if self.rng.random_bool(0.3) {
+                    self.click(i, t0 + 20_000, ProductCategory::Wealth);
+                }
+            }
+            Persona::LoanShopper => {
+                let n = self.rng.random_range(1..4);
+                for k in 0..n {
+                    if self.rng.random_bool(0.5) {
+                        self.click(i, t0 + k * 30_000, ProductCategory::Loan);
+                    } else {
+                        self.app(
+                            i,
+                            t0 + k * 30_000,
+                            AppAction::ProductView,
+                            Some(ProductCategory::Loan),
+                        );
+                    }
+                }
+                let amount = self.rng.random_range(1_000..8_000);
+                self.txn(
+                    i,
+                    t0 + 200_000,
+                    TxnType::CardPayment,
+                    PaymentMethod::DebitCard,
+                    amount,
+                    home,
+                );
+            }
+            Persona::Unhappy => {
+                if self.rng.random_bool(0.6) {
+                    self.feedback(i, t0, FeedbackKind::Complaint);
+                }
+                let sentiment = -0.9 + self.rng.random_range(0.0..0.5);
+                self.social(i, t0 + 10_000, sentiment);
+            }
+            Persona::FraudVictim => {
+                if self.rng.random_bool(0.5) {
+                    for k in 0..3 {
+                        self.app(i, t0 + k * 5_000, AppAction::LoginFailed, None);
+                    }
+                }
+                for k in 0..10 {
+                    let country = *COUNTRIES.choose(&mut self.rng).unwrap_or(&"US");
+                    let amount = self.rng.random_range(5_000..90_000);
+                    self.txn(
+                        i,
+                        t0 + 20_000 + k * 90_000,
+                        TxnType::CardPayment,
+                        PaymentMethod::DebitCard,
+                        amount,
+                        country,
+                    );
+                }
+            }
+            Persona::Dormant => {
+                self.app(i, t0, AppAction::Login, None);
+            }
+            Persona::Ordinary => match self.rng.random_range(0..6) {
+                0 | 1 => {
+                    let amount = self.rng.random_range(500..9_000);
+                    let method = if self.rng.random_bool(0.5) {
+                        PaymentMethod::CreditCard
+                    } else {
+                        PaymentMethod::DebitCard
+                    };
+                    self.txn(i, t0, TxnType::CardPayment, method, amount, home);
+                }
+                2 => self.txn(
+                    i,
+                    t0,
+                    TxnType::Salary,
+                    PaymentMethod::Account,
+                    300_000,
+                    home,
+                ),
+                3 => self.app(i, t0, AppAction::ScreenView, None),
+                4 => self.partner(i, t0),
+                _ => self.feedback(i, t0, FeedbackKind::Praise),
+            },
+        }
+    }
+
+    fn txn(
+        &mut self,
+        i: usize,
+        t: i64,
+        txn_type: TxnType,
+        payment_method: PaymentMethod,
+        amount: i64,
+        country: &str,
+    ) {
+        let event_id = self.next_id(i);
+        let c = &mut self.customers[i];
+        let inflow = matches!(
+            txn_type,
+            TxnType::Deposit | TxnType::Salary | TxnType::TransferIn
+        );
+        c.balance += if inflow { amount } else { -amount };
+        let merchant = (txn_type == TxnType::CardPayment)
+            .then(|| CATEGORIES[(c.seq as usize) % CATEGORIES.len()].to_string());
+        let e = TransactionEvent {
+            event_id,
+            customer_id: c.id.clone(),
+            event_time: t,
+            account_id: format!("A{}", &c.id[1..]),
+            txn_type,
+            amount_minor: amount,
+            currency: "EUR".into(),
+            payment_method,
+            merchant_category: merchant,
+            channel: if txn_type == TxnType::CardPayment {
+                TxnChannel::Pos
+            } else {
+                TxnChannel::Online
+            },
+            country: country.into(),
+            balance_after_minor: Some(c.balance),
+        };
+        self.queue.push_back(Event::Transaction(e));
+    }
+
+    fn click(&mut self, i: usize, t: i64, category: ProductCategory) {
+        let event_id = self.next_id(i);
+        let c = &self.customers[i];
+        let dwell = self.rng.random_range(2_000..90_000);
+        self.queue.push_back(Event::Clickstream(ClickstreamEvent {
+            event_id,
+            customer_id: c.id.clone(),
+            event_time: t,
+            session_id: format!("S{}-{}", &c.id[1..], t / 3_600_000),
+            page_url: format!("/products/{}", category.as_str().to_ascii_lowercase()),
+            action: ClickAction::PageView,
+            product_category: Some(category),
+            dwell_ms: Some(dwell),
+        }));
+    }
+
+    fn app(&mut self, i: usize, t: i64, action: AppAction, category: Option<ProductCategory>) {
+        let event_id = self.next_id(i);
+        let c = &self.customers[i];
+        self.queue.push_back(Event::App(AppEvent {
+            event_id,
+            customer_id: c.id.clone(),
+            event_time: t,
+            device_id: format!("D{}", &c.id[1..]),
+            platform: if i % 2 == 0 {
+                AppPlatform::Ios
+            } else {
+                AppPlatform::Android
+            },
+            app_version: "7.4.1".into(),
+            screen: category
+                .map(|c| c.as_str().to_ascii_lowercase())
+                .unwrap_or_else(|| "home".into()),
+            action,
+            product_category: category,
+            latitude: None,
+            longitude: None,
+        }));
+    }
+
+    fn feedback(&mut self, i: usize, t: i64, kind: FeedbackKind) {
+        let event_id = self.next_id(i);
+        let satisfaction = if kind == FeedbackKind::Complaint {
+            1
+        } else {
+            5
+        };
+        self.queue.push_back(Event::Feedback(FeedbackEvent {
+            event_id,
+            customer_id: self.customers[i].id.clone(),
+            event_time: t,
+            channel: FeedbackChannel::Chat,
+            kind,
+            product_category: None,
+            satisfaction: Some(satisfaction),
+        }));
+    }
+
+    fn social(&mut self, i: usize, t: i64, sentiment: f64) {
+        let event_id = self.next_id(i);
+        self.queue.push_back(Event::Social(SocialEvent {
+            event_id,
+            customer_id: self.customers[i].id.clone(),
+            event_time: t,
+            platform: "x".into(),
+            interaction: SocialInteraction::Post,
+            sentiment: sentiment.clamp(-1.0, 1.0),
+            topic: Some("service".into()),
+            mentions_bank: true,
+        }));
+    }
+
+    fn partner(&mut self, i: usize, t: i64) {
+        let event_id = self.next_id(i);
+        let amount = self.rng.random_range(2_000..60_000);
+        let category = ["TRAVEL", "CAR", "ELECTRONICS"][self.rng.random_range(0..3)];
+        self.queue.push_back(Event::Partner(PartnerEvent {
+            event_id,
+            customer_id: self.customers[i].id.clone(),
+            event_time: t,
+            partner: "shop-partner".into(),
+            category: category.into(),
+            amount_minor: amount,
+            currency: "EUR".into(),
+        }));
+    }
+
+    /// A malformed record for dead-letter exercises: bad magic byte, unknown schema id, truncated
+    /// body or random bytes.
+    pub fn malformed(&mut self, valid: &[u8]) -> Vec<u8> {
+        match self.rng.random_range(0..4) {
+            0 => {
+                let mut v = valid.to_vec();
+                v[0] = 7;
+                v
+            }
+            1 => {
+                let mut v = valid.to_vec();
+                if v.len() >= 5 {
+                    v[1..5].copy_from_slice(&9999u32.to_be_bytes());
+                }
+                v
+            }
+            2 => valid[..valid.len().min(5 + valid.len() / 3)].to_vec(),
+            _ => (0..self.rng.random_range(1..64))
+                .map(|_| self.rng.random())
+                .collect(),
+        }
+    }
+
+    /// A fraction test against the generator's random stream (keeps malformed picks deterministic).
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random_bool(p.min(1.0))
+    }
+}

@@ -1,0 +1,39 @@
+//! # nbo-stream
+//!
+//! A real-time customer-event processor for a retail bank: it reads every channel from Kafka, keeps
+//! per-customer windowed features, and turns them into next-best offers, risk alerts and an audit
+//! of every decision. The contract (topics, fields, keys, CLI) is DESIGN.md.
+//!
+//! ## Layout: the data path, in order
+//!
+//! ```text
+//!  source    source::consumer   one consumer group (range assignor), per-partition order,
+//!                               bounded per-worker queues of batches
+//!  decode    codec              Confluent/plain Avro → event::Event; bad bytes → dead letters
+//!  operator  worker → operator  per customer: replay check, privacy gate, profile,
+//!                               features (features::tiles), rules, decision (policy, consent)
+//!  state     state              StateStore: redis::RedisStore | memory::MemoryStore, one round
+//!                               trip per batch
+//!  sinks     sink               offers, alerts, audit, dead letters; offsets stored after the
+//!                               batch's records are acknowledged
+//! ```
+//!
+//! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` only parses the CLI.
+
+pub mod codec;
+pub mod config;
+pub mod decision;
+pub mod demo;
+pub mod event;
+pub mod features;
+pub mod generator;
+pub mod operator;
+pub mod output;
+pub mod pipeline;
+pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod state;
+pub mod telemetry;
+pub mod topics;
+pub mod worker;

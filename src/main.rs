@@ -1,0 +1,346 @@
+//! The `nbo-stream` command line: parses arguments, loads configuration, starts telemetry and
+//! calls into the library. Nothing else lives here.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use nbo_stream::config::{Settings, StateBackend, TelemetrySettings};
+use nbo_stream::{codec, demo, generator, pipeline, source, state, telemetry, topics};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "nbo-stream",
+    version,
+    about = "Real-time customer events → windowed features → next-best offers and risk alerts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline against real Kafka and Redis.
+    Run {
+        /// TOML configuration (see deploy/config/); NBO_* variables override it.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The whole system in one process with nothing installed: embedded mock broker, in-memory
+    /// state, built-in generator. The mock broker stalls past ~57,000 records per partition, so
+    /// --events is capped at 400,000; use `run` with a real broker for more.
+    Demo {
+        /// Records to generate (1..=400000).
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Synthetic customers.
+        #[arg(long, default_value_t = 2_000)]
+        customers: u32,
+        /// Random seed (same seed, same customers and events).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// Address for /metrics, /healthz, /readyz while the demo runs.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+        /// Fraction of records replaced by malformed bytes, to show dead letters.
+        #[arg(long, default_value_t = 0.002)]
+        malformed_rate: f64,
+    },
+    /// Produce synthetic bank-customer events (Avro) to every input topic.
+    Generate {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Synthetic customers.
+        #[arg(long, default_value_t = 10_000)]
+        customers: u32,
+        /// Records per second (0 = as fast as the broker takes them).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Stop after this long (e.g. 60s, 10m).
+        #[arg(long, conflicts_with = "events", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Stop after this many records.
+        #[arg(long)]
+        events: Option<u64>,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Simulated time of the first event, ms since epoch (default: 6 hours ago). Fix it to
+        /// reproduce a stream exactly.
+        #[arg(long)]
+        start_ms: Option<i64>,
+        /// Fraction of records replaced by malformed bytes.
+        #[arg(long, default_value_t = 0.0)]
+        malformed_rate: f64,
+        /// Optional config file for topic names and Kafka security settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Topic administration.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Feature inspection.
+    Features {
+        #[command(subcommand)]
+        command: FeaturesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create the missing topics from the specs; leave existing ones alone.
+    Create {
+        /// Configuration (brokers, security, topic names).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Folder of topic specs (default: the specs built into the binary, same as topics/).
+        #[arg(long)]
+        specs: Option<PathBuf>,
+        /// Override every spec's partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeaturesCommand {
+    /// Print a customer's current features from Redis.
+    Show {
+        /// Customer id (hashed with NBO_CUSTOMER_KEY_SECRET to find the key).
+        customer_id: String,
+        /// Configuration (Redis connection).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            let settings = Settings::load(Some(&config))?;
+            telemetry::init_logs(&settings.telemetry);
+            let store: Arc<dyn state::StateStore> = match settings.state.backend {
+                StateBackend::Redis => Arc::new(
+                    state::redis::RedisStore::connect(&settings.redis)
+                        .await
+                        .with_context(|| {
+                            format!("connecting to Redis at {}", settings.redis.url)
+                        })?,
+                ),
+                StateBackend::Memory => Arc::new(state::memory::MemoryStore::new()),
+            };
+            let health = telemetry::http::Health::default();
+            let addr = telemetry::http::serve(&settings.telemetry.listen, health.clone())
+                .await
+                .with_context(|| {
+                    format!("binding telemetry.listen {}", settings.telemetry.listen)
+                })?;
+            tracing::info!(%addr, "metrics endpoint up");
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                // First signal: drain and exit 0. Second signal: exit at once.
+                shutdown_signal().await;
+                tracing::info!("shutdown requested: draining (a second signal exits at once)");
+                let _ = stop_tx.send(true);
+                shutdown_signal().await;
+                tracing::warn!("second signal: exiting without draining");
+                std::process::exit(130);
+            });
+            let deps = pipeline::Dependencies {
+                store,
+                health,
+                progress: Arc::default(),
+            };
+            pipeline::run(&settings, deps, stop_rx).await?;
+            tracing::info!("stopped cleanly");
+        }
+        Command::Demo {
+            events,
+            customers,
+            seed,
+            partitions,
+            listen,
+            malformed_rate,
+        } => {
+            telemetry::init_logs(&TelemetrySettings {
+                log_level: "warn".into(),
+                ..TelemetrySettings::default()
+            });
+            let options = demo::DemoOptions {
+                events,
+                customers,
+                seed,
+                partitions,
+                listen,
+                malformed_rate,
+                progress: true,
+            };
+            let report = demo::run(&options).await?;
+            println!("{report}");
+            if report.offers == 0 || report.alerts == 0 || report.metrics_bytes.is_none() {
+                bail!(
+                    "demo incomplete: offers {}, alerts {}, /metrics answered: {}",
+                    report.offers,
+                    report.alerts,
+                    report.metrics_bytes.is_some()
+                );
+            }
+        }
+        Command::Generate {
+            brokers,
+            customers,
+            rate,
+            duration,
+            events,
+            seed,
+            start_ms,
+            malformed_rate,
+            config,
+        } => {
+            let mut settings = match config {
+                Some(path) => Settings::load(Some(&path))?,
+                None => Settings::default(),
+            };
+            telemetry::init_logs(&settings.telemetry);
+            settings.kafka.brokers = brokers;
+            let limit = match (duration, events) {
+                (Some(d), _) => generator::Limit::Duration(d),
+                (None, Some(n)) => generator::Limit::Events(n),
+                (None, None) => bail!("give --duration (e.g. 60s) or --events (e.g. 100000)"),
+            };
+            let options = generator::GeneratorOptions {
+                customers,
+                rate,
+                limit,
+                seed,
+                start_ms: start_ms
+                    .unwrap_or_else(|| (now_ms() / 3_600_000) * 3_600_000 - 6 * 3_600_000),
+                malformed_rate,
+                framing: codec::Framing::Confluent,
+                progress: true,
+            };
+            let codec = codec::Codec::new(&settings.codec_options())?;
+            let client = source::client_config(&settings.kafka);
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let summary = tokio::task::block_in_place(|| {
+                generator::generate(&client, &settings.topics, &codec, &options, &stop)
+            })?;
+            println!("start_ms={} seed={seed}", options.start_ms);
+            print!("{summary}");
+            if summary.failed > 0 {
+                bail!(
+                    "{} records were not acknowledged by the broker",
+                    summary.failed
+                );
+            }
+        }
+        Command::Topics {
+            command:
+                TopicsCommand::Create {
+                    config,
+                    specs,
+                    partitions,
+                },
+        } => {
+            let settings = load_lenient(&config)?;
+            telemetry::init_logs(&settings.telemetry);
+            let mut specs = match specs {
+                Some(dir) => topics::load_dir(&dir)?,
+                None => topics::embedded()?,
+            };
+            topics::apply_names(&mut specs, &settings.topics);
+            let report =
+                topics::create(&source::client_config(&settings.kafka), &specs, partitions).await?;
+            let mut failed = 0;
+            for (name, action) in &report {
+                match action {
+                    topics::TopicAction::Created(p, r) => {
+                        println!("created  {name} (partitions {p}, replication {r})")
+                    }
+                    topics::TopicAction::Exists => println!("exists   {name} (left alone)"),
+                    topics::TopicAction::Failed(why) => {
+                        failed += 1;
+                        println!("FAILED   {name}: {why}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} topic(s) could not be created");
+            }
+        }
+        Command::Features {
+            command:
+                FeaturesCommand::Show {
+                    customer_id,
+                    config,
+                },
+        } => {
+            let settings = Settings::load(Some(&config))?;
+            let store = state::redis::RedisStore::connect(&settings.redis)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
+            let secret = settings
+                .customer_key_secret
+                .as_ref()
+                .context("set NBO_CUSTOMER_KEY_SECRET")?;
+            let key = state::KeyHasher::new(secret.expose().as_bytes()).key(&customer_id);
+            let features = state::StateStore::feature_hash(&store, &key).await?;
+            if features.is_empty() {
+                bail!("no features for customer {customer_id} (never seen, expired, or another NBO_CUSTOMER_KEY_SECRET)");
+            }
+            println!("customer {customer_id} ({})", key.features_key());
+            for (name, value) in features {
+                println!("  {name:<28} {value}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Topic administration needs no customer-key secret: validate everything else.
+fn load_lenient(path: &std::path::Path) -> Result<Settings> {
+    if std::env::var_os("NBO_CUSTOMER_KEY_SECRET").is_none() {
+        std::env::set_var("NBO_CUSTOMER_KEY_SECRET", "unused-by-topic-administration");
+    }
+    Ok(Settings::load(Some(path))?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

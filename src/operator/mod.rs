@@ -1,0 +1,412 @@
+//! The stateful operator: applies one event to one customer's state and decides. Pure and
+//! synchronous (no I/O, no clock): the worker loads state, calls [`Operator::apply`] per event in
+//! partition order, then flushes state and produces the decisions.
+//!
+//! Per event: replay check (applied offsets) → privacy gate (erasure) → profile/reference state →
+//! features (tiles, event time) → rules (only for events within the lateness bound) → decisioning.
+
+use crate::config::OperatorSettings;
+use crate::decision::{self, Policy};
+use crate::event::{DecisionOutcome, Event, EventKind, Severity};
+use crate::features::FeatureDef;
+use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, RiskAlert};
+use crate::rules::{Check, Operand, RuleHead, RuleSet};
+use crate::state::{ContactRecord, CustomerState, ProfileState};
+
+/// Where an event came from, for replay detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePos {
+    /// Input kind index.
+    pub kind: u8,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// What a batch did, counted in locals and published to metrics once per batch.
+#[derive(Debug, Default, Clone)]
+pub struct BatchStats {
+    /// Events applied.
+    pub applied: u64,
+    /// Events skipped because their offset was already applied (replay after a crash).
+    pub replayed: u64,
+    /// Events older than the longest window: dropped and counted.
+    pub too_late: u64,
+    /// Events that updated features but were too old to trigger rules.
+    pub no_trigger: u64,
+    /// Feature tile updates.
+    pub feature_updates: u64,
+    /// Events dropped because the customer was erased after them.
+    pub erased: u64,
+}
+
+/// The operator: features and rules, built once per rule-set version.
+pub struct Operator {
+    features: Vec<FeatureDef>,
+    by_kind: [Vec<usize>; 9],
+    rules: RuleSet,
+    offers_by_kind: [Vec<usize>; 9],
+    alerts_by_kind: [Vec<usize>; 9],
+    longest_window_ms: i64,
+    lateness_ms: i64,
+    validity_ms: i64,
+    policy: Policy,
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("features", &self.features.len())
+            .field("ruleset_version", &self.rules.version)
+            .finish()
+    }
+}
+
+fn index_by_kind<T>(items: &[T], kinds: impl Fn(&T) -> &[EventKind]) -> [Vec<usize>; 9] {
+    let mut out: [Vec<usize>; 9] = Default::default();
+    for (i, item) in items.iter().enumerate() {
+        for kind in kinds(item) {
+            out[kind.index()].push(i);
+        }
+    }
+    out
+}
+
+impl Operator {
+    /// Builds the operator over `features` and `rules`.
+    pub fn new(
+        features: Vec<FeatureDef>,
+        rules: RuleSet,
+        settings: &OperatorSettings,
+        control_group_percent: u8,
+    ) -> Self {
+        let by_kind = index_by_kind(&features, |f| f.sources);
+        let offers_by_kind = index_by_kind(&rules.offers, |r| &r.head.triggers);
+        let alerts_by_kind = index_by_kind(&rules.alerts, |r| &r.head.triggers);
+        let longest_window_ms = features.iter().map(|f| f.window_ms).max().unwrap_or(0);
+        Self {
+            features,
+            by_kind,
+            rules,
+            offers_by_kind,
+            alerts_by_kind,
+            longest_window_ms,
+            lateness_ms: settings.allowed_lateness.as_millis() as i64,
+            validity_ms: settings.offer_validity.as_millis() as i64,
+            policy: Policy {
+                max_offers_per_period: settings.max_offers_per_period,
+                contact_period_ms: settings.contact_period.as_millis() as i64,
+                risk_quiet_ms: settings.risk_quiet_period.as_millis() as i64,
+                control_group_percent,
+            },
+        }
+    }
+
+    /// The feature definitions, in slot order.
+    pub fn features(&self) -> &[FeatureDef] {
+        &self.features
+    }
+
+    /// The rule set in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Makes `state.features` line up with the feature slots (after a load or a definition change).
+    pub fn align(&self, state: &mut CustomerState) {
+        let aligned = state.features.len() == self.features.len()
+            && state
+                .features
+                .iter()
+                .zip(&self.features)
+                .all(|((n, _), f)| n == f.name);
+        if aligned {
+            return;
+        }
+        let mut old = std::mem::take(&mut state.features);
+        state.features = self
+            .features
+            .iter()
+            .map(|f| {
+                let tiles = old
+                    .iter_mut()
+                    .find(|(n, _)| n == f.name)
+                    .map(|(_, t)| std::mem::take(t))
+                    .unwrap_or_default();
+                (f.name.to_string(), tiles)
+            })
+            .collect();
+    }
+
+    /// Feature values as of `at` (event time, ms), in slot order.
+    pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<f64> {
+        self.features
+            .iter()
+            .zip(&state.features)
+            .map(|(def, (_, tiles))| tiles.value(def.aggregation, def.tile_ms(), def.window_ms, at))
+            .collect()
+    }
+
+    /// Current feature values by name (as of the newest event), for the public hash.
+    pub fn public_values(&self, state: &CustomerState) -> Vec<(&'static str, f64)> {
+        let values = self.values_at(state, state.max_event_time);
+        self.features.iter().map(|f| f.name).zip(values).collect()
+    }
+
+    /// Applies one event to the customer's state (already aligned) and appends its decisions.
+    pub fn apply(
+        &self,
+        state: &mut CustomerState,
+        event: &Event,
+        pos: Option<SourcePos>,
+        out: &mut Vec<Decision>,
+        stats: &mut BatchStats,
+    ) {
+        if let Some(p) = pos {
+            if state.is_applied(p.kind, p.partition, p.offset) {
+                stats.replayed += 1;
+                return;
+            }
+            state.mark_applied(p.kind, p.partition, p.offset);
+        }
+        let time = event.event_time();
+        match event {
+            Event::Erasure(e) => {
+                let applied = std::mem::take(&mut state.applied);
+                *state = CustomerState {
+                    applied,
+                    erased_before: Some(e.requested_at.max(state.erased_before.unwrap_or(0))),
+                    ..CustomerState::default()
+                };
+                self.align(state);
+                stats.applied += 1;
+                return;
+            }
+            _ if state.erased_before.is_some_and(|t| time <= t) => {
+                stats.erased += 1;
+                return;
+            }
+            Event::Profile(p) => {
+                if state
+                    .profile
+                    .as_ref()
+                    .is_none_or(|old| old.updated_at <= p.updated_at)
+                {
+                    state.profile = Some(ProfileState::from(p));
+                }
+                stats.applied += 1;
+                return;
+            }
+            _ => {}
+        }
+        if state.max_event_time > 0 && time <= state.max_event_time - self.longest_window_ms {
+            stats.too_late += 1;
+            return;
+        }
+        stats.applied += 1;
+        let kind = event.kind();
+        for &slot in &self.by_kind[kind.index()] {
+            let def = &self.features[slot];
+            if (def.filter)(event) {
+                state.features[slot].1.add(
+                    def.aggregation,
+                    def.tile_ms(),
+                    time,
+                    (def.value)(event),
+                );
+                stats.feature_updates += 1;
+            }
+        }
+        if time > state.max_event_time {
+            state.max_event_time = time;
+            let horizon = time - self.lateness_ms;
+            for (def, (_, tiles)) in self.features.iter().zip(state.features.iter_mut()) {
+                tiles.retire(def.tile_ms(), def.window_ms, horizon);
+            }
+        }
+        if time < state.max_event_time - self.lateness_ms {
+            stats.no_trigger += 1;
+            return;
+        }
+        self.decide(state, event, out);
+    }
+
+    fn holds(&self, head: &RuleHead, values: &[f64], state: &CustomerState, event: &Event) -> bool {
+        head.checks.iter().all(|c| {
+            let left = match c.operand {
+                Operand::Feature(slot) => values[slot],
+                Operand::CreditScore => match state.profile.as_ref().and_then(|p| p.credit_score) {
+                    Some(score) => f64::from(score),
+                    None => return false,
+                },
+                Operand::EventAmount => match event {
+                    Event::Transaction(t) => t.amount_minor as f64 / 100.0,
+                    _ => 0.0,
+                },
+            };
+            c.cmp.holds(left, c.value)
+        })
+    }
+
+    fn used_features(
+        &self,
+        checks: &[Check],
+        extra: &[(usize, f64)],
+        values: &[f64],
+    ) -> FeatureValues {
+        let mut used = FeatureValues::new();
+        let slots = checks
+            .iter()
+            .filter_map(|c| match c.operand {
+                Operand::Feature(s) => Some(s),
+                _ => None,
+            })
+            .chain(extra.iter().map(|(s, _)| *s));
+        for slot in slots {
+            used.insert(self.features[slot].name.to_string(), values[slot]);
+        }
+        used
+    }
+
+    fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
+        let kind = event.kind().index();
+        if self.alerts_by_kind[kind].is_empty() && self.offers_by_kind[kind].is_empty() {
+            return;
+        }
+        let at = event.event_time();
+        let values = self.values_at(state, at);
+        let customer_id = event.customer_id();
+        let trigger = event.event_id();
+        let audit = |head: &RuleHead,
+                     outcome: DecisionOutcome,
+                     decision_id: Option<String>,
+                     reasons: Vec<String>,
+                     features: FeatureValues| {
+            Decision::Audit(DecisionAudit {
+                audit_id: decision::decision_id(
+                    "audit",
+                    &head.id,
+                    head.version,
+                    customer_id,
+                    &trigger,
+                ),
+                customer_id: customer_id.to_string(),
+                trigger_event_id: trigger.to_string(),
+                rule_id: head.id.clone(),
+                rule_version: head.version,
+                ruleset_version: self.rules.version,
+                outcome,
+                decision_id,
+                reasons,
+                features,
+                decided_at: at,
+            })
+        };
+
+        for &i in &self.alerts_by_kind[kind] {
+            let rule = &self.rules.alerts[i];
+            if !self.holds(&rule.head, &values, state, event) {
+                continue;
+            }
+            let features = self.used_features(&rule.head.checks, &[], &values);
+            let reasons: Vec<String> = rule.head.checks.iter().map(|c| c.text.clone()).collect();
+            let alert_id = decision::decision_id(
+                "alert",
+                &rule.head.id,
+                rule.head.version,
+                customer_id,
+                &trigger,
+            );
+            if rule.severity >= Severity::High {
+                state.last_high_alert_at =
+                    Some(state.last_high_alert_at.unwrap_or(i64::MIN).max(at));
+            }
+            out.push(audit(
+                &rule.head,
+                DecisionOutcome::Alerted,
+                Some(alert_id.clone()),
+                reasons.clone(),
+                features.clone(),
+            ));
+            out.push(Decision::Alert(RiskAlert {
+                alert_id,
+                customer_id: customer_id.to_string(),
+                kind: rule.kind,
+                severity: rule.severity,
+                rule_id: rule.head.id.clone(),
+                rule_version: rule.head.version,
+                reasons,
+                features,
+                trigger_event_id: trigger.to_string(),
+                raised_at: at,
+            }));
+        }
+
+        let mut candidates: Vec<(f64, &crate::rules::OfferRule)> = self.offers_by_kind[kind]
+            .iter()
+            .map(|&i| &self.rules.offers[i])
+            .filter(|r| self.holds(&r.head, &values, state, event))
+            .map(|r| {
+                (
+                    decision::propensity(r.intercept, &r.coefficients, &values)
+                        * r.value
+                        * r.weight,
+                    r,
+                )
+            })
+            .collect();
+        let Some((score, rule)) = decision::arbitrate(&mut candidates) else {
+            return;
+        };
+        let features = self.used_features(&rule.head.checks, &rule.coefficients, &values);
+        let mut reasons: Vec<String> = rule.head.checks.iter().map(|c| c.text.clone()).collect();
+        match decision::admit(rule, state, customer_id, at, &self.policy) {
+            Ok(channel) => {
+                let offer_id = decision::decision_id(
+                    "offer",
+                    &rule.head.id,
+                    rule.head.version,
+                    customer_id,
+                    &trigger,
+                );
+                state
+                    .contacts
+                    .retain(|c| at - c.at < self.policy.contact_period_ms.max(rule.cooldown_ms));
+                state.contacts.push(ContactRecord {
+                    rule_id: rule.head.id.clone(),
+                    at,
+                });
+                out.push(audit(
+                    &rule.head,
+                    DecisionOutcome::Offered,
+                    Some(offer_id.clone()),
+                    reasons.clone(),
+                    features.clone(),
+                ));
+                out.push(Decision::Offer(NextBestOffer {
+                    offer_id,
+                    customer_id: customer_id.to_string(),
+                    offer_code: rule.offer_code.clone(),
+                    product_category: rule.product,
+                    channel,
+                    score,
+                    rule_id: rule.head.id.clone(),
+                    rule_version: rule.head.version,
+                    reasons,
+                    features,
+                    trigger_event_id: trigger.to_string(),
+                    decided_at: at,
+                    expires_at: at + self.validity_ms,
+                }));
+            }
+            Err((outcome, why)) => {
+                reasons.push(why);
+                out.push(audit(&rule.head, outcome, None, reasons, features));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

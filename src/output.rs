@@ -1,0 +1,128 @@
+//! Output records: what the sinks write to the offers, alerts, audit and dead-letter topics.
+//! Field names follow `avro_schemas/{next_best_offer,risk_alert,decision_audit,dead_letter}.avsc`.
+
+use crate::event::{
+    AlertKind, ContactChannel, DecisionOutcome, EpochMillis, ProductCategory, Severity,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Feature values a decision used, by feature name.
+pub type FeatureValues = BTreeMap<String, f64>;
+
+/// A next-best offer for marketing systems (`bank.offers.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextBestOffer {
+    /// Deterministic from rule and trigger event.
+    pub offer_id: String,
+    /// Customer the offer is for.
+    pub customer_id: String,
+    /// Marketing's code for the offer.
+    pub offer_code: String,
+    /// Product family.
+    pub product_category: ProductCategory,
+    /// Channel to deliver it on (one the customer permits).
+    pub channel: ContactChannel,
+    /// propensity × value × business weight.
+    pub score: f64,
+    /// Rule that made it.
+    pub rule_id: String,
+    /// Version of that rule.
+    pub rule_version: i32,
+    /// Plain-words reasons.
+    pub reasons: Vec<String>,
+    /// Feature values the decision used.
+    pub features: FeatureValues,
+    /// Event that triggered it.
+    pub trigger_event_id: String,
+    /// When it was decided (UTC millis; the trigger's event time, so replays give the same record).
+    pub decided_at: EpochMillis,
+    /// When the offer lapses.
+    pub expires_at: EpochMillis,
+}
+
+/// A risk alert (`bank.alerts.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskAlert {
+    /// Deterministic from rule and trigger event.
+    pub alert_id: String,
+    /// Customer concerned.
+    pub customer_id: String,
+    /// Alert family.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Rule that raised it.
+    pub rule_id: String,
+    /// Version of that rule.
+    pub rule_version: i32,
+    /// Plain-words reasons.
+    pub reasons: Vec<String>,
+    /// Feature values the decision used.
+    pub features: FeatureValues,
+    /// Event that triggered it.
+    pub trigger_event_id: String,
+    /// When it was raised (the trigger's event time).
+    pub raised_at: EpochMillis,
+}
+
+/// One audit record per decision (`bank.decisions-audit.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionAudit {
+    /// Deterministic from rule and trigger event.
+    pub audit_id: String,
+    /// Customer concerned.
+    pub customer_id: String,
+    /// Event that triggered the decision.
+    pub trigger_event_id: String,
+    /// Rule evaluated.
+    pub rule_id: String,
+    /// Version of that rule.
+    pub rule_version: i32,
+    /// Version of the whole rule set in force.
+    pub ruleset_version: i64,
+    /// What happened.
+    pub outcome: DecisionOutcome,
+    /// `offer_id` or `alert_id`, if one was made.
+    pub decision_id: Option<String>,
+    /// Plain-words reasons, including the policy that suppressed it.
+    pub reasons: Vec<String>,
+    /// Feature values used.
+    pub features: FeatureValues,
+    /// When it was decided.
+    pub decided_at: EpochMillis,
+}
+
+/// A record that could not be processed (`bank.dead-letters.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Topic it came from.
+    pub source_topic: String,
+    /// Partition it came from.
+    pub source_partition: i32,
+    /// Offset it had.
+    pub source_offset: i64,
+    /// Kafka key bytes.
+    #[serde(with = "serde_bytes")]
+    pub key: Option<Vec<u8>>,
+    /// Value bytes as received.
+    #[serde(with = "serde_bytes")]
+    pub payload: Option<Vec<u8>>,
+    /// Stable error code (see `DecodeError::kind`).
+    pub error_kind: String,
+    /// Human-readable reason.
+    pub error: String,
+    /// When it was dead-lettered (wall clock, UTC millis).
+    pub at: EpochMillis,
+}
+
+/// A decision the operator made for one trigger event, ready for the sinks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// An offer to publish.
+    Offer(NextBestOffer),
+    /// An alert to publish.
+    Alert(RiskAlert),
+    /// An audit record to publish.
+    Audit(DecisionAudit),
+}

@@ -1,0 +1,214 @@
+//! Builds and wires the stages: source → decode → operator → state → sinks. Owns shutdown order.
+//!
+//! Shutdown (on the `shutdown` signal): stop polling → close the worker queues so the workers drain
+//! what they hold (produce, flush state, store offsets) → flush the producer → commit stored offsets
+//! synchronously → return. A worker error (a produce that failed for good) stops the pipeline with
+//! that error and nothing past its batch is committed.
+
+use crate::codec::Codec;
+use crate::config::Settings;
+use crate::event::EventKind;
+use crate::features::catalog;
+use crate::operator::Operator;
+use crate::sink::Sink;
+use crate::source::{self, Consumer, SourceContext};
+use crate::state::{KeyHasher, StateStore};
+use crate::telemetry::{http::Health, metrics};
+use crate::worker::{self, Batch, OffsetStore, Progress, WorkerContext};
+use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why the pipeline could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A schema does not parse.
+    #[error(transparent)]
+    Schema(#[from] crate::codec::SchemaError),
+    /// The starter rules do not build.
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RuleError),
+    /// A worker stopped on an unrecoverable error.
+    #[error(transparent)]
+    Worker(#[from] worker::WorkerError),
+    /// Missing secret.
+    #[error("customer_key_secret is not set: export NBO_CUSTOMER_KEY_SECRET (at least 16 bytes)")]
+    NoSecret,
+}
+
+struct ConsumerOffsets(Arc<Consumer>);
+
+impl OffsetStore for ConsumerOffsets {
+    fn store(&self, topic: &str, partition: i32, offset: i64) {
+        // rd_kafka_offset_store stores offset+1, the next record to read. It fails only for a
+        // partition this instance no longer owns; its new owner replays from the last commit.
+        if let Err(e) = self.0.store_offset(topic, partition, offset) {
+            tracing::debug!(topic, partition, error = %e, "offset not stored (partition revoked)");
+        }
+    }
+}
+
+/// The parts a run needs that differ between `run`, `demo` and tests.
+pub struct Dependencies {
+    /// State store.
+    pub store: Arc<dyn StateStore>,
+    /// Readiness flag served on `/readyz`.
+    pub health: Health,
+    /// Running totals.
+    pub progress: Arc<Progress>,
+}
+
+/// Runs the pipeline until `shutdown` turns true, then drains and commits.
+pub async fn run(
+    settings: &Settings,
+    deps: Dependencies,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let secret = settings
+        .customer_key_secret
+        .as_ref()
+        .ok_or(PipelineError::NoSecret)?;
+    let codec = Arc::new(Codec::new(&settings.codec_options())?);
+    let features = catalog::builtin();
+    let rules = crate::rules::builtin::starter(&features)?;
+    let (offer_rules, alert_rules) = rules.counts();
+    metrics()
+        .active_rules
+        .with_label_values(&["offer"])
+        .set(offer_rules as i64);
+    metrics()
+        .active_rules
+        .with_label_values(&["alert"])
+        .set(alert_rules as i64);
+    metrics().ruleset_version.set(rules.version);
+    let operator = Arc::new(Operator::new(
+        features,
+        rules,
+        &settings.operator,
+        settings.operator.control_group_percent,
+    ));
+    let ttl_secs = (catalog::longest_window() + settings.state.ttl_margin).as_secs();
+
+    let cache = Arc::new(worker::Cache::new());
+    let revoke_cache = cache.clone();
+    // On revoke, drop every cached customer: all are clean between batches, and a customer of a
+    // kept partition is simply reloaded. Finishing in-flight batches first is issue 5.
+    let context = SourceContext::new(Arc::new(move |_parts| revoke_cache.clear()));
+    let consumer: Arc<Consumer> =
+        Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
+    let inputs = settings.topics.inputs();
+    consumer.subscribe(&inputs)?;
+    let producer: FutureProducer = source::producer_config(&settings.kafka).create()?;
+    let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
+
+    let input_topics: [String; 9] = inputs.map(str::to_string);
+    let kind_of: HashMap<String, EventKind> =
+        input_topics.iter().cloned().zip(EventKind::ALL).collect();
+    let ctx = Arc::new(WorkerContext {
+        codec,
+        operator,
+        store: deps.store,
+        sink: sink.clone(),
+        cache,
+        cache_max: settings.state.cache_max_customers,
+        hasher: KeyHasher::new(secret.expose().as_bytes()),
+        offsets: Arc::new(ConsumerOffsets(consumer.clone())),
+        ttl_secs,
+        health: deps.health.clone(),
+        progress: deps.progress,
+        input_topics,
+    });
+
+    let k = &settings.kafka;
+    let mut queues = Vec::with_capacity(k.workers);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..k.workers {
+        let (tx, rx) = mpsc::channel::<Batch>(k.queue_batches);
+        queues.push(tx);
+        workers.spawn(worker::run(ctx.clone(), rx));
+    }
+    deps.health.set_ready(true);
+    tracing::info!(
+        workers = k.workers,
+        topics = inputs.len(),
+        "pipeline running"
+    );
+
+    let mut pending: Vec<Batch> = (0..k.workers)
+        .map(|_| Vec::with_capacity(k.batch_max_events))
+        .collect();
+    let mut linger = tokio::time::interval(k.batch_linger);
+    linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failure: Option<PipelineError> = None;
+    // The poll loop: route each record to the worker owning its partition; a full batch is sent
+    // at once (awaiting queue space: backpressure), a partial one at the next linger tick.
+    'poll: loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break 'poll,
+            done = workers.join_next(), if !workers.is_empty() => {
+                if let Some(Ok(Err(e))) = done { failure = Some(e.into()); }
+                break 'poll;
+            }
+            _ = linger.tick() => {
+                for (i, batch) in pending.iter_mut().enumerate() {
+                    if !batch.is_empty() && queues[i].send(std::mem::take(batch)).await.is_err() {
+                        break 'poll;
+                    }
+                }
+            }
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
+                    let w = m.partition().rem_euclid(k.workers as i32) as usize;
+                    pending[w].push((kind, m.detach()));
+                    if pending[w].len() >= k.batch_max_events {
+                        let batch = std::mem::replace(&mut pending[w], Vec::with_capacity(k.batch_max_events));
+                        if queues[w].send(batch).await.is_err() { break 'poll; }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error; librdkafka retries");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    // Drain: hand over what was polled, close the queues, wait for the workers.
+    deps.health.set_ready(false);
+    if failure.is_none() {
+        for (i, batch) in pending.into_iter().enumerate() {
+            if !batch.is_empty() {
+                let _ = queues[i].send(batch).await;
+            }
+        }
+    }
+    drop(queues);
+    while let Some(done) = workers.join_next().await {
+        if let Ok(Err(e)) = done {
+            failure.get_or_insert(e.into());
+        }
+    }
+    sink.flush(Duration::from_secs(10));
+    if failure.is_none() {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed at shutdown"),
+            Err(e) => {
+                tracing::warn!(error = %e, "final offset commit failed; the next run replays from the last commit")
+            }
+        }
+    }
+    consumer.unsubscribe();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,130 @@
+//! Source: the Kafka consumer, its client configuration and rebalance handling.
+//!
+//! One consumer group over every input topic with the **range** assignor: with co-partitioned
+//! topics it gives partition p of every topic to the same instance, so each customer's state has
+//! one writer. Offsets are *stored* by the workers only after a batch's outputs are acknowledged
+//! and its state flushed (`enable.auto.offset.store=false`); librdkafka's auto-commit then commits
+//! stored offsets, and shutdown commits synchronously.
+
+use crate::config::KafkaSettings;
+use crate::telemetry::metrics;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::TopicPartitionList;
+use std::sync::Arc;
+
+/// Common client settings (brokers, security, escape-hatch options).
+pub fn client_config(k: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("client.id", &k.client_id)
+        .set("security.protocol", &k.security_protocol);
+    if let Some(m) = &k.sasl_mechanism {
+        c.set("sasl.mechanism", m);
+    }
+    if let Some(u) = &k.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &k.sasl_password {
+        c.set("sasl.password", p.expose());
+    }
+    c
+}
+
+fn apply_options(c: &mut ClientConfig, k: &KafkaSettings) {
+    for (key, value) in &k.options {
+        c.set(key, value);
+    }
+}
+
+/// Producer configuration: idempotent (unless turned off for brokers without it), acks=all.
+pub fn producer_config(k: &KafkaSettings) -> ClientConfig {
+    let mut c = client_config(k);
+    c.set(
+        "enable.idempotence",
+        if k.idempotence { "true" } else { "false" },
+    )
+    .set("acks", "all")
+    .set("compression.type", &k.compression)
+    .set("linger.ms", "5")
+    .set("message.timeout.ms", "60000");
+    apply_options(&mut c, k);
+    c
+}
+
+/// Consumer configuration: range assignor, manual offset store, auto-commit of stored offsets.
+pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
+    let mut c = client_config(k);
+    c.set("group.id", &k.group_id)
+        .set("partition.assignment.strategy", "range")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    apply_options(&mut c, k);
+    c
+}
+
+/// Hook the pipeline gives the consumer to drop cached customers of revoked partitions.
+pub type RevokeHook = Arc<dyn Fn(&[(String, i32)]) + Send + Sync>;
+
+/// Consumer context: counts rebalances and drops cached state of revoked partitions.
+pub struct SourceContext {
+    on_revoke: RevokeHook,
+}
+
+impl SourceContext {
+    /// A context calling `on_revoke` before partitions are taken away.
+    pub fn new(on_revoke: RevokeHook) -> Self {
+        Self { on_revoke }
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                metrics().rebalances.with_label_values(&["revoke"]).inc();
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = parts.len(), "partitions revoked");
+                (self.on_revoke)(&parts);
+            }
+            Rebalance::Assign(tpl) => {
+                metrics().rebalances.with_label_values(&["assign"]).inc();
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // "No offset stored" is the normal answer when nothing new was processed.
+            if !matches!(
+                e,
+                rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset
+                )
+            ) {
+                tracing::warn!(error = %e, "offset commit failed; it is retried at the next interval");
+            }
+        }
+    }
+}
+
+/// The pipeline's consumer.
+pub type Consumer = StreamConsumer<SourceContext>;

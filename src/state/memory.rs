@@ -1,0 +1,79 @@
+//! In-process state store (dashmap): the demo's and the tests' store, behind the same trait as Redis.
+//! Nothing survives the process.
+
+use super::{CustomerKey, StateError, StateStore, StateWrite};
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+struct Entry {
+    state: Vec<u8>,
+    features: Vec<(String, String)>,
+}
+
+/// State kept in a concurrent map.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: DashMap<CustomerKey, Entry>,
+    round_trips: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of customers stored.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for MemoryStore {
+    async fn load(&self, keys: &[CustomerKey]) -> Result<Vec<Option<Vec<u8>>>, StateError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        Ok(keys
+            .iter()
+            .map(|k| self.entries.get(k).map(|e| e.state.clone()))
+            .collect())
+    }
+
+    async fn store(&self, writes: &[StateWrite]) -> Result<(), StateError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        for w in writes {
+            let mut features: Vec<(String, String)> = w
+                .features
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), v.to_string()))
+                .collect();
+            features.push(("_updated_at".into(), w.updated_at.to_string()));
+            self.entries.insert(
+                w.key.clone(),
+                Entry {
+                    state: w.state.clone(),
+                    features,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn feature_hash(&self, key: &CustomerKey) -> Result<Vec<(String, String)>, StateError> {
+        Ok(self
+            .entries
+            .get(key)
+            .map(|e| e.features.clone())
+            .unwrap_or_default())
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+}

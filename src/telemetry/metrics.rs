@@ -1,0 +1,216 @@
+//! The typed metrics registry: one struct, one place to read every metric's name and labels.
+//! Names follow `nbo_<name>_<unit>`; labels are bounded sets (topic, rule, outcome, error kind,
+//! partition), never a customer id. The hot path counts in locals and publishes once per batch.
+
+use prometheus::{
+    exponential_buckets, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+use std::sync::OnceLock;
+
+/// Every metric nbo-stream exports.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Records consumed, by topic.
+    pub events_consumed: IntCounterVec,
+    /// Records that failed to decode, by topic and error kind.
+    pub decode_errors: IntCounterVec,
+    /// Records sent to the dead-letter topic, by source topic and error kind.
+    pub dead_letters: IntCounterVec,
+    /// Events older than the longest window, dropped and counted, by topic.
+    pub late_events: IntCounterVec,
+    /// Events skipped because their offset was already applied (replays).
+    pub replayed_events: IntCounter,
+    /// Feature tile updates.
+    pub feature_updates: IntCounter,
+    /// Offers produced, by rule.
+    pub offers: IntCounterVec,
+    /// Alerts produced, by rule and severity.
+    pub alerts: IntCounterVec,
+    /// Decisions by outcome (suppressions by reason).
+    pub decisions: IntCounterVec,
+    /// Event time → decision produced, seconds.
+    pub end_to_end_latency: Histogram,
+    /// Events per operator batch.
+    pub batch_size: Histogram,
+    /// Duration of one state flush (one round trip), seconds.
+    pub state_flush_duration: Histogram,
+    /// State store errors, by operation.
+    pub state_errors: IntCounterVec,
+    /// State store round trips.
+    pub state_round_trips: IntCounter,
+    /// Consumer lag, by topic and partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Rebalance callbacks, by kind (assign, revoke).
+    pub rebalances: IntCounterVec,
+    /// Customers in the in-process cache.
+    pub cached_customers: IntGauge,
+    /// Rules in force, by kind (offer, alert).
+    pub active_rules: IntGaugeVec,
+    /// Version of the rule set in force.
+    pub ruleset_version: IntGauge,
+    /// Produce failures, by topic.
+    pub produce_errors: IntCounterVec,
+    /// 1 when the pipeline is consuming and its dependencies answer.
+    pub ready: Gauge,
+    /// Events written by the generator, by topic.
+    pub generated_events: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(h.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    h
+}
+
+impl Metrics {
+    // Metric definitions are constants of this program: a failure here is a defect found by the
+    // first test that touches metrics, never something input can cause.
+    fn build() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let single = |name: &str, help: &str| -> IntCounter {
+            let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            r.register(Box::new(c.clone()))
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            c
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> IntGaugeVec {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            r.register(Box::new(g.clone()))
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            g
+        };
+        let int_gauge = |name: &str, help: &str| -> IntGauge {
+            let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            r.register(Box::new(g.clone()))
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            g
+        };
+        let ready = Gauge::new("nbo_ready", "1 when consuming and dependencies answer")
+            .unwrap_or_else(|e| panic!("{e}"));
+        r.register(Box::new(ready.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let latency_buckets = exponential_buckets(0.001, 2.0, 18).unwrap_or_default();
+        Self {
+            events_consumed: counter(
+                r,
+                "nbo_events_consumed_total",
+                "Records consumed",
+                &["topic"],
+            ),
+            decode_errors: counter(
+                r,
+                "nbo_decode_errors_total",
+                "Records that failed to decode",
+                &["topic", "error_kind"],
+            ),
+            dead_letters: counter(
+                r,
+                "nbo_dead_letters_total",
+                "Records sent to the dead-letter topic",
+                &["topic", "error_kind"],
+            ),
+            late_events: counter(
+                r,
+                "nbo_late_events_total",
+                "Events older than the longest window, dropped",
+                &["topic"],
+            ),
+            replayed_events: single(
+                "nbo_replayed_events_total",
+                "Events skipped because already applied",
+            ),
+            feature_updates: single("nbo_feature_updates_total", "Feature tile updates"),
+            offers: counter(r, "nbo_offers_total", "Offers produced", &["rule"]),
+            alerts: counter(
+                r,
+                "nbo_alerts_total",
+                "Alerts produced",
+                &["rule", "severity"],
+            ),
+            decisions: counter(
+                r,
+                "nbo_decisions_total",
+                "Decisions by outcome",
+                &["outcome"],
+            ),
+            end_to_end_latency: histogram(
+                r,
+                "nbo_end_to_end_latency_seconds",
+                "Event time to decision produced",
+                latency_buckets,
+            ),
+            batch_size: histogram(
+                r,
+                "nbo_batch_size_events",
+                "Events per operator batch",
+                exponential_buckets(1.0, 2.0, 16).unwrap_or_default(),
+            ),
+            state_flush_duration: histogram(
+                r,
+                "nbo_state_flush_duration_seconds",
+                "One state flush round trip",
+                exponential_buckets(0.0001, 2.0, 18).unwrap_or_default(),
+            ),
+            state_errors: counter(r, "nbo_state_errors_total", "State store errors", &["op"]),
+            state_round_trips: single("nbo_state_round_trips_total", "State store round trips"),
+            consumer_lag: gauge_vec(
+                "nbo_consumer_lag_messages",
+                "Consumer lag",
+                &["topic", "partition"],
+            ),
+            rebalances: counter(r, "nbo_rebalances_total", "Rebalance callbacks", &["kind"]),
+            cached_customers: int_gauge(
+                "nbo_cached_customers",
+                "Customers in the in-process cache",
+            ),
+            active_rules: gauge_vec("nbo_active_rules", "Rules in force", &["kind"]),
+            ruleset_version: int_gauge("nbo_ruleset_version", "Version of the rule set in force"),
+            produce_errors: counter(
+                r,
+                "nbo_produce_errors_total",
+                "Produce failures",
+                &["topic"],
+            ),
+            ready,
+            generated_events: counter(
+                r,
+                "nbo_generated_events_total",
+                "Events written by the generator",
+                &["topic"],
+            ),
+            registry,
+        }
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::build)
+}
+
+/// Renders every metric in the Prometheus text format.
+pub fn render() -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    // Encoding into a Vec only fails on invalid metric families, which build() rules out.
+    let _ = encoder.encode(&metrics().registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

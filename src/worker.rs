@@ -1,0 +1,306 @@
+//! An operator worker: owns the partitions `p` with `p mod workers == index` and processes their
+//! batches one after another, so each partition's records are applied in offset order.
+//!
+//! Per batch, in this order (the order is what makes replays safe, see `sink`):
+//! decode → load missing customers (one round trip) → apply events → produce and await acks →
+//! flush dirty customers (one round trip, retried until it succeeds) → store offsets.
+
+use crate::codec::Codec;
+use crate::event::{Event, EventKind};
+use crate::operator::{BatchStats, Operator, SourcePos};
+use crate::output::{DeadLetter, Decision};
+use crate::sink::{Published, Sink};
+use crate::state::{CustomerKey, CustomerState, KeyHasher, StateError, StateStore, StateWrite};
+use crate::telemetry::{http::Health, metrics};
+use dashmap::DashMap;
+use rdkafka::message::{Message, OwnedMessage};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Records of one batch, in arrival order, with the input kind of each.
+pub type Batch = Vec<(EventKind, OwnedMessage)>;
+
+/// Where workers report stored offsets; the Kafka consumer in production, a recorder in tests.
+pub trait OffsetStore: Send + Sync {
+    /// Marks `offset` of `topic`/`partition` as processed (the next offset to read is `offset+1`).
+    fn store(&self, topic: &str, partition: i32, offset: i64);
+}
+
+/// Running totals a demo or test can watch while the pipeline runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Records taken from Kafka and fully processed (including dead-lettered ones).
+    pub records: AtomicU64,
+    /// Dead letters produced.
+    pub dead_letters: AtomicU64,
+    /// Offers produced.
+    pub offers: AtomicU64,
+    /// Alerts produced.
+    pub alerts: AtomicU64,
+    /// Events processed by the operator.
+    pub events: AtomicU64,
+}
+
+/// The in-process cache of customers owned by this instance's partitions.
+pub type Cache = DashMap<CustomerKey, CustomerState>;
+
+/// Everything a worker shares with the others.
+pub struct WorkerContext {
+    /// Decoder/encoder.
+    pub codec: Arc<Codec>,
+    /// Features and rules.
+    pub operator: Arc<Operator>,
+    /// State store.
+    pub store: Arc<dyn StateStore>,
+    /// Output producer.
+    pub sink: Arc<Sink>,
+    /// Customer cache.
+    pub cache: Arc<Cache>,
+    /// Most cached customers before the (clean) cache is dropped.
+    pub cache_max: usize,
+    /// Customer-key HMAC.
+    pub hasher: KeyHasher,
+    /// Offset store.
+    pub offsets: Arc<dyn OffsetStore>,
+    /// Key TTL, seconds.
+    pub ttl_secs: u64,
+    /// Readiness (false while the state store is failing).
+    pub health: Health,
+    /// Running totals.
+    pub progress: Arc<Progress>,
+    /// Input topic names in EventKind order (for metric labels and dead letters).
+    pub input_topics: [String; 9],
+}
+
+/// A failure that stops the pipeline (the supervisor restarts it; restart is safe).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Produce failed for good.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Retries a state operation with exponential backoff (100 ms → 5 s) until it succeeds. While it
+/// fails the instance reports not ready; nothing is committed past the work not done.
+async fn with_retry<T, F, Fut>(ctx: &WorkerContext, op: &'static str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StateError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => {
+                if !ctx.health.is_ready() {
+                    ctx.health.set_ready(true);
+                    tracing::info!(op, "state store answers again");
+                }
+                return v;
+            }
+            Err(e) => {
+                metrics().state_errors.with_label_values(&[op]).inc();
+                ctx.health.set_ready(false);
+                tracing::warn!(op, error = %e, retry_in_ms = delay.as_millis() as u64, "state store failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+struct Decoded {
+    event: Event,
+    key: CustomerKey,
+    pos: SourcePos,
+}
+
+/// Processes one batch end to end (see the module docs for the order).
+pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    let now = now_ms();
+    let m = metrics();
+    let mut decoded = Vec::with_capacity(batch.len());
+    let mut dead = Vec::new();
+    let mut consumed = [0u64; 9];
+    let mut last_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
+    for (kind, msg) in &batch {
+        consumed[kind.index()] += 1;
+        last_offsets.insert((kind.index(), msg.partition()), msg.offset());
+        match ctx.codec.decode(*kind, msg.key(), msg.payload(), now) {
+            Ok(event) => {
+                let key = ctx.hasher.key(event.customer_id());
+                let pos = SourcePos {
+                    kind: kind.index() as u8,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                };
+                decoded.push(Decoded { event, key, pos });
+            }
+            Err(e) => {
+                let topic = &ctx.input_topics[kind.index()];
+                m.decode_errors.with_label_values(&[topic, e.kind()]).inc();
+                m.dead_letters.with_label_values(&[topic, e.kind()]).inc();
+                dead.push(DeadLetter {
+                    source_topic: msg.topic().to_string(),
+                    source_partition: msg.partition(),
+                    source_offset: msg.offset(),
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: msg.payload().map(<[u8]>::to_vec),
+                    error_kind: e.kind().to_string(),
+                    error: e.to_string(),
+                    at: now,
+                });
+            }
+        }
+    }
+
+    // Load the customers this batch touches that the cache does not hold: one round trip.
+    let mut seen = HashSet::new();
+    let missing: Vec<CustomerKey> = decoded
+        .iter()
+        .filter(|d| !ctx.cache.contains_key(&d.key) && seen.insert(d.key.clone()))
+        .map(|d| d.key.clone())
+        .collect();
+    if !missing.is_empty() {
+        let loaded = with_retry(ctx, "load", || ctx.store.load(&missing)).await;
+        for (key, bytes) in missing.into_iter().zip(loaded) {
+            let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
+                Some(Ok(state)) => state,
+                Some(Err(e)) => {
+                    // A state that does not parse is replaced, not retried: it cannot get better.
+                    m.state_errors.with_label_values(&["corrupt"]).inc();
+                    tracing::error!(error = %e, "stored customer state does not parse; starting it afresh");
+                    CustomerState::default()
+                }
+                None => CustomerState::default(),
+            };
+            ctx.operator.align(&mut state);
+            ctx.cache.insert(key, state);
+        }
+    }
+
+    // Apply events in arrival order (per partition, offset order).
+    let mut decisions: Vec<Decision> = Vec::new();
+    let mut stats = BatchStats::default();
+    let mut dirty: HashMap<CustomerKey, i64> = HashMap::new();
+    let mut late = [0u64; 9];
+    for d in &decoded {
+        if let Some(mut state) = ctx.cache.get_mut(&d.key) {
+            let before = stats.too_late;
+            ctx.operator.apply(
+                &mut state,
+                &d.event,
+                Some(d.pos),
+                &mut decisions,
+                &mut stats,
+            );
+            if stats.too_late > before {
+                late[d.pos.kind as usize] += 1;
+            }
+            dirty.insert(d.key.clone(), state.max_event_time);
+        }
+    }
+
+    // Produce and await acknowledgements before anything is made durable.
+    let published: Published = ctx.sink.publish(&decisions, &dead).await?;
+    let produced_at = now_ms();
+    for d in &decisions {
+        match d {
+            Decision::Offer(o) => {
+                m.offers.with_label_values(&[&o.rule_id]).inc();
+                m.end_to_end_latency
+                    .observe((produced_at - o.decided_at).max(0) as f64 / 1000.0);
+            }
+            Decision::Alert(a) => {
+                m.alerts
+                    .with_label_values(&[&a.rule_id, a.severity.as_str()])
+                    .inc();
+                m.end_to_end_latency
+                    .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
+            }
+            Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),
+        }
+    }
+
+    // Flush dirty customers: one round trip, retried until it succeeds.
+    let writes: Vec<StateWrite> = dirty
+        .keys()
+        .filter_map(|key| {
+            let state = ctx.cache.get(key)?;
+            let bytes = state.to_bytes().ok()?;
+            Some(StateWrite {
+                key: key.clone(),
+                state: bytes,
+                features: ctx.operator.public_values(&state),
+                updated_at: state.max_event_time,
+                ttl_secs: ctx.ttl_secs,
+            })
+        })
+        .collect();
+    if !writes.is_empty() {
+        let flush_started = Instant::now();
+        with_retry(ctx, "store", || ctx.store.store(&writes)).await;
+        m.state_flush_duration
+            .observe(flush_started.elapsed().as_secs_f64());
+    }
+
+    // Only now is the batch's work durable: store the offsets.
+    for ((kind, partition), offset) in last_offsets {
+        ctx.offsets
+            .store(&ctx.input_topics[kind], partition, offset);
+    }
+
+    if ctx.cache.len() > ctx.cache_max {
+        // Every cached customer is clean after the flush, so dropping them loses nothing.
+        ctx.cache.clear();
+    }
+    for (i, n) in consumed.iter().enumerate().filter(|(_, n)| **n > 0) {
+        m.events_consumed
+            .with_label_values(&[&ctx.input_topics[i]])
+            .inc_by(*n);
+    }
+    for (i, n) in late.iter().enumerate().filter(|(_, n)| **n > 0) {
+        m.late_events
+            .with_label_values(&[&ctx.input_topics[i]])
+            .inc_by(*n);
+    }
+    m.replayed_events.inc_by(stats.replayed);
+    m.feature_updates.inc_by(stats.feature_updates);
+    m.batch_size.observe(batch.len() as f64);
+    m.cached_customers.set(ctx.cache.len() as i64);
+    m.state_round_trips
+        .inc_by(u64::from(!seen.is_empty()) + u64::from(!writes.is_empty()));
+    let p = &ctx.progress;
+    p.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    p.events.fetch_add(decoded.len() as u64, Ordering::Relaxed);
+    p.dead_letters
+        .fetch_add(published.dead_letters, Ordering::Relaxed);
+    p.offers.fetch_add(published.offers, Ordering::Relaxed);
+    p.alerts.fetch_add(published.alerts, Ordering::Relaxed);
+    tracing::trace!(
+        records = batch.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "batch done"
+    );
+    Ok(())
+}
+
+/// Runs a worker until its queue closes (shutdown) or a batch fails for good.
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    mut queue: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<(), WorkerError> {
+    while let Some(batch) = queue.recv().await {
+        process_batch(&ctx, batch).await?;
+    }
+    Ok(())
+}
