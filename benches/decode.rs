@@ -1,1 +1,273 @@
-fn main() {}
+//! Avro decode throughput on realistic transaction records: which decoder the codec should use.
+//!
+//! Every variant decodes the same 1,000 `TransactionEvent` records, made by the generator's
+//! [`EventFactory`] and encoded once by the project's own [`Codec`]. Before timing, each variant's
+//! output is checked against the original events, so all of them do the same work.
+//!
+//! Group `decode_transaction` (throughput in records/s):
+//!
+//! - `apache_avro/from_avro_datum+from_value`: `apache_avro::from_avro_datum` into a generic
+//!   `Value`, then `apache_avro::from_value` into the struct. The schema is parsed once;
+//!   `from_avro_datum` itself resolves the schema's names on every call (deprecated since 0.22).
+//! - `apache_avro/reader+from_value`: the same two steps through a `GenericDatumReader` built
+//!   once (the replacement apache-avro 0.22 recommends).
+//! - `apache_avro/reader.read_deser`: apache-avro 0.22's schema-aware serde path, no `Value`.
+//! - `serde_avro_fast/from_datum_slice`: straight from the bytes into the struct.
+//! - `codec/decode_confluent`: [`Codec::decode`] on Confluent-framed payloads, which is what the
+//!   pipeline runs per record (header check + `serde_avro_fast` + field validation).
+//!
+//! Group `encode` times [`Codec::encode`] of [`NextBestOffer`] records (Confluent framing).
+//!
+//! Run: `cargo bench --bench decode` (about half a minute: short warm-up and measurement).
+
+use apache_avro::reader::datum::GenericDatumReader;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::event::{ContactChannel, Event, EventKind, ProductCategory, TransactionEvent};
+use nbo_stream::generator::encode_event;
+use nbo_stream::generator::personas::EventFactory;
+use nbo_stream::output::{FeatureValues, NextBestOffer};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// Number of transaction records each decode iteration goes through.
+const RECORDS: usize = 1_000;
+/// Synthetic customers behind those records.
+const CUSTOMERS: u32 = 500;
+/// Generator seed: the same records on every run.
+const SEED: u64 = 42;
+/// Simulated time of the first event: 2026-01-01T00:00:00Z.
+const START_MS: i64 = 1_767_225_600_000;
+/// Schema text of `TransactionEvent`, the same file the codec compiles in.
+const TRANSACTION_SCHEMA: &str = include_str!("../avro_schemas/transaction_event.avsc");
+
+/// One transaction as it arrives on the topic, in both framings, plus the event it encodes.
+struct Record {
+    /// The event the generator made (the expected decode result).
+    event: TransactionEvent,
+    /// Kafka key: the customer id.
+    key: Vec<u8>,
+    /// Bare Avro datum (plain framing).
+    plain: Vec<u8>,
+    /// Magic byte + schema id + Avro datum (Confluent framing).
+    framed: Vec<u8>,
+}
+
+/// The first [`RECORDS`] transactions of the generator's stream, encoded both ways by `codec`.
+fn transaction_records(codec: &Codec) -> Vec<Record> {
+    let mut factory = EventFactory::new(CUSTOMERS, SEED, START_MS);
+    let mut records = Vec::with_capacity(RECORDS);
+    while records.len() < RECORDS {
+        let event = factory.next_event();
+        let Event::Transaction(txn) = &event else {
+            continue;
+        };
+        let plain = encode_event(codec, &event, Framing::Plain).expect("encode plain");
+        let framed = encode_event(codec, &event, Framing::Confluent).expect("encode framed");
+        records.push(Record {
+            event: txn.clone(),
+            key: txn.customer_id.clone().into_bytes(),
+            plain,
+            framed,
+        });
+    }
+    records
+}
+
+/// A decoder clock that accepts every record's event time (latest event time plus an hour).
+fn decode_clock(records: &[Record]) -> i64 {
+    let latest = records.iter().map(|r| r.event.event_time).max();
+    latest.unwrap_or(START_MS) + 3_600_000
+}
+
+/// Variant 1: `from_avro_datum` (schema parsed once, names resolved per call) + `from_value`.
+#[allow(deprecated)] // `from_avro_datum` is deprecated in apache-avro 0.22; it is the API measured.
+fn apache_avro_datum_then_value(
+    schema: &apache_avro::Schema,
+    body: &[u8],
+) -> Result<TransactionEvent, apache_avro::Error> {
+    let mut reader = body;
+    let value = apache_avro::from_avro_datum(schema, &mut reader, None)?;
+    apache_avro::from_value::<TransactionEvent>(&value)
+}
+
+/// Variant 1b: a `GenericDatumReader` built once, `read_value` into a `Value`, then `from_value`.
+fn apache_avro_reader_then_value(
+    reader: &GenericDatumReader<'_>,
+    body: &[u8],
+) -> Result<TransactionEvent, apache_avro::Error> {
+    let mut input = body;
+    let value = reader.read_value(&mut input)?;
+    apache_avro::from_value::<TransactionEvent>(&value)
+}
+
+/// Variant 1c: a `GenericDatumReader` built once, schema-aware serde straight into the struct.
+fn apache_avro_read_deser(
+    reader: &GenericDatumReader<'_>,
+    body: &[u8],
+) -> Result<TransactionEvent, apache_avro::Error> {
+    let mut input = body;
+    reader.read_deser::<TransactionEvent>(&mut input)
+}
+
+/// Variant 3: the pipeline's decoder, returning the transaction it validated.
+fn codec_decode(codec: &Codec, record: &Record, now_ms: i64) -> TransactionEvent {
+    match codec.decode(
+        EventKind::Transaction,
+        Some(&record.key),
+        Some(&record.framed),
+        now_ms,
+    ) {
+        Ok(Event::Transaction(txn)) => txn,
+        other => panic!("codec decoded a transaction into {other:?}"),
+    }
+}
+
+/// Applies the group settings shared by every group: short runs, throughput per record.
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, records: usize) {
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(records as u64));
+}
+
+/// Decode group: every variant over the same records, after checking each decodes them exactly.
+fn bench_decode(c: &mut Criterion) {
+    let codec = Codec::with_defaults().expect("schemas parse");
+    let records = transaction_records(&codec);
+    let now_ms = decode_clock(&records);
+    let avro_schema =
+        apache_avro::Schema::parse_str(TRANSACTION_SCHEMA).expect("apache-avro schema");
+    let avro_reader = GenericDatumReader::builder(&avro_schema)
+        .build()
+        .expect("apache-avro reader");
+    let fast_schema: serde_avro_fast::Schema =
+        TRANSACTION_SCHEMA.parse().expect("serde_avro_fast schema");
+
+    for r in &records {
+        let expected = &r.event;
+        let from_datum = apache_avro_datum_then_value(&avro_schema, &r.plain).expect("variant 1");
+        assert_eq!(&from_datum, expected, "from_avro_datum + from_value");
+        let via_reader = apache_avro_reader_then_value(&avro_reader, &r.plain).expect("variant 1b");
+        assert_eq!(&via_reader, expected, "reader + from_value");
+        let deser = apache_avro_read_deser(&avro_reader, &r.plain).expect("variant 1c");
+        assert_eq!(&deser, expected, "read_deser");
+        let fast: TransactionEvent =
+            serde_avro_fast::from_datum_slice(&r.plain, &fast_schema).expect("variant 2");
+        assert_eq!(&fast, expected, "serde_avro_fast");
+        assert_eq!(&codec_decode(&codec, r, now_ms), expected, "codec");
+    }
+
+    let mut group = c.benchmark_group("decode_transaction");
+    configure(&mut group, records.len());
+    group.bench_function("apache_avro/from_avro_datum+from_value", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(apache_avro_datum_then_value(&avro_schema, black_box(&r.plain)).ok());
+            }
+        })
+    });
+    group.bench_function("apache_avro/reader+from_value", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(apache_avro_reader_then_value(&avro_reader, black_box(&r.plain)).ok());
+            }
+        })
+    });
+    group.bench_function("apache_avro/reader.read_deser", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(apache_avro_read_deser(&avro_reader, black_box(&r.plain)).ok());
+            }
+        })
+    });
+    group.bench_function("serde_avro_fast/from_datum_slice", |b| {
+        b.iter(|| {
+            for r in &records {
+                let decoded: Result<TransactionEvent, _> =
+                    serde_avro_fast::from_datum_slice(black_box(&r.plain), &fast_schema);
+                black_box(decoded.ok());
+            }
+        })
+    });
+    group.bench_function("codec/decode_confluent", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(
+                    codec
+                        .decode(
+                            EventKind::Transaction,
+                            Some(&r.key),
+                            Some(black_box(&r.framed)),
+                            now_ms,
+                        )
+                        .ok(),
+                );
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Offers shaped like the operator's output: one per record, a few reasons and features each.
+fn offers(records: &[Record]) -> Vec<NextBestOffer> {
+    records
+        .iter()
+        .map(|r| {
+            let txn = &r.event;
+            let features: FeatureValues = [
+                ("card_spend_30d_minor", txn.amount_minor as f64 * 12.0),
+                ("txn_count_7d", 9.0),
+                ("loan_page_views_7d", 3.0),
+                (
+                    "avg_balance_30d_minor",
+                    txn.balance_after_minor.unwrap_or(0) as f64,
+                ),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+            NextBestOffer {
+                offer_id: format!("offer-cc-heavy-spender-{}", txn.event_id),
+                customer_id: txn.customer_id.clone(),
+                offer_code: "CC_CASHBACK_2PCT".into(),
+                product_category: ProductCategory::CreditCard,
+                channel: ContactChannel::Push,
+                score: 0.73,
+                rule_id: "cc-heavy-spender".into(),
+                rule_version: 3,
+                reasons: vec![
+                    "card spend in the last 30 days above 1,500 EUR".into(),
+                    "no credit card held".into(),
+                ],
+                features,
+                trigger_event_id: txn.event_id.clone(),
+                decided_at: txn.event_time,
+                expires_at: txn.event_time + 7 * 86_400_000,
+            }
+        })
+        .collect()
+}
+
+/// Encode group: [`Codec::encode`] of next-best offers, as the offers sink writes them.
+fn bench_encode(c: &mut Criterion) {
+    let codec = Codec::with_defaults().expect("schemas parse");
+    let offers = offers(&transaction_records(&codec));
+    for offer in &offers {
+        codec.encode("NextBestOffer", offer).expect("offer encodes");
+    }
+    let mut group = c.benchmark_group("encode");
+    configure(&mut group, offers.len());
+    group.bench_function("codec/encode_next_best_offer", |b| {
+        b.iter(|| {
+            for offer in &offers {
+                black_box(codec.encode("NextBestOffer", black_box(offer)).ok());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_encode);
+criterion_main!(benches);

@@ -178,7 +178,10 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         rate: 0,
         limit: Limit::Events(options.events),
         seed: options.seed,
-        start_ms: now_ms() - 6 * 3_600_000,
+        // Start far enough back that the simulated stream ends about now.
+        start_ms: now_ms()
+            - generator::personas::span_ms(options.customers, options.events)
+            - 3_600_000,
         malformed_rate: options.malformed_rate,
         framing: Framing::Confluent,
         progress: false,

@@ -71,8 +71,8 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Simulated time of the first event, ms since epoch (default: 6 hours ago). Fix it to
-        /// reproduce a stream exactly.
+        /// Simulated time of the first event, ms since epoch (default: 7 days ago, on the hour).
+        /// Fix it to reproduce a stream exactly; event times never pass the wall clock.
         #[arg(long)]
         start_ms: Option<i64>,
         /// Fraction of records replaced by malformed bytes.

@@ -1,1 +1,197 @@
+use super::*;
+use crate::event::*;
 
+const NOW: i64 = 1_800_000_000_000;
+
+fn txn() -> TransactionEvent {
+    TransactionEvent {
+        event_id: "E1".into(),
+        customer_id: "C1".into(),
+        event_time: NOW - 1000,
+        account_id: "A1".into(),
+        txn_type: TxnType::CardPayment,
+        amount_minor: 12_345,
+        currency: "EUR".into(),
+        payment_method: PaymentMethod::DebitCard,
+        merchant_category: Some("GROCERY".into()),
+        channel: TxnChannel::Pos,
+        country: "DE".into(),
+        balance_after_minor: None,
+    }
+}
+
+fn encoded(codec: &Codec, t: &TransactionEvent) -> Vec<u8> {
+    codec
+        .encode_framed("TransactionEvent", t, Framing::Confluent)
+        .unwrap()
+}
+
+#[test]
+fn confluent_round_trip_gives_the_same_event() {
+    let codec = Codec::with_defaults().unwrap();
+    let bytes = encoded(&codec, &txn());
+    assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
+    let event = codec
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&bytes), NOW)
+        .unwrap();
+    assert_eq!(event, Event::Transaction(txn()));
+}
+
+#[test]
+fn plain_framing_is_configurable_per_topic() {
+    let mut options = CodecOptions::default();
+    options.input_framing[EventKind::Transaction.index()] = Framing::Plain;
+    let codec = Codec::new(&options).unwrap();
+    let bytes = codec
+        .encode_framed("TransactionEvent", &txn(), Framing::Plain)
+        .unwrap();
+    assert!(codec
+        .decode(EventKind::Transaction, None, Some(&bytes), NOW)
+        .is_ok());
+}
+
+#[test]
+fn every_malformed_shape_is_an_error_with_a_stable_kind() {
+    let codec = Codec::with_defaults().unwrap();
+    let good = encoded(&codec, &txn());
+    let decode = |bytes: &[u8]| {
+        codec
+            .decode(EventKind::Transaction, Some(b"C1"), Some(bytes), NOW)
+            .unwrap_err()
+            .kind()
+    };
+
+    let mut bad_magic = good.clone();
+    bad_magic[0] = 1;
+    assert_eq!(decode(&bad_magic), "bad_magic_byte");
+    assert_eq!(decode(&[0, 0, 1]), "truncated_header");
+    let mut other_id = good.clone();
+    other_id[4] = 2;
+    assert_eq!(decode(&other_id), "unknown_schema_id");
+    assert_eq!(decode(&good[..good.len() - 4]), "avro_decode");
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(decode(&trailing), "trailing_bytes");
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, Some(b"C1"), None, NOW)
+            .unwrap_err()
+            .kind(),
+        "empty_payload"
+    );
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, Some(b"C2"), Some(&good), NOW)
+            .unwrap_err()
+            .kind(),
+        "key_mismatch"
+    );
+}
+
+#[test]
+fn field_checks_reject_what_avro_types_allow() {
+    let codec = Codec::with_defaults().unwrap();
+    let cases: Vec<(TransactionEvent, &str)> = vec![
+        (
+            TransactionEvent {
+                amount_minor: -5,
+                ..txn()
+            },
+            "amount_minor",
+        ),
+        (
+            TransactionEvent {
+                amount_minor: i64::MAX,
+                ..txn()
+            },
+            "amount_minor",
+        ),
+        (
+            TransactionEvent {
+                event_time: -1,
+                ..txn()
+            },
+            "event_time",
+        ),
+        (
+            TransactionEvent {
+                event_time: NOW + 3_600_000,
+                ..txn()
+            },
+            "event_time",
+        ),
+        (
+            TransactionEvent {
+                customer_id: "".into(),
+                ..txn()
+            },
+            "customer_id",
+        ),
+        (
+            TransactionEvent {
+                currency: "euro".into(),
+                ..txn()
+            },
+            "currency",
+        ),
+        (
+            TransactionEvent {
+                country: "Germany".into(),
+                ..txn()
+            },
+            "country",
+        ),
+        (
+            TransactionEvent {
+                account_id: "x".repeat(10_000),
+                ..txn()
+            },
+            "account_id",
+        ),
+    ];
+    for (event, field) in cases {
+        let bytes = encoded(&codec, &event);
+        let err = codec
+            .decode(EventKind::Transaction, None, Some(&bytes), NOW)
+            .unwrap_err();
+        assert_eq!(err.kind(), "invalid_field", "{field}: {err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+}
+
+#[test]
+fn unknown_enum_index_and_invalid_utf8_are_decode_errors() {
+    let codec = Codec::with_defaults().unwrap();
+    let good = encoded(&codec, &txn());
+    // Body starts with event_id: zig-zag length 2 ("E1"). Corrupt its bytes into invalid UTF-8.
+    let mut bad_utf8 = good.clone();
+    bad_utf8[6] = 0xff;
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, Some(b"C1"), Some(&bad_utf8), NOW)
+            .unwrap_err()
+            .kind(),
+        "avro_decode"
+    );
+    // A profile whose lifecycle_stage index is out of range.
+    let profile = CustomerProfile {
+        customer_id: "C1".into(),
+        updated_at: NOW - 1,
+        lifecycle_stage: LifecycleStage::Dormant,
+        segment: "".into(),
+        credit_score: None,
+        consent_marketing: true,
+        consent_profiling: true,
+        contact_channels: vec![],
+    };
+    let mut bytes = codec
+        .encode_framed("CustomerProfile", &profile, Framing::Confluent)
+        .unwrap();
+    // Layout: header(5) "C1"(3) updated_at(varint) stage(1 byte: index 5 → zig-zag 10).
+    let stage_at = bytes.iter().rposition(|b| *b == 10).unwrap();
+    bytes[stage_at] = 40;
+    let err = codec
+        .decode(EventKind::Profile, Some(b"C1"), Some(&bytes), NOW)
+        .unwrap_err();
+    assert_eq!(err.kind(), "avro_decode", "{err}");
+}

@@ -1,1 +1,76 @@
+use super::*;
+use std::io::Write;
 
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn memory_config(extra: &str) -> String {
+    format!("[state]\nbackend = \"memory\"\n{extra}")
+}
+
+#[test]
+fn defaults_plus_file_load() {
+    let f = file(&memory_config(
+        "[kafka]\nbrokers = \"b1:9092,b2:9092\"\nbatch_linger = \"50ms\"\n",
+    ));
+    let s = Settings::load(Some(f.path())).unwrap();
+    assert_eq!(s.kafka.brokers, "b1:9092,b2:9092");
+    assert_eq!(s.kafka.batch_linger, Duration::from_millis(50));
+    assert_eq!(s.topics.transactions, "bank.transactions.v1");
+}
+
+#[test]
+fn unknown_field_fails_naming_it() {
+    let f = file(&memory_config("[kafka]\nbrokerz = \"x\"\n"));
+    let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+    assert!(err.contains("brokerz"), "{err}");
+}
+
+#[test]
+fn ill_typed_field_fails_naming_it() {
+    let f = file(&memory_config("[kafka]\nworkers = \"many\"\n"));
+    let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+    assert!(err.contains("workers"), "{err}");
+}
+
+#[test]
+fn cross_field_rules_name_the_field() {
+    let mut s = Settings::default();
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("customer_key_secret"), "{err}");
+    s.customer_key_secret = Some(Secret::new("0123456789abcdef0123"));
+    s.validate().unwrap();
+    s.operator.allowed_lateness = Duration::from_secs(400 * 24 * 3600);
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("operator.allowed_lateness"));
+    s.operator.allowed_lateness = Duration::from_secs(60);
+    s.topics.offers = s.topics.alerts.clone();
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("named twice"));
+}
+
+#[test]
+fn secrets_never_print() {
+    let s = Settings {
+        customer_key_secret: Some(Secret::new("super-secret-value")),
+        ..Settings::default()
+    };
+    assert!(!format!("{s:?}").contains("super-secret-value"));
+}
+
+#[test]
+fn missing_file_says_so() {
+    let err = Settings::load(Some(Path::new("/nonexistent/nbo.toml")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("file not found"), "{err}");
+}

@@ -92,8 +92,8 @@ impl FeatureTiles {
         let start = self.tiles.partition_point(|t| t.index < first);
         let covered = self.tiles[start..].iter().take_while(|t| t.index <= last);
         match aggregation {
-            Aggregation::Count => covered.map(|t| f64::from(t.count)).sum(),
-            Aggregation::Sum => covered.map(|t| t.sum).sum(),
+            Aggregation::Count => covered.fold(0.0, |acc, t| acc + f64::from(t.count)),
+            Aggregation::Sum => covered.fold(0.0, |acc, t| acc + t.sum),
             Aggregation::Max => {
                 let max = covered.map(|t| t.max).fold(f64::NEG_INFINITY, f64::max);
                 if max.is_finite() {

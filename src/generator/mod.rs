@@ -165,6 +165,7 @@ pub fn generate(
     })?;
     let inputs = topics.inputs();
     let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms);
+    factory.cap_clock(wall_now_ms());
     let bar = progress_bar(options);
     let started = Instant::now();
     let mut summary = GenerateSummary::default();
@@ -226,6 +227,13 @@ pub fn generate(
             .inc_by(*n);
     }
     Ok(summary)
+}
+
+fn wall_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn progress_bar(options: &GeneratorOptions) -> ProgressBar {

@@ -89,6 +89,18 @@ pub struct EventFactory {
     clock_ms: i64,
     queue: VecDeque<Event>,
     profiles_left: usize,
+    session_step_ms: i64,
+    clock_cap_ms: Option<i64>,
+}
+
+/// Simulated time between two sessions: each customer acts about every six hours on average.
+pub fn session_step_ms(customers: u32) -> i64 {
+    (6 * 3_600_000 / i64::from(customers.max(1))).max(1)
+}
+
+/// Simulated time a stream of `events` records spans (about 2.5 events per session).
+pub fn span_ms(customers: u32, events: u64) -> i64 {
+    (events as i64 / 2 + 1) * session_step_ms(customers)
 }
 
 impl EventFactory {
@@ -123,7 +135,15 @@ impl EventFactory {
             clock_ms: start_ms,
             queue: VecDeque::new(),
             profiles_left,
+            session_step_ms: session_step_ms(n),
+            clock_cap_ms: None,
         }
+    }
+
+    /// Never emit an event time past `cap_ms` (the wall clock: the pipeline dead-letters events
+    /// from the future). A capped stream is deterministic only up to the cap.
+    pub fn cap_clock(&mut self, cap_ms: i64) {
+        self.clock_cap_ms = Some(cap_ms);
     }
 
     /// The customers, for summaries and tests.
@@ -201,8 +221,13 @@ impl EventFactory {
     /// Appends one session of events for one customer, advancing simulated time.
     fn session(&mut self) {
         let i = self.pick_customer();
-        self.clock_ms += self.rng.random_range(5..60);
-        let t0 = self.clock_ms;
+        let step = self.session_step_ms;
+        self.clock_ms += self.rng.random_range(step / 2..=step + step / 2);
+        let t0 = match self.clock_cap_ms {
+            // Leave room for the session's own spread (up to ~15 minutes).
+            Some(cap) => self.clock_ms.min(cap - 1_000_000),
+            None => self.clock_ms,
+        };
         let persona = self.customers[i].persona;
         let home = self.customers[i].home;
         match persona {

@@ -310,7 +310,32 @@ impl Operator {
                 continue;
             }
             let features = self.used_features(&rule.head.checks, &[], &values);
-            let reasons: Vec<String> = rule.head.checks.iter().map(|c| c.text.clone()).collect();
+            let mut reasons: Vec<String> =
+                rule.head.checks.iter().map(|c| c.text.clone()).collect();
+            let last = state
+                .alerts
+                .iter()
+                .filter(|a| a.rule_id == rule.head.id)
+                .map(|a| a.at)
+                .max();
+            if last.is_some_and(|last| (at - last).abs() < rule.cooldown_ms) {
+                reasons.push("same alert raised within its cooldown".into());
+                out.push(audit(
+                    &rule.head,
+                    DecisionOutcome::SuppressedCooldown,
+                    None,
+                    reasons,
+                    features,
+                ));
+                continue;
+            }
+            state
+                .alerts
+                .retain(|a| at - a.at < rule.cooldown_ms.max(self.longest_window_ms));
+            state.alerts.push(ContactRecord {
+                rule_id: rule.head.id.clone(),
+                at,
+            });
             let alert_id = decision::decision_id(
                 "alert",
                 &rule.head.id,

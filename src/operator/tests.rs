@@ -1,1 +1,247 @@
+use super::*;
+use crate::event::*;
+use crate::features::catalog;
 
+const H: i64 = 3_600_000;
+const T0: i64 = 1_800_000_000_000;
+
+fn operator() -> Operator {
+    let features = catalog::builtin();
+    let rules = crate::rules::builtin::starter(&features).unwrap();
+    Operator::new(
+        features,
+        rules,
+        &crate::config::OperatorSettings::default(),
+        0,
+    )
+}
+
+fn card(n: usize, t: i64, amount_minor: i64, method: PaymentMethod, country: &str) -> Event {
+    Event::Transaction(TransactionEvent {
+        event_id: format!("E{n}"),
+        customer_id: "C1".into(),
+        event_time: t,
+        account_id: "A1".into(),
+        txn_type: TxnType::CardPayment,
+        amount_minor,
+        currency: "EUR".into(),
+        payment_method: method,
+        merchant_category: None,
+        channel: TxnChannel::Pos,
+        country: country.into(),
+        balance_after_minor: None,
+    })
+}
+
+fn profile(consent: bool) -> Event {
+    Event::Profile(CustomerProfile {
+        customer_id: "C1".into(),
+        updated_at: T0 - H,
+        lifecycle_stage: LifecycleStage::Growing,
+        segment: "MASS".into(),
+        credit_score: Some(700),
+        consent_marketing: consent,
+        consent_profiling: true,
+        contact_channels: vec![ContactChannel::Email],
+    })
+}
+
+struct Run {
+    op: Operator,
+    state: CustomerState,
+    out: Vec<Decision>,
+    stats: BatchStats,
+    offset: i64,
+}
+
+impl Run {
+    fn new() -> Self {
+        let op = operator();
+        let mut state = CustomerState::default();
+        op.align(&mut state);
+        Self {
+            op,
+            state,
+            out: Vec::new(),
+            stats: BatchStats::default(),
+            offset: 0,
+        }
+    }
+    fn feed(&mut self, e: Event) {
+        self.offset += 1;
+        let pos = SourcePos {
+            kind: e.kind().index() as u8,
+            partition: 0,
+            offset: self.offset,
+        };
+        self.op.apply(
+            &mut self.state,
+            &e,
+            Some(pos),
+            &mut self.out,
+            &mut self.stats,
+        );
+    }
+    fn offers(&self) -> Vec<&NextBestOffer> {
+        self.out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Offer(o) => Some(o),
+                _ => None,
+            })
+            .collect()
+    }
+    fn alerts(&self) -> Vec<&RiskAlert> {
+        self.out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Alert(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+    fn outcomes(&self) -> Vec<DecisionOutcome> {
+        self.out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Audit(a) => Some(a.outcome),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn heavy_debit_spender_with_consent_gets_the_credit_card_offer_once() {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    for i in 0..4 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * 10 * H,
+            50_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    let offers = run.offers();
+    assert_eq!(offers.len(), 1, "{:?}", run.outcomes());
+    let o = offers[0];
+    assert_eq!(o.rule_id, "offer-credit-card-heavy-debit");
+    assert_eq!(o.product_category, ProductCategory::CreditCard);
+    assert_eq!(o.channel, ContactChannel::Email);
+    assert_eq!(o.features["debit_card_spend_30d"], 1500.0);
+    assert_eq!(o.trigger_event_id, "E2");
+    // The fourth payment also qualifies but the offer is in its cooldown.
+    assert!(run
+        .outcomes()
+        .contains(&DecisionOutcome::SuppressedCooldown));
+}
+
+#[test]
+fn no_offer_without_marketing_consent_but_an_audit_saying_why() {
+    let mut run = Run::new();
+    run.feed(profile(false));
+    for i in 0..4 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * H,
+            60_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    assert!(run.offers().is_empty());
+    assert!(run
+        .outcomes()
+        .iter()
+        .all(|o| *o == DecisionOutcome::SuppressedNoConsent));
+    assert!(!run.outcomes().is_empty());
+}
+
+#[test]
+fn card_velocity_alerts_once_per_cooldown_and_blocks_marketing() {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    for i in 0..12 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * 60_000,
+            20_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    let alerts = run.alerts();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].rule_id, "alert-card-velocity");
+    assert_eq!(alerts[0].severity, Severity::High);
+    assert_eq!(alerts[0].trigger_event_id, "E7");
+    // Spend crossed the credit-card threshold after the alert: suppressed for risk.
+    assert!(run.offers().is_empty());
+    assert!(run.outcomes().contains(&DecisionOutcome::SuppressedRisk));
+}
+
+#[test]
+fn replayed_offsets_are_not_counted_twice() {
+    let mut run = Run::new();
+    let e = card(1, T0, 10_000, PaymentMethod::DebitCard, "DE");
+    let pos = SourcePos {
+        kind: 0,
+        partition: 3,
+        offset: 7,
+    };
+    run.op
+        .apply(&mut run.state, &e, Some(pos), &mut run.out, &mut run.stats);
+    run.op
+        .apply(&mut run.state, &e, Some(pos), &mut run.out, &mut run.stats);
+    assert_eq!(run.stats.replayed, 1);
+    let values = run.op.values_at(&run.state, T0);
+    let slot = run
+        .op
+        .features()
+        .iter()
+        .position(|f| f.name == "txn_count_24h")
+        .unwrap();
+    assert_eq!(values[slot], 1.0);
+}
+
+#[test]
+fn erasure_wipes_state_and_blocks_older_events() {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    run.feed(card(1, T0, 10_000, PaymentMethod::DebitCard, "DE"));
+    run.feed(Event::Erasure(ErasureRequest {
+        request_id: "R1".into(),
+        customer_id: "C1".into(),
+        requested_at: T0 + H,
+    }));
+    assert!(run.state.profile.is_none());
+    run.feed(card(
+        2,
+        T0 + 30 * 60_000,
+        10_000,
+        PaymentMethod::DebitCard,
+        "DE",
+    ));
+    assert_eq!(run.stats.erased, 1);
+    assert!(run
+        .op
+        .public_values(&run.state)
+        .iter()
+        .all(|(_, v)| *v == 0.0));
+}
+
+#[test]
+fn events_older_than_the_longest_window_are_dropped_and_counted() {
+    let mut run = Run::new();
+    run.feed(card(1, T0, 10_000, PaymentMethod::DebitCard, "DE"));
+    run.feed(card(
+        2,
+        T0 - 100 * 24 * H,
+        10_000,
+        PaymentMethod::DebitCard,
+        "DE",
+    ));
+    assert_eq!(run.stats.too_late, 1);
+}

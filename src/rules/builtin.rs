@@ -114,6 +114,7 @@ pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
         ),
         kind: AlertKind::Fraud,
         severity: Severity::High,
+        cooldown_ms: DAY_MS / 24,
     });
 
     // Card used in three or more countries within a day.
@@ -127,6 +128,7 @@ pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
         ),
         kind: AlertKind::Fraud,
         severity: Severity::Critical,
+        cooldown_ms: DAY_MS,
     });
 
     // Repeated complaints: escalate before the customer leaves.
@@ -140,6 +142,7 @@ pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
         ),
         kind: AlertKind::ComplaintEscalation,
         severity: Severity::Medium,
+        cooldown_ms: 7 * DAY_MS,
     });
 
     Ok(RuleSet {

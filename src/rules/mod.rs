@@ -116,6 +116,8 @@ pub struct AlertRule {
     pub kind: AlertKind,
     /// Severity.
     pub severity: Severity,
+    /// The same alert is not raised again for the customer within this many milliseconds.
+    pub cooldown_ms: i64,
 }
 
 /// A rule set in force, with a version that audit records carry.

@@ -92,7 +92,7 @@ impl From<&CustomerProfile> for ProfileState {
     }
 }
 
-/// An offer made to the customer, for the contact policy.
+/// An offer or alert made for the customer, for the contact policy and alert cooldowns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactRecord {
     /// Rule that made the offer.
@@ -121,6 +121,8 @@ pub struct CustomerState {
     pub profile: Option<ProfileState>,
     /// Offers made within the contact period.
     pub contacts: Vec<ContactRecord>,
+    /// Alerts raised within their rules' cooldown.
+    pub alerts: Vec<ContactRecord>,
     /// Event time of the last HIGH or CRITICAL alert.
     pub last_high_alert_at: Option<i64>,
     /// Source offsets applied (a replayed record at or below these is skipped).

@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: services, unique names, reading topics back.
+#![allow(dead_code)]
+
+use nbo_stream::codec::Codec;
+use nbo_stream::config::{Settings, StateBackend};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use std::time::{Duration, Instant};
+
+/// A unique suffix so tests can run side by side on one broker.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Settings for a test against `brokers`, with every topic renamed uniquely.
+pub fn test_settings(brokers: &str, backend: StateBackend) -> Settings {
+    let mut s = Settings::default();
+    let run = unique("t");
+    s.kafka.brokers = brokers.to_string();
+    s.kafka.group_id = format!("nbo-{run}");
+    s.kafka.batch_linger = Duration::from_millis(10);
+    s.state.backend = backend;
+    s.telemetry.listen = "127.0.0.1:0".into();
+    s.customer_key_secret = Some(nbo_stream::config::Secret::new(
+        "integration-test-secret-0123456789",
+    ));
+    let t = &mut s.topics;
+    for name in [
+        &mut t.transactions,
+        &mut t.clickstream,
+        &mut t.app,
+        &mut t.social,
+        &mut t.feedback,
+        &mut t.partner,
+        &mut t.customer_profile,
+        &mut t.offer_responses,
+        &mut t.erasure_requests,
+        &mut t.rules,
+        &mut t.offers,
+        &mut t.alerts,
+        &mut t.decisions_audit,
+        &mut t.dead_letters,
+    ] {
+        *name = format!("{name}.{run}");
+    }
+    s
+}
+
+/// Reads every record of `topic` (from the beginning) until `expected` are read or `timeout`.
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("reader consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push((
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+                quiet_since = Instant::now();
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {
+                if out.len() >= expected && quiet_since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decodes records of an output topic with the contract's schema `record`.
+pub fn decode_outputs<T: serde::de::DeserializeOwned>(
+    records: &[(Option<Vec<u8>>, Vec<u8>)],
+    record: &str,
+) -> Vec<T> {
+    let entry = nbo_stream::codec::schemas::by_record(record).expect("record");
+    let schema: serde_avro_fast::Schema = entry.text.parse().expect("schema");
+    let _ = Codec::with_defaults().expect("codec");
+    records
+        .iter()
+        .map(|(_, v)| {
+            assert_eq!(v[0], 0, "Confluent magic byte");
+            assert_eq!(
+                u32::from_be_bytes([v[1], v[2], v[3], v[4]]),
+                entry.default_id,
+                "schema id"
+            );
+            serde_avro_fast::from_datum_slice::<T>(&v[5..], &schema).expect("decode output")
+        })
+        .collect()
+}
+
+/// Redis URL for tests (`NBOTEST_REDIS_URL`, default the local server the test script starts).
+pub fn redis_url() -> String {
+    std::env::var("NBOTEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Polls `done` every 100 ms until it holds or `timeout` passes.
+pub async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}

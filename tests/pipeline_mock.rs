@@ -1,0 +1,191 @@
+//! The whole pipeline over librdkafka's in-process mock cluster and the in-memory store: generated
+//! customers in, offers, alerts, audits and dead letters out.
+
+mod common;
+
+use common::*;
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::StateBackend;
+use nbo_stream::event::DecisionOutcome;
+use nbo_stream::generator::{self, GeneratorOptions, Limit};
+use nbo_stream::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
+use nbo_stream::pipeline::{self, Dependencies};
+use nbo_stream::state::memory::MemoryStore;
+use nbo_stream::state::{KeyHasher, StateStore};
+use nbo_stream::worker::Progress;
+use rdkafka::mocking::MockCluster;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVENTS: u64 = 12_000;
+const CUSTOMERS: u32 = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let settings = test_settings(&brokers, StateBackend::Memory);
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 4, 1).unwrap();
+    }
+
+    let codec = Codec::with_defaults().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let options = GeneratorOptions {
+        customers: CUSTOMERS,
+        rate: 0,
+        limit: Limit::Events(EVENTS),
+        seed: 7,
+        start_ms: now - generator::personas::span_ms(CUSTOMERS, EVENTS) - 3_600_000,
+        malformed_rate: 0.01,
+        framing: Framing::Confluent,
+        progress: false,
+    };
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    let summary = generator::generate(
+        &client,
+        &settings.topics,
+        &codec,
+        &options,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(summary.sent, EVENTS);
+    assert_eq!(summary.failed, 0);
+    assert!(summary.malformed > 50, "{summary}");
+
+    let store = Arc::new(MemoryStore::new());
+    let progress = Arc::new(Progress::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let deps = Dependencies {
+        store: store.clone(),
+        health: Default::default(),
+        progress: progress.clone(),
+    };
+    let run_settings = settings.clone();
+    let handle = tokio::spawn(async move { pipeline::run(&run_settings, deps, stop_rx).await });
+    let p = progress.clone();
+    assert!(
+        wait_for(Duration::from_secs(120), || p
+            .records
+            .load(Ordering::Relaxed)
+            >= EVENTS)
+        .await,
+        "processed only {} of {EVENTS}",
+        progress.records.load(Ordering::Relaxed)
+    );
+    stop.send(true).unwrap();
+    handle.await.unwrap().unwrap();
+    assert_eq!(
+        progress.records.load(Ordering::Relaxed),
+        EVENTS,
+        "every record processed exactly once"
+    );
+
+    // Dead letters: one per malformed record, each with its source and reason.
+    let dead: Vec<DeadLetter> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.dead_letters,
+            summary.malformed as usize,
+            Duration::from_secs(30),
+        ),
+        "DeadLetter",
+    );
+    assert_eq!(dead.len() as u64, summary.malformed);
+    for d in &dead {
+        assert!(settings.topics.inputs().contains(&d.source_topic.as_str()));
+        assert!(!d.error.is_empty() && !d.error_kind.is_empty());
+        assert!(d.payload.as_ref().is_some_and(|p| !p.is_empty()));
+    }
+
+    // Offers: unique ids, only to consenting customers (every offer has an OFFERED audit).
+    let offers: Vec<NextBestOffer> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.offers,
+            1,
+            Duration::from_secs(30),
+        ),
+        "NextBestOffer",
+    );
+    let alerts: Vec<RiskAlert> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.alerts,
+            1,
+            Duration::from_secs(30),
+        ),
+        "RiskAlert",
+    );
+    let audits: Vec<DecisionAudit> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.decisions_audit,
+            1,
+            Duration::from_secs(30),
+        ),
+        "DecisionAudit",
+    );
+    assert!(!offers.is_empty(), "no offers");
+    assert!(!alerts.is_empty(), "no alerts");
+    let offer_ids: HashSet<_> = offers.iter().map(|o| o.offer_id.clone()).collect();
+    assert_eq!(offer_ids.len(), offers.len(), "offer ids are unique");
+    let offered: HashSet<_> = audits
+        .iter()
+        .filter(|a| a.outcome == DecisionOutcome::Offered)
+        .filter_map(|a| a.decision_id.clone())
+        .collect();
+    assert_eq!(
+        offered, offer_ids,
+        "every offer has its audit record and vice versa"
+    );
+    assert!(
+        audits
+            .iter()
+            .any(|a| a.outcome == DecisionOutcome::SuppressedNoConsent),
+        "some customers lack consent"
+    );
+    let factory = generator::personas::EventFactory::new(CUSTOMERS, 7, 0);
+    let no_consent: HashSet<_> = factory
+        .customers()
+        .iter()
+        .filter(|c| !c.consent_marketing)
+        .map(|c| c.id.clone())
+        .collect();
+    assert!(
+        offers.iter().all(|o| !no_consent.contains(&o.customer_id)),
+        "an offer went to a customer without consent"
+    );
+
+    // Features are materialised per customer under the hashed key.
+    let hasher = KeyHasher::new(
+        settings
+            .customer_key_secret
+            .as_ref()
+            .unwrap()
+            .expose()
+            .as_bytes(),
+    );
+    let some_offer = &offers[0];
+    let features = store
+        .feature_hash(&hasher.key(&some_offer.customer_id))
+        .await
+        .unwrap();
+    let names: Vec<_> = features.iter().map(|(k, _)| k.as_str()).collect();
+    for f in [
+        "txn_count_24h",
+        "spend_24h",
+        "card_spend_30d",
+        "loan_views_7d",
+        "complaints_30d",
+        "_updated_at",
+    ] {
+        assert!(names.contains(&f), "missing feature {f}: {names:?}");
+    }
+}
