@@ -1,0 +1,203 @@
+//! End to end against a real broker process (Tansu, an Apache-Kafka-compatible broker) and a real
+//! Redis: `topics create` through the admin API, the generator, the pipeline with the Redis store,
+//! then offers and alerts read back from the broker and features read from Redis.
+//!
+//! Tansu has no transactions (no EndTxn), so this runs the at-least-once mode.
+
+mod common;
+
+use common::*;
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::StateBackend;
+use nbo_stream::generator::{self, GeneratorOptions, Limit};
+use nbo_stream::output::{NextBestOffer, RiskAlert};
+use nbo_stream::pipeline::{self, Dependencies};
+use nbo_stream::state::redis::RedisStore;
+use nbo_stream::state::{KeyHasher, StateStore};
+use nbo_stream::topics;
+use nbo_stream::worker::Progress;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVENTS: u64 = 8_000;
+const CUSTOMERS: u32 = 800;
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("NBOTEST_TANSU_BIN") {
+        return path.into();
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    home.join("bin").join("tansu")
+}
+
+fn start_tansu() -> (Broker, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let bin = tansu_binary();
+    let child = Command::new(&bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {} (scripts/test.sh installs it): {e}", bin.display()));
+    let broker = Broker(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (broker, format!("127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("tansu did not listen on {port} within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_load_through_a_real_broker_and_redis() {
+    let (_broker, brokers) = start_tansu();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+
+    let mut specs = topics::embedded().unwrap();
+    topics::apply_names(&mut specs, &settings.topics);
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    let report = topics::create(&client, &specs, Some(4)).await.unwrap();
+    assert_eq!(report.len(), specs.len());
+    assert!(
+        report
+            .iter()
+            .all(|(_, a)| matches!(a, topics::TopicAction::Created(4, 1))),
+        "{report:?}"
+    );
+    let again = topics::create(&client, &specs, Some(4)).await.unwrap();
+    assert!(
+        again.iter().all(|(_, a)| *a == topics::TopicAction::Exists),
+        "existing topics are left alone: {again:?}"
+    );
+
+    let codec = Codec::with_defaults().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let options = GeneratorOptions {
+        customers: CUSTOMERS,
+        rate: 0,
+        limit: Limit::Events(EVENTS),
+        seed: 11,
+        start_ms: now - generator::personas::span_ms(CUSTOMERS, EVENTS) - 3_600_000,
+        malformed_rate: 0.0,
+        framing: Framing::Confluent,
+        progress: false,
+    };
+    let summary = tokio::task::block_in_place(|| {
+        generator::generate(
+            &client,
+            &settings.topics,
+            &codec,
+            &options,
+            &AtomicBool::new(false),
+        )
+    })
+    .unwrap();
+    assert_eq!((summary.sent, summary.failed), (EVENTS, 0), "{summary}");
+
+    let store = Arc::new(
+        RedisStore::connect(&settings.redis)
+            .await
+            .expect("Redis (scripts/test.sh starts it)"),
+    );
+    let progress = Arc::new(Progress::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let deps = Dependencies {
+        store: store.clone(),
+        health: Default::default(),
+        progress: progress.clone(),
+    };
+    let run_settings = settings.clone();
+    let handle = tokio::spawn(async move { pipeline::run(&run_settings, deps, stop_rx).await });
+    let p = progress.clone();
+    let done = wait_for(Duration::from_secs(180), || {
+        p.records.load(Ordering::Relaxed) >= EVENTS
+    })
+    .await;
+    stop.send(true).unwrap();
+    handle.await.unwrap().unwrap();
+    assert!(
+        done,
+        "processed {} of {EVENTS}",
+        progress.records.load(Ordering::Relaxed)
+    );
+
+    let offers: Vec<NextBestOffer> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.offers,
+            1,
+            Duration::from_secs(30),
+        ),
+        "NextBestOffer",
+    );
+    let alerts: Vec<RiskAlert> = decode_outputs(
+        &read_topic(
+            &brokers,
+            &settings.topics.alerts,
+            1,
+            Duration::from_secs(30),
+        ),
+        "RiskAlert",
+    );
+    assert!(
+        !offers.is_empty() && !alerts.is_empty(),
+        "offers {} alerts {}",
+        offers.len(),
+        alerts.len()
+    );
+    assert_eq!(offers.len() as u64, progress.offers.load(Ordering::Relaxed));
+
+    let hasher = KeyHasher::new(
+        settings
+            .customer_key_secret
+            .as_ref()
+            .unwrap()
+            .expose()
+            .as_bytes(),
+    );
+    let features = store
+        .feature_hash(&hasher.key(&offers[0].customer_id))
+        .await
+        .unwrap();
+    assert!(
+        features
+            .iter()
+            .any(|(k, v)| k == "_updated_at" && v.parse::<i64>().is_ok()),
+        "{features:?}"
+    );
+    let rt = store.round_trips() as f64 / EVENTS as f64;
+    assert!(rt < 0.2, "Redis round trips per event {rt:.3}");
+}
