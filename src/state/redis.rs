@@ -46,7 +46,7 @@ fn connection_info(settings: &RedisSettings) -> Result<redis::ConnectionInfo, St
         redis_info = redis_info.set_username(user.clone());
     }
     if let Some(password) = &settings.password {
-        redis_info = redis_info.set_password(password.expose().to_string());
+        redis_info = redis_info.set_password(password.expose());
     }
     info = info.set_redis_settings(redis_info);
     Ok(info)
