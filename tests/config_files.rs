@@ -17,6 +17,8 @@ fn example_configs_load_and_environment_overrides_the_file() {
     assert_eq!(s.kafka.brokers, "override:9092");
     assert_eq!(s.kafka.workers, 3);
     std::env::set_var("NBO_KAFKA__NO_SUCH_FIELD", "1");
-    let err = Settings::load(Some(&dir.join("local.toml"))).unwrap_err().to_string();
+    let err = Settings::load(Some(&dir.join("local.toml")))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no_such_field"), "{err}");
 }
