@@ -26,9 +26,11 @@ pub fn test_settings(brokers: &str, backend: StateBackend) -> Settings {
     s.kafka.batch_linger = Duration::from_millis(10);
     s.state.backend = backend;
     s.telemetry.listen = "127.0.0.1:0".into();
-    s.customer_key_secret = Some(nbo_stream::config::Secret::new(
-        "integration-test-secret-0123456789",
-    ));
+    // A secret per run: customer keys differ between runs, so state that a previous run left in
+    // the shared Redis (same customer ids, same partition offsets on a fresh broker) is never read
+    // as this run's — it would make every event look like an applied replay.
+    let secret = format!("integration-test-secret-{run}");
+    s.customer_key_secret = Some(nbo_stream::config::Secret::new(secret));
     let t = &mut s.topics;
     for name in [
         &mut t.transactions,
@@ -66,7 +68,20 @@ pub fn read_topic(
         .set("isolation.level", "read_committed")
         .create()
         .expect("reader consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    // Assign every partition from the beginning: no group coordination, so no rebalance wait.
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            assignment
+                .add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    assert!(assignment.count() > 0, "topic {topic} has no partitions");
+    consumer.assign(&assignment).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + timeout;
     let mut quiet_since = Instant::now();
