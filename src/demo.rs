@@ -52,6 +52,8 @@ pub struct DemoReport {
     pub offers_by_rule: Vec<(String, u64)>,
     /// Alerts per rule.
     pub alerts_by_rule: Vec<(String, u64)>,
+    /// Decisions per outcome (offered, alerted, and each suppression reason).
+    pub decisions_by_outcome: Vec<(String, u64)>,
     /// Total offers.
     pub offers: u64,
     /// Total alerts.
@@ -185,6 +187,19 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         malformed_rate: options.malformed_rate,
         framing: Framing::Confluent,
         progress: false,
+        after_profiles: Some(generator::AfterProfiles(Arc::new({
+            let progress = progress.clone();
+            let customers = u64::from(options.customers);
+            move || {
+                // Bounded wait: the stall check below reports a pipeline that never gets there.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while progress.records.load(Ordering::Relaxed) < customers
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }))),
     };
     let client = crate::source::client_config(&settings.kafka);
     let topics = settings.topics.clone();
@@ -289,6 +304,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         by_topic: summary.by_topic.into_iter().collect(),
         offers_by_rule: labelled_counts("nbo_offers_total", "rule"),
         alerts_by_rule: labelled_counts("nbo_alerts_total", "rule"),
+        decisions_by_outcome: labelled_counts("nbo_decisions_total", "outcome"),
         offers: progress.offers.load(Ordering::Relaxed),
         alerts: progress.alerts.load(Ordering::Relaxed),
         dead_letters: progress.dead_letters.load(Ordering::Relaxed),
@@ -320,6 +336,10 @@ impl std::fmt::Display for DemoReport {
         writeln!(f, "\nalerts by rule ({} in all):", self.alerts)?;
         for (r, n) in &self.alerts_by_rule {
             writeln!(f, "  {r:<34} {n:>7}")?;
+        }
+        writeln!(f, "\ndecisions by outcome (audit records):")?;
+        for (o, n) in &self.decisions_by_outcome {
+            writeln!(f, "  {o:<34} {n:>7}")?;
         }
         writeln!(f, "\ndead letters: {}", self.dead_letters)?;
         match self.metrics_bytes {

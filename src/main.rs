@@ -235,6 +235,7 @@ async fn main() -> Result<()> {
                 malformed_rate,
                 framing: codec::Framing::Confluent,
                 progress: true,
+                after_profiles: None,
             };
             let codec = codec::Codec::new(&settings.codec_options())?;
             let client = source::client_config(&settings.kafka);

@@ -114,6 +114,7 @@ async fn generated_load_through_a_real_broker_and_redis() {
         malformed_rate: 0.0,
         framing: Framing::Confluent,
         progress: false,
+        after_profiles: None,
     };
     let summary = tokio::task::block_in_place(|| {
         generator::generate(

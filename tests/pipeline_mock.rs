@@ -45,6 +45,7 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         malformed_rate: 0.01,
         framing: Framing::Confluent,
         progress: false,
+        after_profiles: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
     let summary = generator::generate(

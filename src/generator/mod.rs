@@ -47,6 +47,20 @@ pub struct GeneratorOptions {
     pub framing: Framing,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Called (blocking) once every customer's profile is produced and acknowledged, before any
+    /// activity: the demo waits there until the pipeline holds every profile, as a bank's CRM
+    /// state exists before the activity it governs.
+    pub after_profiles: Option<AfterProfiles>,
+}
+
+/// A hook run between the profiles and the activity (see [`GeneratorOptions::after_profiles`]).
+#[derive(Clone)]
+pub struct AfterProfiles(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for AfterProfiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterProfiles")
+    }
 }
 
 /// What was produced.
@@ -207,6 +221,14 @@ pub fn generate(
         }
         summary.sent += 1;
         sent_by_topic[kind.index()] += 1;
+        if summary.sent == u64::from(options.customers) {
+            if let Some(hook) = &options.after_profiles {
+                if let Err(e) = producer.flush(Duration::from_secs(60)) {
+                    tracing::warn!(error = %e, "profiles not all acknowledged before the activity starts");
+                }
+                (hook.0)();
+            }
+        }
         if summary.sent % 1024 == 0 {
             bar.set_position(match options.limit {
                 Limit::Events(_) => summary.sent,

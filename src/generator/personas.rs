@@ -491,3 +491,57 @@ impl EventFactory {
         p > 0.0 && self.rng.random_bool(p.min(1.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(seed: u64, n: usize) -> Vec<Event> {
+        let mut f = EventFactory::new(200, seed, 1_790_000_000_000);
+        (0..n).map(|_| f.next_event()).collect()
+    }
+
+    #[test]
+    fn same_seed_same_stream_other_seed_other_stream() {
+        assert_eq!(stream(5, 3_000), stream(5, 3_000));
+        assert_ne!(stream(5, 3_000), stream(6, 3_000));
+    }
+
+    #[test]
+    fn profiles_come_first_then_every_persona_acts() {
+        let events = stream(1, 5_000);
+        assert!(events[..200].iter().all(|e| e.kind() == EventKind::Profile));
+        for kind in [
+            EventKind::Transaction,
+            EventKind::Clickstream,
+            EventKind::App,
+            EventKind::Social,
+            EventKind::Feedback,
+            EventKind::Partner,
+        ] {
+            assert!(events.iter().any(|e| e.kind() == kind), "no {kind:?}");
+        }
+        let f = EventFactory::new(1_000, 1, 0);
+        for persona in [
+            Persona::CardHeavySpender,
+            Persona::HighSaver,
+            Persona::LoanShopper,
+            Persona::Unhappy,
+            Persona::FraudVictim,
+            Persona::Dormant,
+        ] {
+            assert!(
+                f.customers().iter().any(|c| c.persona == persona),
+                "no {persona:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_ids_are_unique() {
+        let events = stream(3, 5_000);
+        let ids: std::collections::HashSet<_> =
+            events.iter().map(|e| e.event_id().into_owned()).collect();
+        assert_eq!(ids.len(), events.len());
+    }
+}

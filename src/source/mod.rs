@@ -64,7 +64,9 @@ pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Drives nbo_consumer_lag_messages (see SourceContext::stats).
+        .set("statistics.interval.ms", "5000");
     apply_options(&mut c, k);
     c
 }
@@ -84,7 +86,22 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): publishes consumer lag per
+    /// assigned partition. Partitions without a known lag (-1: not assigned or not yet fetched)
+    /// are skipped, so a revoked partition's gauge keeps its last value until reassigned.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag = &metrics().consumer_lag;
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    lag.with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(
