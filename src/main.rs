@@ -71,8 +71,9 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Simulated time of the first event, ms since epoch (default: 7 days ago, on the hour).
-        /// Fix it to reproduce a stream exactly; event times never pass the wall clock.
+        /// Simulated time of the first event, ms since epoch (default: on the hour, far enough back
+        /// that the stream ends about now). Fix it to reproduce a stream exactly; event times
+        /// never pass the wall clock.
         #[arg(long)]
         start_ms: Option<i64>,
         /// Fraction of records replaced by malformed bytes.
@@ -129,9 +130,26 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Prints errors as one readable chain (`error: what: why`), without a backtrace, and exits 1.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config } => {
             let settings = Settings::load(Some(&config))?;
@@ -230,8 +248,7 @@ async fn main() -> Result<()> {
                 rate,
                 limit,
                 seed,
-                start_ms: start_ms
-                    .unwrap_or_else(|| (now_ms() / 3_600_000) * 3_600_000 - 6 * 3_600_000),
+                start_ms: start_ms.unwrap_or_else(|| default_start(customers, rate, limit)),
                 malformed_rate,
                 framing: codec::Framing::Confluent,
                 progress: true,
@@ -313,6 +330,21 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A start time, on the hour, from which the expected number of records ends about now (each
+/// customer acts about every six hours of simulated time); 7 days back when the count is unknown.
+fn default_start(customers: u32, rate: u64, limit: generator::Limit) -> i64 {
+    let expected = match limit {
+        generator::Limit::Events(n) => Some(n),
+        generator::Limit::Duration(d) if rate > 0 => Some(rate.saturating_mul(d.as_secs())),
+        generator::Limit::Duration(_) => None,
+    };
+    let span = expected.map_or(7 * 24 * 3_600_000, |n| {
+        generator::personas::span_ms(customers, n)
+    });
+    let start = now_ms() - span - 3_600_000;
+    start - start.rem_euclid(3_600_000)
 }
 
 /// Topic administration needs no customer-key secret: validate everything else.

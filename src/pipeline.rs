@@ -201,6 +201,12 @@ pub async fn run(
     if failure.is_none() {
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("offsets committed at shutdown"),
+            // Auto-commit already committed every stored offset: nothing new to commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {
+                tracing::info!("offsets already committed at shutdown")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "final offset commit failed; the next run replays from the last commit")
             }
