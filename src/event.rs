@@ -16,8 +16,11 @@ macro_rules! avro_enum {
         pub enum $name { $(#[serde(rename = $symbol)] $variant),+ }
 
         impl $name {
-            /// Every symbol, in schema order.
+            /// Every value, in schema order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Every symbol, in schema order.
+            pub const SYMBOLS: &'static [&'static str] = &[$($symbol),+];
 
             /// The Avro enum symbol (UPPER_SNAKE), as written in the schema.
             pub fn as_str(self) -> &'static str {

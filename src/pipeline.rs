@@ -8,7 +8,6 @@
 use crate::codec::Codec;
 use crate::config::Settings;
 use crate::event::EventKind;
-use crate::features::catalog;
 use crate::operator::Operator;
 use crate::sink::Sink;
 use crate::source::{self, Consumer, SourceContext};
@@ -32,6 +31,9 @@ pub enum PipelineError {
     /// A schema does not parse.
     #[error(transparent)]
     Schema(#[from] crate::codec::SchemaError),
+    /// The features file does not compile.
+    #[error(transparent)]
+    Features(#[from] crate::features::spec::FeatureError),
     /// The starter rules do not build.
     #[error(transparent)]
     Rules(#[from] crate::rules::RuleError),
@@ -76,7 +78,7 @@ pub async fn run(
         .as_ref()
         .ok_or(PipelineError::NoSecret)?;
     let codec = Arc::new(Codec::new(&settings.codec_options())?);
-    let features = catalog::builtin();
+    let features = Arc::new(settings.features.load()?);
     let rules = crate::rules::builtin::starter(&features)?;
     let (offer_rules, alert_rules) = rules.counts();
     metrics()
@@ -89,12 +91,14 @@ pub async fn run(
         .set(alert_rules as i64);
     metrics().ruleset_version.set(rules.version);
     let operator = Arc::new(Operator::new(
-        features,
+        features.clone(),
         rules,
         &settings.operator,
         settings.operator.control_group_percent,
     ));
-    let ttl_secs = (catalog::longest_window() + settings.state.ttl_margin).as_secs();
+    let ttl_secs = (Duration::from_millis(features.longest_window_ms() as u64)
+        + settings.state.ttl_margin)
+        .as_secs();
 
     let cache = Arc::new(worker::Cache::new());
     let revoke_cache = cache.clone();

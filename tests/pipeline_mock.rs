@@ -183,7 +183,7 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         "txn_count_24h",
         "spend_24h",
         "card_spend_30d",
-        "loan_views_7d",
+        "loan_page_views_7d",
         "complaints_30d",
         "_updated_at",
     ] {

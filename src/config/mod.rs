@@ -43,6 +43,8 @@ pub struct Settings {
     pub topics: TopicSettings,
     /// Wire format of input and output records.
     pub codec: CodecSettings,
+    /// Feature definitions.
+    pub features: FeatureSettings,
     /// Where per-customer state lives.
     pub state: StateSettings,
     /// Redis connection (used when `state.backend = "redis"`).
@@ -228,6 +230,22 @@ impl Default for CodecSettings {
             max_amount_minor: limits.max_amount_minor,
             max_string_len: limits.max_string_len,
         }
+    }
+}
+
+/// Feature definitions.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureSettings {
+    /// A features file (see `features/bank.toml`); unset = the starter set built into the binary.
+    /// Adding or changing a feature is a change to this file and a restart, no release.
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl FeatureSettings {
+    /// Loads and compiles the configured features.
+    pub fn load(&self) -> Result<crate::features::FeatureSet, crate::features::spec::FeatureError> {
+        crate::features::spec::load(self.file.as_deref())
     }
 }
 
@@ -514,7 +532,11 @@ impl Settings {
         if self.state.cache_max_customers == 0 {
             return Err(invalid("state.cache_max_customers", "must be at least 1"));
         }
-        let longest = crate::features::catalog::longest_window();
+        let features = self
+            .features
+            .load()
+            .map_err(|e| invalid("features.file", e.to_string()))?;
+        let longest = Duration::from_millis(features.longest_window_ms() as u64);
         if self.operator.allowed_lateness > longest + self.state.ttl_margin {
             return Err(invalid(
                 "operator.allowed_lateness",

@@ -53,10 +53,14 @@ pub fn arbitrate<'r>(candidates: &mut [(f64, &'r OfferRule)]) -> Option<(f64, &'
 }
 
 /// The propensity of a logistic model: `1 / (1 + e^-(intercept + Σ w·x))`.
-pub fn propensity(intercept: f64, coefficients: &[(usize, f64)], features: &[f64]) -> f64 {
-    let z = coefficients.iter().fold(intercept, |acc, (slot, w)| {
-        acc + w * features.get(*slot).copied().unwrap_or(0.0)
-    });
+pub fn propensity(
+    intercept: f64,
+    coefficients: &[(usize, f64)],
+    mut feature: impl FnMut(usize) -> f64,
+) -> f64 {
+    let z = coefficients
+        .iter()
+        .fold(intercept, |acc, (slot, w)| acc + w * feature(*slot));
     1.0 / (1.0 + (-z).exp())
 }
 
@@ -179,7 +183,7 @@ mod tests {
 
     #[test]
     fn propensity_is_logistic() {
-        assert!((propensity(0.0, &[], &[]) - 0.5).abs() < 1e-12);
-        assert!(propensity(2.0, &[(0, 1.0)], &[3.0]) > 0.99);
+        assert!((propensity(0.0, &[], |_| 0.0) - 0.5).abs() < 1e-12);
+        assert!(propensity(2.0, &[(0, 1.0)], |_| 3.0) > 0.99);
     }
 }

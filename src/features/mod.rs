@@ -1,11 +1,16 @@
-//! Per-customer windowed features: definitions, tiles and window evaluation. Pure and synchronous:
-//! time is passed in, never read from a clock.
+//! Per-customer windowed features: definitions read from a features file, compiled once, then
+//! applied per event as tiles in event time (see [`tiles`]). Pure and synchronous: time is passed
+//! in, never read from a clock.
 
-pub mod catalog;
+pub mod expr;
+pub mod fields;
+pub mod spec;
 pub mod tiles;
 
 use crate::event::{Event, EventKind};
-pub use tiles::{FeatureTiles, Tile};
+use fields::{Accessor, Val};
+use std::sync::Arc;
+pub use tiles::Tiles;
 
 /// How a feature combines the values of the events in its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,35 +19,104 @@ pub enum Aggregation {
     Count,
     /// Sum of the field.
     Sum,
+    /// Mean of the field.
+    Avg,
+    /// Smallest value of the field.
+    Min,
     /// Largest value of the field.
     Max,
-    /// Number of distinct values (the field's value is a hash of the distinct key).
+    /// Number of distinct values of the field.
     DistinctCount,
+    /// Value of the field in the latest event (by event time).
+    Last,
+    /// Σ value · 2^(−age / half-life): recent events weigh more.
+    DecayedSum {
+        /// Half-life in milliseconds.
+        half_life_ms: i64,
+    },
 }
 
-/// One feature: which events feed it, what it aggregates, over how long.
-///
-/// The filter and value are plain functions here; issue 3 makes them expressions read from the
-/// features file, behind this same struct.
+/// One compiled feature.
 #[derive(Debug, Clone)]
 pub struct FeatureDef {
     /// Name: the field in `nbo:features:{<customer-key>}` and the name rules use.
-    pub name: &'static str,
-    /// Record types that feed the feature.
-    pub sources: &'static [EventKind],
+    pub name: Arc<str>,
+    /// Record type that feeds it.
+    pub source: EventKind,
     /// Which events of that type count.
-    pub filter: fn(&Event) -> bool,
-    /// The value aggregated (1.0 for counts; a hash for distinct counts).
-    pub value: fn(&Event) -> f64,
+    pub filter: expr::Expr,
     /// How values combine.
     pub aggregation: Aggregation,
-    /// Window length in milliseconds.
+    /// The aggregated field (none for counts).
+    pub field: Option<Accessor>,
+    /// Multiplier applied to the field (e.g. 0.01 turns minor units into major units).
+    pub scale: f64,
+    /// Window length, ms.
     pub window_ms: i64,
+    /// Tile width, ms (divides the window).
+    pub tile_ms: i64,
 }
 
 impl FeatureDef {
-    /// Width of one tile: about 1/24 of the window, at least one minute, dividing the window.
-    pub fn tile_ms(&self) -> i64 {
-        tiles::tile_width(self.window_ms)
+    /// The value and distinct-hash an event contributes, or `None` when its field is absent.
+    pub fn contribution(&self, event: &Event) -> Option<(f64, u32)> {
+        let Some(get) = self.field else {
+            return Some((1.0, 0));
+        };
+        match get(event) {
+            Val::Null => None,
+            Val::Num(n) => Some((n * self.scale, tiles::fnv32(&n.to_bits().to_le_bytes()))),
+            Val::Bool(b) => Some((f64::from(u8::from(b)), u32::from(b))),
+            Val::Str(s) => Some((0.0, tiles::fnv32(s.as_bytes()))),
+        }
+    }
+
+    /// The first tile index any evaluation at or after `horizon` (ms) needs.
+    pub fn first_needed_tile(&self, horizon: i64) -> i64 {
+        horizon.div_euclid(self.tile_ms) - self.window_ms / self.tile_ms + 1
+    }
+}
+
+/// The compiled feature set, indexed by source record type.
+#[derive(Debug, Clone)]
+pub struct FeatureSet {
+    defs: Vec<FeatureDef>,
+    by_kind: [Vec<usize>; 9],
+    longest_window_ms: i64,
+}
+
+impl FeatureSet {
+    /// Indexes compiled definitions.
+    pub fn new(defs: Vec<FeatureDef>) -> Self {
+        let mut by_kind: [Vec<usize>; 9] = Default::default();
+        for (i, d) in defs.iter().enumerate() {
+            by_kind[d.source.index()].push(i);
+        }
+        let longest_window_ms = defs.iter().map(|d| d.window_ms).max().unwrap_or(0);
+        Self {
+            defs,
+            by_kind,
+            longest_window_ms,
+        }
+    }
+
+    /// Definitions in slot order.
+    pub fn defs(&self) -> &[FeatureDef] {
+        &self.defs
+    }
+
+    /// Slots fed by a record type.
+    pub fn slots_for(&self, kind: EventKind) -> &[usize] {
+        &self.by_kind[kind.index()]
+    }
+
+    /// Longest window, ms.
+    pub fn longest_window_ms(&self) -> i64 {
+        self.longest_window_ms
+    }
+
+    /// Slot of a feature by name.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.defs.iter().position(|d| &*d.name == name)
     }
 }

@@ -1,11 +1,12 @@
 //! Tiled sliding windows in event time.
 //!
 //! A window of length W is kept as tiles of width w (W is a multiple of w). A tile holds the partial
-//! aggregate of the events whose event time falls in it. The window "as of" time t covers the W/w
-//! tiles ending with the tile that contains t: tile-aligned, so an event counts in the window at t
-//! exactly when `tile(e) > tile(t) - W/w` and `tile(e) <= tile(t)`. Tiles are commutative partial
-//! aggregates, so late and out-of-order events land in their own tile and every window that covers
-//! it sees them, whatever the arrival order.
+//! aggregate of the events whose event time falls in it, and only what its aggregation needs (a
+//! count, a sum, a min, ...), so state stays small. The window "as of" time t covers the W/w tiles
+//! ending with the tile that contains t: an event counts in the window at t exactly when
+//! `tile(t) - W/w < tile(e) <= tile(t)`. Tiles are commutative partial aggregates, so late and
+//! out-of-order events land in their own tile and every window covering it sees them, whatever the
+//! arrival order (`last` breaks ties of equal event time by the larger value, for the same reason).
 
 use super::Aggregation;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,6 @@ use serde::{Deserialize, Serialize};
 pub fn tile_width(window_ms: i64) -> i64 {
     const MINUTE: i64 = 60_000;
     let target = (window_ms / 24).max(MINUTE);
-    // Round down to a whole number of minutes that divides the window.
     let mut minutes = (target / MINUTE).max(1);
     while minutes > 1 && window_ms % (minutes * MINUTE) != 0 {
         minutes -= 1;
@@ -26,99 +26,221 @@ pub fn tile_width(window_ms: i64) -> i64 {
     }
 }
 
-/// Partial aggregate of one tile.
+/// The partial aggregates of one feature for one customer, by tile index (ascending).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tile {
-    /// Tile index: event time / tile width.
-    pub index: i64,
-    /// Events in the tile.
-    pub count: u32,
-    /// Sum of values.
-    pub sum: f64,
-    /// Largest value.
-    pub max: f64,
-    /// Distinct value hashes (only for distinct counts; small by construction).
-    pub distinct: Vec<u64>,
+pub enum Tiles {
+    /// Count per tile.
+    Count(Vec<(i64, u32)>),
+    /// Sum per tile.
+    Sum(Vec<(i64, f64)>),
+    /// Sum and count per tile.
+    Avg(Vec<(i64, f64, u32)>),
+    /// Minimum per tile.
+    Min(Vec<(i64, f64)>),
+    /// Maximum per tile.
+    Max(Vec<(i64, f64)>),
+    /// Distinct value hashes per tile (sorted).
+    Distinct(Vec<(i64, Vec<u32>)>),
+    /// Latest (event time, value) per tile.
+    Last(Vec<(i64, i64, f64)>),
+    /// Per tile, Σ v·2^((tᵢ − tile start)/half-life): decayed to any time by one factor.
+    Decayed(Vec<(i64, f64)>),
 }
 
-impl Tile {
-    fn new(index: i64) -> Self {
-        Self {
-            index,
-            count: 0,
-            sum: 0.0,
-            max: f64::NEG_INFINITY,
-            distinct: Vec::new(),
+fn slot<T>(v: &mut Vec<T>, index: i64, key: impl Fn(&T) -> i64, new: impl FnOnce() -> T) -> &mut T {
+    let pos = match v.binary_search_by_key(&index, &key) {
+        Ok(pos) => pos,
+        Err(pos) => {
+            v.insert(pos, new());
+            pos
         }
-    }
+    };
+    &mut v[pos]
 }
 
-/// The tiles of one feature for one customer, sorted by index.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FeatureTiles {
-    /// Tiles in ascending index order.
-    pub tiles: Vec<Tile>,
+fn covered<T>(v: &[T], key: impl Fn(&T) -> i64, first: i64, last: i64) -> &[T] {
+    let start = v.partition_point(|t| key(t) < first);
+    let end = v.partition_point(|t| key(t) <= last);
+    &v[start..end.max(start)]
 }
 
-impl FeatureTiles {
-    /// Adds one event's value at `event_time` (milliseconds).
-    pub fn add(&mut self, aggregation: Aggregation, tile_ms: i64, event_time: i64, value: f64) {
-        let index = event_time.div_euclid(tile_ms);
-        let pos = match self.tiles.binary_search_by_key(&index, |t| t.index) {
-            Ok(pos) => pos,
-            Err(pos) => {
-                self.tiles.insert(pos, Tile::new(index));
-                pos
-            }
-        };
-        let tile = &mut self.tiles[pos];
-        tile.count += 1;
-        tile.sum += value;
-        if value > tile.max {
-            tile.max = value;
-        }
-        if aggregation == Aggregation::DistinctCount {
-            let hash = value.to_bits();
-            if let Err(at) = tile.distinct.binary_search(&hash) {
-                tile.distinct.insert(at, hash);
-            }
-        }
-    }
+fn exp2(x: f64) -> f64 {
+    x.exp2()
+}
 
-    /// The window's value as of `at` (milliseconds): combines the tiles the window covers.
-    pub fn value(&self, aggregation: Aggregation, tile_ms: i64, window_ms: i64, at: i64) -> f64 {
-        let last = at.div_euclid(tile_ms);
-        let first = last - window_ms / tile_ms + 1;
-        let start = self.tiles.partition_point(|t| t.index < first);
-        let covered = self.tiles[start..].iter().take_while(|t| t.index <= last);
+impl Tiles {
+    /// Empty tiles for an aggregation.
+    pub fn new(aggregation: Aggregation) -> Self {
         match aggregation {
-            Aggregation::Count => covered.fold(0.0, |acc, t| acc + f64::from(t.count)),
-            Aggregation::Sum => covered.fold(0.0, |acc, t| acc + t.sum),
-            Aggregation::Max => {
-                let max = covered.map(|t| t.max).fold(f64::NEG_INFINITY, f64::max);
-                if max.is_finite() {
-                    max
-                } else {
-                    0.0
+            Aggregation::Count => Tiles::Count(Vec::new()),
+            Aggregation::Sum => Tiles::Sum(Vec::new()),
+            Aggregation::Avg => Tiles::Avg(Vec::new()),
+            Aggregation::Min => Tiles::Min(Vec::new()),
+            Aggregation::Max => Tiles::Max(Vec::new()),
+            Aggregation::DistinctCount => Tiles::Distinct(Vec::new()),
+            Aggregation::Last => Tiles::Last(Vec::new()),
+            Aggregation::DecayedSum { .. } => Tiles::Decayed(Vec::new()),
+        }
+    }
+
+    /// Whether these tiles are the storage of `aggregation` (false after a definition change).
+    pub fn fits(&self, aggregation: Aggregation) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(&Tiles::new(aggregation))
+    }
+
+    /// Number of tiles held.
+    pub fn len(&self) -> usize {
+        match self {
+            Tiles::Count(v) => v.len(),
+            Tiles::Sum(v) | Tiles::Min(v) | Tiles::Max(v) | Tiles::Decayed(v) => v.len(),
+            Tiles::Avg(v) => v.len(),
+            Tiles::Distinct(v) => v.len(),
+            Tiles::Last(v) => v.len(),
+        }
+    }
+
+    /// Whether no tile is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds one event: its time, its value, and (for distinct counts) the hash of its value.
+    pub fn add(
+        &mut self,
+        aggregation: Aggregation,
+        tile_ms: i64,
+        time: i64,
+        value: f64,
+        hash: u32,
+    ) {
+        let index = time.div_euclid(tile_ms);
+        match self {
+            Tiles::Count(v) => slot(v, index, |t| t.0, || (index, 0)).1 += 1,
+            Tiles::Sum(v) => slot(v, index, |t| t.0, || (index, 0.0)).1 += value,
+            Tiles::Avg(v) => {
+                let t = slot(v, index, |t| t.0, || (index, 0.0, 0));
+                t.1 += value;
+                t.2 += 1;
+            }
+            Tiles::Min(v) => {
+                let t = slot(v, index, |t| t.0, || (index, f64::INFINITY));
+                t.1 = t.1.min(value);
+            }
+            Tiles::Max(v) => {
+                let t = slot(v, index, |t| t.0, || (index, f64::NEG_INFINITY));
+                t.1 = t.1.max(value);
+            }
+            Tiles::Distinct(v) => {
+                let t = slot(v, index, |t| t.0, || (index, Vec::new()));
+                if let Err(at) = t.1.binary_search(&hash) {
+                    t.1.insert(at, hash);
                 }
             }
-            Aggregation::DistinctCount => {
-                let mut all: Vec<u64> = covered.flat_map(|t| t.distinct.iter().copied()).collect();
-                all.sort_unstable();
-                all.dedup();
-                all.len() as f64
+            Tiles::Last(v) => {
+                let t = slot(v, index, |t| t.0, || (index, i64::MIN, f64::NEG_INFINITY));
+                if (time, value) > (t.1, t.2) {
+                    t.1 = time;
+                    t.2 = value;
+                }
+            }
+            Tiles::Decayed(v) => {
+                let Aggregation::DecayedSum { half_life_ms } = aggregation else {
+                    return;
+                };
+                let start = index * tile_ms;
+                let weight = exp2((time - start) as f64 / half_life_ms as f64);
+                slot(v, index, |t| t.0, || (index, 0.0)).1 += value * weight;
             }
         }
     }
 
-    /// Drops tiles that no window as of `horizon` or later can cover.
-    pub fn retire(&mut self, tile_ms: i64, window_ms: i64, horizon: i64) {
-        let first_needed = horizon.div_euclid(tile_ms) - window_ms / tile_ms + 1;
-        let keep_from = self.tiles.partition_point(|t| t.index < first_needed);
-        if keep_from > 0 {
-            self.tiles.drain(..keep_from);
+    /// The window's value as of `at` (ms); `None` where the window holds no value to report
+    /// (avg, min, max and last of an empty window).
+    pub fn value(
+        &self,
+        aggregation: Aggregation,
+        tile_ms: i64,
+        window_ms: i64,
+        at: i64,
+    ) -> Option<f64> {
+        let last = at.div_euclid(tile_ms);
+        let first = last - window_ms / tile_ms + 1;
+        match self {
+            Tiles::Count(v) => Some(
+                covered(v, |t| t.0, first, last)
+                    .iter()
+                    .fold(0.0, |a, t| a + f64::from(t.1)),
+            ),
+            Tiles::Sum(v) => Some(
+                covered(v, |t| t.0, first, last)
+                    .iter()
+                    .fold(0.0, |a, t| a + t.1),
+            ),
+            Tiles::Avg(v) => {
+                let (sum, n) = covered(v, |t| t.0, first, last)
+                    .iter()
+                    .fold((0.0, 0u64), |(s, n), t| (s + t.1, n + u64::from(t.2)));
+                (n > 0).then(|| sum / n as f64)
+            }
+            Tiles::Min(v) => covered(v, |t| t.0, first, last)
+                .iter()
+                .map(|t| t.1)
+                .reduce(f64::min),
+            Tiles::Max(v) => covered(v, |t| t.0, first, last)
+                .iter()
+                .map(|t| t.1)
+                .reduce(f64::max),
+            Tiles::Distinct(v) => {
+                let tiles = covered(v, |t| t.0, first, last);
+                if tiles.len() == 1 {
+                    return Some(tiles[0].1.len() as f64);
+                }
+                let mut all: Vec<u32> = tiles.iter().flat_map(|t| t.1.iter().copied()).collect();
+                all.sort_unstable();
+                all.dedup();
+                Some(all.len() as f64)
+            }
+            Tiles::Last(v) => covered(v, |t| t.0, first, last)
+                .iter()
+                .map(|t| (t.1, t.2))
+                .reduce(|a, b| if b > a { b } else { a })
+                .map(|(_, value)| value),
+            Tiles::Decayed(v) => {
+                let Aggregation::DecayedSum { half_life_ms } = aggregation else {
+                    return None;
+                };
+                Some(covered(v, |t| t.0, first, last).iter().fold(0.0, |a, t| {
+                    a + t.1 * exp2((t.0 * tile_ms - at) as f64 / half_life_ms as f64)
+                }))
+            }
         }
     }
+
+    /// Drops tiles older than `first_needed` (a tile index).
+    pub fn retire(&mut self, first_needed: i64) {
+        fn drain<T>(v: &mut Vec<T>, key: impl Fn(&T) -> i64, first: i64) {
+            let n = v.partition_point(|t| key(t) < first);
+            if n > 0 {
+                v.drain(..n);
+            }
+        }
+        match self {
+            Tiles::Count(v) => drain(v, |t| t.0, first_needed),
+            Tiles::Sum(v) | Tiles::Min(v) | Tiles::Max(v) | Tiles::Decayed(v) => {
+                drain(v, |t| t.0, first_needed)
+            }
+            Tiles::Avg(v) => drain(v, |t| t.0, first_needed),
+            Tiles::Distinct(v) => drain(v, |t| t.0, first_needed),
+            Tiles::Last(v) => drain(v, |t| t.0, first_needed),
+        }
+    }
+}
+
+/// FNV-1a, 32 bits: a stable hash for distinct counts (stored state must hash the same forever).
+pub fn fnv32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]
@@ -147,42 +269,55 @@ mod tests {
     }
 
     #[test]
-    fn late_events_count_in_every_window_they_fall_in() {
+    fn every_aggregation_over_a_small_window() {
         let tile = tile_width(24 * H);
-        let mut in_order = FeatureTiles::default();
-        let mut shuffled = FeatureTiles::default();
-        let times = [0, 2 * H, 5 * H, 23 * H, 25 * H, 30 * H];
-        for t in times {
-            in_order.add(Aggregation::Sum, tile, t, 10.0);
-        }
-        for t in times.iter().rev() {
-            shuffled.add(Aggregation::Sum, tile, *t, 10.0);
-        }
-        for at in [H, 10 * H, 24 * H, 30 * H, 50 * H] {
+        let aggs = [
+            (Aggregation::Count, Some(3.0)),
+            (Aggregation::Sum, Some(60.0)),
+            (Aggregation::Avg, Some(20.0)),
+            (Aggregation::Min, Some(10.0)),
+            (Aggregation::Max, Some(30.0)),
+            (Aggregation::DistinctCount, Some(2.0)),
+            (Aggregation::Last, Some(20.0)),
+        ];
+        for (agg, expected) in aggs {
+            let mut t = Tiles::new(agg);
+            // (time, value): the first is outside the window at 30h.
+            for (time, value) in [(0, 99.0), (7 * H, 10.0), (25 * H, 30.0), (29 * H, 20.0)] {
+                t.add(
+                    agg,
+                    tile,
+                    time,
+                    value,
+                    fnv32(if value > 15.0 { b"x" } else { b"y" }),
+                );
+            }
+            assert_eq!(t.value(agg, tile, 24 * H, 30 * H), expected, "{agg:?}");
             assert_eq!(
-                in_order.value(Aggregation::Sum, tile, 24 * H, at),
-                shuffled.value(Aggregation::Sum, tile, 24 * H, at)
+                t.value(agg, tile, 24 * H, 90 * H).unwrap_or(0.0),
+                0.0,
+                "{agg:?} empty"
             );
         }
-        assert_eq!(in_order.value(Aggregation::Sum, tile, 24 * H, 23 * H), 40.0);
-        // At 30h the window covers (6h, 30h]: 23h, 25h and 30h.
-        assert_eq!(
-            in_order.value(Aggregation::Count, tile, 24 * H, 30 * H),
-            3.0
-        );
     }
 
     #[test]
-    fn distinct_and_max_and_retire() {
-        let tile = tile_width(H);
-        let mut t = FeatureTiles::default();
-        t.add(Aggregation::DistinctCount, tile, 1_000, 7.0);
-        t.add(Aggregation::DistinctCount, tile, 120_000, 7.0);
-        t.add(Aggregation::DistinctCount, tile, 240_000, 9.0);
-        assert_eq!(t.value(Aggregation::DistinctCount, tile, H, 300_000), 2.0);
-        assert_eq!(t.value(Aggregation::Max, tile, H, 300_000), 9.0);
-        t.retire(tile, H, 10 * H);
-        assert!(t.tiles.is_empty());
-        assert_eq!(t.value(Aggregation::Max, tile, H, 10 * H), 0.0);
+    fn decayed_sum_halves_every_half_life() {
+        let agg = Aggregation::DecayedSum { half_life_ms: H };
+        let tile = tile_width(24 * H);
+        let mut t = Tiles::new(agg);
+        t.add(agg, tile, 2 * H, 8.0, 0);
+        let v = t.value(agg, tile, 24 * H, 5 * H).unwrap();
+        assert!((v - 1.0).abs() < 1e-9, "{v}");
+    }
+
+    #[test]
+    fn retire_drops_old_tiles() {
+        let mut t = Tiles::new(Aggregation::Count);
+        for i in 0..10 {
+            t.add(Aggregation::Count, 60_000, i * 60_000, 1.0, 0);
+        }
+        t.retire(5);
+        assert_eq!(t.len(), 5);
     }
 }

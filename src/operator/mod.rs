@@ -8,10 +8,11 @@
 use crate::config::OperatorSettings;
 use crate::decision::{self, Policy};
 use crate::event::{DecisionOutcome, Event, EventKind, Severity};
-use crate::features::FeatureDef;
+use crate::features::{FeatureSet, Tiles};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, RiskAlert};
 use crate::rules::{Check, Operand, RuleHead, RuleSet};
-use crate::state::{ContactRecord, CustomerState, ProfileState};
+use crate::state::{ContactRecord, CustomerState, OfferRecord, ProfileState};
+use std::sync::Arc;
 
 /// Where an event came from, for replay detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +44,7 @@ pub struct BatchStats {
 
 /// The operator: features and rules, built once per rule-set version.
 pub struct Operator {
-    features: Vec<FeatureDef>,
-    by_kind: [Vec<usize>; 9],
+    features: Arc<FeatureSet>,
     rules: RuleSet,
     offers_by_kind: [Vec<usize>; 9],
     alerts_by_kind: [Vec<usize>; 9],
@@ -57,7 +57,7 @@ pub struct Operator {
 impl std::fmt::Debug for Operator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Operator")
-            .field("features", &self.features.len())
+            .field("features", &self.features.defs().len())
             .field("ruleset_version", &self.rules.version)
             .finish()
     }
@@ -76,18 +76,16 @@ fn index_by_kind<T>(items: &[T], kinds: impl Fn(&T) -> &[EventKind]) -> [Vec<usi
 impl Operator {
     /// Builds the operator over `features` and `rules`.
     pub fn new(
-        features: Vec<FeatureDef>,
+        features: Arc<FeatureSet>,
         rules: RuleSet,
         settings: &OperatorSettings,
         control_group_percent: u8,
     ) -> Self {
-        let by_kind = index_by_kind(&features, |f| f.sources);
         let offers_by_kind = index_by_kind(&rules.offers, |r| &r.head.triggers);
         let alerts_by_kind = index_by_kind(&rules.alerts, |r| &r.head.triggers);
-        let longest_window_ms = features.iter().map(|f| f.window_ms).max().unwrap_or(0);
+        let longest_window_ms = features.longest_window_ms();
         Self {
             features,
-            by_kind,
             rules,
             offers_by_kind,
             alerts_by_kind,
@@ -103,8 +101,8 @@ impl Operator {
         }
     }
 
-    /// The feature definitions, in slot order.
-    pub fn features(&self) -> &[FeatureDef] {
+    /// The feature set, in slot order.
+    pub fn features(&self) -> &FeatureSet {
         &self.features
     }
 
@@ -113,45 +111,62 @@ impl Operator {
         &self.rules
     }
 
-    /// Makes `state.features` line up with the feature slots (after a load or a definition change).
+    /// Makes `state.features` line up with the feature slots (after a load or a definition change):
+    /// tiles of a feature whose name and aggregation are unchanged are kept, others start empty.
     pub fn align(&self, state: &mut CustomerState) {
-        let aligned = state.features.len() == self.features.len()
+        let defs = self.features.defs();
+        let aligned = state.features.len() == defs.len()
             && state
                 .features
                 .iter()
-                .zip(&self.features)
-                .all(|((n, _), f)| n == f.name);
+                .zip(defs)
+                .all(|((n, t), f)| *n == *f.name && t.fits(f.aggregation));
         if aligned {
             return;
         }
         let mut old = std::mem::take(&mut state.features);
-        state.features = self
-            .features
+        state.features = defs
             .iter()
             .map(|f| {
                 let tiles = old
                     .iter_mut()
-                    .find(|(n, _)| n == f.name)
-                    .map(|(_, t)| std::mem::take(t))
-                    .unwrap_or_default();
+                    .find(|(n, t)| *n == *f.name && t.fits(f.aggregation))
+                    .map(|(_, t)| std::mem::replace(t, Tiles::new(f.aggregation)))
+                    .unwrap_or_else(|| Tiles::new(f.aggregation));
                 (f.name.to_string(), tiles)
             })
             .collect();
     }
 
-    /// Feature values as of `at` (event time, ms), in slot order.
-    pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<f64> {
-        self.features
-            .iter()
-            .zip(&state.features)
-            .map(|(def, (_, tiles))| tiles.value(def.aggregation, def.tile_ms(), def.window_ms, at))
+    /// One feature's value as of `at` (event time, ms); `None` for an empty avg/min/max/last.
+    pub fn value_at(&self, state: &CustomerState, slot: usize, at: i64) -> Option<f64> {
+        let def = &self.features.defs()[slot];
+        state.features[slot]
+            .1
+            .value(def.aggregation, def.tile_ms, def.window_ms, at)
+    }
+
+    /// Every feature's value as of `at`, in slot order.
+    pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<Option<f64>> {
+        (0..self.features.defs().len())
+            .map(|slot| self.value_at(state, slot, at))
             .collect()
     }
 
-    /// Current feature values by name (as of the newest event), for the public hash.
-    pub fn public_values(&self, state: &CustomerState) -> Vec<(&'static str, f64)> {
-        let values = self.values_at(state, state.max_event_time);
-        self.features.iter().map(|f| f.name).zip(values).collect()
+    /// Current feature values by name (as of the newest event) for the public hash; features
+    /// without a value (an empty avg, min, max or last) are left out.
+    pub fn public_values(&self, state: &CustomerState) -> Vec<(Arc<str>, f64)> {
+        self.features
+            .defs()
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, def)| {
+                Some((
+                    def.name.clone(),
+                    self.value_at(state, slot, state.max_event_time)?,
+                ))
+            })
+            .collect()
     }
 
     /// Applies one event to the customer's state (already aligned) and appends its decisions.
@@ -198,31 +213,40 @@ impl Operator {
                 stats.applied += 1;
                 return;
             }
+            Event::OfferResponse(r) => {
+                if let Some(offer) = state.contacts.iter_mut().find(|c| c.offer_id == r.offer_id) {
+                    offer.response = Some(r.response);
+                }
+            }
             _ => {}
         }
-        if state.max_event_time > 0 && time <= state.max_event_time - self.longest_window_ms {
+        // Windows are exact for every evaluation at or after `horizon`; an event older than the
+        // longest window before it can never be evaluated again: dropped and counted.
+        let horizon = state.max_event_time.max(time) - self.lateness_ms;
+        if state.max_event_time > 0 && time < horizon - self.longest_window_ms {
             stats.too_late += 1;
             return;
         }
         stats.applied += 1;
-        let kind = event.kind();
-        for &slot in &self.by_kind[kind.index()] {
-            let def = &self.features[slot];
-            if (def.filter)(event) {
-                state.features[slot].1.add(
-                    def.aggregation,
-                    def.tile_ms(),
-                    time,
-                    (def.value)(event),
-                );
+        let defs = self.features.defs();
+        for &slot in self.features.slots_for(event.kind()) {
+            let def = &defs[slot];
+            if time.div_euclid(def.tile_ms) < def.first_needed_tile(horizon)
+                || !def.filter.matches(event)
+            {
+                continue;
+            }
+            if let Some((value, hash)) = def.contribution(event) {
+                state.features[slot]
+                    .1
+                    .add(def.aggregation, def.tile_ms, time, value, hash);
                 stats.feature_updates += 1;
             }
         }
         if time > state.max_event_time {
             state.max_event_time = time;
-            let horizon = time - self.lateness_ms;
-            for (def, (_, tiles)) in self.features.iter().zip(state.features.iter_mut()) {
-                tiles.retire(def.tile_ms(), def.window_ms, horizon);
+            for (def, (_, tiles)) in defs.iter().zip(state.features.iter_mut()) {
+                tiles.retire(def.first_needed_tile(horizon));
             }
         }
         if time < state.max_event_time - self.lateness_ms {
@@ -232,10 +256,23 @@ impl Operator {
         self.decide(state, event, out);
     }
 
-    fn holds(&self, head: &RuleHead, values: &[f64], state: &CustomerState, event: &Event) -> bool {
+    fn holds(
+        &self,
+        head: &RuleHead,
+        values: &mut Lazy,
+        state: &CustomerState,
+        event: &Event,
+    ) -> bool {
         head.checks.iter().all(|c| {
             let left = match c.operand {
-                Operand::Feature(slot) => values[slot],
+                Operand::Feature(slot) => match values.get(self, state, slot) {
+                    Some(v) => v,
+                    None => return false,
+                },
+                Operand::Sum(a, b) => {
+                    values.get(self, state, a).unwrap_or(0.0)
+                        + values.get(self, state, b).unwrap_or(0.0)
+                }
                 Operand::CreditScore => match state.profile.as_ref().and_then(|p| p.credit_score) {
                     Some(score) => f64::from(score),
                     None => return false,
@@ -253,18 +290,23 @@ impl Operator {
         &self,
         checks: &[Check],
         extra: &[(usize, f64)],
-        values: &[f64],
+        values: &mut Lazy,
+        state: &CustomerState,
     ) -> FeatureValues {
         let mut used = FeatureValues::new();
         let slots = checks
             .iter()
-            .filter_map(|c| match c.operand {
-                Operand::Feature(s) => Some(s),
-                _ => None,
+            .flat_map(|c| match c.operand {
+                Operand::Feature(s) => [Some(s), None],
+                Operand::Sum(a, b) => [Some(a), Some(b)],
+                _ => [None, None],
             })
+            .flatten()
             .chain(extra.iter().map(|(s, _)| *s));
         for slot in slots {
-            used.insert(self.features[slot].name.to_string(), values[slot]);
+            if let Some(v) = values.get(self, state, slot) {
+                used.insert(self.features.defs()[slot].name.to_string(), v);
+            }
         }
         used
     }
@@ -275,7 +317,7 @@ impl Operator {
             return;
         }
         let at = event.event_time();
-        let values = self.values_at(state, at);
+        let mut values = Lazy::new(self.features.defs().len(), at);
         let customer_id = event.customer_id();
         let trigger = event.event_id();
         let audit = |head: &RuleHead,
@@ -306,10 +348,10 @@ impl Operator {
 
         for &i in &self.alerts_by_kind[kind] {
             let rule = &self.rules.alerts[i];
-            if !self.holds(&rule.head, &values, state, event) {
+            if !self.holds(&rule.head, &mut values, state, event) {
                 continue;
             }
-            let features = self.used_features(&rule.head.checks, &[], &values);
+            let features = self.used_features(&rule.head.checks, &[], &mut values, state);
             let mut reasons: Vec<String> =
                 rule.head.checks.iter().map(|c| c.text.clone()).collect();
             let last = state
@@ -368,23 +410,21 @@ impl Operator {
             }));
         }
 
-        let mut candidates: Vec<(f64, &crate::rules::OfferRule)> = self.offers_by_kind[kind]
-            .iter()
-            .map(|&i| &self.rules.offers[i])
-            .filter(|r| self.holds(&r.head, &values, state, event))
-            .map(|r| {
-                (
-                    decision::propensity(r.intercept, &r.coefficients, &values)
-                        * r.value
-                        * r.weight,
-                    r,
-                )
-            })
-            .collect();
+        let mut candidates: Vec<(f64, &crate::rules::OfferRule)> = Vec::new();
+        for &i in &self.offers_by_kind[kind] {
+            let rule = &self.rules.offers[i];
+            if self.holds(&rule.head, &mut values, state, event) {
+                let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
+                    values.get(self, state, slot).unwrap_or(0.0)
+                });
+                candidates.push((p * rule.value * rule.weight, rule));
+            }
+        }
         let Some((score, rule)) = decision::arbitrate(&mut candidates) else {
             return;
         };
-        let features = self.used_features(&rule.head.checks, &rule.coefficients, &values);
+        let features =
+            self.used_features(&rule.head.checks, &rule.coefficients, &mut values, state);
         let mut reasons: Vec<String> = rule.head.checks.iter().map(|c| c.text.clone()).collect();
         match decision::admit(rule, state, customer_id, at, &self.policy) {
             Ok(channel) => {
@@ -398,9 +438,11 @@ impl Operator {
                 state
                     .contacts
                     .retain(|c| at - c.at < self.policy.contact_period_ms.max(rule.cooldown_ms));
-                state.contacts.push(ContactRecord {
+                state.contacts.push(OfferRecord {
                     rule_id: rule.head.id.clone(),
+                    offer_id: offer_id.clone(),
                     at,
+                    response: None,
                 });
                 out.push(audit(
                     &rule.head,
@@ -430,6 +472,26 @@ impl Operator {
                 out.push(audit(&rule.head, outcome, None, reasons, features));
             }
         }
+    }
+}
+
+/// Feature values computed on demand for one trigger and kept for the rest of its rules: a rule
+/// set reads only the features its triggered rules name.
+struct Lazy {
+    at: i64,
+    cache: Vec<Option<Option<f64>>>,
+}
+
+impl Lazy {
+    fn new(slots: usize, at: i64) -> Self {
+        Self {
+            at,
+            cache: vec![None; slots],
+        }
+    }
+
+    fn get(&mut self, op: &Operator, state: &CustomerState, slot: usize) -> Option<f64> {
+        *self.cache[slot].get_or_insert_with(|| op.value_at(state, slot, self.at))
     }
 }
 

@@ -1,12 +1,11 @@
 use super::*;
 use crate::event::*;
-use crate::features::catalog;
 
 const H: i64 = 3_600_000;
 const T0: i64 = 1_800_000_000_000;
 
 fn operator() -> Operator {
-    let features = catalog::builtin();
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
     let rules = crate::rules::builtin::starter(&features).unwrap();
     Operator::new(
         features,
@@ -196,14 +195,8 @@ fn replayed_offsets_are_not_counted_twice() {
     run.op
         .apply(&mut run.state, &e, Some(pos), &mut run.out, &mut run.stats);
     assert_eq!(run.stats.replayed, 1);
-    let values = run.op.values_at(&run.state, T0);
-    let slot = run
-        .op
-        .features()
-        .iter()
-        .position(|f| f.name == "txn_count_24h")
-        .unwrap();
-    assert_eq!(values[slot], 1.0);
+    let slot = run.op.features().slot("txn_count_24h").unwrap();
+    assert_eq!(run.op.value_at(&run.state, slot, T0), Some(1.0));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use super::{AlertRule, Cmp, OfferRule, Operand, Resolver, RuleError, RuleHead, RuleSet};
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
-use crate::features::FeatureDef;
+use crate::features::FeatureSet;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -23,7 +23,7 @@ fn head(
 }
 
 /// Builds the starter rule set over `features` (feature names resolved to slots here).
-pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
+pub fn starter(features: &FeatureSet) -> Result<RuleSet, RuleError> {
     let mut offers = Vec::new();
     let mut alerts = Vec::new();
 
@@ -89,7 +89,7 @@ pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
             "Personal loan for customers with 3+ loan page or app views in 7 days and credit score >= 620",
             &[EventKind::Clickstream, EventKind::App],
             vec![
-                r.feature("loan_views_7d", Cmp::Ge, 3.0)?,
+                r.sum("loan_page_views_7d", "loan_app_views_7d", Cmp::Ge, 3.0)?,
                 r.other(Operand::CreditScore, "credit_score", Cmp::Ge, 620.0),
             ],
         ),
@@ -98,7 +98,7 @@ pub fn starter(features: &[FeatureDef]) -> Result<RuleSet, RuleError> {
         value: 250.0,
         weight: 1.0,
         intercept: -1.5,
-        coefficients: vec![(r.slot("loan_views_7d")?, 0.3)],
+        coefficients: vec![(r.slot("loan_page_views_7d")?, 0.3), (r.slot("loan_app_views_7d")?, 0.3)],
         channels: vec![ContactChannel::Push, ContactChannel::Email],
         cooldown_ms: 14 * DAY_MS,
     });
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn starter_rules_resolve_against_the_builtin_features() {
-        let features = crate::features::catalog::builtin();
+        let features = crate::features::spec::load(None).unwrap();
         let set = starter(&features).unwrap();
         assert_eq!(set.counts(), (3, 3));
         let bad = Resolver::new(&features, "x").feature("no_such_feature", Cmp::Ge, 1.0);

@@ -5,13 +5,15 @@
 pub mod builtin;
 
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
-use crate::features::FeatureDef;
+use crate::features::FeatureSet;
 
 /// What a condition reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Operand {
     /// A feature, by slot in the operator's feature list.
     Feature(usize),
+    /// The sum of two features (e.g. web and app views of one product).
+    Sum(usize, usize),
     /// The profile's credit score (a missing score or profile fails the check).
     CreditScore,
     /// The triggering transaction's amount in major units (0 for other events).
@@ -143,13 +145,13 @@ pub struct RuleError {
 
 /// Resolves feature names to slots while rules are built.
 pub struct Resolver<'a> {
-    features: &'a [FeatureDef],
+    features: &'a FeatureSet,
     rule_id: String,
 }
 
 impl<'a> Resolver<'a> {
     /// A resolver for rule `rule_id` over `features`.
-    pub fn new(features: &'a [FeatureDef], rule_id: &str) -> Self {
+    pub fn new(features: &'a FeatureSet, rule_id: &str) -> Self {
         Self {
             features,
             rule_id: rule_id.to_string(),
@@ -158,13 +160,10 @@ impl<'a> Resolver<'a> {
 
     /// The slot of feature `name`.
     pub fn slot(&self, name: &str) -> Result<usize, RuleError> {
-        self.features
-            .iter()
-            .position(|f| f.name == name)
-            .ok_or_else(|| RuleError {
-                rule_id: self.rule_id.clone(),
-                reason: format!("unknown feature `{name}`"),
-            })
+        self.features.slot(name).ok_or_else(|| RuleError {
+            rule_id: self.rule_id.clone(),
+            reason: format!("unknown feature `{name}`"),
+        })
     }
 
     /// A check on feature `name`.
@@ -174,6 +173,16 @@ impl<'a> Resolver<'a> {
             cmp,
             value,
             text: format!("{name} {} {value}", cmp.symbol()),
+        })
+    }
+
+    /// A check on the sum of two features.
+    pub fn sum(&self, a: &str, b: &str, cmp: Cmp, value: f64) -> Result<Check, RuleError> {
+        Ok(Check {
+            operand: Operand::Sum(self.slot(a)?, self.slot(b)?),
+            cmp,
+            value,
+            text: format!("{a} + {b} {} {value}", cmp.symbol()),
         })
     }
 

@@ -51,7 +51,7 @@ impl StateStore for MemoryStore {
             let mut features: Vec<(String, String)> = w
                 .features
                 .iter()
-                .map(|(n, v)| ((*n).to_string(), v.to_string()))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             features.push(("_updated_at".into(), w.updated_at.to_string()));
             self.entries.insert(

@@ -9,8 +9,8 @@
 pub mod memory;
 pub mod redis;
 
-use crate::event::{ContactChannel, CustomerProfile, LifecycleStage};
-use crate::features::FeatureTiles;
+use crate::event::{ContactChannel, CustomerProfile, LifecycleStage, OfferResponseKind};
+use crate::features::Tiles;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -95,10 +95,23 @@ impl From<&CustomerProfile> for ProfileState {
 /// An offer or alert made for the customer, for the contact policy and alert cooldowns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactRecord {
-    /// Rule that made the offer.
+    /// Rule that made the offer or alert.
     pub rule_id: String,
     /// Its `decided_at`.
     pub at: i64,
+}
+
+/// An offer made, with what the customer did with it (from `bank.offer-responses.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferRecord {
+    /// Rule that made the offer.
+    pub rule_id: String,
+    /// The offer's id.
+    pub offer_id: String,
+    /// Its `decided_at`.
+    pub at: i64,
+    /// The latest response, if any.
+    pub response: Option<OfferResponseKind>,
 }
 
 /// The last source offset applied to this customer's state, per input topic-partition.
@@ -115,12 +128,12 @@ pub struct AppliedOffset {
 /// Everything the operator keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
-    /// Tiles per feature, by feature name (aligned to the catalog by the operator).
-    pub features: Vec<(String, FeatureTiles)>,
+    /// Tiles per feature, by feature name (aligned to the feature set by the operator).
+    pub features: Vec<(String, Tiles)>,
     /// Latest profile.
     pub profile: Option<ProfileState>,
-    /// Offers made within the contact period.
-    pub contacts: Vec<ContactRecord>,
+    /// Offers made within the contact period, with their responses.
+    pub contacts: Vec<OfferRecord>,
     /// Alerts raised within their rules' cooldown.
     pub alerts: Vec<ContactRecord>,
     /// Event time of the last HIGH or CRITICAL alert.
@@ -177,7 +190,7 @@ pub struct StateWrite {
     /// Serialized [`CustomerState`].
     pub state: Vec<u8>,
     /// Current feature values, by name.
-    pub features: Vec<(&'static str, f64)>,
+    pub features: Vec<(std::sync::Arc<str>, f64)>,
     /// Event time the values are as of (`_updated_at`).
     pub updated_at: i64,
     /// TTL of both keys, seconds (longest window + margin).

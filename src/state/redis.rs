@@ -96,7 +96,7 @@ impl RedisStore {
         let mut fields: Vec<(&str, String)> = w
             .features
             .iter()
-            .map(|(n, v)| (*n, v.to_string()))
+            .map(|(n, v)| (&**n, v.to_string()))
             .collect();
         fields.push(("_updated_at", w.updated_at.to_string()));
         pipe.del(&features_key).ignore();
