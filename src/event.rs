@@ -19,12 +19,16 @@ macro_rules! avro_enum {
             /// Every value, in schema order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            /// Every symbol, in schema order.
-            pub const SYMBOLS: &'static [&'static str] = &[$($symbol),+];
+            /// Every symbol, in schema order: one static table, so a symbol has one address.
+            pub fn symbols() -> &'static [&'static str] {
+                static SYMBOLS: &[&str] = &[$($symbol),+];
+                SYMBOLS
+            }
 
             /// The Avro enum symbol (UPPER_SNAKE), as written in the schema.
+            /// Always an element of [`Self::symbols`], so filters compare symbols by address.
             pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $symbol),+ }
+                Self::symbols()[self as usize]
             }
         }
 

@@ -100,7 +100,7 @@ pub async fn run(
         + settings.state.ttl_margin)
         .as_secs();
 
-    let cache = Arc::new(worker::Cache::new());
+    let cache = Arc::new(worker::Cache::default());
     let revoke_cache = cache.clone();
     // On revoke, drop every cached customer: all are clean between batches, and a customer of a
     // kept partition is simply reloaded. Finishing in-flight batches first is issue 5.

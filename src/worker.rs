@@ -14,7 +14,7 @@ use crate::state::{CustomerKey, CustomerState, KeyHasher, StateError, StateStore
 use crate::telemetry::{http::Health, metrics};
 use dashmap::DashMap;
 use rdkafka::message::{Message, OwnedMessage};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +43,20 @@ pub struct Progress {
     pub events: AtomicU64,
 }
 
-/// The in-process cache of customers owned by this instance's partitions.
-pub type Cache = DashMap<CustomerKey, CustomerState>;
+/// A cached customer: its Redis key (the HMAC is computed once, on a miss) and its state.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// Keyed hash of the customer id, for the store.
+    pub key: CustomerKey,
+    /// The operator's state.
+    pub state: CustomerState,
+    /// Changed since the last flush.
+    pub dirty: bool,
+}
+
+/// The in-process cache of customers owned by this instance's partitions, by customer id (the raw
+/// id stays in process memory; only the keyed hash reaches Redis).
+pub type Cache = DashMap<String, Cached, rustc_hash::FxBuildHasher>;
 
 /// Everything a worker shares with the others.
 pub struct WorkerContext {
@@ -117,10 +129,36 @@ where
     }
 }
 
-struct Decoded {
-    event: Event,
-    key: CustomerKey,
-    pos: SourcePos,
+/// A decoded event with where it came from.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The event.
+    pub event: Event,
+    /// Source position (replay detection).
+    pub pos: SourcePos,
+}
+
+/// Applies decoded events, in order, to cached customers (all must be cached), appending
+/// decisions and marking changed customers dirty. Pure CPU work, no allocation of its own: the hot
+/// loop of a batch, shared by the worker and `benches/operator.rs`.
+pub fn apply_decoded(
+    operator: &Operator,
+    cache: &Cache,
+    decoded: &[Decoded],
+    decisions: &mut Vec<Decision>,
+    stats: &mut BatchStats,
+    late: &mut [u64; 9],
+) {
+    for d in decoded {
+        if let Some(mut cached) = cache.get_mut(d.event.customer_id()) {
+            let before = stats.too_late;
+            operator.apply(&mut cached.state, &d.event, Some(d.pos), decisions, stats);
+            if stats.too_late > before {
+                late[d.pos.kind as usize] += 1;
+            }
+            cached.dirty = true;
+        }
+    }
 }
 
 /// Processes one batch end to end (see the module docs for the order).
@@ -137,13 +175,12 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
         last_offsets.insert((kind.index(), msg.partition()), msg.offset());
         match ctx.codec.decode(*kind, msg.key(), msg.payload(), now) {
             Ok(event) => {
-                let key = ctx.hasher.key(event.customer_id());
                 let pos = SourcePos {
                     kind: kind.index() as u8,
                     partition: msg.partition(),
                     offset: msg.offset(),
                 };
-                decoded.push(Decoded { event, key, pos });
+                decoded.push(Decoded { event, pos });
             }
             Err(e) => {
                 let topic = &ctx.input_topics[kind.index()];
@@ -165,14 +202,17 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
 
     // Load the customers this batch touches that the cache does not hold: one round trip.
     let mut seen = HashSet::new();
-    let missing: Vec<CustomerKey> = decoded
+    let missing: Vec<(String, CustomerKey)> = decoded
         .iter()
-        .filter(|d| !ctx.cache.contains_key(&d.key) && seen.insert(d.key.clone()))
-        .map(|d| d.key.clone())
+        .map(|d| d.event.customer_id())
+        .filter(|id| !ctx.cache.contains_key(*id) && seen.insert(*id))
+        .map(|id| (id.to_string(), ctx.hasher.key(id)))
         .collect();
+    let loads = u64::from(!missing.is_empty());
     if !missing.is_empty() {
-        let loaded = with_retry(ctx, "load", || ctx.store.load(&missing)).await;
-        for (key, bytes) in missing.into_iter().zip(loaded) {
+        let keys: Vec<CustomerKey> = missing.iter().map(|(_, k)| k.clone()).collect();
+        let loaded = with_retry(ctx, "load", || ctx.store.load(&keys)).await;
+        for ((id, key), bytes) in missing.into_iter().zip(loaded) {
             let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
                 Some(Ok(state)) => state,
                 Some(Err(e)) => {
@@ -184,31 +224,15 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
                 None => CustomerState::default(),
             };
             ctx.operator.align(&mut state);
-            ctx.cache.insert(key, state);
+            ctx.cache.insert(id, Cached { key, state, dirty: false });
         }
     }
 
     // Apply events in arrival order (per partition, offset order).
     let mut decisions: Vec<Decision> = Vec::new();
     let mut stats = BatchStats::default();
-    let mut dirty: HashMap<CustomerKey, i64> = HashMap::new();
     let mut late = [0u64; 9];
-    for d in &decoded {
-        if let Some(mut state) = ctx.cache.get_mut(&d.key) {
-            let before = stats.too_late;
-            ctx.operator.apply(
-                &mut state,
-                &d.event,
-                Some(d.pos),
-                &mut decisions,
-                &mut stats,
-            );
-            if stats.too_late > before {
-                late[d.pos.kind as usize] += 1;
-            }
-            dirty.insert(d.key.clone(), state.max_event_time);
-        }
-    }
+    apply_decoded(&ctx.operator, &ctx.cache, &decoded, &mut decisions, &mut stats, &mut late);
 
     // Produce and await acknowledgements before anything is made durable.
     let published: Published = ctx.sink.publish(&decisions, &dead).await?;
@@ -232,20 +256,28 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     }
 
     // Flush dirty customers: one round trip, retried until it succeeds.
-    let writes: Vec<StateWrite> = dirty
-        .keys()
-        .filter_map(|key| {
-            let state = ctx.cache.get(key)?;
-            let bytes = state.to_bytes().ok()?;
-            Some(StateWrite {
-                key: key.clone(),
+    // Coalesced: one write per dirty customer, however many of its events the batch held.
+    let mut writes: Vec<StateWrite> = Vec::new();
+    for d in &decoded {
+        let Some(mut cached) = ctx.cache.get_mut(d.event.customer_id()) else { continue };
+        if !cached.dirty {
+            continue;
+        }
+        cached.dirty = false;
+        match cached.state.to_bytes() {
+            Ok(bytes) => writes.push(StateWrite {
+                key: cached.key.clone(),
                 state: bytes,
-                features: ctx.operator.public_values(&state),
-                updated_at: state.max_event_time,
+                features: ctx.operator.public_values(&cached.state),
+                updated_at: cached.state.max_event_time,
                 ttl_secs: ctx.ttl_secs,
-            })
-        })
-        .collect();
+            }),
+            Err(e) => {
+                m.state_errors.with_label_values(&["encode"]).inc();
+                tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+            }
+        }
+    }
     if !writes.is_empty() {
         let flush_started = Instant::now();
         with_retry(ctx, "store", || ctx.store.store(&writes)).await;
@@ -278,7 +310,7 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     m.batch_size.observe(batch.len() as f64);
     m.cached_customers.set(ctx.cache.len() as i64);
     m.state_round_trips
-        .inc_by(u64::from(!seen.is_empty()) + u64::from(!writes.is_empty()));
+        .inc_by(loads + u64::from(!writes.is_empty()));
     let p = &ctx.progress;
     p.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
     p.events.fetch_add(decoded.len() as u64, Ordering::Relaxed);

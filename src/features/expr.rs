@@ -137,8 +137,10 @@ pub enum Lit {
     Bool(bool),
     /// A number.
     Num(f64),
-    /// A string or enum symbol.
+    /// A string.
     Str(String),
+    /// An enum symbol, resolved to its entry in the enum's symbol table when compiled.
+    Sym(&'static str),
 }
 
 /// Comparison operators.
@@ -208,7 +210,16 @@ fn cmp(value: Val<'_>, op: CmpOp, lit: &Lit) -> bool {
         (Val::Null, Lit::Null) => op == CmpOp::Eq,
         (_, Lit::Null) => op == CmpOp::Ne,
         (Val::Null, _) => false,
-        (Val::Str(a), Lit::Str(b)) => match op {
+        (Val::Sym(a), Lit::Sym(b)) => {
+            // Both point into the same static symbol table: equal symbols share an address.
+            let same = std::ptr::eq(a.as_ptr(), b.as_ptr());
+            match op {
+                CmpOp::Eq => same,
+                CmpOp::Ne => !same,
+                _ => false,
+            }
+        }
+        (Val::Str(a) | Val::Sym(a), Lit::Str(b)) => match op {
             CmpOp::Eq => a == b,
             CmpOp::Ne => a != b,
             _ => false,
@@ -364,6 +375,7 @@ impl Parser<'_> {
             (FieldType::Num, Lit::Num(_)) => Ok(()),
             (FieldType::Str, Lit::Str(_)) | (FieldType::Bool, Lit::Bool(_)) if !ordered => Ok(()),
             (FieldType::Enum(symbols), Lit::Str(s)) if !ordered => {
+                let symbols = symbols();
                 if symbols.contains(&s.as_str()) {
                     Ok(())
                 } else {
@@ -378,6 +390,17 @@ impl Parser<'_> {
                 "cannot compare `{}` ({:?}) with {lit:?} using {op:?}",
                 field.name, field.ty
             )),
+        }
+    }
+
+    /// Turns a string literal compared with an enum field into its symbol-table entry.
+    fn resolve(field: &fields::Field, lit: Lit) -> Lit {
+        match (field.ty, &lit) {
+            (FieldType::Enum(symbols), Lit::Str(s)) => {
+                symbols()
+                    .iter().find(|sym| **sym == s.as_str()).map_or(lit, |sym| Lit::Sym(sym))
+            }
+            _ => lit,
         }
     }
 
@@ -405,7 +428,7 @@ impl Parser<'_> {
             let field = self.field()?;
             let op = op.flip();
             self.check(field, op, &lit, lit_column)?;
-            return Ok(Expr::Cmp(field.get, op, lit));
+            return Ok(Expr::Cmp(field.get, op, Self::resolve(field, lit)));
         }
         let field = self.field()?;
         if let Some(op) = self.op() {
@@ -414,7 +437,7 @@ impl Parser<'_> {
                 return self.fail("expected a literal (comparing two fields is not supported)");
             };
             self.check(field, op, &lit, lit_column)?;
-            return Ok(Expr::Cmp(field.get, op, lit));
+            return Ok(Expr::Cmp(field.get, op, Self::resolve(field, lit)));
         }
         if matches!(self.peek(), Some(Tok::Ident(i)) if i == "in") {
             self.pos += 1;
@@ -429,7 +452,7 @@ impl Parser<'_> {
                     return self.fail("expected a literal in the list");
                 };
                 self.check(field, CmpOp::Eq, &lit, lit_column)?;
-                lits.push(lit);
+                lits.push(Self::resolve(field, lit));
                 match self.peek() {
                     Some(Tok::Comma) => self.pos += 1,
                     Some(Tok::RBracket) => {}
@@ -439,7 +462,7 @@ impl Parser<'_> {
             self.pos += 1;
             return Ok(Expr::In(field.get, lits));
         }
-        if field.ty == FieldType::Bool {
+        if matches!(field.ty, FieldType::Bool) {
             return Ok(Expr::Flag(field.get));
         }
         self.fail(format!(

@@ -12,17 +12,19 @@ pub enum Val<'a> {
     Bool(bool),
     /// A number (ints, longs and doubles all read as f64).
     Num(f64),
-    /// A string or enum symbol.
+    /// A string.
     Str(&'a str),
+    /// An enum symbol: always an element of the enum's `symbols()` table.
+    Sym(&'static str),
 }
 
 /// What a field holds, for checking expressions when they are compiled.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub enum FieldType {
     /// A string.
     Str,
-    /// An enum with these symbols.
-    Enum(&'static [&'static str]),
+    /// An enum; the function returns its symbol table.
+    Enum(fn() -> &'static [&'static str]),
     /// A number.
     Num,
     /// A boolean.
@@ -70,12 +72,12 @@ macro_rules! fields {
             get: |e| match e { Event::$variant(x) => Val::Bool(x.$name), _ => Val::Null } }
     };
     (@one $variant:ident $name:ident ($enum:ty)) => {
-        Field { name: stringify!($name), ty: FieldType::Enum(<$enum>::SYMBOLS), nullable: false,
-            get: |e| match e { Event::$variant(x) => Val::Str(x.$name.as_str()), _ => Val::Null } }
+        Field { name: stringify!($name), ty: FieldType::Enum(<$enum>::symbols), nullable: false,
+            get: |e| match e { Event::$variant(x) => Val::Sym(x.$name.as_str()), _ => Val::Null } }
     };
     (@one $variant:ident $name:ident (opt $enum:ty)) => {
-        Field { name: stringify!($name), ty: FieldType::Enum(<$enum>::SYMBOLS), nullable: true,
-            get: |e| match e { Event::$variant(x) => x.$name.map_or(Val::Null, |v| Val::Str(v.as_str())), _ => Val::Null } }
+        Field { name: stringify!($name), ty: FieldType::Enum(<$enum>::symbols), nullable: true,
+            get: |e| match e { Event::$variant(x) => x.$name.map_or(Val::Null, |v| Val::Sym(v.as_str())), _ => Val::Null } }
     };
 }
 

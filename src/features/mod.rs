@@ -41,6 +41,10 @@ pub enum Aggregation {
 pub struct FeatureDef {
     /// Name: the field in `nbo:features:{<customer-key>}` and the name rules use.
     pub name: Arc<str>,
+    /// Hash of the whole definition (name, source, filter, aggregation, field, scale, window):
+    /// stored with the tiles, so a changed definition starts from empty tiles, never from tiles
+    /// that meant something else.
+    pub id: u32,
     /// Record type that feeds it.
     pub source: EventKind,
     /// Which events of that type count.
@@ -67,7 +71,7 @@ impl FeatureDef {
             Val::Null => None,
             Val::Num(n) => Some((n * self.scale, tiles::fnv32(&n.to_bits().to_le_bytes()))),
             Val::Bool(b) => Some((f64::from(u8::from(b)), u32::from(b))),
-            Val::Str(s) => Some((0.0, tiles::fnv32(s.as_bytes()))),
+            Val::Str(s) | Val::Sym(s) => Some((0.0, tiles::fnv32(s.as_bytes()))),
         }
     }
 

@@ -161,7 +161,7 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
                     names.join(", ")
                 ))
             })?;
-            let numeric = f.ty == fields::FieldType::Num;
+            let numeric = matches!(f.ty, fields::FieldType::Num);
             if !numeric && !matches!(aggregation, Aggregation::DistinctCount | Aggregation::Count) {
                 return Err(fail(format!(
                     "field `{name}` is not numeric; {} needs a number",
@@ -175,7 +175,12 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
     if !scale.is_finite() || scale == 0.0 {
         return Err(fail("scale must be a finite, non-zero number".into()));
     }
+    let identity = format!(
+        "{}|{}|{}|{}|{:?}|{}|{}|{:?}",
+        spec.name, spec.source, spec.filter, spec.aggregation, spec.field, scale, window_ms, spec.half_life
+    );
     Ok(FeatureDef {
+        id: tiles::fnv32(identity.as_bytes()),
         name: spec.name.as_str().into(),
         source,
         filter,

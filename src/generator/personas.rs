@@ -84,7 +84,8 @@ const CATEGORIES: &[&str] = &[
 pub struct EventFactory {
     rng: ChaCha8Rng,
     customers: Vec<Customer>,
-    weights: Vec<u32>,
+    /// Running sum of activity weights: customer i owns tickets [cumulative[i-1], cumulative[i]).
+    cumulative: Vec<u32>,
     total_weight: u32,
     clock_ms: i64,
     queue: VecDeque<Event>,
@@ -124,13 +125,19 @@ impl EventFactory {
                 }
             })
             .collect();
-        let weights: Vec<u32> = customers.iter().map(|c| c.persona.activity()).collect();
-        let total_weight = weights.iter().sum();
+        let cumulative: Vec<u32> = customers
+            .iter()
+            .scan(0u32, |sum, c| {
+                *sum += c.persona.activity();
+                Some(*sum)
+            })
+            .collect();
+        let total_weight = cumulative.last().copied().unwrap_or(1);
         let profiles_left = customers.len();
         Self {
             rng,
             customers,
-            weights,
+            cumulative,
             total_weight,
             clock_ms: start_ms,
             queue: VecDeque::new(),
@@ -167,14 +174,8 @@ impl EventFactory {
     }
 
     fn pick_customer(&mut self) -> usize {
-        let mut ticket = self.rng.random_range(0..self.total_weight);
-        for (i, w) in self.weights.iter().enumerate() {
-            if ticket < *w {
-                return i;
-            }
-            ticket -= w;
-        }
-        0
+        let ticket = self.rng.random_range(0..self.total_weight);
+        self.cumulative.partition_point(|&c| c <= ticket)
     }
 
     fn profile(&mut self, i: usize) -> Event {

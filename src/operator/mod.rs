@@ -112,7 +112,8 @@ impl Operator {
     }
 
     /// Makes `state.features` line up with the feature slots (after a load or a definition change):
-    /// tiles of a feature whose name and aggregation are unchanged are kept, others start empty.
+    /// tiles of a feature whose definition is unchanged (same [`FeatureDef::id`]) are kept; a new
+    /// or changed feature starts empty and fills as events arrive.
     pub fn align(&self, state: &mut CustomerState) {
         let defs = self.features.defs();
         let aligned = state.features.len() == defs.len()
@@ -120,7 +121,7 @@ impl Operator {
                 .features
                 .iter()
                 .zip(defs)
-                .all(|((n, t), f)| *n == *f.name && t.fits(f.aggregation));
+                .all(|((id, t), f)| *id == f.id && t.fits(f.aggregation));
         if aligned {
             return;
         }
@@ -130,10 +131,10 @@ impl Operator {
             .map(|f| {
                 let tiles = old
                     .iter_mut()
-                    .find(|(n, t)| *n == *f.name && t.fits(f.aggregation))
+                    .find(|(id, t)| *id == f.id && t.fits(f.aggregation))
                     .map(|(_, t)| std::mem::replace(t, Tiles::new(f.aggregation)))
                     .unwrap_or_else(|| Tiles::new(f.aggregation));
-                (f.name.to_string(), tiles)
+                (f.id, tiles)
             })
             .collect();
     }

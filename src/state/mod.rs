@@ -128,8 +128,9 @@ pub struct AppliedOffset {
 /// Everything the operator keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
-    /// Tiles per feature, by feature name (aligned to the feature set by the operator).
-    pub features: Vec<(String, Tiles)>,
+    /// Tiles per feature, with the feature's definition id (aligned to the feature set by the
+    /// operator; an id, not the name, keeps stored state small).
+    pub features: Vec<(u32, Tiles)>,
     /// Latest profile.
     pub profile: Option<ProfileState>,
     /// Offers made within the contact period, with their responses.

@@ -1,0 +1,142 @@
+//! The operator's hot path, on one core, without Kafka or Redis:
+//!
+//! - `operator/batch`: a whole operator batch as the worker runs it — decode (Confluent Avro) +
+//!   features + rules and decisioning — over the in-process customer cache holding 100,000
+//!   customers, with the starter features (26) and starter rules, 2,000 events per batch;
+//! - `features/update`: one event applied to one customer's features (no rules);
+//! - `features/evaluate`: every starter feature's value as of an event time for one customer.
+//!
+//! Run: `cargo bench --bench operator`. Offsets increase across iterations, so no event is skipped
+//! as a replay.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::OperatorSettings;
+use nbo_stream::event::{Event, EventKind};
+use nbo_stream::features::spec;
+use nbo_stream::generator::{encode_event, personas::EventFactory};
+use nbo_stream::operator::{BatchStats, Operator, SourcePos};
+use nbo_stream::rules::{builtin, RuleSet};
+use nbo_stream::state::{CustomerState, KeyHasher};
+use nbo_stream::worker::{apply_decoded, Cache, Cached, Decoded};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The same allocator as the binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CUSTOMERS: u32 = 100_000;
+const EVENTS: usize = 200_000;
+const BATCH: usize = 2_000;
+const START: i64 = 1_790_000_000_000;
+
+/// Pre-encoded activity records (after every customer's profile) and a warmed cache.
+struct Fixture {
+    operator: Operator,
+    codec: Codec,
+    cache: Cache,
+    records: Vec<(EventKind, Vec<u8>, Vec<u8>)>,
+}
+
+fn fixture(with_rules: bool) -> Fixture {
+    let features = Arc::new(spec::load(None).expect("starter features"));
+    let rules = if with_rules {
+        builtin::starter(&features).expect("starter rules")
+    } else {
+        RuleSet { version: 0, offers: vec![], alerts: vec![] }
+    };
+    let operator = Operator::new(features, rules, &OperatorSettings::default(), 5);
+    let codec = Codec::with_defaults().expect("codec");
+    let hasher = KeyHasher::new(b"benchmark-secret-0123456789");
+    let cache = Cache::default();
+    let mut factory = EventFactory::new(CUSTOMERS, 7, START);
+    let (mut out, mut stats) = (Vec::new(), BatchStats::default());
+    for _ in 0..CUSTOMERS {
+        let profile = factory.next_event();
+        let mut state = CustomerState::default();
+        operator.align(&mut state);
+        operator.apply(&mut state, &profile, None, &mut out, &mut stats);
+        let id = profile.customer_id().to_string();
+        cache.insert(id.clone(), Cached { key: hasher.key(&id), state, dirty: false });
+    }
+    let records = (0..EVENTS)
+        .map(|_| {
+            let e = factory.next_event();
+            let payload = encode_event(&codec, &e, Framing::Confluent).expect("encode");
+            (e.kind(), e.customer_id().as_bytes().to_vec(), payload)
+        })
+        .collect();
+    Fixture { operator, codec, cache, records }
+}
+
+fn operator_batch(c: &mut Criterion) {
+    let f = fixture(std::env::var_os("NBOBENCH_NO_RULES").is_none());
+    let mut group = c.benchmark_group("operator");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2)).sample_size(30);
+    let mut next = 0usize;
+    let mut offset = 0i64;
+    let now = START + 400 * 24 * 3_600_000;
+    group.bench_function("batch", |b| {
+        b.iter(|| {
+            let mut decoded = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH {
+                let (kind, key, payload) = &f.records[next];
+                next = (next + 1) % f.records.len();
+                offset += 1;
+                if let Ok(event) = f.codec.decode(*kind, Some(key), Some(payload), now) {
+                    decoded.push(Decoded { event, pos: SourcePos { kind: kind.index() as u8, partition: 0, offset } });
+                }
+            }
+            let (mut decisions, mut stats, mut late) = (Vec::new(), BatchStats::default(), [0u64; 9]);
+            apply_decoded(&f.operator, &f.cache, &decoded, &mut decisions, &mut stats, &mut late);
+            black_box((stats.applied, decisions.len()))
+        })
+    });
+    group.finish();
+}
+
+fn features(c: &mut Criterion) {
+    let f = fixture(false);
+    let events: Vec<Event> = f
+        .records
+        .iter()
+        .filter(|r| r.0 == EventKind::Transaction)
+        .take(10_000)
+        .map(|(k, key, p)| f.codec.decode(*k, Some(key), Some(p), i64::MAX / 2).expect("decode"))
+        .collect();
+    let mut state = CustomerState::default();
+    f.operator.align(&mut state);
+    let (mut out, mut stats) = (Vec::new(), BatchStats::default());
+    let mut group = c.benchmark_group("features");
+    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(30);
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    let mut offset = 0i64;
+    group.bench_function("update", |b| {
+        b.iter(|| {
+            let e = &events[i % events.len()];
+            i += 1;
+            offset += 1;
+            f.operator.apply(&mut state, e, Some(SourcePos { kind: 0, partition: 0, offset }), &mut out, &mut stats);
+        })
+    });
+    let at = state.max_event_time;
+    let slots = f.operator.features().defs().len();
+    group.throughput(Throughput::Elements(slots as u64));
+    group.bench_function("evaluate", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for slot in 0..slots {
+                sum += f.operator.value_at(&state, slot, black_box(at)).unwrap_or(0.0);
+            }
+            black_box(sum)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, operator_batch, features);
+criterion_main!(benches);
