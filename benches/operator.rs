@@ -45,7 +45,11 @@ fn fixture(with_rules: bool) -> Fixture {
     let rules = if with_rules {
         builtin::starter(&features).expect("starter rules")
     } else {
-        RuleSet { version: 0, offers: vec![], alerts: vec![] }
+        RuleSet {
+            version: 0,
+            offers: vec![],
+            alerts: vec![],
+        }
     };
     let operator = Operator::new(features, rules, &OperatorSettings::default(), 5);
     let codec = Codec::with_defaults().expect("codec");
@@ -59,7 +63,14 @@ fn fixture(with_rules: bool) -> Fixture {
         operator.align(&mut state);
         operator.apply(&mut state, &profile, None, &mut out, &mut stats);
         let id = profile.customer_id().to_string();
-        cache.insert(id.clone(), Cached { key: hasher.key(&id), state, dirty: false });
+        cache.insert(
+            id.clone(),
+            Cached {
+                key: hasher.key(&id),
+                state,
+                dirty: false,
+            },
+        );
     }
     let records = (0..EVENTS)
         .map(|_| {
@@ -68,14 +79,22 @@ fn fixture(with_rules: bool) -> Fixture {
             (e.kind(), e.customer_id().as_bytes().to_vec(), payload)
         })
         .collect();
-    Fixture { operator, codec, cache, records }
+    Fixture {
+        operator,
+        codec,
+        cache,
+        records,
+    }
 }
 
 fn operator_batch(c: &mut Criterion) {
     let f = fixture(std::env::var_os("NBOBENCH_NO_RULES").is_none());
     let mut group = c.benchmark_group("operator");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2)).sample_size(30);
+    group
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2))
+        .sample_size(30);
     let mut next = 0usize;
     let mut offset = 0i64;
     let now = START + 400 * 24 * 3_600_000;
@@ -87,11 +106,26 @@ fn operator_batch(c: &mut Criterion) {
                 next = (next + 1) % f.records.len();
                 offset += 1;
                 if let Ok(event) = f.codec.decode(*kind, Some(key), Some(payload), now) {
-                    decoded.push(Decoded { event, pos: SourcePos { kind: kind.index() as u8, partition: 0, offset } });
+                    decoded.push(Decoded {
+                        event,
+                        pos: SourcePos {
+                            kind: kind.index() as u8,
+                            partition: 0,
+                            offset,
+                        },
+                    });
                 }
             }
-            let (mut decisions, mut stats, mut late) = (Vec::new(), BatchStats::default(), [0u64; 9]);
-            apply_decoded(&f.operator, &f.cache, &decoded, &mut decisions, &mut stats, &mut late);
+            let (mut decisions, mut stats, mut late) =
+                (Vec::new(), BatchStats::default(), [0u64; 9]);
+            apply_decoded(
+                &f.operator,
+                &f.cache,
+                &decoded,
+                &mut decisions,
+                &mut stats,
+                &mut late,
+            );
             black_box((stats.applied, decisions.len()))
         })
     });
@@ -105,13 +139,20 @@ fn features(c: &mut Criterion) {
         .iter()
         .filter(|r| r.0 == EventKind::Transaction)
         .take(10_000)
-        .map(|(k, key, p)| f.codec.decode(*k, Some(key), Some(p), i64::MAX / 2).expect("decode"))
+        .map(|(k, key, p)| {
+            f.codec
+                .decode(*k, Some(key), Some(p), i64::MAX / 2)
+                .expect("decode")
+        })
         .collect();
     let mut state = CustomerState::default();
     f.operator.align(&mut state);
     let (mut out, mut stats) = (Vec::new(), BatchStats::default());
     let mut group = c.benchmark_group("features");
-    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(30);
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30);
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
     let mut offset = 0i64;
@@ -120,7 +161,17 @@ fn features(c: &mut Criterion) {
             let e = &events[i % events.len()];
             i += 1;
             offset += 1;
-            f.operator.apply(&mut state, e, Some(SourcePos { kind: 0, partition: 0, offset }), &mut out, &mut stats);
+            f.operator.apply(
+                &mut state,
+                e,
+                Some(SourcePos {
+                    kind: 0,
+                    partition: 0,
+                    offset,
+                }),
+                &mut out,
+                &mut stats,
+            );
         })
     });
     let at = state.max_event_time;
@@ -130,7 +181,10 @@ fn features(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0.0;
             for slot in 0..slots {
-                sum += f.operator.value_at(&state, slot, black_box(at)).unwrap_or(0.0);
+                sum += f
+                    .operator
+                    .value_at(&state, slot, black_box(at))
+                    .unwrap_or(0.0);
             }
             black_box(sum)
         })

@@ -5,10 +5,65 @@ use crate::event::{
     AlertKind, ContactChannel, DecisionOutcome, EpochMillis, ProductCategory, Severity,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Feature values a decision used, by feature name.
-pub type FeatureValues = BTreeMap<String, f64>;
+/// Feature values a decision used, by feature name, in the order the rule names them. An Avro
+/// `map<double>` on the wire; names are shared with the feature set, so building one allocates
+/// only the list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureValues(pub Vec<(Arc<str>, f64)>);
+
+impl FeatureValues {
+    /// The value of a feature, if the decision used it.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| *v)
+    }
+
+    /// Adds a value unless the feature is already there.
+    pub fn insert(&mut self, name: Arc<str>, value: f64) {
+        if self.get(&name).is_none() {
+            self.0.push((name, value));
+        }
+    }
+}
+
+impl<K: Into<Arc<str>>> FromIterator<(K, f64)> for FeatureValues {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Self {
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+}
+
+impl std::ops::Index<&str> for FeatureValues {
+    type Output = f64;
+    fn index(&self, name: &str) -> &f64 {
+        self.0
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("feature {name} not in the decision"))
+    }
+}
+
+impl Serialize for FeatureValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(&**k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, f64>::deserialize(deserializer)?;
+        Ok(map.into_iter().collect())
+    }
+}
+
+/// Plain-words reasons, shared with the rule that wrote them.
+pub type Reasons = Vec<Arc<str>>;
 
 /// A next-best offer for marketing systems (`bank.offers.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +85,7 @@ pub struct NextBestOffer {
     /// Version of that rule.
     pub rule_version: i32,
     /// Plain-words reasons.
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
     /// Feature values the decision used.
     pub features: FeatureValues,
     /// Event that triggered it.
@@ -57,7 +112,7 @@ pub struct RiskAlert {
     /// Version of that rule.
     pub rule_version: i32,
     /// Plain-words reasons.
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
     /// Feature values the decision used.
     pub features: FeatureValues,
     /// Event that triggered it.
@@ -86,7 +141,7 @@ pub struct DecisionAudit {
     /// `offer_id` or `alert_id`, if one was made.
     pub decision_id: Option<String>,
     /// Plain-words reasons, including the policy that suppressed it.
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
     /// Feature values used.
     pub features: FeatureValues,
     /// When it was decided.

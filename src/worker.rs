@@ -224,7 +224,14 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
                 None => CustomerState::default(),
             };
             ctx.operator.align(&mut state);
-            ctx.cache.insert(id, Cached { key, state, dirty: false });
+            ctx.cache.insert(
+                id,
+                Cached {
+                    key,
+                    state,
+                    dirty: false,
+                },
+            );
         }
     }
 
@@ -232,7 +239,14 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     let mut decisions: Vec<Decision> = Vec::new();
     let mut stats = BatchStats::default();
     let mut late = [0u64; 9];
-    apply_decoded(&ctx.operator, &ctx.cache, &decoded, &mut decisions, &mut stats, &mut late);
+    apply_decoded(
+        &ctx.operator,
+        &ctx.cache,
+        &decoded,
+        &mut decisions,
+        &mut stats,
+        &mut late,
+    );
 
     // Produce and await acknowledgements before anything is made durable.
     let published: Published = ctx.sink.publish(&decisions, &dead).await?;
@@ -259,7 +273,9 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     // Coalesced: one write per dirty customer, however many of its events the batch held.
     let mut writes: Vec<StateWrite> = Vec::new();
     for d in &decoded {
-        let Some(mut cached) = ctx.cache.get_mut(d.event.customer_id()) else { continue };
+        let Some(mut cached) = ctx.cache.get_mut(d.event.customer_id()) else {
+            continue;
+        };
         if !cached.dirty {
             continue;
         }

@@ -225,7 +225,12 @@ proptest! {
         for (offset, &i) in order.iter().enumerate() {
             let pos = SourcePos { kind: 0, partition: 0, offset: offset as i64 };
             op.apply(&mut state, &events[i], Some(pos), &mut out, &mut stats);
+            // The worker retires once per customer per batch: at arbitrary points here.
+            if offset % 7 == 3 {
+                op.retire(&mut state);
+            }
         }
+        op.retire(&mut state);
         let newest = events.iter().map(Event::event_time).max().unwrap();
         let lateness = LATENESS.as_millis() as i64;
         // Evaluation times from (newest - lateness) to a little past the newest event.

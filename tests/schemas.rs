@@ -6,13 +6,12 @@
 use nbo_stream::codec::{schemas, Codec, Framing};
 use nbo_stream::event::*;
 use nbo_stream::output::*;
-use std::collections::BTreeMap;
 
 const T: i64 = 1_790_000_000_000;
 
 fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
     let f = Framing::Plain;
-    let features: BTreeMap<String, f64> = [("spend_24h".to_string(), 12.5)].into();
+    let features: FeatureValues = [("spend_24h", 12.5)].into_iter().collect();
     let mut out = Vec::new();
     let mut push = |name: &'static str, bytes: Result<Vec<u8>, nbo_stream::codec::EncodeError>| {
         out.push((name, bytes.unwrap()))

@@ -21,9 +21,21 @@ pub struct Policy {
 /// A deterministic id: the same rule version and trigger always give the same id, so a replay
 /// after a crash produces byte-identical records. 128 bits of XXH3 (a fixed, documented
 /// algorithm, so ids stay stable across releases) as 32 hex digits.
-pub fn decision_id(kind: &str, rule_id: &str, rule_version: i32, customer_id: &str, trigger_event_id: &str) -> String {
+pub fn decision_id(
+    kind: &str,
+    rule_id: &str,
+    rule_version: i32,
+    customer_id: &str,
+    trigger_event_id: &str,
+) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [kind.as_bytes(), rule_id.as_bytes(), &rule_version.to_le_bytes(), customer_id.as_bytes(), trigger_event_id.as_bytes()] {
+    for part in [
+        kind.as_bytes(),
+        rule_id.as_bytes(),
+        &rule_version.to_le_bytes(),
+        customer_id.as_bytes(),
+        trigger_event_id.as_bytes(),
+    ] {
         h.update(&(part.len() as u32).to_le_bytes());
         h.update(part);
     }

@@ -396,10 +396,10 @@ impl Parser<'_> {
     /// Turns a string literal compared with an enum field into its symbol-table entry.
     fn resolve(field: &fields::Field, lit: Lit) -> Lit {
         match (field.ty, &lit) {
-            (FieldType::Enum(symbols), Lit::Str(s)) => {
-                symbols()
-                    .iter().find(|sym| **sym == s.as_str()).map_or(lit, |sym| Lit::Sym(sym))
-            }
+            (FieldType::Enum(symbols), Lit::Str(s)) => symbols()
+                .iter()
+                .find(|sym| **sym == s.as_str())
+                .map_or(lit, |sym| Lit::Sym(sym)),
             _ => lit,
         }
     }

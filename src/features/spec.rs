@@ -177,7 +177,14 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
     }
     let identity = format!(
         "{}|{}|{}|{}|{:?}|{}|{}|{:?}",
-        spec.name, spec.source, spec.filter, spec.aggregation, spec.field, scale, window_ms, spec.half_life
+        spec.name,
+        spec.source,
+        spec.filter,
+        spec.aggregation,
+        spec.field,
+        scale,
+        window_ms,
+        spec.half_life
     );
     Ok(FeatureDef {
         id: tiles::fnv32(identity.as_bytes()),

@@ -10,6 +10,12 @@
 
 use super::Aggregation;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// Tiles of one feature. The first two live inline, inside the customer's state: most customers
+/// have few active tiles per feature, and one contiguous state is far kinder to the CPU cache than
+/// one heap block per feature (`cargo bench --bench operator`). Serialized like a `Vec`.
+pub type TileVec<T> = SmallVec<[T; 2]>;
 
 /// Picks the tile width for a window: about 1/24 of it, at least one minute, dividing it evenly.
 pub fn tile_width(window_ms: i64) -> i64 {
@@ -30,30 +36,48 @@ pub fn tile_width(window_ms: i64) -> i64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Tiles {
     /// Count per tile.
-    Count(Vec<(i64, u32)>),
+    Count(TileVec<(i64, u32)>),
     /// Sum per tile.
-    Sum(Vec<(i64, f64)>),
+    Sum(TileVec<(i64, f64)>),
     /// Sum and count per tile.
-    Avg(Vec<(i64, f64, u32)>),
+    Avg(TileVec<(i64, f64, u32)>),
     /// Minimum per tile.
-    Min(Vec<(i64, f64)>),
+    Min(TileVec<(i64, f64)>),
     /// Maximum per tile.
-    Max(Vec<(i64, f64)>),
+    Max(TileVec<(i64, f64)>),
     /// Distinct value hashes per tile (sorted).
-    Distinct(Vec<(i64, Vec<u32>)>),
+    Distinct(TileVec<(i64, Vec<u32>)>),
     /// Latest (event time, value) per tile.
-    Last(Vec<(i64, i64, f64)>),
+    Last(TileVec<(i64, i64, f64)>),
     /// Per tile, Σ v·2^((tᵢ − tile start)/half-life): decayed to any time by one factor.
-    Decayed(Vec<(i64, f64)>),
+    Decayed(TileVec<(i64, f64)>),
 }
 
-fn slot<T>(v: &mut Vec<T>, index: i64, key: impl Fn(&T) -> i64, new: impl FnOnce() -> T) -> &mut T {
-    let pos = match v.binary_search_by_key(&index, &key) {
-        Ok(pos) => pos,
-        Err(pos) => {
-            v.insert(pos, new());
-            pos
+fn slot<T>(
+    v: &mut TileVec<T>,
+    index: i64,
+    key: impl Fn(&T) -> i64,
+    new: impl FnOnce() -> T,
+) -> &mut T {
+    // Fast path: events mostly arrive in time order, so the tile is the last one or a new last.
+    let last = v.last().map(&key);
+    let pos = match last {
+        Some(k) if k == index => v.len() - 1,
+        None => {
+            v.push(new());
+            0
         }
+        Some(k) if k < index => {
+            v.push(new());
+            v.len() - 1
+        }
+        Some(_) => match v.binary_search_by_key(&index, &key) {
+            Ok(pos) => pos,
+            Err(pos) => {
+                v.insert(pos, new());
+                pos
+            }
+        },
     };
     &mut v[pos]
 }
@@ -72,14 +96,14 @@ impl Tiles {
     /// Empty tiles for an aggregation.
     pub fn new(aggregation: Aggregation) -> Self {
         match aggregation {
-            Aggregation::Count => Tiles::Count(Vec::new()),
-            Aggregation::Sum => Tiles::Sum(Vec::new()),
-            Aggregation::Avg => Tiles::Avg(Vec::new()),
-            Aggregation::Min => Tiles::Min(Vec::new()),
-            Aggregation::Max => Tiles::Max(Vec::new()),
-            Aggregation::DistinctCount => Tiles::Distinct(Vec::new()),
-            Aggregation::Last => Tiles::Last(Vec::new()),
-            Aggregation::DecayedSum { .. } => Tiles::Decayed(Vec::new()),
+            Aggregation::Count => Tiles::Count(TileVec::new()),
+            Aggregation::Sum => Tiles::Sum(TileVec::new()),
+            Aggregation::Avg => Tiles::Avg(TileVec::new()),
+            Aggregation::Min => Tiles::Min(TileVec::new()),
+            Aggregation::Max => Tiles::Max(TileVec::new()),
+            Aggregation::DistinctCount => Tiles::Distinct(TileVec::new()),
+            Aggregation::Last => Tiles::Last(TileVec::new()),
+            Aggregation::DecayedSum { .. } => Tiles::Decayed(TileVec::new()),
         }
     }
 
@@ -216,9 +240,22 @@ impl Tiles {
         }
     }
 
+    /// Index of the oldest tile held.
+    pub fn first_index(&self) -> Option<i64> {
+        match self {
+            Tiles::Count(v) => v.first().map(|t| t.0),
+            Tiles::Sum(v) | Tiles::Min(v) | Tiles::Max(v) | Tiles::Decayed(v) => {
+                v.first().map(|t| t.0)
+            }
+            Tiles::Avg(v) => v.first().map(|t| t.0),
+            Tiles::Distinct(v) => v.first().map(|t| t.0),
+            Tiles::Last(v) => v.first().map(|t| t.0),
+        }
+    }
+
     /// Drops tiles older than `first_needed` (a tile index).
     pub fn retire(&mut self, first_needed: i64) {
-        fn drain<T>(v: &mut Vec<T>, key: impl Fn(&T) -> i64, first: i64) {
+        fn drain<T>(v: &mut TileVec<T>, key: impl Fn(&T) -> i64, first: i64) {
             let n = v.partition_point(|t| key(t) < first);
             if n > 0 {
                 v.drain(..n);

@@ -139,6 +139,25 @@ impl Operator {
             .collect();
     }
 
+    /// Drops tiles no evaluation can need any more (older than the windows as of the newest event
+    /// minus the allowed lateness), and notes when the next tile expires, so that events before
+    /// then skip this work. Retiring later than possible changes no value, only when memory is
+    /// given back.
+    pub fn retire(&self, state: &mut CustomerState) {
+        let horizon = state.max_event_time - self.lateness_ms;
+        let mut next = i64::MAX;
+        for (def, (_, tiles)) in self.features.defs().iter().zip(state.features.iter_mut()) {
+            tiles.retire(def.first_needed_tile(horizon));
+            if let Some(first) = tiles.first_index() {
+                // The first tile is needed until the horizon passes its window's end.
+                let expires =
+                    (first + def.window_ms / def.tile_ms) * def.tile_ms + self.lateness_ms;
+                next = next.min(expires);
+            }
+        }
+        state.next_retire_at = next;
+    }
+
     /// One feature's value as of `at` (event time, ms); `None` for an empty avg/min/max/last.
     pub fn value_at(&self, state: &CustomerState, slot: usize, at: i64) -> Option<f64> {
         let def = &self.features.defs()[slot];
@@ -246,8 +265,8 @@ impl Operator {
         }
         if time > state.max_event_time {
             state.max_event_time = time;
-            for (def, (_, tiles)) in defs.iter().zip(state.features.iter_mut()) {
-                tiles.retire(def.first_needed_tile(horizon));
+            if time >= state.next_retire_at {
+                self.retire(state);
             }
         }
         if time < state.max_event_time - self.lateness_ms {
@@ -294,7 +313,7 @@ impl Operator {
         values: &mut Lazy,
         state: &CustomerState,
     ) -> FeatureValues {
-        let mut used = FeatureValues::new();
+        let mut used = FeatureValues::default();
         let slots = checks
             .iter()
             .flat_map(|c| match c.operand {
@@ -306,7 +325,7 @@ impl Operator {
             .chain(extra.iter().map(|(s, _)| *s));
         for slot in slots {
             if let Some(v) = values.get(self, state, slot) {
-                used.insert(self.features.defs()[slot].name.to_string(), v);
+                used.insert(self.features.defs()[slot].name.clone(), v);
             }
         }
         used
@@ -324,7 +343,7 @@ impl Operator {
         let audit = |head: &RuleHead,
                      outcome: DecisionOutcome,
                      decision_id: Option<String>,
-                     reasons: Vec<String>,
+                     reasons: crate::output::Reasons,
                      features: FeatureValues| {
             Decision::Audit(DecisionAudit {
                 audit_id: decision::decision_id(
@@ -353,7 +372,7 @@ impl Operator {
                 continue;
             }
             let features = self.used_features(&rule.head.checks, &[], &mut values, state);
-            let mut reasons: Vec<String> =
+            let mut reasons: crate::output::Reasons =
                 rule.head.checks.iter().map(|c| c.text.clone()).collect();
             let last = state
                 .alerts
@@ -426,7 +445,8 @@ impl Operator {
         };
         let features =
             self.used_features(&rule.head.checks, &rule.coefficients, &mut values, state);
-        let mut reasons: Vec<String> = rule.head.checks.iter().map(|c| c.text.clone()).collect();
+        let mut reasons: crate::output::Reasons =
+            rule.head.checks.iter().map(|c| c.text.clone()).collect();
         match decision::admit(rule, state, customer_id, at, &self.policy) {
             Ok(channel) => {
                 let offer_id = decision::decision_id(
@@ -469,7 +489,7 @@ impl Operator {
                 }));
             }
             Err((outcome, why)) => {
-                reasons.push(why);
+                reasons.push(why.into());
                 out.push(audit(&rule.head, outcome, None, reasons, features));
             }
         }

@@ -68,7 +68,7 @@ pub struct Check {
     /// Against what.
     pub value: f64,
     /// Plain-words text of the check, for reasons (`debit_card_spend_30d >= 1500`).
-    pub text: String,
+    pub text: std::sync::Arc<str>,
 }
 
 /// Fields every rule has.
@@ -172,7 +172,7 @@ impl<'a> Resolver<'a> {
             operand: Operand::Feature(self.slot(name)?),
             cmp,
             value,
-            text: format!("{name} {} {value}", cmp.symbol()),
+            text: format!("{name} {} {value}", cmp.symbol()).into(),
         })
     }
 
@@ -182,7 +182,7 @@ impl<'a> Resolver<'a> {
             operand: Operand::Sum(self.slot(a)?, self.slot(b)?),
             cmp,
             value,
-            text: format!("{a} + {b} {} {value}", cmp.symbol()),
+            text: format!("{a} + {b} {} {value}", cmp.symbol()).into(),
         })
     }
 
@@ -192,7 +192,7 @@ impl<'a> Resolver<'a> {
             operand,
             cmp,
             value,
-            text: format!("{label} {} {value}", cmp.symbol()),
+            text: format!("{label} {} {value}", cmp.symbol()).into(),
         }
     }
 }

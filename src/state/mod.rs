@@ -143,6 +143,9 @@ pub struct CustomerState {
     pub applied: Vec<AppliedOffset>,
     /// Newest event time seen (drives tile retirement and the lateness bound).
     pub max_event_time: i64,
+    /// Event time from which the next tile can be retired (recomputed after a load: 0 = now).
+    #[serde(skip)]
+    pub next_retire_at: i64,
     /// Tombstone of an erasure: events at or before this time are dropped, so late or replayed
     /// events cannot rebuild an erased customer.
     pub erased_before: Option<i64>,
