@@ -63,14 +63,8 @@ fn fixture(with_rules: bool) -> Fixture {
         operator.align(&mut state);
         operator.apply(&mut state, &profile, None, &mut out, &mut stats);
         let id = profile.customer_id().to_string();
-        cache.insert(
-            id.clone(),
-            Cached {
-                key: hasher.key(&id),
-                state,
-                dirty: false,
-            },
-        );
+        let key = hasher.key(&id);
+        cache.insert(id, Cached::loaded(key, state));
     }
     let records = (0..EVENTS)
         .map(|_| {

@@ -52,6 +52,56 @@ pub struct Cached {
     pub state: CustomerState,
     /// Changed since the last flush.
     pub dirty: bool,
+    /// The public feature values this process last wrote (None: unknown, rewrite the hash).
+    pub published: Option<Vec<Option<f64>>>,
+}
+
+impl Cached {
+    /// A customer just loaded (or new).
+    pub fn loaded(key: CustomerKey, state: CustomerState) -> Self {
+        Self {
+            key,
+            state,
+            dirty: false,
+            published: None,
+        }
+    }
+}
+
+/// The write for one dirty customer: its state and the delta of its public feature hash.
+fn state_write(
+    operator: &Operator,
+    cached: &mut Cached,
+    ttl_secs: u64,
+) -> Result<StateWrite, StateError> {
+    let bytes = cached.state.to_bytes()?;
+    let now = operator.snapshot(&cached.state);
+    let names = operator.features().defs();
+    let (mut features, mut removed) = (Vec::new(), Vec::new());
+    let replace = cached.published.is_none();
+    for (slot, value) in now.iter().enumerate() {
+        let before = cached
+            .published
+            .as_ref()
+            .and_then(|p| p.get(slot).copied().flatten());
+        match value {
+            Some(v) if replace || before != Some(*v) => {
+                features.push((names[slot].name.clone(), *v))
+            }
+            None if !replace && before.is_some() => removed.push(names[slot].name.clone()),
+            _ => {}
+        }
+    }
+    cached.published = Some(now);
+    Ok(StateWrite {
+        key: cached.key.clone(),
+        state: bytes,
+        features,
+        removed,
+        replace,
+        updated_at: cached.state.max_event_time,
+        ttl_secs,
+    })
 }
 
 /// The in-process cache of customers owned by this instance's partitions, by customer id (the raw
@@ -224,14 +274,7 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
                 None => CustomerState::default(),
             };
             ctx.operator.align(&mut state);
-            ctx.cache.insert(
-                id,
-                Cached {
-                    key,
-                    state,
-                    dirty: false,
-                },
-            );
+            ctx.cache.insert(id, Cached::loaded(key, state));
         }
     }
 
@@ -280,14 +323,8 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
             continue;
         }
         cached.dirty = false;
-        match cached.state.to_bytes() {
-            Ok(bytes) => writes.push(StateWrite {
-                key: cached.key.clone(),
-                state: bytes,
-                features: ctx.operator.public_values(&cached.state),
-                updated_at: cached.state.max_event_time,
-                ttl_secs: ctx.ttl_secs,
-            }),
+        match state_write(&ctx.operator, &mut cached, ctx.ttl_secs) {
+            Ok(write) => writes.push(write),
             Err(e) => {
                 m.state_errors.with_label_values(&["encode"]).inc();
                 tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");

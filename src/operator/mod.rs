@@ -173,6 +173,11 @@ impl Operator {
             .collect()
     }
 
+    /// Every feature's value as of the newest event, in slot order (the public hash's content).
+    pub fn snapshot(&self, state: &CustomerState) -> Vec<Option<f64>> {
+        self.values_at(state, state.max_event_time)
+    }
+
     /// Current feature values by name (as of the newest event) for the public hash; features
     /// without a value (an empty avg, min, max or last) are left out.
     pub fn public_values(&self, state: &CustomerState) -> Vec<(Arc<str>, f64)> {

@@ -48,19 +48,23 @@ impl StateStore for MemoryStore {
     async fn store(&self, writes: &[StateWrite]) -> Result<(), StateError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         for w in writes {
-            let mut features: Vec<(String, String)> = w
+            let mut entry = self.entries.entry(w.key.clone()).or_default();
+            if w.replace {
+                entry.features.clear();
+            }
+            entry
                 .features
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            features.push(("_updated_at".into(), w.updated_at.to_string()));
-            self.entries.insert(
-                w.key.clone(),
-                Entry {
-                    state: w.state.clone(),
-                    features,
-                },
-            );
+                .retain(|(n, _)| !w.removed.iter().any(|r| **r == **n) && n != "_updated_at");
+            for (name, value) in &w.features {
+                match entry.features.iter_mut().find(|(n, _)| **n == **name) {
+                    Some((_, v)) => *v = value.to_string(),
+                    None => entry.features.push((name.to_string(), value.to_string())),
+                }
+            }
+            entry
+                .features
+                .push(("_updated_at".into(), w.updated_at.to_string()));
+            entry.state = w.state.clone();
         }
         Ok(())
     }

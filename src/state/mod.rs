@@ -186,15 +186,23 @@ impl CustomerState {
     }
 }
 
-/// One customer's write: state bytes and the public feature values, with the key TTL.
+/// One customer's write: state bytes and the changes to its public feature hash, with the TTL.
+///
+/// The hash is written as a delta (only values that changed since this process last wrote them),
+/// which keeps Redis work proportional to what events changed; `replace` rewrites it whole (the
+/// first write of a customer after a load, when what Redis holds is unknown).
 #[derive(Debug, Clone)]
 pub struct StateWrite {
     /// Whose state.
     pub key: CustomerKey,
     /// Serialized [`CustomerState`].
     pub state: Vec<u8>,
-    /// Current feature values, by name.
+    /// Feature values to set, by name.
     pub features: Vec<(std::sync::Arc<str>, f64)>,
+    /// Features that no longer have a value (removed from the hash).
+    pub removed: Vec<std::sync::Arc<str>>,
+    /// Delete the hash before setting `features` (which then holds every value).
+    pub replace: bool,
     /// Event time the values are as of (`_updated_at`).
     pub updated_at: i64,
     /// TTL of both keys, seconds (longest window + margin).

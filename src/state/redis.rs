@@ -93,13 +93,19 @@ impl RedisStore {
 
     fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let features_key = w.key.features_key();
+        if w.replace {
+            pipe.del(&features_key).ignore();
+        }
+        if !w.removed.is_empty() {
+            let names: Vec<&str> = w.removed.iter().map(|n| &**n).collect();
+            pipe.hdel(&features_key, names).ignore();
+        }
         let mut fields: Vec<(&str, String)> = w
             .features
             .iter()
             .map(|(n, v)| (&**n, v.to_string()))
             .collect();
         fields.push(("_updated_at", w.updated_at.to_string()));
-        pipe.del(&features_key).ignore();
         pipe.hset_multiple(&features_key, &fields).ignore();
         pipe.expire(&features_key, w.ttl_secs as i64).ignore();
         pipe.set_ex(w.key.state_key(), w.state.as_slice(), w.ttl_secs)
