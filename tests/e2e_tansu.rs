@@ -16,66 +16,12 @@ use nbo_stream::state::redis::RedisStore;
 use nbo_stream::state::{KeyHasher, StateStore};
 use nbo_stream::topics;
 use nbo_stream::worker::Progress;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const EVENTS: u64 = 8_000;
 const CUSTOMERS: u32 = 800;
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tansu_binary() -> std::path::PathBuf {
-    if let Ok(path) = std::env::var("NBOTEST_TANSU_BIN") {
-        return path.into();
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
-        });
-    home.join("bin").join("tansu")
-}
-
-fn start_tansu() -> (Broker, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let bin = tansu_binary();
-    let child = Command::new(&bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {} (scripts/test.sh installs it): {e}", bin.display()));
-    let broker = Broker(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (broker, format!("127.0.0.1:{port}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("tansu did not listen on {port} within 10 s");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_load_through_a_real_broker_and_redis() {

@@ -143,3 +143,65 @@ pub async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool
     }
     done()
 }
+
+/// A Tansu broker process, killed when dropped.
+pub struct Broker(std::process::Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Tansu binary: `NBOTEST_TANSU_BIN`, else cargo's bin folder (scripts/test.sh installs it).
+pub fn tansu_binary() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("NBOTEST_TANSU_BIN") {
+        return path.into();
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    home.join("bin").join("tansu")
+}
+
+/// A free local port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a Tansu broker (in-memory storage) on a free port; returns it and its bootstrap address.
+pub fn start_tansu() -> (Broker, String) {
+    use std::process::{Command, Stdio};
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let bin = tansu_binary();
+    let child = Command::new(&bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {} (scripts/test.sh installs it): {e}", bin.display()));
+    let broker = Broker(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (broker, format!("127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("tansu did not listen on {port} within 10 s");
+}
