@@ -100,11 +100,20 @@ pub async fn run(
         + settings.state.ttl_margin)
         .as_secs();
 
-    let cache = Arc::new(worker::Cache::default());
-    let revoke_cache = cache.clone();
-    // On revoke, drop every cached customer: all are clean between batches, and a customer of a
-    // kept partition is simply reloaded. Finishing in-flight batches first is issue 5.
-    let context = SourceContext::new(Arc::new(move |_parts| revoke_cache.clear()));
+    let shards: Vec<Arc<worker::Shard>> = (0..settings.kafka.workers)
+        .map(|_| Arc::default())
+        .collect();
+    let revoke_shards = shards.clone();
+    let revoke_workers = settings.kafka.workers;
+    // On revoke, each worker drops the customers of its revoked partitions before its next batch
+    // (they are clean between batches). Batches of those partitions already queued still run and
+    // reload them; finishing and committing them before the revoke completes is issue 5.
+    let context = SourceContext::new(Arc::new(move |parts: &[(String, i32)]| {
+        for (_, partition) in parts {
+            let w = partition.rem_euclid(revoke_workers as i32) as usize;
+            revoke_shards[w].revoke(&[*partition]);
+        }
+    }));
     let consumer: Arc<Consumer> =
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
     let inputs = settings.topics.inputs();
@@ -120,8 +129,9 @@ pub async fn run(
         operator,
         store: deps.store,
         sink: sink.clone(),
-        cache,
-        cache_max: settings.state.cache_max_customers,
+        shards,
+        // The configured bound is for the instance; each worker holds its share.
+        cache_max: (settings.state.cache_max_customers / settings.kafka.workers).max(1),
         hasher: KeyHasher::new(secret.expose().as_bytes()),
         offsets: Arc::new(ConsumerOffsets(consumer.clone())),
         ttl_secs,
@@ -133,10 +143,10 @@ pub async fn run(
     let k = &settings.kafka;
     let mut queues = Vec::with_capacity(k.workers);
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..k.workers {
+    for index in 0..k.workers {
         let (tx, rx) = mpsc::channel::<Batch>(k.queue_batches);
         queues.push(tx);
-        workers.spawn(worker::run(ctx.clone(), rx));
+        workers.spawn(worker::run(ctx.clone(), index, rx));
     }
     deps.health.set_ready(true);
     tracing::info!(

@@ -54,17 +54,64 @@ pub struct Cached {
     pub dirty: bool,
     /// The public feature values this process last wrote (None: unknown, rewrite the hash).
     pub published: Option<Vec<Option<f64>>>,
+    /// The customer's partition (the same on every co-partitioned input topic).
+    pub partition: i32,
+    /// Number of the last batch that touched it (for eviction).
+    pub last_used: u64,
 }
 
 impl Cached {
-    /// A customer just loaded (or new).
-    pub fn loaded(key: CustomerKey, state: CustomerState) -> Self {
+    /// A customer just loaded (or new) from `partition`.
+    pub fn loaded(key: CustomerKey, state: CustomerState, partition: i32) -> Self {
         Self {
             key,
             state,
             dirty: false,
             published: None,
+            partition,
+            last_used: 0,
         }
+    }
+}
+
+/// One worker's part of the cache: the customers of the partitions it owns. Only its worker
+/// touches it during a batch, so revokes and evictions, which that worker applies between batches,
+/// never remove a customer a batch is using.
+#[derive(Debug, Default)]
+pub struct Shard {
+    /// The customers.
+    pub cache: Cache,
+    /// Partitions revoked since the worker last looked (applied before its next batch).
+    revoked: std::sync::Mutex<Vec<i32>>,
+    /// Batches processed.
+    batches: AtomicU64,
+}
+
+impl Shard {
+    /// Notes revoked partitions; their customers leave the cache before the next batch.
+    pub fn revoke(&self, partitions: &[i32]) {
+        let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        r.extend_from_slice(partitions);
+    }
+
+    fn apply_revokes(&self) {
+        let revoked = std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()));
+        if !revoked.is_empty() {
+            // Between batches every customer is clean (flushed), so dropping loses nothing.
+            self.cache.retain(|_, c| !revoked.contains(&c.partition));
+        }
+    }
+
+    /// Evicts the least recently used customers down to 90% of `max` (all are clean here).
+    fn evict(&self, max: usize) {
+        if self.cache.len() <= max {
+            return;
+        }
+        let mut ages: Vec<u64> = self.cache.iter().map(|c| c.last_used).collect();
+        let drop = ages.len() - max * 9 / 10;
+        let (_, threshold, _) = ages.select_nth_unstable(drop.saturating_sub(1));
+        let threshold = *threshold;
+        self.cache.retain(|_, c| c.last_used > threshold);
     }
 }
 
@@ -118,9 +165,9 @@ pub struct WorkerContext {
     pub store: Arc<dyn StateStore>,
     /// Output producer.
     pub sink: Arc<Sink>,
-    /// Customer cache.
-    pub cache: Arc<Cache>,
-    /// Most cached customers before the (clean) cache is dropped.
+    /// The workers' cache shards (index = worker).
+    pub shards: Vec<Arc<Shard>>,
+    /// Most cached customers per worker before the least recently used are evicted.
     pub cache_max: usize,
     /// Customer-key HMAC.
     pub hasher: KeyHasher,
@@ -207,12 +254,29 @@ pub fn apply_decoded(
                 late[d.pos.kind as usize] += 1;
             }
             cached.dirty = true;
+        } else {
+            // Cannot happen: the batch loaded every customer it touches into its own shard.
+            metrics()
+                .state_errors
+                .with_label_values(&["not_cached"])
+                .inc();
+            tracing::error!(
+                partition = d.pos.partition,
+                offset = d.pos.offset,
+                "customer missing from the cache; event not applied"
+            );
         }
     }
 }
 
 /// Processes one batch end to end (see the module docs for the order).
-pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), WorkerError> {
+pub async fn process_batch(
+    ctx: &WorkerContext,
+    shard: &Shard,
+    batch: Batch,
+) -> Result<(), WorkerError> {
+    shard.apply_revokes();
+    let batch_no = shard.batches.fetch_add(1, Ordering::Relaxed) + 1;
     let started = Instant::now();
     let now = now_ms();
     let m = metrics();
@@ -252,17 +316,22 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
 
     // Load the customers this batch touches that the cache does not hold: one round trip.
     let mut seen = HashSet::new();
-    let missing: Vec<(String, CustomerKey)> = decoded
+    let missing: Vec<(String, CustomerKey, i32)> = decoded
         .iter()
-        .map(|d| d.event.customer_id())
-        .filter(|id| !ctx.cache.contains_key(*id) && seen.insert(*id))
-        .map(|id| (id.to_string(), ctx.hasher.key(id)))
+        .filter(|d| {
+            let id = d.event.customer_id();
+            !shard.cache.contains_key(id) && seen.insert(id)
+        })
+        .map(|d| {
+            let id = d.event.customer_id();
+            (id.to_string(), ctx.hasher.key(id), d.pos.partition)
+        })
         .collect();
     let loads = u64::from(!missing.is_empty());
     if !missing.is_empty() {
-        let keys: Vec<CustomerKey> = missing.iter().map(|(_, k)| k.clone()).collect();
+        let keys: Vec<CustomerKey> = missing.iter().map(|(_, k, _)| k.clone()).collect();
         let loaded = with_retry(ctx, "load", || ctx.store.load(&keys)).await;
-        for ((id, key), bytes) in missing.into_iter().zip(loaded) {
+        for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
             let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
                 Some(Ok(state)) => state,
                 Some(Err(e)) => {
@@ -274,7 +343,9 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
                 None => CustomerState::default(),
             };
             ctx.operator.align(&mut state);
-            ctx.cache.insert(id, Cached::loaded(key, state));
+            shard
+                .cache
+                .insert(id, Cached::loaded(key, state, partition));
         }
     }
 
@@ -284,7 +355,7 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     let mut late = [0u64; 9];
     apply_decoded(
         &ctx.operator,
-        &ctx.cache,
+        &shard.cache,
         &decoded,
         &mut decisions,
         &mut stats,
@@ -316,13 +387,14 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     // Coalesced: one write per dirty customer, however many of its events the batch held.
     let mut writes: Vec<StateWrite> = Vec::new();
     for d in &decoded {
-        let Some(mut cached) = ctx.cache.get_mut(d.event.customer_id()) else {
+        let Some(mut cached) = shard.cache.get_mut(d.event.customer_id()) else {
             continue;
         };
         if !cached.dirty {
             continue;
         }
         cached.dirty = false;
+        cached.last_used = batch_no;
         match state_write(&ctx.operator, &mut cached, ctx.ttl_secs) {
             Ok(write) => writes.push(write),
             Err(e) => {
@@ -344,10 +416,7 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
             .store(&ctx.input_topics[kind], partition, offset);
     }
 
-    if ctx.cache.len() > ctx.cache_max {
-        // Every cached customer is clean after the flush, so dropping them loses nothing.
-        ctx.cache.clear();
-    }
+    shard.evict(ctx.cache_max);
     for (i, n) in consumed.iter().enumerate().filter(|(_, n)| **n > 0) {
         m.events_consumed
             .with_label_values(&[&ctx.input_topics[i]])
@@ -361,7 +430,8 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
     m.replayed_events.inc_by(stats.replayed);
     m.feature_updates.inc_by(stats.feature_updates);
     m.batch_size.observe(batch.len() as f64);
-    m.cached_customers.set(ctx.cache.len() as i64);
+    m.cached_customers
+        .set(ctx.shards.iter().map(|s| s.cache.len() as i64).sum());
     m.state_round_trips
         .inc_by(loads + u64::from(!writes.is_empty()));
     let p = &ctx.progress;
@@ -382,10 +452,54 @@ pub async fn process_batch(ctx: &WorkerContext, batch: Batch) -> Result<(), Work
 /// Runs a worker until its queue closes (shutdown) or a batch fails for good.
 pub async fn run(
     ctx: Arc<WorkerContext>,
+    index: usize,
     mut queue: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<(), WorkerError> {
     while let Some(batch) = queue.recv().await {
-        process_batch(&ctx, batch).await?;
+        process_batch(&ctx, &ctx.shards[index], batch).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard_with(n: usize) -> Shard {
+        let shard = Shard::default();
+        for i in 0..n {
+            let mut c = Cached::loaded(
+                CustomerKey(format!("k{i}")),
+                CustomerState::default(),
+                (i % 4) as i32,
+            );
+            c.last_used = i as u64;
+            shard.cache.insert(format!("C{i}"), c);
+        }
+        shard
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used() {
+        let shard = shard_with(100);
+        shard.evict(50);
+        assert_eq!(shard.cache.len(), 45);
+        assert!(shard.cache.contains_key("C99") && !shard.cache.contains_key("C0"));
+        shard.evict(50);
+        assert_eq!(shard.cache.len(), 45, "under the bound: nothing evicted");
+    }
+
+    #[test]
+    fn revoked_partitions_leave_before_the_next_batch() {
+        let shard = shard_with(8);
+        shard.revoke(&[1, 3]);
+        assert_eq!(
+            shard.cache.len(),
+            8,
+            "nothing removed until the worker applies it"
+        );
+        shard.apply_revokes();
+        assert_eq!(shard.cache.len(), 4);
+        assert!(shard.cache.iter().all(|c| c.partition % 2 == 0));
+    }
 }
