@@ -9,7 +9,8 @@ use nbo_stream::state::{CustomerState, KeyHasher, StateStore, StateWrite};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Cluster(Vec<Child>, tempfile::TempDir);
+/// The node processes, and their folder (removed when dropped, after the nodes stop).
+struct Cluster(Vec<Child>, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Cluster {
     fn drop(&mut self) {
