@@ -12,7 +12,6 @@ use crate::output::{DeadLetter, Decision};
 use crate::sink::{Published, Sink};
 use crate::state::{CustomerKey, CustomerState, KeyHasher, StateError, StateStore, StateWrite};
 use crate::telemetry::{http::Health, metrics};
-use dashmap::DashMap;
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,8 +78,11 @@ impl Cached {
 /// never remove a customer a batch is using.
 #[derive(Debug, Default)]
 pub struct Shard {
-    /// The customers.
-    pub cache: Cache,
+    /// The customers. Locked by its worker for each CPU step of a batch (never across an await):
+    /// per-event lookups are then plain hash-map lookups.
+    cache: std::sync::Mutex<Cache>,
+    /// Customers cached (for the metric, readable without the lock).
+    len: std::sync::atomic::AtomicUsize,
     /// Partitions revoked since the worker last looked (applied before its next batch).
     revoked: std::sync::Mutex<Vec<i32>>,
     /// Batches processed.
@@ -88,6 +90,21 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// The shard's cache, locked.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Customers cached.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no customer is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Notes revoked partitions; their customers leave the cache before the next batch.
     pub fn revoke(&self, partitions: &[i32]) {
         let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,20 +115,23 @@ impl Shard {
         let revoked = std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()));
         if !revoked.is_empty() {
             // Between batches every customer is clean (flushed), so dropping loses nothing.
-            self.cache.retain(|_, c| !revoked.contains(&c.partition));
+            let mut cache = self.lock();
+            cache.retain(|_, c| !revoked.contains(&c.partition));
+            self.len.store(cache.len(), Ordering::Relaxed);
         }
     }
 
     /// Evicts the least recently used customers down to 90% of `max` (all are clean here).
     fn evict(&self, max: usize) {
-        if self.cache.len() <= max {
-            return;
+        let mut cache = self.lock();
+        if cache.len() > max {
+            let mut ages: Vec<u64> = cache.values().map(|c| c.last_used).collect();
+            let drop = ages.len() - max * 9 / 10;
+            let (_, threshold, _) = ages.select_nth_unstable(drop.saturating_sub(1));
+            let threshold = *threshold;
+            cache.retain(|_, c| c.last_used > threshold);
         }
-        let mut ages: Vec<u64> = self.cache.iter().map(|c| c.last_used).collect();
-        let drop = ages.len() - max * 9 / 10;
-        let (_, threshold, _) = ages.select_nth_unstable(drop.saturating_sub(1));
-        let threshold = *threshold;
-        self.cache.retain(|_, c| c.last_used > threshold);
+        self.len.store(cache.len(), Ordering::Relaxed);
     }
 }
 
@@ -153,7 +173,7 @@ fn state_write(
 
 /// The in-process cache of customers owned by this instance's partitions, by customer id (the raw
 /// id stays in process memory; only the keyed hash reaches Redis).
-pub type Cache = DashMap<String, Cached, rustc_hash::FxBuildHasher>;
+pub type Cache = std::collections::HashMap<String, Cached, rustc_hash::FxBuildHasher>;
 
 /// Everything a worker shares with the others.
 pub struct WorkerContext {
@@ -240,14 +260,14 @@ pub struct Decoded {
 /// loop of a batch, shared by the worker and `benches/operator.rs`.
 pub fn apply_decoded(
     operator: &Operator,
-    cache: &Cache,
+    cache: &mut Cache,
     decoded: &[Decoded],
     decisions: &mut Vec<Decision>,
     stats: &mut BatchStats,
     late: &mut [u64; 9],
 ) {
     for d in decoded {
-        if let Some(mut cached) = cache.get_mut(d.event.customer_id()) {
+        if let Some(cached) = cache.get_mut(d.event.customer_id()) {
             let before = stats.too_late;
             operator.apply(&mut cached.state, &d.event, Some(d.pos), decisions, stats);
             if stats.too_late > before {
@@ -316,21 +336,25 @@ pub async fn process_batch(
 
     // Load the customers this batch touches that the cache does not hold: one round trip.
     let mut seen = HashSet::new();
-    let missing: Vec<(String, CustomerKey, i32)> = decoded
-        .iter()
-        .filter(|d| {
-            let id = d.event.customer_id();
-            !shard.cache.contains_key(id) && seen.insert(id)
-        })
-        .map(|d| {
-            let id = d.event.customer_id();
-            (id.to_string(), ctx.hasher.key(id), d.pos.partition)
-        })
-        .collect();
+    let missing: Vec<(String, CustomerKey, i32)> = {
+        let cache = shard.lock();
+        decoded
+            .iter()
+            .filter(|d| {
+                let id = d.event.customer_id();
+                !cache.contains_key(id) && seen.insert(id)
+            })
+            .map(|d| {
+                let id = d.event.customer_id();
+                (id.to_string(), ctx.hasher.key(id), d.pos.partition)
+            })
+            .collect()
+    };
     let loads = u64::from(!missing.is_empty());
     if !missing.is_empty() {
         let keys: Vec<CustomerKey> = missing.iter().map(|(_, k, _)| k.clone()).collect();
         let loaded = with_retry(ctx, "load", || ctx.store.load(&keys)).await;
+        let mut cache = shard.lock();
         for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
             let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
                 Some(Ok(state)) => state,
@@ -343,9 +367,7 @@ pub async fn process_batch(
                 None => CustomerState::default(),
             };
             ctx.operator.align(&mut state);
-            shard
-                .cache
-                .insert(id, Cached::loaded(key, state, partition));
+            cache.insert(id, Cached::loaded(key, state, partition));
         }
     }
 
@@ -355,7 +377,7 @@ pub async fn process_batch(
     let mut late = [0u64; 9];
     apply_decoded(
         &ctx.operator,
-        &shard.cache,
+        &mut shard.lock(),
         &decoded,
         &mut decisions,
         &mut stats,
@@ -386,20 +408,23 @@ pub async fn process_batch(
     // Flush dirty customers: one round trip, retried until it succeeds.
     // Coalesced: one write per dirty customer, however many of its events the batch held.
     let mut writes: Vec<StateWrite> = Vec::new();
-    for d in &decoded {
-        let Some(mut cached) = shard.cache.get_mut(d.event.customer_id()) else {
-            continue;
-        };
-        if !cached.dirty {
-            continue;
-        }
-        cached.dirty = false;
-        cached.last_used = batch_no;
-        match state_write(&ctx.operator, &mut cached, ctx.ttl_secs) {
-            Ok(write) => writes.push(write),
-            Err(e) => {
-                m.state_errors.with_label_values(&["encode"]).inc();
-                tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+    {
+        let mut cache = shard.lock();
+        for d in &decoded {
+            let Some(cached) = cache.get_mut(d.event.customer_id()) else {
+                continue;
+            };
+            if !cached.dirty {
+                continue;
+            }
+            cached.dirty = false;
+            cached.last_used = batch_no;
+            match state_write(&ctx.operator, cached, ctx.ttl_secs) {
+                Ok(write) => writes.push(write),
+                Err(e) => {
+                    m.state_errors.with_label_values(&["encode"]).inc();
+                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+                }
             }
         }
     }
@@ -431,7 +456,7 @@ pub async fn process_batch(
     m.feature_updates.inc_by(stats.feature_updates);
     m.batch_size.observe(batch.len() as f64);
     m.cached_customers
-        .set(ctx.shards.iter().map(|s| s.cache.len() as i64).sum());
+        .set(ctx.shards.iter().map(|s| s.len() as i64).sum());
     m.state_round_trips
         .inc_by(loads + u64::from(!writes.is_empty()));
     let p = &ctx.progress;
@@ -474,7 +499,7 @@ mod tests {
                 (i % 4) as i32,
             );
             c.last_used = i as u64;
-            shard.cache.insert(format!("C{i}"), c);
+            shard.lock().insert(format!("C{i}"), c);
         }
         shard
     }
@@ -483,10 +508,10 @@ mod tests {
     fn eviction_keeps_the_most_recently_used() {
         let shard = shard_with(100);
         shard.evict(50);
-        assert_eq!(shard.cache.len(), 45);
-        assert!(shard.cache.contains_key("C99") && !shard.cache.contains_key("C0"));
+        assert_eq!(shard.lock().len(), 45);
+        assert!(shard.lock().contains_key("C99") && !shard.lock().contains_key("C0"));
         shard.evict(50);
-        assert_eq!(shard.cache.len(), 45, "under the bound: nothing evicted");
+        assert_eq!(shard.lock().len(), 45, "under the bound: nothing evicted");
     }
 
     #[test]
@@ -494,12 +519,12 @@ mod tests {
         let shard = shard_with(8);
         shard.revoke(&[1, 3]);
         assert_eq!(
-            shard.cache.len(),
+            shard.lock().len(),
             8,
             "nothing removed until the worker applies it"
         );
         shard.apply_revokes();
-        assert_eq!(shard.cache.len(), 4);
-        assert!(shard.cache.iter().all(|c| c.partition % 2 == 0));
+        assert_eq!(shard.lock().len(), 4);
+        assert!(shard.lock().values().all(|c| c.partition % 2 == 0));
     }
 }
