@@ -66,7 +66,7 @@ fn transaction_records(codec: &Codec) -> Vec<Record> {
         let framed = encode_event(codec, &event, Framing::Confluent).expect("encode framed");
         records.push(Record {
             event: txn.clone(),
-            key: txn.customer_id.clone().into_bytes(),
+            key: txn.customer_id.as_bytes().to_vec(),
             plain,
             framed,
         });
@@ -230,7 +230,7 @@ fn offers(records: &[Record]) -> Vec<NextBestOffer> {
             .collect();
             NextBestOffer {
                 offer_id: format!("offer-cc-heavy-spender-{}", txn.event_id),
-                customer_id: txn.customer_id.clone(),
+                customer_id: txn.customer_id.to_string(),
                 offer_code: "CC_CASHBACK_2PCT".into(),
                 product_category: ProductCategory::CreditCard,
                 channel: ContactChannel::Push,
@@ -242,7 +242,7 @@ fn offers(records: &[Record]) -> Vec<NextBestOffer> {
                     "no credit card held".into(),
                 ],
                 features,
-                trigger_event_id: txn.event_id.clone(),
+                trigger_event_id: txn.event_id.to_string(),
                 decided_at: txn.event_time,
                 expires_at: txn.event_time + 7 * 86_400_000,
             }

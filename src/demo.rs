@@ -294,7 +294,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
             .await
             .unwrap_or_default();
         if !features.is_empty() {
-            example = Some((c.id.clone(), features));
+            example = Some((c.id.to_string(), features));
             break;
         }
     }

@@ -100,7 +100,7 @@ fn event(
     balance: Option<i64>,
 ) -> Event {
     Event::Transaction(TransactionEvent {
-        event_id: format!("E{i}"),
+        event_id: format!("E{i}").into(),
         customer_id: "C1".into(),
         event_time: T0 + minutes * MIN + (i as i64 % 7) * 1000,
         account_id: "A1".into(),

@@ -160,7 +160,9 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         .map(|c| c.id.clone())
         .collect();
     assert!(
-        offers.iter().all(|o| !no_consent.contains(&o.customer_id)),
+        offers
+            .iter()
+            .all(|o| !no_consent.contains(o.customer_id.as_str())),
         "an offer went to a customer without consent"
     );
 

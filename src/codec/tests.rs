@@ -143,7 +143,7 @@ fn field_checks_reject_what_avro_types_allow() {
         ),
         (
             TransactionEvent {
-                account_id: "x".repeat(10_000),
+                account_id: "x".repeat(10_000).into(),
                 ..txn()
             },
             "account_id",

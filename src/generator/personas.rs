@@ -53,7 +53,7 @@ impl Persona {
 #[derive(Debug, Clone)]
 pub struct Customer {
     /// Customer id (`C0000042`).
-    pub id: String,
+    pub id: Text,
     /// Behaviour.
     pub persona: Persona,
     /// Home country.
@@ -112,7 +112,7 @@ impl EventFactory {
             .map(|i| {
                 let persona = Persona::pick(&mut rng);
                 Customer {
-                    id: format!("C{i:07}"),
+                    id: compact_str::format_compact!("C{i:07}"),
                     persona,
                     home: ["GB", "DE", "FR", "ES", "NL"][rng.random_range(0..5)],
                     credit_score: rng.random_range(480..850),
@@ -213,10 +213,10 @@ impl EventFactory {
         })
     }
 
-    fn next_id(&mut self, i: usize) -> String {
+    fn next_id(&mut self, i: usize) -> Text {
         let c = &mut self.customers[i];
         c.seq += 1;
-        format!("{}-{:06}", c.id, c.seq)
+        compact_str::format_compact!("{}-{:06}", c.id, c.seq)
     }
 
     /// Appends one session of events for one customer, advancing simulated time.
@@ -355,12 +355,12 @@ impl EventFactory {
         );
         c.balance += if inflow { amount } else { -amount };
         let merchant = (txn_type == TxnType::CardPayment)
-            .then(|| CATEGORIES[(c.seq as usize) % CATEGORIES.len()].to_string());
+            .then(|| Text::from(CATEGORIES[(c.seq as usize) % CATEGORIES.len()]));
         let e = TransactionEvent {
             event_id,
             customer_id: c.id.clone(),
             event_time: t,
-            account_id: format!("A{}", &c.id[1..]),
+            account_id: compact_str::format_compact!("A{}", &c.id[1..]),
             txn_type,
             amount_minor: amount,
             currency: "EUR".into(),
@@ -385,8 +385,11 @@ impl EventFactory {
             event_id,
             customer_id: c.id.clone(),
             event_time: t,
-            session_id: format!("S{}-{}", &c.id[1..], t / 3_600_000),
-            page_url: format!("/products/{}", category.as_str().to_ascii_lowercase()),
+            session_id: compact_str::format_compact!("S{}-{}", &c.id[1..], t / 3_600_000),
+            page_url: compact_str::format_compact!(
+                "/products/{}",
+                category.as_str().to_ascii_lowercase()
+            ),
             action: ClickAction::PageView,
             product_category: Some(category),
             dwell_ms: Some(dwell),
@@ -400,7 +403,7 @@ impl EventFactory {
             event_id,
             customer_id: c.id.clone(),
             event_time: t,
-            device_id: format!("D{}", &c.id[1..]),
+            device_id: compact_str::format_compact!("D{}", &c.id[1..]),
             platform: if i % 2 == 0 {
                 AppPlatform::Ios
             } else {
@@ -409,7 +412,8 @@ impl EventFactory {
             app_version: "7.4.1".into(),
             screen: category
                 .map(|c| c.as_str().to_ascii_lowercase())
-                .unwrap_or_else(|| "home".into()),
+                .unwrap_or_else(|| "home".into())
+                .into(),
             action,
             product_category: category,
             latitude: None,

@@ -17,7 +17,7 @@ fn operator() -> Operator {
 
 fn card(n: usize, t: i64, amount_minor: i64, method: PaymentMethod, country: &str) -> Event {
     Event::Transaction(TransactionEvent {
-        event_id: format!("E{n}"),
+        event_id: format!("E{n}").into(),
         customer_id: "C1".into(),
         event_time: t,
         account_id: "A1".into(),

@@ -83,7 +83,7 @@ impl From<&CustomerProfile> for ProfileState {
         Self {
             updated_at: p.updated_at,
             lifecycle_stage: p.lifecycle_stage,
-            segment: p.segment.clone(),
+            segment: p.segment.to_string(),
             credit_score: p.credit_score,
             consent_marketing: p.consent_marketing,
             consent_profiling: p.consent_profiling,
