@@ -40,6 +40,9 @@ pub enum PipelineError {
     /// A worker stopped on an unrecoverable error.
     #[error(transparent)]
     Worker(#[from] worker::WorkerError),
+    /// A worker panicked (a defect); nothing past its last completed batch was committed.
+    #[error("a worker stopped unexpectedly: {0}")]
+    WorkerPanic(String),
     /// Missing secret.
     #[error("customer_key_secret is not set: export NBO_CUSTOMER_KEY_SECRET (at least 16 bytes)")]
     NoSecret,
@@ -168,7 +171,12 @@ pub async fn run(
             biased;
             _ = shutdown.changed() => break 'poll,
             done = workers.join_next(), if !workers.is_empty() => {
-                if let Some(Ok(Err(e))) = done { failure = Some(e.into()); }
+                // A worker only ends early on an error (or a panic): stop with it.
+                failure = match done {
+                    Some(Ok(Err(e))) => Some(e.into()),
+                    Some(Err(join)) => Some(PipelineError::WorkerPanic(join.to_string())),
+                    _ => None,
+                };
                 break 'poll;
             }
             _ = linger.tick() => {
@@ -207,8 +215,14 @@ pub async fn run(
     }
     drop(queues);
     while let Some(done) = workers.join_next().await {
-        if let Ok(Err(e)) = done {
-            failure.get_or_insert(e.into());
+        match done {
+            Ok(Err(e)) => {
+                failure.get_or_insert(e.into());
+            }
+            Err(join) => {
+                failure.get_or_insert(PipelineError::WorkerPanic(join.to_string()));
+            }
+            Ok(Ok(())) => {}
         }
     }
     sink.flush(Duration::from_secs(10));

@@ -53,6 +53,9 @@ pub struct Cached {
     pub dirty: bool,
     /// The public feature values this process last wrote (None: unknown, rewrite the hash).
     pub published: Option<Vec<Option<f64>>>,
+    /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
+    /// hash lost in Redis (a failover, an expiry) while the customer stays cached heals.
+    pub full_written: Option<Instant>,
     /// The customer's partition (the same on every co-partitioned input topic).
     pub partition: i32,
     /// Number of the last batch that touched it (for eviction).
@@ -67,6 +70,7 @@ impl Cached {
             state,
             dirty: false,
             published: None,
+            full_written: None,
             partition,
             last_used: 0,
         }
@@ -135,6 +139,9 @@ impl Shard {
     }
 }
 
+/// How often a cached customer's public feature hash is rewritten whole rather than as a delta.
+pub const FULL_REWRITE: Duration = Duration::from_secs(600);
+
 /// The write for one dirty customer: its state and the delta of its public feature hash.
 fn state_write(
     operator: &Operator,
@@ -145,7 +152,13 @@ fn state_write(
     let now = operator.snapshot(&cached.state);
     let names = operator.features().defs();
     let (mut features, mut removed) = (Vec::new(), Vec::new());
-    let replace = cached.published.is_none();
+    let replace = cached.published.is_none()
+        || cached
+            .full_written
+            .is_none_or(|t| t.elapsed() > FULL_REWRITE);
+    if replace {
+        cached.full_written = Some(Instant::now());
+    }
     for (slot, value) in now.iter().enumerate() {
         let before = cached
             .published
@@ -159,8 +172,14 @@ fn state_write(
             _ => {}
         }
     }
-    cached.published = Some(now);
+    let erased = cached
+        .state
+        .erased_before
+        .is_some_and(|t| cached.state.max_event_time <= t);
+    // After an erasure the hash is gone: the next write must rebuild it whole.
+    cached.published = if erased { None } else { Some(now) };
     Ok(StateWrite {
+        erased,
         key: cached.key.clone(),
         state: bytes,
         features,
@@ -512,6 +531,54 @@ mod tests {
         assert!(shard.lock().contains_key("C99") && !shard.lock().contains_key("C0"));
         shard.evict(50);
         assert_eq!(shard.lock().len(), 45, "under the bound: nothing evicted");
+    }
+
+    #[test]
+    fn the_feature_hash_is_written_whole_then_as_deltas_and_deleted_after_an_erasure() {
+        use crate::event::{ErasureRequest, Event};
+        let features = Arc::new(crate::features::spec::load(None).unwrap());
+        let rules = crate::rules::RuleSet {
+            version: 0,
+            offers: vec![],
+            alerts: vec![],
+        };
+        let op = Operator::new(
+            features,
+            rules,
+            &crate::config::OperatorSettings::default(),
+            0,
+        );
+        let mut state = CustomerState::default();
+        op.align(&mut state);
+        let mut c = Cached::loaded(CustomerKey("k".into()), state, 0);
+        let first = state_write(&op, &mut c, 60).unwrap();
+        assert!(first.replace && !first.erased);
+        let second = state_write(&op, &mut c, 60).unwrap();
+        assert!(
+            !second.replace && second.features.is_empty(),
+            "nothing changed: empty delta"
+        );
+        let erase = Event::Erasure(ErasureRequest {
+            request_id: "r".into(),
+            customer_id: "c".into(),
+            requested_at: 5,
+        });
+        op.apply(
+            &mut c.state,
+            &erase,
+            None,
+            &mut Vec::new(),
+            &mut BatchStats::default(),
+        );
+        let third = state_write(&op, &mut c, 60).unwrap();
+        assert!(third.erased, "erased: the hash is deleted");
+        assert!(c.published.is_none());
+        c.state.max_event_time = 10; // activity after the erasure
+        let fourth = state_write(&op, &mut c, 60).unwrap();
+        assert!(
+            fourth.replace && !fourth.erased,
+            "rebuilt whole after the erasure"
+        );
     }
 
     #[test]

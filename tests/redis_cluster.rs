@@ -109,6 +109,7 @@ async fn a_batch_spanning_every_node_is_written_and_read_back() {
             features: vec![("spend_24h".into(), 1.5)],
             removed: vec![],
             replace: true,
+            erased: false,
             updated_at: 7,
             ttl_secs: 600,
         })

@@ -37,6 +37,7 @@ async fn a_batch_is_one_round_trip_each_way_and_keys_are_hashed_with_ttl() {
             features: vec![("spend_24h".into(), 12.5), ("txn_count_24h".into(), 3.0)],
             removed: vec![],
             replace: true,
+            erased: false,
             updated_at: 42,
             ttl_secs: 3600,
         })

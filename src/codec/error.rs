@@ -38,6 +38,9 @@ pub enum DecodeError {
     /// The Kafka key does not equal the record's customer id (breaks co-partitioning).
     #[error("kafka key does not match customer_id")]
     KeyMismatch,
+    /// The record has no Kafka key: its partition says nothing about its customer.
+    #[error("record has no kafka key; producers must key every record by customer_id")]
+    MissingKey,
 }
 
 impl DecodeError {
@@ -52,11 +55,12 @@ impl DecodeError {
             DecodeError::TrailingBytes(_) => "trailing_bytes",
             DecodeError::InvalidField { .. } => "invalid_field",
             DecodeError::KeyMismatch => "key_mismatch",
+            DecodeError::MissingKey => "missing_key",
         }
     }
 
     /// Every code [`DecodeError::kind`] can return, for pre-registering metric labels.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "empty_payload",
         "bad_magic_byte",
         "truncated_header",
@@ -65,5 +69,6 @@ impl DecodeError {
         "trailing_bytes",
         "invalid_field",
         "key_mismatch",
+        "missing_key",
     ];
 }

@@ -46,8 +46,15 @@ fn plain_framing_is_configurable_per_topic() {
         .encode_framed("TransactionEvent", &txn(), Framing::Plain)
         .unwrap();
     assert!(codec
-        .decode(EventKind::Transaction, None, Some(&bytes), NOW)
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&bytes), NOW)
         .is_ok());
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, None, Some(&bytes), NOW)
+            .unwrap_err()
+            .kind(),
+        "missing_key"
+    );
 }
 
 #[test]
@@ -151,8 +158,9 @@ fn field_checks_reject_what_avro_types_allow() {
     ];
     for (event, field) in cases {
         let bytes = encoded(&codec, &event);
+        let key = event.customer_id.as_bytes();
         let err = codec
-            .decode(EventKind::Transaction, None, Some(&bytes), NOW)
+            .decode(EventKind::Transaction, Some(key), Some(&bytes), NOW)
             .unwrap_err();
         assert_eq!(err.kind(), "invalid_field", "{field}: {err}");
         assert!(err.to_string().contains(field), "{field}: {err}");

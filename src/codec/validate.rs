@@ -67,7 +67,9 @@ fn amount(field: &'static str, minor: i64, limits: &Validation) -> Result<(), De
     Ok(())
 }
 
-/// Checks a decoded event; `key` is the Kafka key, which must equal `customer_id` when present.
+/// Checks a decoded event; `key` is the Kafka key, which must equal `customer_id`. A record
+/// without a key is refused: partition p must hold exactly the customers of partition p, or two
+/// workers (or instances) would write one customer's state.
 pub(super) fn check(
     event: &Event,
     key: Option<&[u8]>,
@@ -75,10 +77,10 @@ pub(super) fn check(
     limits: &Validation,
 ) -> Result<(), DecodeError> {
     id("customer_id", event.customer_id(), limits)?;
-    if let Some(key) = key {
-        if key != event.customer_id().as_bytes() {
-            return Err(DecodeError::KeyMismatch);
-        }
+    match key {
+        None => return Err(DecodeError::MissingKey),
+        Some(key) if key != event.customer_id().as_bytes() => return Err(DecodeError::KeyMismatch),
+        Some(_) => {}
     }
     match event {
         Event::Transaction(e) => {

@@ -266,6 +266,11 @@ impl Operator {
                     .1
                     .add(def.aggregation, def.tile_ms, time, value, hash);
                 stats.feature_updates += 1;
+                // This tile may expire before any tile seen at the last retire.
+                let expires = (time.div_euclid(def.tile_ms) + def.window_ms / def.tile_ms)
+                    * def.tile_ms
+                    + self.lateness_ms;
+                state.next_retire_at = state.next_retire_at.min(expires);
             }
         }
         if time > state.max_event_time {

@@ -238,3 +238,27 @@ fn events_older_than_the_longest_window_are_dropped_and_counted() {
     ));
     assert_eq!(run.stats.too_late, 1);
 }
+
+#[test]
+fn short_window_tiles_are_retired_even_when_a_long_window_feature_came_first() {
+    let mut run = Run::new();
+    run.feed(card(0, T0, 10_000, PaymentMethod::DebitCard, "DE"));
+    for i in 1..=432 {
+        // Every 10 minutes for 3 days.
+        run.feed(card(
+            i,
+            T0 + i as i64 * 600_000,
+            1_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    let slot = run.op.features().slot("card_txn_count_1h").unwrap();
+    let held = run.state.features[slot].1.len();
+    // 1h window + 1h lateness in 2-minute tiles, one event per 10 minutes: about 12 tiles.
+    assert!(held <= 15, "card_txn_count_1h holds {held} tiles");
+    assert_eq!(
+        run.op.value_at(&run.state, slot, T0 + 432 * 600_000),
+        Some(6.0)
+    );
+}

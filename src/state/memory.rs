@@ -49,8 +49,12 @@ impl StateStore for MemoryStore {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         for w in writes {
             let mut entry = self.entries.entry(w.key.clone()).or_default();
-            if w.replace {
+            if w.replace || w.erased {
                 entry.features.clear();
+            }
+            if w.erased {
+                entry.state = w.state.clone();
+                continue;
             }
             entry
                 .features

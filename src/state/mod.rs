@@ -203,6 +203,8 @@ pub struct StateWrite {
     pub removed: Vec<std::sync::Arc<str>>,
     /// Delete the hash before setting `features` (which then holds every value).
     pub replace: bool,
+    /// The customer was erased and nothing came since: delete the hash and write nothing to it.
+    pub erased: bool,
     /// Event time the values are as of (`_updated_at`).
     pub updated_at: i64,
     /// TTL of both keys, seconds (longest window + margin).

@@ -104,8 +104,13 @@ impl RedisStore {
 
     fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let features_key = w.key.features_key();
-        if w.replace {
+        if w.replace || w.erased {
             pipe.del(&features_key).ignore();
+        }
+        if w.erased {
+            pipe.set_ex(w.key.state_key(), w.state.as_slice(), w.ttl_secs)
+                .ignore();
+            return;
         }
         if !w.removed.is_empty() {
             let names: Vec<&str> = w.removed.iter().map(|n| &**n).collect();
