@@ -18,6 +18,7 @@ use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -106,16 +107,11 @@ pub async fn run(
     let shards: Vec<Arc<worker::Shard>> = (0..settings.kafka.workers)
         .map(|_| Arc::default())
         .collect();
-    let revoke_shards = shards.clone();
-    let revoke_workers = settings.kafka.workers;
-    // On revoke, each worker drops the customers of its revoked partitions before its next batch
-    // (they are clean between batches). Batches of those partitions already queued still run and
-    // reload them; finishing and committing them before the revoke completes is issue 5.
-    let context = SourceContext::new(Arc::new(move |parts: &[(String, i32)]| {
-        for (_, partition) in parts {
-            let w = partition.rem_euclid(revoke_workers as i32) as usize;
-            revoke_shards[w].revoke(&[*partition]);
-        }
+    // Every revoke and assign starts a new assignment generation (see SourceContext).
+    let generation = Arc::new(AtomicU64::new(0));
+    let bump = generation.clone();
+    let context = SourceContext::new(Arc::new(move || {
+        bump.fetch_add(1, Ordering::AcqRel);
     }));
     let consumer: Arc<Consumer> =
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
@@ -133,6 +129,7 @@ pub async fn run(
         store: deps.store,
         sink: sink.clone(),
         shards,
+        generation: generation.clone(),
         // The configured bound is for the instance; each worker holds its share.
         cache_max: (settings.state.cache_max_customers / settings.kafka.workers).max(1),
         hasher: KeyHasher::new(secret.expose().as_bytes()),
@@ -158,9 +155,8 @@ pub async fn run(
         "pipeline running"
     );
 
-    let mut pending: Vec<Batch> = (0..k.workers)
-        .map(|_| Vec::with_capacity(k.batch_max_events))
-        .collect();
+    let mut pending: Vec<Batch> = (0..k.workers).map(|_| Batch::default()).collect();
+    let mut polled_under = generation.load(Ordering::Acquire);
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
@@ -181,18 +177,25 @@ pub async fn run(
             }
             _ = linger.tick() => {
                 for (i, batch) in pending.iter_mut().enumerate() {
-                    if !batch.is_empty() && queues[i].send(std::mem::take(batch)).await.is_err() {
+                    if !batch.records.is_empty() && queues[i].send(std::mem::take(batch)).await.is_err() {
                         break 'poll;
                     }
                 }
             }
             msg = consumer.recv() => match msg {
                 Ok(m) => {
+                    // A rebalance ran inside recv(): what was polled before it is discarded.
+                    let now = generation.load(Ordering::Acquire);
+                    if now != polled_under {
+                        polled_under = now;
+                        pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });
+                    }
                     let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
                     let w = m.partition().rem_euclid(k.workers as i32) as usize;
-                    pending[w].push((kind, m.detach()));
-                    if pending[w].len() >= k.batch_max_events {
-                        let batch = std::mem::replace(&mut pending[w], Vec::with_capacity(k.batch_max_events));
+                    pending[w].generation = now;
+                    pending[w].records.push((kind, m.detach()));
+                    if pending[w].records.len() >= k.batch_max_events {
+                        let batch = std::mem::take(&mut pending[w]);
                         if queues[w].send(batch).await.is_err() { break 'poll; }
                     }
                 }
@@ -208,7 +211,7 @@ pub async fn run(
     deps.health.set_ready(false);
     if failure.is_none() {
         for (i, batch) in pending.into_iter().enumerate() {
-            if !batch.is_empty() {
+            if !batch.records.is_empty() {
                 let _ = queues[i].send(batch).await;
             }
         }

@@ -18,8 +18,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Records of one batch, in arrival order, with the input kind of each.
-pub type Batch = Vec<(EventKind, OwnedMessage)>;
+/// Records of one batch, in arrival order, with the input kind of each, and the assignment
+/// generation they were polled under (a batch of an older generation is discarded, see
+/// `source::SourceContext::pre_rebalance`).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Assignment generation at poll time.
+    pub generation: u64,
+    /// The records.
+    pub records: Vec<(EventKind, OwnedMessage)>,
+}
 
 /// Where workers report stored offsets; the Kafka consumer in production, a recorder in tests.
 pub trait OffsetStore: Send + Sync {
@@ -87,8 +95,8 @@ pub struct Shard {
     cache: std::sync::Mutex<Cache>,
     /// Customers cached (for the metric, readable without the lock).
     len: std::sync::atomic::AtomicUsize,
-    /// Partitions revoked since the worker last looked (applied before its next batch).
-    revoked: std::sync::Mutex<Vec<i32>>,
+    /// The assignment generation the cached customers belong to.
+    generation: AtomicU64,
     /// Batches processed.
     batches: AtomicU64,
 }
@@ -109,19 +117,13 @@ impl Shard {
         self.len() == 0
     }
 
-    /// Notes revoked partitions; their customers leave the cache before the next batch.
-    pub fn revoke(&self, partitions: &[i32]) {
-        let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-        r.extend_from_slice(partitions);
-    }
-
-    fn apply_revokes(&self) {
-        let revoked = std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()));
-        if !revoked.is_empty() {
-            // Between batches every customer is clean (flushed), so dropping loses nothing.
+    /// Before a batch of `generation`: a shard filled under an earlier assignment is emptied
+    /// (every customer is clean between batches, so nothing is lost; they reload from Redis).
+    fn enter_generation(&self, generation: u64) {
+        if self.generation.swap(generation, Ordering::Relaxed) != generation {
             let mut cache = self.lock();
-            cache.retain(|_, c| !revoked.contains(&c.partition));
-            self.len.store(cache.len(), Ordering::Relaxed);
+            cache.clear();
+            self.len.store(0, Ordering::Relaxed);
         }
     }
 
@@ -218,6 +220,8 @@ pub struct WorkerContext {
     pub health: Health,
     /// Running totals.
     pub progress: Arc<Progress>,
+    /// The current assignment generation (bumped by every revoke and assign).
+    pub generation: Arc<AtomicU64>,
     /// Input topic names in EventKind order (for metric labels and dead letters).
     pub input_topics: [String; 9],
 }
@@ -314,16 +318,16 @@ pub async fn process_batch(
     shard: &Shard,
     batch: Batch,
 ) -> Result<(), WorkerError> {
-    shard.apply_revokes();
+    shard.enter_generation(batch.generation);
     let batch_no = shard.batches.fetch_add(1, Ordering::Relaxed) + 1;
     let started = Instant::now();
     let now = now_ms();
     let m = metrics();
-    let mut decoded = Vec::with_capacity(batch.len());
+    let mut decoded = Vec::with_capacity(batch.records.len());
     let mut dead = Vec::new();
     let mut consumed = [0u64; 9];
     let mut last_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
-    for (kind, msg) in &batch {
+    for (kind, msg) in &batch.records {
         consumed[kind.index()] += 1;
         last_offsets.insert((kind.index(), msg.partition()), msg.offset());
         match ctx.codec.decode(*kind, msg.key(), msg.payload(), now) {
@@ -473,20 +477,21 @@ pub async fn process_batch(
     }
     m.replayed_events.inc_by(stats.replayed);
     m.feature_updates.inc_by(stats.feature_updates);
-    m.batch_size.observe(batch.len() as f64);
+    m.batch_size.observe(batch.records.len() as f64);
     m.cached_customers
         .set(ctx.shards.iter().map(|s| s.len() as i64).sum());
     m.state_round_trips
         .inc_by(loads + u64::from(!writes.is_empty()));
     let p = &ctx.progress;
-    p.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    p.records
+        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
     p.events.fetch_add(decoded.len() as u64, Ordering::Relaxed);
     p.dead_letters
         .fetch_add(published.dead_letters, Ordering::Relaxed);
     p.offers.fetch_add(published.offers, Ordering::Relaxed);
     p.alerts.fetch_add(published.alerts, Ordering::Relaxed);
     tracing::trace!(
-        records = batch.len(),
+        records = batch.records.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "batch done"
     );
@@ -500,6 +505,16 @@ pub async fn run(
     mut queue: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<(), WorkerError> {
     while let Some(batch) = queue.recv().await {
+        let current = ctx.generation.load(Ordering::Acquire);
+        if batch.generation != current {
+            // Polled under an earlier assignment: its records are fetched again from the offsets
+            // committed at the revoke, by whoever owns their partitions now.
+            tracing::debug!(
+                records = batch.records.len(),
+                "batch of an earlier assignment discarded"
+            );
+            continue;
+        }
         process_batch(&ctx, &ctx.shards[index], batch).await?;
     }
     Ok(())
@@ -582,16 +597,14 @@ mod tests {
     }
 
     #[test]
-    fn revoked_partitions_leave_before_the_next_batch() {
+    fn a_new_assignment_empties_the_cache_before_the_next_batch() {
         let shard = shard_with(8);
-        shard.revoke(&[1, 3]);
-        assert_eq!(
-            shard.lock().len(),
-            8,
-            "nothing removed until the worker applies it"
+        shard.enter_generation(0);
+        assert_eq!(shard.lock().len(), 8, "same generation: kept");
+        shard.enter_generation(1);
+        assert!(
+            shard.lock().is_empty(),
+            "new generation: nothing cached from before is used"
         );
-        shard.apply_revokes();
-        assert_eq!(shard.lock().len(), 4);
-        assert!(shard.lock().values().all(|c| c.partition % 2 == 0));
     }
 }

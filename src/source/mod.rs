@@ -71,18 +71,19 @@ pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
     c
 }
 
-/// Hook the pipeline gives the consumer to drop cached customers of revoked partitions.
-pub type RevokeHook = Arc<dyn Fn(&[(String, i32)]) + Send + Sync>;
+/// Hook the pipeline gives the consumer, called on every revoke and assign (see `pre_rebalance`).
+pub type RebalanceHook = Arc<dyn Fn() + Send + Sync>;
 
-/// Consumer context: counts rebalances and drops cached state of revoked partitions.
+/// Consumer context: commits on revoke, counts rebalances, and tells the pipeline that the
+/// assignment changed.
 pub struct SourceContext {
-    on_revoke: RevokeHook,
+    on_rebalance: RebalanceHook,
 }
 
 impl SourceContext {
-    /// A context calling `on_revoke` before partitions are taken away.
-    pub fn new(on_revoke: RevokeHook) -> Self {
-        Self { on_revoke }
+    /// A context calling `on_rebalance` whenever partitions are revoked or assigned.
+    pub fn new(on_rebalance: RebalanceHook) -> Self {
+        Self { on_rebalance }
     }
 }
 
@@ -104,25 +105,41 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
+    /// Rebalance (eager, range assignor: every partition is revoked, then the new set assigned).
+    ///
+    /// On revoke: commit the offsets stored so far — they cover only batches whose outputs are
+    /// acknowledged and whose state is flushed — so that whoever gets a partition next resumes
+    /// right after the last completed batch. Then (revoke and assign alike) the hook starts a new
+    /// assignment generation: batches polled before it are discarded unprocessed (their records
+    /// are fetched again from the committed offsets, by this instance or the new owner) and every
+    /// worker empties its cache before its next batch, so nothing cached under the old assignment
+    /// is used. A batch already being processed when the rebalance happens completes; making that
+    /// one wait too is issue 5.
     fn pre_rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &Rebalance<'_>,
     ) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 metrics().rebalances.with_label_values(&["revoke"]).inc();
-                let parts: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                tracing::info!(partitions = parts.len(), "partitions revoked");
-                (self.on_revoke)(&parts);
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                use rdkafka::consumer::Consumer as _;
+                match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+                    Ok(()) => {}
+                    Err(rdkafka::error::KafkaError::ConsumerCommit(
+                        rdkafka::types::RDKafkaErrorCode::NoOffset,
+                    )) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commit on revoke failed; the next owner replays from the last commit")
+                    }
+                }
+                (self.on_rebalance)();
             }
             Rebalance::Assign(tpl) => {
                 metrics().rebalances.with_label_values(&["assign"]).inc();
                 tracing::info!(partitions = tpl.count(), "partitions assigned");
+                (self.on_rebalance)();
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
