@@ -7,16 +7,12 @@
 mod common;
 
 use common::*;
-use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::StateBackend;
-use nbo_stream::generator::{self, GeneratorOptions, Limit};
 use nbo_stream::output::{NextBestOffer, RiskAlert};
-use nbo_stream::pipeline::{self, Dependencies};
 use nbo_stream::state::redis::RedisStore;
 use nbo_stream::state::{KeyHasher, StateStore};
 use nbo_stream::topics;
-use nbo_stream::worker::Progress;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,32 +42,7 @@ async fn generated_load_through_a_real_broker_and_redis() {
         "existing topics are left alone: {again:?}"
     );
 
-    let codec = Codec::with_defaults().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let options = GeneratorOptions {
-        customers: CUSTOMERS,
-        rate: 0,
-        limit: Limit::Events(EVENTS),
-        seed: 11,
-        start_ms: now - generator::personas::span_ms(CUSTOMERS, EVENTS) - 3_600_000,
-        malformed_rate: 0.0,
-        framing: Framing::Confluent,
-        progress: false,
-        after_profiles: None,
-    };
-    let summary = tokio::task::block_in_place(|| {
-        generator::generate(
-            &client,
-            &settings.topics,
-            &codec,
-            &options,
-            &AtomicBool::new(false),
-        )
-    })
-    .unwrap();
+    let summary = tokio::task::block_in_place(|| generate(&settings, CUSTOMERS, EVENTS, 11, 0.0));
     assert_eq!((summary.sent, summary.failed), (EVENTS, 0), "{summary}");
 
     let store = Arc::new(
@@ -79,27 +50,7 @@ async fn generated_load_through_a_real_broker_and_redis() {
             .await
             .expect("Redis (scripts/test.sh starts it)"),
     );
-    let progress = Arc::new(Progress::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let deps = Dependencies {
-        store: store.clone(),
-        health: Default::default(),
-        progress: progress.clone(),
-    };
-    let run_settings = settings.clone();
-    let handle = tokio::spawn(async move { pipeline::run(&run_settings, deps, stop_rx).await });
-    let p = progress.clone();
-    let done = wait_for(Duration::from_secs(180), || {
-        p.records.load(Ordering::Relaxed) >= EVENTS
-    })
-    .await;
-    stop.send(true).unwrap();
-    handle.await.unwrap().unwrap();
-    assert!(
-        done,
-        "processed {} of {EVENTS}",
-        progress.records.load(Ordering::Relaxed)
-    );
+    let progress = run_until(&settings, store.clone(), EVENTS, Duration::from_secs(180)).await;
 
     let offers: Vec<NextBestOffer> = decode_outputs(
         &read_topic(

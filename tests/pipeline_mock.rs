@@ -4,18 +4,15 @@
 mod common;
 
 use common::*;
-use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::StateBackend;
 use nbo_stream::event::DecisionOutcome;
-use nbo_stream::generator::{self, GeneratorOptions, Limit};
+use nbo_stream::generator;
 use nbo_stream::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
-use nbo_stream::pipeline::{self, Dependencies};
 use nbo_stream::state::memory::MemoryStore;
 use nbo_stream::state::{KeyHasher, StateStore};
-use nbo_stream::worker::Progress;
 use rdkafka::mocking::MockCluster;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,57 +28,13 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         cluster.create_topic(topic, 4, 1).unwrap();
     }
 
-    let codec = Codec::with_defaults().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let options = GeneratorOptions {
-        customers: CUSTOMERS,
-        rate: 0,
-        limit: Limit::Events(EVENTS),
-        seed: 7,
-        start_ms: now - generator::personas::span_ms(CUSTOMERS, EVENTS) - 3_600_000,
-        malformed_rate: 0.01,
-        framing: Framing::Confluent,
-        progress: false,
-        after_profiles: None,
-    };
-    let client = nbo_stream::source::client_config(&settings.kafka);
-    let summary = generator::generate(
-        &client,
-        &settings.topics,
-        &codec,
-        &options,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let summary = generate(&settings, CUSTOMERS, EVENTS, 7, 0.01);
     assert_eq!(summary.sent, EVENTS);
     assert_eq!(summary.failed, 0);
     assert!(summary.malformed > 50, "{summary}");
 
     let store = Arc::new(MemoryStore::new());
-    let progress = Arc::new(Progress::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let deps = Dependencies {
-        store: store.clone(),
-        health: Default::default(),
-        progress: progress.clone(),
-    };
-    let run_settings = settings.clone();
-    let handle = tokio::spawn(async move { pipeline::run(&run_settings, deps, stop_rx).await });
-    let p = progress.clone();
-    assert!(
-        wait_for(Duration::from_secs(120), || p
-            .records
-            .load(Ordering::Relaxed)
-            >= EVENTS)
-        .await,
-        "processed only {} of {EVENTS}",
-        progress.records.load(Ordering::Relaxed)
-    );
-    stop.send(true).unwrap();
-    handle.await.unwrap().unwrap();
+    let progress = run_until(&settings, store.clone(), EVENTS, Duration::from_secs(120)).await;
     assert_eq!(
         progress.records.load(Ordering::Relaxed),
         EVENTS,

@@ -205,3 +205,81 @@ pub fn start_tansu() -> (Broker, String) {
     }
     panic!("tansu did not listen on {port} within 10 s");
 }
+
+/// Generates `events` records for `customers` synthetic customers into the settings' topics,
+/// ending about now, and returns the generator's summary (blocking).
+pub fn generate(
+    settings: &nbo_stream::config::Settings,
+    customers: u32,
+    events: u64,
+    seed: u64,
+    malformed_rate: f64,
+) -> nbo_stream::generator::GenerateSummary {
+    use nbo_stream::generator::{self, GeneratorOptions, Limit};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let options = GeneratorOptions {
+        customers,
+        rate: 0,
+        limit: Limit::Events(events),
+        seed,
+        start_ms: now - generator::personas::span_ms(customers, events) - 3_600_000,
+        malformed_rate,
+        framing: nbo_stream::codec::Framing::Confluent,
+        progress: false,
+        after_profiles: None,
+    };
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    let codec = Codec::with_defaults().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    generator::generate(&client, &settings.topics, &codec, &options, &stop).expect("generate")
+}
+
+/// Runs the pipeline until it has processed `records` records (or `timeout`), then shuts it down
+/// cleanly; returns its running totals. Panics if it stops with an error or falls short.
+pub async fn run_until(
+    settings: &nbo_stream::config::Settings,
+    store: std::sync::Arc<dyn nbo_stream::state::StateStore>,
+    records: u64,
+    timeout: Duration,
+) -> std::sync::Arc<nbo_stream::worker::Progress> {
+    use std::sync::atomic::Ordering;
+    let progress = std::sync::Arc::new(nbo_stream::worker::Progress::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let deps = nbo_stream::pipeline::Dependencies {
+        store,
+        health: Default::default(),
+        progress: progress.clone(),
+    };
+    let run_settings = settings.clone();
+    let handle =
+        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
+    let p = progress.clone();
+    let done = wait_for(timeout, || p.records.load(Ordering::Relaxed) >= records).await;
+    stop.send(true).unwrap();
+    handle
+        .await
+        .unwrap()
+        .expect("pipeline stopped with an error");
+    assert!(
+        done,
+        "processed {} of {records}",
+        progress.records.load(Ordering::Relaxed)
+    );
+    progress
+}
+
+/// Reads and decodes every record of an output topic (at least `expected`).
+pub fn outputs<T: serde::de::DeserializeOwned>(
+    brokers: &str,
+    topic: &str,
+    record: &str,
+    expected: usize,
+) -> Vec<T> {
+    decode_outputs(
+        &read_topic(brokers, topic, expected, Duration::from_secs(30)),
+        record,
+    )
+}
