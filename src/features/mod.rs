@@ -49,6 +49,9 @@ pub struct FeatureDef {
     pub source: EventKind,
     /// Which events of that type count.
     pub filter: expr::Expr,
+    /// Definitions with the same source and filter text share this id, so an event evaluates
+    /// each distinct filter once however many features use it.
+    pub filter_id: u16,
     /// How values combine.
     pub aggregation: Aggregation,
     /// The aggregated field (none for counts).

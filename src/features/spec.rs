@@ -188,6 +188,7 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
     );
     Ok(FeatureDef {
         id: tiles::fnv32(identity.as_bytes()),
+        filter_id: 0,
         name: spec.name.as_str().into(),
         source,
         filter,
@@ -206,6 +207,7 @@ pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
         reason: e.to_string(),
     })?;
     let mut defs = Vec::with_capacity(parsed.feature.len());
+    let mut filters: Vec<(&str, &str)> = Vec::new();
     for spec in &parsed.feature {
         if defs.iter().any(|d: &FeatureDef| *d.name == *spec.name) {
             return Err(FeatureError::Definition {
@@ -213,7 +215,16 @@ pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
                 reason: "defined twice".into(),
             });
         }
-        defs.push(compile_one(spec)?);
+        let mut def = compile_one(spec)?;
+        let key = (spec.source.as_str(), spec.filter.trim());
+        def.filter_id = match filters.iter().position(|f| *f == key) {
+            Some(i) => i as u16,
+            None => {
+                filters.push(key);
+                (filters.len() - 1) as u16
+            }
+        };
+        defs.push(def);
     }
     if defs.is_empty() {
         return Err(FeatureError::File {
@@ -250,6 +261,13 @@ mod tests {
             "{}",
             set.defs().len()
         );
+        let id = |n: &str| set.defs()[set.slot(n).unwrap()].filter_id;
+        assert_eq!(
+            id("card_spend_7d"),
+            id("card_spend_30d"),
+            "same filter, evaluated once"
+        );
+        assert_ne!(id("card_spend_7d"), id("debit_card_spend_30d"));
         let on_disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("features/bank.toml");
         assert_eq!(load(Some(&on_disk)).unwrap().defs().len(), set.defs().len());
     }

@@ -254,10 +254,11 @@ impl Operator {
         }
         stats.applied += 1;
         let defs = self.features.defs();
+        let mut memo = FilterMemo::default();
         for &slot in self.features.slots_for(event.kind()) {
             let def = &defs[slot];
             if time.div_euclid(def.tile_ms) < def.first_needed_tile(horizon)
-                || !def.filter.matches(event)
+                || !memo.matches(def, event)
             {
                 continue;
             }
@@ -503,6 +504,28 @@ impl Operator {
                 out.push(audit(&rule.head, outcome, None, reasons, features));
             }
         }
+    }
+}
+
+/// Filter results for one event: each distinct filter (see `FeatureDef::filter_id`) is evaluated
+/// once, however many features share it. On the stack; ids past its size are evaluated directly.
+struct FilterMemo([u8; 32]);
+
+impl Default for FilterMemo {
+    fn default() -> Self {
+        Self([0; 32])
+    }
+}
+
+impl FilterMemo {
+    fn matches(&mut self, def: &crate::features::FeatureDef, event: &Event) -> bool {
+        let Some(cell) = self.0.get_mut(usize::from(def.filter_id)) else {
+            return def.filter.matches(event);
+        };
+        if *cell == 0 {
+            *cell = if def.filter.matches(event) { 1 } else { 2 };
+        }
+        *cell == 1
     }
 }
 
