@@ -509,13 +509,8 @@ impl Operator {
 
 /// Filter results for one event: each distinct filter (see `FeatureDef::filter_id`) is evaluated
 /// once, however many features share it. On the stack; ids past its size are evaluated directly.
+#[derive(Default)]
 struct FilterMemo([u8; 32]);
-
-impl Default for FilterMemo {
-    fn default() -> Self {
-        Self([0; 32])
-    }
-}
 
 impl FilterMemo {
     fn matches(&mut self, def: &crate::features::FeatureDef, event: &Event) -> bool {
