@@ -52,24 +52,8 @@ async fn generated_load_through_a_real_broker_and_redis() {
     );
     let progress = run_until(&settings, store.clone(), EVENTS, Duration::from_secs(180)).await;
 
-    let offers: Vec<NextBestOffer> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.offers,
-            1,
-            Duration::from_secs(30),
-        ),
-        "NextBestOffer",
-    );
-    let alerts: Vec<RiskAlert> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.alerts,
-            1,
-            Duration::from_secs(30),
-        ),
-        "RiskAlert",
-    );
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 1);
+    let alerts: Vec<RiskAlert> = outputs(&brokers, &settings.topics.alerts, "RiskAlert", 1);
     assert!(
         !offers.is_empty() && !alerts.is_empty(),
         "offers {} alerts {}",

@@ -42,14 +42,11 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
     );
 
     // Dead letters: one per malformed record, each with its source and reason.
-    let dead: Vec<DeadLetter> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.dead_letters,
-            summary.malformed as usize,
-            Duration::from_secs(30),
-        ),
+    let dead: Vec<DeadLetter> = outputs(
+        &brokers,
+        &settings.topics.dead_letters,
         "DeadLetter",
+        summary.malformed as usize,
     );
     assert_eq!(dead.len() as u64, summary.malformed);
     for d in &dead {
@@ -59,32 +56,13 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
     }
 
     // Offers: unique ids, only to consenting customers (every offer has an OFFERED audit).
-    let offers: Vec<NextBestOffer> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.offers,
-            1,
-            Duration::from_secs(30),
-        ),
-        "NextBestOffer",
-    );
-    let alerts: Vec<RiskAlert> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.alerts,
-            1,
-            Duration::from_secs(30),
-        ),
-        "RiskAlert",
-    );
-    let audits: Vec<DecisionAudit> = decode_outputs(
-        &read_topic(
-            &brokers,
-            &settings.topics.decisions_audit,
-            1,
-            Duration::from_secs(30),
-        ),
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 1);
+    let alerts: Vec<RiskAlert> = outputs(&brokers, &settings.topics.alerts, "RiskAlert", 1);
+    let audits: Vec<DecisionAudit> = outputs(
+        &brokers,
+        &settings.topics.decisions_audit,
         "DecisionAudit",
+        1,
     );
     assert!(!offers.is_empty(), "no offers");
     assert!(!alerts.is_empty(), "no alerts");

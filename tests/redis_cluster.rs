@@ -5,7 +5,7 @@ mod common;
 
 use nbo_stream::config::RedisSettings;
 use nbo_stream::state::redis::RedisStore;
-use nbo_stream::state::{CustomerState, KeyHasher, StateStore, StateWrite};
+use nbo_stream::state::{CustomerState, KeyHasher, StateStore};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -101,30 +101,7 @@ async fn a_batch_spanning_every_node_is_written_and_read_back() {
         max_event_time: 7,
         ..CustomerState::default()
     };
-    let writes: Vec<StateWrite> = keys
-        .iter()
-        .map(|k| StateWrite {
-            key: k.clone(),
-            state: state.to_bytes().unwrap(),
-            features: vec![("spend_24h".into(), 1.5)],
-            removed: vec![],
-            replace: true,
-            erased: false,
-            updated_at: 7,
-            ttl_secs: 600,
-        })
-        .collect();
-    let before = store.round_trips();
-    store.store(&writes).await.unwrap();
-    let loaded = store.load(&keys).await.unwrap();
-    assert_eq!(
-        store.round_trips() - before,
-        2,
-        "one pipeline each way, split by node"
-    );
-    assert!(loaded
-        .iter()
-        .all(|b| CustomerState::from_bytes(b.as_ref().unwrap()).unwrap() == state));
+    common::write_and_read_back(&store, &keys, &state, &[("spend_24h", 1.5)], 600).await;
     let hash = store.feature_hash(&keys[123]).await.unwrap();
     assert!(
         hash.contains(&("spend_24h".into(), "1.5".into())),

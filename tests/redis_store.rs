@@ -4,7 +4,7 @@ mod common;
 
 use nbo_stream::config::RedisSettings;
 use nbo_stream::state::redis::RedisStore;
-use nbo_stream::state::{CustomerState, KeyHasher, StateStore, StateWrite};
+use nbo_stream::state::{CustomerState, KeyHasher, StateStore};
 
 async fn store() -> RedisStore {
     let settings = RedisSettings {
@@ -29,30 +29,14 @@ async fn a_batch_is_one_round_trip_each_way_and_keys_are_hashed_with_ttl() {
         ..CustomerState::default()
     };
     state.mark_applied(0, 1, 99);
-    let writes: Vec<StateWrite> = keys
-        .iter()
-        .map(|k| StateWrite {
-            key: k.clone(),
-            state: state.to_bytes().unwrap(),
-            features: vec![("spend_24h".into(), 12.5), ("txn_count_24h".into(), 3.0)],
-            removed: vec![],
-            replace: true,
-            erased: false,
-            updated_at: 42,
-            ttl_secs: 3600,
-        })
-        .collect();
-    let before = store.round_trips();
-    store.store(&writes).await.unwrap();
-    let loaded = store.load(&keys).await.unwrap();
-    assert_eq!(
-        store.round_trips() - before,
-        2,
-        "one pipeline to write 50 customers, one to read them"
-    );
-    assert!(loaded
-        .iter()
-        .all(|b| CustomerState::from_bytes(b.as_ref().unwrap()).unwrap() == state));
+    common::write_and_read_back(
+        &store,
+        &keys,
+        &state,
+        &[("spend_24h", 12.5), ("txn_count_24h", 3.0)],
+        3600,
+    )
+    .await;
 
     let hash = store.feature_hash(&keys[0]).await.unwrap();
     assert!(hash.contains(&("spend_24h".into(), "12.5".into())));

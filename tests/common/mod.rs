@@ -283,3 +283,39 @@ pub fn outputs<T: serde::de::DeserializeOwned>(
         record,
     )
 }
+
+/// Writes `state` and `features` for every key in one `store` call, reads them back in one
+/// `load`, and checks that it took one round trip each way and that every state came back.
+pub async fn write_and_read_back(
+    store: &dyn nbo_stream::state::StateStore,
+    keys: &[nbo_stream::state::CustomerKey],
+    state: &nbo_stream::state::CustomerState,
+    features: &[(&str, f64)],
+    ttl_secs: u64,
+) {
+    use nbo_stream::state::{CustomerState, StateWrite};
+    let writes: Vec<StateWrite> = keys
+        .iter()
+        .map(|k| StateWrite {
+            key: k.clone(),
+            state: state.to_bytes().unwrap(),
+            features: features.iter().map(|(n, v)| ((*n).into(), *v)).collect(),
+            removed: vec![],
+            replace: true,
+            erased: false,
+            updated_at: state.max_event_time,
+            ttl_secs,
+        })
+        .collect();
+    let before = store.round_trips();
+    store.store(&writes).await.unwrap();
+    let loaded = store.load(keys).await.unwrap();
+    assert_eq!(
+        store.round_trips() - before,
+        2,
+        "one round trip to write the batch, one to read it"
+    );
+    assert!(loaded
+        .iter()
+        .all(|b| CustomerState::from_bytes(b.as_ref().unwrap()).unwrap() == *state));
+}
