@@ -7,15 +7,16 @@
 //! ## Layout: the data path, in order
 //!
 //! ```text
-//!  source    source::consumer   one consumer group (range assignor), per-partition order,
-//!                               bounded per-worker queues of batches
+//!  source    source, pipeline   one consumer group (range assignor); the poll loop routes
+//!                               partition p to worker p mod N: per-partition order, bounded
+//!                               per-worker queues of batches; rebalances start a new generation
 //!  decode    codec              Confluent/plain Avro → event::Event; bad bytes → dead letters
 //!  operator  worker → operator  per customer: replay check, privacy gate, profile,
-//!                               features (features::tiles), rules, decision (policy, consent)
-//!  state     state              StateStore: redis::RedisStore | memory::MemoryStore, one round
-//!                               trip per batch
-//!  sinks     sink               offers, alerts, audit, dead letters; offsets stored after the
-//!                               batch's records are acknowledged
+//!                               features (features::{spec,expr,tiles}), rules, decision
+//!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round
+//!                               trip to load a batch's misses, one to write its changes
+//!  sinks     sink               offers, alerts, audit, dead letters; offsets stored only after
+//!                               the batch's records are acknowledged and its state flushed
 //! ```
 //!
 //! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` only parses the CLI.
