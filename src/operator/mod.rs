@@ -112,7 +112,7 @@ impl Operator {
     }
 
     /// Makes `state.features` line up with the feature slots (after a load or a definition change):
-    /// tiles of a feature whose definition is unchanged (same [`FeatureDef::id`]) are kept; a new
+    /// tiles of a feature whose definition is unchanged (same [`crate::features::FeatureDef::id`]) are kept; a new
     /// or changed feature starts empty and fills as events arrive.
     pub fn align(&self, state: &mut CustomerState) {
         let defs = self.features.defs();
