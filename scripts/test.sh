@@ -15,6 +15,7 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v make >/dev/null || missing+=(make)
 command -v cc >/dev/null || missing+=(gcc)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)   # tests send SIGTERM to `run`
 [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then

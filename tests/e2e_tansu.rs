@@ -10,7 +10,7 @@ use common::*;
 use nbo_stream::config::StateBackend;
 use nbo_stream::output::{NextBestOffer, RiskAlert};
 use nbo_stream::state::redis::RedisStore;
-use nbo_stream::state::{KeyHasher, StateStore};
+use nbo_stream::state::StateStore;
 use nbo_stream::topics;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,14 +62,7 @@ async fn generated_load_through_a_real_broker_and_redis() {
     );
     assert_eq!(offers.len() as u64, progress.offers.load(Ordering::Relaxed));
 
-    let hasher = KeyHasher::new(
-        settings
-            .customer_key_secret
-            .as_ref()
-            .unwrap()
-            .expose()
-            .as_bytes(),
-    );
+    let hasher = hasher(&settings);
     let features = store
         .feature_hash(&hasher.key(&offers[0].customer_id))
         .await

@@ -9,7 +9,7 @@ use nbo_stream::event::DecisionOutcome;
 use nbo_stream::generator;
 use nbo_stream::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
 use nbo_stream::state::memory::MemoryStore;
-use nbo_stream::state::{KeyHasher, StateStore};
+use nbo_stream::state::StateStore;
 use rdkafka::mocking::MockCluster;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -98,14 +98,7 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
     );
 
     // Features are materialised per customer under the hashed key.
-    let hasher = KeyHasher::new(
-        settings
-            .customer_key_secret
-            .as_ref()
-            .unwrap()
-            .expose()
-            .as_bytes(),
-    );
+    let hasher = hasher(&settings);
     let some_offer = &offers[0];
     let features = store
         .feature_hash(&hasher.key(&some_offer.customer_id))

@@ -516,15 +516,9 @@ mod tests {
     fn profiles_come_first_then_every_persona_acts() {
         let events = stream(1, 5_000);
         assert!(events[..200].iter().all(|e| e.kind() == EventKind::Profile));
-        for kind in [
-            EventKind::Transaction,
-            EventKind::Clickstream,
-            EventKind::App,
-            EventKind::Social,
-            EventKind::Feedback,
-            EventKind::Partner,
-        ] {
-            assert!(events.iter().any(|e| e.kind() == kind), "no {kind:?}");
+        // Every activity record type (ALL lists them first, before profile, response, erasure).
+        for kind in &EventKind::ALL[..6] {
+            assert!(events.iter().any(|e| e.kind() == *kind), "no {kind:?}");
         }
         let f = EventFactory::new(1_000, 1, 0);
         for persona in [

@@ -319,3 +319,12 @@ pub async fn write_and_read_back(
         .iter()
         .all(|b| CustomerState::from_bytes(b.as_ref().unwrap()).unwrap() == *state));
 }
+
+/// The customer-key hasher of a test's settings (to find a customer's keys in the store).
+pub fn hasher(settings: &nbo_stream::config::Settings) -> nbo_stream::state::KeyHasher {
+    let secret = settings
+        .customer_key_secret
+        .as_ref()
+        .expect("test settings carry a secret");
+    nbo_stream::state::KeyHasher::new(secret.expose().as_bytes())
+}
