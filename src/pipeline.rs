@@ -17,7 +17,6 @@ use crate::worker::{self, Batch, OffsetStore, Progress, WorkerContext};
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,7 +120,8 @@ pub async fn run(
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
 
     let input_topics: [String; 9] = inputs.map(str::to_string);
-    let kind_of: HashMap<String, EventKind> =
+    // Looked up per record: a fast non-cryptographic hash (topic names are not attacker input).
+    let kind_of: rustc_hash::FxHashMap<String, EventKind> =
         input_topics.iter().cloned().zip(EventKind::ALL).collect();
     let ctx = Arc::new(WorkerContext {
         codec,
