@@ -333,6 +333,17 @@ pub struct OperatorSettings {
     /// No marketing offer within this long after a HIGH or CRITICAL alert.
     #[serde(with = "humantime_serde")]
     pub risk_quiet_period: Duration,
+    /// Contact policy: after a customer declines an offer, no offer of the same product family
+    /// for this long.
+    #[serde(with = "humantime_serde")]
+    pub decline_suppression: Duration,
+    /// Contact policy: no marketing offer within this long after a complaint or a negative
+    /// social post about the bank.
+    #[serde(with = "humantime_serde")]
+    pub complaint_quiet_period: Duration,
+    /// A social post or comment mentioning the bank with sentiment at or below this (-1..1)
+    /// counts as negative for `complaint_quiet_period`.
+    pub negative_sentiment_threshold: f64,
     /// Percentage (0..=100) of customers held out of each offer rule as a control group.
     pub control_group_percent: u8,
 }
@@ -346,6 +357,11 @@ impl Default for OperatorSettings {
             max_offers_per_period: 3,
             contact_period: Duration::from_secs(30 * 24 * 3600),
             risk_quiet_period: Duration::from_secs(7 * 24 * 3600),
+            // A decline is a clear answer: three months before the same product comes back.
+            decline_suppression: Duration::from_secs(90 * 24 * 3600),
+            // Two weeks: long enough for a complaint to be handled before marketing resumes.
+            complaint_quiet_period: Duration::from_secs(14 * 24 * 3600),
+            negative_sentiment_threshold: -0.5,
             // 5%: enough to measure uplift at bank scale without losing much revenue.
             control_group_percent: 5,
         }
@@ -547,6 +563,12 @@ impl Settings {
             return Err(invalid(
                 "operator.max_offers_per_period",
                 "must be at least 1",
+            ));
+        }
+        if !(-1.0..=1.0).contains(&self.operator.negative_sentiment_threshold) {
+            return Err(invalid(
+                "operator.negative_sentiment_threshold",
+                "must be within -1..=1 (the sentiment scale of bank.social.v1)",
             ));
         }
         if self.operator.control_group_percent > 100 {

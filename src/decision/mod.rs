@@ -14,8 +14,33 @@ pub struct Policy {
     pub contact_period_ms: i64,
     /// No marketing offer within this long after a HIGH or CRITICAL alert.
     pub risk_quiet_ms: i64,
+    /// No offer of a product family for this long after the customer declined one of it.
+    pub decline_suppression_ms: i64,
+    /// No marketing offer for this long after a complaint or a negative social post.
+    pub complaint_quiet_ms: i64,
     /// Percentage (0..=100) of customers held out per rule as a control group.
     pub control_group_percent: u8,
+}
+
+impl Policy {
+    /// The policy the operator settings describe.
+    pub fn from_settings(s: &crate::config::OperatorSettings) -> Self {
+        Self {
+            max_offers_per_period: s.max_offers_per_period,
+            contact_period_ms: s.contact_period.as_millis() as i64,
+            risk_quiet_ms: s.risk_quiet_period.as_millis() as i64,
+            decline_suppression_ms: s.decline_suppression.as_millis() as i64,
+            complaint_quiet_ms: s.complaint_quiet_period.as_millis() as i64,
+            control_group_percent: s.control_group_percent,
+        }
+    }
+
+    /// How long an offer record must be kept for this policy and a rule cooldown.
+    pub fn contact_retention_ms(&self, cooldown_ms: i64) -> i64 {
+        self.contact_period_ms
+            .max(cooldown_ms)
+            .max(self.decline_suppression_ms)
+    }
 }
 
 /// A deterministic id: the same rule version and trigger always give the same id, so a replay
@@ -65,7 +90,8 @@ pub fn propensity(
 }
 
 /// Why an offer may not go out, or `Ok(channel)` to send it on. Checks run in the contract's order:
-/// contact policy (cooldown, frequency, recent risk) → consent → control group.
+/// contact policy (cooldown, frequency, decline, complaint quiet period, recent risk) → consent →
+/// control group. The first check that fails names the outcome and a reason in plain words.
 pub fn admit(
     rule: &OfferRule,
     state: &CustomerState,
@@ -73,39 +99,7 @@ pub fn admit(
     at: i64,
     policy: &Policy,
 ) -> Result<ContactChannel, (DecisionOutcome, String)> {
-    if let Some(last) = state
-        .contacts
-        .iter()
-        .filter(|c| c.rule_id == rule.head.id)
-        .map(|c| c.at)
-        .max()
-    {
-        if at - last < rule.cooldown_ms {
-            return Err((
-                DecisionOutcome::SuppressedCooldown,
-                format!("same offer made {} h ago", (at - last) / 3_600_000),
-            ));
-        }
-    }
-    let recent = state
-        .contacts
-        .iter()
-        .filter(|c| at - c.at < policy.contact_period_ms)
-        .count();
-    if recent >= policy.max_offers_per_period as usize {
-        return Err((
-            DecisionOutcome::SuppressedContactPolicy,
-            format!("{recent} offers already in the contact period"),
-        ));
-    }
-    if let Some(alert_at) = state.last_high_alert_at {
-        if at - alert_at < policy.risk_quiet_ms {
-            return Err((
-                DecisionOutcome::SuppressedRisk,
-                "a HIGH or CRITICAL alert is recent".into(),
-            ));
-        }
-    }
+    contact_policy(rule, state, at, policy)?;
     let profile = match &state.profile {
         Some(p) if p.consent_marketing => p,
         Some(_) => {
@@ -139,6 +133,88 @@ pub fn admit(
         ));
     }
     Ok(channel)
+}
+
+fn days(ms: i64) -> String {
+    let hours = ms / 3_600_000;
+    if hours < 48 {
+        format!("{hours} h")
+    } else {
+        format!("{} d", hours / 24)
+    }
+}
+
+/// The contact-policy checks alone.
+fn contact_policy(
+    rule: &OfferRule,
+    state: &CustomerState,
+    at: i64,
+    policy: &Policy,
+) -> Result<(), (DecisionOutcome, String)> {
+    let mut last_same = None::<i64>;
+    let mut recent = 0usize;
+    let mut declined = None::<i64>;
+    for c in &state.contacts {
+        if c.rule_id == rule.head.id {
+            last_same = Some(last_same.map_or(c.at, |l| l.max(c.at)));
+        }
+        if at - c.at < policy.contact_period_ms {
+            recent += 1;
+        }
+        if c.product == rule.product {
+            if let Some(d) = c.declined_at() {
+                declined = Some(declined.map_or(d, |l| l.max(d)));
+            }
+        }
+    }
+    if let Some(last) = last_same {
+        if at - last < rule.cooldown_ms {
+            return Err((
+                DecisionOutcome::SuppressedCooldown,
+                format!("same offer made {} ago", days(at - last)),
+            ));
+        }
+    }
+    if recent >= policy.max_offers_per_period as usize {
+        return Err((
+            DecisionOutcome::SuppressedContactPolicy,
+            format!("{recent} offers already in the contact period"),
+        ));
+    }
+    if let Some(d) = declined {
+        if at - d < policy.decline_suppression_ms {
+            return Err((
+                DecisionOutcome::SuppressedContactPolicy,
+                format!(
+                    "declined a {} offer {} ago",
+                    rule.product.as_str(),
+                    days(at - d)
+                ),
+            ));
+        }
+    }
+    for (when, what) in [
+        (state.last_complaint_at, "complaint"),
+        (state.last_negative_social_at, "negative social post"),
+    ] {
+        if let Some(t) = when {
+            if at - t < policy.complaint_quiet_ms && at >= t {
+                return Err((
+                    DecisionOutcome::SuppressedContactPolicy,
+                    format!("quiet period: {what} {} ago", days(at - t)),
+                ));
+            }
+        }
+    }
+    if let Some(alert_at) = state.last_high_alert_at {
+        if at - alert_at < policy.risk_quiet_ms {
+            return Err((
+                DecisionOutcome::SuppressedRisk,
+                "a HIGH or CRITICAL alert is recent".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Deterministic control-group membership from a hash of customer and rule.
@@ -177,6 +253,143 @@ mod tests {
             in_control_group("C1", "r", 10)
         );
         assert!(!in_control_group("C1", "r", 0));
+    }
+
+    use crate::event::{LifecycleStage, OfferResponseKind, ProductCategory};
+    use crate::state::{OfferRecord, ProfileState};
+
+    const DAY: i64 = 24 * 3_600_000;
+
+    fn policy() -> Policy {
+        Policy {
+            control_group_percent: 0,
+            ..Policy::from_settings(&crate::config::OperatorSettings::default())
+        }
+    }
+
+    fn rule(id: &str, product: ProductCategory) -> OfferRule {
+        let mut r = crate::rules::builtin::starter(&crate::features::spec::load(None).unwrap())
+            .unwrap()
+            .offers
+            .remove(0);
+        r.head.id = id.into();
+        r.product = product;
+        r.channels = vec![ContactChannel::Email];
+        r.cooldown_ms = 30 * DAY;
+        r
+    }
+
+    fn consenting() -> CustomerState {
+        CustomerState {
+            profile: Some(ProfileState {
+                updated_at: 0,
+                lifecycle_stage: LifecycleStage::Mature,
+                segment: "MASS".into(),
+                credit_score: Some(700),
+                consent_marketing: true,
+                consent_profiling: true,
+                contact_channels: vec![ContactChannel::Email],
+            }),
+            ..CustomerState::default()
+        }
+    }
+
+    fn offer(rule_id: &str, product: ProductCategory, at: i64) -> OfferRecord {
+        OfferRecord {
+            rule_id: rule_id.into(),
+            product,
+            offer_id: format!("{rule_id}-{at}"),
+            at,
+            response: None,
+            responded_at: None,
+        }
+    }
+
+    fn outcome(
+        r: &OfferRule,
+        s: &CustomerState,
+        at: i64,
+    ) -> Result<ContactChannel, DecisionOutcome> {
+        admit(r, s, "C1", at, &policy()).map_err(|(o, _)| o)
+    }
+
+    #[test]
+    fn a_decline_suppresses_the_product_family_for_its_period() {
+        let card = rule("offer-card", ProductCategory::CreditCard);
+        let other_card = rule("offer-other-card", ProductCategory::CreditCard);
+        let loan = rule("offer-loan", ProductCategory::Loan);
+        let mut s = consenting();
+        let mut declined = offer("offer-card", ProductCategory::CreditCard, 0);
+        declined.response = Some(OfferResponseKind::Declined);
+        declined.responded_at = Some(DAY);
+        s.contacts.push(declined);
+        let at = 40 * DAY;
+        assert_eq!(
+            outcome(&other_card, &s, at),
+            Err(DecisionOutcome::SuppressedContactPolicy)
+        );
+        assert_eq!(outcome(&loan, &s, at), Ok(ContactChannel::Email));
+        assert_eq!(
+            outcome(&card, &s, DAY + 91 * DAY),
+            Ok(ContactChannel::Email)
+        );
+        let why = admit(&other_card, &s, "C1", at, &policy()).unwrap_err().1;
+        assert!(
+            why.contains("declined a CREDIT_CARD offer 39 d ago"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn complaints_and_negative_posts_open_a_quiet_period() {
+        let card = rule("offer-card", ProductCategory::CreditCard);
+        let mut s = consenting();
+        s.last_complaint_at = Some(10 * DAY);
+        assert_eq!(
+            outcome(&card, &s, 20 * DAY),
+            Err(DecisionOutcome::SuppressedContactPolicy)
+        );
+        assert_eq!(outcome(&card, &s, 25 * DAY), Ok(ContactChannel::Email));
+        s.last_complaint_at = None;
+        s.last_negative_social_at = Some(10 * DAY);
+        let why = admit(&card, &s, "C1", 11 * DAY, &policy()).unwrap_err().1;
+        assert!(why.contains("negative social post 24 h ago"), "{why}");
+    }
+
+    #[test]
+    fn policy_checks_run_in_the_contract_order() {
+        let card = rule("offer-card", ProductCategory::CreditCard);
+        let mut s = consenting();
+        s.contacts
+            .push(offer("offer-card", ProductCategory::CreditCard, 0));
+        s.last_high_alert_at = Some(DAY);
+        if let Some(p) = s.profile.as_mut() {
+            p.consent_marketing = false;
+        }
+        // Cooldown first, then risk, then consent.
+        assert_eq!(
+            outcome(&card, &s, 2 * DAY),
+            Err(DecisionOutcome::SuppressedCooldown)
+        );
+        assert_eq!(
+            outcome(&card, &s, 31 * DAY),
+            Err(DecisionOutcome::SuppressedNoConsent)
+        );
+        s.contacts.clear();
+        assert_eq!(
+            outcome(&card, &s, 2 * DAY),
+            Err(DecisionOutcome::SuppressedRisk)
+        );
+        // Frequency cap: three offers of other rules in the period.
+        s.last_high_alert_at = None;
+        for i in 0..3 {
+            s.contacts
+                .push(offer(&format!("r{i}"), ProductCategory::Wealth, DAY));
+        }
+        assert_eq!(
+            outcome(&card, &s, 2 * DAY),
+            Err(DecisionOutcome::SuppressedContactPolicy)
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub struct Operator {
     longest_window_ms: i64,
     lateness_ms: i64,
     validity_ms: i64,
+    negative_sentiment: f64,
     policy: Policy,
 }
 
@@ -92,11 +93,10 @@ impl Operator {
             longest_window_ms,
             lateness_ms: settings.allowed_lateness.as_millis() as i64,
             validity_ms: settings.offer_validity.as_millis() as i64,
+            negative_sentiment: settings.negative_sentiment_threshold,
             policy: Policy {
-                max_offers_per_period: settings.max_offers_per_period,
-                contact_period_ms: settings.contact_period.as_millis() as i64,
-                risk_quiet_ms: settings.risk_quiet_period.as_millis() as i64,
                 control_group_percent,
+                ..Policy::from_settings(settings)
             },
         }
     }
@@ -240,8 +240,19 @@ impl Operator {
             }
             Event::OfferResponse(r) => {
                 if let Some(offer) = state.contacts.iter_mut().find(|c| c.offer_id == r.offer_id) {
-                    offer.response = Some(r.response);
+                    if offer.responded_at.is_none_or(|t| t <= r.event_time) {
+                        offer.response = Some(r.response);
+                        offer.responded_at = Some(r.event_time);
+                    }
                 }
+            }
+            Event::Feedback(f) if f.kind == crate::event::FeedbackKind::Complaint => {
+                state.last_complaint_at =
+                    Some(state.last_complaint_at.unwrap_or(i64::MIN).max(time));
+            }
+            Event::Social(s) if s.mentions_bank && s.sentiment <= self.negative_sentiment => {
+                state.last_negative_social_at =
+                    Some(state.last_negative_social_at.unwrap_or(i64::MIN).max(time));
             }
             _ => {}
         }
@@ -467,14 +478,17 @@ impl Operator {
                     customer_id,
                     &trigger,
                 );
+                let keep = self.policy.contact_retention_ms(rule.cooldown_ms);
                 state
                     .contacts
-                    .retain(|c| at - c.at < self.policy.contact_period_ms.max(rule.cooldown_ms));
+                    .retain(|c| at - c.declined_at().unwrap_or(c.at) < keep);
                 state.contacts.push(OfferRecord {
                     rule_id: rule.head.id.clone(),
+                    product: rule.product,
                     offer_id: offer_id.clone(),
                     at,
                     response: None,
+                    responded_at: None,
                 });
                 out.push(audit(
                     &rule.head,

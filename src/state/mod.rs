@@ -9,7 +9,9 @@
 pub mod memory;
 pub mod redis;
 
-use crate::event::{ContactChannel, CustomerProfile, LifecycleStage, OfferResponseKind};
+use crate::event::{
+    ContactChannel, CustomerProfile, LifecycleStage, OfferResponseKind, ProductCategory,
+};
 use crate::features::Tiles;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -106,12 +108,26 @@ pub struct ContactRecord {
 pub struct OfferRecord {
     /// Rule that made the offer.
     pub rule_id: String,
+    /// Product family offered (a decline suppresses the whole family).
+    pub product: ProductCategory,
     /// The offer's id.
     pub offer_id: String,
     /// Its `decided_at`.
     pub at: i64,
     /// The latest response, if any.
     pub response: Option<OfferResponseKind>,
+    /// Event time of that response.
+    pub responded_at: Option<i64>,
+}
+
+impl OfferRecord {
+    /// When the customer declined this offer, if they did.
+    pub fn declined_at(&self) -> Option<i64> {
+        match self.response {
+            Some(OfferResponseKind::Declined) => self.responded_at.or(Some(self.at)),
+            _ => None,
+        }
+    }
 }
 
 /// The last source offset applied to this customer's state, per input topic-partition.
@@ -124,6 +140,10 @@ pub struct AppliedOffset {
     /// Highest offset applied.
     pub offset: i64,
 }
+
+/// Version of the stored state encoding, its first byte. Bump it with any change to
+/// [`CustomerState`]'s fields.
+pub const STATE_FORMAT: u8 = 2;
 
 /// Everything the operator keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,6 +159,10 @@ pub struct CustomerState {
     pub alerts: Vec<ContactRecord>,
     /// Event time of the last HIGH or CRITICAL alert.
     pub last_high_alert_at: Option<i64>,
+    /// Event time of the customer's last complaint (feedback of kind COMPLAINT).
+    pub last_complaint_at: Option<i64>,
+    /// Event time of the customer's last negative social post about the bank.
+    pub last_negative_social_at: Option<i64>,
     /// Source offsets applied (a replayed record at or below these is skipped).
     pub applied: Vec<AppliedOffset>,
     /// Newest event time seen (drives tile retirement and the lateness bound).
@@ -175,14 +199,25 @@ impl CustomerState {
         }
     }
 
-    /// Serialized form stored under `nbo:state:{..}`.
+    /// Serialized form stored under `nbo:state:{..}`: one format byte ([`STATE_FORMAT`]), then
+    /// the postcard encoding (compact, but not self-describing: the format byte is what lets a
+    /// later release read or migrate what this one wrote).
     pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
-        postcard::to_allocvec(self).map_err(|e| StateError::Corrupt(e.to_string()))
+        let out = vec![STATE_FORMAT];
+        postcard::to_extend(self, out).map_err(|e| StateError::Corrupt(e.to_string()))
     }
 
     /// Parses the stored form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
-        postcard::from_bytes(bytes).map_err(|e| StateError::Corrupt(e.to_string()))
+        match bytes.split_first() {
+            Some((&STATE_FORMAT, body)) => {
+                postcard::from_bytes(body).map_err(|e| StateError::Corrupt(e.to_string()))
+            }
+            Some((other, _)) => Err(StateError::Corrupt(format!(
+                "state format {other}, this release reads format {STATE_FORMAT}"
+            ))),
+            None => Err(StateError::Corrupt("empty state value".into())),
+        }
     }
 }
 
