@@ -22,7 +22,7 @@ use nbo_stream::event::{Event, EventKind};
 use nbo_stream::features::spec;
 use nbo_stream::generator::{encode_event, personas::EventFactory};
 use nbo_stream::operator::{BatchStats, Operator, SourcePos};
-use nbo_stream::rules::{builtin, RuleSet};
+use nbo_stream::rules::{load, RuleSet};
 use nbo_stream::state::{CustomerState, KeyHasher};
 use nbo_stream::worker::{apply_decoded, Cache, Cached, Decoded};
 use std::hint::black_box;
@@ -53,7 +53,7 @@ fn fixture(with_rules: bool, feature_count: usize) -> Fixture {
         starter.defs().iter().take(feature_count).cloned().collect(),
     ));
     let rules = if with_rules {
-        builtin::starter(&features).expect("starter rules")
+        load::rule_set(None, &features).expect("starter rules")
     } else {
         RuleSet {
             version: 0,

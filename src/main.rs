@@ -99,6 +99,37 @@ enum Command {
         #[command(subcommand)]
         command: FeaturesCommand,
     },
+    /// Rule documents: check them, publish them to the rules topic.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Parse and compile rule documents (a file or a folder) the way a running instance will;
+    /// explain every error with the rule id and position. Exit 1 on any error.
+    Check {
+        /// A rule document (.toml, .yaml, .yml) or a folder of them.
+        path: PathBuf,
+        /// Configuration whose features file the rules are checked against (default: the
+        /// starter features).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check, then write documents to the rules topic (key = rule id); running instances apply
+    /// them without a restart. Nothing is sent unless every document passes.
+    Publish {
+        /// A rule document or a folder of them.
+        path: Option<PathBuf>,
+        /// Configuration (brokers, security, topic names, features).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Delete these rule ids (an empty value on the topic).
+        #[arg(long = "delete", value_name = "RULE_ID")]
+        delete: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +340,7 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("{failed} topic(s) could not be created");
             }
         }
+        Command::Rules { command } => rules_command(command).await?,
         Command::Features {
             command:
                 FeaturesCommand::Show {
@@ -332,6 +364,62 @@ async fn run(cli: Cli) -> Result<()> {
             println!("customer {customer_id} ({})", key.features_key());
             for (name, value) in features {
                 println!("  {name:<28} {value}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rules check` and `rules publish`.
+async fn rules_command(command: RulesCommand) -> Result<()> {
+    use nbo_stream::rules::publish::{self, Publication};
+    let (path, config) = match &command {
+        RulesCommand::Check { path, config } => (Some(path), config.clone()),
+        RulesCommand::Publish { path, config, .. } => (path.as_ref(), Some(config.clone())),
+    };
+    let settings = match &config {
+        Some(c) => load_lenient(c)?,
+        None => Settings::default(),
+    };
+    telemetry::init_logs(&settings.telemetry);
+    let features = settings.features.load()?;
+    let checked = match path {
+        None => Vec::new(),
+        Some(path) => match publish::check(path, &features) {
+            Ok(checked) => checked,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("error {e}");
+                }
+                bail!(
+                    "{} rule document error(s); nothing was published",
+                    errors.len()
+                );
+            }
+        },
+    };
+    match command {
+        RulesCommand::Check { .. } => {
+            for c in &checked {
+                println!("{c}");
+            }
+            println!("{} rule document(s) valid", checked.len());
+        }
+        RulesCommand::Publish { delete, .. } => {
+            if checked.is_empty() && delete.is_empty() {
+                bail!("nothing to publish: give a rule document or folder, or --delete RULE_ID");
+            }
+            let items: Vec<Publication> = checked
+                .into_iter()
+                .map(|c| Publication::Document(Box::new(c)))
+                .chain(delete.into_iter().map(Publication::Delete))
+                .collect();
+            let topic = &settings.topics.rules;
+            let sent = publish::publish(&source::client_config(&settings.kafka), topic, &items)
+                .await
+                .with_context(|| format!("publishing to {topic}"))?;
+            for (id, partition, offset) in sent {
+                println!("published {id} to {topic} [{partition}] at offset {offset}");
             }
         }
     }

@@ -9,11 +9,14 @@ use crate::codec::Codec;
 use crate::config::Settings;
 use crate::event::EventKind;
 use crate::operator::Operator;
+use crate::rules::book::RuleBook;
+use crate::rules::watch::{BuildOperator, RuleWatcher};
 use crate::sink::Sink;
 use crate::source::{self, Consumer, SourceContext};
 use crate::state::{KeyHasher, StateStore};
-use crate::telemetry::{http::Health, metrics};
+use crate::telemetry::http::Health;
 use crate::worker::{self, Batch, OffsetStore, Progress, WorkerContext};
+use arc_swap::ArcSwap;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -34,9 +37,12 @@ pub enum PipelineError {
     /// The features file does not compile.
     #[error(transparent)]
     Features(#[from] crate::features::spec::FeatureError),
-    /// The starter rules do not build.
+    /// The rule documents the process starts with do not build (every error, one per line).
+    #[error("rules:\n{0}")]
+    Rules(String),
+    /// The rules topic could not be read at start.
     #[error(transparent)]
-    Rules(#[from] crate::rules::RuleError),
+    RulesTopic(#[from] crate::rules::watch::WatchError),
     /// A worker stopped on an unrecoverable error.
     #[error(transparent)]
     Worker(#[from] worker::WorkerError),
@@ -82,23 +88,24 @@ pub async fn run(
         .ok_or(PipelineError::NoSecret)?;
     let codec = Arc::new(Codec::new(&settings.codec_options())?);
     let features = Arc::new(settings.features.load()?);
-    let rules = crate::rules::builtin::starter(&features)?;
-    let (offer_rules, alert_rules) = rules.counts();
-    metrics()
-        .active_rules
-        .with_label_values(&["offer"])
-        .set(offer_rules as i64);
-    metrics()
-        .active_rules
-        .with_label_values(&["alert"])
-        .set(alert_rules as i64);
-    metrics().ruleset_version.set(rules.version);
-    let operator = Arc::new(Operator::new(
-        features.clone(),
-        rules,
-        &settings.operator,
-        settings.operator.control_group_percent,
-    ));
+    let docs = settings
+        .rules
+        .documents()
+        .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
+    let book = RuleBook::new(features.clone(), &docs)
+        .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
+    let build: BuildOperator = {
+        let (features, op_settings) = (features.clone(), settings.operator.clone());
+        Box::new(move |rules| {
+            Operator::new(
+                features.clone(),
+                rules,
+                &op_settings,
+                op_settings.control_group_percent,
+            )
+        })
+    };
+    let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
     let ttl_secs = (Duration::from_millis(features.longest_window_ms() as u64)
         + settings.state.ttl_margin)
         .as_secs();
@@ -118,6 +125,23 @@ pub async fn run(
     consumer.subscribe(&inputs)?;
     let producer: FutureProducer = source::producer_config(&settings.kafka).create()?;
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
+
+    // Rules: read the rules topic to its end before the first event, then follow it.
+    crate::rules::watch::publish_metrics(&operator.load().rules().clone());
+    let rules_task = if settings.rules.watch_topic {
+        let mut watcher = RuleWatcher::new(
+            source::rules_consumer_config(&settings.kafka).create()?,
+            &settings.topics.rules,
+            book,
+            build,
+            operator.clone(),
+            Some(sink.clone()),
+        );
+        watcher.catch_up(settings.rules.startup_timeout).await?;
+        Some(tokio::spawn(watcher.run(shutdown.clone())))
+    } else {
+        None
+    };
 
     let input_topics: [String; 9] = inputs.map(str::to_string);
     // Looked up per record: a fast non-cryptographic hash (topic names are not attacker input).
@@ -244,6 +268,10 @@ pub async fn run(
         }
     }
     consumer.unsubscribe();
+    if let Some(task) = rules_task {
+        // The watcher stops on the shutdown signal; after a worker failure it is stopped here.
+        task.abort();
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(()),

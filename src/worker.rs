@@ -200,8 +200,8 @@ pub type Cache = std::collections::HashMap<String, Cached, rustc_hash::FxBuildHa
 pub struct WorkerContext {
     /// Decoder/encoder.
     pub codec: Arc<Codec>,
-    /// Features and rules.
-    pub operator: Arc<Operator>,
+    /// Features and rules in force, swapped whole by the rules watcher on a hot reload.
+    pub operator: Arc<arc_swap::ArcSwap<Operator>>,
     /// State store.
     pub store: Arc<dyn StateStore>,
     /// Output producer.
@@ -319,6 +319,9 @@ pub async fn process_batch(
     batch: Batch,
 ) -> Result<(), WorkerError> {
     shard.enter_generation(batch.generation);
+    // One rule-set version decides the whole batch: a hot reload swaps the operator between
+    // batches, never inside one.
+    let operator = ctx.operator.load_full();
     let batch_no = shard.batches.fetch_add(1, Ordering::Relaxed) + 1;
     let started = Instant::now();
     let now = now_ms();
@@ -389,7 +392,7 @@ pub async fn process_batch(
                 }
                 None => CustomerState::default(),
             };
-            ctx.operator.align(&mut state);
+            operator.align(&mut state);
             cache.insert(id, Cached::loaded(key, state, partition));
         }
     }
@@ -399,7 +402,7 @@ pub async fn process_batch(
     let mut stats = BatchStats::default();
     let mut late = [0u64; 9];
     apply_decoded(
-        &ctx.operator,
+        &operator,
         &mut shard.lock(),
         &decoded,
         &mut decisions,
@@ -442,7 +445,7 @@ pub async fn process_batch(
             }
             cached.dirty = false;
             cached.last_used = batch_no;
-            match state_write(&ctx.operator, cached, ctx.ttl_secs) {
+            match state_write(&operator, cached, ctx.ttl_secs) {
                 Ok(write) => writes.push(write),
                 Err(e) => {
                     m.state_errors.with_label_values(&["encode"]).inc();

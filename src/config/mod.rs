@@ -45,6 +45,8 @@ pub struct Settings {
     pub codec: CodecSettings,
     /// Feature definitions.
     pub features: FeatureSettings,
+    /// Rule documents and hot reload.
+    pub rules: RuleSettings,
     /// Where per-customer state lives.
     pub state: StateSettings,
     /// Redis connection (used when `state.backend = "redis"`).
@@ -246,6 +248,41 @@ impl FeatureSettings {
     /// Loads and compiles the configured features.
     pub fn load(&self) -> Result<crate::features::FeatureSet, crate::features::spec::FeatureError> {
         crate::features::spec::load(self.file.as_deref())
+    }
+}
+
+/// Rule documents: where the rules a process starts with come from, and whether it follows the
+/// rules topic for changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSettings {
+    /// A rule document file or folder (see `rules/`); unset = the starter rules built into the
+    /// binary. These are the rules before the rules topic is read.
+    pub path: Option<std::path::PathBuf>,
+    /// Follow `topics.rules` and apply its documents without a restart (hot reload). On start the
+    /// topic is read to its end before any event is processed.
+    pub watch_topic: bool,
+    /// How long start-up waits to read the rules topic to its end before failing.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            watch_topic: true,
+            startup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RuleSettings {
+    /// The documents a process starts with (from `path`, or the starter set).
+    pub fn documents(
+        &self,
+    ) -> Result<Vec<crate::rules::document::RuleDocument>, Vec<crate::rules::RuleError>> {
+        crate::rules::load::documents(self.path.as_deref())
     }
 }
 
@@ -552,6 +589,9 @@ impl Settings {
             .features
             .load()
             .map_err(|e| invalid("features.file", e.to_string()))?;
+        if let Err(errors) = crate::rules::load::rule_set(self.rules.path.as_deref(), &features) {
+            return Err(invalid("rules.path", crate::rules::load::describe(&errors)));
+        }
         let longest = Duration::from_millis(features.longest_window_ms() as u64);
         if self.operator.allowed_lateness > longest + self.state.ttl_margin {
             return Err(invalid(

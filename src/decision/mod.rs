@@ -268,7 +268,7 @@ mod tests {
     }
 
     fn rule(id: &str, product: ProductCategory) -> OfferRule {
-        let mut r = crate::rules::builtin::starter(&crate::features::spec::load(None).unwrap())
+        let mut r = crate::rules::load::rule_set(None, &crate::features::spec::load(None).unwrap())
             .unwrap()
             .offers
             .remove(0);

@@ -7,10 +7,11 @@
 
 use crate::config::OperatorSettings;
 use crate::decision::{self, Policy};
-use crate::event::{DecisionOutcome, Event, EventKind, Severity};
+use crate::event::{DecisionOutcome, Event, Severity};
 use crate::features::{FeatureSet, Tiles};
-use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, RiskAlert};
-use crate::rules::{Check, Operand, RuleHead, RuleSet};
+use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
+use crate::rules::document::RuleState;
+use crate::rules::{RuleHead, RuleSet};
 use crate::state::{ContactRecord, CustomerState, OfferRecord, ProfileState};
 use std::sync::Arc;
 
@@ -52,6 +53,7 @@ pub struct Operator {
     lateness_ms: i64,
     validity_ms: i64,
     negative_sentiment: f64,
+    longest_offer_cooldown_ms: i64,
     policy: Policy,
 }
 
@@ -64,10 +66,15 @@ impl std::fmt::Debug for Operator {
     }
 }
 
-fn index_by_kind<T>(items: &[T], kinds: impl Fn(&T) -> &[EventKind]) -> [Vec<usize>; 9] {
+/// Rules by triggering kind, paused rules left out: an event evaluates only the rules it triggers.
+fn index_by_kind<T>(items: &[T], head: impl Fn(&T) -> &RuleHead) -> [Vec<usize>; 9] {
     let mut out: [Vec<usize>; 9] = Default::default();
     for (i, item) in items.iter().enumerate() {
-        for kind in kinds(item) {
+        let head = head(item);
+        if head.state == RuleState::Paused {
+            continue;
+        }
+        for kind in &head.triggers {
             out[kind.index()].push(i);
         }
     }
@@ -82,8 +89,14 @@ impl Operator {
         settings: &OperatorSettings,
         control_group_percent: u8,
     ) -> Self {
-        let offers_by_kind = index_by_kind(&rules.offers, |r| &r.head.triggers);
-        let alerts_by_kind = index_by_kind(&rules.alerts, |r| &r.head.triggers);
+        let offers_by_kind = index_by_kind(&rules.offers, |r| &r.head);
+        let alerts_by_kind = index_by_kind(&rules.alerts, |r| &r.head);
+        let longest_offer_cooldown_ms = rules
+            .offers
+            .iter()
+            .map(|r| r.cooldown_ms)
+            .max()
+            .unwrap_or(0);
         let longest_window_ms = features.longest_window_ms();
         Self {
             features,
@@ -94,6 +107,7 @@ impl Operator {
             lateness_ms: settings.allowed_lateness.as_millis() as i64,
             validity_ms: settings.offer_validity.as_millis() as i64,
             negative_sentiment: settings.negative_sentiment_threshold,
+            longest_offer_cooldown_ms,
             policy: Policy {
                 control_group_percent,
                 ..Policy::from_settings(settings)
@@ -305,47 +319,21 @@ impl Operator {
         state: &CustomerState,
         event: &Event,
     ) -> bool {
-        head.checks.iter().all(|c| {
-            let left = match c.operand {
-                Operand::Feature(slot) => match values.get(self, state, slot) {
-                    Some(v) => v,
-                    None => return false,
-                },
-                Operand::Sum(a, b) => {
-                    values.get(self, state, a).unwrap_or(0.0)
-                        + values.get(self, state, b).unwrap_or(0.0)
-                }
-                Operand::CreditScore => match state.profile.as_ref().and_then(|p| p.credit_score) {
-                    Some(score) => f64::from(score),
-                    None => return false,
-                },
-                Operand::EventAmount => match event {
-                    Event::Transaction(t) => t.amount_minor as f64 / 100.0,
-                    _ => 0.0,
-                },
-            };
-            c.cmp.holds(left, c.value)
-        })
+        head.condition
+            .eval(event, state.profile.as_ref(), &mut |slot| {
+                values.get(self, state, slot)
+            })
     }
 
+    /// The values of the features a rule shows in its decision records.
     fn used_features(
         &self,
-        checks: &[Check],
-        extra: &[(usize, f64)],
+        head: &RuleHead,
         values: &mut Lazy,
         state: &CustomerState,
     ) -> FeatureValues {
         let mut used = FeatureValues::default();
-        let slots = checks
-            .iter()
-            .flat_map(|c| match c.operand {
-                Operand::Feature(s) => [Some(s), None],
-                Operand::Sum(a, b) => [Some(a), Some(b)],
-                _ => [None, None],
-            })
-            .flatten()
-            .chain(extra.iter().map(|(s, _)| *s));
-        for slot in slots {
+        for &slot in &head.used_slots {
             if let Some(v) = values.get(self, state, slot) {
                 used.insert(self.features.defs()[slot].name.clone(), v);
             }
@@ -353,6 +341,10 @@ impl Operator {
         used
     }
 
+    /// Alert rules, then offer rules, for one trigger event (within the lateness bound).
+    ///
+    /// Shadow rules are evaluated and audited (outcome SHADOW) but emit nothing and record no
+    /// contact or alert, so they never change what active rules decide.
     fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
         let kind = event.kind().index();
         if self.alerts_by_kind[kind].is_empty() && self.offers_by_kind[kind].is_empty() {
@@ -365,7 +357,7 @@ impl Operator {
         let audit = |head: &RuleHead,
                      outcome: DecisionOutcome,
                      decision_id: Option<String>,
-                     reasons: crate::output::Reasons,
+                     reasons: Reasons,
                      features: FeatureValues| {
             Decision::Audit(DecisionAudit {
                 audit_id: decision::decision_id(
@@ -393,9 +385,26 @@ impl Operator {
             if !self.holds(&rule.head, &mut values, state, event) {
                 continue;
             }
-            let features = self.used_features(&rule.head.checks, &[], &mut values, state);
-            let mut reasons: crate::output::Reasons =
-                rule.head.checks.iter().map(|c| c.text.clone()).collect();
+            let features = self.used_features(&rule.head, &mut values, state);
+            let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+            if rule.head.state == RuleState::Shadow {
+                reasons.push(
+                    format!(
+                        "shadow rule: would raise a {} {} alert",
+                        rule.severity.as_str(),
+                        rule.kind.as_str()
+                    )
+                    .into(),
+                );
+                out.push(audit(
+                    &rule.head,
+                    DecisionOutcome::Shadow,
+                    None,
+                    reasons,
+                    features,
+                ));
+                continue;
+            }
             let last = state
                 .alerts
                 .iter()
@@ -455,20 +464,37 @@ impl Operator {
         let mut candidates: Vec<(f64, &crate::rules::OfferRule)> = Vec::new();
         for &i in &self.offers_by_kind[kind] {
             let rule = &self.rules.offers[i];
-            if self.holds(&rule.head, &mut values, state, event) {
-                let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
-                    values.get(self, state, slot).unwrap_or(0.0)
-                });
-                candidates.push((p * rule.value * rule.weight, rule));
+            if !self.holds(&rule.head, &mut values, state, event) {
+                continue;
             }
+            let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
+                values.get(self, state, slot).unwrap_or(0.0)
+            });
+            let score = p * rule.value * rule.weight;
+            if rule.head.state == RuleState::Shadow {
+                let features = self.used_features(&rule.head, &mut values, state);
+                let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+                reasons.push(format!("shadow rule: eligible with score {score:.3}").into());
+                out.push(audit(
+                    &rule.head,
+                    DecisionOutcome::Shadow,
+                    None,
+                    reasons,
+                    features,
+                ));
+                continue;
+            }
+            candidates.push((score, rule));
         }
+        let eligible = candidates.len();
         let Some((score, rule)) = decision::arbitrate(&mut candidates) else {
             return;
         };
-        let features =
-            self.used_features(&rule.head.checks, &rule.coefficients, &mut values, state);
-        let mut reasons: crate::output::Reasons =
-            rule.head.checks.iter().map(|c| c.text.clone()).collect();
+        let features = self.used_features(&rule.head, &mut values, state);
+        let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+        if eligible > 1 {
+            reasons.push(format!("best of {eligible} eligible offers (score {score:.3})").into());
+        }
         match decision::admit(rule, state, customer_id, at, &self.policy) {
             Ok(channel) => {
                 let offer_id = decision::decision_id(
@@ -478,7 +504,9 @@ impl Operator {
                     customer_id,
                     &trigger,
                 );
-                let keep = self.policy.contact_retention_ms(rule.cooldown_ms);
+                let keep = self
+                    .policy
+                    .contact_retention_ms(self.longest_offer_cooldown_ms);
                 state
                     .contacts
                     .retain(|c| at - c.declined_at().unwrap_or(c.at) < keep);
@@ -510,7 +538,7 @@ impl Operator {
                     features,
                     trigger_event_id: trigger.to_string(),
                     decided_at: at,
-                    expires_at: at + self.validity_ms,
+                    expires_at: at + rule.validity_ms.unwrap_or(self.validity_ms),
                 }));
             }
             Err((outcome, why)) => {

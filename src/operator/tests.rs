@@ -6,7 +6,7 @@ const T0: i64 = 1_800_000_000_000;
 
 fn operator() -> Operator {
     let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
-    let rules = crate::rules::builtin::starter(&features).unwrap();
+    let rules = crate::rules::load::rule_set(None, &features).unwrap();
     Operator::new(
         features,
         rules,

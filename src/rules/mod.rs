@@ -1,76 +1,20 @@
-//! Rules: offer and alert rules as data, with feature names resolved to slots when a rule set is
-//! built (never looked up per event). Issue 4 brings rule documents, CEL conditions and hot reload
-//! behind these same types.
+//! Rules: offer and alert rules written as documents ([`document`]) with CEL conditions, compiled
+//! once per rule version into typed programs ([`condition`]) whose feature names are resolved to
+//! slots, so nothing is looked up by name per event. [`load`] reads documents from files and the
+//! built-in starter set; [`book`] keeps the rules in force and applies changes from the rules
+//! topic (hot reload).
 
-pub mod builtin;
+pub mod book;
+pub mod condition;
 pub mod document;
+pub mod load;
+pub mod publish;
+pub mod watch;
 
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
 use crate::features::FeatureSet;
-
-/// What a condition reads.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Operand {
-    /// A feature, by slot in the operator's feature list.
-    Feature(usize),
-    /// The sum of two features (e.g. web and app views of one product).
-    Sum(usize, usize),
-    /// The profile's credit score (a missing score or profile fails the check).
-    CreditScore,
-    /// The triggering transaction's amount in major units (0 for other events).
-    EventAmount,
-}
-
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    /// `>=`
-    Ge,
-    /// `>`
-    Gt,
-    /// `<=`
-    Le,
-    /// `<`
-    Lt,
-    /// `==`
-    Eq,
-}
-
-impl Cmp {
-    /// Applies the comparison.
-    pub fn holds(self, left: f64, right: f64) -> bool {
-        match self {
-            Cmp::Ge => left >= right,
-            Cmp::Gt => left > right,
-            Cmp::Le => left <= right,
-            Cmp::Lt => left < right,
-            Cmp::Eq => left == right,
-        }
-    }
-
-    fn symbol(self) -> &'static str {
-        match self {
-            Cmp::Ge => ">=",
-            Cmp::Gt => ">",
-            Cmp::Le => "<=",
-            Cmp::Lt => "<",
-            Cmp::Eq => "==",
-        }
-    }
-}
-
-/// One check of a condition; a rule's condition is all of its checks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    /// What is compared.
-    pub operand: Operand,
-    /// How.
-    pub cmp: Cmp,
-    /// Against what.
-    pub value: f64,
-    /// Plain-words text of the check, for reasons (`debit_card_spend_30d >= 1500`).
-    pub text: std::sync::Arc<str>,
-}
+use condition::Condition;
+use document::{RuleDocument, RuleState};
 
 /// Fields every rule has.
 #[derive(Debug, Clone)]
@@ -81,10 +25,14 @@ pub struct RuleHead {
     pub version: i32,
     /// What the rule does, in plain words.
     pub description: String,
+    /// Active, shadow or paused.
+    pub state: RuleState,
     /// Event types that trigger it.
     pub triggers: Vec<EventKind>,
-    /// Condition: all checks must hold.
-    pub checks: Vec<Check>,
+    /// The compiled condition.
+    pub condition: Condition,
+    /// Feature slots the decision record shows: the condition's, then the propensity model's.
+    pub used_slots: Vec<usize>,
 }
 
 /// A rule that proposes an offer.
@@ -108,6 +56,8 @@ pub struct OfferRule {
     pub channels: Vec<ContactChannel>,
     /// No second offer of this rule to a customer within this many milliseconds.
     pub cooldown_ms: i64,
+    /// How long the offer stays valid, ms (None: the operator's default).
+    pub validity_ms: Option<i64>,
 }
 
 /// A rule that raises a risk alert.
@@ -123,84 +73,155 @@ pub struct AlertRule {
     pub cooldown_ms: i64,
 }
 
-/// A rule set in force, with a version that audit records carry.
+/// A compiled rule of either kind.
 #[derive(Debug, Clone)]
+pub enum Rule {
+    /// An offer rule.
+    Offer(OfferRule),
+    /// An alert rule.
+    Alert(AlertRule),
+}
+
+impl Rule {
+    /// The common fields.
+    pub fn head(&self) -> &RuleHead {
+        match self {
+            Rule::Offer(r) => &r.head,
+            Rule::Alert(r) => &r.head,
+        }
+    }
+}
+
+/// A rule set in force, with a version that audit records carry.
+#[derive(Debug, Clone, Default)]
 pub struct RuleSet {
-    /// Version of the whole set.
+    /// Version of the whole set: 0 for rules from files only, otherwise one more than the offset
+    /// of the last change applied from the rules topic (so every instance agrees on it).
     pub version: i64,
-    /// Offer rules.
+    /// Offer rules, sorted by id.
     pub offers: Vec<OfferRule>,
-    /// Alert rules.
+    /// Alert rules, sorted by id.
     pub alerts: Vec<AlertRule>,
 }
 
-/// A rule that cannot be built.
-#[derive(Debug, Clone, thiserror::Error)]
+impl RuleSet {
+    /// A set of `rules` at `version` (rules are ordered by id, so the set is the same whatever
+    /// order they came in).
+    pub fn new(version: i64, rules: impl IntoIterator<Item = Rule>) -> Self {
+        let mut set = RuleSet {
+            version,
+            ..RuleSet::default()
+        };
+        for rule in rules {
+            match rule {
+                Rule::Offer(r) => set.offers.push(r),
+                Rule::Alert(r) => set.alerts.push(r),
+            }
+        }
+        set.offers.sort_by(|a, b| a.head.id.cmp(&b.head.id));
+        set.alerts.sort_by(|a, b| a.head.id.cmp(&b.head.id));
+        set
+    }
+
+    /// Counts of (offer, alert) rules.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.offers.len(), self.alerts.len())
+    }
+
+    /// Every rule's head.
+    pub fn heads(&self) -> impl Iterator<Item = &RuleHead> {
+        self.offers
+            .iter()
+            .map(|r| &r.head)
+            .chain(self.alerts.iter().map(|r| &r.head))
+    }
+}
+
+/// A rule that cannot be built: which rule and why (with the line and column for conditions).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("rule {rule_id}: {reason}")]
 pub struct RuleError {
-    /// The rule.
+    /// The rule (or the file, when the document has no readable id).
     pub rule_id: String,
     /// Why.
     pub reason: String,
 }
 
-/// Resolves feature names to slots while rules are built.
-pub struct Resolver<'a> {
-    features: &'a FeatureSet,
-    rule_id: String,
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl<'a> Resolver<'a> {
-    /// A resolver for rule `rule_id` over `features`.
-    pub fn new(features: &'a FeatureSet, rule_id: &str) -> Self {
-        Self {
-            features,
-            rule_id: rule_id.to_string(),
+/// Compiles a document against the feature set in force.
+pub fn compile(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, RuleError> {
+    let fail = |reason: String| RuleError {
+        rule_id: doc.id.clone(),
+        reason,
+    };
+    let mut triggers = Vec::new();
+    for name in &doc.triggers {
+        let kind = EventKind::ALL
+            .iter()
+            .find(|k| k.record_name() == name)
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<_> = EventKind::ALL.iter().map(|k| k.record_name()).collect();
+                fail(format!(
+                    "unknown trigger {name:?} (one of {})",
+                    names.join(", ")
+                ))
+            })?;
+        if matches!(kind, EventKind::Erasure) {
+            return Err(fail("erasure requests cannot trigger rules".into()));
+        }
+        if !triggers.contains(&kind) {
+            triggers.push(kind);
         }
     }
-
-    /// The slot of feature `name`.
-    pub fn slot(&self, name: &str) -> Result<usize, RuleError> {
-        self.features.slot(name).ok_or_else(|| RuleError {
-            rule_id: self.rule_id.clone(),
-            reason: format!("unknown feature `{name}`"),
-        })
-    }
-
-    /// A check on feature `name`.
-    pub fn feature(&self, name: &str, cmp: Cmp, value: f64) -> Result<Check, RuleError> {
-        Ok(Check {
-            operand: Operand::Feature(self.slot(name)?),
-            cmp,
-            value,
-            text: format!("{name} {} {value}", cmp.symbol()).into(),
-        })
-    }
-
-    /// A check on the sum of two features.
-    pub fn sum(&self, a: &str, b: &str, cmp: Cmp, value: f64) -> Result<Check, RuleError> {
-        Ok(Check {
-            operand: Operand::Sum(self.slot(a)?, self.slot(b)?),
-            cmp,
-            value,
-            text: format!("{a} + {b} {} {value}", cmp.symbol()).into(),
-        })
-    }
-
-    /// A check on something other than a feature.
-    pub fn other(&self, operand: Operand, label: &str, cmp: Cmp, value: f64) -> Check {
-        Check {
-            operand,
-            cmp,
-            value,
-            text: format!("{label} {} {value}", cmp.symbol()).into(),
+    let condition = Condition::compile(&doc.condition, &triggers, features)
+        .map_err(|e| fail(format!("condition, {e}")))?;
+    let mut used_slots = condition.feature_slots().to_vec();
+    let head = |used_slots: Vec<usize>| RuleHead {
+        id: doc.id.clone(),
+        version: doc.version,
+        description: doc.description.trim().to_string(),
+        state: doc.state,
+        triggers: triggers.clone(),
+        condition: condition.clone(),
+        used_slots,
+    };
+    match (&doc.offer, &doc.alert) {
+        (Some(o), None) => {
+            let mut coefficients = Vec::new();
+            for (name, w) in &o.propensity.weights {
+                let slot = features.slot(name).ok_or_else(|| {
+                    fail(format!(
+                        "offer.propensity.weights: unknown feature `{name}`"
+                    ))
+                })?;
+                coefficients.push((slot, *w));
+                if !used_slots.contains(&slot) {
+                    used_slots.push(slot);
+                }
+            }
+            Ok(Rule::Offer(OfferRule {
+                head: head(used_slots),
+                offer_code: o.offer_code.clone(),
+                product: o.product,
+                value: o.value,
+                weight: o.weight,
+                intercept: o.propensity.intercept,
+                coefficients,
+                channels: o.channels.clone(),
+                cooldown_ms: ms(o.cooldown),
+                validity_ms: o.validity.map(ms),
+            }))
         }
-    }
-}
-
-impl RuleSet {
-    /// Counts of (offer, alert) rules.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.offers.len(), self.alerts.len())
+        (None, Some(a)) => Ok(Rule::Alert(AlertRule {
+            head: head(used_slots),
+            kind: a.kind,
+            severity: a.severity,
+            cooldown_ms: ms(a.cooldown),
+        })),
+        _ => Err(fail("needs exactly one of [offer] and [alert]".into())),
     }
 }

@@ -71,6 +71,19 @@ pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
     c
 }
 
+/// Configuration of the rules-topic consumer: assigned partitions, no group membership and no
+/// commits (each instance reads the compacted topic whole; see `rules::watch`).
+pub fn rules_consumer_config(k: &KafkaSettings) -> ClientConfig {
+    let mut c = client_config(k);
+    c.set("group.id", format!("{}-rules", k.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    apply_options(&mut c, k);
+    c
+}
+
 /// Hook the pipeline gives the consumer, called on every revoke and assign (see `pre_rebalance`).
 pub type RebalanceHook = Arc<dyn Fn() + Send + Sync>;
 

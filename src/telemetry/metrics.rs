@@ -50,6 +50,9 @@ pub struct Metrics {
     pub active_rules: IntGaugeVec,
     /// Version of the rule set in force.
     pub ruleset_version: IntGauge,
+    /// Rule documents read from the rules topic, by result (installed, deleted, unchanged,
+    /// rejected).
+    pub rule_changes: IntCounterVec,
     /// Produce failures, by topic.
     pub produce_errors: IntCounterVec,
     /// 1 when the pipeline is consuming and its dependencies answer.
@@ -181,6 +184,12 @@ impl Metrics {
             ),
             active_rules: gauge_vec("nbo_active_rules", "Rules in force", &["kind"]),
             ruleset_version: int_gauge("nbo_ruleset_version", "Version of the rule set in force"),
+            rule_changes: counter(
+                r,
+                "nbo_rule_changes_total",
+                "Rule documents read from the rules topic, by result",
+                &["result"],
+            ),
             produce_errors: counter(
                 r,
                 "nbo_produce_errors_total",
