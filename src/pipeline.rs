@@ -270,7 +270,9 @@ pub async fn run(
     consumer.unsubscribe();
     if let Some(task) = rules_task {
         // The watcher stops on the shutdown signal; after a worker failure it is stopped here.
+        // Awaited, so its consumer is closed before the caller tears the broker down.
         task.abort();
+        let _ = task.await;
     }
     match failure {
         Some(e) => Err(e),
