@@ -89,9 +89,56 @@ pub fn propensity(
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Why an offer may not go out, or `Ok(channel)` to send it on. Checks run in the contract's order:
-/// contact policy (cooldown, frequency, decline, complaint quiet period, recent risk) → consent →
-/// control group. The first check that fails names the outcome and a reason in plain words.
+/// Whether this offer, for this customer, is held back whatever else is eligible: the offer's
+/// own cooldown, or a decline of its product family within the suppression period. Checked for
+/// each eligible offer *before* arbitration, so an offer in its cooldown does not block the next
+/// best one.
+pub fn offer_blocked(
+    rule: &OfferRule,
+    state: &CustomerState,
+    at: i64,
+    policy: &Policy,
+) -> Result<(), (DecisionOutcome, String)> {
+    let mut last_same = None::<i64>;
+    let mut declined = None::<i64>;
+    for c in &state.contacts {
+        if c.rule_id == rule.head.id {
+            last_same = Some(last_same.map_or(c.at, |l| l.max(c.at)));
+        }
+        if c.product == rule.product {
+            if let Some(d) = c.declined_at() {
+                declined = Some(declined.map_or(d, |l| l.max(d)));
+            }
+        }
+    }
+    if let Some(last) = last_same {
+        if at - last < rule.cooldown_ms {
+            return Err((
+                DecisionOutcome::SuppressedCooldown,
+                format!("same offer made {} ago", days(at - last)),
+            ));
+        }
+    }
+    if let Some(d) = declined {
+        if at - d < policy.decline_suppression_ms {
+            return Err((
+                DecisionOutcome::SuppressedContactPolicy,
+                format!(
+                    "declined an offer of {} {} ago",
+                    rule.product.as_str(),
+                    days(at - d)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why the chosen offer may not go out, or `Ok(channel)` to send it on. Checks run in the
+/// contract's order: contact policy ([`offer_blocked`], then the customer's frequency cap, the
+/// quiet period after a complaint or negative post, a recent HIGH or CRITICAL alert) → consent
+/// and a permitted channel → control group. The first check that fails names the outcome and a
+/// reason in plain words.
 pub fn admit(
     rule: &OfferRule,
     state: &CustomerState,
@@ -99,7 +146,8 @@ pub fn admit(
     at: i64,
     policy: &Policy,
 ) -> Result<ContactChannel, (DecisionOutcome, String)> {
-    contact_policy(rule, state, at, policy)?;
+    offer_blocked(rule, state, at, policy)?;
+    contact_policy(state, at, policy)?;
     let profile = match &state.profile {
         Some(p) if p.consent_marketing => p,
         Some(_) => {
@@ -144,61 +192,29 @@ fn days(ms: i64) -> String {
     }
 }
 
-/// The contact-policy checks alone.
+/// The customer-level contact policy: frequency cap, quiet periods, recent risk.
 fn contact_policy(
-    rule: &OfferRule,
     state: &CustomerState,
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
-    let mut last_same = None::<i64>;
-    let mut recent = 0usize;
-    let mut declined = None::<i64>;
-    for c in &state.contacts {
-        if c.rule_id == rule.head.id {
-            last_same = Some(last_same.map_or(c.at, |l| l.max(c.at)));
-        }
-        if at - c.at < policy.contact_period_ms {
-            recent += 1;
-        }
-        if c.product == rule.product {
-            if let Some(d) = c.declined_at() {
-                declined = Some(declined.map_or(d, |l| l.max(d)));
-            }
-        }
-    }
-    if let Some(last) = last_same {
-        if at - last < rule.cooldown_ms {
-            return Err((
-                DecisionOutcome::SuppressedCooldown,
-                format!("same offer made {} ago", days(at - last)),
-            ));
-        }
-    }
+    let recent = state
+        .contacts
+        .iter()
+        .filter(|c| at - c.at < policy.contact_period_ms)
+        .count();
     if recent >= policy.max_offers_per_period as usize {
         return Err((
             DecisionOutcome::SuppressedContactPolicy,
             format!("{recent} offers already in the contact period"),
         ));
     }
-    if let Some(d) = declined {
-        if at - d < policy.decline_suppression_ms {
-            return Err((
-                DecisionOutcome::SuppressedContactPolicy,
-                format!(
-                    "declined a {} offer {} ago",
-                    rule.product.as_str(),
-                    days(at - d)
-                ),
-            ));
-        }
-    }
     for (when, what) in [
         (state.last_complaint_at, "complaint"),
         (state.last_negative_social_at, "negative social post"),
     ] {
         if let Some(t) = when {
-            if at - t < policy.complaint_quiet_ms && at >= t {
+            if at >= t && at - t < policy.complaint_quiet_ms {
                 return Err((
                     DecisionOutcome::SuppressedContactPolicy,
                     format!("quiet period: {what} {} ago", days(at - t)),
@@ -335,7 +351,7 @@ mod tests {
         );
         let why = admit(&other_card, &s, "C1", at, &policy()).unwrap_err().1;
         assert!(
-            why.contains("declined a CREDIT_CARD offer 39 d ago"),
+            why.contains("declined an offer of CREDIT_CARD 39 d ago"),
             "{why}"
         );
     }

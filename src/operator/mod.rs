@@ -471,17 +471,21 @@ impl Operator {
                 values.get(self, state, slot).unwrap_or(0.0)
             });
             let score = p * rule.value * rule.weight;
-            if rule.head.state == RuleState::Shadow {
+            // Shadow rules and offers held back for this customer (own cooldown, declined
+            // product) are audited here and do not enter arbitration.
+            let held = if rule.head.state == RuleState::Shadow {
+                Some((
+                    DecisionOutcome::Shadow,
+                    format!("shadow rule: eligible with score {score:.3}"),
+                ))
+            } else {
+                decision::offer_blocked(rule, state, at, &self.policy).err()
+            };
+            if let Some((outcome, why)) = held {
                 let features = self.used_features(&rule.head, &mut values, state);
                 let mut reasons: Reasons = rule.head.condition.terms().to_vec();
-                reasons.push(format!("shadow rule: eligible with score {score:.3}").into());
-                out.push(audit(
-                    &rule.head,
-                    DecisionOutcome::Shadow,
-                    None,
-                    reasons,
-                    features,
-                ));
+                reasons.push(why.into());
+                out.push(audit(&rule.head, outcome, None, reasons, features));
                 continue;
             }
             candidates.push((score, rule));
