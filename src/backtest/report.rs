@@ -119,7 +119,8 @@ pub struct Results {
     pub decisions_by_rule: BTreeMap<String, Counts>,
     /// Decisions per outcome.
     pub decisions_by_outcome: Counts,
-    /// Suppressed decisions per reason (the policy that suppressed them, in words).
+    /// Suppressed decisions per reason: the policy that suppressed them, in words, numbers
+    /// replaced by `N` ("same offer made N h ago").
     pub suppressions_by_reason: Counts,
     /// The first decision of each rule and outcome, in file order, up to the sample count.
     pub samples: Vec<SampleDecision>,
@@ -145,6 +146,25 @@ fn suppressed(outcome: DecisionOutcome) -> bool {
             | DecisionOutcome::SuppressedCooldown
             | DecisionOutcome::SuppressedRisk
     )
+}
+
+/// A suppression reason with its numbers replaced by `N` ("same offer made N h ago"), so that
+/// reasons group by the policy, not by the values of each case.
+fn reason_kind(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
 }
 
 /// Builds [`Results`] as records are read and decided.
@@ -212,7 +232,7 @@ impl Tally {
         }
         if suppressed(audit.outcome) {
             let why = audit.reasons.last().map_or("(no reason given)", |r| &**r);
-            bump(&mut r.suppressions_by_reason, why, 1);
+            bump(&mut r.suppressions_by_reason, &reason_kind(why), 1);
         }
         if r.samples.len() < self.samples
             && self.sampled.insert((audit.rule_id.clone(), audit.outcome))
@@ -327,4 +347,22 @@ fn section(f: &mut std::fmt::Formatter<'_>, title: &str, counts: &Counts) -> std
         writeln!(f, "  {k:<52} {n:>9}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_kind;
+
+    #[test]
+    fn reasons_group_by_policy_not_by_number() {
+        assert_eq!(
+            reason_kind("same offer made 12 h ago"),
+            "same offer made N h ago"
+        );
+        assert_eq!(
+            reason_kind("held out (5% control group)"),
+            "held out (N% control group)"
+        );
+        assert_eq!(reason_kind("no marketing consent"), "no marketing consent");
+    }
 }
