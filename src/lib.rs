@@ -20,7 +20,12 @@
 //! ```
 //!
 //! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` only parses the CLI.
+//!
+//! Off the data path: `generator` (synthetic customers, to topics or, through `recorded`, to an
+//! Avro or JSON-lines file), `demo` (everything in one process) and `backtest` (a recorded file
+//! replayed through the same operator, with a report of what the rules would have decided).
 
+pub mod backtest;
 pub mod codec;
 pub mod config;
 pub mod decision;
@@ -31,6 +36,7 @@ pub mod generator;
 pub mod operator;
 pub mod output;
 pub mod pipeline;
+pub mod recorded;
 pub mod rules;
 pub mod sink;
 pub mod source;

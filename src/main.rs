@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use nbo_stream::config::{Settings, StateBackend, TelemetrySettings};
-use nbo_stream::{codec, demo, generator, pipeline, source, state, telemetry, topics};
+use nbo_stream::{
+    backtest, codec, demo, generator, pipeline, recorded, source, state, telemetry, topics,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,19 +59,27 @@ enum Command {
         #[arg(long, default_value_t = 0.002)]
         malformed_rate: f64,
     },
-    /// Produce synthetic bank-customer events (Avro) to every input topic.
+    /// Produce synthetic bank-customer events (Avro) to every input topic, or with --out write the
+    /// same stream to a file (Avro container or JSON lines) for `backtest`.
     Generate {
-        /// Bootstrap servers.
+        /// Bootstrap servers (not with --out).
+        #[arg(long, required_unless_present = "out", conflicts_with = "out")]
+        brokers: Option<String>,
+        /// Write the records to this file instead of Kafka (no broker needed); the format follows
+        /// the extension (.avro, .jsonl) unless --format says otherwise.
         #[arg(long)]
-        brokers: String,
+        out: Option<PathBuf>,
+        /// Format of --out: an Avro object container file, or JSON lines.
+        #[arg(long, value_enum, requires = "out")]
+        format: Option<FileFormat>,
         /// Synthetic customers.
         #[arg(long, default_value_t = 10_000)]
         customers: u32,
-        /// Records per second (0 = as fast as the broker takes them).
-        #[arg(long, default_value_t = 1_000)]
-        rate: u64,
-        /// Stop after this long (e.g. 60s, 10m).
-        #[arg(long, conflicts_with = "events", value_parser = humantime::parse_duration)]
+        /// Records per second (0 = as fast as the broker takes them); default 1000. Kafka only.
+        #[arg(long, conflicts_with = "out")]
+        rate: Option<u64>,
+        /// Stop after this long (e.g. 60s, 10m). Kafka only: a file takes --events.
+        #[arg(long, conflicts_with_all = ["events", "out"], value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
         /// Stop after this many records.
         #[arg(long)]
@@ -82,12 +92,33 @@ enum Command {
         /// never pass the wall clock.
         #[arg(long)]
         start_ms: Option<i64>,
-        /// Fraction of records replaced by malformed bytes.
+        /// Fraction of records replaced by malformed bytes. Kafka only.
         #[arg(long, default_value_t = 0.0)]
         malformed_rate: f64,
-        /// Optional config file for topic names and Kafka security settings.
-        #[arg(long)]
+        /// Optional config file for topic names and Kafka security settings. Kafka only.
+        #[arg(long, conflicts_with = "out")]
         config: Option<PathBuf>,
+    },
+    /// Replay recorded events (a file from `generate --out`: Avro container or JSON lines)
+    /// through the same features, rules and decisioning as `run`, with in-memory state, and
+    /// report what the rules would have decided.
+    Backtest {
+        /// The recorded events (format detected from the content).
+        #[arg(long)]
+        events: PathBuf,
+        /// Rule documents to replay instead of the built-in rules (not supported yet).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Configuration: features file, operator and contact policy, codec limits; NBO_*
+        /// variables override it. Default: the built-in defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Sample decisions to show (the first of each rule and outcome).
+        #[arg(long, default_value_t = 5)]
+        samples: usize,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Topic administration.
     Topics {
@@ -130,6 +161,24 @@ enum RulesCommand {
         #[arg(long = "delete", value_name = "RULE_ID")]
         delete: Vec<String>,
     },
+}
+
+/// Format of `generate --out`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FileFormat {
+    /// Avro object container file (schema: union of the input records).
+    Avro,
+    /// JSON lines: {"type":"bank.nbo.<Record>","record":{...}} per line.
+    Jsonl,
+}
+
+impl From<FileFormat> for recorded::Format {
+    fn from(f: FileFormat) -> Self {
+        match f {
+            FileFormat::Avro => recorded::Format::Avro,
+            FileFormat::Jsonl => recorded::Format::Jsonl,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -259,6 +308,44 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Generate {
+            out: Some(path),
+            format,
+            customers,
+            events,
+            seed,
+            start_ms,
+            malformed_rate,
+            ..
+        } => {
+            if malformed_rate > 0.0 {
+                bail!("--malformed-rate is for Kafka only: a recorded file holds valid records (corrupt a copy by hand to exercise dead records)");
+            }
+            let events = events.context("give --events (e.g. 1000000) with --out")?;
+            let format = generator::file::format_for(&path, format.map(Into::into))
+                .map_err(anyhow::Error::msg)?;
+            let limit = generator::Limit::Events(events);
+            let options = generator::file::FileOptions {
+                path: path.clone(),
+                format,
+                customers,
+                events,
+                seed,
+                start_ms: start_ms.unwrap_or_else(|| default_start(customers, 0, limit)),
+                clock_cap_ms: Some(now_ms()),
+                progress: true,
+            };
+            let written =
+                tokio::task::block_in_place(|| generator::file::generate_to_file(&options))?;
+            println!("start_ms={} seed={seed}", options.start_ms);
+            print!("{}", written.summary);
+            println!(
+                "wrote {} ({}, {} bytes)",
+                path.display(),
+                format.as_str(),
+                written.bytes
+            );
+        }
+        Command::Generate {
             brokers,
             customers,
             rate,
@@ -268,7 +355,10 @@ async fn run(cli: Cli) -> Result<()> {
             start_ms,
             malformed_rate,
             config,
+            ..
         } => {
+            let brokers = brokers.context("give --brokers, or --out FILE to write a file")?;
+            let rate = rate.unwrap_or(1_000);
             let mut settings = match config {
                 Some(path) => Settings::load(Some(&path))?,
                 None => Settings::default(),
@@ -306,6 +396,28 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Backtest {
+            events,
+            rules,
+            config,
+            samples,
+            json,
+        } => {
+            let settings = load_lenient(config.as_deref())?;
+            let options = backtest::BacktestOptions {
+                events,
+                rules,
+                samples,
+                now_ms: now_ms(),
+                progress: true,
+            };
+            let report = tokio::task::block_in_place(|| backtest::run(&settings, &options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
         Command::Topics {
             command:
                 TopicsCommand::Create {
@@ -314,7 +426,7 @@ async fn run(cli: Cli) -> Result<()> {
                     partitions,
                 },
         } => {
-            let settings = load_lenient(&config)?;
+            let settings = load_lenient(Some(&config))?;
             telemetry::init_logs(&settings.telemetry);
             let mut specs = match specs {
                 Some(dir) => topics::load_dir(&dir)?,
@@ -441,12 +553,13 @@ fn default_start(customers: u32, rate: u64, limit: generator::Limit) -> i64 {
     start - start.rem_euclid(3_600_000)
 }
 
-/// Topic administration needs no customer-key secret: validate everything else.
-fn load_lenient(path: &std::path::Path) -> Result<Settings> {
+/// Topic administration and backtests touch no Redis key, so need no customer-key secret:
+/// validate everything else.
+fn load_lenient(path: Option<&std::path::Path>) -> Result<Settings> {
     if std::env::var_os("NBO_CUSTOMER_KEY_SECRET").is_none() {
-        std::env::set_var("NBO_CUSTOMER_KEY_SECRET", "unused-by-topic-administration");
+        std::env::set_var("NBO_CUSTOMER_KEY_SECRET", "unused-without-redis-access");
     }
-    Ok(Settings::load(Some(path))?)
+    Ok(Settings::load(path)?)
 }
 
 async fn shutdown_signal() {

@@ -211,6 +211,36 @@ impl Codec {
             .map_err(|e| EncodeError(format!("{record}: {e}")))
     }
 
+    /// Decodes one plain Avro datum of `kind` from the front of `bytes` (records in an Avro
+    /// container file sit back to back) and returns the event with the number of bytes it took.
+    /// Fields are not validated: call [`Codec::check_recorded`] next.
+    pub fn decode_datum_prefix(
+        &self,
+        kind: EventKind,
+        bytes: &[u8],
+    ) -> Result<(Event, usize), DecodeError> {
+        let schema = &self.decoders[kind.index()].schema;
+        let (event, rest) = match kind {
+            EventKind::Transaction => prefix(bytes, schema, Event::Transaction)?,
+            EventKind::Clickstream => prefix(bytes, schema, Event::Clickstream)?,
+            EventKind::App => prefix(bytes, schema, Event::App)?,
+            EventKind::Social => prefix(bytes, schema, Event::Social)?,
+            EventKind::Feedback => prefix(bytes, schema, Event::Feedback)?,
+            EventKind::Partner => prefix(bytes, schema, Event::Partner)?,
+            EventKind::Profile => prefix(bytes, schema, Event::Profile)?,
+            EventKind::OfferResponse => prefix(bytes, schema, Event::OfferResponse)?,
+            EventKind::Erasure => prefix(bytes, schema, Event::Erasure)?,
+        };
+        Ok((event, bytes.len() - rest))
+    }
+
+    /// Validates a recorded event (read from a file rather than a topic) as [`Codec::decode`]
+    /// validates a consumed one. A recorded event has no Kafka key: its customer id stands for it.
+    pub fn check_recorded(&self, event: &Event, now_ms: i64) -> Result<(), DecodeError> {
+        let key = event.customer_id().as_bytes();
+        crate::codec::validate::check(event, Some(key), now_ms, &self.validation)
+    }
+
     /// The framing the decoder expects for `kind`.
     pub fn input_framing(&self, kind: EventKind) -> Framing {
         self.decoders[kind.index()].framing
@@ -257,6 +287,24 @@ fn datum<T: DeserializeOwned>(body: &[u8], schema: &Schema) -> Result<T, DecodeE
         return Err(DecodeError::TrailingBytes(trailing));
     }
     Ok(value)
+}
+
+/// Deserializes one datum from the front of `body`; returns it (wrapped) and the bytes left over.
+fn prefix<T: DeserializeOwned>(
+    body: &[u8],
+    schema: &Schema,
+    wrap: impl FnOnce(T) -> Event,
+) -> Result<(Event, usize), DecodeError> {
+    use serde_avro_fast::de::{read::SliceRead, DeserializerConfig, DeserializerState};
+    use std::io::BufRead;
+    let mut config = DeserializerConfig::new(schema);
+    config.max_seq_size = MAX_SEQ_LEN;
+    let mut state = DeserializerState::with_config(SliceRead::new(body), config);
+    let value =
+        T::deserialize(state.deserializer()).map_err(|e| DecodeError::Avro(e.to_string()))?;
+    // The remainder of an in-memory slice is always available; an error would mean no bytes.
+    let rest = state.into_reader().fill_buf().map_or(0, |r| r.len());
+    Ok((wrap(value), rest))
 }
 
 mod validate;

@@ -2,6 +2,7 @@
 //! rate, with a progress bar and a closing summary. Also the load generator for benchmarks: it
 //! encodes with the pipeline's own codec and produces with a threaded, batching producer.
 
+pub mod file;
 pub mod personas;
 
 use crate::codec::{Codec, Framing};

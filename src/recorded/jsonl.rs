@@ -1,0 +1,204 @@
+//! JSON lines: one `{"type":"bank.nbo.<Record>","record":{...}}` object per line. The record's
+//! fields are those of its Avro schema, enum symbols as strings, nullable fields as `null` or the
+//! value, times as epoch milliseconds. Blank lines are skipped; any other line that does not parse
+//! or validate is a [`DeadRecord`] naming its line.
+
+use super::{DeadRecord, Record, RecordedError};
+use crate::codec::Codec;
+use crate::event::*;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// One line: the record's type (its Avro full name) and the record.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", content = "record")]
+enum Line {
+    #[serde(rename = "bank.nbo.TransactionEvent")]
+    Transaction(TransactionEvent),
+    #[serde(rename = "bank.nbo.ClickstreamEvent")]
+    Clickstream(ClickstreamEvent),
+    #[serde(rename = "bank.nbo.AppEvent")]
+    App(AppEvent),
+    #[serde(rename = "bank.nbo.SocialEvent")]
+    Social(SocialEvent),
+    #[serde(rename = "bank.nbo.FeedbackEvent")]
+    Feedback(FeedbackEvent),
+    #[serde(rename = "bank.nbo.PartnerEvent")]
+    Partner(PartnerEvent),
+    #[serde(rename = "bank.nbo.CustomerProfile")]
+    Profile(CustomerProfile),
+    #[serde(rename = "bank.nbo.OfferResponse")]
+    OfferResponse(OfferResponse),
+    #[serde(rename = "bank.nbo.ErasureRequest")]
+    Erasure(ErasureRequest),
+}
+
+/// The same line, borrowed, for writing without a copy.
+#[derive(Serialize)]
+#[serde(tag = "type", content = "record")]
+enum LineRef<'a> {
+    #[serde(rename = "bank.nbo.TransactionEvent")]
+    Transaction(&'a TransactionEvent),
+    #[serde(rename = "bank.nbo.ClickstreamEvent")]
+    Clickstream(&'a ClickstreamEvent),
+    #[serde(rename = "bank.nbo.AppEvent")]
+    App(&'a AppEvent),
+    #[serde(rename = "bank.nbo.SocialEvent")]
+    Social(&'a SocialEvent),
+    #[serde(rename = "bank.nbo.FeedbackEvent")]
+    Feedback(&'a FeedbackEvent),
+    #[serde(rename = "bank.nbo.PartnerEvent")]
+    Partner(&'a PartnerEvent),
+    #[serde(rename = "bank.nbo.CustomerProfile")]
+    Profile(&'a CustomerProfile),
+    #[serde(rename = "bank.nbo.OfferResponse")]
+    OfferResponse(&'a OfferResponse),
+    #[serde(rename = "bank.nbo.ErasureRequest")]
+    Erasure(&'a ErasureRequest),
+}
+
+impl<'a> From<&'a Event> for LineRef<'a> {
+    fn from(event: &'a Event) -> Self {
+        match event {
+            Event::Transaction(e) => LineRef::Transaction(e),
+            Event::Clickstream(e) => LineRef::Clickstream(e),
+            Event::App(e) => LineRef::App(e),
+            Event::Social(e) => LineRef::Social(e),
+            Event::Feedback(e) => LineRef::Feedback(e),
+            Event::Partner(e) => LineRef::Partner(e),
+            Event::Profile(e) => LineRef::Profile(e),
+            Event::OfferResponse(e) => LineRef::OfferResponse(e),
+            Event::Erasure(e) => LineRef::Erasure(e),
+        }
+    }
+}
+
+impl From<Line> for Event {
+    fn from(line: Line) -> Self {
+        match line {
+            Line::Transaction(e) => Event::Transaction(e),
+            Line::Clickstream(e) => Event::Clickstream(e),
+            Line::App(e) => Event::App(e),
+            Line::Social(e) => Event::Social(e),
+            Line::Feedback(e) => Event::Feedback(e),
+            Line::Partner(e) => Event::Partner(e),
+            Line::Profile(e) => Event::Profile(e),
+            Line::OfferResponse(e) => Event::OfferResponse(e),
+            Line::Erasure(e) => Event::Erasure(e),
+        }
+    }
+}
+
+/// One event as a JSON line (without the newline).
+pub fn to_line(event: &Event) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&LineRef::from(event))
+}
+
+/// Writes JSON lines.
+pub struct JsonlWriter {
+    path: PathBuf,
+    out: BufWriter<std::fs::File>,
+}
+
+impl JsonlWriter {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> Result<Self, RecordedError> {
+        let file = std::fs::File::create(path).map_err(|e| RecordedError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+        })
+    }
+
+    /// Appends one event as a line.
+    pub fn write(&mut self, event: &Event) -> Result<(), RecordedError> {
+        serde_json::to_writer(&mut self.out, &LineRef::from(event)).map_err(|e| {
+            RecordedError::Write {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| RecordedError::io(&self.path, e))
+    }
+
+    /// Flushes to disk; returns the file size.
+    pub fn finish(self) -> Result<u64, RecordedError> {
+        let path = self.path;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| RecordedError::io(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| RecordedError::io(&path, e))?;
+        let meta = file.metadata().map_err(|e| RecordedError::io(&path, e))?;
+        Ok(meta.len())
+    }
+}
+
+/// Reads JSON lines.
+pub struct JsonlReader {
+    path: PathBuf,
+    input: BufReader<std::fs::File>,
+    line: Vec<u8>,
+    line_no: u64,
+    bytes: u64,
+    now_ms: i64,
+}
+
+impl JsonlReader {
+    /// Opens `path`; `now_ms` bounds event times as the pipeline's clock does.
+    pub fn open(path: &Path, _codec: &Codec, now_ms: i64) -> Result<Self, RecordedError> {
+        let file = std::fs::File::open(path).map_err(|e| RecordedError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            input: BufReader::with_capacity(1 << 16, file),
+            line: Vec::with_capacity(512),
+            line_no: 0,
+            bytes: 0,
+            now_ms,
+        })
+    }
+
+    /// Bytes consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The next record, `None` at the end of the file.
+    pub fn next_record(&mut self, codec: &Codec) -> Option<Result<Record, RecordedError>> {
+        loop {
+            self.line.clear();
+            match self.input.read_until(b'\n', &mut self.line) {
+                Ok(0) => return None,
+                Ok(n) => self.bytes += n as u64,
+                Err(e) => return Some(Err(RecordedError::io(&self.path, e))),
+            }
+            self.line_no += 1;
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some(Ok(self.parse(codec)));
+        }
+    }
+
+    fn parse(&self, codec: &Codec) -> Record {
+        let dead = |reason: &'static str, detail: String| {
+            Record::Dead(DeadRecord {
+                count: 1,
+                reason,
+                position: format!("line {}", self.line_no),
+                detail,
+            })
+        };
+        let event = match serde_json::from_slice::<Line>(&self.line) {
+            Ok(line) => Event::from(line),
+            Err(e) => return dead("json", e.to_string()),
+        };
+        match codec.check_recorded(&event, self.now_ms) {
+            Ok(()) => Record::Event(event),
+            Err(e) => dead(e.kind(), e.to_string()),
+        }
+    }
+}
