@@ -106,7 +106,7 @@ enum Command {
         /// The recorded events (format detected from the content).
         #[arg(long)]
         events: PathBuf,
-        /// Rule documents to replay instead of the built-in rules (not supported yet).
+        /// Rule documents (a file or a folder) to replay instead of the built-in starter rules.
         #[arg(long)]
         rules: Option<PathBuf>,
         /// Configuration: features file, operator and contact policy, codec limits; NBO_*
@@ -489,10 +489,7 @@ async fn rules_command(command: RulesCommand) -> Result<()> {
         RulesCommand::Check { path, config } => (Some(path), config.clone()),
         RulesCommand::Publish { path, config, .. } => (path.as_ref(), Some(config.clone())),
     };
-    let settings = match &config {
-        Some(c) => load_lenient(c)?,
-        None => Settings::default(),
-    };
+    let settings = load_lenient(config.as_deref())?;
     telemetry::init_logs(&settings.telemetry);
     let features = settings.features.load()?;
     let checked = match path {

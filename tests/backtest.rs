@@ -4,7 +4,6 @@
 //! No broker, no Redis.
 
 use nbo_stream::backtest::{self, report::BacktestReport, BacktestOptions};
-use nbo_stream::codec::Codec;
 use nbo_stream::config::Settings;
 use nbo_stream::event::Event;
 use nbo_stream::generator::file::{generate_to_file, FileOptions};
@@ -181,17 +180,43 @@ fn damaged_records_are_counted_dead_and_the_replay_goes_on() {
 }
 
 #[test]
-fn rule_documents_are_refused_clearly_for_now() {
+fn rule_documents_replay_what_they_say_and_broken_ones_are_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let jsonl = dir.path().join("e.jsonl");
-    std::fs::write(&jsonl, "").unwrap();
-    let mut o = options(&jsonl);
-    o.rules = Some(dir.path().join("rules"));
+    let file = dir.path().join("e.avro");
+    record(&file, Format::Avro);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    // The starter card offer, in shadow: audited as SHADOW, never offered.
+    let (_, card) = nbo_stream::rules::load::STARTER
+        .iter()
+        .find(|(p, _)| p.ends_with("credit-card-heavy-debit.toml"))
+        .unwrap();
+    let shadow = card.replace("version = 1", "version = 2\nstate = \"shadow\"");
+    std::fs::write(rules.join("card.toml"), &shadow).unwrap();
+    let mut o = options(&file);
+    o.rules = Some(rules.clone());
+    let report = backtest::run(&Settings::default(), &o).unwrap();
+    let outcomes = &report.results.decisions_by_rule["offer-credit-card-heavy-debit"];
+    assert!(
+        outcomes.get("SHADOW").copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
+    assert!(!outcomes.contains_key("OFFERED"), "{outcomes:?}");
+    assert_eq!(report.results.offers, 0, "only the shadow rule is loaded");
+
+    std::fs::write(
+        rules.join("card.toml"),
+        shadow.replace("features.credit_card_txn_count_30d", "features.credit_txns"),
+    )
+    .unwrap();
     let err = backtest::run(&Settings::default(), &o)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not supported yet"), "{err}");
-    let _ = Codec::with_defaults().unwrap();
+    assert!(
+        err.contains("rule offer-credit-card-heavy-debit: condition, line")
+            && err.contains("credit_txns"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -56,18 +56,11 @@ pub enum BacktestError {
     Recorded(#[from] RecordedError),
 }
 
-/// The rule set to replay: the built-in starter rules, or (later) the rule documents at `path`.
-///
-/// The one place that knows where rules come from, so that the rule-document loader replaces
-/// this body and nothing else.
+/// The rule set to replay: the rule documents at `path` (a file or a folder), or the built-in
+/// starter rules. Every error is reported, with rule id and position.
 pub fn load_rules(path: Option<&Path>, features: &FeatureSet) -> Result<RuleSet, BacktestError> {
-    match path {
-        None => crate::rules::builtin::starter(features).map_err(|e| BacktestError::Rules(e.to_string())),
-        Some(path) => Err(BacktestError::Rules(format!(
-            "{}: rule documents are not supported yet; leave out --rules to replay the built-in rules",
-            path.display()
-        ))),
-    }
+    crate::rules::load::rule_set(path, features)
+        .map_err(|errors| BacktestError::Rules(crate::rules::load::describe(&errors)))
 }
 
 /// Builds the operator from `settings` (features, operator policy, control group) and the rules,
