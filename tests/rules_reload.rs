@@ -1,0 +1,238 @@
+//! Hot reload through the broker: a rule published to the rules topic takes effect in a running
+//! pipeline within 2 s, without a restart; a broken document is rejected (audited) and the version
+//! in force keeps deciding; a new valid version (here: shadow) replaces it.
+
+mod common;
+
+use common::*;
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::StateBackend;
+use nbo_stream::event::*;
+use nbo_stream::generator::encode_event;
+use nbo_stream::output::{DecisionAudit, NextBestOffer};
+use nbo_stream::rules::publish::{self, Publication};
+use nbo_stream::state::memory::MemoryStore;
+use nbo_stream::telemetry::metrics;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RULE: &str = r#"
+id = "offer-electronics-insurance"
+version = 1
+description = "Gadget insurance after a partner reports an electronics purchase"
+triggers = ["PartnerEvent"]
+condition = "event.category == 'ELECTRONICS' && event.amount_minor >= 20000"
+[offer]
+offer_code = "GADGET-01"
+product = "INSURANCE"
+value = 80.0
+channels = ["EMAIL"]
+cooldown = "30d"
+propensity = { intercept = 0.0 }
+"#;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+struct Input {
+    producer: FutureProducer,
+    codec: Codec,
+    settings: nbo_stream::config::Settings,
+}
+
+impl Input {
+    async fn send(&self, event: Event) {
+        let topic = self.settings.topics.inputs()[event.kind().index()];
+        let payload = encode_event(&self.codec, &event, Framing::Confluent).unwrap();
+        let record = FutureRecord::to(topic)
+            .key(event.customer_id())
+            .payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+
+    async fn raw_rule(&self, key: &str, value: &str) -> i64 {
+        let record = FutureRecord::to(&self.settings.topics.rules)
+            .key(key)
+            .payload(value);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .offset
+    }
+
+    async fn profile(&self, id: &str) {
+        self.send(Event::Profile(CustomerProfile {
+            customer_id: id.into(),
+            updated_at: now_ms() - 60_000,
+            lifecycle_stage: LifecycleStage::Mature,
+            segment: "MASS".into(),
+            credit_score: Some(700),
+            consent_marketing: true,
+            consent_profiling: true,
+            contact_channels: vec![ContactChannel::Email],
+        }))
+        .await;
+    }
+
+    async fn purchase(&self, id: &str, n: u32) {
+        self.send(Event::Partner(PartnerEvent {
+            event_id: format!("P-{id}-{n}").into(),
+            customer_id: id.into(),
+            event_time: now_ms(),
+            partner: "GadgetShop".into(),
+            category: "ELECTRONICS".into(),
+            amount_minor: 45_000,
+            currency: "EUR".into(),
+        }))
+        .await;
+    }
+}
+
+/// Waits until the pipeline runs the rule set at `version`; returns how long that took.
+async fn installed(version: i64, since: Instant) -> Duration {
+    let ok = wait_for(Duration::from_secs(10), || {
+        metrics().ruleset_version.get() == version
+    })
+    .await;
+    assert!(
+        ok,
+        "rule set {version} not installed (at {})",
+        metrics().ruleset_version.get()
+    );
+    since.elapsed()
+}
+
+fn audits(brokers: &str, topic: &str, min: usize) -> Vec<DecisionAudit> {
+    outputs(brokers, topic, "DecisionAudit", min)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_rules_take_effect_without_restart_and_broken_ones_change_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let settings = test_settings(&brokers, StateBackend::Memory);
+    for topic in settings.topics.all() {
+        let partitions = if topic == settings.topics.rules { 1 } else { 2 };
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    let health = nbo_stream::telemetry::http::Health::default();
+    let deps = nbo_stream::pipeline::Dependencies {
+        store: Arc::new(MemoryStore::new()),
+        health: health.clone(),
+        progress: Arc::default(),
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let run_settings = settings.clone();
+    let pipeline =
+        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
+    assert!(wait_for(Duration::from_secs(30), || health.is_ready()).await);
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    let input = Input {
+        producer: client.create().unwrap(),
+        codec: Codec::with_defaults().unwrap(),
+        settings: settings.clone(),
+    };
+    for id in ["C1", "C2", "C3"] {
+        input.profile(id).await;
+    }
+
+    // 1. Publish a new rule the way `rules publish` does: checked, then sent.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gadget.toml"), RULE).unwrap();
+    let features = settings.features.load().unwrap();
+    let checked = publish::check(dir.path(), &features).unwrap();
+    let items: Vec<Publication> = checked
+        .into_iter()
+        .map(|c| Publication::Document(Box::new(c)))
+        .collect();
+    let sent = publish::publish(&client, &settings.topics.rules, &items)
+        .await
+        .unwrap();
+    let took = installed(sent[0].2 + 1, Instant::now()).await;
+    eprintln!("hot reload: installed {took:?} after the publish was acknowledged");
+    assert!(took < Duration::from_secs(2), "hot reload took {took:?}");
+    input.purchase("C1", 1).await;
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 1);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(
+        (
+            offers[0].rule_id.as_str(),
+            offers[0].rule_version,
+            offers[0].customer_id.as_str()
+        ),
+        ("offer-electronics-insurance", 1, "C1")
+    );
+
+    // 2. A broken version is rejected and audited; version 1 keeps deciding.
+    let broken = RULE
+        .replace("version = 1", "version = 2")
+        .replace("&& event.amount_minor >= 20000", "&& event.amount_minor >=");
+    let offset = input.raw_rule("offer-electronics-insurance", &broken).await;
+    let mut rejected = Vec::new();
+    wait_for(Duration::from_secs(15), || {
+        rejected = audits(&brokers, &settings.topics.decisions_audit, 1)
+            .into_iter()
+            .filter(|a| a.outcome == DecisionOutcome::RuleRejected)
+            .collect();
+        !rejected.is_empty()
+    })
+    .await;
+    assert_eq!(rejected.len(), 1, "one rejection audited");
+    assert!(
+        rejected[0].reasons[0].contains("condition, line"),
+        "{:?}",
+        rejected[0].reasons
+    );
+    assert_eq!(
+        rejected[0].trigger_event_id,
+        format!("rules-topic:0:{offset}")
+    );
+    assert_eq!(
+        metrics().ruleset_version.get(),
+        sent[0].2 + 1,
+        "set unchanged"
+    );
+    input.purchase("C2", 1).await;
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 2);
+    let c2 = offers
+        .iter()
+        .find(|o| o.customer_id == "C2")
+        .expect("offer to C2");
+    assert_eq!(c2.rule_version, 1, "the old version still runs");
+
+    // 3. A valid new version (shadow) replaces it: evaluated and audited, nothing sent.
+    let shadow = RULE.replace("version = 1", "version = 3\nstate = \"shadow\"");
+    let since = Instant::now();
+    let offset = input.raw_rule("offer-electronics-insurance", &shadow).await;
+    let took = installed(offset + 1, since).await;
+    eprintln!("hot reload: installed {took:?} after the publish was acknowledged");
+    assert!(took < Duration::from_secs(2), "hot reload took {took:?}");
+    input.purchase("C3", 1).await;
+    let ok = wait_for(Duration::from_secs(15), || {
+        audits(&brokers, &settings.topics.decisions_audit, 1)
+            .iter()
+            .any(|a| {
+                a.customer_id == "C3" && a.outcome == DecisionOutcome::Shadow && a.rule_version == 3
+            })
+    })
+    .await;
+    assert!(ok, "no SHADOW audit for C3");
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 2);
+    assert!(
+        offers.iter().all(|o| o.customer_id != "C3"),
+        "a shadow rule sent an offer"
+    );
+
+    stop.send(true).unwrap();
+    pipeline.await.unwrap().expect("pipeline stopped cleanly");
+}
