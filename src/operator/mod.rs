@@ -341,11 +341,13 @@ impl Operator {
         used
     }
 
-    /// Alert rules, then offer rules, for one trigger event (within the lateness bound).
+    /// Alert rules, then offer rules, for one trigger event already applied to `state` (within
+    /// the lateness bound): what [`Operator::apply`] does after the features. Public for the
+    /// decision benchmark.
     ///
     /// Shadow rules are evaluated and audited (outcome SHADOW) but emit nothing and record no
     /// contact or alert, so they never change what active rules decide.
-    fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
+    pub fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
         let kind = event.kind().index();
         if self.alerts_by_kind[kind].is_empty() && self.offers_by_kind[kind].is_empty() {
             return;

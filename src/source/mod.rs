@@ -79,7 +79,9 @@ pub fn rules_consumer_config(k: &KafkaSettings) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Rule changes are rare and small: answer a fetch as soon as one arrives.
+        .set("fetch.wait.max.ms", "50");
     apply_options(&mut c, k);
     c
 }
