@@ -3,6 +3,7 @@
 //! behind these same types.
 
 pub mod builtin;
+pub mod condition;
 
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
 use crate::features::FeatureSet;

@@ -1,0 +1,158 @@
+//! Rule conditions: CEL (Common Expression Language) over three roots, compiled once into a typed
+//! tree that is evaluated per event without string lookups, hashing or allocation.
+//!
+//! - `event.<field>`: the triggering event's fields, by Avro field name, resolved per trigger kind
+//!   (`compile.rs` builds one tree per kind; `roots.rs` says how each field is read);
+//! - `features.<name>`: the customer's feature values (doubles), resolved to slots;
+//! - `profile.<field>`: `lifecycle_stage`, `segment`, `credit_score`, `consent_marketing`,
+//!   `consent_profiling`, `contact_channels`.
+//!
+//! The `cel` crate parses (its AST is the input of `compile.rs`); its interpreter is the
+//! reference the evaluation (`eval.rs`) matches, checked by `tests/condition_reference.rs`:
+//!
+//! - **Absent values.** A feature without a value, a null event field, a missing credit score and
+//!   every profile field when no profile is known are *absent*: reading one is an error, `has()`
+//!   of it is false (the reference sees maps without those keys; with no profile, an empty map).
+//! - **Errors.** Any error makes the condition false, but inside it errors follow CEL:
+//!   `false && error` and `error && false` are false, `true || error` and `error || true` are true,
+//!   everything else with an error is an error (`!error`, `error == 1`, `error ? a : b`).
+//! - **Numbers.** `int` (Avro int/long fields, int literals, `size()`), `uint` (literals) and
+//!   `double` (features, Avro double fields, double literals) stay distinct. Comparisons mix them
+//!   as the reference does (an int against a double compares as doubles; NaN compares with
+//!   nothing: an error for `<`, false for `==`). Arithmetic needs one type on both sides (a
+//!   compile error otherwise, a runtime error in CEL); int and uint arithmetic is checked
+//!   (overflow and division by zero are errors), double arithmetic is IEEE (x / 0.0 is infinite).
+//! - **Enums** (event enum fields, `profile.lifecycle_stage`, `profile.contact_channels`) are their
+//!   Avro symbols as strings; a string literal compared with one must be one of its symbols.
+//!
+//! Deliberate differences from the reference, all at compile time: anything outside the supported
+//! subset is rejected, and so are expressions whose types cannot work (`'a' >= 1`, `1 + 1.0`, a
+//! non-boolean condition) or whose result the types already decide (`event.country == 1`, false in
+//! CEL). Evaluation itself has no known difference.
+
+mod compile;
+mod display;
+mod eval;
+mod roots;
+
+use crate::event::{Event, EventKind};
+use crate::features::FeatureSet;
+use crate::state::ProfileState;
+use std::sync::Arc;
+
+/// A condition that does not compile: where (1-based line and column of the offending part of the
+/// source) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ConditionError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// A compiled rule condition: cheap to evaluate, shareable between threads.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    /// One tree per event kind (by [`EventKind::index`]); `None` for kinds that do not trigger.
+    programs: [Option<eval::Node>; 9],
+    feature_slots: Vec<usize>,
+    terms: Vec<Arc<str>>,
+}
+
+impl Condition {
+    /// Compiles `source` for rules triggered by `triggers`, over the features of `features`.
+    ///
+    /// Every `event.<field>` must exist, with a type that fits its use, in every trigger kind.
+    pub fn compile(
+        source: &str,
+        triggers: &[EventKind],
+        features: &FeatureSet,
+    ) -> Result<Condition, ConditionError> {
+        let program = cel::Program::compile(source).map_err(|e| {
+            let first = e.errors.first();
+            ConditionError {
+                line: first.map_or(1, |e| usize::try_from(e.pos.0).unwrap_or(1).max(1)),
+                column: first.map_or(1, |e| usize::try_from(e.pos.1).unwrap_or(1).max(1)),
+                message: first.map_or_else(|| "syntax error".to_string(), |e| e.msg.clone()),
+            }
+        })?;
+        if triggers.is_empty() {
+            return Err(ConditionError {
+                line: 1,
+                column: 1,
+                message: "a condition needs at least one trigger event kind".into(),
+            });
+        }
+        let mut programs: [Option<eval::Node>; 9] = Default::default();
+        let mut slots = Vec::new();
+        for &kind in triggers {
+            if programs[kind.index()].is_some() {
+                continue;
+            }
+            let mut compiler = compile::Compiler {
+                kind,
+                features,
+                info: program.source_info(),
+                slots: Vec::new(),
+            };
+            let node = compiler.condition(program.expression()).map_err(|mut e| {
+                if triggers.len() > 1 {
+                    e.message = format!("{} (for {} events)", e.message, kind.record_name());
+                }
+                e
+            })?;
+            slots.extend(compiler.slots);
+            programs[kind.index()] = Some(node);
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        let terms = display::and_terms(program.expression())
+            .into_iter()
+            .map(|t| Arc::from(display::render(t)))
+            .collect();
+        Ok(Condition {
+            programs,
+            feature_slots: slots,
+            terms,
+        })
+    }
+
+    /// Evaluates for `event` (its kind is one of the triggers). `feature(slot)` returns a
+    /// feature's current value or `None` (no value); `profile` may be `None` (no profile known
+    /// yet). The result is true only if the condition evaluates to boolean true; any evaluation
+    /// error (missing feature value, missing profile, null field, overflow, division by zero...)
+    /// makes it false, and so does an event of a kind that is not a trigger.
+    pub fn eval(
+        &self,
+        event: &Event,
+        profile: Option<&ProfileState>,
+        feature: &mut dyn FnMut(usize) -> Option<f64>,
+    ) -> bool {
+        let Some(node) = &self.programs[event.kind().index()] else {
+            return false;
+        };
+        let mut env = eval::Env {
+            event,
+            profile,
+            feature,
+        };
+        node.eval_bool(&mut env) == Ok(true)
+    }
+
+    /// Feature slots the condition reads (sorted, distinct), for the audit record.
+    pub fn feature_slots(&self) -> &[usize] {
+        &self.feature_slots
+    }
+
+    /// The top-level `&&` terms, each rendered back as readable CEL text (e.g.
+    /// `features.debit_card_spend_30d >= 1500.0`), for the "reasons" of a decision.
+    pub fn terms(&self) -> &[Arc<str>] {
+        &self.terms
+    }
+}
+
+#[cfg(test)]
+mod tests;
