@@ -153,9 +153,7 @@ fn write_bare(s: &mut String, e: &IdedExpr) {
             }
         }
         // Not in the supported subset, so never in a compiled condition.
-        Expr::Map(_) | Expr::Struct(_) | Expr::Comprehension(_) | Expr::Unspecified => {
-            s.push_str("…")
-        }
+        Expr::Map(_) | Expr::Struct(_) | Expr::Comprehension(_) | Expr::Unspecified => s.push('…'),
     }
 }
 
