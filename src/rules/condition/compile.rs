@@ -1,7 +1,8 @@
 //! From the `cel` crate's AST to a typed [`Node`] tree for one trigger kind: names resolved to
 //! readers, types checked, and everything outside the supported subset rejected with its position.
 
-use super::eval::{Arith, Lit, Node, Rel, StrTest};
+use super::eval::{feature_cmp, Arith, Cmp, Lit, Node, Rel, StrTest};
+use super::messages::{check_symbol, display_name, line_column, unknown_feature};
 use super::roots::{self, ProfileField, Ty};
 use super::ConditionError;
 use crate::event::EventKind;
@@ -187,10 +188,11 @@ impl Compiler<'_> {
             }
             (op::EQUALS | op::NOT_EQUALS, None, 2) => {
                 let (a, b) = self.equatable(id, &args[0], &args[1])?;
-                let node = if name == op::EQUALS {
-                    Node::Eq(a, b)
-                } else {
-                    Node::Ne(a, b)
+                let cmp = if name == op::EQUALS { Cmp::Eq } else { Cmp::Ne };
+                let node = match feature_cmp(&a, &b, cmp) {
+                    Some(fast) => fast,
+                    None if cmp == Cmp::Eq => Node::Eq(a, b),
+                    None => Node::Ne(a, b),
                 };
                 Ok((node, Ty::Bool))
             }
@@ -212,7 +214,9 @@ impl Compiler<'_> {
                         format!("cannot order a {} against a {}", ta.name(), tb.name()),
                     ));
                 }
-                Ok((Node::Rel(rel, Box::new(a), Box::new(b)), Ty::Bool))
+                let node = feature_cmp(&a, &b, Cmp::Rel(rel))
+                    .unwrap_or_else(|| Node::Rel(rel, Box::new(a), Box::new(b)));
+                Ok((node, Ty::Bool))
             }
             (op::ADD | op::SUBSTRACT | op::MULTIPLY | op::DIVIDE | op::MODULO, None, 2) => {
                 let arith = match name {
@@ -436,73 +440,4 @@ fn lit_ty(l: &Lit) -> Ty {
         Lit::Str(_) => Ty::Str(None),
         Lit::Null => Ty::Null,
     }
-}
-
-fn check_symbol(symbols: &[&str], s: &str) -> Result<(), String> {
-    if symbols.contains(&s) {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{s}' is not a valid symbol here; valid: {}",
-            symbols.join(", ")
-        ))
-    }
-}
-
-/// The function or operator as written, for messages (`_+_` is `+`).
-fn display_name(name: &str) -> &str {
-    name.trim_matches('_').trim_start_matches('@')
-}
-
-/// The message for an unknown feature, with the nearest names.
-fn unknown_feature(features: &FeatureSet, name: &str) -> String {
-    let mut near: Vec<(usize, &str)> = features
-        .defs()
-        .iter()
-        .map(|d| (edit_distance(name, &d.name), &*d.name))
-        .filter(|(d, n)| *d <= 3.max(name.len() / 3) || n.contains(name) || name.contains(n))
-        .collect();
-    near.sort();
-    let near: Vec<&str> = near.into_iter().take(3).map(|(_, n)| n).collect();
-    if near.is_empty() {
-        format!("unknown feature `{name}`")
-    } else {
-        format!(
-            "unknown feature `{name}`; did you mean {}?",
-            near.join(", ")
-        )
-    }
-}
-
-/// Levenshtein distance over bytes.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// 1-based line and column (in characters) of the byte `offset` the parser reports.
-pub(crate) fn line_column(source: &str, offset: u32) -> (usize, usize) {
-    let (mut line, mut column) = (1, 1);
-    for (at, c) in source.char_indices() {
-        if at >= offset as usize {
-            break;
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
-        }
-    }
-    (line, column)
 }

@@ -61,6 +61,15 @@ pub(crate) enum Rel {
     Ge,
 }
 
+/// A comparison of a feature with a number literal, the commonest term of a condition, in one
+/// node (see [`Node::FeatureCmp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Eq,
+    Ne,
+    Rel(Rel),
+}
+
 /// An arithmetic operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Arith {
@@ -98,6 +107,10 @@ pub(crate) enum Node {
     Eq(Box<Node>, Box<Node>),
     Ne(Box<Node>, Box<Node>),
     Rel(Rel, Box<Node>, Box<Node>),
+    /// `features.x <cmp> literal`, with the literal as a double: what `Eq`/`Ne`/`Rel` of a
+    /// feature and an int, uint or double literal compute (the reference converts the literal to
+    /// double too), without the tree walk.
+    FeatureCmp(usize, Cmp, f64),
     Arith(Arith, Box<Node>, Box<Node>),
     Neg(Box<Node>),
     InList(Box<Node>, Box<[Lit]>),
@@ -178,6 +191,22 @@ impl Node {
                     Rel::Ge => ord != Ordering::Less,
                 })
             }
+            Node::FeatureCmp(slot, cmp, lit) => {
+                let x = (env.feature)(*slot).ok_or(Fail)?;
+                V::Bool(match cmp {
+                    Cmp::Eq => x == *lit,
+                    Cmp::Ne => x != *lit,
+                    Cmp::Rel(rel) => {
+                        let ord = x.partial_cmp(lit).ok_or(Fail)?;
+                        match rel {
+                            Rel::Lt => ord == Ordering::Less,
+                            Rel::Le => ord != Ordering::Greater,
+                            Rel::Gt => ord == Ordering::Greater,
+                            Rel::Ge => ord != Ordering::Less,
+                        }
+                    }
+                })
+            }
             Node::Arith(op, a, b) => arith(*op, a.eval(env)?, b.eval(env)?)?,
             Node::Neg(a) => match a.eval(env)? {
                 V::Int(i) => V::Int(i.checked_neg().ok_or(Fail)?),
@@ -224,6 +253,30 @@ impl Node {
                 _ => return Err(Fail),
             },
         })
+    }
+}
+
+/// `features.x <cmp> number literal` (either way round) as one [`Node::FeatureCmp`].
+pub(crate) fn feature_cmp(a: &Node, b: &Node, cmp: Cmp) -> Option<Node> {
+    let number = |n: &Node| match n {
+        Node::Lit(Lit::Int(i)) => Some(*i as f64),
+        Node::Lit(Lit::UInt(u)) => Some(*u as f64),
+        Node::Lit(Lit::Double(d)) => Some(*d),
+        _ => None,
+    };
+    match (a, b) {
+        (Node::Feature(slot), lit) => Some(Node::FeatureCmp(*slot, cmp, number(lit)?)),
+        (lit, Node::Feature(slot)) => {
+            let flipped = match cmp {
+                Cmp::Rel(Rel::Lt) => Cmp::Rel(Rel::Gt),
+                Cmp::Rel(Rel::Le) => Cmp::Rel(Rel::Ge),
+                Cmp::Rel(Rel::Gt) => Cmp::Rel(Rel::Lt),
+                Cmp::Rel(Rel::Ge) => Cmp::Rel(Rel::Le),
+                same => same,
+            };
+            Some(Node::FeatureCmp(*slot, flipped, number(lit)?))
+        }
+        _ => None,
     }
 }
 

@@ -33,6 +33,7 @@
 mod compile;
 mod display;
 mod eval;
+mod messages;
 mod roots;
 
 use crate::event::{Event, EventKind};
