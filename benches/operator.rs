@@ -74,7 +74,7 @@ fn fixture(with_rules: bool, feature_count: usize) -> Fixture {
         operator.apply(&mut state, &profile, None, &mut out, &mut stats);
         let id = profile.customer_id().to_string();
         let key = hasher.key(&id);
-        cache.insert(id, Cached::loaded(key, state, 0));
+        cache.insert(id.into(), Cached::loaded(key, state, 0));
     }
     let records = (0..EVENTS)
         .map(|_| {

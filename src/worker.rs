@@ -193,8 +193,11 @@ fn state_write(
 }
 
 /// The in-process cache of customers owned by this instance's partitions, by customer id (the raw
-/// id stays in process memory; only the keyed hash reaches Redis).
-pub type Cache = std::collections::HashMap<String, Cached, rustc_hash::FxBuildHasher>;
+/// id stays in process memory; only the keyed hash reaches Redis). Keys are inline strings: an id
+/// of up to 24 bytes sits in the table slot itself, so a lookup compares it without following a
+/// pointer to the heap (a cache miss per event with `String` keys: ~5% of a batch).
+pub type Cache =
+    std::collections::HashMap<compact_str::CompactString, Cached, rustc_hash::FxBuildHasher>;
 
 /// Everything a worker shares with the others.
 pub struct WorkerContext {
@@ -362,7 +365,7 @@ pub async fn process_batch(
 
     // Load the customers this batch touches that the cache does not hold: one round trip.
     let mut seen = HashSet::new();
-    let missing: Vec<(String, CustomerKey, i32)> = {
+    let missing: Vec<(compact_str::CompactString, CustomerKey, i32)> = {
         let cache = shard.lock();
         decoded
             .iter()
@@ -372,7 +375,7 @@ pub async fn process_batch(
             })
             .map(|d| {
                 let id = d.event.customer_id();
-                (id.to_string(), ctx.hasher.key(id), d.pos.partition)
+                (id.into(), ctx.hasher.key(id), d.pos.partition)
             })
             .collect()
     };
@@ -536,7 +539,7 @@ mod tests {
                 (i % 4) as i32,
             );
             c.last_used = i as u64;
-            shard.lock().insert(format!("C{i}"), c);
+            shard.lock().insert(format!("C{i}").into(), c);
         }
         shard
     }
