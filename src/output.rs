@@ -56,9 +56,27 @@ impl Serialize for FeatureValues {
 }
 
 impl<'de> Deserialize<'de> for FeatureValues {
+    /// Keeps the entries in the order written, so a record rebuilt from stored state (the
+    /// exactly-once outbox) encodes to the same bytes.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = std::collections::BTreeMap::<String, f64>::deserialize(deserializer)?;
-        Ok(map.into_iter().collect())
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = FeatureValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of feature names to numbers")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureValues, A::Error> {
+                let mut out = FeatureValues::default();
+                while let Some((name, value)) = map.next_entry::<String, f64>()? {
+                    out.0.push((name.into(), value));
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(Entries)
     }
 }
 
@@ -172,7 +190,7 @@ pub struct DeadLetter {
 }
 
 /// A decision the operator made for one trigger event, ready for the sinks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Decision {
     /// An offer to publish.
     Offer(NextBestOffer),
@@ -180,4 +198,15 @@ pub enum Decision {
     Alert(RiskAlert),
     /// An audit record to publish.
     Audit(DecisionAudit),
+}
+
+impl Decision {
+    /// The customer the decision is about.
+    pub fn customer_id_mut(&mut self) -> &mut String {
+        match self {
+            Decision::Offer(o) => &mut o.customer_id,
+            Decision::Alert(a) => &mut a.customer_id,
+            Decision::Audit(a) => &mut a.customer_id,
+        }
+    }
 }

@@ -6,12 +6,13 @@
 //! that error and nothing past its batch is committed.
 
 use crate::codec::Codec;
-use crate::config::Settings;
+use crate::config::{Delivery, Settings};
 use crate::event::EventKind;
 use crate::operator::Operator;
 use crate::rules::book::RuleBook;
 use crate::rules::watch::{BuildOperator, RuleWatcher};
 use crate::sink::Sink;
+use crate::source::assignment::Assignment;
 use crate::source::{self, Consumer, SourceContext};
 use crate::state::{KeyHasher, StateStore};
 use crate::telemetry::http::Health;
@@ -20,7 +21,6 @@ use arc_swap::ArcSwap;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -64,6 +64,14 @@ impl OffsetStore for ConsumerOffsets {
             tracing::debug!(topic, partition, error = %e, "offset not stored (partition revoked)");
         }
     }
+
+    fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.0.group_metadata()
+    }
+
+    fn commit(&self, offsets: &rdkafka::TopicPartitionList) -> rdkafka::error::KafkaResult<()> {
+        self.0.commit(offsets, CommitMode::Sync)
+    }
 }
 
 /// The parts a run needs that differ between `run`, `demo` and tests.
@@ -96,6 +104,8 @@ pub async fn run(
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
     let build: BuildOperator = {
         let (features, op_settings) = (features.clone(), settings.operator.clone());
+        // Exactly-once keeps each event's decisions in the customer's outbox (see `sink`).
+        let outbox = settings.kafka.delivery == Delivery::ExactlyOnce;
         Box::new(move |rules| {
             Operator::new(
                 features.clone(),
@@ -103,6 +113,7 @@ pub async fn run(
                 &op_settings,
                 op_settings.control_group_percent,
             )
+            .with_outbox(outbox)
         })
     };
     let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
@@ -114,17 +125,41 @@ pub async fn run(
         .map(|_| Arc::default())
         .collect();
     // Every revoke and assign starts a new assignment generation (see SourceContext).
-    let generation = Arc::new(AtomicU64::new(0));
-    let bump = generation.clone();
+    // A revoke returns only after the batches in progress have finished (see source::assignment).
+    let assignment = Arc::new(Assignment::default());
+    let (rebalancing, revoke_timeout) = (assignment.clone(), settings.kafka.revoke_timeout);
     let context = SourceContext::new(Arc::new(move || {
-        bump.fetch_add(1, Ordering::AcqRel);
+        if !rebalancing.rebalance(revoke_timeout) {
+            tracing::warn!(
+                ?revoke_timeout,
+                "a batch was still in progress at the end of kafka.revoke_timeout; its partitions' next owner may replay it"
+            );
+        }
     }));
     let consumer: Arc<Consumer> =
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
+    let exactly_once = settings.kafka.delivery == Delivery::ExactlyOnce;
     let inputs = settings.topics.inputs();
     consumer.subscribe(&inputs)?;
     let producer: FutureProducer = source::producer_config(&settings.kafka).create()?;
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
+    // Exactly-once: one transactional producer per worker (a transaction belongs to one
+    // producer), each fencing any earlier incarnation of its id. At-least-once: the shared one.
+    let mut sinks = Vec::with_capacity(settings.kafka.workers);
+    for index in 0..settings.kafka.workers {
+        if exactly_once {
+            let producer: FutureProducer =
+                source::transactional_producer_config(&settings.kafka, index).create()?;
+            let worker_sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
+            worker_sink
+                .init_transactions(settings.kafka.transaction_timeout)
+                .await
+                .map_err(worker::WorkerError::from)?;
+            sinks.push(worker_sink);
+        } else {
+            sinks.push(sink.clone());
+        }
+    }
 
     // Rules: read the rules topic to its end before the first event, then follow it.
     crate::rules::watch::publish_metrics(&operator.load().rules().clone());
@@ -151,9 +186,12 @@ pub async fn run(
         codec,
         operator,
         store: deps.store,
-        sink: sink.clone(),
+        sinks,
+        delivery: settings.kafka.delivery,
+        transaction_timeout: settings.kafka.transaction_timeout,
+        mirror_transaction_offsets: settings.kafka.mirror_transaction_offsets,
         shards,
-        generation: generation.clone(),
+        assignment: assignment.clone(),
         // The configured bound is for the instance; each worker holds its share.
         cache_max: (settings.state.cache_max_customers / settings.kafka.workers).max(1),
         hasher: KeyHasher::new(secret.expose().as_bytes()),
@@ -180,7 +218,7 @@ pub async fn run(
     );
 
     let mut pending: Vec<Batch> = (0..k.workers).map(|_| Batch::default()).collect();
-    let mut polled_under = generation.load(Ordering::Acquire);
+    let mut polled_under = assignment.generation();
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
@@ -209,7 +247,7 @@ pub async fn run(
             msg = consumer.recv() => match msg {
                 Ok(m) => {
                     // A rebalance ran inside recv(): what was polled before it is discarded.
-                    let now = generation.load(Ordering::Acquire);
+                    let now = assignment.generation();
                     if now != polled_under {
                         polled_under = now;
                         pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });

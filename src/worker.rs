@@ -2,8 +2,11 @@
 //! batches one after another, so each partition's records are applied in offset order.
 //!
 //! Per batch, in this order (the order is what makes replays safe, see `sink`):
-//! decode → load missing customers (one round trip) → apply events → produce and await acks →
-//! flush dirty customers (one round trip, retried until it succeeds) → store offsets.
+//! - at-least-once: decode → load missing customers (one round trip) → apply events → produce and
+//!   await acks → flush dirty customers (one round trip, retried until it succeeds) → store offsets;
+//! - exactly-once: decode → load → apply (decisions also kept in each customer's outbox) → flush
+//!   (state, applied offsets and outbox in one atomic write per customer) → one transaction with
+//!   the batch's records and its consumer offsets → commit.
 
 use crate::codec::Codec;
 use crate::event::{Event, EventKind};
@@ -33,6 +36,10 @@ pub struct Batch {
 pub trait OffsetStore: Send + Sync {
     /// Marks `offset` of `topic`/`partition` as processed (the next offset to read is `offset+1`).
     fn store(&self, topic: &str, partition: i32, offset: i64);
+    /// The consumer group's metadata, for committing offsets inside a transaction (exactly-once).
+    fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata>;
+    /// Commits `offsets` now, synchronously (`kafka.mirror_transaction_offsets`).
+    fn commit(&self, offsets: &rdkafka::TopicPartitionList) -> rdkafka::error::KafkaResult<()>;
 }
 
 /// Running totals a demo or test can watch while the pipeline runs.
@@ -207,8 +214,15 @@ pub struct WorkerContext {
     pub operator: Arc<arc_swap::ArcSwap<Operator>>,
     /// State store.
     pub store: Arc<dyn StateStore>,
-    /// Output producer.
-    pub sink: Arc<Sink>,
+    /// Output producers, one per worker (transactional in exactly-once mode; the same shared,
+    /// idempotent one for every worker in at-least-once mode).
+    pub sinks: Vec<Arc<Sink>>,
+    /// The delivery guarantee (`kafka.delivery`).
+    pub delivery: crate::config::Delivery,
+    /// Bound on each transaction call (exactly-once).
+    pub transaction_timeout: Duration,
+    /// Also commit a transaction's offsets with the consumer (`kafka.mirror_transaction_offsets`).
+    pub mirror_transaction_offsets: bool,
     /// The workers' cache shards (index = worker).
     pub shards: Vec<Arc<Shard>>,
     /// Most cached customers per worker before the least recently used are evicted.
@@ -223,8 +237,8 @@ pub struct WorkerContext {
     pub health: Health,
     /// Running totals.
     pub progress: Arc<Progress>,
-    /// The current assignment generation (bumped by every revoke and assign).
-    pub generation: Arc<AtomicU64>,
+    /// The assignment generation and the batches in progress (a revoke waits for them).
+    pub assignment: Arc<crate::source::assignment::Assignment>,
     /// Input topic names in EventKind order (for metric labels and dead letters).
     pub input_topics: [String; 9],
 }
@@ -318,9 +332,11 @@ pub fn apply_decoded(
 /// Processes one batch end to end (see the module docs for the order).
 pub async fn process_batch(
     ctx: &WorkerContext,
-    shard: &Shard,
+    index: usize,
     batch: Batch,
 ) -> Result<(), WorkerError> {
+    let (shard, sink) = (&*ctx.shards[index], &*ctx.sinks[index]);
+    let exactly_once = ctx.delivery == crate::config::Delivery::ExactlyOnce;
     shard.enter_generation(batch.generation);
     // One rule-set version decides the whole batch: a hot reload swaps the operator between
     // batches, never inside one.
@@ -333,9 +349,13 @@ pub async fn process_batch(
     let mut dead = Vec::new();
     let mut consumed = [0u64; 9];
     let mut last_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
+    let mut first_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
     for (kind, msg) in &batch.records {
         consumed[kind.index()] += 1;
         last_offsets.insert((kind.index(), msg.partition()), msg.offset());
+        first_offsets
+            .entry((kind.index(), msg.partition()))
+            .or_insert(msg.offset());
         match ctx.codec.decode(*kind, msg.key(), msg.payload(), now) {
             Ok(event) => {
                 let pos = SourcePos {
@@ -363,6 +383,7 @@ pub async fn process_batch(
         }
     }
 
+    tracing::trace!(first = ?first_offsets, last = ?last_offsets, dead = dead.len(), "batch decoded");
     // Load the customers this batch touches that the cache does not hold: one round trip.
     let mut seen = HashSet::new();
     let missing: Vec<(compact_str::CompactString, CustomerKey, i32)> = {
@@ -379,7 +400,7 @@ pub async fn process_batch(
             })
             .collect()
     };
-    let loads = u64::from(!missing.is_empty());
+    let mut round_trips = u64::from(!missing.is_empty());
     if !missing.is_empty() {
         let keys: Vec<CustomerKey> = missing.iter().map(|(_, k, _)| k.clone()).collect();
         let loaded = with_retry(ctx, "load", || ctx.store.load(&keys)).await;
@@ -400,6 +421,20 @@ pub async fn process_batch(
         }
     }
 
+    if exactly_once {
+        // Outbox entries below this batch's first offset of their partition were committed by an
+        // earlier transaction: no replay can need them.
+        let mut cache = shard.lock();
+        for d in &decoded {
+            if let (Some(c), Some(first)) = (
+                cache.get_mut(d.event.customer_id()),
+                first_offsets.get(&(d.pos.kind as usize, d.pos.partition)),
+            ) {
+                c.state.prune_outbox(d.pos.kind, d.pos.partition, *first);
+            }
+        }
+    }
+
     // Apply events in arrival order (per partition, offset order).
     let mut decisions: Vec<Decision> = Vec::new();
     let mut stats = BatchStats::default();
@@ -413,62 +448,39 @@ pub async fn process_batch(
         &mut late,
     );
 
-    // Produce and await acknowledgements before anything is made durable.
-    let published: Published = ctx.sink.publish(&decisions, &dead).await?;
-    let produced_at = now_ms();
-    for d in &decisions {
-        match d {
-            Decision::Offer(o) => {
-                m.offers.with_label_values(&[&o.rule_id]).inc();
-                m.end_to_end_latency
-                    .observe((produced_at - o.decided_at).max(0) as f64 / 1000.0);
-            }
-            Decision::Alert(a) => {
-                m.alerts
-                    .with_label_values(&[&a.rule_id, a.severity.as_str()])
-                    .inc();
-                m.end_to_end_latency
-                    .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
-            }
-            Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),
+    let published = if exactly_once {
+        // Exactly-once: state (with the outboxes) first, then one transaction for the records
+        // and the offsets. See the module docs and `sink`.
+        let writes = flush(ctx, shard, &operator, &decoded, batch_no).await;
+        round_trips += u64::from(writes > 0);
+        match deliver_in_transaction(
+            ctx,
+            sink,
+            &decisions,
+            &dead,
+            &last_offsets,
+            batch.generation,
+        )
+        .await?
+        {
+            Some(published) => published,
+            // Aborted by a rebalance: the partitions' next owner replays the batch and re-emits
+            // its decisions from the outboxes just flushed.
+            None => return Ok(()),
         }
-    }
-
-    // Flush dirty customers: one round trip, retried until it succeeds.
-    // Coalesced: one write per dirty customer, however many of its events the batch held.
-    let mut writes: Vec<StateWrite> = Vec::new();
-    {
-        let mut cache = shard.lock();
-        for d in &decoded {
-            let Some(cached) = cache.get_mut(d.event.customer_id()) else {
-                continue;
-            };
-            if !cached.dirty {
-                continue;
-            }
-            cached.dirty = false;
-            cached.last_used = batch_no;
-            match state_write(&operator, cached, ctx.ttl_secs) {
-                Ok(write) => writes.push(write),
-                Err(e) => {
-                    m.state_errors.with_label_values(&["encode"]).inc();
-                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
-                }
-            }
+    } else {
+        // At-least-once: produce and await acknowledgements before anything is made durable,
+        // then flush, then store the offsets.
+        let published = sink.publish(&decisions, &dead).await?;
+        let writes = flush(ctx, shard, &operator, &decoded, batch_no).await;
+        round_trips += u64::from(writes > 0);
+        for ((kind, partition), offset) in &last_offsets {
+            ctx.offsets
+                .store(&ctx.input_topics[*kind], *partition, *offset);
         }
-    }
-    if !writes.is_empty() {
-        let flush_started = Instant::now();
-        with_retry(ctx, "store", || ctx.store.store(&writes)).await;
-        m.state_flush_duration
-            .observe(flush_started.elapsed().as_secs_f64());
-    }
-
-    // Only now is the batch's work durable: store the offsets.
-    for ((kind, partition), offset) in last_offsets {
-        ctx.offsets
-            .store(&ctx.input_topics[kind], partition, offset);
-    }
+        published
+    };
+    count_decisions(&decisions);
 
     shard.evict(ctx.cache_max);
     for (i, n) in consumed.iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -486,8 +498,7 @@ pub async fn process_batch(
     m.batch_size.observe(batch.records.len() as f64);
     m.cached_customers
         .set(ctx.shards.iter().map(|s| s.len() as i64).sum());
-    m.state_round_trips
-        .inc_by(loads + u64::from(!writes.is_empty()));
+    m.state_round_trips.inc_by(round_trips);
     let p = &ctx.progress;
     p.records
         .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
@@ -504,6 +515,148 @@ pub async fn process_batch(
     Ok(())
 }
 
+/// Counts a batch's decisions in the metrics (after they are produced).
+fn count_decisions(decisions: &[Decision]) {
+    let m = metrics();
+    let produced_at = now_ms();
+    for d in decisions {
+        match d {
+            Decision::Offer(o) => {
+                m.offers.with_label_values(&[&o.rule_id]).inc();
+                m.end_to_end_latency
+                    .observe((produced_at - o.decided_at).max(0) as f64 / 1000.0);
+            }
+            Decision::Alert(a) => {
+                m.alerts
+                    .with_label_values(&[&a.rule_id, a.severity.as_str()])
+                    .inc();
+                m.end_to_end_latency
+                    .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
+            }
+            Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),
+        }
+    }
+}
+
+/// Flushes the batch's dirty customers: one round trip, retried until it succeeds, one write per
+/// dirty customer however many of its events the batch held. Returns the number of writes.
+async fn flush(
+    ctx: &WorkerContext,
+    shard: &Shard,
+    operator: &Operator,
+    decoded: &[Decoded],
+    batch_no: u64,
+) -> usize {
+    let m = metrics();
+    let mut writes: Vec<StateWrite> = Vec::new();
+    {
+        let mut cache = shard.lock();
+        for d in decoded {
+            let Some(cached) = cache.get_mut(d.event.customer_id()) else {
+                continue;
+            };
+            if !cached.dirty {
+                continue;
+            }
+            cached.dirty = false;
+            cached.last_used = batch_no;
+            match state_write(operator, cached, ctx.ttl_secs) {
+                Ok(write) => writes.push(write),
+                Err(e) => {
+                    m.state_errors.with_label_values(&["encode"]).inc();
+                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+                }
+            }
+        }
+    }
+    if !writes.is_empty() {
+        let flush_started = Instant::now();
+        with_retry(ctx, "store", || ctx.store.store(&writes)).await;
+        m.state_flush_duration
+            .observe(flush_started.elapsed().as_secs_f64());
+    }
+    writes.len()
+}
+
+/// Exactly-once delivery of a flushed batch: its records and its consumer offsets in one
+/// transaction. Returns `None` when a rebalance aborted it (the next owner replays the batch from
+/// the committed offsets and re-emits the outboxes), and an error when the producer is fenced or
+/// the transaction fails otherwise (the process exits; a restart replays the same way).
+async fn deliver_in_transaction(
+    ctx: &WorkerContext,
+    sink: &Sink,
+    decisions: &[Decision],
+    dead: &[DeadLetter],
+    last_offsets: &BTreeMap<(usize, i32), i64>,
+    generation: u64,
+) -> Result<Option<Published>, WorkerError> {
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for ((kind, partition), offset) in last_offsets {
+        // Committed offsets name the next record to read.
+        if let Err(e) = offsets.add_partition_offset(
+            &ctx.input_topics[*kind],
+            *partition,
+            rdkafka::Offset::Offset(offset + 1),
+        ) {
+            return Err(WorkerError::Sink(crate::sink::SinkError::Transaction {
+                step: "send_offsets",
+                error: e,
+            }));
+        }
+    }
+    let Some(group) = ctx.offsets.group_metadata() else {
+        return Err(WorkerError::Sink(crate::sink::SinkError::Transaction {
+            step: "send_offsets",
+            error: rdkafka::error::KafkaError::Canceled,
+        }));
+    };
+    let timeout = ctx.transaction_timeout;
+    let started = Instant::now();
+    let result = async {
+        sink.begin().await?;
+        let published = sink.publish(decisions, dead).await?;
+        let produced = started.elapsed();
+        sink.commit(offsets.clone(), group, timeout).await?;
+        if ctx.mirror_transaction_offsets {
+            // Sequential per worker, and only this worker commits these partitions, so the
+            // mirrored offsets never go backwards.
+            let committer = ctx.offsets.clone();
+            let mirrored = tokio::task::spawn_blocking(move || committer.commit(&offsets)).await;
+            if let Ok(Err(e)) = mirrored {
+                tracing::warn!(error = %e, "mirrored offset commit failed");
+            }
+        }
+        tracing::debug!(
+            offsets = ?last_offsets,
+            records = decisions.len() + dead.len(),
+            produce_ms = produced.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "transaction committed"
+        );
+        Ok::<_, crate::sink::SinkError>(published)
+    }
+    .await;
+    match result {
+        Ok(published) => Ok(Some(published)),
+        Err(e) => {
+            if e.is_fatal() {
+                return Err(e.into());
+            }
+            if let Err(abort) = sink.abort(timeout).await {
+                tracing::error!(error = %abort, "transaction abort failed");
+                return Err(abort.into());
+            }
+            if ctx.assignment.generation() != generation {
+                tracing::info!(error = %e, "transaction aborted by a rebalance; the partitions' next owner replays the batch");
+                metrics().transactions_aborted.inc();
+                Ok(None)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// Runs a worker until its queue closes (shutdown) or a batch fails for good.
 pub async fn run(
     ctx: Arc<WorkerContext>,
@@ -511,8 +664,8 @@ pub async fn run(
     mut queue: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<(), WorkerError> {
     while let Some(batch) = queue.recv().await {
-        let current = ctx.generation.load(Ordering::Acquire);
-        if batch.generation != current {
+        // Registered as in progress under the assignment's lock: a revoke waits for it.
+        let Some(_in_progress) = ctx.assignment.begin(batch.generation) else {
             // Polled under an earlier assignment: its records are fetched again from the offsets
             // committed at the revoke, by whoever owns their partitions now.
             tracing::debug!(
@@ -520,8 +673,8 @@ pub async fn run(
                 "batch of an earlier assignment discarded"
             );
             continue;
-        }
-        process_batch(&ctx, &ctx.shards[index], batch).await?;
+        };
+        process_batch(&ctx, index, batch).await?;
     }
     Ok(())
 }

@@ -126,10 +126,11 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
     let health = nbo_stream::telemetry::http::Health::default();
+    let progress = Arc::new(nbo_stream::worker::Progress::default());
     let deps = nbo_stream::pipeline::Dependencies {
         store: Arc::new(MemoryStore::new()),
         health: health.clone(),
-        progress: Arc::default(),
+        progress: progress.clone(),
     };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let run_settings = settings.clone();
@@ -145,6 +146,14 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
     for id in ["C1", "C2", "C3"] {
         input.profile(id).await;
     }
+    // Profiles (with consent) are in before any purchase: topics are not ordered among themselves.
+    let p = progress.clone();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            p.events.load(std::sync::atomic::Ordering::Relaxed) >= 3
+        })
+        .await
+    );
 
     // 1. Publish a new rule the way `rules publish` does: checked, then sent.
     let dir = tempfile::tempdir().unwrap();

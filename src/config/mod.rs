@@ -91,6 +91,30 @@ pub struct KafkaSettings {
     pub compression: String,
     /// Idempotent producer (`enable.idempotence`); turn off only for brokers without InitProducerId.
     pub idempotence: bool,
+    /// Delivery guarantee: `exactly_once` (Kafka transactions and an outbox in the customer
+    /// state; needs a broker with transactions) or `at_least_once` (idempotent producer and
+    /// deterministic ids: a duplicate after a crash is byte-identical). See `sink`.
+    pub delivery: Delivery,
+    /// Prefix of the transactional ids (exactly-once): each worker uses `<prefix>-<worker>`. It
+    /// must be unique per running instance and stable across its restarts (e.g. the pod name);
+    /// default `<group_id>-<client_id>`.
+    pub transactional_id: Option<String>,
+    /// Exactly-once: also commit each batch's offsets with a plain consumer commit right after its
+    /// transaction commits. Only for brokers whose transactional offset commit is a stub, such as
+    /// librdkafka's mock cluster (the demo and tests); never needed with Kafka, where the
+    /// transaction carries the offsets.
+    pub mirror_transaction_offsets: bool,
+    /// Longest a transaction may stay open before the broker aborts it (`transaction.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
+    /// On a revoke, how long to wait for the batch in progress to finish (flush, produce, commit)
+    /// before the partitions are given up.
+    #[serde(with = "humantime_serde")]
+    pub revoke_timeout: Duration,
+    /// On SIGTERM/SIGINT, the bound on draining (flush state, produce, commit) before the process
+    /// gives up and exits non-zero; a second signal exits at once.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Raw librdkafka options applied to consumer and producer last (escape hatch for SREs).
     pub options: BTreeMap<String, String>,
 }
@@ -112,8 +136,38 @@ impl Default for KafkaSettings {
             queue_batches: 4,
             compression: "lz4".into(),
             idempotence: true,
+            // At-least-once works on every Kafka-protocol broker; production.toml turns on
+            // exactly-once for brokers with transactions.
+            delivery: Delivery::AtLeastOnce,
+            transactional_id: None,
+            mirror_transaction_offsets: false,
+            transaction_timeout: Duration::from_secs(60),
+            revoke_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
             options: BTreeMap::new(),
         }
+    }
+}
+
+/// The delivery guarantee of offers, alerts and audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Transactions: outputs and consumer offsets commit together; read_committed consumers see
+    /// each record once.
+    ExactlyOnce,
+    /// Idempotent producer; after a crash a record may repeat, byte-identical.
+    AtLeastOnce,
+}
+
+impl KafkaSettings {
+    /// The transactional id of worker `index` (exactly-once).
+    pub fn transactional_id(&self, index: usize) -> String {
+        let prefix = self
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.group_id, self.client_id));
+        format!("{prefix}-{index}")
     }
 }
 
@@ -518,6 +572,18 @@ impl Settings {
         }
         if k.workers == 0 || k.workers > 256 {
             return Err(invalid("kafka.workers", "must be within 1..=256"));
+        }
+        if k.delivery == Delivery::ExactlyOnce && !k.idempotence {
+            return Err(invalid(
+                "kafka.idempotence",
+                "exactly_once delivery needs the idempotent producer",
+            ));
+        }
+        if k.revoke_timeout.is_zero() || k.shutdown_timeout.is_zero() {
+            return Err(invalid(
+                "kafka.revoke_timeout",
+                "revoke_timeout and shutdown_timeout must be positive",
+            ));
         }
         if k.queue_batches == 0 {
             return Err(invalid("kafka.queue_batches", "must be at least 1"));

@@ -12,7 +12,7 @@ use crate::features::{FeatureSet, Tiles};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
-use crate::state::{ContactRecord, CustomerState, OfferRecord, ProfileState};
+use crate::state::{ContactRecord, CustomerState, OfferRecord, OutboxEntry, ProfileState};
 use std::sync::Arc;
 
 /// Where an event came from, for replay detection.
@@ -55,6 +55,7 @@ pub struct Operator {
     negative_sentiment: f64,
     longest_offer_cooldown_ms: i64,
     policy: Policy,
+    outbox: bool,
 }
 
 impl std::fmt::Debug for Operator {
@@ -108,11 +109,19 @@ impl Operator {
             validity_ms: settings.offer_validity.as_millis() as i64,
             negative_sentiment: settings.negative_sentiment_threshold,
             longest_offer_cooldown_ms,
+            outbox: false,
             policy: Policy {
                 control_group_percent,
                 ..Policy::from_settings(settings)
             },
         }
+    }
+
+    /// Keeps each applied event's decisions in the customer's outbox until its transaction
+    /// commits, and re-emits them for a replayed event (exactly-once delivery).
+    pub fn with_outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
+        self
     }
 
     /// The feature set, in slot order.
@@ -220,10 +229,57 @@ impl Operator {
         if let Some(p) = pos {
             if state.is_applied(p.kind, p.partition, p.offset) {
                 stats.replayed += 1;
+                if self.outbox {
+                    self.reemit(state, event, p, out);
+                }
                 return;
             }
             state.mark_applied(p.kind, p.partition, p.offset);
         }
+        let first_decision = out.len();
+        self.apply_new(state, event, out, stats);
+        if let (true, Some(p)) = (self.outbox, pos) {
+            if out.len() > first_decision {
+                let decisions = out[first_decision..]
+                    .iter()
+                    .map(|d| {
+                        let mut d = d.clone();
+                        d.customer_id_mut().clear();
+                        d
+                    })
+                    .collect();
+                state.outbox.push(OutboxEntry {
+                    kind: p.kind,
+                    partition: p.partition,
+                    offset: p.offset,
+                    decisions,
+                });
+            }
+        }
+    }
+
+    /// Exactly-once replay: the decisions stored for an event already applied go out again,
+    /// unchanged (same ids, same bytes), with the customer id restored from the event.
+    fn reemit(&self, state: &CustomerState, event: &Event, p: SourcePos, out: &mut Vec<Decision>) {
+        let stored = state
+            .outbox
+            .iter()
+            .find(|e| e.kind == p.kind && e.partition == p.partition && e.offset == p.offset);
+        for d in stored.iter().flat_map(|e| e.decisions.iter()) {
+            let mut d = d.clone();
+            *d.customer_id_mut() = event.customer_id().to_string();
+            out.push(d);
+        }
+    }
+
+    /// [`Operator::apply`] for an event not applied before.
+    fn apply_new(
+        &self,
+        state: &mut CustomerState,
+        event: &Event,
+        out: &mut Vec<Decision>,
+        stats: &mut BatchStats,
+    ) {
         let time = event.event_time();
         match event {
             Event::Erasure(e) => {

@@ -1,11 +1,18 @@
-//! Sinks: offers, alerts, audit records and dead letters, produced with an idempotent producer.
+//! Sinks: offers, alerts, audit records and dead letters.
 //!
-//! Delivery (at-least-once mode, the mode of this version): a batch's records are produced and
-//! their acknowledgements awaited *before* the batch's state is flushed and its offsets stored. A
-//! crash before the flush replays the batch, which recomputes the same decisions with the same
-//! deterministic ids, so a duplicate is byte-identical. A crash after the flush skips the replayed
-//! events (their offsets are in the state), whose records were already acknowledged. Exactly-once
-//! with Kafka transactions and an outbox is issue 5.
+//! Delivery is decided here and in `worker` (`kafka.delivery`):
+//!
+//! - **At-least-once**: an idempotent producer; a batch's records are produced and their
+//!   acknowledgements awaited *before* the batch's state is flushed and its offsets stored. A crash
+//!   before the flush replays the batch, which recomputes the same decisions with the same
+//!   deterministic ids, so a duplicate is byte-identical. A crash after the flush skips the
+//!   replayed events (their offsets are in the state), whose records were already acknowledged.
+//! - **Exactly-once**: one transactional producer per worker. A batch's state, with its decisions
+//!   in the customers' outboxes, is flushed first; then one transaction carries the batch's records
+//!   and its consumer offsets (`send_offsets_to_transaction` with the group's metadata, so a
+//!   zombie of an earlier generation is fenced). A crash before the commit aborts the transaction;
+//!   the replay finds the events applied and re-emits their stored decisions, so read_committed
+//!   consumers see each record once.
 
 use crate::codec::Codec;
 use crate::config::TopicSettings;
@@ -19,6 +26,14 @@ use std::time::Duration;
 /// A produce failure that librdkafka could not recover with its own retries.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// A transaction step failed (exactly-once).
+    #[error("transaction {step} failed: {error}")]
+    Transaction {
+        /// init, begin, send_offsets, commit or abort.
+        step: &'static str,
+        /// librdkafka's error.
+        error: KafkaError,
+    },
     /// A record could not be encoded (a defect: outputs are built by this program).
     #[error(transparent)]
     Encode(#[from] crate::codec::EncodeError),
@@ -63,7 +78,79 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+impl SinkError {
+    /// Whether the producer is fenced or broken for good (another instance took over its
+    /// transactional id, or librdkafka reports a fatal error): the process must exit.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            SinkError::Transaction {
+                error: KafkaError::Transaction(e),
+                ..
+            } => e.is_fatal(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs a blocking transaction call of librdkafka off the async threads.
+async fn txn<F>(producer: &FutureProducer, step: &'static str, f: F) -> Result<(), SinkError>
+where
+    F: FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
+{
+    let producer = producer.clone();
+    match tokio::task::spawn_blocking(move || f(&producer)).await {
+        Ok(result) => result.map_err(|error| SinkError::Transaction { step, error }),
+        Err(_) => Err(SinkError::Transaction {
+            step,
+            error: KafkaError::Canceled,
+        }),
+    }
+}
+
 impl Sink {
+    /// Registers the transactional id with the broker, fencing any earlier producer with it.
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<(), SinkError> {
+        use rdkafka::producer::Producer;
+        txn(&self.producer, "init", move |p| {
+            p.init_transactions(timeout)
+        })
+        .await
+    }
+
+    /// Opens a transaction.
+    pub async fn begin(&self) -> Result<(), SinkError> {
+        use rdkafka::producer::Producer;
+        txn(&self.producer, "begin", |p| p.begin_transaction()).await
+    }
+
+    /// Adds the consumer offsets to the transaction and commits it: outputs and progress become
+    /// visible together, or not at all.
+    pub async fn commit(
+        &self,
+        offsets: rdkafka::TopicPartitionList,
+        group: rdkafka::consumer::ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<(), SinkError> {
+        use rdkafka::producer::Producer;
+        txn(&self.producer, "send_offsets", move |p| {
+            p.send_offsets_to_transaction(&offsets, &group, timeout)
+        })
+        .await?;
+        txn(&self.producer, "commit", move |p| {
+            p.commit_transaction(timeout)
+        })
+        .await
+    }
+
+    /// Aborts the open transaction (its records are never visible to read_committed consumers).
+    pub async fn abort(&self, timeout: Duration) -> Result<(), SinkError> {
+        use rdkafka::producer::Producer;
+        txn(&self.producer, "abort", move |p| {
+            p.abort_transaction(timeout)
+        })
+        .await
+    }
+
     /// A sink over `producer` writing to the configured output topics.
     pub fn new(producer: FutureProducer, codec: Arc<Codec>, topics: &TopicSettings) -> Self {
         Self {

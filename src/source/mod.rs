@@ -6,6 +6,8 @@
 //! and its state flushed (`enable.auto.offset.store=false`); librdkafka's auto-commit then commits
 //! stored offsets, and shutdown commits synchronously.
 
+pub mod assignment;
+
 use crate::config::KafkaSettings;
 use crate::telemetry::metrics;
 use rdkafka::client::ClientContext;
@@ -54,12 +56,31 @@ pub fn producer_config(k: &KafkaSettings) -> ClientConfig {
     c
 }
 
-/// Consumer configuration: range assignor, manual offset store, auto-commit of stored offsets.
+/// Producer configuration of worker `index` in exactly-once mode: transactional (which implies
+/// idempotence), with its own transactional id.
+pub fn transactional_producer_config(k: &KafkaSettings, index: usize) -> ClientConfig {
+    let mut c = producer_config(k);
+    let txn_ms = k.transaction_timeout.as_millis();
+    c.set("transactional.id", k.transactional_id(index))
+        .set("transaction.timeout.ms", txn_ms.to_string())
+        // librdkafka requires a record's delivery timeout to fit in its transaction's.
+        .set("message.timeout.ms", txn_ms.min(60_000).to_string());
+    apply_options(&mut c, k);
+    c
+}
+
+/// Consumer configuration: range assignor, manual offset store; offsets are auto-committed from
+/// the store in at-least-once mode and committed inside each batch's transaction in exactly-once
+/// mode (auto-commit off).
 pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
     let mut c = client_config(k);
+    let auto_commit = k.delivery == crate::config::Delivery::AtLeastOnce;
     c.set("group.id", &k.group_id)
         .set("partition.assignment.strategy", "range")
-        .set("enable.auto.commit", "true")
+        .set(
+            "enable.auto.commit",
+            if auto_commit { "true" } else { "false" },
+        )
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -122,14 +143,16 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     /// Rebalance (eager, range assignor: every partition is revoked, then the new set assigned).
     ///
-    /// On revoke: commit the offsets stored so far — they cover only batches whose outputs are
-    /// acknowledged and whose state is flushed — so that whoever gets a partition next resumes
-    /// right after the last completed batch. Then (revoke and assign alike) the hook starts a new
-    /// assignment generation: batches polled before it are discarded unprocessed (their records
-    /// are fetched again from the committed offsets, by this instance or the new owner) and every
-    /// worker empties its cache before its next batch, so nothing cached under the old assignment
-    /// is used. A batch already being processed when the rebalance happens completes; making that
-    /// one wait too is issue 5.
+    /// Revoke and assign alike first call the hook, which starts a new assignment generation and
+    /// returns only after the batch in progress has finished (bounded by `kafka.revoke_timeout`,
+    /// see `assignment`): batches polled before it are discarded unprocessed (their records are
+    /// fetched again from the committed offsets, by this instance or the new owner) and every
+    /// worker empties its cache before its next batch, so nothing cached under the old
+    /// assignment is used. Then, on revoke, the offsets stored so far are committed — they cover
+    /// only batches whose outputs are acknowledged and whose state is flushed, the one that was in
+    /// progress included — so whoever gets a partition next resumes right after our last batch.
+    /// (In exactly-once mode each batch commits its offsets in its own transaction and nothing is
+    /// stored, so this commit finds nothing to do.)
     fn pre_rebalance(
         &self,
         consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -139,6 +162,8 @@ impl ConsumerContext for SourceContext {
             Rebalance::Revoke(tpl) => {
                 metrics().rebalances.with_label_values(&["revoke"]).inc();
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
+                // First let the batch in progress finish and store its offsets, then commit.
+                (self.on_rebalance)();
                 use rdkafka::consumer::Consumer as _;
                 match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
                     Ok(()) => {}
@@ -149,7 +174,6 @@ impl ConsumerContext for SourceContext {
                         tracing::warn!(error = %e, "commit on revoke failed; the next owner replays from the last commit")
                     }
                 }
-                (self.on_rebalance)();
             }
             Rebalance::Assign(tpl) => {
                 metrics().rebalances.with_label_values(&["assign"]).inc();

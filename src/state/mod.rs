@@ -143,7 +143,7 @@ pub struct AppliedOffset {
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields.
-pub const STATE_FORMAT: u8 = 2;
+pub const STATE_FORMAT: u8 = 3;
 
 /// Everything the operator keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,6 +173,24 @@ pub struct CustomerState {
     /// Tombstone of an erasure: events at or before this time are dropped, so late or replayed
     /// events cannot rebuild an erased customer.
     pub erased_before: Option<i64>,
+    /// Exactly-once outbox: the decisions of applied events whose Kafka transaction may not have
+    /// committed yet, written atomically with the state. A replayed event that is already applied
+    /// re-emits these instead of recomputing; entries are pruned once their offsets are
+    /// committed. Customer ids are blanked (Redis holds no raw id) and restored from the event.
+    pub outbox: Vec<OutboxEntry>,
+}
+
+/// The decisions one applied event produced, kept until its transaction commits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Input kind index of the event.
+    pub kind: u8,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its decisions, customer ids blanked.
+    pub decisions: Vec<crate::output::Decision>,
 }
 
 impl CustomerState {
@@ -197,6 +215,13 @@ impl CustomerState {
                 offset,
             }),
         }
+    }
+
+    /// Drops outbox entries of (`kind`, `partition`) below `committed` (the first offset of the
+    /// batch being processed: everything before it was committed by an earlier transaction).
+    pub fn prune_outbox(&mut self, kind: u8, partition: i32, committed: i64) {
+        self.outbox
+            .retain(|e| !(e.kind == kind && e.partition == partition && e.offset < committed));
     }
 
     /// Serialized form stored under `nbo:state:{..}`: one format byte ([`STATE_FORMAT`]), then

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub rule_changes: IntCounterVec,
     /// Produce failures, by topic.
     pub produce_errors: IntCounterVec,
+    /// Transactions aborted by a rebalance (exactly-once); their batches are replayed by the
+    /// partitions' next owner.
+    pub transactions_aborted: IntCounter,
     /// 1 when the pipeline is consuming and its dependencies answer.
     pub ready: Gauge,
     /// Events written by the generator, by topic.
@@ -189,6 +192,10 @@ impl Metrics {
                 "nbo_rule_changes_total",
                 "Rule documents read from the rules topic, by result",
                 &["result"],
+            ),
+            transactions_aborted: single(
+                "nbo_transactions_aborted_total",
+                "Transactions aborted by a rebalance (their batches are replayed)",
             ),
             produce_errors: counter(
                 r,
