@@ -25,8 +25,8 @@ use std::time::Duration;
 const CUSTOMERS: u32 = 400;
 /// Good records, profiles included.
 const GOOD: usize = 6_000;
-/// Malformed records of each class (25 classes: 1,200 in all).
-const PER_CLASS: usize = 48;
+/// Malformed records of each class (24 classes: 1,200 in all).
+const PER_CLASS: usize = 50;
 
 /// A class of damage: how the builder breaks a record, and what the decoder must call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -782,4 +782,50 @@ async fn every_malformed_record_is_dead_lettered_once_and_every_good_one_process
         offers.len() as u64,
         "offers counted and published alike"
     );
+}
+
+/// A malformed record as large as the broker takes: its dead letter (the payload plus source,
+/// reason and key) is larger still. Today the dead-letter produce fails with MessageSizeTooLarge
+/// and the pipeline stops with an error, before committing, so a restart stops on it again.
+/// Ignored until the worker caps the payload it copies into a dead letter (src/worker.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: a dead letter over message.max.bytes stops the pipeline (fix in src/worker.rs)"]
+async fn a_malformed_record_at_the_broker_size_limit_is_dead_lettered_not_fatal() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let settings = test_settings(&brokers, StateBackend::Memory);
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    // 999,900 bytes: accepted by the broker (message.max.bytes 1,000,000 with its overhead).
+    let record = Outgoing {
+        kind: EventKind::Transaction,
+        key: Some(b"C0000001".to_vec()),
+        payload: Some(vec![7u8; 999_900]),
+        damage: None,
+    };
+    produce(&settings, std::slice::from_ref(&record)).await;
+
+    let progress = Arc::new(nbo_stream::worker::Progress::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let deps = nbo_stream::pipeline::Dependencies {
+        store: Arc::new(MemoryStore::new()),
+        health: Default::default(),
+        progress: progress.clone(),
+    };
+    let run_settings = settings.clone();
+    let handle =
+        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
+    let p = progress.clone();
+    wait_for(Duration::from_secs(30), || {
+        p.records.load(Ordering::Relaxed) >= 1 || handle.is_finished()
+    })
+    .await;
+    let _ = stop.send(true);
+    let result = handle.await.unwrap();
+    assert!(result.is_ok(), "the pipeline stopped: {:?}", result.err());
+    assert_eq!(progress.dead_letters.load(Ordering::Relaxed), 1);
+    let dead: Vec<DeadLetter> = outputs(&brokers, &settings.topics.dead_letters, "DeadLetter", 1);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error_kind, "bad_magic_byte");
 }
