@@ -203,3 +203,155 @@ fn unknown_enum_index_and_invalid_utf8_are_decode_errors() {
         .unwrap_err();
     assert_eq!(err.kind(), "avro_decode", "{err}");
 }
+
+fn app() -> AppEvent {
+    AppEvent {
+        event_id: "E2".into(),
+        customer_id: "C1".into(),
+        event_time: NOW - 1000,
+        device_id: "D1".into(),
+        platform: AppPlatform::Ios,
+        app_version: "7.1.0".into(),
+        screen: "home".into(),
+        action: AppAction::ScreenView,
+        product_category: None,
+        latitude: Some(51.5),
+        longitude: Some(-0.12),
+    }
+}
+
+fn social() -> SocialEvent {
+    SocialEvent {
+        event_id: "E3".into(),
+        customer_id: "C1".into(),
+        event_time: NOW - 1000,
+        platform: "x".into(),
+        interaction: SocialInteraction::Post,
+        sentiment: 0.5,
+        topic: Some("fees".into()),
+        mentions_bank: true,
+    }
+}
+
+/// Decodes `value` encoded as `record` and returns the error's kind and text (or "ok").
+fn verdict<T: serde::Serialize>(codec: &Codec, kind: EventKind, record: &str, value: &T) -> String {
+    let bytes = codec
+        .encode_framed(record, value, Framing::Confluent)
+        .unwrap();
+    match codec.decode(kind, Some(b"C1"), Some(&bytes), NOW) {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("{}: {e}", e.kind()),
+    }
+}
+
+#[test]
+fn every_string_field_is_bounded_including_app_version_and_social_topic() {
+    // Regression (tests/hostile_input.rs): app_version and topic took strings of any length.
+    let codec = Codec::with_defaults().unwrap();
+    let huge: Text = "v".repeat(4097).into();
+    assert_eq!(verdict(&codec, EventKind::App, "AppEvent", &app()), "ok");
+    let long_version = AppEvent {
+        app_version: huge.clone(),
+        ..app()
+    };
+    let err = verdict(&codec, EventKind::App, "AppEvent", &long_version);
+    assert!(
+        err.starts_with("invalid_field: invalid field `app_version`: 4097 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        verdict(&codec, EventKind::Social, "SocialEvent", &social()),
+        "ok"
+    );
+    let long_topic = SocialEvent {
+        topic: Some(huge),
+        ..social()
+    };
+    let err = verdict(&codec, EventKind::Social, "SocialEvent", &long_topic);
+    assert!(
+        err.starts_with("invalid_field: invalid field `topic`: 4097 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn coordinates_must_be_on_the_globe_and_dwell_not_negative() {
+    let codec = Codec::with_defaults().unwrap();
+    for (latitude, longitude, field) in [
+        (Some(f64::NAN), Some(0.0), "latitude"),
+        (Some(90.5), Some(0.0), "latitude"),
+        (Some(0.0), Some(f64::INFINITY), "longitude"),
+        (Some(0.0), Some(-180.5), "longitude"),
+    ] {
+        let event = AppEvent {
+            latitude,
+            longitude,
+            ..app()
+        };
+        let err = verdict(&codec, EventKind::App, "AppEvent", &event);
+        assert!(
+            err.starts_with(&format!("invalid_field: invalid field `{field}`")),
+            "{latitude:?},{longitude:?}: {err}"
+        );
+    }
+    let no_position = AppEvent {
+        latitude: None,
+        longitude: None,
+        ..app()
+    };
+    assert_eq!(
+        verdict(&codec, EventKind::App, "AppEvent", &no_position),
+        "ok"
+    );
+
+    let click = |dwell_ms| ClickstreamEvent {
+        event_id: "E4".into(),
+        customer_id: "C1".into(),
+        event_time: NOW - 1000,
+        session_id: "S1".into(),
+        page_url: "/loans".into(),
+        action: ClickAction::PageView,
+        product_category: None,
+        dwell_ms,
+    };
+    let record = "ClickstreamEvent";
+    assert_eq!(
+        verdict(&codec, EventKind::Clickstream, record, &click(Some(0))),
+        "ok"
+    );
+    assert_eq!(
+        verdict(&codec, EventKind::Clickstream, record, &click(None)),
+        "ok"
+    );
+    let err = verdict(&codec, EventKind::Clickstream, record, &click(Some(-1)));
+    assert!(
+        err.starts_with("invalid_field: invalid field `dwell_ms`: -1 is negative"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_future_time_is_reported_without_overflow_whatever_the_clock() {
+    // The message computed `event_time - now`, which overflows (a panic in debug builds) when the
+    // clock is far negative; the clock is the caller's, so the codec must not trust it.
+    let codec = Codec::with_defaults().unwrap();
+    let bytes = encoded(&codec, &txn());
+    let err = codec
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&bytes), i64::MIN)
+        .unwrap_err();
+    assert_eq!(err.kind(), "invalid_field");
+    assert!(err.to_string().contains("in the future"), "{err}");
+    let far = TransactionEvent {
+        event_time: i64::MAX,
+        ..txn()
+    };
+    let err = codec
+        .decode(
+            EventKind::Transaction,
+            Some(b"C1"),
+            Some(&encoded(&codec, &far)),
+            NOW,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("in the future"), "{err}");
+}

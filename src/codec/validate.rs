@@ -1,5 +1,9 @@
 //! Field checks after decoding: what Avro's types cannot say (non-empty ids, sane amounts,
-//! timestamps after 1970 and not in the future, bounded strings, the key matching the customer).
+//! timestamps after 1970 and not in the future, bounded strings, the key matching the customer,
+//! coordinates on the globe, durations not negative).
+//!
+//! Every string field of every input record is bounded here (`max_string_len`): one left out
+//! lets a producer put megabytes into a customer's state.
 
 use super::{DecodeError, Validation};
 use crate::event::Event;
@@ -46,12 +50,23 @@ fn time(
             field,
             format!(
                 "{millis} is {} ms in the future (allowed skew {} ms)",
-                millis - now_ms,
+                millis.saturating_sub(now_ms),
                 limits.max_future_skew_ms
             ),
         ));
     }
     Ok(())
+}
+
+/// An optional coordinate: finite and within `-limit..=limit` degrees.
+fn degrees(field: &'static str, value: Option<f64>, limit: f64) -> Result<(), DecodeError> {
+    match value {
+        Some(v) if !(-limit..=limit).contains(&v) => Err(invalid(
+            field,
+            format!("{v} is not a coordinate within -{limit}..{limit} degrees"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn amount(field: &'static str, minor: i64, limits: &Validation) -> Result<(), DecodeError> {
@@ -104,12 +119,18 @@ pub(super) fn check(
             time("event_time", e.event_time, now_ms, limits)?;
             text("page_url", &e.page_url, limits)?;
             text("session_id", &e.session_id, limits)?;
+            if let Some(dwell) = e.dwell_ms.filter(|d| *d < 0) {
+                return Err(invalid("dwell_ms", format!("{dwell} is negative")));
+            }
         }
         Event::App(e) => {
             id("event_id", &e.event_id, limits)?;
             time("event_time", e.event_time, now_ms, limits)?;
             text("screen", &e.screen, limits)?;
             text("device_id", &e.device_id, limits)?;
+            text("app_version", &e.app_version, limits)?;
+            degrees("latitude", e.latitude, 90.0)?;
+            degrees("longitude", e.longitude, 180.0)?;
         }
         Event::Social(e) => {
             id("event_id", &e.event_id, limits)?;
@@ -121,6 +142,9 @@ pub(super) fn check(
                 ));
             }
             text("platform", &e.platform, limits)?;
+            if let Some(topic) = &e.topic {
+                text("topic", topic, limits)?;
+            }
         }
         Event::Feedback(e) => {
             id("event_id", &e.event_id, limits)?;
