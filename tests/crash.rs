@@ -53,9 +53,11 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
         &[&topics.customer_profile],
         Duration::from_secs(60),
         "profiles",
+        &[&run],
     );
     let producer = {
-        let (brokers, topics, activity) = (brokers.clone(), topics.clone(), events.activity.clone());
+        let (brokers, topics, activity) =
+            (brokers.clone(), topics.clone(), events.activity.clone());
         std::thread::spawn(move || produce(&brokers, &topics, &activity, RATE))
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(KILL_SEED);
@@ -87,6 +89,7 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
         &topics.inputs(),
         Duration::from_secs(120),
         "after the last restart",
+        &[&run],
     );
     run.process.stop_cleanly(Duration::from_secs(30));
     let got = crashed.outcome(&brokers, &events.customers);

@@ -56,7 +56,9 @@ fn main() -> ExitCode {
             Some((name, n)) => match n.parse::<i32>() {
                 Ok(n) if n > 0 => (name, n),
                 _ => {
-                    eprintln!("error: --topic {spec}: the partition count must be a positive number");
+                    eprintln!(
+                        "error: --topic {spec}: the partition count must be a positive number"
+                    );
                     return ExitCode::FAILURE;
                 }
             },

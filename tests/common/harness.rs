@@ -72,7 +72,9 @@ impl EventSet {
             key: e.customer_id().as_bytes().to_vec(),
             payload: nbo_stream::generator::encode_event(&codec, e, Framing::Confluent).unwrap(),
         };
-        let profiles: Vec<Record> = (0..customers).map(|_| encode(&factory.next_event())).collect();
+        let profiles: Vec<Record> = (0..customers)
+            .map(|_| encode(&factory.next_event()))
+            .collect();
         let mut home: HashMap<String, usize> = HashMap::new();
         let mut records = Vec::with_capacity(activity);
         while records.len() < activity {
@@ -150,7 +152,11 @@ pub fn produce(brokers: &str, topics: &TopicSettings, records: &[Record], rate: 
         }
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "records not acknowledged");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "records not acknowledged"
+    );
 }
 
 /// Where the brokers of a test come from.
@@ -317,6 +323,11 @@ impl RunSpec {
 
 /// Records the group has not committed yet over `topics` (end offsets minus committed offsets).
 pub fn group_lag(brokers: &str, group: &str, topics: &[&str]) -> i64 {
+    group_progress(brokers, group, topics).1
+}
+
+/// (records committed, records not committed yet) of the group over `topics`.
+pub fn group_progress(brokers: &str, group: &str, topics: &[&str]) -> (i64, i64) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -333,7 +344,7 @@ pub fn group_lag(brokers: &str, group: &str, topics: &[&str]) -> i64 {
     let committed = consumer
         .committed_offsets(tpl, timeout)
         .expect("committed offsets");
-    let mut lag = 0;
+    let (mut lag, mut total) = (0, 0);
     for e in committed.elements() {
         let (low, high) = consumer
             .fetch_watermarks(e.topic(), e.partition(), timeout)
@@ -343,23 +354,34 @@ pub fn group_lag(brokers: &str, group: &str, topics: &[&str]) -> i64 {
             _ => low,
         };
         lag += (high - done).max(0);
+        total += done - low;
     }
-    lag
+    (total, lag)
 }
 
-/// Waits until the group has committed everything on `topics` (panics with `what` after
-/// `timeout`).
-pub fn wait_caught_up(brokers: &str, group: &str, topics: &[&str], timeout: Duration, what: &str) {
+/// Waits until the group has committed everything on `topics`; after `timeout` panics with `what`
+/// and the ends of the logs of `running`.
+pub fn wait_caught_up(
+    brokers: &str,
+    group: &str,
+    topics: &[&str],
+    timeout: Duration,
+    what: &str,
+    running: &[&Instance],
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let lag = group_lag(brokers, group, topics);
         if lag == 0 {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {lag} records still uncommitted after {timeout:?}"
-        );
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = running.iter().map(|i| i.process.log_tail(40)).collect();
+            panic!(
+                "{what}: {lag} records still uncommitted after {timeout:?}; logs end:\n{}",
+                logs.join("\n----\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -500,8 +522,14 @@ fn distinct(what: &str, records: &[(String, Vec<u8>)]) -> (BTreeMap<String, usiz
 }
 
 fn same_ids(what: &str, disturbed: &BTreeMap<String, usize>, clean: &BTreeMap<String, usize>) {
-    let missing: Vec<&String> = clean.keys().filter(|k| !disturbed.contains_key(*k)).collect();
-    let extra: Vec<&String> = disturbed.keys().filter(|k| !clean.contains_key(*k)).collect();
+    let missing: Vec<&String> = clean
+        .keys()
+        .filter(|k| !disturbed.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = disturbed
+        .keys()
+        .filter(|k| !clean.contains_key(*k))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "{what} ids differ from the clean run: {} missing (e.g. {:?}), {} extra (e.g. {:?})",
@@ -510,6 +538,23 @@ fn same_ids(what: &str, disturbed: &BTreeMap<String, usize>, clean: &BTreeMap<St
         extra.len(),
         extra.iter().take(3).collect::<Vec<_>>()
     );
+}
+
+/// The fields of two feature hashes that differ: `name: disturbed != clean`.
+fn field_diff(
+    a: Option<&BTreeMap<String, String>>,
+    b: Option<&BTreeMap<String, String>>,
+) -> String {
+    let (empty_a, empty_b) = (BTreeMap::new(), BTreeMap::new());
+    let (a, b) = (a.unwrap_or(&empty_a), b.unwrap_or(&empty_b));
+    a.keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {:?} != {:?}", a.get(k), b.get(k)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Asserts the disturbed run left what the clean run left: every customer's features equal;
@@ -525,7 +570,7 @@ pub fn compare(disturbed: &Outcome, clean: &Outcome) -> Comparison {
     for id in &customers {
         let (a, b) = (disturbed.features.get(*id), clean.features.get(*id));
         if a != b {
-            differing.push(format!("{id}: disturbed {a:?}\n    clean {b:?}"));
+            differing.push(format!("{id}: {}", field_diff(a, b)));
         }
         c.features += b.map_or(0, BTreeMap::len);
     }
@@ -534,7 +579,12 @@ pub fn compare(disturbed: &Outcome, clean: &Outcome) -> Comparison {
         "{} of {} customers' features differ from the clean run, e.g.\n  {}",
         differing.len(),
         customers.len(),
-        differing.iter().take(3).cloned().collect::<Vec<_>>().join("\n  ")
+        differing
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ")
     );
     c.customers = customers.len();
     for (what, d, k, n) in [
@@ -569,6 +619,7 @@ pub fn clean_run(brokers: &str, spec: &RunSpec, events: &EventSet) -> Outcome {
         &[&topics.customer_profile],
         Duration::from_secs(60),
         "clean run: profiles",
+        &[&run],
     );
     produce(brokers, topics, &events.activity, 0);
     wait_caught_up(
@@ -577,6 +628,7 @@ pub fn clean_run(brokers: &str, spec: &RunSpec, events: &EventSet) -> Outcome {
         &topics.inputs(),
         Duration::from_secs(120),
         "clean run",
+        &[&run],
     );
     run.process.stop_cleanly(Duration::from_secs(30));
     spec.outcome(brokers, &events.customers)

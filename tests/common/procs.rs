@@ -212,7 +212,8 @@ fn redis_ping(port: u16) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut buf = [0u8; 64];
     s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
 }
 
 /// One HTTP GET on `127.0.0.1:<port>`: (status code, body), or None if nothing answers.
