@@ -25,7 +25,12 @@ use std::process::ExitCode;
 /// librdkafka's mock Kafka cluster as a process: prints its bootstrap servers as the first line
 /// of stdout, then serves until killed or until stdin closes.
 #[derive(Parser)]
-#[command(name = "nbo-mock-broker", version, about, long_about = None)]
+#[command(
+    name = "nbo-mock-broker",
+    version,
+    after_help = "For tests that kill the pipeline: the broker and its data outlive it. The mock \
+                  cluster stalls for good past ~57,000 records per partition; keep volumes well below."
+)]
 struct Args {
     /// Brokers in the mock cluster.
     #[arg(long, default_value_t = 1)]
