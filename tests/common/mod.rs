@@ -328,3 +328,6 @@ pub fn hasher(settings: &nbo_stream::config::Settings) -> nbo_stream::state::Key
         .expect("test settings carry a secret");
     nbo_stream::state::KeyHasher::new(secret.expose().as_bytes())
 }
+
+pub mod harness;
+pub mod procs;

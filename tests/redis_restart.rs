@@ -1,0 +1,118 @@
+//! Redis killed mid-run and started again (same port, same data: append-only file, fsync on every
+//! write). The pipeline must back off without crashing, report not ready on `/readyz` while Redis
+//! is down and ready again after, commit no offset while its state cannot be flushed, and finish
+//! with every customer's features, and the offer, alert and audit ids, equal to a clean run's.
+//! Tansu and a dedicated `redis-server` for the disturbed run; the shared Redis for the clean one.
+
+mod common;
+
+use common::harness::*;
+use common::procs::RedisServer;
+use common::redis_url;
+use std::time::{Duration, Instant};
+
+const CUSTOMERS: u32 = 2_000;
+const ACTIVITY: usize = 30_000;
+const SEED: u64 = 777;
+const START_MS: i64 = 1_700_000_000_000;
+const RATE: u64 = 2_000;
+
+fn wait_ready(run: &Instance, ready: bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if run.ready() == Some(ready) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run_does() {
+    let started = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(data.path(), common::free_port());
+    let events = EventSet::generate(CUSTOMERS, ACTIVITY, SEED, START_MS);
+    let clean = RunSpec::new(&redis_url());
+    let disturbed = RunSpec::new(&redis.url());
+    let (_broker, brokers) = start_broker(false, &[&clean, &disturbed]);
+    let expected = clean_run(&brokers, &clean, &events);
+
+    let topics = disturbed.settings.topics.clone();
+    let group = disturbed.settings.kafka.group_id.clone();
+    produce(&brokers, &topics, &events.profiles, 0);
+    let mut run = disturbed.spawn(&brokers, "disturbed");
+    wait_caught_up(
+        &brokers,
+        &group,
+        &[&topics.customer_profile],
+        Duration::from_secs(60),
+        "profiles",
+        &[&run],
+    );
+    let producer = {
+        let (brokers, topics, activity) =
+            (brokers.clone(), topics.clone(), events.activity.clone());
+        std::thread::spawn(move || produce(&brokers, &topics, &activity, RATE))
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(run.ready(), Some(true), "ready while Redis answers");
+
+    redis.kill();
+    let down = Instant::now();
+    assert!(
+        wait_ready(&run, false, Duration::from_secs(15)),
+        "/readyz still ready {:?} after Redis went down",
+        down.elapsed()
+    );
+    // Past the 1 s auto-commit interval: whatever was flushed before the outage is committed by
+    // now; from here on nothing may be, as no batch can flush its state.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (committed_early, _) = group_progress(&brokers, &group, &topics.inputs());
+    std::thread::sleep(Duration::from_secs(3));
+    let (committed_late, lag) = group_progress(&brokers, &group, &topics.inputs());
+    assert_eq!(
+        committed_late, committed_early,
+        "offsets committed while Redis was down ({lag} records waiting)"
+    );
+    assert!(
+        run.process.running(),
+        "the pipeline stopped while Redis was down:\n{}",
+        run.process.log_tail(30)
+    );
+    assert_eq!(run.ready(), Some(false), "not ready while Redis is down");
+    let outage = down.elapsed();
+
+    redis.restart();
+    assert!(
+        wait_ready(&run, true, Duration::from_secs(30)),
+        "/readyz not ready again within 30 s of Redis coming back; log ends:\n{}",
+        run.process.log_tail(30)
+    );
+    producer.join().expect("producer");
+    wait_caught_up(
+        &brokers,
+        &group,
+        &topics.inputs(),
+        Duration::from_secs(120),
+        "after Redis came back",
+        &[&run],
+    );
+    run.process.stop_cleanly(Duration::from_secs(30));
+    let got = disturbed.outcome(&brokers, &events.customers);
+    let c = compare(&got, &expected);
+    println!(
+        "redis restart: {} events, Redis down {:.1} s ({lag} records waiting, {committed_early} committed, none while down); \
+         {} customers / {} feature values equal; {} offers, {} alerts, {} audits same ids; {} duplicates; {:.0} s",
+        events.activity.len() + events.profiles.len(),
+        outage.as_secs_f64(),
+        c.customers,
+        c.features,
+        c.offers,
+        c.alerts,
+        c.audits,
+        c.duplicates,
+        started.elapsed().as_secs_f64()
+    );
+}
