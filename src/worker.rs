@@ -329,6 +329,21 @@ pub fn apply_decoded(
     }
 }
 
+/// Most bytes of a bad record's payload (and key) copied into its dead letter: a record near the
+/// broker's size limit would otherwise make a dead letter the broker refuses, and the pipeline
+/// would stop on it at every restart.
+pub const DEAD_LETTER_MAX_BYTES: usize = 512 * 1024;
+
+/// The bytes for a dead letter, cut to [`DEAD_LETTER_MAX_BYTES`]; the original length if cut.
+fn capped(bytes: Option<&[u8]>) -> (Option<Vec<u8>>, Option<usize>) {
+    match bytes {
+        Some(b) if b.len() > DEAD_LETTER_MAX_BYTES => {
+            (Some(b[..DEAD_LETTER_MAX_BYTES].to_vec()), Some(b.len()))
+        }
+        other => (other.map(<[u8]>::to_vec), None),
+    }
+}
+
 /// Processes one batch end to end (see the module docs for the order).
 pub async fn process_batch(
     ctx: &WorkerContext,
@@ -369,14 +384,22 @@ pub async fn process_batch(
                 let topic = &ctx.input_topics[kind.index()];
                 m.decode_errors.with_label_values(&[topic, e.kind()]).inc();
                 m.dead_letters.with_label_values(&[topic, e.kind()]).inc();
+                let (payload, cut) = capped(msg.payload());
+                let (key, key_cut) = capped(msg.key());
+                let mut error = e.to_string();
+                if let Some(len) = cut.or(key_cut) {
+                    error.push_str(&format!(
+                        " (payload or key truncated to {DEAD_LETTER_MAX_BYTES} of {len} bytes)"
+                    ));
+                }
                 dead.push(DeadLetter {
                     source_topic: msg.topic().to_string(),
                     source_partition: msg.partition(),
                     source_offset: msg.offset(),
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: msg.payload().map(<[u8]>::to_vec),
+                    key,
+                    payload,
                     error_kind: e.kind().to_string(),
-                    error: e.to_string(),
+                    error,
                     at: now,
                 });
             }

@@ -785,11 +785,9 @@ async fn every_malformed_record_is_dead_lettered_once_and_every_good_one_process
 }
 
 /// A malformed record as large as the broker takes: its dead letter (the payload plus source,
-/// reason and key) is larger still. Today the dead-letter produce fails with MessageSizeTooLarge
-/// and the pipeline stops with an error, before committing, so a restart stops on it again.
-/// Ignored until the worker caps the payload it copies into a dead letter (src/worker.rs).
+/// reason and key) would be larger still, so the worker cuts the payload it copies
+/// (`worker::DEAD_LETTER_MAX_BYTES`) and says so in the reason; the pipeline goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a dead letter over message.max.bytes stops the pipeline (fix in src/worker.rs)"]
 async fn a_malformed_record_at_the_broker_size_limit_is_dead_lettered_not_fatal() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
