@@ -51,3 +51,8 @@ say "deploy/ validation"
 python3 scripts/validate_deploy.py
 say "cargo test"
 cargo test --quiet
+
+# 5. Fuzz the decoder for 60 s (scripts/fuzz.sh installs cargo-fuzz once; the first fuzz build
+#    takes ~6 minutes on 2 cores).
+say "fuzz Codec::decode (60 s)"
+scripts/fuzz.sh 60
