@@ -258,14 +258,27 @@ async fn run(cli: Cli) -> Result<()> {
                 })?;
             tracing::info!(%addr, "metrics endpoint up");
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let bound = settings.kafka.shutdown_timeout;
             tokio::spawn(async move {
-                // First signal: drain and exit 0. Second signal: exit at once.
+                // First signal: drain and exit 0, within kafka.shutdown_timeout. Second signal, or
+                // the bound passed: exit at once, non-zero. Either way nothing is committed past
+                // work not done, so the restart replays from the last commit.
                 shutdown_signal().await;
-                tracing::info!("shutdown requested: draining (a second signal exits at once)");
+                tracing::info!(
+                    ?bound,
+                    "shutdown requested: draining (a second signal exits at once)"
+                );
                 let _ = stop_tx.send(true);
-                shutdown_signal().await;
-                tracing::warn!("second signal: exiting without draining");
-                std::process::exit(130);
+                tokio::select! {
+                    _ = shutdown_signal() => {
+                        tracing::warn!("second signal: exiting without draining");
+                        std::process::exit(130);
+                    }
+                    _ = tokio::time::sleep(bound) => {
+                        eprintln!("error: draining took longer than kafka.shutdown_timeout ({bound:?}); exiting without finishing it (the restart replays from the last commit)");
+                        std::process::exit(1);
+                    }
+                }
             });
             let deps = pipeline::Dependencies {
                 store,
