@@ -446,14 +446,19 @@ pub async fn process_batch(
 
     if exactly_once {
         // Outbox entries below this batch's first offset of their partition were committed by an
-        // earlier transaction: no replay can need them.
+        // earlier transaction: no replay can need them. Once per customer, every partition of
+        // the batch.
         let mut cache = shard.lock();
+        let mut pruned = HashSet::new();
         for d in &decoded {
-            if let (Some(c), Some(first)) = (
-                cache.get_mut(d.event.customer_id()),
-                first_offsets.get(&(d.pos.kind as usize, d.pos.partition)),
-            ) {
-                c.state.prune_outbox(d.pos.kind, d.pos.partition, *first);
+            let id = d.event.customer_id();
+            if !pruned.insert(id) {
+                continue;
+            }
+            if let Some(c) = cache.get_mut(id) {
+                for (&(kind, partition), &first) in &first_offsets {
+                    c.state.prune_outbox(kind as u8, partition, first);
+                }
             }
         }
     }

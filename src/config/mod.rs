@@ -585,6 +585,12 @@ impl Settings {
                 "revoke_timeout and shutdown_timeout must be positive",
             ));
         }
+        if k.options.contains_key("partition.assignment.strategy") {
+            return Err(invalid(
+                "kafka.options",
+                "partition.assignment.strategy is fixed to range: it keeps partition p of every co-partitioned input topic on one instance",
+            ));
+        }
         if k.queue_batches == 0 {
             return Err(invalid("kafka.queue_batches", "must be at least 1"));
         }

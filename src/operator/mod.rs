@@ -54,6 +54,7 @@ pub struct Operator {
     validity_ms: i64,
     negative_sentiment: f64,
     longest_offer_cooldown_ms: i64,
+    longest_alert_cooldown_ms: i64,
     policy: Policy,
     outbox: bool,
 }
@@ -98,6 +99,12 @@ impl Operator {
             .map(|r| r.cooldown_ms)
             .max()
             .unwrap_or(0);
+        let longest_alert_cooldown_ms = rules
+            .alerts
+            .iter()
+            .map(|r| r.cooldown_ms)
+            .max()
+            .unwrap_or(0);
         let longest_window_ms = features.longest_window_ms();
         Self {
             features,
@@ -109,6 +116,7 @@ impl Operator {
             validity_ms: settings.offer_validity.as_millis() as i64,
             negative_sentiment: settings.negative_sentiment_threshold,
             longest_offer_cooldown_ms,
+            longest_alert_cooldown_ms,
             outbox: false,
             policy: Policy {
                 control_group_percent,
@@ -283,9 +291,13 @@ impl Operator {
         let time = event.event_time();
         match event {
             Event::Erasure(e) => {
+                // Applied offsets and the outbox survive the erasure: replays must still be
+                // recognised, and decisions already made in this uncommitted batch still go out.
                 let applied = std::mem::take(&mut state.applied);
+                let outbox = std::mem::take(&mut state.outbox);
                 *state = CustomerState {
                     applied,
+                    outbox,
                     erased_before: Some(e.requested_at.max(state.erased_before.unwrap_or(0))),
                     ..CustomerState::default()
                 };
@@ -480,9 +492,11 @@ impl Operator {
                 ));
                 continue;
             }
+            // Kept for the longest alert cooldown of the rule set, not this rule's: another
+            // rule's record must outlive this rule's shorter cooldown.
             state
                 .alerts
-                .retain(|a| at - a.at < rule.cooldown_ms.max(self.longest_window_ms));
+                .retain(|a| at - a.at < self.longest_alert_cooldown_ms.max(self.longest_window_ms));
             state.alerts.push(ContactRecord {
                 rule_id: rule.head.id.clone(),
                 at,

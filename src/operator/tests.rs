@@ -325,3 +325,35 @@ fn with_an_outbox_a_replayed_event_re_emits_its_stored_decisions_byte_for_byte()
     run.state.prune_outbox(6, 0, 100);
     assert!(run.state.outbox.is_empty());
 }
+
+#[test]
+fn an_erasure_keeps_the_outbox_of_decisions_not_yet_committed() {
+    let mut run = Run::new();
+    run.op = operator().with_outbox(true);
+    run.feed(profile(true));
+    for n in 0..5 {
+        run.feed(card(
+            n,
+            T0 + n as i64 * H,
+            30_000,
+            PaymentMethod::DebitCard,
+            "GB",
+        ));
+    }
+    let entries = run.state.outbox.len();
+    assert!(entries > 0);
+    run.feed(Event::Erasure(ErasureRequest {
+        request_id: "R1".into(),
+        customer_id: "C1".into(),
+        requested_at: T0 + 6 * H,
+    }));
+    assert!(
+        run.state.features.iter().all(|(_, t)| t.is_empty()),
+        "features erased"
+    );
+    assert_eq!(
+        run.state.outbox.len(),
+        entries,
+        "decisions already made still go out"
+    );
+}

@@ -170,7 +170,13 @@ impl RuleWatcher {
             match message {
                 Ok(m) => {
                     let audits: Vec<Decision> = self.apply(&m).into_iter().collect();
-                    if self.changed_since_install() {
+                    let changed = audits.iter().any(|d| {
+                        matches!(d, Decision::Audit(a) if matches!(
+                            a.outcome,
+                            DecisionOutcome::RuleInstalled | DecisionOutcome::RuleDeleted
+                        ))
+                    });
+                    if changed || self.changed_since_install() {
                         self.install();
                     }
                     self.publish(&audits).await;
