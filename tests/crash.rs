@@ -53,21 +53,7 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
 
     let topics = crashed.settings.topics.clone();
     let group = crashed.settings.kafka.group_id.clone();
-    produce(&brokers, &topics, &events.profiles, 0);
-    let mut run = crashed.spawn(&brokers, "crashed-0");
-    wait_caught_up(
-        &brokers,
-        &group,
-        &[&topics.customer_profile],
-        Duration::from_secs(60),
-        "profiles",
-        &[&run],
-    );
-    let producer = {
-        let (brokers, topics, activity) =
-            (brokers.clone(), topics.clone(), events.activity.clone());
-        std::thread::spawn(move || produce(&brokers, &topics, &activity, RATE))
-    };
+    let (mut run, producer) = start_with_profiles(&brokers, &crashed, &events, "crashed-0", RATE);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(KILL_SEED);
     for kill in 1..=KILLS {
         // Count from the moment the instance holds partitions: a restarted instance first waits

@@ -41,21 +41,7 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
 
     let topics = disturbed.settings.topics.clone();
     let group = disturbed.settings.kafka.group_id.clone();
-    produce(&brokers, &topics, &events.profiles, 0);
-    let mut run = disturbed.spawn(&brokers, "disturbed");
-    wait_caught_up(
-        &brokers,
-        &group,
-        &[&topics.customer_profile],
-        Duration::from_secs(60),
-        "profiles",
-        &[&run],
-    );
-    let producer = {
-        let (brokers, topics, activity) =
-            (brokers.clone(), topics.clone(), events.activity.clone());
-        std::thread::spawn(move || produce(&brokers, &topics, &activity, RATE))
-    };
+    let (mut run, producer) = start_with_profiles(&brokers, &disturbed, &events, "disturbed", RATE);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(run.ready(), Some(true), "ready while Redis answers");
 

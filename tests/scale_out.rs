@@ -36,21 +36,7 @@ fn the_survivor_of_two_instances_finishes_the_work_of_the_one_killed() {
 
     let topics = scaled.settings.topics.clone();
     let group = scaled.settings.kafka.group_id.clone();
-    produce(&brokers, &topics, &events.profiles, 0);
-    let mut first = scaled.spawn(&brokers, "first");
-    wait_caught_up(
-        &brokers,
-        &group,
-        &[&topics.customer_profile],
-        Duration::from_secs(60),
-        "profiles",
-        &[&first],
-    );
-    let producer = {
-        let (brokers, topics, activity) =
-            (brokers.clone(), topics.clone(), events.activity.clone());
-        std::thread::spawn(move || produce(&brokers, &topics, &activity, RATE))
-    };
+    let (mut first, producer) = start_with_profiles(&brokers, &scaled, &events, "first", RATE);
     std::thread::sleep(Duration::from_secs(3));
     let mut second = scaled.spawn(&brokers, "second");
     assert!(

@@ -359,6 +359,31 @@ pub fn group_progress(brokers: &str, group: &str, topics: &[&str]) -> (i64, i64)
     (total, lag)
 }
 
+/// Starts a run of `spec` the way every kill test does: its profiles produced and consumed whole,
+/// then its activity produced at `rate` records/s on a thread (join it to wait for the end).
+pub fn start_with_profiles(
+    brokers: &str,
+    spec: &RunSpec,
+    events: &EventSet,
+    name: &str,
+    rate: u64,
+) -> (Instance, std::thread::JoinHandle<()>) {
+    let topics = spec.settings.topics.clone();
+    produce(brokers, &topics, &events.profiles, 0);
+    let run = spec.spawn(brokers, name);
+    wait_caught_up(
+        brokers,
+        &spec.settings.kafka.group_id,
+        &[&topics.customer_profile],
+        Duration::from_secs(60),
+        "profiles",
+        &[&run],
+    );
+    let (brokers, activity) = (brokers.to_string(), events.activity.clone());
+    let producer = std::thread::spawn(move || produce(&brokers, &topics, &activity, rate));
+    (run, producer)
+}
+
 /// Waits until the group has committed everything on `topics`; after `timeout` panics with `what`
 /// and the ends of the logs of `running`.
 pub fn wait_caught_up(
