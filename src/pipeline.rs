@@ -13,6 +13,7 @@ use crate::rules::book::RuleBook;
 use crate::rules::watch::{BuildOperator, RuleWatcher};
 use crate::sink::Sink;
 use crate::source::assignment::Assignment;
+use crate::source::dispatch::Dispatcher;
 use crate::source::{self, Consumer, SourceContext};
 use crate::state::{KeyHasher, StateStore};
 use crate::telemetry::http::Health;
@@ -218,12 +219,15 @@ pub async fn run(
     );
 
     let mut pending: Vec<Batch> = (0..k.workers).map(|_| Batch::default()).collect();
+    let mut dispatch = Dispatcher::new(queues, k.pause_after);
     let mut polled_under = assignment.generation();
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
-    // The poll loop: route each record to the worker owning its partition; a full batch is sent
-    // at once (awaiting queue space: backpressure), a partial one at the next linger tick.
+    // The poll loop: route each record to the worker owning its partition; a full batch is handed
+    // over at once, a partial one at the next linger tick. It waits at most `kafka.pause_after`
+    // for a worker: past that, the worker's partitions are paused (see `source::dispatch`), so
+    // `recv()` goes on serving rebalances and group membership however long a worker is held up.
     'poll: loop {
         tokio::select! {
             biased;
@@ -238,27 +242,43 @@ pub async fn run(
                 break 'poll;
             }
             _ = linger.tick() => {
-                for (i, batch) in pending.iter_mut().enumerate() {
-                    if !batch.records.is_empty() && queues[i].send(std::mem::take(batch)).await.is_err() {
+                let now = assignment.generation();
+                if now != polled_under {
+                    // A rebalance ran inside recv(): what was polled before it is discarded.
+                    polled_under = now;
+                    dispatch.reset(consumer.as_ref());
+                    pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });
+                }
+                if dispatch.retry(consumer.as_ref()).is_err() {
+                    break 'poll;
+                }
+                for (w, batch) in pending.iter_mut().enumerate() {
+                    if !batch.records.is_empty()
+                        && !dispatch.is_held(w)
+                        && dispatch.send(consumer.as_ref(), w, std::mem::take(batch)).await.is_err()
+                    {
                         break 'poll;
                     }
                 }
             }
             msg = consumer.recv() => match msg {
                 Ok(m) => {
-                    // A rebalance ran inside recv(): what was polled before it is discarded.
                     let now = assignment.generation();
                     if now != polled_under {
+                        // A rebalance ran inside recv(): what was polled before it is discarded.
                         polled_under = now;
+                        dispatch.reset(consumer.as_ref());
                         pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });
                     }
                     let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
                     let w = m.partition().rem_euclid(k.workers as i32) as usize;
                     pending[w].generation = now;
                     pending[w].records.push((kind, m.detach()));
-                    if pending[w].records.len() >= k.batch_max_events {
+                    // A held worker's records (fetched before its pause took effect) wait in
+                    // its partial batch, behind the held one.
+                    if pending[w].records.len() >= k.batch_max_events && !dispatch.is_held(w) {
                         let batch = std::mem::take(&mut pending[w]);
-                        if queues[w].send(batch).await.is_err() { break 'poll; }
+                        if dispatch.send(consumer.as_ref(), w, batch).await.is_err() { break 'poll; }
                     }
                 }
                 Err(e) => {
@@ -269,8 +289,10 @@ pub async fn run(
         }
     }
 
-    // Drain: hand over what was polled, close the queues, wait for the workers.
+    // Drain: hand over what was polled (held batches first, in order), close the queues, wait
+    // for the workers.
     deps.health.set_ready(false);
+    let queues = dispatch.into_queues(failure.is_none()).await;
     if failure.is_none() {
         for (i, batch) in pending.into_iter().enumerate() {
             if !batch.records.is_empty() {

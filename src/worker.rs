@@ -259,8 +259,14 @@ fn now_ms() -> i64 {
 }
 
 /// Retries a state operation with exponential backoff (100 ms → 5 s) until it succeeds. While it
-/// fails the instance reports not ready; nothing is committed past the work not done.
-async fn with_retry<T, F, Fut>(ctx: &WorkerContext, op: &'static str, mut f: F) -> T
+/// fails the instance reports not ready; nothing is committed past the work not done. Gives up
+/// (`None`) when the assignment changed since the batch was polled under `generation`.
+async fn with_retry<T, F, Fut>(
+    ctx: &WorkerContext,
+    op: &'static str,
+    generation: u64,
+    mut f: F,
+) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StateError>>,
@@ -273,7 +279,7 @@ where
                     ctx.health.set_ready(true);
                     tracing::info!(op, "state store answers again");
                 }
-                return v;
+                return Some(v);
             }
             Err(e) => {
                 metrics().state_errors.with_label_values(&[op]).inc();
@@ -281,6 +287,16 @@ where
                 tracing::warn!(op, error = %e, retry_in_ms = delay.as_millis() as u64, "state store failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
+                if ctx.assignment.generation() != generation {
+                    // The revoke stopped waiting for this batch (kafka.revoke_timeout) and its
+                    // partitions may have a new owner: a late write of ours could overwrite
+                    // theirs. Give the batch up; whoever owns the partitions replays it.
+                    tracing::warn!(
+                        op,
+                        "partitions reassigned during the state store outage; batch given up"
+                    );
+                    return None;
+                }
             }
         }
     }
@@ -426,7 +442,11 @@ pub async fn process_batch(
     let mut round_trips = u64::from(!missing.is_empty());
     if !missing.is_empty() {
         let keys: Vec<CustomerKey> = missing.iter().map(|(_, k, _)| k.clone()).collect();
-        let loaded = with_retry(ctx, "load", || ctx.store.load(&keys)).await;
+        let Some(loaded) =
+            with_retry(ctx, "load", batch.generation, || ctx.store.load(&keys)).await
+        else {
+            return Ok(());
+        };
         let mut cache = shard.lock();
         for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
             let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
@@ -479,7 +499,10 @@ pub async fn process_batch(
     let published = if exactly_once {
         // Exactly-once: state (with the outboxes) first, then one transaction for the records
         // and the offsets. See the module docs and `sink`.
-        let writes = flush(ctx, shard, &operator, &decoded, batch_no).await;
+        let Some(writes) = flush(ctx, shard, &operator, &decoded, batch.generation, batch_no).await
+        else {
+            return Ok(());
+        };
         round_trips += u64::from(writes > 0);
         match deliver_in_transaction(
             ctx,
@@ -500,7 +523,12 @@ pub async fn process_batch(
         // At-least-once: produce and await acknowledgements before anything is made durable,
         // then flush, then store the offsets.
         let published = sink.publish(&decisions, &dead).await?;
-        let writes = flush(ctx, shard, &operator, &decoded, batch_no).await;
+        let Some(writes) = flush(ctx, shard, &operator, &decoded, batch.generation, batch_no).await
+        else {
+            // Published but given up (see `with_retry`): the next owner replays the batch and
+            // produces the same records again (at-least-once allows byte-identical repeats).
+            return Ok(());
+        };
         round_trips += u64::from(writes > 0);
         for ((kind, partition), offset) in &last_offsets {
             ctx.offsets
@@ -567,14 +595,16 @@ fn count_decisions(decisions: &[Decision]) {
 }
 
 /// Flushes the batch's dirty customers: one round trip, retried until it succeeds, one write per
-/// dirty customer however many of its events the batch held. Returns the number of writes.
+/// dirty customer however many of its events the batch held. Returns the number of writes, or
+/// `None` when the batch was given up because its partitions were reassigned meanwhile.
 async fn flush(
     ctx: &WorkerContext,
     shard: &Shard,
     operator: &Operator,
     decoded: &[Decoded],
+    generation: u64,
     batch_no: u64,
-) -> usize {
+) -> Option<usize> {
     let m = metrics();
     let mut writes: Vec<StateWrite> = Vec::new();
     {
@@ -599,11 +629,11 @@ async fn flush(
     }
     if !writes.is_empty() {
         let flush_started = Instant::now();
-        with_retry(ctx, "store", || ctx.store.store(&writes)).await;
+        with_retry(ctx, "store", generation, || ctx.store.store(&writes)).await?;
         m.state_flush_duration
             .observe(flush_started.elapsed().as_secs_f64());
     }
-    writes.len()
+    Some(writes.len())
 }
 
 /// Exactly-once delivery of a flushed batch: its records and its consumer offsets in one

@@ -2,7 +2,13 @@
 //! write). The pipeline must back off without crashing, report not ready on `/readyz` while Redis
 //! is down and ready again after, commit no offset while its state cannot be flushed, and finish
 //! with every customer's features, and the offer, alert and audit ids, equal to a clean run's.
-//! Tansu and a dedicated `redis-server` for the disturbed run; the shared Redis for the clean one.
+//!
+//! The outage lasts longer than the disturbed run's `max.poll.interval.ms` (set low here): the
+//! pipeline must pause the partitions of its held-up workers and keep polling, so it stays in its
+//! consumer group — no revoke happens during the whole run — instead of being dropped from it.
+//! The mock broker process (`nbo-mock-broker`) and a dedicated `redis-server` for the disturbed
+//! run; the shared Redis for the clean one. Not Tansu: the pause makes librdkafka fetch again from
+//! the middle of a record batch, and Tansu 0.6 answers that with the next batch, skipping records.
 
 mod common;
 
@@ -16,6 +22,14 @@ const ACTIVITY: usize = 30_000;
 const SEED: u64 = 777;
 const START_MS: i64 = 1_700_000_000_000;
 const RATE: u64 = 2_000;
+/// The disturbed run's `max.poll.interval.ms` (librdkafka's floor is the 6 s session timeout).
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(7);
+/// Redis stays down at least this long: well past MAX_POLL_INTERVAL.
+const MIN_OUTAGE: Duration = Duration::from_secs(14);
+
+fn metric(run: &Instance, name: &str, label: &str) -> f64 {
+    common::procs::metric_sum(run.port, name, label).unwrap_or(0.0)
+}
 
 fn wait_ready(run: &Instance, ready: bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -35,8 +49,12 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
     let mut redis = RedisServer::start(data.path(), common::free_port());
     let events = EventSet::generate(CUSTOMERS, ACTIVITY, SEED, START_MS);
     let clean = RunSpec::new(&redis_url());
-    let disturbed = RunSpec::new(&redis.url());
-    let (_broker, brokers) = start_broker(false, &[&clean, &disturbed]);
+    let mut disturbed = RunSpec::new(&redis.url());
+    disturbed.kafka_options = format!(
+        "\"max.poll.interval.ms\" = \"{}\"\n",
+        MAX_POLL_INTERVAL.as_millis()
+    );
+    let (_broker, brokers) = start_broker(true, &[&clean, &disturbed]);
     let expected = clean_run(&brokers, &clean, &events);
 
     let topics = disturbed.settings.topics.clone();
@@ -68,6 +86,20 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
         run.process.log_tail(30)
     );
     assert_eq!(run.ready(), Some(false), "not ready while Redis is down");
+    let paused = metric(&run, "nbo_paused_partitions", "");
+    assert!(
+        paused > 0.0,
+        "no partition paused while Redis is down; log ends:\n{}",
+        run.process.log_tail(20)
+    );
+    if let Some(rest) = MIN_OUTAGE.checked_sub(down.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    assert!(
+        run.process.running(),
+        "the pipeline stopped while Redis was down:\n{}",
+        run.process.log_tail(30)
+    );
     let outage = down.elapsed();
 
     redis.restart();
@@ -85,11 +117,26 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
         "after Redis came back",
         &[&run],
     );
+    let revokes = metric(&run, "nbo_rebalances_total", "kind=\"revoke\"");
+    assert_eq!(
+        revokes,
+        0.0,
+        "the instance lost its partitions during a {:.0} s outage (max.poll.interval {:?}); log ends:\n{}",
+        outage.as_secs_f64(),
+        MAX_POLL_INTERVAL,
+        run.process.log_tail(30)
+    );
+    assert_eq!(
+        metric(&run, "nbo_paused_partitions", ""),
+        0.0,
+        "partitions still paused after catching up"
+    );
     run.process.stop_cleanly(Duration::from_secs(30));
     let got = disturbed.outcome(&brokers, &events.customers);
     let c = compare(&got, &expected);
     println!(
-        "redis restart: {} events, Redis down {:.1} s ({lag} records waiting, {committed_early} committed, none while down); \
+        "redis restart: {} events, Redis down {:.1} s ({lag} records waiting, {committed_early} committed, none while down; \
+         {paused} partitions paused, no revoke, max.poll.interval {MAX_POLL_INTERVAL:?}); \
          {} customers / {} feature values equal; {} offers, {} alerts, {} audits same ids; {} duplicates; {:.0} s",
         events.activity.len() + events.profiles.len(),
         outage.as_secs_f64(),

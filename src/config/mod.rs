@@ -85,8 +85,15 @@ pub struct KafkaSettings {
     pub batch_linger: Duration,
     /// Operator workers; partition p goes to worker p mod workers (per-partition order).
     pub workers: usize,
-    /// Batches that may wait in each worker's queue before polling pauses (backpressure).
+    /// Batches that may wait in each worker's queue (backpressure bound).
     pub queue_batches: usize,
+    /// How long the poll loop waits for room in a worker's full queue before it pauses that
+    /// worker's partitions and goes on polling (see `source::dispatch`). Short stalls (a slow
+    /// flush, catching up) only wait; a longer one (Redis or the broker down) pauses, so that the
+    /// instance keeps its group membership however long it lasts. Must stay well below
+    /// `max.poll.interval.ms` (librdkafka's default 300 s).
+    #[serde(with = "humantime_serde")]
+    pub pause_after: Duration,
     /// Producer compression codec (none, gzip, snappy, lz4, zstd).
     pub compression: String,
     /// Idempotent producer (`enable.idempotence`); turn off only for brokers without InitProducerId.
@@ -134,6 +141,7 @@ impl Default for KafkaSettings {
             batch_linger: Duration::from_millis(20),
             workers: 2,
             queue_batches: 4,
+            pause_after: Duration::from_secs(2),
             compression: "lz4".into(),
             idempotence: true,
             // At-least-once works on every Kafka-protocol broker; production.toml turns on
@@ -593,6 +601,12 @@ impl Settings {
         }
         if k.queue_batches == 0 {
             return Err(invalid("kafka.queue_batches", "must be at least 1"));
+        }
+        if k.pause_after < Duration::from_millis(10) || k.pause_after > Duration::from_secs(60) {
+            return Err(invalid(
+                "kafka.pause_after",
+                "must be within 10ms..=60s (and well below max.poll.interval.ms)",
+            ));
         }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
             return Err(invalid(

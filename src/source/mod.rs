@@ -7,6 +7,7 @@
 //! stored offsets, and shutdown commits synchronously.
 
 pub mod assignment;
+pub mod dispatch;
 
 use crate::config::KafkaSettings;
 use crate::telemetry::metrics;

@@ -46,6 +46,11 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// Customers in the in-process cache.
     pub cached_customers: IntGauge,
+    /// Input partitions paused because the worker that owns them has a full queue (its state
+    /// store or producer is slow or down); 0 in normal running.
+    pub paused_partitions: IntGauge,
+    /// Times a worker's partitions were paused for backpressure.
+    pub pauses: IntCounter,
     /// Rules in force, by kind (offer, alert).
     pub active_rules: IntGaugeVec,
     /// Version of the rule set in force.
@@ -184,6 +189,14 @@ impl Metrics {
             cached_customers: int_gauge(
                 "nbo_cached_customers",
                 "Customers in the in-process cache",
+            ),
+            paused_partitions: int_gauge(
+                "nbo_paused_partitions",
+                "Input partitions paused because their worker's queue is full",
+            ),
+            pauses: single(
+                "nbo_consumption_pauses_total",
+                "Times a worker's partitions were paused for backpressure",
             ),
             active_rules: gauge_vec("nbo_active_rules", "Rules in force", &["kind"]),
             ruleset_version: int_gauge("nbo_ruleset_version", "Version of the rule set in force"),

@@ -214,6 +214,8 @@ pub struct RunSpec {
     pub redis_url: String,
     /// Lines added to the `[kafka]` table (e.g. `delivery = "exactly_once"`).
     pub kafka_extra: String,
+    /// Extra librdkafka options (TOML lines added to `[kafka.options]`).
+    pub kafka_options: String,
     dir: tempfile::TempDir,
 }
 
@@ -244,6 +246,7 @@ impl RunSpec {
             settings: test_settings("unset", StateBackend::Redis),
             redis_url: redis_url.to_string(),
             kafka_extra: String::new(),
+            kafka_options: String::new(),
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -264,11 +267,12 @@ impl RunSpec {
         let mut text = format!(
             "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nbatch_linger = \"20ms\"\nbatch_max_events = 500\n{extra}\n\
              [kafka.options]\n# A killed member leaves the group after 6 s, not librdkafka's 45 s.\n\
-             \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n\n\
+             \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n{options}\n\
              [redis]\nurl = \"{redis}\"\ntimeout = \"2s\"\n\n\
              [telemetry]\nlisten = \"127.0.0.1:{port}\"\nlog_level = \"info\"\n\n[topics]\n",
             group = s.kafka.group_id,
             extra = self.kafka_extra,
+            options = self.kafka_options,
             redis = self.redis_url,
         );
         for (key, name) in [

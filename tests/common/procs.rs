@@ -94,6 +94,13 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.kill9();
+        // For a failure's post-mortem: NBOTEST_KEEP_LOGS=DIR keeps every process log there.
+        if let (Some(dir), Some(log)) = (std::env::var_os("NBOTEST_KEEP_LOGS"), &self.log) {
+            let _ = std::fs::create_dir_all(&dir);
+            if let Some(name) = log.file_name() {
+                let _ = std::fs::copy(log, std::path::Path::new(&dir).join(name));
+            }
+        }
     }
 }
 
