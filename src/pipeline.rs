@@ -130,7 +130,19 @@ pub async fn run(
     let assignment = Arc::new(Assignment::default());
     let (rebalancing, revoke_timeout) = (assignment.clone(), settings.kafka.revoke_timeout);
     let context = SourceContext::new(Arc::new(move || {
-        if !rebalancing.rebalance(revoke_timeout) {
+        // The hook runs inside `recv()`, on a runtime thread, and blocks until the workers'
+        // batches in progress finish: on the multi-thread runtime `block_in_place` hands this
+        // thread's other tasks (the workers) to another thread first, so that they can finish
+        // even with a single runtime thread (a pod limited to one CPU). A current-thread runtime
+        // (unit tests) cannot, and just waits, bounded by revoke_timeout.
+        let wait = || rebalancing.rebalance(revoke_timeout);
+        let finished = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        if !finished {
             tracing::warn!(
                 ?revoke_timeout,
                 "a batch was still in progress at the end of kafka.revoke_timeout; its partitions' next owner may replay it"

@@ -4,13 +4,17 @@
 //! produced twice (at-least-once allows it) must be byte-identical to its first copy.
 //!
 //! At-least-once on Tansu (no transactions) with real Redis. The exactly-once variant runs the
-//! same harness on the mock broker process with `kafka.delivery = "exactly_once"`. That broker has
-//! transactions but stores no offsets sent in one (librdkafka's TxnOffsetCommit handler is a
-//! stub), so the run mirrors them with a consumer commit right after each transaction
-//! (`kafka.mirror_transaction_offsets`); a kill between the two replays one committed batch per
-//! worker. So on this broker the test asserts what holds: every repeat is byte-identical, and
-//! there are no more repeated batches than kills × workers. On Kafka the transaction carries the
-//! offsets and that window does not exist.
+//! same harness on the mock broker process with `kafka.delivery = "exactly_once"`. That broker
+//! accepts the transactional protocol but gives it no effect: its EndTxn writes no commit or abort
+//! marker, its fetch reports the end offset as the last stable offset and no aborted transaction,
+//! and its TxnOffsetCommit stores nothing (librdkafka 2.12 `rdkafka_mock_handlers.c`). So a
+//! `read_committed` reader there also sees the records of a transaction that a kill left open
+//! (aborted at the restart), and the run mirrors each transaction's offsets with a consumer
+//! commit right after it (`kafka.mirror_transaction_offsets`). On this broker the test therefore
+//! asserts what holds: features and id sets equal the clean run, every repeat is byte-identical
+//! (the replay re-emits the stored outbox, it does not recompute), and repeats are bounded by the
+//! batches the kills can interrupt. "No duplicate at all in read_committed output" needs a broker
+//! with transaction isolation (Kafka), which this machine does not have.
 
 mod common;
 
