@@ -50,6 +50,10 @@ pub enum PipelineError {
     /// A worker panicked (a defect); nothing past its last completed batch was committed.
     #[error("a worker stopped unexpectedly: {0}")]
     WorkerPanic(String),
+    /// An assignment gave this instance different partitions of the input topics (their partition
+    /// counts differ): processing it could give a customer's state two writers.
+    #[error("{0}")]
+    NotCoPartitioned(String),
     /// Missing secret.
     #[error("customer_key_secret is not set: export NBO_CUSTOMER_KEY_SECRET (at least 16 bytes)")]
     NoSecret,
@@ -254,6 +258,10 @@ pub async fn run(
                 break 'poll;
             }
             _ = linger.tick() => {
+                if let Some(why) = consumer.context().broken() {
+                    failure = Some(PipelineError::NotCoPartitioned(why.to_string()));
+                    break 'poll;
+                }
                 let now = assignment.generation();
                 if now != polled_under {
                     // A rebalance ran inside recv(): what was polled before it is discarded.
@@ -278,6 +286,10 @@ pub async fn run(
                     let now = assignment.generation();
                     if now != polled_under {
                         // A rebalance ran inside recv(): what was polled before it is discarded.
+                        if let Some(why) = consumer.context().broken() {
+                            failure = Some(PipelineError::NotCoPartitioned(why.to_string()));
+                            break 'poll;
+                        }
                         polled_under = now;
                         dispatch.reset(consumer.as_ref());
                         pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });

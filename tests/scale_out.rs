@@ -4,6 +4,12 @@
 //! and finishes. The result must be a clean run's: every customer's features equal, the same
 //! offer, alert and audit ids, duplicates only byte-identical.
 //!
+//! Throughout, a sampler reads each live instance's assignment (`nbo_assigned_partitions` on
+//! `/metrics`, set from librdkafka's assign callbacks) every 50 ms and checks what co-partitioning
+//! needs, across every rebalance: an instance holds the same partition numbers of all 9 input
+//! topics, and two instances never hold the same partition (checked on samples where neither
+//! instance's assignment is changing).
+//!
 //! Why not Tansu: Tansu 0.6's group coordinator notices the killed member's missed heartbeats and
 //! starts a rebalance, but the generation it forms still lists that member — the survivor is
 //! given its 36 of the 72 input partitions again and the killed member's half is never consumed
@@ -14,6 +20,9 @@ mod common;
 
 use common::harness::*;
 use common::redis_url;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CUSTOMERS: u32 = 2_000;
@@ -21,6 +30,94 @@ const ACTIVITY: usize = 30_000;
 const SEED: u64 = 4_242;
 const START_MS: i64 = 1_700_000_000_000;
 const RATE: u64 = 2_000;
+
+type Partitions = BTreeSet<i32>;
+
+/// An instance's assignment from its `/metrics`: partitions by topic (None if it does not answer).
+fn assignment(port: u16) -> Option<BTreeMap<String, Partitions>> {
+    let (_, body) = common::procs::http_get(port, "/metrics")?;
+    let mut by_topic: BTreeMap<String, Partitions> = BTreeMap::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("nbo_assigned_partitions{") else {
+            continue;
+        };
+        let (labels, value) = rest.split_once("} ")?;
+        if value.trim() != "1" {
+            continue;
+        }
+        let label = |name: &str| -> Option<String> {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(labels[start..].split('"').next()?.to_string())
+        };
+        let partition: i32 = label("partition")?.parse().ok()?;
+        by_topic
+            .entry(label("topic")?)
+            .or_default()
+            .insert(partition);
+    }
+    Some(by_topic)
+}
+
+/// What the sampler saw.
+#[derive(Default)]
+struct Sampled {
+    samples: usize,
+    /// Distinct stable layouts (each instance's partition numbers).
+    layouts: BTreeSet<Vec<Partitions>>,
+    violations: Vec<String>,
+}
+
+/// Samples the assignments of the instances whose ports are in `ports` until `stop`.
+fn sample_assignments(
+    ports: Arc<Mutex<Vec<u16>>>,
+    inputs: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Sampled> {
+    std::thread::spawn(move || {
+        let mut seen = Sampled::default();
+        let mut previous: BTreeMap<u16, Partitions> = BTreeMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut now: BTreeMap<u16, Partitions> = BTreeMap::new();
+            for port in ports.lock().unwrap().clone() {
+                let Some(by_topic) = assignment(port) else {
+                    continue;
+                };
+                seen.samples += 1;
+                let Some(numbers) = by_topic.values().next().cloned() else {
+                    now.insert(port, Partitions::new());
+                    continue;
+                };
+                let topics: Vec<&String> = by_topic.keys().collect();
+                let all_inputs = inputs.iter().all(|t| by_topic.contains_key(t));
+                if !all_inputs || by_topic.values().any(|p| *p != numbers) {
+                    seen.violations.push(format!(
+                        "instance :{port} holds {by_topic:?} (topics {topics:?})"
+                    ));
+                }
+                now.insert(port, numbers);
+            }
+            let stable = !now.is_empty() && now.iter().all(|(p, a)| previous.get(p) == Some(a));
+            if stable {
+                let sets: Vec<&Partitions> = now.values().collect();
+                for (i, a) in sets.iter().enumerate() {
+                    for b in &sets[i + 1..] {
+                        if !a.is_disjoint(b) {
+                            seen.violations.push(format!(
+                                "two instances hold partitions {:?}",
+                                a.intersection(b)
+                            ));
+                        }
+                    }
+                }
+                seen.layouts
+                    .insert(now.values().filter(|p| !p.is_empty()).cloned().collect());
+            }
+            previous = now;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen
+    })
+}
 
 #[test]
 fn the_survivor_of_two_instances_finishes_the_work_of_the_one_killed() {
@@ -37,8 +134,13 @@ fn the_survivor_of_two_instances_finishes_the_work_of_the_one_killed() {
     let topics = scaled.settings.topics.clone();
     let group = scaled.settings.kafka.group_id.clone();
     let (mut first, producer) = start_with_profiles(&brokers, &scaled, &events, "first", RATE);
+    let ports = Arc::new(Mutex::new(vec![first.port]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let inputs: Vec<String> = topics.inputs().iter().map(|t| t.to_string()).collect();
+    let sampler = sample_assignments(ports.clone(), inputs, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     let mut second = scaled.spawn(&brokers, "second");
+    ports.lock().unwrap().push(second.port);
     assert!(
         wait_assigned(&second, Duration::from_secs(60)),
         "the second instance got no partitions; its log ends:\n{}",
@@ -67,9 +169,31 @@ fn the_survivor_of_two_instances_finishes_the_work_of_the_one_killed() {
         "the survivor stopped by itself:\n{}",
         second.process.log_tail(30)
     );
+    stop.store(true, Ordering::Relaxed);
+    let sampled = sampler.join().expect("sampler");
+    assert!(
+        sampled.violations.is_empty(),
+        "co-partitioning broken:\n{}",
+        sampled.violations.join("\n")
+    );
+    let all: Partitions = (0..PARTITIONS).collect();
+    assert!(
+        sampled.layouts.contains(&vec![all.clone()]),
+        "never saw one instance holding every partition: {:?}",
+        sampled.layouts
+    );
+    assert!(
+        sampled.layouts.iter().any(|l| l.len() == 2),
+        "never saw the two instances sharing the partitions: {:?}",
+        sampled.layouts
+    );
     second.process.stop_cleanly(Duration::from_secs(30));
     let got = scaled.outcome(&brokers, &events.customers);
     let c = compare(&got, &expected);
+    println!(
+        "scale-out: {} assignment samples, layouts {:?}, co-partitioned and disjoint throughout",
+        sampled.samples, sampled.layouts
+    );
     println!(
         "scale-out: {} events, first instance killed with {lag_at_kill} records uncommitted; \
          {} customers / {} feature values equal; {} offers, {} alerts, {} audits same ids; \

@@ -111,17 +111,61 @@ pub fn rules_consumer_config(k: &KafkaSettings) -> ClientConfig {
 /// Hook the pipeline gives the consumer, called on every revoke and assign (see `pre_rebalance`).
 pub type RebalanceHook = Arc<dyn Fn() + Send + Sync>;
 
-/// Consumer context: commits on revoke, counts rebalances, and tells the pipeline that the
-/// assignment changed.
+/// Consumer context: commits on revoke, counts rebalances, checks that each assignment keeps the
+/// input topics co-partitioned, and tells the pipeline that the assignment changed.
 pub struct SourceContext {
     on_rebalance: RebalanceHook,
+    /// Set when an assignment broke co-partitioning (see [`co_partitioned`]); the poll loop stops
+    /// the pipeline with it before processing any record of that assignment.
+    broken: std::sync::OnceLock<String>,
 }
 
 impl SourceContext {
     /// A context calling `on_rebalance` whenever partitions are revoked or assigned.
     pub fn new(on_rebalance: RebalanceHook) -> Self {
-        Self { on_rebalance }
+        Self {
+            on_rebalance,
+            broken: std::sync::OnceLock::new(),
+        }
     }
+
+    /// Why the current assignment is unsafe to process, if it is.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.get().map(String::as_str)
+    }
+}
+
+/// Checks that an assignment gives this instance the same partition numbers of every input topic
+/// it holds, and returns them. A customer's events are on partition p of every input topic (same
+/// key, same partition count); an instance holding p of one topic but not of another would share
+/// that customer's state with another instance. The range assignor guarantees it for topics of
+/// equal partition count, so a failure here means the topics' partition counts differ (one was
+/// created or grown differently).
+pub fn co_partitioned(assignment: &TopicPartitionList) -> Result<Vec<i32>, String> {
+    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for e in assignment.elements() {
+        by_topic
+            .entry(e.topic().to_string())
+            .or_default()
+            .push(e.partition());
+    }
+    for partitions in by_topic.values_mut() {
+        partitions.sort_unstable();
+    }
+    let mut sets = by_topic.values();
+    let Some(first) = sets.next() else {
+        return Ok(Vec::new());
+    };
+    if sets.all(|s| s == first) {
+        return Ok(first.clone());
+    }
+    let detail: Vec<String> = by_topic.iter().map(|(t, p)| format!("{t} {p:?}")).collect();
+    Err(format!(
+        "the input topics are not co-partitioned: this instance was assigned different partitions \
+         of them ({}); give every input topic the same partition count (see topics/ and \
+         `nbo-stream topics create`)",
+        detail.join(", ")
+    ))
 }
 
 impl ClientContext for SourceContext {
@@ -162,6 +206,7 @@ impl ConsumerContext for SourceContext {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 metrics().rebalances.with_label_values(&["revoke"]).inc();
+                metrics().assigned_partitions.reset();
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
                 // First let the batch in progress finish and store its offsets, then commit.
                 (self.on_rebalance)();
@@ -177,8 +222,24 @@ impl ConsumerContext for SourceContext {
                 }
             }
             Rebalance::Assign(tpl) => {
-                metrics().rebalances.with_label_values(&["assign"]).inc();
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                let m = metrics();
+                m.rebalances.with_label_values(&["assign"]).inc();
+                for e in tpl.elements() {
+                    m.assigned_partitions
+                        .with_label_values(&[e.topic(), &e.partition().to_string()])
+                        .set(1);
+                }
+                match co_partitioned(tpl) {
+                    Ok(numbers) => tracing::info!(
+                        partitions = tpl.count(),
+                        numbers = ?numbers,
+                        "partitions assigned"
+                    ),
+                    Err(why) => {
+                        tracing::error!(partitions = tpl.count(), "{why}");
+                        let _ = self.broken.set(why);
+                    }
+                }
                 (self.on_rebalance)();
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
@@ -202,3 +263,36 @@ impl ConsumerContext for SourceContext {
 
 /// The pipeline's consumer.
 pub type Consumer = StreamConsumer<SourceContext>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tpl(parts: &[(&str, i32)]) -> TopicPartitionList {
+        let mut t = TopicPartitionList::new();
+        for (topic, p) in parts {
+            t.add_partition(topic, *p);
+        }
+        t
+    }
+
+    #[test]
+    fn the_same_partitions_of_every_topic_are_co_partitioned() {
+        let t = tpl(&[("a", 2), ("b", 0), ("a", 0), ("b", 2)]);
+        assert_eq!(co_partitioned(&t), Ok(vec![0, 2]));
+        assert_eq!(co_partitioned(&tpl(&[])), Ok(vec![]));
+    }
+
+    #[test]
+    fn different_partitions_of_two_topics_are_refused_with_both_named() {
+        // What the range assignor gives one of two members when topic b has 4 partitions and
+        // topic a has 8.
+        let t = tpl(&[("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0), ("b", 1)]);
+        let why = co_partitioned(&t).unwrap_err();
+        assert!(
+            why.contains("a [0, 1, 2, 3]") && why.contains("b [0, 1]"),
+            "{why}"
+        );
+        assert!(why.contains("same partition count"), "{why}");
+    }
+}

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub state_round_trips: IntCounter,
     /// Consumer lag, by topic and partition.
     pub consumer_lag: IntGaugeVec,
+    /// 1 for each input topic partition assigned to this instance (reset on every revoke): which
+    /// instance owns which customers.
+    pub assigned_partitions: IntGaugeVec,
     /// Rebalance callbacks, by kind (assign, revoke).
     pub rebalances: IntCounterVec,
     /// Customers in the in-process cache.
@@ -183,6 +186,11 @@ impl Metrics {
             consumer_lag: gauge_vec(
                 "nbo_consumer_lag_messages",
                 "Consumer lag",
+                &["topic", "partition"],
+            ),
+            assigned_partitions: gauge_vec(
+                "nbo_assigned_partitions",
+                "1 for each input topic partition assigned to this instance",
                 &["topic", "partition"],
             ),
             rebalances: counter(r, "nbo_rebalances_total", "Rebalance callbacks", &["kind"]),
