@@ -27,6 +27,20 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(7);
 /// Redis stays down at least this long: well past MAX_POLL_INTERVAL.
 const MIN_OUTAGE: Duration = Duration::from_secs(14);
 
+/// Resident memory of a process, MiB (Linux `/proc`).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Bound on the disturbed instance's resident memory while Redis is down and records keep
+/// arriving: the queues and the paused partitions hold it (this run stays far below).
+const MAX_RSS_MIB: f64 = 512.0;
+
 fn metric(run: &Instance, name: &str, label: &str) -> f64 {
     common::procs::metric_sum(run.port, name, label).unwrap_or(0.0)
 }
@@ -63,6 +77,7 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(run.ready(), Some(true), "ready while Redis answers");
 
+    let rss_before = rss_mib(run.process.pid());
     redis.kill();
     let down = Instant::now();
     assert!(
@@ -101,6 +116,12 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
         run.process.log_tail(30)
     );
     let outage = down.elapsed();
+    let rss_down = rss_mib(run.process.pid());
+    assert!(
+        rss_down < MAX_RSS_MIB,
+        "{rss_down:.0} MiB resident after {:.0} s of outage",
+        outage.as_secs_f64()
+    );
 
     redis.restart();
     assert!(
@@ -136,7 +157,8 @@ fn redis_killed_and_restarted_mid_run_the_pipeline_waits_and_ends_as_a_clean_run
     let c = compare(&got, &expected);
     println!(
         "redis restart: {} events, Redis down {:.1} s ({lag} records waiting, {committed_early} committed, none while down; \
-         {paused} partitions paused, no revoke, max.poll.interval {MAX_POLL_INTERVAL:?}); \
+         {paused} partitions paused, no revoke, max.poll.interval {MAX_POLL_INTERVAL:?}; \
+         resident {rss_before:.0} MiB before, {rss_down:.0} MiB at the end of the outage); \
          {} customers / {} feature values equal; {} offers, {} alerts, {} audits same ids; {} duplicates; {:.0} s",
         events.activity.len() + events.profiles.len(),
         outage.as_secs_f64(),
