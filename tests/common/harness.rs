@@ -461,7 +461,8 @@ pub fn read_all(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn ids<T: serde::de::DeserializeOwned>(
+/// Decodes output records (`record` schema) and pairs each with its id and original bytes.
+pub fn ids<T: serde::de::DeserializeOwned>(
     payloads: Vec<Vec<u8>>,
     record: &str,
     id: impl Fn(&T) -> String,
