@@ -12,7 +12,7 @@ use crate::codec::Codec;
 use crate::event::{Event, EventKind};
 use crate::operator::{BatchStats, Operator, SourcePos};
 use crate::output::{DeadLetter, Decision};
-use crate::sink::{Published, Sink};
+use crate::sink::{DeliveryRetry, Published, Recovery, Sink, SinkError};
 use crate::state::{CustomerKey, CustomerState, KeyHasher, StateError, StateStore, StateWrite};
 use crate::telemetry::{http::Health, metrics};
 use rdkafka::message::{Message, OwnedMessage};
@@ -520,9 +520,16 @@ pub async fn process_batch(
             None => return Ok(()),
         }
     } else {
-        // At-least-once: produce and await acknowledgements before anything is made durable,
-        // then flush, then store the offsets.
-        let published = sink.publish(&decisions, &dead).await?;
+        // At-least-once: produce and await acknowledgements before anything is made durable
+        // (retried while the broker is unreachable), then flush, then store the offsets.
+        let Some(published) =
+            publish_at_least_once(ctx, sink, &decisions, &dead, batch.generation).await?
+        else {
+            // Revoked while its delivery was retried: nothing of the batch is flushed or
+            // stored; its customers leave the cache with the old assignment, and the
+            // partitions' next owner replays it.
+            return Ok(());
+        };
         let Some(writes) = flush(ctx, shard, &operator, &decoded, batch.generation, batch_no).await
         else {
             // Published but given up (see `with_retry`): the next owner replays the batch and
@@ -636,10 +643,60 @@ async fn flush(
     Some(writes.len())
 }
 
+/// At-least-once delivery of a batch's records: every one produced and acknowledged before the
+/// caller flushes the batch's state and stores its offsets. A transient failure (see `sink`: the
+/// broker unreachable past `message.timeout.ms`, ...) produces the whole batch again after a
+/// backoff, for as long as it takes; records acknowledged by an earlier attempt repeat,
+/// byte-identical (ids are deterministic). Returns `None` when the batch's partitions were
+/// revoked while it was retried (its next owner replays it), and an error when a record fails for
+/// good (the process exits; a restart replays the batch).
+async fn publish_at_least_once(
+    ctx: &WorkerContext,
+    sink: &Sink,
+    decisions: &[Decision],
+    dead: &[DeadLetter],
+    generation: u64,
+) -> Result<Option<Published>, WorkerError> {
+    let mut retry = DeliveryRetry::new("at_least_once", &ctx.health);
+    loop {
+        match sink.publish(decisions, dead).await {
+            Ok(published) => {
+                retry.succeeded();
+                return Ok(Some(published));
+            }
+            Err(e) if e.recovery() == Recovery::Retry => retry.wait(&e).await,
+            Err(e) => return Err(e.into()),
+        }
+        if ctx.assignment.generation() != generation {
+            tracing::info!(
+                "partitions revoked while the batch's delivery was retried; their next owner replays it"
+            );
+            return Ok(None);
+        }
+    }
+}
+
+/// Longest one transaction call (send offsets, commit, abort) waits for the broker before it
+/// returns a timeout, which librdkafka reports retriable (the call is made again and resumes
+/// where it was) or, for the offsets, abortable (the transaction is redone). Shorter than
+/// `kafka.transaction_timeout` (which still bounds it) so that a broker outage shows within
+/// seconds as retries, warnings and a 503 on `/readyz`, not as a silent wait.
+const TRANSACTION_CALL_WAIT: Duration = Duration::from_secs(5);
+
 /// Exactly-once delivery of a flushed batch: its records and its consumer offsets in one
-/// transaction. Returns `None` when a rebalance aborted it (the next owner replays the batch from
-/// the committed offsets and re-emits the outboxes), and an error when the producer is fenced or
-/// the transaction fails otherwise (the process exits; a restart replays the same way).
+/// transaction. Failures follow librdkafka's transactional error classes (see `sink`):
+///
+/// - a retriable transaction call is called again after a backoff ([`call_retrying`]);
+/// - a transaction that cannot commit — a call that requires an abort, or a record that failed
+///   transiently (the broker unreachable past `message.timeout.ms`) — is aborted (the abort
+///   itself retried while retriable) and done again whole after a backoff: begin, produce, send
+///   the offsets, commit. Records of an aborted transaction never reach read_committed consumers;
+/// - a fatal error (fenced: a newer instance holds the transactional id) is returned at once, and
+///   any other failure after an abort: the process exits, and a restart replays the batch from
+///   the committed offsets, re-emitting its decisions from the outboxes just flushed.
+///
+/// Returns `None` when the transaction was aborted and the batch's partitions have moved (their
+/// assignment generation ended): their next owner replays the batch the same way.
 async fn deliver_in_transaction(
     ctx: &WorkerContext,
     sink: &Sink,
@@ -662,54 +719,128 @@ async fn deliver_in_transaction(
             }));
         }
     }
-    let Some(group) = ctx.offsets.group_metadata() else {
+    // Fetched once: every attempt commits the offsets as the group member that polled the batch,
+    // so a member of a newer group generation fences them.
+    let Some(group) = ctx.offsets.group_metadata().map(Arc::new) else {
         return Err(WorkerError::Sink(crate::sink::SinkError::Transaction {
             step: "send_offsets",
             error: rdkafka::error::KafkaError::Canceled,
         }));
     };
-    let timeout = ctx.transaction_timeout;
-    let started = Instant::now();
-    let result = async {
-        sink.begin().await?;
-        let published = sink.publish(decisions, dead).await?;
-        let produced = started.elapsed();
-        sink.commit(offsets.clone(), group, timeout).await?;
-        if ctx.mirror_transaction_offsets {
-            // Sequential per worker, and only this worker commits these partitions, so the
-            // mirrored offsets never go backwards.
-            let committer = ctx.offsets.clone();
-            let mirrored = tokio::task::spawn_blocking(move || committer.commit(&offsets)).await;
-            if let Ok(Err(e)) = mirrored {
-                tracing::warn!(error = %e, "mirrored offset commit failed");
-            }
+    let timeout = ctx.transaction_timeout.min(TRANSACTION_CALL_WAIT);
+    let moved = || ctx.assignment.generation() != generation;
+    let mut retry = DeliveryRetry::new("exactly_once", &ctx.health);
+    loop {
+        let started = Instant::now();
+        let attempt = async {
+            // begin_transaction is local; a retriable failure opened nothing, so no abort.
+            call_retrying(&mut retry, &moved, false, || sink.begin())
+                .await
+                .map_err(|e| (e, false))?;
+            let published = sink.publish(decisions, dead).await.map_err(|e| (e, true))?;
+            let produced = started.elapsed();
+            call_retrying(&mut retry, &moved, false, || {
+                sink.send_offsets(offsets.clone(), group.clone(), timeout)
+            })
+            .await
+            .map_err(|e| (e, true))?;
+            // A commit that failed retriably is still in progress in librdkafka: only calling it
+            // again resumes it (an abort is refused meanwhile), so it is retried whatever the
+            // assignment does; it then commits or fails with an abortable error.
+            call_retrying(&mut retry, &moved, true, || sink.commit(timeout))
+                .await
+                .map_err(|e| (e, true))?;
+            Ok::<_, (SinkError, bool)>((published, produced))
         }
-        tracing::debug!(
-            offsets = ?last_offsets,
-            records = decisions.len() + dead.len(),
-            produce_ms = produced.as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "transaction committed"
-        );
-        Ok::<_, crate::sink::SinkError>(published)
+        .await;
+        let (failed, open) = match attempt {
+            Ok((published, produced)) => {
+                if ctx.mirror_transaction_offsets {
+                    // Sequential per worker, and only this worker commits these partitions, so
+                    // the mirrored offsets never go backwards.
+                    let committer = ctx.offsets.clone();
+                    let mirrored =
+                        tokio::task::spawn_blocking(move || committer.commit(&offsets)).await;
+                    if let Ok(Err(e)) = mirrored {
+                        tracing::warn!(error = %e, "mirrored offset commit failed");
+                    }
+                }
+                tracing::debug!(
+                    offsets = ?last_offsets,
+                    records = decisions.len() + dead.len(),
+                    produce_ms = produced.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "transaction committed"
+                );
+                retry.succeeded();
+                return Ok(Some(published));
+            }
+            Err(failed) => failed,
+        };
+        if failed.is_fatal() {
+            return Err(failed.into());
+        }
+        let recovery = failed.recovery();
+        if recovery != Recovery::Fail {
+            // Retry (a record failed transiently) or AbortAndRedo: the whole transaction again,
+            // after the backoff. Counted and marked not ready before the abort, which may wait
+            // for the broker to come back.
+            retry.wait(&failed).await;
+        }
+        if open {
+            abort_retrying(sink, timeout, &mut retry).await?;
+        }
+        if moved() {
+            tracing::info!(error = %failed, "transaction aborted by a rebalance; the partitions' next owner replays the batch");
+            metrics().transactions_aborted.inc();
+            return Ok(None);
+        }
+        if recovery == Recovery::Fail {
+            return Err(failed.into());
+        }
     }
-    .await;
-    match result {
-        Ok(published) => Ok(Some(published)),
-        Err(e) => {
-            if e.is_fatal() {
+}
+
+/// Calls a transaction step until it succeeds or fails other than retriably; a retriable failure
+/// is retried after the backoff. A step that is not `resumable` stops retrying when the batch's
+/// partitions have moved (`moved`), returning its last error for the caller to abort on.
+async fn call_retrying<F, Fut>(
+    retry: &mut DeliveryRetry,
+    moved: &impl Fn() -> bool,
+    resumable: bool,
+    mut call: F,
+) -> Result<(), SinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SinkError>>,
+{
+    loop {
+        match call().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.recovery() == Recovery::Retry && (resumable || !moved()) => {
+                retry.wait(&e).await
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Aborts the open transaction, calling the abort again while librdkafka reports it retriable
+/// (it timed out with the broker unreachable: the next call resumes it). The producer can begin
+/// no other transaction before the abort completes, so it is retried whatever the assignment
+/// does. Any other failure ends the worker (the process exits; a restart is safe).
+async fn abort_retrying(
+    sink: &Sink,
+    timeout: Duration,
+    retry: &mut DeliveryRetry,
+) -> Result<(), WorkerError> {
+    loop {
+        match sink.abort(timeout).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.recovery() == Recovery::Retry => retry.wait(&e).await,
+            Err(e) => {
+                tracing::error!(error = %e, "transaction abort failed");
                 return Err(e.into());
-            }
-            if let Err(abort) = sink.abort(timeout).await {
-                tracing::error!(error = %abort, "transaction abort failed");
-                return Err(abort.into());
-            }
-            if ctx.assignment.generation() != generation {
-                tracing::info!(error = %e, "transaction aborted by a rebalance; the partitions' next owner replays the batch");
-                metrics().transactions_aborted.inc();
-                Ok(None)
-            } else {
-                Err(e.into())
             }
         }
     }

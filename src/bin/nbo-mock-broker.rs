@@ -7,9 +7,21 @@
 //! the cluster's bootstrap servers as the **first line of stdout**, and then lives until it is
 //! killed or its stdin closes (so a test's child dies with the test even when the test panics).
 //!
+//! While it lives it reads commands from stdin, one per line, and answers each with one line on
+//! stdout, `ok` or `error: <why>` (tests use them to stage a broker outage):
+//!
+//! - `down`: every broker of the cluster closes its connections and refuses new ones
+//!   (`MockCluster::broker_down`); clients see a broker outage and the data is kept;
+//! - `up`: every broker accepts connections again (`MockCluster::broker_up`);
+//! - `down ID` / `up ID`: the same for broker `ID` only (1 ..= `--brokers`).
+//!
 //! ```text
 //! nbo-mock-broker --brokers 1 --partitions 8 --topic bank.transactions.v1 --topic bank.rules.v1:1
 //! 127.0.0.1:41233
+//! down
+//! ok
+//! up
+//! ok
 //! ```
 //!
 //! Limits (measured with 8 partitions): ~57,000 records/s, and the mock cluster stalls for good
@@ -19,16 +31,23 @@
 
 use clap::Parser;
 use rdkafka::mocking::MockCluster;
-use std::io::{Read, Write};
+use rdkafka::producer::DefaultProducerContext;
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 /// librdkafka's mock Kafka cluster as a process: prints its bootstrap servers as the first line
-/// of stdout, then serves until killed or until stdin closes.
+/// of stdout, then serves until killed or until stdin closes, taking commands on stdin.
 #[derive(Parser)]
 #[command(
     name = "nbo-mock-broker",
     version,
-    after_help = "For tests that kill the pipeline: the broker and its data outlive it. The mock \
+    after_help = "Commands on stdin, one per line, each answered with one line on stdout (`ok` or \
+                  `error: ...`):\n  \
+                  down        every broker closes its connections and refuses new ones (an outage)\n  \
+                  up          every broker accepts connections again\n  \
+                  down ID     only broker ID (1..=--brokers); likewise `up ID`\n\
+                  The process exits when stdin closes.\n\n\
+                  For tests that kill the pipeline: the broker and its data outlive it. The mock \
                   cluster stalls for good past ~57,000 records per partition; keep volumes well below."
 )]
 struct Args {
@@ -81,10 +100,55 @@ fn main() -> ExitCode {
     {
         return ExitCode::FAILURE;
     }
-    // Serve until stdin reaches its end (the parent closed it or died) or a signal ends us.
-    let mut sink = [0u8; 256];
-    let mut stdin = std::io::stdin();
-    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    // Serve, answering commands, until stdin reaches its end (the parent closed it or died) or a
+    // signal ends us.
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match command(&cluster, args.brokers, &line) {
+            Ok(()) => "ok".to_string(),
+            Err(why) => format!("error: {why}"),
+        };
+        if writeln!(stdout, "{answer}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
     drop(cluster);
     ExitCode::SUCCESS
+}
+
+/// Runs one stdin command (`down`, `up`, `down ID`, `up ID`; see the module docs).
+fn command(
+    cluster: &MockCluster<'_, DefaultProducerContext>,
+    brokers: i32,
+    line: &str,
+) -> Result<(), String> {
+    let mut words = line.split_whitespace();
+    let verb = words.next().unwrap_or_default();
+    let ids: Vec<i32> = match (words.next(), words.next()) {
+        (None, _) => (1..=brokers).collect(),
+        (Some(id), None) => match id.parse::<i32>() {
+            Ok(id) if (1..=brokers).contains(&id) => vec![id],
+            _ => return Err(format!("broker id `{id}`: expected 1..={brokers}")),
+        },
+        (Some(_), Some(_)) => return Err(format!("`{line}`: too many words")),
+    };
+    for id in ids {
+        let result = match verb {
+            "down" => cluster.broker_down(id),
+            "up" => cluster.broker_up(id),
+            other => {
+                return Err(format!(
+                    "unknown command `{other}` (down, up, down ID, up ID)"
+                ))
+            }
+        };
+        result.map_err(|e| format!("{verb} broker {id}: {e}"))?;
+    }
+    Ok(())
 }

@@ -13,10 +13,38 @@
 //!   zombie of an earlier generation is fenced). A crash before the commit aborts the transaction;
 //!   the replay finds the events applied and re-emits their stored decisions, so read_committed
 //!   consumers see each record once.
+//!
+//! ## When a delivery step fails
+//!
+//! librdkafka retries a record on its own until `message.timeout.ms`; what fails past that is
+//! classified here ([`SinkError::recovery`]) and acted on in `worker` (`publish_at_least_once`,
+//! `deliver_in_transaction`), with the backoff of [`Backoff`] (100 ms doubling to 5 s, as the
+//! state store's), `/readyz` not ready while it lasts and `nbo_delivery_retries_total{mode,step}`
+//! counting each retry:
+//!
+//! - a transient failure (the broker unreachable or not answering in time — a broker outage —,
+//!   librdkafka's queue full, no leader or too few in-sync replicas for a while) is
+//!   [`Recovery::Retry`]: at-least-once produces the whole batch again (records acknowledged the
+//!   first time repeat, byte-identical; nothing is flushed or stored until every record is
+//!   acknowledged); in a transaction, a failed record leaves the transaction abortable, so the
+//!   transaction is aborted and done again whole;
+//! - a transaction call (`send_offsets_to_transaction`, `commit_transaction`, `abort_transaction`)
+//!   that librdkafka reports *retriable* is called again; one that *requires abort* is
+//!   [`Recovery::AbortAndRedo`]: abort (itself retried while retriable), then begin, produce, send
+//!   the offsets and commit again;
+//! - anything else is [`Recovery::Fail`]: a *fatal* producer error (fenced by a newer instance of
+//!   its transactional id), a record the broker refuses (too large, not authorized, unknown topic)
+//!   or a record that does not encode. The worker stops with the error and the process exits
+//!   non-zero; nothing past the failed batch was committed, so a restart replays it.
+//!
+//! Retries stop when the batch's partitions are revoked (its assignment generation ended): the
+//! batch is dropped unflushed (at-least-once) or aborted (exactly-once), and the partitions' next
+//! owner replays it from the committed offsets.
 
 use crate::codec::Codec;
 use crate::config::TopicSettings;
 use crate::output::{DeadLetter, Decision};
+use crate::telemetry::http::{DeliveryFailing, Health};
 use crate::telemetry::metrics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -78,6 +106,48 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+/// What a failed delivery step allows (see the module docs for who does what with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Transient: the same step again after a backoff (in a transaction, a failed *record* makes
+    /// the transaction abortable: the caller aborts and redoes it).
+    Retry,
+    /// The open transaction cannot commit: abort it, then do the whole transaction again.
+    AbortAndRedo,
+    /// Permanent or fatal: stop with the error.
+    Fail,
+}
+
+/// librdkafka delivery errors that a later attempt can overcome: the broker unreachable or slow
+/// (an outage, a restart, a leader election), the local queue full. Everything else a record can
+/// fail with (too large, not authorized, unknown topic, a fatal idempotence error) is permanent.
+fn transient(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::MessageTimedOut
+            | C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::QueueFull
+            | C::OperationTimedOut
+            | C::TimedOutQueue
+            | C::RequestTimedOut
+            | C::NetworkException
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::KafkaStorageError
+            // The record was purged unsent (an abort or a shutdown): sending it again is right.
+            | C::PurgeQueue
+            | C::PurgeInflight
+            // Transactional producer: a record refused because an earlier record already made
+            // the transaction abortable; the abort and redo recover it.
+            | C::State
+    )
+}
+
 impl SinkError {
     /// Whether the producer is fenced or broken for good (another instance took over its
     /// transactional id, or librdkafka reports a fatal error): the process must exit.
@@ -87,7 +157,133 @@ impl SinkError {
                 error: KafkaError::Transaction(e),
                 ..
             } => e.is_fatal(),
+            SinkError::Produce {
+                error: KafkaError::MessageProduction(RDKafkaErrorCode::Fatal),
+                ..
+            } => true,
             _ => false,
+        }
+    }
+
+    /// What the failed step allows, following librdkafka's error classes: a transaction call's
+    /// error says itself whether it is fatal, requires an abort or is retriable; a record's
+    /// delivery error is transient or permanent by its code ([`transient`]).
+    pub fn recovery(&self) -> Recovery {
+        match self {
+            SinkError::Transaction {
+                error: KafkaError::Transaction(e),
+                ..
+            } => {
+                if e.is_fatal() {
+                    Recovery::Fail
+                } else if e.txn_requires_abort() {
+                    Recovery::AbortAndRedo
+                } else if e.is_retriable() {
+                    Recovery::Retry
+                } else {
+                    Recovery::Fail
+                }
+            }
+            SinkError::Produce {
+                error: KafkaError::MessageProduction(code),
+                ..
+            } if transient(*code) => Recovery::Retry,
+            _ => Recovery::Fail,
+        }
+    }
+
+    /// The step that failed, for logs and the retry metric's `step` label.
+    pub fn step(&self) -> &'static str {
+        match self {
+            SinkError::Transaction { step, .. } => step,
+            SinkError::Encode(_) | SinkError::Produce { .. } => "publish",
+        }
+    }
+}
+
+/// Capped exponential backoff between delivery attempts: 100 ms, doubling, at most 5 s (the
+/// state store's retry uses the same steps).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    /// The first wait.
+    pub const FIRST: Duration = Duration::from_millis(100);
+    /// The longest wait.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// The wait before the next attempt (each one twice the last, up to [`Backoff::MAX`]).
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+}
+
+/// The retries of one batch's delivery: counts each in `nbo_delivery_retries_total{mode,step}`,
+/// logs it with the error, keeps `/readyz` at 503 from the first failure until the delivery
+/// succeeds or is given up (dropped), and waits the [`Backoff`] between attempts.
+#[derive(Debug)]
+pub struct DeliveryRetry {
+    mode: &'static str,
+    health: Health,
+    backoff: Backoff,
+    failing: Option<DeliveryFailing>,
+    retries: u64,
+}
+
+impl DeliveryRetry {
+    /// Before the first attempt of a delivery in `mode` (`at_least_once`, `exactly_once`).
+    pub fn new(mode: &'static str, health: &Health) -> Self {
+        Self {
+            mode,
+            health: health.clone(),
+            backoff: Backoff::default(),
+            failing: None,
+            retries: 0,
+        }
+    }
+
+    /// After a transient failure: counts and logs it, marks the instance not ready, and waits
+    /// the next backoff delay before the caller tries again.
+    pub async fn wait(&mut self, error: &SinkError) {
+        let delay = self.backoff.next_delay();
+        self.retries += 1;
+        let step = error.step();
+        metrics()
+            .delivery_retries
+            .with_label_values(&[self.mode, step])
+            .inc();
+        if self.failing.is_none() {
+            self.failing = Some(self.health.delivery_failing());
+        }
+        tracing::warn!(
+            mode = self.mode,
+            step,
+            error = %error,
+            retry = self.retries,
+            retry_in_ms = delay.as_millis() as u64,
+            "delivery failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+
+    /// The delivery succeeded: readiness comes back (when no other delivery fails).
+    pub fn succeeded(self) {
+        if self.retries > 0 {
+            tracing::info!(
+                mode = self.mode,
+                retries = self.retries,
+                "delivery succeeded after retries"
+            );
         }
     }
 }
@@ -123,19 +319,24 @@ impl Sink {
         txn(&self.producer, "begin", |p| p.begin_transaction()).await
     }
 
-    /// Adds the consumer offsets to the transaction and commits it: outputs and progress become
-    /// visible together, or not at all.
-    pub async fn commit(
+    /// Adds the consumer offsets to the open transaction: they commit with its records, or not
+    /// at all.
+    pub async fn send_offsets(
         &self,
         offsets: rdkafka::TopicPartitionList,
-        group: rdkafka::consumer::ConsumerGroupMetadata,
+        group: Arc<rdkafka::consumer::ConsumerGroupMetadata>,
         timeout: Duration,
     ) -> Result<(), SinkError> {
         use rdkafka::producer::Producer;
         txn(&self.producer, "send_offsets", move |p| {
             p.send_offsets_to_transaction(&offsets, &group, timeout)
         })
-        .await?;
+        .await
+    }
+
+    /// Commits the open transaction: its records and offsets become visible together.
+    pub async fn commit(&self, timeout: Duration) -> Result<(), SinkError> {
+        use rdkafka::producer::Producer;
         txn(&self.producer, "commit", move |p| {
             p.commit_transaction(timeout)
         })

@@ -3,25 +3,59 @@
 
 use axum::{http::StatusCode, routing::get, Router};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Readiness shared between the pipeline and the endpoint.
+/// Readiness shared between the pipeline and the endpoint. Two sources, kept apart so that one
+/// recovering does not hide the other still failing: the pipeline's own flag (consuming, the state
+/// store answering) and the deliveries to the broker being retried (see `sink`).
 #[derive(Debug, Default, Clone)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    /// Deliveries currently failing and being retried (one per worker at most).
+    delivery_failing: Arc<AtomicUsize>,
+}
+
+/// Held while a delivery fails and is retried: `/readyz` answers 503 until every one is dropped.
+#[derive(Debug)]
+pub struct DeliveryFailing(Health);
+
+impl Drop for DeliveryFailing {
+    fn drop(&mut self) {
+        self.0.delivery_failing.fetch_sub(1, Ordering::Relaxed);
+        self.0.publish();
+    }
 }
 
 impl Health {
-    /// Marks the pipeline ready or not (also the `nbo_ready` gauge).
+    /// Marks the pipeline ready or not: consuming, and the state store answering.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
-        super::metrics().ready.set(if ready { 1.0 } else { 0.0 });
+        self.publish();
     }
 
-    /// Whether ready.
+    /// Whether the pipeline is consuming and its state store answers (what [`Health::serving`]
+    /// needs besides deliveries succeeding).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks a delivery as failing until the guard is dropped.
+    pub fn delivery_failing(&self) -> DeliveryFailing {
+        self.delivery_failing.fetch_add(1, Ordering::Relaxed);
+        self.publish();
+        DeliveryFailing(self.clone())
+    }
+
+    /// What `/readyz` answers and `nbo_ready` shows: ready, and no delivery failing.
+    pub fn serving(&self) -> bool {
+        self.is_ready() && self.delivery_failing.load(Ordering::Relaxed) == 0
+    }
+
+    fn publish(&self) {
+        super::metrics()
+            .ready
+            .set(if self.serving() { 1.0 } else { 0.0 });
     }
 }
 
@@ -37,7 +71,7 @@ pub async fn serve(listen: &str, health: Health) -> std::io::Result<SocketAddr> 
             get(move || {
                 let health = health.clone();
                 async move {
-                    if health.is_ready() {
+                    if health.serving() {
                         (StatusCode::OK, "ready")
                     } else {
                         (StatusCode::SERVICE_UNAVAILABLE, "not ready")

@@ -66,6 +66,10 @@ pub struct Metrics {
     /// Transactions aborted by a rebalance (exactly-once); their batches are replayed by the
     /// partitions' next owner.
     pub transactions_aborted: IntCounter,
+    /// Delivery attempts that failed transiently and are retried after a backoff, by delivery
+    /// mode (`at_least_once`, `exactly_once`) and failed step (`publish`, `begin`,
+    /// `send_offsets`, `commit`, `abort`); see `sink` for which failures are retried.
+    pub delivery_retries: IntCounterVec,
     /// 1 when the pipeline is consuming and its dependencies answer.
     pub ready: Gauge,
     /// Events written by the generator, by topic.
@@ -217,6 +221,12 @@ impl Metrics {
             transactions_aborted: single(
                 "nbo_transactions_aborted_total",
                 "Transactions aborted by a rebalance (their batches are replayed)",
+            ),
+            delivery_retries: counter(
+                r,
+                "nbo_delivery_retries_total",
+                "Delivery attempts failed transiently and retried after a backoff",
+                &["mode", "step"],
             ),
             produce_errors: counter(
                 r,

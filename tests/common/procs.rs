@@ -17,6 +17,8 @@ pub struct Guard {
     name: String,
     child: std::process::Child,
     log: Option<PathBuf>,
+    /// Its stdout, kept open for the answers to [`Guard::command`].
+    answers: Option<std::io::BufReader<std::process::ChildStdout>>,
 }
 
 impl Guard {
@@ -26,7 +28,31 @@ impl Guard {
             name: name.to_string(),
             child,
             log,
+            answers: None,
         }
+    }
+
+    /// Writes `line` to the child's stdin and returns the line it answers on stdout (for a child
+    /// started with both piped and its stdout handed over with [`Guard::answers_on`]).
+    pub fn command(&mut self, line: &str) -> String {
+        let stdin = self.child.stdin.as_mut().expect("stdin is not piped");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: writing `{line}`: {e}", self.name));
+        let answers = self
+            .answers
+            .as_mut()
+            .expect("no stdout to read answers from");
+        let mut answer = String::new();
+        answers
+            .read_line(&mut answer)
+            .unwrap_or_else(|e| panic!("{}: answer to `{line}`: {e}", self.name));
+        answer.trim().to_string()
+    }
+
+    /// Keeps `stdout` (the child's, already partly read) for the answers to [`Guard::command`].
+    pub fn answers_on(&mut self, stdout: std::io::BufReader<std::process::ChildStdout>) {
+        self.answers = Some(stdout);
     }
 
     /// Process id.
@@ -131,15 +157,25 @@ pub fn start_mock_broker(brokers: i32, topics: &[(String, i32)]) -> (Guard, Stri
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start nbo-mock-broker");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = Guard::new("nbo-mock-broker", child, None);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut guard = Guard::new("nbo-mock-broker", child, None);
     let mut line = String::new();
-    std::io::BufReader::new(stdout)
+    stdout
         .read_line(&mut line)
         .expect("read the bootstrap servers");
     let bootstrap = line.trim().to_string();
     assert!(!bootstrap.is_empty(), "nbo-mock-broker printed no address");
+    // Kept open: the broker answers its stdin commands there (see `mock_broker_command`).
+    guard.answers_on(stdout);
     (guard, bootstrap)
+}
+
+/// Sends a command to a running mock broker process (`down`: every broker closes its
+/// connections and refuses new ones, an outage; `up`: they accept connections again; see
+/// `src/bin/nbo-mock-broker.rs`) and asserts that it answered `ok`.
+pub fn mock_broker_command(broker: &mut Guard, command: &str) {
+    let answer = broker.command(command);
+    assert_eq!(answer, "ok", "nbo-mock-broker refused `{command}`");
 }
 
 /// A dedicated `redis-server` that keeps its data across a restart (append-only file, fsync on
