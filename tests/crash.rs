@@ -14,7 +14,8 @@
 //! asserts what holds: features and id sets equal the clean run, every repeat is byte-identical
 //! (the replay re-emits the stored outbox, it does not recompute), and repeats are bounded by the
 //! batches the kills can interrupt. "No duplicate at all in read_committed output" needs a broker
-//! with transaction isolation (Kafka), which this machine does not have.
+//! with transaction isolation (Kafka), which this machine does not have; tests/exactly_once_model.rs
+//! checks it against a model of one.
 
 mod common;
 

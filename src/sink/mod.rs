@@ -41,13 +41,17 @@
 //! batch is dropped unflushed (at-least-once) or aborted (exactly-once), and the partitions' next
 //! owner replays it from the committed offsets.
 
+pub mod transport;
+
+pub use transport::{Delivery, Transport};
+
 use crate::codec::Codec;
 use crate::config::TopicSettings;
 use crate::output::{DeadLetter, Decision};
 use crate::telemetry::http::{DeliveryFailing, Health};
 use crate::telemetry::metrics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +94,7 @@ pub struct Published {
 
 /// Produces decision and dead-letter records.
 pub struct Sink {
-    producer: FutureProducer,
+    transport: Arc<dyn Transport>,
     codec: Arc<Codec>,
     offers: String,
     alerts: String,
@@ -288,13 +292,13 @@ impl DeliveryRetry {
     }
 }
 
-/// Runs a blocking transaction call of librdkafka off the async threads.
-async fn txn<F>(producer: &FutureProducer, step: &'static str, f: F) -> Result<(), SinkError>
+/// Runs a blocking transaction call off the async threads.
+async fn txn<F>(transport: &Arc<dyn Transport>, step: &'static str, f: F) -> Result<(), SinkError>
 where
-    F: FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
+    F: FnOnce(&dyn Transport) -> rdkafka::error::KafkaResult<()> + Send + 'static,
 {
-    let producer = producer.clone();
-    match tokio::task::spawn_blocking(move || f(&producer)).await {
+    let transport = transport.clone();
+    match tokio::task::spawn_blocking(move || f(transport.as_ref())).await {
         Ok(result) => result.map_err(|error| SinkError::Transaction { step, error }),
         Err(_) => Err(SinkError::Transaction {
             step,
@@ -306,8 +310,7 @@ where
 impl Sink {
     /// Registers the transactional id with the broker, fencing any earlier producer with it.
     pub async fn init_transactions(&self, timeout: Duration) -> Result<(), SinkError> {
-        use rdkafka::producer::Producer;
-        txn(&self.producer, "init", move |p| {
+        txn(&self.transport, "init", move |p| {
             p.init_transactions(timeout)
         })
         .await
@@ -315,8 +318,7 @@ impl Sink {
 
     /// Opens a transaction.
     pub async fn begin(&self) -> Result<(), SinkError> {
-        use rdkafka::producer::Producer;
-        txn(&self.producer, "begin", |p| p.begin_transaction()).await
+        txn(&self.transport, "begin", |p| p.begin_transaction()).await
     }
 
     /// Adds the consumer offsets to the open transaction: they commit with its records, or not
@@ -327,8 +329,7 @@ impl Sink {
         group: Arc<rdkafka::consumer::ConsumerGroupMetadata>,
         timeout: Duration,
     ) -> Result<(), SinkError> {
-        use rdkafka::producer::Producer;
-        txn(&self.producer, "send_offsets", move |p| {
+        txn(&self.transport, "send_offsets", move |p| {
             p.send_offsets_to_transaction(&offsets, &group, timeout)
         })
         .await
@@ -336,8 +337,7 @@ impl Sink {
 
     /// Commits the open transaction: its records and offsets become visible together.
     pub async fn commit(&self, timeout: Duration) -> Result<(), SinkError> {
-        use rdkafka::producer::Producer;
-        txn(&self.producer, "commit", move |p| {
+        txn(&self.transport, "commit", move |p| {
             p.commit_transaction(timeout)
         })
         .await
@@ -345,8 +345,7 @@ impl Sink {
 
     /// Aborts the open transaction (its records are never visible to read_committed consumers).
     pub async fn abort(&self, timeout: Duration) -> Result<(), SinkError> {
-        use rdkafka::producer::Producer;
-        txn(&self.producer, "abort", move |p| {
+        txn(&self.transport, "abort", move |p| {
             p.abort_transaction(timeout)
         })
         .await
@@ -354,8 +353,17 @@ impl Sink {
 
     /// A sink over `producer` writing to the configured output topics.
     pub fn new(producer: FutureProducer, codec: Arc<Codec>, topics: &TopicSettings) -> Self {
+        Self::with_transport(Arc::new(producer), codec, topics)
+    }
+
+    /// A sink over any [`Transport`] (a model of a broker, in tests).
+    pub fn with_transport(
+        transport: Arc<dyn Transport>,
+        codec: Arc<Codec>,
+        topics: &TopicSettings,
+    ) -> Self {
         Self {
-            producer,
+            transport,
             codec,
             offers: topics.offers.clone(),
             alerts: topics.alerts.clone(),
@@ -411,42 +419,26 @@ impl Sink {
             ));
         }
         for (topic, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => {
-                    metrics().produce_errors.with_label_values(&[topic]).inc();
-                    return Err(SinkError::Produce {
-                        topic: topic.into(),
-                        error,
-                    });
-                }
-                Err(_) => {
-                    metrics().produce_errors.with_label_values(&[topic]).inc();
-                    return Err(SinkError::Produce {
-                        topic: topic.into(),
-                        error: KafkaError::Canceled,
-                    });
-                }
+            if let Err(error) = delivery.await {
+                metrics().produce_errors.with_label_values(&[topic]).inc();
+                return Err(SinkError::Produce {
+                    topic: topic.into(),
+                    error,
+                });
             }
         }
         Ok(published)
     }
 
     /// Enqueues one record, waiting while librdkafka's queue is full (backpressure, not failure).
-    async fn send(
-        &self,
-        topic: &str,
-        key: &[u8],
-        payload: &[u8],
-    ) -> Result<rdkafka::producer::DeliveryFuture, SinkError> {
+    async fn send(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<Delivery, SinkError> {
         loop {
-            let record = FutureRecord::to(topic).key(key).payload(payload);
-            match self.producer.send_result(record) {
+            match self.transport.send(topic, key, payload) {
                 Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((error, _)) => {
+                Err(error) => {
                     metrics().produce_errors.with_label_values(&[topic]).inc();
                     return Err(SinkError::Produce {
                         topic: topic.into(),
@@ -459,8 +451,7 @@ impl Sink {
 
     /// Flushes everything in flight (shutdown).
     pub fn flush(&self, timeout: Duration) {
-        use rdkafka::producer::Producer;
-        if let Err(e) = self.producer.flush(timeout) {
+        if let Err(e) = self.transport.flush(timeout) {
             tracing::warn!(error = %e, "producer flush at shutdown did not complete");
         }
     }
