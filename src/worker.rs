@@ -248,7 +248,25 @@ pub struct WorkerContext {
 pub enum WorkerError {
     /// Produce failed for good.
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(crate::sink::SinkError),
+    /// Another producer registered this instance's transactional id (exactly-once).
+    #[error(
+        "this instance's producer was fenced: another instance registered the same transactional \
+         id, so this one stops (kafka.transactional_id must be unique per running instance, e.g. \
+         the pod name; default <group_id>-<client_id>). Nothing past the last committed \
+         transaction is visible; a restart resumes from there. ({0})"
+    )]
+    Fenced(crate::sink::SinkError),
+}
+
+impl From<crate::sink::SinkError> for WorkerError {
+    fn from(e: crate::sink::SinkError) -> Self {
+        if e.is_fenced() {
+            WorkerError::Fenced(e)
+        } else {
+            WorkerError::Sink(e)
+        }
+    }
 }
 
 fn now_ms() -> i64 {

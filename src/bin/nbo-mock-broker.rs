@@ -13,7 +13,13 @@
 //! - `down`: every broker of the cluster closes its connections and refuses new ones
 //!   (`MockCluster::broker_down`); clients see a broker outage and the data is kept;
 //! - `up`: every broker accepts connections again (`MockCluster::broker_up`);
-//! - `down ID` / `up ID`: the same for broker `ID` only (1 ..= `--brokers`).
+//! - `down ID` / `up ID`: the same for broker `ID` only (1 ..= `--brokers`);
+//! - `fail API ERROR [COUNT]`: the next COUNT (default 1) requests of API are answered with
+//!   ERROR (`MockCluster::request_errors`), e.g. `fail EndTxn PRODUCER_FENCED` to fence a
+//!   transactional producer (the mock cluster does not fence on its own). APIs: Produce,
+//!   InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit. Errors:
+//!   PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS,
+//!   REQUEST_TIMED_OUT.
 //!
 //! ```text
 //! nbo-mock-broker --brokers 1 --partitions 8 --topic bank.transactions.v1 --topic bank.rules.v1:1
@@ -45,7 +51,9 @@ use std::process::ExitCode;
                   `error: ...`):\n  \
                   down        every broker closes its connections and refuses new ones (an outage)\n  \
                   up          every broker accepts connections again\n  \
-                  down ID     only broker ID (1..=--brokers); likewise `up ID`\n\
+                  down ID     only broker ID (1..=--brokers); likewise `up ID`\n  \
+                  fail API ERROR [COUNT]\n              answer the next COUNT requests of API with ERROR \
+                  (e.g. fail EndTxn PRODUCER_FENCED)\n\
                   The process exits when stdin closes.\n\n\
                   For tests that kill the pipeline: the broker and its data outlive it. The mock \
                   cluster stalls for good past ~57,000 records per partition; keep volumes well below."
@@ -122,7 +130,40 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs one stdin command (`down`, `up`, `down ID`, `up ID`; see the module docs).
+/// Injects an error into the next requests: `fail API ERROR [COUNT]` (see the module docs).
+fn fail(cluster: &MockCluster<'_, DefaultProducerContext>, words: &[&str]) -> Result<(), String> {
+    use rdkafka::types::{RDKafkaApiKey as Api, RDKafkaRespErr as Err};
+    let (api, error, count) = match words {
+        [api, error] => (*api, *error, "1"),
+        [api, error, count] => (*api, *error, *count),
+        _ => return Err("usage: fail API ERROR [COUNT]".into()),
+    };
+    let api = match api {
+        "Produce" => Api::Produce,
+        "InitProducerId" => Api::InitProducerId,
+        "AddPartitionsToTxn" => Api::AddPartitionsToTxn,
+        "AddOffsetsToTxn" => Api::AddOffsetsToTxn,
+        "EndTxn" => Api::EndTxn,
+        "TxnOffsetCommit" => Api::TxnOffsetCommit,
+        other => return Err(format!("unknown API `{other}`")),
+    };
+    let error = match error {
+        "PRODUCER_FENCED" => Err::RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
+        "INVALID_PRODUCER_EPOCH" => Err::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+        "NOT_COORDINATOR" => Err::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        "CONCURRENT_TRANSACTIONS" => Err::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+        "REQUEST_TIMED_OUT" => Err::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        other => return Err(format!("unknown error `{other}`")),
+    };
+    let count: usize = match count.parse() {
+        Ok(n) if n > 0 => n,
+        _ => return Err(format!("count `{count}`: expected a positive number")),
+    };
+    cluster.request_errors(api, &vec![error; count]);
+    Ok(())
+}
+
+/// Runs one stdin command (`down`, `up`, `down ID`, `up ID`, `fail ...`; see the module docs).
 fn command(
     cluster: &MockCluster<'_, DefaultProducerContext>,
     brokers: i32,
@@ -130,6 +171,9 @@ fn command(
 ) -> Result<(), String> {
     let mut words = line.split_whitespace();
     let verb = words.next().unwrap_or_default();
+    if verb == "fail" {
+        return fail(cluster, &words.collect::<Vec<_>>());
+    }
     let ids: Vec<i32> = match (words.next(), words.next()) {
         (None, _) => (1..=brokers).collect(),
         (Some(id), None) => match id.parse::<i32>() {
@@ -144,7 +188,7 @@ fn command(
             "up" => cluster.broker_up(id),
             other => {
                 return Err(format!(
-                    "unknown command `{other}` (down, up, down ID, up ID)"
+                    "unknown command `{other}` (down, up, down ID, up ID, fail API ERROR [COUNT])"
                 ))
             }
         };

@@ -169,6 +169,28 @@ impl SinkError {
         }
     }
 
+    /// Whether the producer was fenced: a newer producer registered its transactional id.
+    pub fn is_fenced(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        let code = match self {
+            SinkError::Transaction {
+                error: KafkaError::Transaction(e),
+                ..
+            } => e.code(),
+            SinkError::Transaction { error, .. } | SinkError::Produce { error, .. } => {
+                match error.rdkafka_error_code() {
+                    Some(code) => code,
+                    None => return false,
+                }
+            }
+            SinkError::Encode(_) => return false,
+        };
+        matches!(
+            code,
+            C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch
+        )
+    }
+
     /// What the failed step allows, following librdkafka's error classes: a transaction call's
     /// error says itself whether it is fatal, requires an abort or is retriable; a record's
     /// delivery error is transient or permanent by its code ([`transient`]).
@@ -454,5 +476,38 @@ impl Sink {
         if let Err(e) = self.transport.flush(timeout) {
             tracing::warn!(error = %e, "producer flush at shutdown did not complete");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn produce(code: RDKafkaErrorCode) -> SinkError {
+        SinkError::Produce {
+            topic: "t".into(),
+            error: KafkaError::MessageProduction(code),
+        }
+    }
+
+    #[test]
+    fn fenced_errors_are_told_apart_and_are_not_retried() {
+        for code in [
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::Fenced,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+        ] {
+            assert!(produce(code).is_fenced(), "{code:?}");
+            assert_eq!(produce(code).recovery(), Recovery::Fail, "{code:?}");
+        }
+        assert!(!produce(RDKafkaErrorCode::MessageTimedOut).is_fenced());
+        assert_eq!(
+            produce(RDKafkaErrorCode::MessageTimedOut).recovery(),
+            Recovery::Retry
+        );
+        let message = crate::worker::WorkerError::from(produce(RDKafkaErrorCode::ProducerFenced));
+        assert!(message
+            .to_string()
+            .contains("transactional_id must be unique"));
     }
 }
