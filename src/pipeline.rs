@@ -240,6 +240,7 @@ pub async fn run(
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
+    let (mut consumer_errors, mut last_error_log) = (0u64, None::<std::time::Instant>);
     // The poll loop: route each record to the worker owning its partition; a full batch is handed
     // over at once, a partial one at the next linger tick. It waits at most `kafka.pause_after`
     // for a worker: past that, the worker's partitions are paused (see `source::dispatch`), so
@@ -306,7 +307,14 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "consumer error; librdkafka retries");
+                    // During a broker outage this repeats about ten times a second: log the
+                    // first, then one line with the count every 30 s.
+                    consumer_errors += 1;
+                    if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(30)) {
+                        tracing::warn!(error = %e, errors = consumer_errors, "consumer error; librdkafka retries");
+                        last_error_log = Some(std::time::Instant::now());
+                        consumer_errors = 0;
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

@@ -233,7 +233,7 @@ pub struct WorkerContext {
     pub offsets: Arc<dyn OffsetStore>,
     /// Key TTL, seconds.
     pub ttl_secs: u64,
-    /// Readiness (false while the state store is failing).
+    /// Readiness: not ready while the state store or a delivery is failing (`/readyz` 503).
     pub health: Health,
     /// Running totals.
     pub progress: Arc<Progress>,
