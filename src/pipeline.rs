@@ -133,26 +133,29 @@ pub async fn run(
     // A revoke returns only after the batches in progress have finished (see source::assignment).
     let assignment = Arc::new(Assignment::default());
     let (rebalancing, revoke_timeout) = (assignment.clone(), settings.kafka.revoke_timeout);
-    let context = SourceContext::new(Arc::new(move || {
-        // The hook runs inside `recv()`, on a runtime thread, and blocks until the workers'
-        // batches in progress finish: on the multi-thread runtime `block_in_place` hands this
-        // thread's other tasks (the workers) to another thread first, so that they can finish
-        // even with a single runtime thread (a pod limited to one CPU). A current-thread runtime
-        // (unit tests) cannot, and just waits, bounded by revoke_timeout.
-        let wait = || rebalancing.rebalance(revoke_timeout);
-        let finished = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
-        if !finished {
-            tracing::warn!(
+    let context = SourceContext::new(
+        Arc::new(move || {
+            // The hook runs inside `recv()`, on a runtime thread, and blocks until the workers'
+            // batches in progress finish: on the multi-thread runtime `block_in_place` hands this
+            // thread's other tasks (the workers) to another thread first, so that they can finish
+            // even with a single runtime thread (a pod limited to one CPU). A current-thread runtime
+            // (unit tests) cannot, and just waits, bounded by revoke_timeout.
+            let wait = || rebalancing.rebalance(revoke_timeout);
+            let finished = match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(wait)
+                }
+                _ => wait(),
+            };
+            if !finished {
+                tracing::warn!(
                 ?revoke_timeout,
                 "a batch was still in progress at the end of kafka.revoke_timeout; its partitions' next owner may replay it"
             );
-        }
-    }));
+            }
+        }),
+        &settings.topics.inputs(),
+    );
     let consumer: Arc<Consumer> =
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
     let exactly_once = settings.kafka.delivery == Delivery::ExactlyOnce;
@@ -241,6 +244,14 @@ pub async fn run(
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
     let (mut consumer_errors, mut last_error_log) = (0u64, None::<std::time::Instant>);
+    // Exactly-once: the group's metadata under the current assignment, given to each batch (see
+    // `worker::Batch::group`); refreshed with the generation.
+    let group_of = |c: &Consumer| {
+        exactly_once
+            .then(|| c.group_metadata().map(Arc::new))
+            .flatten()
+    };
+    let mut group_now = group_of(&consumer);
     // The poll loop: route each record to the worker owning its partition; a full batch is handed
     // over at once, a partial one at the next linger tick. It waits at most `kafka.pause_after`
     // for a worker: past that, the worker's partitions are paused (see `source::dispatch`), so
@@ -267,8 +278,9 @@ pub async fn run(
                 if now != polled_under {
                     // A rebalance ran inside recv(): what was polled before it is discarded.
                     polled_under = now;
+                    group_now = group_of(&consumer);
                     dispatch.reset(consumer.as_ref());
-                    pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });
+                    pending.iter_mut().for_each(|b| *b = Batch { generation: now, ..Batch::default() });
                 }
                 if dispatch.retry(consumer.as_ref()).is_err() {
                     break 'poll;
@@ -292,12 +304,16 @@ pub async fn run(
                             break 'poll;
                         }
                         polled_under = now;
+                        group_now = group_of(&consumer);
                         dispatch.reset(consumer.as_ref());
-                        pending.iter_mut().for_each(|b| *b = Batch { generation: now, records: Vec::new() });
+                        pending.iter_mut().for_each(|b| *b = Batch { generation: now, ..Batch::default() });
                     }
                     let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
                     let w = m.partition().rem_euclid(k.workers as i32) as usize;
-                    pending[w].generation = now;
+                    if pending[w].records.is_empty() {
+                        pending[w].generation = now;
+                        pending[w].group = group_now.clone();
+                    }
                     pending[w].records.push((kind, m.detach()));
                     // A held worker's records (fetched before its pause took effect) wait in
                     // its partial batch, behind the held one.

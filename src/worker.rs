@@ -24,12 +24,27 @@ use std::time::{Duration, Instant};
 /// Records of one batch, in arrival order, with the input kind of each, and the assignment
 /// generation they were polled under (a batch of an older generation is discarded, see
 /// `source::SourceContext::pre_rebalance`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Batch {
     /// Assignment generation at poll time.
     pub generation: u64,
     /// The records.
     pub records: Vec<(EventKind, OwnedMessage)>,
+    /// The consumer group's metadata (group generation and member id) at poll time, sent with
+    /// the batch's offsets in its transaction (exactly-once): if the group has moved on, the
+    /// broker refuses them, so a batch that outlived its assignment cannot commit. `None`: read
+    /// from `WorkerContext::offsets` when the transaction starts.
+    pub group: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("generation", &self.generation)
+            .field("records", &self.records.len())
+            .field("group", &self.group.is_some())
+            .finish()
+    }
 }
 
 /// Where workers report stored offsets; the Kafka consumer in production, a recorder in tests.
@@ -251,10 +266,12 @@ pub enum WorkerError {
     Sink(crate::sink::SinkError),
     /// Another producer registered this instance's transactional id (exactly-once).
     #[error(
-        "this instance's producer was fenced: another instance registered the same transactional \
-         id, so this one stops (kafka.transactional_id must be unique per running instance, e.g. \
-         the pod name; default <group_id>-<client_id>). Nothing past the last committed \
-         transaction is visible; a restart resumes from there. ({0})"
+        "this instance's producer was fenced, so it stops: either another instance registered \
+         the same transactional id (kafka.transactional_id must be unique per running instance, \
+         e.g. the pod name; default <group_id>-<client_id>), or a transaction stayed open past \
+         kafka.transaction_timeout (a broker outage longer than that) and the broker aborted it. \
+         Nothing past the last committed transaction is visible; a restart resumes from there. \
+         ({0})"
     )]
     Fenced(crate::sink::SinkError),
 }
@@ -291,6 +308,18 @@ where
 {
     let mut delay = Duration::from_millis(100);
     loop {
+        if ctx.assignment.generation() != generation {
+            // A revoke has begun (its generation bump comes first) and, if it stopped waiting
+            // for this batch (kafka.revoke_timeout), the partitions may have a new owner: a late
+            // write of ours could overwrite theirs. Give the batch up; whoever owns the
+            // partitions replays it. Checked before every attempt, so only an attempt already
+            // in flight when the revoke gave up can still land.
+            tracing::warn!(
+                op,
+                "partitions reassigned while the batch waited; batch given up"
+            );
+            return None;
+        }
         match f().await {
             Ok(v) => {
                 if !ctx.health.is_ready() {
@@ -305,16 +334,6 @@ where
                 tracing::warn!(op, error = %e, retry_in_ms = delay.as_millis() as u64, "state store failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
-                if ctx.assignment.generation() != generation {
-                    // The revoke stopped waiting for this batch (kafka.revoke_timeout) and its
-                    // partitions may have a new owner: a late write of ours could overwrite
-                    // theirs. Give the batch up; whoever owns the partitions replays it.
-                    tracing::warn!(
-                        op,
-                        "partitions reassigned during the state store outage; batch given up"
-                    );
-                    return None;
-                }
             }
         }
     }
@@ -522,16 +541,7 @@ pub async fn process_batch(
             return Ok(());
         };
         round_trips += u64::from(writes > 0);
-        match deliver_in_transaction(
-            ctx,
-            sink,
-            &decisions,
-            &dead,
-            &last_offsets,
-            batch.generation,
-        )
-        .await?
-        {
+        match deliver_in_transaction(ctx, sink, &decisions, &dead, &last_offsets, &batch).await? {
             Some(published) => published,
             // Aborted by a rebalance: the partitions' next owner replays the batch and re-emits
             // its decisions from the outboxes just flushed.
@@ -677,6 +687,12 @@ async fn publish_at_least_once(
 ) -> Result<Option<Published>, WorkerError> {
     let mut retry = DeliveryRetry::new("at_least_once", &ctx.health);
     loop {
+        if ctx.assignment.generation() != generation {
+            tracing::info!(
+                "partitions revoked before the batch's delivery; their next owner replays it"
+            );
+            return Ok(None);
+        }
         match sink.publish(decisions, dead).await {
             Ok(published) => {
                 retry.succeeded();
@@ -685,12 +701,6 @@ async fn publish_at_least_once(
             Err(e) if e.recovery() == Recovery::Retry => retry.wait(&e).await,
             Err(e) => return Err(e.into()),
         }
-        if ctx.assignment.generation() != generation {
-            tracing::info!(
-                "partitions revoked while the batch's delivery was retried; their next owner replays it"
-            );
-            return Ok(None);
-        }
     }
 }
 
@@ -698,7 +708,10 @@ async fn publish_at_least_once(
 /// returns a timeout, which librdkafka reports retriable (the call is made again and resumes
 /// where it was) or, for the offsets, abortable (the transaction is redone). Shorter than
 /// `kafka.transaction_timeout` (which still bounds it) so that a broker outage shows within
-/// seconds as retries, warnings and a 503 on `/readyz`, not as a silent wait.
+/// seconds as retries, warnings and a 503 on `/readyz`, not as a silent wait. (librdkafka's
+/// header recommends an infinite timeout for these calls; a finite one is supported — a timed-out
+/// commit or abort is resumed by calling it again, which `call_retrying` and `abort_retrying`
+/// do whatever the assignment does — and is what makes an outage visible.)
 const TRANSACTION_CALL_WAIT: Duration = Duration::from_secs(5);
 
 /// Exactly-once delivery of a flushed batch: its records and its consumer offsets in one
@@ -721,8 +734,9 @@ async fn deliver_in_transaction(
     decisions: &[Decision],
     dead: &[DeadLetter],
     last_offsets: &BTreeMap<(usize, i32), i64>,
-    generation: u64,
+    batch: &Batch,
 ) -> Result<Option<Published>, WorkerError> {
+    let generation = batch.generation;
     let mut offsets = rdkafka::TopicPartitionList::new();
     for ((kind, partition), offset) in last_offsets {
         // Committed offsets name the next record to read.
@@ -737,9 +751,14 @@ async fn deliver_in_transaction(
             }));
         }
     }
-    // Fetched once: every attempt commits the offsets as the group member that polled the batch,
-    // so a member of a newer group generation fences them.
-    let Some(group) = ctx.offsets.group_metadata().map(Arc::new) else {
+    // The group member that polled the batch sends its offsets, on every attempt: once the group
+    // has a newer generation the broker refuses them (KIP-447), so a batch that outlived its
+    // assignment cannot commit over the partitions' new owner.
+    let Some(group) = batch
+        .group
+        .clone()
+        .or_else(|| ctx.offsets.group_metadata().map(Arc::new))
+    else {
         return Err(WorkerError::Sink(crate::sink::SinkError::Transaction {
             step: "send_offsets",
             error: rdkafka::error::KafkaError::Canceled,
@@ -749,6 +768,14 @@ async fn deliver_in_transaction(
     let moved = || ctx.assignment.generation() != generation;
     let mut retry = DeliveryRetry::new("exactly_once", &ctx.health);
     loop {
+        if moved() {
+            // Nothing is open between attempts; the new owner replays the batch and re-emits
+            // its decisions from the outboxes already flushed.
+            tracing::info!(
+                "partitions revoked before the batch's transaction; their next owner replays it"
+            );
+            return Ok(None);
+        }
         let started = Instant::now();
         let attempt = async {
             // begin_transaction is local; a retriable failure opened nothing, so no abort.

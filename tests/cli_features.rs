@@ -56,7 +56,7 @@ fn a_feature_added_to_the_file_shows_in_features_show_after_a_run() {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nbatch_linger = \"10ms\"\n\n[features]\nfile = \"{features}\"\n\n[redis]\nurl = \"{redis}\"\n\n[telemetry]\nlisten = \"127.0.0.1:{port}\"\n",
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nbatch_linger = \"10ms\"\n# Tansu 0.6 loses records on a pause (see common::TANSU_PAUSE_AFTER).\npause_after = \"60s\"\n\n[features]\nfile = \"{features}\"\n\n[redis]\nurl = \"{redis}\"\n\n[telemetry]\nlisten = \"127.0.0.1:{port}\"\n",
             group = unique("cli"),
             features = features.display(),
             redis = redis_url(),

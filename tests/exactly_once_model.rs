@@ -12,7 +12,10 @@
 //!
 //! The driver feeds a fixed event set in batches of random size and crashes the "process" at a
 //! random step again and again: a state store write, a record sent, the begin, the offsets, or
-//! the commit — which, half the time, takes effect and the process dies before it learns so. A
+//! the commit — which, half the time, takes effect and the process dies before it learns so.
+//! Besides, in half the incarnations one record's delivery times out (the broker unreachable past
+//! `message.timeout.ms`), which dooms its transaction: the worker must abort it and do it again.
+//! A
 //! crash makes every later call fail; the driver then drops the worker's cache, starts a new
 //! incarnation and resumes from the committed offsets. At the end, the committed output must
 //! hold every offer, alert and audit id of a clean run **exactly once**, and every customer's
@@ -53,6 +56,8 @@ struct Log {
     open: Vec<(String, Vec<u8>)>,
     open_offsets: Vec<(String, i32, i64)>,
     in_transaction: bool,
+    /// A record of the open transaction failed: it can only abort (as Kafka's does).
+    open_doomed: bool,
     offsets: HashMap<(String, i32), i64>,
     /// Where this incarnation dies: at the `skip`-th next step of that kind.
     target: Option<Target>,
@@ -61,6 +66,11 @@ struct Log {
     aborts: u64,
     /// Where the process died, by step.
     deaths: BTreeMap<&'static str, usize>,
+    /// Sends left before one whose delivery times out (the broker unreachable past
+    /// `message.timeout.ms`): the record may or may not be in the open transaction, which
+    /// cannot commit any more; the worker must abort it and do it again.
+    flaky_in: Option<u32>,
+    timeouts: u64,
 }
 
 /// A crash point: the process dies at the (`skip`+1)-th next step named `what`; a commit it dies
@@ -129,8 +139,10 @@ impl Model {
     }
 
     /// A new incarnation: the open transaction of the dead one is aborted (init_transactions).
-    fn restart(&self, next_crash: Option<Target>) {
+    fn restart(&self, next_crash: Option<Target>, flaky_in: Option<u32>) {
         let mut log = self.lock();
+        log.open_doomed = false;
+        log.flaky_in = flaky_in;
         if log.in_transaction {
             log.aborts += 1;
         }
@@ -152,6 +164,19 @@ impl Transport for Model {
         Self::step(&mut log, "send")?;
         assert!(log.in_transaction, "a record sent outside a transaction");
         log.open.push((topic.to_string(), payload.to_vec()));
+        if log.flaky_in == Some(0) {
+            log.flaky_in = None;
+            log.timeouts += 1;
+            log.open_doomed = true;
+            return Ok(Box::pin(async {
+                Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                ))
+            }));
+        }
+        if let Some(n) = log.flaky_in.as_mut() {
+            *n -= 1;
+        }
         Ok(Box::pin(async { Ok(()) }))
     }
 
@@ -162,6 +187,7 @@ impl Transport for Model {
     fn begin_transaction(&self) -> KafkaResult<()> {
         let mut log = self.lock();
         Self::step(&mut log, "begin")?;
+        assert!(!log.in_transaction, "begin with a transaction open");
         log.in_transaction = true;
         Ok(())
     }
@@ -188,6 +214,10 @@ impl Transport for Model {
         let mut log = self.lock();
         // When the process dies at a commit, the commit may have reached the broker: then it takes
         // effect, and the process never hears so.
+        assert!(
+            !log.open_doomed,
+            "a transaction with a failed record was committed (it must be aborted)"
+        );
         let applies = log.target.is_none_or(|t| t.applies);
         let alive = !log.crashed;
         let step = Self::step(&mut log, "commit");
@@ -211,6 +241,7 @@ impl Transport for Model {
     fn abort_transaction(&self, _timeout: Duration) -> KafkaResult<()> {
         let mut log = self.lock();
         Self::step(&mut log, "abort")?;
+        log.open_doomed = false;
         log.open.clear();
         log.open_offsets.clear();
         log.in_transaction = false;
@@ -392,7 +423,8 @@ impl Run {
                 skip: rng.random_range(0..4),
                 applies: rng.random_bool(0.5),
             });
-            self.model.restart(crash);
+            let flaky = (left > 0 && rng.random_bool(0.5)).then(|| rng.random_range(0..60));
+            self.model.restart(crash, flaky);
             let (ctx, assignment) = self.incarnation();
             // The consumer resumes from the committed offsets.
             let mut position: BTreeMap<(usize, i32), usize> = input
@@ -449,6 +481,7 @@ impl Run {
                 let batch = Batch {
                     generation: assignment.generation(),
                     records,
+                    group: None,
                 };
                 let result = worker::process_batch(&ctx, 0, batch).await;
                 if self.model.crashed() {
@@ -509,10 +542,14 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
         crashed.feed(&input, crashes, &mut rng).await;
     }
     let got = crashed.outcome(&events.customers).await;
-    let (commits, aborts, deaths) = {
+    let (commits, aborts, deaths, timeouts) = {
         let log = crashed.model.lock();
-        (log.commits, log.aborts, log.deaths.clone())
+        (log.commits, log.aborts, log.deaths.clone(), log.timeouts)
     };
+    assert!(
+        timeouts > 0,
+        "no record delivery timed out: the redo path was not exercised"
+    );
     for step in [
         "state store write",
         "begin",
@@ -534,7 +571,7 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
     );
     println!(
         "exactly-once model: {} records, {} crashes at random steps {deaths:?} ({commits} \
-         transactions committed, {aborts} aborted); {} customers / {} feature values equal; {} offers, {} alerts, \
+         transactions committed, {aborts} aborted, {timeouts} redone after a record timed out); {} customers / {} feature values equal; {} offers, {} alerts, \
          {} audits, each exactly once",
         total,
         CRASHES + CRASHES / 6,

@@ -76,6 +76,7 @@ fn sample_assignments(
     std::thread::spawn(move || {
         let mut seen = Sampled::default();
         let mut previous: BTreeMap<u16, Partitions> = BTreeMap::new();
+        let mut previous_topics: BTreeMap<u16, BTreeMap<String, Partitions>> = BTreeMap::new();
         while !stop.load(Ordering::Relaxed) {
             let mut now: BTreeMap<u16, Partitions> = BTreeMap::new();
             for port in ports.lock().unwrap().clone() {
@@ -89,11 +90,15 @@ fn sample_assignments(
                 };
                 let topics: Vec<&String> = by_topic.keys().collect();
                 let all_inputs = inputs.iter().all(|t| by_topic.contains_key(t));
-                if !all_inputs || by_topic.values().any(|p| *p != numbers) {
+                // The assign callback sets the gauges one partition at a time: a scrape can catch
+                // it halfway. Only a layout seen twice in a row counts.
+                let settled = previous_topics.get(&port) == Some(&by_topic);
+                if settled && (!all_inputs || by_topic.values().any(|p| *p != numbers)) {
                     seen.violations.push(format!(
                         "instance :{port} holds {by_topic:?} (topics {topics:?})"
                     ));
                 }
+                previous_topics.insert(port, by_topic.clone());
                 now.insert(port, numbers);
             }
             let stable = !now.is_empty() && now.iter().all(|(p, a)| previous.get(p) == Some(a));

@@ -226,7 +226,7 @@ mod tests {
     fn batch(generation: u64) -> Batch {
         Batch {
             generation,
-            records: Vec::new(),
+            ..Batch::default()
         }
     }
 

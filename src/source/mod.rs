@@ -115,16 +115,20 @@ pub type RebalanceHook = Arc<dyn Fn() + Send + Sync>;
 /// input topics co-partitioned, and tells the pipeline that the assignment changed.
 pub struct SourceContext {
     on_rebalance: RebalanceHook,
+    /// The input topics subscribed to (every one must be in a non-empty assignment).
+    inputs: Vec<String>,
     /// Set when an assignment broke co-partitioning (see [`co_partitioned`]); the poll loop stops
     /// the pipeline with it before processing any record of that assignment.
     broken: std::sync::OnceLock<String>,
 }
 
 impl SourceContext {
-    /// A context calling `on_rebalance` whenever partitions are revoked or assigned.
-    pub fn new(on_rebalance: RebalanceHook) -> Self {
+    /// A context calling `on_rebalance` whenever partitions are revoked or assigned, for a
+    /// consumer subscribed to `inputs`.
+    pub fn new(on_rebalance: RebalanceHook, inputs: &[&str]) -> Self {
         Self {
             on_rebalance,
+            inputs: inputs.iter().map(|t| t.to_string()).collect(),
             broken: std::sync::OnceLock::new(),
         }
     }
@@ -135,13 +139,16 @@ impl SourceContext {
     }
 }
 
-/// Checks that an assignment gives this instance the same partition numbers of every input topic
-/// it holds, and returns them. A customer's events are on partition p of every input topic (same
-/// key, same partition count); an instance holding p of one topic but not of another would share
-/// that customer's state with another instance. The range assignor guarantees it for topics of
-/// equal partition count, so a failure here means the topics' partition counts differ (one was
-/// created or grown differently).
-pub fn co_partitioned(assignment: &TopicPartitionList) -> Result<Vec<i32>, String> {
+/// Checks that an assignment gives this instance the same partition numbers of every one of the
+/// `inputs` (or nothing at all), and returns them. A customer's events are on partition p of
+/// every input topic (same key, same partition count); an instance holding p of one topic but not
+/// of another would share that customer's state with another instance. The range assignor
+/// guarantees it for topics of equal partition count, so a failure here means the topics'
+/// partition counts differ (one was created or grown differently) or one does not exist.
+pub fn co_partitioned(
+    assignment: &TopicPartitionList,
+    inputs: &[String],
+) -> Result<Vec<i32>, String> {
     let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
     for e in assignment.elements() {
         by_topic
@@ -156,15 +163,25 @@ pub fn co_partitioned(assignment: &TopicPartitionList) -> Result<Vec<i32>, Strin
     let Some(first) = sets.next() else {
         return Ok(Vec::new());
     };
-    if sets.all(|s| s == first) {
+    let missing: Vec<&str> = inputs
+        .iter()
+        .filter(|t| !by_topic.contains_key(t.as_str()))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() && sets.all(|s| s == first) {
         return Ok(first.clone());
     }
     let detail: Vec<String> = by_topic.iter().map(|(t, p)| format!("{t} {p:?}")).collect();
     Err(format!(
         "the input topics are not co-partitioned: this instance was assigned different partitions \
-         of them ({}); give every input topic the same partition count (see topics/ and \
-         `nbo-stream topics create`)",
-        detail.join(", ")
+         of them ({}{}); every input topic must exist with the same partition count (see topics/ \
+         and `nbo-stream topics create`)",
+        detail.join(", "),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(", and none of {}", missing.join(", "))
+        }
     ))
 }
 
@@ -229,7 +246,7 @@ impl ConsumerContext for SourceContext {
                         .with_label_values(&[e.topic(), &e.partition().to_string()])
                         .set(1);
                 }
-                match co_partitioned(tpl) {
+                match co_partitioned(tpl, &self.inputs) {
                     Ok(numbers) => tracing::info!(
                         partitions = tpl.count(),
                         numbers = ?numbers,
@@ -276,11 +293,15 @@ mod tests {
         t
     }
 
+    fn inputs() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
     #[test]
     fn the_same_partitions_of_every_topic_are_co_partitioned() {
         let t = tpl(&[("a", 2), ("b", 0), ("a", 0), ("b", 2)]);
-        assert_eq!(co_partitioned(&t), Ok(vec![0, 2]));
-        assert_eq!(co_partitioned(&tpl(&[])), Ok(vec![]));
+        assert_eq!(co_partitioned(&t, &inputs()), Ok(vec![0, 2]));
+        assert_eq!(co_partitioned(&tpl(&[]), &inputs()), Ok(vec![]));
     }
 
     #[test]
@@ -288,11 +309,18 @@ mod tests {
         // What the range assignor gives one of two members when topic b has 4 partitions and
         // topic a has 8.
         let t = tpl(&[("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0), ("b", 1)]);
-        let why = co_partitioned(&t).unwrap_err();
+        let why = co_partitioned(&t, &inputs()).unwrap_err();
         assert!(
             why.contains("a [0, 1, 2, 3]") && why.contains("b [0, 1]"),
             "{why}"
         );
         assert!(why.contains("same partition count"), "{why}");
+    }
+
+    #[test]
+    fn an_input_topic_left_out_of_a_non_empty_assignment_is_refused() {
+        // Topic a has 2 partitions and b 1: the second of two members gets a[1] and no b.
+        let why = co_partitioned(&tpl(&[("a", 1)]), &inputs()).unwrap_err();
+        assert!(why.contains("none of b"), "{why}");
     }
 }

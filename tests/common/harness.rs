@@ -159,6 +159,12 @@ pub fn produce(brokers: &str, topics: &TopicSettings, records: &[Record], rate: 
     );
 }
 
+/// Bootstrap addresses of the Tansu brokers this test process started (their runs never pause).
+fn tansu_brokers() -> &'static std::sync::Mutex<Vec<String>> {
+    static TANSU: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    TANSU.get_or_init(Default::default)
+}
+
 /// Where the brokers of a test come from.
 pub enum TestBroker {
     /// Tansu (at-least-once mode: no transactions).
@@ -184,6 +190,7 @@ pub fn start_broker(mock: bool, specs: &[&RunSpec]) -> (TestBroker, String) {
         return (TestBroker::Mock(guard), brokers);
     }
     let (broker, brokers) = start_tansu();
+    tansu_brokers().lock().unwrap().push(brokers.clone());
     let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -271,7 +278,16 @@ impl RunSpec {
              [redis]\nurl = \"{redis}\"\ntimeout = \"2s\"\n\n\
              [telemetry]\nlisten = \"127.0.0.1:{port}\"\nlog_level = \"info\"\n\n[topics]\n",
             group = s.kafka.group_id,
-            extra = self.kafka_extra,
+            extra = if tansu_brokers().lock().unwrap().iter().any(|b| b == brokers) {
+                // See super::TANSU_PAUSE_AFTER.
+                format!(
+                    "pause_after = \"{}s\"\n{}",
+                    super::TANSU_PAUSE_AFTER.as_secs(),
+                    self.kafka_extra
+                )
+            } else {
+                self.kafka_extra.clone()
+            },
             options = self.kafka_options,
             redis = self.redis_url,
         );
