@@ -15,7 +15,9 @@
 //! (the replay re-emits the stored outbox, it does not recompute), and repeats are bounded by the
 //! batches the kills can interrupt. "No duplicate at all in read_committed output" needs a broker
 //! with transaction isolation (Kafka), which this machine does not have; tests/exactly_once_model.rs
-//! checks it against a model of one.
+//! checks it against a model of one. Given a real Kafka in `NBOTEST_KAFKA_BROKERS` (e.g.
+//! `docker compose -f deploy/docker-compose.yml up -d kafka`, then `localhost:29092`), the
+//! exactly-once variant runs there instead, without the mirror, and asserts zero repeats.
 
 mod common;
 
@@ -40,6 +42,9 @@ enum Delivery {
 }
 
 fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
+    // A real Kafka, if one is given, for exactly-once (see the module docs).
+    let kafka = matches!(delivery, Delivery::ExactlyOnce) && external_kafka().is_some();
+    let mock_broker = mock_broker && !kafka;
     let started = Instant::now();
     let events = EventSet::generate(CUSTOMERS, ACTIVITY, SEED, START_MS);
     let mut clean = RunSpec::new(&redis_url());
@@ -47,9 +52,11 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
     if let Delivery::ExactlyOnce = delivery {
         for spec in [&mut clean, &mut crashed] {
             // The mock broker stores no offsets sent in a transaction: mirror them (see
-            // `kafka.mirror_transaction_offsets`).
-            spec.kafka_extra =
-                "delivery = \"exactly_once\"\nmirror_transaction_offsets = true\n".into();
+            // `kafka.mirror_transaction_offsets`). Kafka needs no mirror.
+            spec.kafka_extra = format!(
+                "delivery = \"exactly_once\"\nmirror_transaction_offsets = {}\n",
+                !kafka
+            );
         }
     }
     let (_broker, brokers) = start_broker(mock_broker, &[&clean, &crashed]);
@@ -107,7 +114,12 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
         c.duplicates,
         started.elapsed().as_secs_f64()
     );
-    if let Delivery::ExactlyOnce = delivery {
+    if kafka {
+        assert_eq!(
+            c.duplicates, 0,
+            "exactly-once on Kafka: records repeated in read_committed output"
+        );
+    } else if let Delivery::ExactlyOnce = delivery {
         // One batch holds at most batch_max_events (2,000) trigger events' records; a loose bound
         // on the records of KILLS × 2 workers replayed batches, each event making a few records.
         let bound = KILLS * 2 * 2_000 * 4;

@@ -171,6 +171,18 @@ pub enum TestBroker {
     Tansu(Broker),
     /// `nbo-mock-broker` in its own process (transactions supported).
     Mock(Guard),
+    /// A broker this test did not start: `NBOTEST_KAFKA_BROKERS` (see [`external_kafka`]).
+    External,
+}
+
+/// Bootstrap servers of a real Kafka given in `NBOTEST_KAFKA_BROKERS` (e.g. the one of
+/// deploy/docker-compose.yml, `localhost:29092`), for the tests that can run on it: there,
+/// exactly-once runs without `mirror_transaction_offsets` and `read_committed` readers see no
+/// aborted record. Unset on this project's CI machine, which has no such broker.
+pub fn external_kafka() -> Option<String> {
+    std::env::var("NBOTEST_KAFKA_BROKERS")
+        .ok()
+        .filter(|b| !b.is_empty())
 }
 
 /// A broker with the topics of every run spec created ([`PARTITIONS`] each; rules: 1).
@@ -189,8 +201,14 @@ pub fn start_broker(mock: bool, specs: &[&RunSpec]) -> (TestBroker, String) {
         let (guard, brokers) = super::procs::start_mock_broker(1, &topics);
         return (TestBroker::Mock(guard), brokers);
     }
-    let (broker, brokers) = start_tansu();
-    tansu_brokers().lock().unwrap().push(brokers.clone());
+    let (broker, brokers) = match external_kafka() {
+        Some(brokers) => (TestBroker::External, brokers),
+        None => {
+            let (broker, brokers) = start_tansu();
+            tansu_brokers().lock().unwrap().push(brokers.clone());
+            (TestBroker::Tansu(broker), brokers)
+        }
+    };
     let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -209,7 +227,7 @@ pub fn start_broker(mock: bool, specs: &[&RunSpec]) -> (TestBroker, String) {
         .block_on(admin.create_topics(&new, &rdkafka::admin::AdminOptions::new()))
         .expect("create topics");
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    (TestBroker::Tansu(broker), brokers)
+    (broker, brokers)
 }
 
 /// One run of the pipeline over its own topics, consumer group, customer-key secret (so its
