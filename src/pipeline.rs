@@ -79,6 +79,29 @@ impl OffsetStore for ConsumerOffsets {
     }
 }
 
+/// The poll loop's step when it sees a new assignment generation (a rebalance ran inside
+/// `recv()`): refuses an assignment that is not co-partitioned (before any of its records is
+/// processed), drops what was polled or held under the old one (its records are fetched again
+/// from the committed offsets) and resumes any partition paused under it.
+fn new_assignment(
+    consumer: &Consumer,
+    dispatch: &mut Dispatcher,
+    pending: &mut [Batch],
+    generation: u64,
+) -> Result<(), PipelineError> {
+    if let Some(why) = consumer.context().broken() {
+        return Err(PipelineError::NotCoPartitioned(why.to_string()));
+    }
+    dispatch.reset(consumer);
+    for batch in pending.iter_mut() {
+        *batch = Batch {
+            generation,
+            ..Batch::default()
+        };
+    }
+    Ok(())
+}
+
 /// The parts a run needs that differ between `run`, `demo` and tests.
 pub struct Dependencies {
     /// State store.
@@ -270,17 +293,14 @@ pub async fn run(
                 break 'poll;
             }
             _ = linger.tick() => {
-                if let Some(why) = consumer.context().broken() {
-                    failure = Some(PipelineError::NotCoPartitioned(why.to_string()));
-                    break 'poll;
-                }
                 let now = assignment.generation();
                 if now != polled_under {
-                    // A rebalance ran inside recv(): what was polled before it is discarded.
+                    if let Err(e) = new_assignment(&consumer, &mut dispatch, &mut pending, now) {
+                        failure = Some(e);
+                        break 'poll;
+                    }
                     polled_under = now;
                     group_now = group_of(&consumer);
-                    dispatch.reset(consumer.as_ref());
-                    pending.iter_mut().for_each(|b| *b = Batch { generation: now, ..Batch::default() });
                 }
                 if dispatch.retry(consumer.as_ref()).is_err() {
                     break 'poll;
@@ -298,15 +318,12 @@ pub async fn run(
                 Ok(m) => {
                     let now = assignment.generation();
                     if now != polled_under {
-                        // A rebalance ran inside recv(): what was polled before it is discarded.
-                        if let Some(why) = consumer.context().broken() {
-                            failure = Some(PipelineError::NotCoPartitioned(why.to_string()));
+                        if let Err(e) = new_assignment(&consumer, &mut dispatch, &mut pending, now) {
+                            failure = Some(e);
                             break 'poll;
                         }
                         polled_under = now;
                         group_now = group_of(&consumer);
-                        dispatch.reset(consumer.as_ref());
-                        pending.iter_mut().for_each(|b| *b = Batch { generation: now, ..Batch::default() });
                     }
                     let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
                     let w = m.partition().rem_euclid(k.workers as i32) as usize;
