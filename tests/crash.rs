@@ -63,8 +63,6 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
     let expected = clean_run(&brokers, &clean, &events);
     let clean_secs = started.elapsed().as_secs_f64();
 
-    let topics = crashed.settings.topics.clone();
-    let group = crashed.settings.kafka.group_id.clone();
     let (mut run, producer) = start_with_profiles(&brokers, &crashed, &events, "crashed-0", RATE);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(KILL_SEED);
     for kill in 1..=KILLS {
@@ -88,18 +86,15 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
         run.process.kill9();
         run = crashed.spawn(&brokers, &format!("crashed-{kill}"));
     }
-    producer.join().expect("producer");
-    wait_caught_up(
+    let c = finish_and_compare(
         &brokers,
-        &group,
-        &topics.inputs(),
-        Duration::from_secs(120),
+        &crashed,
+        producer,
+        &mut run,
         "after the last restart",
-        &[&run],
+        &events,
+        &expected,
     );
-    run.process.stop_cleanly(Duration::from_secs(30));
-    let got = crashed.outcome(&brokers, &events.customers);
-    let c = compare(&got, &expected);
     println!(
         "crash test: {} events ({} profiles), {KILLS} kills; {} customers / {} feature values equal; \
          {} offers, {} alerts, {} audits same ids; {} duplicates (all byte-identical); \

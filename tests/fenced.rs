@@ -57,18 +57,15 @@ fn a_fenced_instance_exits_1_saying_so_and_its_restart_finishes_the_work() {
     let (committed_at_exit, waiting) = group_progress(&brokers, &group, &topics.inputs());
 
     let mut restarted = fenced.spawn(&brokers, "restarted");
-    producer.join().expect("producer");
-    wait_caught_up(
+    let c = finish_and_compare(
         &brokers,
-        &group,
-        &topics.inputs(),
-        Duration::from_secs(120),
+        &fenced,
+        producer,
+        &mut restarted,
         "after the restart",
-        &[&restarted],
+        &events,
+        &expected,
     );
-    restarted.process.stop_cleanly(Duration::from_secs(30));
-    let got = fenced.outcome(&brokers, &events.customers);
-    let c = compare(&got, &expected);
     let said = last_words
         .lines()
         .last()

@@ -78,14 +78,12 @@ fn sigterm_mid_run_drains_and_commits_so_the_restart_repeats_nothing() {
     );
 
     let mut restarted = stopped.spawn(&brokers, "restarted");
-    producer.join().expect("producer");
-    wait_caught_up(
+    wait_done(
         &brokers,
-        &group,
-        &topics.inputs(),
-        Duration::from_secs(120),
+        &stopped,
+        producer,
+        &restarted,
         "after the restart",
-        &[&restarted],
     );
     let signalled = Instant::now();
     signal(&restarted.process, "INT");

@@ -422,6 +422,42 @@ pub fn start_with_profiles(
     (run, producer)
 }
 
+/// Waits for the activity `producer` to finish, then until `run` has committed every input
+/// record of `spec` (120 s at most; `what` names the phase in a failure).
+pub fn wait_done(
+    brokers: &str,
+    spec: &RunSpec,
+    producer: std::thread::JoinHandle<()>,
+    run: &Instance,
+    what: &str,
+) {
+    producer.join().expect("producer");
+    wait_caught_up(
+        brokers,
+        &spec.settings.kafka.group_id,
+        &spec.settings.topics.inputs(),
+        Duration::from_secs(120),
+        what,
+        &[run],
+    );
+}
+
+/// [`wait_done`], then stops `run` with SIGTERM (it must exit 0) and compares the run's outcome
+/// with a clean run's (`expected`).
+pub fn finish_and_compare(
+    brokers: &str,
+    spec: &RunSpec,
+    producer: std::thread::JoinHandle<()>,
+    run: &mut Instance,
+    what: &str,
+    events: &EventSet,
+    expected: &Outcome,
+) -> Comparison {
+    wait_done(brokers, spec, producer, run, what);
+    run.process.stop_cleanly(Duration::from_secs(30));
+    compare(&spec.outcome(brokers, &events.customers), expected)
+}
+
 /// Waits until the group has committed everything on `topics`; after `timeout` panics with `what`
 /// and the ends of the logs of `running`.
 pub fn wait_caught_up(
