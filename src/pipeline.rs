@@ -243,6 +243,7 @@ pub async fn run(
         health: deps.health.clone(),
         progress: deps.progress,
         input_topics,
+        writer_schemas: None,
     });
 
     let k = &settings.kafka;

@@ -256,6 +256,9 @@ pub struct WorkerContext {
     pub assignment: Arc<crate::source::assignment::Assignment>,
     /// Input topic names in EventKind order (for metric labels and dead letters).
     pub input_topics: [String; 9],
+    /// Fetches the writer schemas of new schema ids before a batch decodes (with a Schema
+    /// Registry; `None` without one).
+    pub writer_schemas: Option<Arc<crate::codec::fetch::Fetcher>>,
 }
 
 /// A failure that stops the pipeline (the supervisor restarts it; restart is safe).
@@ -413,6 +416,28 @@ pub async fn process_batch(
     let started = Instant::now();
     let now = now_ms();
     let m = metrics();
+    if let Some(fetcher) = &ctx.writer_schemas {
+        // New writer schema ids are fetched and resolved before any record is decoded: a
+        // registry outage holds the batch (nothing dead-lettered), see `codec::fetch`.
+        let missing: std::collections::BTreeSet<(EventKind, u32)> = batch
+            .records
+            .iter()
+            .filter_map(|(kind, msg)| {
+                Some((*kind, ctx.codec.missing_writer(*kind, msg.payload())?))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let owned = || ctx.assignment.generation() == batch.generation;
+            let topic = |kind: EventKind| ctx.input_topics[kind.index()].clone();
+            if !fetcher
+                .prepare(&ctx.codec, &missing, topic, &ctx.health, owned)
+                .await
+            {
+                // Revoked while it waited: the partitions' next owner replays the batch.
+                return Ok(());
+            }
+        }
+    }
     let mut decoded = Vec::with_capacity(batch.records.len());
     let mut dead = Vec::new();
     let mut consumed = [0u64; 9];

@@ -407,6 +407,7 @@ impl Run {
             progress: Arc::new(Progress::default()),
             assignment: assignment.clone(),
             input_topics: s.topics.inputs().map(str::to_string),
+            writer_schemas: None,
         };
         (Arc::new(ctx), assignment)
     }

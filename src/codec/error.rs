@@ -21,6 +21,23 @@ pub enum DecodeError {
         /// Id(s) this topic accepts.
         expected: String,
     },
+    /// The writer schema named by the record's id cannot be read as the topic's reader schema
+    /// (a reader field without default that the writer lacks, types that do not resolve, a
+    /// union branch with no match, or a writer schema that does not parse).
+    #[error("writer schema {id} cannot be read as this topic's reader schema: {reason}")]
+    IncompatibleSchema {
+        /// The writer's schema id.
+        id: u32,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// An enum symbol the reader schema does not have, and its enum has no default.
+    #[error("{0}")]
+    UnknownEnumSymbol(String),
+    /// The record's writer schema was not fetched before decoding: a defect of the caller
+    /// (`run` fetches every new id of a batch before decoding it).
+    #[error("writer schema {0} was not fetched before decoding")]
+    SchemaNotFetched(u32),
     /// The Avro body did not match the schema (truncated, bad enum index, invalid UTF-8, ...).
     #[error("avro decode failed: {0}")]
     Avro(String),
@@ -51,6 +68,9 @@ impl DecodeError {
             DecodeError::BadMagicByte(_) => "bad_magic_byte",
             DecodeError::TruncatedHeader(_) => "truncated_header",
             DecodeError::UnknownSchemaId { .. } => "unknown_schema_id",
+            DecodeError::IncompatibleSchema { .. } => "incompatible_schema",
+            DecodeError::UnknownEnumSymbol(_) => "unknown_enum_symbol",
+            DecodeError::SchemaNotFetched(_) => "schema_not_fetched",
             DecodeError::Avro(_) => "avro_decode",
             DecodeError::TrailingBytes(_) => "trailing_bytes",
             DecodeError::InvalidField { .. } => "invalid_field",
@@ -60,11 +80,14 @@ impl DecodeError {
     }
 
     /// Every code [`DecodeError::kind`] can return, for pre-registering metric labels.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 12] = [
         "empty_payload",
         "bad_magic_byte",
         "truncated_header",
         "unknown_schema_id",
+        "incompatible_schema",
+        "unknown_enum_symbol",
+        "schema_not_fetched",
         "avro_decode",
         "trailing_bytes",
         "invalid_field",

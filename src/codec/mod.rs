@@ -6,9 +6,13 @@
 //! the fields a bank's other systems could get wrong.
 
 mod error;
+pub mod fetch;
+pub mod resolve;
 pub mod schemas;
+mod writers;
 
 pub use error::DecodeError;
+pub use writers::{WriterOutcome, WriterResolution};
 
 use crate::event::{Event, EventKind};
 use serde::{de::DeserializeOwned, Serialize};
@@ -52,8 +56,12 @@ impl Default for Validation {
 struct TopicDecoder {
     kind: EventKind,
     framing: Framing,
+    /// The reader schema's static id (no registry): the one id accepted.
     schema_id: u32,
+    /// The reader schema, for the typed decoder.
     schema: Schema,
+    /// The reader schema, for resolving writer schemas against it.
+    reader: apache_avro::Schema,
 }
 
 /// Decodes input records and encodes output records. Build once, share by reference.
@@ -62,6 +70,10 @@ pub struct Codec {
     encoders: HashMap<&'static str, (u32, Schema)>,
     output_framing: Framing,
     validation: Validation,
+    /// Writer schemas seen, by topic and registry id (registry mode only).
+    writers: writers::Writers,
+    /// Whether schema ids name writer schemas in a registry (else only the static id is accepted).
+    registry: bool,
 }
 
 impl std::fmt::Debug for Codec {
@@ -104,6 +116,10 @@ pub struct CodecOptions {
     pub schema_ids: HashMap<String, u32>,
     /// Field limits.
     pub validation: Validation,
+    /// Confluent-framed records name their writer schema by registry id: each new id is
+    /// fetched by the caller ([`Codec::missing_writer`], [`Codec::add_writer`]) and resolved to
+    /// the reader schema. Off: only the reader schema's static id is accepted.
+    pub registry: bool,
 }
 
 impl Default for CodecOptions {
@@ -113,6 +129,7 @@ impl Default for CodecOptions {
             output_framing: Framing::Confluent,
             schema_ids: HashMap::new(),
             validation: Validation::default(),
+            registry: false,
         }
     }
 }
@@ -126,11 +143,17 @@ impl Codec {
         let mut decoders = Vec::with_capacity(EventKind::ALL.len());
         for kind in EventKind::ALL {
             let entry = schemas::for_kind(kind);
+            let reader = apache_avro::Schema::parse_str(entry.text).map_err(|e| SchemaError {
+                record: entry.record,
+                file: entry.file,
+                reason: e.to_string(),
+            })?;
             decoders.push(TopicDecoder {
                 kind,
                 framing: options.input_framing[kind.index()],
                 schema_id: id_of(entry.record, entry.default_id),
                 schema: parse_schema(entry)?,
+                reader,
             });
         }
         let mut encoders = HashMap::new();
@@ -145,6 +168,8 @@ impl Codec {
             encoders,
             output_framing: options.output_framing,
             validation: options.validation,
+            writers: writers::Writers::default(),
+            registry: options.registry,
         })
     }
 
@@ -168,8 +193,44 @@ impl Codec {
             .ok_or(DecodeError::EmptyPayload)?;
         let body = match decoder.framing {
             Framing::Plain => payload,
-            Framing::Confluent => strip_confluent_header(payload, decoder.schema_id)?,
+            Framing::Confluent => {
+                let (id, body) = confluent_header(payload)?;
+                if self.registry {
+                    // The writer's schema decides how the body reads; unchanged writers (the
+                    // commonest case) read the body as it is.
+                    return self.writers.with(kind, id, |writer| match writer {
+                        Some(WriterResolution::Identity) => {
+                            self.decode_body(decoder, body, key, now_ms)
+                        }
+                        Some(WriterResolution::Transcode(t)) => writers::with_scratch(|scratch| {
+                            t.transcode(body, scratch)
+                                .map_err(|e| writers::decode_error(e, id))?;
+                            self.decode_body(decoder, scratch, key, now_ms)
+                        }),
+                        Some(WriterResolution::Refused(e)) => Err(e.clone()),
+                        None => Err(DecodeError::SchemaNotFetched(id)),
+                    });
+                } else if id != decoder.schema_id {
+                    return Err(DecodeError::UnknownSchemaId {
+                        id,
+                        expected: decoder.schema_id.to_string(),
+                    });
+                } else {
+                    body
+                }
+            }
         };
+        self.decode_body(decoder, body, key, now_ms)
+    }
+
+    /// Decodes a body in the reader schema, then validates it.
+    fn decode_body(
+        &self,
+        decoder: &TopicDecoder,
+        body: &[u8],
+        key: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Event, DecodeError> {
         let event = match decoder.kind {
             EventKind::Transaction => Event::Transaction(datum(body, &decoder.schema)?),
             EventKind::Clickstream => Event::Clickstream(datum(body, &decoder.schema)?),
@@ -241,6 +302,34 @@ impl Codec {
         crate::codec::validate::check(event, Some(key), now_ms, &self.validation)
     }
 
+    /// In registry mode, the writer schema id of a Confluent-framed `payload` of `kind` that has
+    /// not been resolved yet: the caller fetches it ([`Codec::add_writer`]) before decoding, so
+    /// the registry is asked once per id and never on the per-record path.
+    pub fn missing_writer(&self, kind: EventKind, payload: Option<&[u8]>) -> Option<u32> {
+        if !self.registry || self.decoders[kind.index()].framing != Framing::Confluent {
+            return None;
+        }
+        let (id, _) = confluent_header(payload.filter(|p| !p.is_empty())?).ok()?;
+        (!self.writer_known(kind, id)).then_some(id)
+    }
+
+    /// Whether writer schema `id` of `kind`'s topic has been resolved (or refused).
+    pub fn writer_known(&self, kind: EventKind, id: u32) -> bool {
+        self.writers.with(kind, id, |w| w.is_some())
+    }
+
+    /// Resolves writer schema `id` of `kind`'s topic against the reader schema and keeps the
+    /// result for every later record: `schema` is the registry's schema text, `None` when the
+    /// registry does not know the id (its records are dead-lettered as `unknown_schema_id`).
+    /// A writer that cannot be resolved is refused once, here: its records are dead-lettered
+    /// with the reason.
+    pub fn add_writer(&self, kind: EventKind, id: u32, schema: Option<&str>) -> WriterOutcome {
+        let reader = &self.decoders[kind.index()].reader;
+        let (resolution, outcome) = writers::resolve_writer(reader, id, schema);
+        self.writers.insert(kind, id, resolution);
+        outcome
+    }
+
     /// The framing the decoder expects for `kind`.
     pub fn input_framing(&self, kind: EventKind) -> Framing {
         self.decoders[kind.index()].framing
@@ -252,7 +341,8 @@ impl Codec {
 #[error("encode failed: {0}")]
 pub struct EncodeError(pub String);
 
-fn strip_confluent_header(payload: &[u8], expected_id: u32) -> Result<&[u8], DecodeError> {
+/// The schema id and the body of a Confluent-framed, non-empty payload.
+fn confluent_header(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
     if payload[0] != 0 {
         return Err(DecodeError::BadMagicByte(payload[0]));
     }
@@ -260,13 +350,7 @@ fn strip_confluent_header(payload: &[u8], expected_id: u32) -> Result<&[u8], Dec
         return Err(DecodeError::TruncatedHeader(payload.len()));
     }
     let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
-    if id != expected_id {
-        return Err(DecodeError::UnknownSchemaId {
-            id,
-            expected: expected_id.to_string(),
-        });
-    }
-    Ok(&payload[5..])
+    Ok((id, &payload[5..]))
 }
 
 /// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.

@@ -355,3 +355,173 @@ fn a_future_time_is_reported_without_overflow_whatever_the_clock() {
         .unwrap_err();
     assert!(err.to_string().contains("in the future"), "{err}");
 }
+
+/// TransactionEvent v2 (fields reordered, a new optional field, a new enum symbol first).
+const TXN_V2: &str = include_str!("../../tests/fixtures/schemas/transaction_event_v2.avsc");
+const TXN_V1: &str = include_str!("../../avro_schemas/transaction_event.avsc");
+
+/// `t` as a v2 producer writes it, framed with schema id `id`.
+#[allow(deprecated)] // apache-avro's one-call datum functions: the reference writer here.
+fn written_as_v2(codec: &Codec, t: &TransactionEvent, id: u32) -> Vec<u8> {
+    let (v1, v2) = (
+        apache_avro::Schema::parse_str(TXN_V1).unwrap(),
+        apache_avro::Schema::parse_str(TXN_V2).unwrap(),
+    );
+    let plain = codec
+        .encode_framed("TransactionEvent", t, Framing::Plain)
+        .unwrap();
+    let value = apache_avro::from_avro_datum(&v1, &mut &plain[..], Some(&v2)).unwrap();
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend(apache_avro::to_avro_datum(&v2, value).unwrap());
+    out
+}
+
+fn registry_codec() -> Codec {
+    Codec::new(&CodecOptions {
+        registry: true,
+        ..CodecOptions::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn with_a_registry_a_new_writer_id_is_fetched_once_then_resolved() {
+    let codec = registry_codec();
+    let v1 = encoded(&codec, &txn()); // id 1
+    let v2 = written_as_v2(&codec, &txn(), 101);
+    assert_ne!(v1[5..], v2[5..], "v2 bytes differ (fields reordered)");
+    assert_eq!(
+        codec.missing_writer(EventKind::Transaction, Some(&v2)),
+        Some(101)
+    );
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, Some(b"C1"), Some(&v2), NOW)
+            .unwrap_err()
+            .kind(),
+        "schema_not_fetched"
+    );
+    assert_eq!(
+        codec.add_writer(EventKind::Transaction, 101, Some(TXN_V2)),
+        WriterOutcome::Resolved
+    );
+    assert_eq!(
+        codec.add_writer(EventKind::Transaction, 1, Some(TXN_V1)),
+        WriterOutcome::Identity
+    );
+    assert_eq!(
+        codec.missing_writer(EventKind::Transaction, Some(&v2)),
+        None
+    );
+    // The same id on another topic is another writer (resolved against that topic's reader).
+    assert_eq!(
+        codec.missing_writer(EventKind::Partner, Some(&v2)),
+        Some(101)
+    );
+    for bytes in [&v1, &v2] {
+        let event = codec
+            .decode(EventKind::Transaction, Some(b"C1"), Some(bytes), NOW)
+            .unwrap();
+        assert_eq!(event, Event::Transaction(txn()));
+    }
+    // Every payment method survives the moved enum indexes.
+    for method in PaymentMethod::ALL {
+        let t = TransactionEvent {
+            payment_method: *method,
+            ..txn()
+        };
+        let event = codec
+            .decode(
+                EventKind::Transaction,
+                Some(b"C1"),
+                Some(&written_as_v2(&codec, &t, 101)),
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(event, Event::Transaction(t));
+    }
+}
+
+#[test]
+fn unknown_ids_and_incompatible_writers_are_refused_with_their_reasons() {
+    let codec = registry_codec();
+    let mut payload = encoded(&codec, &txn());
+    payload[1..5].copy_from_slice(&77u32.to_be_bytes());
+    assert_eq!(
+        codec.add_writer(EventKind::Transaction, 77, None),
+        WriterOutcome::Unknown
+    );
+    let e = codec
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&payload), NOW)
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown_schema_id");
+    assert!(e.to_string().contains("77"), "{e}");
+
+    // A writer without customer_id: the reader's required field has no default.
+    let mut writer: serde_json::Value = serde_json::from_str(TXN_V1).unwrap();
+    writer["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "customer_id");
+    let outcome = codec.add_writer(EventKind::Transaction, 78, Some(&writer.to_string()));
+    assert!(
+        matches!(&outcome, WriterOutcome::Incompatible(r) if r.contains("customer_id") && r.contains("no default")),
+        "{outcome:?}"
+    );
+    payload[1..5].copy_from_slice(&78u32.to_be_bytes());
+    let e = codec
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&payload), NOW)
+        .unwrap_err();
+    assert_eq!(e.kind(), "incompatible_schema");
+    assert!(e.to_string().contains("customer_id"), "{e}");
+
+    let outcome = codec.add_writer(EventKind::Transaction, 79, Some("{not json"));
+    assert!(matches!(outcome, WriterOutcome::Incompatible(r) if r.contains("does not parse")));
+}
+
+#[test]
+fn a_symbol_the_reader_lacks_is_dead_lettered_when_its_enum_has_no_default() {
+    // v2's BNPL is not in the v1 reader, whose PaymentMethod has no default.
+    let codec = registry_codec();
+    codec.add_writer(EventKind::Transaction, 101, Some(TXN_V2));
+    let mut bytes = written_as_v2(&codec, &txn(), 101);
+    // payment_method follows customer_id, amount_minor, currency and txn_type in v2; its index
+    // (DEBIT_CARD = 2 in v2, zig-zag 4) becomes BNPL (0).
+    let v2 = apache_avro::Schema::parse_str(TXN_V2).unwrap();
+    #[allow(deprecated)]
+    let mut value = apache_avro::from_avro_datum(&v2, &mut &bytes[5..], None).unwrap();
+    if let apache_avro::types::Value::Record(fields) = &mut value {
+        for (name, v) in fields.iter_mut() {
+            if name == "payment_method" {
+                *v = apache_avro::types::Value::Enum(0, "BNPL".into());
+            }
+        }
+    }
+    #[allow(deprecated)]
+    let body = apache_avro::to_avro_datum(&v2, value).unwrap();
+    bytes.truncate(5);
+    bytes.extend(body);
+    let e = codec
+        .decode(EventKind::Transaction, Some(b"C1"), Some(&bytes), NOW)
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown_enum_symbol");
+    assert!(e.to_string().contains("BNPL"), "{e}");
+}
+
+#[test]
+fn without_a_registry_only_the_static_id_is_accepted() {
+    let codec = Codec::with_defaults().unwrap();
+    let v2 = written_as_v2(&codec, &txn(), 101);
+    assert_eq!(
+        codec.missing_writer(EventKind::Transaction, Some(&v2)),
+        None
+    );
+    assert_eq!(
+        codec
+            .decode(EventKind::Transaction, Some(b"C1"), Some(&v2), NOW)
+            .unwrap_err()
+            .kind(),
+        "unknown_schema_id"
+    );
+}

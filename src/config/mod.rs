@@ -726,6 +726,7 @@ impl Settings {
             }
         }
         crate::codec::CodecOptions {
+            registry: false,
             input_framing,
             output_framing: self.codec.output_framing,
             schema_ids: self

@@ -12,11 +12,13 @@ use std::sync::Arc;
 #[derive(Debug, Default, Clone)]
 pub struct Health {
     ready: Arc<AtomicBool>,
-    /// Deliveries currently failing and being retried (one per worker at most).
+    /// Dependencies currently failing and being retried: deliveries (one per worker at most)
+    /// and Schema Registry fetches.
     delivery_failing: Arc<AtomicUsize>,
 }
 
-/// Held while a delivery fails and is retried: `/readyz` answers 503 until every one is dropped.
+/// Held while a delivery (or a Schema Registry fetch) fails and is retried: `/readyz` answers 503
+/// until every one is dropped.
 #[derive(Debug)]
 pub struct DeliveryFailing(Health);
 
@@ -38,6 +40,12 @@ impl Health {
     /// needs besides deliveries succeeding).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the Schema Registry as failing (a batch waits for a writer schema) until the guard
+    /// is dropped.
+    pub fn registry_failing(&self) -> DeliveryFailing {
+        self.delivery_failing()
     }
 
     /// Marks a delivery as failing until the guard is dropped.

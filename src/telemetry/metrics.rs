@@ -70,6 +70,12 @@ pub struct Metrics {
     /// mode (`at_least_once`, `exactly_once`) and failed step (`publish`, `begin`,
     /// `send_offsets`, `commit`, `abort`); see `sink` for which failures are retried.
     pub delivery_retries: IntCounterVec,
+    /// Writer schemas met on input topics, by topic and resolution (`identity`, `resolved`,
+    /// `unknown`, `incompatible`): each id is counted once, when first seen. An `unknown` or
+    /// `incompatible` writer's records are all dead-lettered (alert `NboWriterSchemaRefused`).
+    pub schema_writers: IntCounterVec,
+    /// Schema Registry requests that failed transiently and were retried (the batch waits).
+    pub schema_registry_errors: IntCounter,
     /// 1 when the pipeline is consuming and its dependencies answer.
     pub ready: Gauge,
     /// Events written by the generator, by topic.
@@ -221,6 +227,16 @@ impl Metrics {
             transactions_aborted: single(
                 "nbo_transactions_aborted_total",
                 "Transactions aborted by a rebalance (their batches are replayed)",
+            ),
+            schema_writers: counter(
+                r,
+                "nbo_schema_writers_total",
+                "Writer schemas met on input topics, by how they resolve to the reader schema",
+                &["topic", "resolution"],
+            ),
+            schema_registry_errors: single(
+                "nbo_schema_registry_errors_total",
+                "Schema Registry requests failed transiently and retried",
             ),
             delivery_retries: counter(
                 r,

@@ -1,0 +1,137 @@
+//! The writer schemas a registry-framed topic has carried, by topic and schema id, each resolved
+//! once against the topic's reader schema ([`super::resolve`]) and kept for the life of the
+//! process. Records look their writer up without a lock (a copy-on-write map: writers are added
+//! a few times a day at most, and read for every record).
+
+use super::resolve::{self, Resolution, TranscodeError, Transcoder};
+use super::DecodeError;
+use crate::event::EventKind;
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+/// How records of one writer schema are decoded.
+#[derive(Debug)]
+pub enum WriterResolution {
+    /// Same schema as the reader: decoded directly.
+    Identity,
+    /// Transcoded to the reader schema first.
+    Transcode(Transcoder),
+    /// Never readable (unknown id, schema that does not parse, incompatible): every record is
+    /// dead-lettered with this error.
+    Refused(DecodeError),
+}
+
+/// What [`super::Codec::add_writer`] decided, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterOutcome {
+    /// The writer is the reader schema.
+    Identity,
+    /// The writer differs and resolves to the reader schema.
+    Resolved,
+    /// The registry does not know the id.
+    Unknown,
+    /// The writer can never be read as the reader schema; the reason.
+    Incompatible(String),
+}
+
+impl WriterOutcome {
+    /// A short, stable label (`nbo_schema_writers_total{resolution}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            WriterOutcome::Identity => "identity",
+            WriterOutcome::Resolved => "resolved",
+            WriterOutcome::Unknown => "unknown",
+            WriterOutcome::Incompatible(_) => "incompatible",
+        }
+    }
+}
+
+type Key = (u8, u32);
+
+/// Writer resolutions by (topic kind, schema id).
+#[derive(Default)]
+pub(super) struct Writers {
+    map: ArcSwap<FxHashMap<Key, Arc<WriterResolution>>>,
+    /// Serialises inserts (copy, add, swap), so that none is lost.
+    insert: Mutex<()>,
+}
+
+impl Writers {
+    /// Calls `f` with the resolution of writer `id` on `kind`'s topic, if known.
+    #[inline]
+    pub(super) fn with<R>(
+        &self,
+        kind: EventKind,
+        id: u32,
+        f: impl FnOnce(Option<&WriterResolution>) -> R,
+    ) -> R {
+        let map = self.map.load();
+        f(map.get(&(kind.index() as u8, id)).map(|w| &**w))
+    }
+
+    pub(super) fn insert(&self, kind: EventKind, id: u32, resolution: WriterResolution) {
+        // A poisoned lock only means another insert panicked; the map itself is intact.
+        let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = FxHashMap::clone(&self.map.load());
+        next.insert((kind.index() as u8, id), Arc::new(resolution));
+        self.map.store(Arc::new(next));
+    }
+}
+
+/// Resolves one writer schema text (or its absence from the registry) against `reader`.
+pub(super) fn resolve_writer(
+    reader: &apache_avro::Schema,
+    id: u32,
+    schema: Option<&str>,
+) -> (WriterResolution, WriterOutcome) {
+    let Some(text) = schema else {
+        let e = DecodeError::UnknownSchemaId {
+            id,
+            expected: "an id the schema registry knows".into(),
+        };
+        return (WriterResolution::Refused(e), WriterOutcome::Unknown);
+    };
+    let refuse = |reason: String| {
+        (
+            WriterResolution::Refused(DecodeError::IncompatibleSchema {
+                id,
+                reason: reason.clone(),
+            }),
+            WriterOutcome::Incompatible(reason),
+        )
+    };
+    let writer = match apache_avro::Schema::parse_str(text) {
+        Ok(w) => w,
+        Err(e) => return refuse(format!("the writer schema does not parse: {e}")),
+    };
+    match resolve::resolve(&writer, reader) {
+        Ok(Resolution::Identity) => (WriterResolution::Identity, WriterOutcome::Identity),
+        Ok(Resolution::Transcode(t)) => (WriterResolution::Transcode(t), WriterOutcome::Resolved),
+        Err(e) => refuse(e.0),
+    }
+}
+
+/// The decode error for a record that did not transcode.
+pub(super) fn decode_error(e: TranscodeError, id: u32) -> DecodeError {
+    match e {
+        TranscodeError::Malformed(m) => DecodeError::Avro(format!("writer schema {id}: {m}")),
+        TranscodeError::Trailing(n) => DecodeError::TrailingBytes(n),
+        TranscodeError::UnknownEnumSymbol(m) => DecodeError::UnknownEnumSymbol(m),
+        TranscodeError::Unreadable(reason) => DecodeError::IncompatibleSchema { id, reason },
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with this thread's cleared transcoding buffer.
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        f(&mut s)
+    })
+}
