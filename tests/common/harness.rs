@@ -241,6 +241,8 @@ pub struct RunSpec {
     pub kafka_extra: String,
     /// Extra librdkafka options (TOML lines added to `[kafka.options]`).
     pub kafka_options: String,
+    /// Further tables appended to the config file (e.g. a `[schema_registry]` table).
+    pub extra_toml: String,
     dir: tempfile::TempDir,
 }
 
@@ -272,6 +274,7 @@ impl RunSpec {
             redis_url: redis_url.to_string(),
             kafka_extra: String::new(),
             kafka_options: String::new(),
+            extra_toml: String::new(),
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -327,6 +330,8 @@ impl RunSpec {
         ] {
             text.push_str(&format!("{key} = \"{name}\"\n"));
         }
+        text.push('\n');
+        text.push_str(&self.extra_toml);
         let path = self.dir.path().join(format!("nbo-{port}.toml"));
         std::fs::write(&path, text).unwrap();
         path

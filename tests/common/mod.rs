@@ -113,6 +113,19 @@ pub fn read_topic(
     out
 }
 
+fn output_ids() -> &'static std::sync::Mutex<std::collections::HashMap<String, u32>> {
+    static IDS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u32>>> =
+        std::sync::OnceLock::new();
+    IDS.get_or_init(Default::default)
+}
+
+/// Makes [`decode_outputs`] expect schema id `id` on records of `record` (a run against a
+/// Schema Registry frames its outputs with the ids the registry gave), for this test binary.
+#[allow(dead_code)] // Used by the registry tests only.
+pub fn expect_output_id(record: &str, id: u32) {
+    output_ids().lock().unwrap().insert(record.to_string(), id);
+}
+
 /// Decodes records of an output topic with the contract's schema `record`.
 pub fn decode_outputs<T: serde::de::DeserializeOwned>(
     records: &[(Option<Vec<u8>>, Vec<u8>)],
@@ -121,13 +134,19 @@ pub fn decode_outputs<T: serde::de::DeserializeOwned>(
     let entry = nbo_stream::codec::schemas::by_record(record).expect("record");
     let schema: serde_avro_fast::Schema = entry.text.parse().expect("schema");
     let _ = Codec::with_defaults().expect("codec");
+    let expected_id = output_ids()
+        .lock()
+        .unwrap()
+        .get(record)
+        .copied()
+        .unwrap_or(entry.default_id);
     records
         .iter()
         .map(|(_, v)| {
             assert_eq!(v[0], 0, "Confluent magic byte");
             assert_eq!(
                 u32::from_be_bytes([v[1], v[2], v[3], v[4]]),
-                entry.default_id,
+                expected_id,
                 "schema id"
             );
             serde_avro_fast::from_datum_slice::<T>(&v[5..], &schema).expect("decode output")
