@@ -382,3 +382,52 @@ async fn the_registry_password_comes_from_the_environment() {
         text(&out)
     );
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap()
+}
+
+#[tokio::test]
+async fn tls_with_the_configured_ca_and_a_client_certificate() {
+    let registry = TestRegistry::start_tls(
+        &read("server.pem"),
+        &read("server.key"),
+        Some(&read("ca.pem")),
+    )
+    .await;
+    let id = registry.register("bank.transactions.v1-value", transaction_schema());
+    let settings = RegistrySettings {
+        url: Some(registry.url()),
+        ca_file: Some(fixture("ca.pem")),
+        client_cert_file: Some(fixture("client.pem")),
+        client_key_file: Some(fixture("client.key")),
+        ..RegistrySettings::default()
+    };
+    let mutual = Registry::new(&settings).unwrap();
+    assert_eq!(mutual.schema_by_id(id).await.unwrap(), transaction_schema());
+
+    // Without a client certificate the handshake fails: no answer, so unavailable.
+    let no_cert = Registry::new(&RegistrySettings {
+        client_cert_file: None,
+        client_key_file: None,
+        ..settings.clone()
+    })
+    .unwrap();
+    let err = no_cert.subjects().await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+
+    // Without the CA the server's certificate is not trusted.
+    let untrusted = Registry::new(&RegistrySettings {
+        ca_file: None,
+        ..settings
+    })
+    .unwrap();
+    let err = untrusted.subjects().await.unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

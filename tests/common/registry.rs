@@ -17,7 +17,8 @@
 //! (`SchemaCompatibility::can_read(writer = old, reader = new)`, fully; a partial match, such as
 //! an enum symbol of the old schema missing from the new one with no default, is refused).
 //! Errors are Confluent's bodies (`{"error_code","message"}`) with its media type. Optional
-//! basic auth: without the configured user and password every call is 401.
+//! basic auth: without the configured user and password every call is 401. Optional TLS, with
+//! or without client certificates ([`TestRegistry::start_tls`]).
 //!
 //! The server runs on its own runtime thread for as long as the [`TestRegistry`] lives, so that
 //! sync tests and `nbo-stream` subprocesses can use it too. No method needs a tokio context:
@@ -40,6 +41,7 @@ const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 pub struct TestRegistry {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     runtime: Option<tokio::runtime::Runtime>,
     server: Mutex<Option<Server>>,
 }
@@ -72,18 +74,55 @@ type Refusal = (StatusCode, u32, String);
 impl TestRegistry {
     /// A registry without auth on a free port.
     pub async fn start() -> TestRegistry {
-        Self::launch(None)
+        Self::launch(None, None)
     }
 
     /// A registry that answers 401 unless the request carries basic auth `user`/`pass`.
     pub async fn start_with_auth(user: &str, pass: &str) -> TestRegistry {
-        Self::launch(Some(format!(
-            "Basic {}",
-            base64(format!("{user}:{pass}").as_bytes())
-        )))
+        Self::launch(
+            Some(format!(
+                "Basic {}",
+                base64(format!("{user}:{pass}").as_bytes())
+            )),
+            None,
+        )
     }
 
-    fn launch(authorization: Option<String>) -> TestRegistry {
+    /// A registry without auth, over TLS with the PEM certificate chain `cert` and key `key`
+    /// (for `localhost`); with `client_ca`, a client must present a certificate it signs.
+    pub async fn start_tls(cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> TestRegistry {
+        use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::*};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<_, _>>()
+            .expect("server certificate PEM");
+        let key = PrivateKeyDer::from_pem_slice(key).expect("server key PEM");
+        let builder = rustls::ServerConfig::builder();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots.add(cert.expect("client CA PEM")).expect("client CA");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .expect("server TLS config");
+        Self::launch(
+            None,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn launch(
+        authorization: Option<String>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> TestRegistry {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("test-registry")
@@ -96,18 +135,22 @@ impl TestRegistry {
             state: Mutex::default(),
             authorization,
         });
-        let server = serve(&runtime, listener, shared.clone());
+        let server = serve(&runtime, listener, shared.clone(), tls.clone());
         TestRegistry {
             shared,
             addr,
+            tls,
             runtime: Some(runtime),
             server: Mutex::new(Some(server)),
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
     }
 
     /// Registers `schema_json` under `subject` directly, without HTTP and without the
@@ -148,7 +191,7 @@ impl TestRegistry {
             }
         };
         let runtime = self.runtime.as_ref().expect("runtime lives until drop");
-        let server = serve(runtime, listener, self.shared.clone());
+        let server = serve(runtime, listener, self.shared.clone(), self.tls.clone());
         *self.server.lock().unwrap() = Some(server);
     }
 
@@ -179,6 +222,7 @@ fn serve(
     runtime: &tokio::runtime::Runtime,
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Server {
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
@@ -201,10 +245,16 @@ fn serve(
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let service = TowerToHyperService::new(app.clone());
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        let _ = match tls {
+                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                                Err(_) => return,
+                            },
+                        };
                     });
                 }
             }
