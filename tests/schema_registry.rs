@@ -285,6 +285,18 @@ async fn schemas_check_names_each_incompatible_subject_and_exits_1() {
         fields.push(serde_json::json!({ "name": "legacy_referrer", "type": "string" }))
     });
     registry.register("bank.clickstream.v1-value", &old_clicks);
+    // The local app schema was registered, then a producer moved the subject on to a version
+    // the local reader cannot read (app_version as an int): still refused.
+    registry.register(
+        "bank.app.v1-value",
+        schemas::by_record("AppEvent").unwrap().text,
+    );
+    let app_v2 = edited("AppEvent", |fields| {
+        for f in fields.iter_mut().filter(|f| f["name"] == "app_version") {
+            f["type"] = serde_json::json!("int");
+        }
+    });
+    registry.register("bank.app.v1-value", &app_v2);
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(&registry.url(), dir.path(), "");
 
@@ -308,11 +320,17 @@ async fn schemas_check_names_each_incompatible_subject_and_exits_1() {
         "the registry's reason: {shown}"
     );
     assert!(line("bank.clickstream.v1-value").contains("compatible with version 1"));
-    assert!(line("bank.app.v1-value").contains("new"), "{shown}");
+    assert!(
+        line("bank.app.v1-value").contains("INCOMPATIBLE with version 2"),
+        "{shown}"
+    );
+    assert!(line("bank.social.v1-value").contains("new"), "{shown}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("bank.transactions.v1-value") && !stderr.contains("bank.clickstream"),
-        "the error names the incompatible subject only: {stderr}"
+        stderr.contains("bank.transactions.v1-value")
+            && stderr.contains("bank.app.v1-value")
+            && !stderr.contains("bank.clickstream"),
+        "the error names the incompatible subjects only: {stderr}"
     );
 
     // register checks first and registers nothing.
@@ -323,7 +341,7 @@ async fn schemas_check_names_each_incompatible_subject_and_exits_1() {
         "{}",
         text(&out)
     );
-    assert_eq!(client(&registry.url()).subjects().await.unwrap().len(), 2);
+    assert_eq!(client(&registry.url()).subjects().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -430,4 +448,18 @@ async fn tls_with_the_configured_ca_and_a_client_certificate() {
     .unwrap();
     let err = untrusted.subjects().await.unwrap_err().to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_a_registry_is_refused_not_an_unknown_id() {
+    let registry = TestRegistry::start().await;
+    let id = registry.register("bank.transactions.v1-value", transaction_schema());
+    // A wrong base path: the 404 carries no Schema Registry code, so no record would be
+    // dead-lettered as an unknown schema id because of a configuration mistake.
+    let wrong = client(&format!("{}/wrong/path", registry.url()));
+    let err = wrong.schema_by_id(id).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Refused { status: 404, reason } if reason.contains("schema_registry.url")),
+        "{err:?}"
+    );
 }

@@ -506,6 +506,71 @@ mod tests {
     }
 
     #[test]
+    fn http_errors_are_sorted_by_what_the_caller_should_do() {
+        let registry = Registry::new(&RegistrySettings {
+            url: Some("http://registry:8081".into()),
+            username: Some("nbo".into()),
+            ..RegistrySettings::default()
+        })
+        .unwrap();
+        let sort = |status, code| registry.http_error(status, code, "msg", "schema id 7".into());
+        for (status, code) in [(500, 50001), (502, 0), (503, 50301), (408, 0), (429, 42901)] {
+            assert!(sort(status, code).is_transient(), "{status} is transient");
+        }
+        assert_eq!(
+            sort(404, 40403),
+            RegistryError::NotFound {
+                what: "schema id 7".into()
+            }
+        );
+        let bare_404 = sort(404, 404);
+        assert!(
+            matches!(&bare_404, RegistryError::Refused { status: 404, reason } if reason.contains("schema_registry.url")),
+            "a 404 without a Schema Registry code is a wrong URL, not an unknown id: {bare_404:?}"
+        );
+        assert!(sort(401, 40101)
+            .to_string()
+            .contains("NBO_SCHEMA_REGISTRY__PASSWORD"));
+        assert!(sort(403, 40301).to_string().contains("nbo"));
+        for status in [401, 403, 409, 422] {
+            assert!(!sort(status, 0).is_transient(), "{status} is permanent");
+        }
+    }
+
+    #[test]
+    fn the_crates_error_answers_are_read_for_status_and_code() {
+        let registry = Registry::new(&RegistrySettings {
+            url: Some("http://registry:8081".into()),
+            ..RegistrySettings::default()
+        })
+        .unwrap();
+        let crate_error = |status: &str, body: &str| {
+            let raw: RawError = serde_json::from_str(body).unwrap();
+            SRCError::non_retryable_with_cause(
+                raw,
+                &format!("HTTP request to schema registry failed with status {status}"),
+            )
+        };
+        let not_found = crate_error(
+            "404 Not Found",
+            r#"{"error_code":40403,"message":"Schema 7 not found"}"#,
+        );
+        assert!(matches!(
+            registry.classify(&not_found, "schema id 7".into()),
+            RegistryError::NotFound { .. }
+        ));
+        let unavailable = crate_error(
+            "500 Internal Server Error",
+            r#"{"error_code":50001,"message":"Error in the backend data store"}"#,
+        );
+        assert!(registry
+            .classify(&unavailable, "schema id 7".into())
+            .is_transient());
+        let odd = SRCError::non_retryable_without_cause("Could not get id from response");
+        assert!(registry.classify(&odd, "schema id 7".into()).is_transient());
+    }
+
+    #[test]
     fn a_subject_is_one_path_segment() {
         assert_eq!(
             path_segment("bank.transactions.v1-value"),

@@ -58,7 +58,7 @@ pub fn local_schemas(topics: &TopicSettings) -> Vec<LocalSchema> {
 pub enum Verdict {
     /// The subject does not exist yet: registering starts it at version 1.
     New,
-    /// The registry already holds this very schema under the subject.
+    /// This very schema is the subject's latest version.
     Registered {
         /// Its version.
         version: u32,
@@ -160,12 +160,14 @@ async fn verdict(registry: &Registry, schema: &LocalSchema) -> Result<Verdict, R
         return Ok(Verdict::New);
     };
     if let Some(found) = registry.lookup(&schema.subject, &schema.schema).await? {
-        // Already registered (perhaps as an older version): the check is whether it may be
-        // registered next, and it need not be.
-        return Ok(Verdict::Registered {
-            version: found.version,
-            id: found.id,
-        });
+        if found.version == latest.version {
+            return Ok(Verdict::Registered {
+                version: found.version,
+                id: found.id,
+            });
+        }
+        // Registered once, but the subject has moved on: whether this schema reads what the
+        // latest version writes is still the question.
     }
     let answer = registry
         .is_compatible(&schema.subject, &schema.schema)
