@@ -463,3 +463,31 @@ async fn a_url_that_is_not_a_registry_is_refused_not_an_unknown_id() {
         "{err:?}"
     );
 }
+
+#[test]
+fn the_test_registry_serves_sync_tests_and_answers_in_confluents_format() {
+    let registry = futures::executor::block_on(TestRegistry::start());
+    let id = registry.register("bank.transactions.v1-value", transaction_schema());
+    let port: u16 = registry.url().rsplit(':').next().unwrap().parse().unwrap();
+    let get = |path: &str| common::procs::http_get(port, path).expect("an answer");
+
+    let (status, body) = get(&format!("/schemas/ids/{id}"));
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["schema"], transaction_schema());
+    let (status, body) = get("/subjects/nope-value/versions/latest");
+    assert_eq!(status, 404);
+    assert!(body.contains("40401"), "{body}");
+    let (status, body) = get("/schemas/ids/99");
+    assert_eq!(status, 404);
+    assert!(body.contains("40403"), "{body}");
+
+    futures::executor::block_on(registry.down());
+    assert!(
+        common::procs::http_get(port, "/subjects").is_none(),
+        "refused while down"
+    );
+    futures::executor::block_on(registry.up());
+    assert_eq!(get("/subjects").0, 200);
+    assert_eq!(registry.requests_for_id(id), 1);
+}
