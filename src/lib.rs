@@ -10,7 +10,9 @@
 //!  source    source, pipeline   one consumer group (range assignor); the poll loop routes
 //!                               partition p to worker p mod N: per-partition order, bounded
 //!                               per-worker queues of batches; rebalances start a new generation
-//!  decode    codec              Confluent/plain Avro → event::Event; bad bytes → dead letters
+//!  decode    codec, registry    Confluent/plain Avro → event::Event; a record's schema id
+//!                               names its writer schema in the Schema Registry (registry::
+//!                               Registry, fetched once per id); bad bytes → dead letters
 //!  operator  worker → operator  per customer: replay check, privacy gate, profile,
 //!                               features (features::{spec,expr,tiles}), rules, decision
 //!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round
@@ -24,6 +26,7 @@
 //! Off the data path: `generator` (synthetic customers, to topics or, through `recorded`, to an
 //! Avro or JSON-lines file), `demo` (everything in one process) and `backtest` (a recorded file
 //! replayed through the same operator, with a report of what the rules would have decided).
+//! `registry::tooling` registers and checks this program's schemas (`schemas register|check`).
 
 pub mod backtest;
 pub mod codec;
@@ -37,6 +40,7 @@ pub mod operator;
 pub mod output;
 pub mod pipeline;
 pub mod recorded;
+pub mod registry;
 pub mod rules;
 pub mod sink;
 pub mod source;

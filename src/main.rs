@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use nbo_stream::config::{Settings, StateBackend, TelemetrySettings};
 use nbo_stream::{
-    backtest, codec, demo, generator, pipeline, recorded, source, state, telemetry, topics,
+    backtest, codec, demo, generator, pipeline, recorded, registry, source, state, telemetry,
+    topics,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +136,48 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// This program's Avro schemas in a Confluent Schema Registry: check, register.
+    ///
+    /// The registry is `[schema_registry]` in the configuration; subjects follow
+    /// TopicNameStrategy (`<topic>-value`).
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+}
+
+/// Exit status of `schemas check` and `schemas register`.
+const SCHEMAS_EXIT_STATUS: &str = "Exit status: 0 every schema passes; 1 a schema is incompatible \
+(each subject is named with the registry's reasons); 2 the check could not be made (registry \
+unreachable or refusing the credentials, configuration).";
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// Check the local schemas against the registry's, for a release pipeline.
+    ///
+    /// Each local schema (the reader schema of every input topic, the schema of every output
+    /// topic) is checked against the latest version of its subject `<topic>-value`, by the
+    /// subject's compatibility level (BACKWARD unless changed: the local schema must read every
+    /// record written with the registered one). A subject not registered yet is reported as
+    /// new and passes.
+    #[command(after_help = SCHEMAS_EXIT_STATUS)]
+    Check {
+        /// Configuration: `[schema_registry]` (url, username; password from
+        /// NBO_SCHEMA_REGISTRY__PASSWORD) and topic names.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Register the local schemas under `<topic>-value`, after checking them.
+    ///
+    /// Checks as `check` does, then registers every local schema under its topic's subject and
+    /// prints each subject's version and id. Nothing is registered unless every schema passes; a
+    /// schema already registered keeps its version and id.
+    #[command(after_help = SCHEMAS_EXIT_STATUS)]
+    Register {
+        /// Configuration: `[schema_registry]` and topic names.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,9 +259,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Prints errors as one readable chain (`error: what: why`), without a backtrace, and exits 1.
+/// Prints errors as one readable chain (`error: what: why`), without a backtrace, and exits 1
+/// (`schemas`: 1 for an incompatible schema, 2 when the check could not be made).
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let schemas = matches!(cli.command, Command::Schemas { .. });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -230,7 +275,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            let incompatible = e
+                .downcast_ref::<registry::tooling::Incompatible>()
+                .is_some();
+            std::process::ExitCode::from(if schemas && !incompatible { 2 } else { 1 })
         }
     }
 }
@@ -466,6 +514,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Rules { command } => rules_command(command).await?,
+        Command::Schemas { command } => schemas_command(command).await?,
         Command::Features {
             command:
                 FeaturesCommand::Show {
@@ -544,6 +593,39 @@ async fn rules_command(command: RulesCommand) -> Result<()> {
                 println!("published {id} to {topic} [{partition}] at offset {offset}");
             }
         }
+    }
+    Ok(())
+}
+
+/// `schemas check` and `schemas register`.
+async fn schemas_command(command: SchemasCommand) -> Result<()> {
+    use registry::tooling::{self, RegisterError};
+    let (SchemasCommand::Check { config } | SchemasCommand::Register { config }) = &command;
+    let settings = load_lenient(Some(config))?;
+    telemetry::init_logs(&settings.telemetry);
+    let registry = registry::Registry::new(&settings.schema_registry)?;
+    let url = registry.url().to_string();
+    let local = tooling::local_schemas(&settings.topics);
+    match command {
+        SchemasCommand::Check { .. } => {
+            let report = tooling::check(&registry, &local)
+                .await
+                .context("checking the schemas")?;
+            print!("{report}");
+            report.refusal()?;
+            println!("{} schema(s) pass against {url}", report.rows.len());
+        }
+        SchemasCommand::Register { .. } => match tooling::register(&registry, &local).await {
+            Ok(report) => {
+                print!("{report}");
+                println!("{} schema(s) registered in {url}", report.rows.len());
+            }
+            Err(RegisterError::Incompatible(report)) => {
+                print!("{report}");
+                report.refusal().context("nothing was registered")?;
+            }
+            Err(RegisterError::Registry(e)) => return Err(e).context("registering the schemas"),
+        },
     }
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! Environment variables use `__` between levels: `NBO_KAFKA__BROKERS=host:9092` sets
 //! `kafka.brokers`. Every `NBO_*` variable is read as configuration, so an unknown one fails at start
 //! like an unknown file field does. Secrets (`customer_key_secret`, `kafka.sasl_password`,
-//! `redis.password`) belong in the environment, never in a file in the repo; they never reach logs.
+//! `redis.password`, `schema_registry.password`) belong in the environment, never in a file in the
+//! repo; they never reach logs. A file that sets `schema_registry.password` is refused.
 
 use crate::codec::Framing;
+use crate::registry::RegistrySettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,6 +53,9 @@ pub struct Settings {
     pub state: StateSettings,
     /// Redis connection (used when `state.backend = "redis"`).
     pub redis: RedisSettings,
+    /// Confluent Schema Registry: where a record's schema id finds its writer schema, and where
+    /// `schemas register|check` work. No `url`: no registry, static `codec.schema_ids`.
+    pub schema_registry: RegistrySettings,
     /// The stateful operator: lateness, skew, decisions.
     pub operator: OperatorSettings,
     /// Metrics/health endpoint and logs.
@@ -521,6 +526,16 @@ pub enum ConfigError {
     },
 }
 
+/// Whether the TOML file at `path` holds `schema_registry.password` (a secret that belongs in
+/// the environment). A file that does not parse is left to the loader to report.
+fn file_sets_registry_password(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| table.get("schema_registry")?.get("password").cloned())
+        .is_some()
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -542,6 +557,12 @@ impl Settings {
                     message: "file not found; pass an existing TOML file (see deploy/config/)"
                         .into(),
                 });
+            }
+            if file_sets_registry_password(path) {
+                return Err(invalid(
+                    "schema_registry.password",
+                    format!("{source_name} sets it; remove it from the file and set NBO_SCHEMA_REGISTRY__PASSWORD"),
+                ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -668,6 +689,9 @@ impl Settings {
                 }
             }
         }
+        self.schema_registry
+            .check()
+            .map_err(|(field, reason)| invalid(field, reason))?;
         if self.state.cache_max_customers == 0 {
             return Err(invalid("state.cache_max_customers", "must be at least 1"));
         }

@@ -74,3 +74,53 @@ fn missing_file_says_so() {
         .to_string();
     assert!(err.contains("file not found"), "{err}");
 }
+
+#[test]
+fn schema_registry_section_loads_and_its_rules_name_the_field() {
+    let f = file(&memory_config(
+        "[schema_registry]\nurl = \"https://registry.kafka:8081\"\nusername = \"nbo\"\ntimeout = \"2s\"\n",
+    ));
+    let s = Settings::load(Some(f.path())).unwrap();
+    assert_eq!(
+        s.schema_registry.url.as_deref(),
+        Some("https://registry.kafka:8081")
+    );
+    assert_eq!(s.schema_registry.timeout, Duration::from_secs(2));
+    assert_eq!(
+        Settings::default().schema_registry.timeout,
+        Duration::from_secs(5)
+    );
+
+    let mut s = Settings {
+        customer_key_secret: Some(Secret::new("0123456789abcdef0123")),
+        ..Settings::default()
+    };
+    s.schema_registry.url = Some("registry:8081".into());
+    let err = s.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("schema_registry.url") && err.contains("http"),
+        "{err}"
+    );
+    s.schema_registry.url = Some("https://nbo:pw@registry:8081".into());
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("NBO_SCHEMA_REGISTRY__PASSWORD"), "{err}");
+    s.schema_registry.url = Some("https://registry:8081".into());
+    s.schema_registry.client_cert_file = Some("/etc/nbo/client.pem".into());
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("client_key_file"), "{err}");
+    s.schema_registry.client_key_file = Some("/etc/nbo/client.key".into());
+    s.validate().unwrap();
+}
+
+#[test]
+fn a_registry_password_in_the_file_is_refused() {
+    let f = file(&memory_config(
+        "[schema_registry]\nurl = \"https://registry:8081\"\nusername = \"nbo\"\npassword = \"in-the-file\"\n",
+    ));
+    let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+    assert!(
+        err.contains("schema_registry.password") && err.contains("NBO_SCHEMA_REGISTRY__PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("in-the-file"), "{err}");
+}

@@ -358,3 +358,4 @@ pub fn hasher(settings: &nbo_stream::config::Settings) -> nbo_stream::state::Key
 
 pub mod harness;
 pub mod procs;
+pub mod registry;

@@ -1,0 +1,25 @@
+//! The Confluent Schema Registry: where a record's schema id leads to its writer schema, and
+//! where this program's own schemas are registered and checked before a release.
+//!
+//! - `settings`: the `[schema_registry]` section (URL, basic auth, TLS, timeout).
+//! - `client`: [`Registry`], the REST calls (schema by id, register, latest version,
+//!   compatibility, subjects), each failure sorted into a [`RegistryError`] that says whether to
+//!   retry.
+//! - `tooling`: `nbo-stream schemas register|check`, for a bank's release pipeline.
+//!
+//! Subjects follow TopicNameStrategy: the value schema of topic `t` is subject `t-value`
+//! ([`subject_for_topic`]).
+
+mod client;
+mod error;
+mod settings;
+pub mod tooling;
+
+pub use client::{Compatibility, RegisteredSchema, Registry};
+pub use error::RegistryError;
+pub use settings::RegistrySettings;
+
+/// The subject of a topic's record values under TopicNameStrategy: `<topic>-value`.
+pub fn subject_for_topic(topic: &str) -> String {
+    format!("{topic}-value")
+}
