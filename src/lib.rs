@@ -12,7 +12,9 @@
 //!                               per-worker queues of batches; rebalances start a new generation
 //!  decode    codec, registry    Confluent/plain Avro → event::Event; a record's schema id
 //!                               names its writer schema in the Schema Registry (registry::
-//!                               Registry, fetched once per id); bad bytes → dead letters
+//!                               Registry), fetched once per id before its batch decodes
+//!                               (codec::fetch) and resolved to the topic's reader schema
+//!                               (codec::resolve); bad bytes → dead letters
 //!  operator  worker → operator  per customer: replay check, privacy gate, profile,
 //!                               features (features::{spec,expr,tiles}), rules, decision
 //!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round

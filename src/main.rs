@@ -442,7 +442,15 @@ async fn run(cli: Cli) -> Result<()> {
                 progress: true,
                 after_profiles: None,
             };
-            let codec = codec::Codec::new(&settings.codec_options())?;
+            let mut codec_options = settings.codec_options();
+            if settings.schema_registry.url.is_some() {
+                // Frame every record with its schema's registry id, as a producer would.
+                let registry = nbo_stream::registry::Registry::new(&settings.schema_registry)?;
+                let side = nbo_stream::registry::Side::Inputs;
+                let ids = nbo_stream::registry::ids_for(&registry, &settings.topics, side).await?;
+                codec_options.schema_ids.extend(ids);
+            }
+            let codec = codec::Codec::new(&codec_options)?;
             let client = source::client_config(&settings.kafka);
             let stop = std::sync::atomic::AtomicBool::new(false);
             let summary = tokio::task::block_in_place(|| {

@@ -54,6 +54,9 @@ pub enum PipelineError {
     /// counts differ): processing it could give a customer's state two writers.
     #[error("{0}")]
     NotCoPartitioned(String),
+    /// The Schema Registry could not give the ids of this program's output schemas at start.
+    #[error("schema registry: the ids of the output schemas could not be obtained: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     /// Missing secret.
     #[error("customer_key_secret is not set: export NBO_CUSTOMER_KEY_SECRET (at least 16 bytes)")]
     NoSecret,
@@ -112,6 +115,31 @@ pub struct Dependencies {
     pub progress: Arc<Progress>,
 }
 
+/// The codec, and with a Schema Registry the fetcher of writer schemas: outputs are framed with
+/// the ids the registry gives their schemas (looked up, or registered, once at start).
+async fn codec_and_registry(
+    settings: &Settings,
+) -> Result<(Arc<Codec>, Option<Arc<crate::codec::fetch::Fetcher>>), PipelineError> {
+    let mut options = settings.codec_options();
+    if settings.schema_registry.url.is_none() {
+        return Ok((Arc::new(Codec::new(&options)?), None));
+    }
+    let registry = crate::registry::Registry::new(&settings.schema_registry)?;
+    let outputs: Vec<_> = crate::registry::tooling::local_schemas(&settings.topics)
+        .into_iter()
+        .filter(|s| {
+            crate::event::EventKind::ALL
+                .iter()
+                .all(|k| k.record_name() != s.record)
+        })
+        .collect();
+    let ids = crate::registry::ids_of(&registry, &outputs).await?;
+    tracing::info!(registry = registry.url(), ids = ?ids, "output schema ids from the schema registry");
+    options.schema_ids.extend(ids);
+    let fetcher = crate::codec::fetch::Fetcher::new(Arc::new(registry));
+    Ok((Arc::new(Codec::new(&options)?), Some(Arc::new(fetcher))))
+}
+
 /// Runs the pipeline until `shutdown` turns true, then drains and commits.
 pub async fn run(
     settings: &Settings,
@@ -122,7 +150,7 @@ pub async fn run(
         .customer_key_secret
         .as_ref()
         .ok_or(PipelineError::NoSecret)?;
-    let codec = Arc::new(Codec::new(&settings.codec_options())?);
+    let (codec, writer_schemas) = codec_and_registry(settings).await?;
     let features = Arc::new(settings.features.load()?);
     let docs = settings
         .rules
@@ -243,7 +271,7 @@ pub async fn run(
         health: deps.health.clone(),
         progress: deps.progress,
         input_topics,
-        writer_schemas: None,
+        writer_schemas,
     });
 
     let k = &settings.kafka;

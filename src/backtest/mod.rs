@@ -122,7 +122,7 @@ pub fn replay(
             Record::Dead(dead) => tally.dead(dead),
         }
         n += 1;
-        if n % 8192 == 0 {
+        if n.is_multiple_of(8192) {
             bar.set_position(reader.bytes_read());
         }
     }

@@ -750,7 +750,7 @@ impl Settings {
             }
         }
         crate::codec::CodecOptions {
-            registry: false,
+            registry: self.schema_registry.url.is_some(),
             input_framing,
             output_framing: self.codec.output_framing,
             schema_ids: self

@@ -116,7 +116,7 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
             spec.window
         )));
     }
-    if spec.window.as_millis() % 60_000 != 0 {
+    if !spec.window.as_millis().is_multiple_of(60_000) {
         return Err(fail("window must be a whole number of minutes".into()));
     }
     let window_ms = spec.window.as_millis() as i64;

@@ -191,7 +191,7 @@ impl EventFactory {
             ][i % 3],
         };
         let mut channels = vec![ContactChannel::Email, ContactChannel::Push];
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             channels.push(ContactChannel::Sms);
         }
         if c.persona == Persona::HighSaver {
@@ -404,7 +404,7 @@ impl EventFactory {
             customer_id: c.id.clone(),
             event_time: t,
             device_id: compact_str::format_compact!("D{}", &c.id[1..]),
-            platform: if i % 2 == 0 {
+            platform: if i.is_multiple_of(2) {
                 AppPlatform::Ios
             } else {
                 AppPlatform::Android

@@ -6,17 +6,21 @@
 //!   compatibility, subjects), each failure sorted into a [`RegistryError`] that says whether to
 //!   retry.
 //! - `tooling`: `nbo-stream schemas register|check`, for a bank's release pipeline.
+//! - `ids`: the run-time side: writer schemas for the decoder (`codec::fetch`), and the ids this
+//!   program's own records are framed with (looked up, or registered, at start).
 //!
 //! Subjects follow TopicNameStrategy: the value schema of topic `t` is subject `t-value`
 //! ([`subject_for_topic`]).
 
 mod client;
 mod error;
+mod ids;
 mod settings;
 pub mod tooling;
 
 pub use client::{Compatibility, RegisteredSchema, Registry};
 pub use error::RegistryError;
+pub use ids::{ids_for, ids_of, Side};
 pub use settings::RegistrySettings;
 
 /// The subject of a topic's record values under TopicNameStrategy: `<topic>-value`.
