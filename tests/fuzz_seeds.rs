@@ -109,3 +109,51 @@ fn every_seed_is_a_valid_record_of_its_kind_and_framing() {
         }
     }
 }
+
+/// TransactionEvent v2, the writer the fuzz target's registry codec gives id 1.
+const TRANSACTION_V2: &str = include_str!("fixtures/schemas/transaction_event_v2.avsc");
+
+/// The seed of the registry path (selector kind nibble 9): a transaction written as v2 with id
+/// 1, which the target's registry codec transcodes to the reader schema.
+#[test]
+#[allow(deprecated)] // apache-avro's one-call datum functions: the reference writer here.
+fn the_registry_seed_is_a_v2_transaction_that_resolves() {
+    let codec = Codec::with_defaults().unwrap();
+    let path = seeds_dir().join("transactionevent-v2-registry");
+    if std::env::var_os("FUZZ_WRITE_SEEDS").is_some() {
+        let event = one_of_each_kind().remove(EventKind::Transaction.index());
+        let plain = generator::encode_event(&codec, &event, Framing::Plain).unwrap();
+        let v1 = apache_avro::Schema::parse_str(
+            nbo_stream::codec::schemas::for_kind(EventKind::Transaction).text,
+        )
+        .unwrap();
+        let v2 = apache_avro::Schema::parse_str(TRANSACTION_V2).unwrap();
+        let value = apache_avro::from_avro_datum(&v1, &mut &plain[..], Some(&v2)).unwrap();
+        let key = event.customer_id().as_bytes();
+        let mut out = vec![9 | 0x20, key.len() as u8];
+        out.extend_from_slice(key);
+        out.extend_from_slice(&[0, 0, 0, 0, 1]);
+        out.extend(apache_avro::to_avro_datum(&v2, value).unwrap());
+        std::fs::write(&path, out).unwrap();
+    }
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FUZZ_WRITE_SEEDS=1 writes it)", path.display()));
+    assert_eq!(bytes[0] & 0x0f, 9, "the registry codec's nibble");
+    let (key, value) = bytes[2..].split_at(usize::from(bytes[1]));
+    let registry = Codec::new(&CodecOptions {
+        registry: true,
+        ..CodecOptions::default()
+    })
+    .unwrap();
+    registry.add_writer(EventKind::Transaction, 1, Some(TRANSACTION_V2));
+    let event = registry
+        .decode(EventKind::Transaction, Some(key), Some(value), FUZZ_NOW_MS)
+        .unwrap();
+    assert_eq!(event.kind(), EventKind::Transaction);
+    assert!(
+        codec
+            .decode(EventKind::Transaction, Some(key), Some(value), FUZZ_NOW_MS)
+            .is_err(),
+        "v2 bytes do not read as v1"
+    );
+}

@@ -2,8 +2,10 @@
 //! bound or accept a record its validation forbids.
 //!
 //! Input layout (tests/fuzz_seeds.rs writes and checks the seeds in fuzz/seeds/decode/ with it):
-//! - byte 0, the selector: bits 0-3 the record kind (`EventKind::ALL[n % 9]`), bit 4 plain framing
-//!   (else Confluent), bits 5-6 the Kafka key (0: none; else byte 1 gives its length, capped by
+//! - byte 0, the selector: bits 0-3 the record kind (`EventKind::ALL[n]` for n < 9; n ≥ 9 selects
+//!   the Schema Registry codec and kind `EventKind::ALL[n - 9]`, where TransactionEvent's id 1 names
+//!   the v2 writer of tests/fixtures/schemas, so its records go through the transcoder, and every
+//!   other kind's id names its reader schema), bit 4 plain framing (else Confluent), bits 5-6 the Kafka key (0: none; else byte 1 gives its length, capped by
 //!   what is left, and the key bytes follow), bit 7 also run `decode_datum_prefix` (the recorded
 //!   file reader's path) on the payload;
 //! - the rest: the record's value (an empty rest is an empty payload).
@@ -17,8 +19,12 @@ use std::sync::OnceLock;
 /// The decoder's clock: a fixed "now" (2027-01-15) so that runs are reproducible.
 const NOW_MS: i64 = 1_800_000_000_000;
 
-fn codecs() -> &'static (Codec, Codec) {
-    static CODECS: OnceLock<(Codec, Codec)> = OnceLock::new();
+/// A compatible TransactionEvent v2: fields reordered, a new optional field, enum indexes moved.
+const TRANSACTION_V2: &str =
+    include_str!("../../tests/fixtures/schemas/transaction_event_v2.avsc");
+
+fn codecs() -> &'static (Codec, Codec, Codec) {
+    static CODECS: OnceLock<(Codec, Codec, Codec)> = OnceLock::new();
     CODECS.get_or_init(|| {
         let confluent = Codec::with_defaults().expect("the contract's schemas parse");
         let plain = Codec::new(&CodecOptions {
@@ -26,7 +32,17 @@ fn codecs() -> &'static (Codec, Codec) {
             ..CodecOptions::default()
         })
         .expect("the contract's schemas parse");
-        (confluent, plain)
+        let registry = Codec::new(&CodecOptions {
+            registry: true,
+            ..CodecOptions::default()
+        })
+        .expect("the contract's schemas parse");
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            let reader = nbo_stream::codec::schemas::for_kind(kind).text;
+            let writer = if kind == EventKind::Transaction { TRANSACTION_V2 } else { reader };
+            registry.add_writer(kind, i as u32 + 1, Some(writer));
+        }
+        (confluent, plain, registry)
     })
 }
 
@@ -34,9 +50,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let kind = EventKind::ALL[usize::from(selector & 0x0f) % EventKind::ALL.len()];
-    let (confluent, plain) = codecs();
-    let codec = if selector & 0x10 != 0 {
+    let n = usize::from(selector & 0x0f);
+    let kind = EventKind::ALL[n % EventKind::ALL.len()];
+    let (confluent, plain, registry) = codecs();
+    let codec = if n >= EventKind::ALL.len() {
+        registry
+    } else if selector & 0x10 != 0 {
         plain
     } else {
         confluent

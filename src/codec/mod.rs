@@ -207,7 +207,8 @@ impl Codec {
                                 .map_err(|e| writers::decode_error(e, id))?;
                             self.decode_body(decoder, scratch, key, now_ms)
                         }),
-                        Some(WriterResolution::Refused(e)) => Err(e.clone()),
+                        Some(WriterResolution::Refused(e))
+                        | Some(WriterResolution::Unknown { error: e, .. }) => Err(e.clone()),
                         None => Err(DecodeError::SchemaNotFetched(id)),
                     });
                 } else if id != decoder.schema_id {
@@ -313,9 +314,10 @@ impl Codec {
         (!self.writer_known(kind, id)).then_some(id)
     }
 
-    /// Whether writer schema `id` of `kind`'s topic has been resolved (or refused).
+    /// Whether writer schema `id` of `kind`'s topic has been resolved (or refused, or found
+    /// unknown within the last [`writers::UNKNOWN_ID_RETRY`]).
     pub fn writer_known(&self, kind: EventKind, id: u32) -> bool {
-        self.writers.with(kind, id, |w| w.is_some())
+        !self.writers.needs_fetch(kind, id)
     }
 
     /// Resolves writer schema `id` of `kind`'s topic against the reader schema and keeps the
@@ -324,10 +326,21 @@ impl Codec {
     /// A writer that cannot be resolved is refused once, here: its records are dead-lettered
     /// with the reason.
     pub fn add_writer(&self, kind: EventKind, id: u32, schema: Option<&str>) -> WriterOutcome {
-        let reader = &self.decoders[kind.index()].reader;
-        let (resolution, outcome) = writers::resolve_writer(reader, id, schema);
-        self.writers.insert(kind, id, resolution);
-        outcome
+        self.add_writers(&[(kind, id, schema)]).remove(0)
+    }
+
+    /// [`Codec::add_writer`] for several writers at once (one update of the shared map).
+    pub fn add_writers(&self, writers: &[(EventKind, u32, Option<&str>)]) -> Vec<WriterOutcome> {
+        let mut outcomes = Vec::with_capacity(writers.len());
+        let mut resolved = Vec::with_capacity(writers.len());
+        for &(kind, id, schema) in writers {
+            let reader = &self.decoders[kind.index()].reader;
+            let (resolution, outcome) = writers::resolve_writer(reader, id, schema);
+            resolved.push((kind, id, resolution));
+            outcomes.push(outcome);
+        }
+        self.writers.insert(resolved);
+        outcomes
     }
 
     /// The framing the decoder expects for `kind`.
@@ -354,7 +367,7 @@ fn confluent_header(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 }
 
 /// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.
-const MAX_SEQ_LEN: usize = 10_000;
+pub(crate) const MAX_SEQ_LEN: usize = 10_000;
 
 fn datum<T: DeserializeOwned>(body: &[u8], schema: &Schema) -> Result<T, DecodeError> {
     use serde_avro_fast::de::{read::SliceRead, DeserializerConfig, DeserializerState};

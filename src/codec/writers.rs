@@ -18,10 +18,26 @@ pub enum WriterResolution {
     Identity,
     /// Transcoded to the reader schema first.
     Transcode(Transcoder),
-    /// Never readable (unknown id, schema that does not parse, incompatible): every record is
+    /// Never readable (a schema that does not parse or cannot be resolved): every record is
     /// dead-lettered with this error.
     Refused(DecodeError),
+    /// The registry did not know the id: records are dead-lettered (`unknown_schema_id`) until
+    /// `until`, when the id is asked again (a registry follower may not have seen a new
+    /// registration yet; a mistaken 404 must not refuse an id for the life of the process).
+    Unknown {
+        /// The error records get meanwhile.
+        error: DecodeError,
+        /// When the id is fetched again.
+        until: std::time::Instant,
+    },
 }
+
+/// How long an id the registry did not know is refused before it is asked again.
+pub const UNKNOWN_ID_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Most unknown ids remembered: garbage ids (unframed Avro read as Confluent framing) cannot grow
+/// the map without bound; past it, expired entries are dropped.
+const MAX_UNKNOWN: usize = 10_000;
 
 /// What [`super::Codec::add_writer`] decided, for logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +75,15 @@ pub(super) struct Writers {
 }
 
 impl Writers {
+    /// Whether writer `id` of `kind`'s topic needs (again) to be fetched.
+    pub(super) fn needs_fetch(&self, kind: EventKind, id: u32) -> bool {
+        self.with(kind, id, |w| match w {
+            None => true,
+            Some(WriterResolution::Unknown { until, .. }) => *until <= std::time::Instant::now(),
+            Some(_) => false,
+        })
+    }
+
     /// Calls `f` with the resolution of writer `id` on `kind`'s topic, if known.
     #[inline]
     pub(super) fn with<R>(
@@ -71,11 +96,21 @@ impl Writers {
         f(map.get(&(kind.index() as u8, id)).map(|w| &**w))
     }
 
-    pub(super) fn insert(&self, kind: EventKind, id: u32, resolution: WriterResolution) {
+    /// Adds resolutions, all in one swap of the map.
+    pub(super) fn insert(&self, items: Vec<(EventKind, u32, WriterResolution)>) {
         // A poisoned lock only means another insert panicked; the map itself is intact.
         let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = FxHashMap::clone(&self.map.load());
-        next.insert((kind.index() as u8, id), Arc::new(resolution));
+        for (kind, id, resolution) in items {
+            next.insert((kind.index() as u8, id), Arc::new(resolution));
+        }
+        let unknown = |w: &WriterResolution| matches!(w, WriterResolution::Unknown { .. });
+        if next.values().filter(|w| unknown(w)).count() > MAX_UNKNOWN {
+            let now = std::time::Instant::now();
+            next.retain(
+                |_, w| !matches!(**w, WriterResolution::Unknown { until, .. } if until <= now),
+            );
+        }
         self.map.store(Arc::new(next));
     }
 }
@@ -87,11 +122,15 @@ pub(super) fn resolve_writer(
     schema: Option<&str>,
 ) -> (WriterResolution, WriterOutcome) {
     let Some(text) = schema else {
-        let e = DecodeError::UnknownSchemaId {
+        let error = DecodeError::UnknownSchemaId {
             id,
             expected: "an id the schema registry knows".into(),
         };
-        return (WriterResolution::Refused(e), WriterOutcome::Unknown);
+        let until = std::time::Instant::now() + UNKNOWN_ID_RETRY;
+        return (
+            WriterResolution::Unknown { error, until },
+            WriterOutcome::Unknown,
+        );
     };
     let refuse = |reason: String| {
         (
@@ -118,7 +157,9 @@ pub(super) fn decode_error(e: TranscodeError, id: u32) -> DecodeError {
     match e {
         TranscodeError::Malformed(m) => DecodeError::Avro(format!("writer schema {id}: {m}")),
         TranscodeError::Trailing(n) => DecodeError::TrailingBytes(n),
-        TranscodeError::UnknownEnumSymbol(m) => DecodeError::UnknownEnumSymbol(m),
+        TranscodeError::UnknownEnumSymbol(m) => {
+            DecodeError::UnknownEnumSymbol(format!("writer schema {id}: {m}"))
+        }
         TranscodeError::Unreadable(reason) => DecodeError::IncompatibleSchema { id, reason },
     }
 }
@@ -132,6 +173,11 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         s.clear();
-        f(&mut s)
+        let result = f(&mut s);
+        if s.capacity() > 1024 * 1024 {
+            // An inflated record: give the memory back rather than keep it per thread.
+            *s = Vec::new();
+        }
+        result
     })
 }

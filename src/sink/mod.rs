@@ -48,7 +48,7 @@ pub use transport::{Delivery, Transport};
 use crate::codec::Codec;
 use crate::config::TopicSettings;
 use crate::output::{DeadLetter, Decision};
-use crate::telemetry::http::{DeliveryFailing, Health};
+use crate::telemetry::http::{DependencyFailing, Health};
 use crate::telemetry::metrics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
@@ -262,7 +262,7 @@ pub struct DeliveryRetry {
     mode: &'static str,
     health: Health,
     backoff: Backoff,
-    failing: Option<DeliveryFailing>,
+    failing: Option<DependencyFailing>,
     retries: u64,
 }
 

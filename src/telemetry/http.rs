@@ -20,9 +20,9 @@ pub struct Health {
 /// Held while a delivery (or a Schema Registry fetch) fails and is retried: `/readyz` answers 503
 /// until every one is dropped.
 #[derive(Debug)]
-pub struct DeliveryFailing(Health);
+pub struct DependencyFailing(Health);
 
-impl Drop for DeliveryFailing {
+impl Drop for DependencyFailing {
     fn drop(&mut self) {
         self.0.delivery_failing.fetch_sub(1, Ordering::Relaxed);
         self.0.publish();
@@ -44,15 +44,19 @@ impl Health {
 
     /// Marks the Schema Registry as failing (a batch waits for a writer schema) until the guard
     /// is dropped.
-    pub fn registry_failing(&self) -> DeliveryFailing {
-        self.delivery_failing()
+    pub fn registry_failing(&self) -> DependencyFailing {
+        self.dependency_failing()
     }
 
     /// Marks a delivery as failing until the guard is dropped.
-    pub fn delivery_failing(&self) -> DeliveryFailing {
+    pub fn delivery_failing(&self) -> DependencyFailing {
+        self.dependency_failing()
+    }
+
+    fn dependency_failing(&self) -> DependencyFailing {
         self.delivery_failing.fetch_add(1, Ordering::Relaxed);
         self.publish();
-        DeliveryFailing(self.clone())
+        DependencyFailing(self.clone())
     }
 
     /// What `/readyz` answers and `nbo_ready` shows: ready, and no delivery failing.

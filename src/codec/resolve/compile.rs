@@ -85,8 +85,9 @@ pub(super) struct RecordOp {
     pub(super) slots: usize,
     /// The encoded default of each reader field the writer does not have (index = reader slot).
     pub(super) defaults: Box<[Option<Box<[u8]>>]>,
-    /// Whether the writer's fields arrive in reader order with no default between them, so the
-    /// output can be written as the input is read (otherwise fields are gathered, then ordered).
+    /// Whether the writer's fields that the reader has arrive in reader order, so the output can
+    /// be written as the input is read, defaults written into the gaps (otherwise fields are
+    /// gathered, then written in reader order).
     pub(super) in_order: bool,
 }
 
@@ -99,7 +100,13 @@ pub(super) enum FieldStep {
     Skip(Shape),
 }
 
+/// Most steps one resolution may compile into. Named types are compiled again at every use, so a
+/// small schema that reuses its types at every level could otherwise grow exponentially.
+const MAX_STEPS: usize = 100_000;
+
 struct Ctx<'a> {
+    /// Steps compiled so far (bounded by [`MAX_STEPS`]).
+    steps: std::cell::Cell<usize>,
     writer_names: NamesRef<'a>,
     reader_names: NamesRef<'a>,
     reader_root: &'a Schema,
@@ -111,6 +118,7 @@ pub(super) fn compile(writer: &Schema, reader: &Schema) -> Result<Op, String> {
     let w = ResolvedSchema::new(writer).map_err(|e| format!("writer schema: {e}"))?;
     let r = ResolvedSchema::new(reader).map_err(|e| format!("reader schema: {e}"))?;
     let ctx = Ctx {
+        steps: std::cell::Cell::new(0),
         writer_names: w.get_names().clone(),
         reader_names: r.get_names().clone(),
         reader_root: reader,
@@ -210,6 +218,7 @@ impl<'a> Ctx<'a> {
         depth: usize,
         at: &str,
     ) -> Result<Op, String> {
+        self.count_step()?;
         if depth > MAX_DEPTH {
             return Err(format!(
                 "{at}: nested deeper than {MAX_DEPTH} levels (a recursive schema?)"
@@ -226,14 +235,8 @@ impl<'a> Ctx<'a> {
             return Ok(Op::FromUnion(branches));
         }
         if let Schema::Union(ru) = r {
-            for (i, rb) in ru.variants().iter().enumerate() {
-                let rb = deref(rb, &self.reader_names)?;
-                if self.matches(w, rb)? {
-                    return Ok(Op::ToUnion(
-                        i as u32,
-                        Box::new(self.op(w, rb, depth + 1, at)?),
-                    ));
-                }
+            if let Some((i, rb)) = self.pick_branch(w, ru)? {
+                return Ok(Op::ToUnion(i, Box::new(self.op(w, rb, depth + 1, at)?)));
             }
             return Err(format!(
                 "{at}: the writer's {} matches no branch of the reader's union",
@@ -313,11 +316,8 @@ impl<'a> Ctx<'a> {
     ) -> Result<(Option<u32>, Op), String> {
         let wb = deref(wb, &self.writer_names)?;
         if let Schema::Union(ru) = r {
-            for (i, rb) in ru.variants().iter().enumerate() {
-                let rb = deref(rb, &self.reader_names)?;
-                if self.matches(wb, rb)? {
-                    return Ok((Some(i as u32), self.op(wb, rb, depth + 1, at)?));
-                }
+            if let Some((i, rb)) = self.pick_branch(wb, ru)? {
+                return Ok((Some(i), self.op(wb, rb, depth + 1, at)?));
             }
             return Err(format!(
                 "{at}: the writer's union branch {} matches no branch of the reader's union",
@@ -327,8 +327,37 @@ impl<'a> Ctx<'a> {
         Ok((None, self.op(wb, r, depth + 1, at)?))
     }
 
-    /// Whether a writer type may be resolved against a reader union branch (Avro: the first
-    /// branch that matches is taken).
+    /// The reader union branch a writer type resolves to: the first of the same type (or name),
+    /// else the first it promotes to (as apache-avro and Java's `bestBranch` choose: `long` into
+    /// `["double","long"]` stays a long).
+    fn pick_branch(
+        &self,
+        w: &'a Schema,
+        ru: &'a apache_avro::schema::UnionSchema,
+    ) -> Result<Option<(u32, &'a Schema)>, String> {
+        let branches = ru
+            .variants()
+            .iter()
+            .map(|b| deref(b, &self.reader_names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exact = |rb: &Schema| match (prim(w), prim(rb)) {
+            (Some(a), Some(b)) => a == b,
+            _ => std::mem::discriminant(w) == std::mem::discriminant(rb),
+        };
+        for (i, rb) in branches.iter().enumerate() {
+            if exact(rb) && self.matches(w, rb)? {
+                return Ok(Some((i as u32, rb)));
+            }
+        }
+        for (i, rb) in branches.iter().enumerate() {
+            if self.matches(w, rb)? {
+                return Ok(Some((i as u32, rb)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a writer type may be resolved against a reader union branch.
     fn matches(&self, w: &Schema, r: &Schema) -> Result<bool, String> {
         if let (Some(wp), Some(rp)) = (prim(w), prim(r)) {
             return Ok(self.prim_op(wp, rp).is_some());
@@ -371,28 +400,40 @@ impl<'a> Ctx<'a> {
         depth: usize,
         at: &str,
     ) -> Result<Op, String> {
-        let slot_of = |name: &str| {
-            rr.lookup.get(name).copied().or_else(|| {
-                rr.fields
-                    .iter()
-                    .position(|f| f.aliases.iter().any(|a| a == name))
-            })
-        };
+        // Reader slot of each writer field: exact names first, then the reader's aliases for
+        // the slots still free (an alias never takes a field another writer field names).
+        let mut slot_of: Vec<Option<usize>> = wr
+            .fields
+            .iter()
+            .map(|wf| rr.lookup.get(&wf.name).copied())
+            .collect();
         let mut filled = vec![false; rr.fields.len()];
+        slot_of.iter().flatten().for_each(|s| filled[*s] = true);
+        for (wf, slot) in wr.fields.iter().zip(slot_of.iter_mut()) {
+            if slot.is_none() {
+                *slot = rr
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .position(|(i, rf)| !filled[i] && rf.aliases.contains(&wf.name));
+                if let Some(s) = *slot {
+                    filled[s] = true;
+                }
+            }
+        }
         let mut steps = Vec::with_capacity(wr.fields.len());
-        for wf in &wr.fields {
+        for (wf, slot) in wr.fields.iter().zip(slot_of) {
             let path = if at.is_empty() {
                 wf.name.clone()
             } else {
                 format!("{at}.{}", wf.name)
             };
-            match slot_of(&wf.name) {
-                Some(slot) if !filled[slot] => {
-                    filled[slot] = true;
+            match slot {
+                Some(slot) => {
                     let op = self.op(&wf.schema, &rr.fields[slot].schema, depth + 1, &path)?;
                     steps.push(FieldStep::Read { slot, op });
                 }
-                _ => steps.push(FieldStep::Skip(self.shape(&wf.schema, depth + 1)?)),
+                None => steps.push(FieldStep::Skip(self.shape(&wf.schema, depth + 1)?)),
             }
         }
         let mut defaults = Vec::with_capacity(rr.fields.len());
@@ -420,9 +461,13 @@ impl<'a> Ctx<'a> {
                 FieldStep::Skip(_) => None,
             })
             .collect();
-        let in_order =
-            reads.iter().enumerate().all(|(i, s)| *s == i) && reads.len() == rr.fields.len();
-        if in_order
+        // Streamable when the reads go up in reader order (defaults are written into the gaps);
+        // a plain copy when, besides, every reader field is read whole in order.
+        let in_order = reads.windows(2).all(|w| w[0] < w[1]);
+        let whole = reads.len() == rr.fields.len()
+            && steps.len() == reads.len()
+            && reads.iter().enumerate().all(|(i, s)| *s == i);
+        if whole
             && steps.iter().all(|s| {
                 matches!(
                     s,
@@ -463,6 +508,16 @@ impl<'a> Ctx<'a> {
         let unfit = |e: apache_avro::Error| {
             format!("the default of field `{path}` does not fit its type: {e}")
         };
+        if let Schema::Union(u) = schema {
+            // Avro: a union's default is a value of its first branch.
+            let first = u
+                .variants()
+                .first()
+                .ok_or("an empty union has no default")?;
+            let mut out = vec![0u8]; // branch index 0
+            out.extend_from_slice(&self.encode_default(first, default, path)?);
+            return Ok(out.into_boxed_slice());
+        }
         let value = apache_avro::types::Value::try_from(default.clone())
             .and_then(|v| v.resolve_schemata(schema, vec![self.reader_root]))
             .map_err(unfit)?;
@@ -474,8 +529,20 @@ impl<'a> Ctx<'a> {
             .map_err(unfit)
     }
 
+    fn count_step(&self) -> Result<(), String> {
+        self.steps.set(self.steps.get() + 1);
+        if self.steps.get() > MAX_STEPS {
+            return Err(format!(
+                "the schema is too large to resolve (more than {MAX_STEPS} steps; named types \
+                 are expanded at every use, and recursive types are not supported)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The layout of a writer type, to skip it.
     fn shape(&self, s: &'a Schema, depth: usize) -> Result<Shape, String> {
+        self.count_step()?;
         if depth > MAX_DEPTH {
             return Err(format!(
                 "nested deeper than {MAX_DEPTH} levels (a recursive schema?)"

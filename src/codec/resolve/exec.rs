@@ -7,8 +7,10 @@
 use super::compile::{FieldStep, Op, Promote, RecordOp, Shape};
 use std::cell::RefCell;
 
-/// Most items of one array or map (the typed decoder's `max_seq_size` is the same).
-pub const MAX_ITEMS: i64 = 10_000;
+/// Most items of one array or map: the typed decoder's own bound (`max_seq_size`).
+pub const MAX_ITEMS: i64 = crate::codec::MAX_SEQ_LEN as i64;
+/// A scratch buffer grown past this by an inflated record is given back, not kept per thread.
+const KEEP_SCRATCH: usize = 1024 * 1024;
 /// Most bytes one transcoded record may grow to.
 pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
@@ -99,12 +101,13 @@ impl<'a> Input<'a> {
         } else {
             (count, None)
         };
-        *total += count;
-        if *total > MAX_ITEMS {
+        // Compared before adding: a block count near i64::MAX must not wrap the total.
+        if count > MAX_ITEMS - *total {
             return Err(malformed(&format!(
                 "an array or map holds more than {MAX_ITEMS} items"
             )));
         }
+        *total += count;
         Ok((count, size))
     }
 
@@ -311,13 +314,20 @@ fn record(
     pools: &mut Pools,
 ) -> Result<(), TranscodeError> {
     if record.in_order {
-        // Writer fields arrive in reader order and every reader field has one: stream.
+        // Writer fields arrive in reader order: stream, with the defaults of the reader fields
+        // the writer lacks written where they belong (commonly at the end: a newer reader).
+        let mut next = 0;
         for s in record.steps.iter() {
             match s {
-                FieldStep::Read { op, .. } => step(op, input, out, pools)?,
+                FieldStep::Read { slot, op } => {
+                    defaults(record, next..*slot, out);
+                    step(op, input, out, pools)?;
+                    next = slot + 1;
+                }
                 FieldStep::Skip(shape) => input.skip(shape)?,
             }
         }
+        defaults(record, next..record.slots, out);
         return Ok(());
     }
     // Fields move or defaults come between them: gather each field's bytes, then write them in
@@ -351,7 +361,17 @@ fn record(
         }
         Ok(())
     })();
-    pools.bytes.push(scratch);
+    if scratch.capacity() <= KEEP_SCRATCH {
+        pools.bytes.push(scratch);
+    }
     pools.spans.push(spans);
     result
+}
+
+/// Writes the encoded defaults of reader slots `slots` (all filled by defaults: the compiler
+/// checked that every slot no writer field reads has one).
+fn defaults(record: &RecordOp, slots: std::ops::Range<usize>, out: &mut Vec<u8>) {
+    for default in record.defaults[slots].iter().flatten() {
+        out.extend_from_slice(default);
+    }
 }

@@ -291,3 +291,128 @@ fn exec_varint(out: &mut Vec<u8>, v: i64) {
     }
     out.push(n as u8);
 }
+
+#[test]
+fn a_block_count_near_the_limit_of_i64_is_an_error_not_an_overflow() {
+    let writer = r#"{"type":"record","name":"R","fields":[{"name":"x","type":"long"},{"name":"n","type":{"type":"array","items":"null"}}]}"#;
+    let reader = r#"{"type":"record","name":"R","fields":[{"name":"n","type":{"type":"array","items":"null"}}]}"#;
+    let Resolution::Transcode(t) = resolve(&schema(writer), &schema(reader)).unwrap() else {
+        panic!()
+    };
+    let mut b = vec![0u8];
+    exec_varint(&mut b, 1);
+    exec_varint(&mut b, i64::MAX);
+    b.push(0);
+    assert!(matches!(
+        t.transcode(&b, &mut Vec::new()),
+        Err(TranscodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_union_branch_of_the_same_type_wins_over_a_promotion() {
+    let big = (1i64 << 53) + 1;
+    for (writer, reader, value) in [
+        (r#""long""#, r#"["null","double","long"]"#, Value::Long(big)),
+        (
+            r#"["null","long"]"#,
+            r#"["null","double","long"]"#,
+            Value::Union(1, Box::new(Value::Long(big))),
+        ),
+        (r#""int""#, r#"["null","long","int"]"#, Value::Int(7)),
+        (
+            r#""string""#,
+            r#"["null","bytes","string"]"#,
+            Value::String("s".into()),
+        ),
+    ] {
+        let got = agrees(writer, reader, value);
+        assert!(
+            !matches!(got, Value::Union(_, ref v) if matches!(**v, Value::Double(_) | Value::Bytes(_))),
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_union_default_is_a_value_of_its_first_branch() {
+    let writer = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"}]}"#;
+    for reader in [
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"d","type":["float","double"],"default":1.5}]}"#,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"d","type":["bytes","string"],"default":"x"}]}"#,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"d","type":["null","string"],"default":null}]}"#,
+    ] {
+        let got = agrees(writer, reader, rec(&[("a", Value::Long(3))]));
+        let Value::Record(fields) = got else { panic!() };
+        assert!(matches!(fields[1].1, Value::Union(0, _)), "{fields:?}");
+    }
+}
+
+#[test]
+fn an_exact_field_name_wins_over_a_reader_alias() {
+    let writer = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"b","type":"long"}]}"#;
+    let reader =
+        r#"{"type":"record","name":"R","fields":[{"name":"b","type":"long","aliases":["a"]}]}"#;
+    let got = agrees(
+        writer,
+        reader,
+        rec(&[("a", Value::Long(1)), ("b", Value::Long(2))]),
+    );
+    assert_eq!(got, rec(&[("b", Value::Long(2))]));
+    // With no field of its own name, the alias takes the writer's field (apache-avro does not
+    // follow reader aliases, so the expected value is written out).
+    let renamed = schema(
+        r#"{"type":"record","name":"R","fields":[{"name":"c","type":"long","aliases":["a"]}]}"#,
+    );
+    let w = schema(writer);
+    let Resolution::Transcode(t) = resolve(&w, &renamed).unwrap() else {
+        panic!()
+    };
+    let bytes =
+        apache_avro::to_avro_datum(&w, rec(&[("a", Value::Long(1)), ("b", Value::Long(2))]))
+            .unwrap();
+    let mut out = Vec::new();
+    t.transcode(&bytes, &mut out).unwrap();
+    let got = apache_avro::from_avro_datum(&renamed, &mut &out[..], None).unwrap();
+    assert_eq!(got, rec(&[("c", Value::Long(1))]));
+}
+
+#[test]
+fn a_newer_reader_with_defaults_between_and_after_streams_in_order() {
+    let writer = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"gone","type":"string"},{"name":"c","type":"long"}]}"#;
+    let reader = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"b","type":"string","default":"B"},{"name":"c","type":"long"},{"name":"d","type":["null","long"],"default":null}]}"#;
+    let (w, r) = (schema(writer), schema(reader));
+    let Resolution::Transcode(t) = resolve(&w, &r).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(&t.op, compile::Op::Record(rec) if rec.in_order));
+    agrees(
+        writer,
+        reader,
+        rec(&[
+            ("a", Value::Long(1)),
+            ("gone", Value::String("x".into())),
+            ("c", Value::Long(3)),
+        ]),
+    );
+}
+
+#[test]
+fn a_schema_that_reuses_its_types_at_every_level_is_refused_not_expanded_for_ever() {
+    // Level i is a record with two fields of level i + 1: 2^24 steps if expanded.
+    let mut s =
+        r#"{"type":"record","name":"L24","fields":[{"name":"v","type":"long"}]}"#.to_string();
+    for i in (0..24).rev() {
+        s = format!(
+            r#"{{"type":"record","name":"L{i}","fields":[{{"name":"x","type":{s}}},{{"name":"y","type":"L{}"}}]}}"#,
+            i + 1
+        );
+    }
+    let writer = schema(&s);
+    let reader = schema(&s.replace(
+        r#""name":"v","type":"long""#,
+        r#""name":"v","type":"double""#,
+    ));
+    let err = resolve(&writer, &reader).unwrap_err();
+    assert!(err.0.contains("too large"), "{err}");
+}
