@@ -1,4 +1,4 @@
-//! Golden cases as data: `tests/fixtures/<case>/events.jsonl` (one event a line, with its record
+//! Golden cases as data: `tests/fixtures/golden/<case>/events.jsonl` (one event a line, with its record
 //! `type`, in arrival order) and `expected.json` (every starter feature's value at `at`, null where
 //! the window holds no value). The expected values were worked out by hand from the events.
 
@@ -36,7 +36,7 @@ fn parse(line: &str) -> Event {
 
 #[test]
 fn golden_cases_match_their_expected_features() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
     let features = Arc::new(spec::load(None).unwrap());
     let rules = RuleSet {
         version: 0,
