@@ -21,6 +21,11 @@
 //! path) and `writer_v2` (written with `tests/fixtures/schemas/transaction_event_v2.avsc`: fields
 //! reordered, a new optional field, enum indexes moved; transcoded, then decoded and validated).
 //!
+//! Group `declared` (records/s) decodes records of a source declared in configuration (the IoT
+//! example's `WearableEvent`, made by the generator from its schema) in registry mode:
+//! `writer_eq_reader` (the compiled slot plan straight on the bytes) and `writer_v2` (a newer
+//! producer schema with fields reordered and one added: transcoded, then decoded).
+//!
 //! Group `encode` times [`Codec::encode`] of [`NextBestOffer`] records (Confluent framing).
 //!
 //! Run: `cargo bench --bench decode` (about half a minute: short warm-up and measurement).
@@ -353,5 +358,96 @@ fn bench_resolve(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_resolve, bench_encode);
+/// A newer producer of the IoT example: fields reordered, a firmware version the reader ignores.
+const WEARABLE_V2: &str = r#"{"type":"record","name":"WearableEvent","namespace":"bank.nbo.iot","fields":[
+  {"name":"device_type","type":{"type":"enum","name":"DeviceType",
+    "symbols":["SMART_WATCH","FITNESS_BAND","SMART_RING","SMART_HOME_HUB","OTHER"],"default":"OTHER"}},
+  {"name":"action","type":{"type":"enum","name":"DeviceAction",
+    "symbols":["PAYMENT_TAP","HEART_RATE","SLEEP","GEOFENCE_EXIT","OTHER"],"default":"OTHER"}},
+  {"name":"firmware","type":"string","default":""},
+  {"name":"event_time","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"amount_minor","type":["null","long"],"default":null},
+  {"name":"device_id","type":"string"},
+  {"name":"heart_rate","type":["null","int"],"default":null},
+  {"name":"event_id","type":"string"}
+]}"#;
+
+/// Declared group: a source declared in configuration, writer = reader and writer ≠ reader.
+fn bench_declared(c: &mut Criterion) {
+    let spec = nbo_stream::catalog::SourceSpec {
+        record: "WearableEvent".into(),
+        topic: "bank.iot.v1".into(),
+        schema: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/iot/wearable_event.avsc"
+        )
+        .into(),
+        id: 16,
+        event_id: "event_id".into(),
+        event_time: "event_time".into(),
+    };
+    let source = nbo_stream::catalog::register(&spec).expect("the IoT example declares");
+    let mut options = nbo_stream::codec::CodecOptions {
+        registry: true,
+        declared: vec![(source, Framing::Confluent)],
+        ..Default::default()
+    };
+    options.schema_ids.insert("WearableEvent".into(), 1);
+    let codec = Codec::new(&options).expect("schemas parse");
+    codec.add_writer(source.kind(), 1, Some(&source.schema_text));
+    codec.add_writer(source.kind(), V2_ID, Some(WEARABLE_V2));
+    let mut factory = EventFactory::new(CUSTOMERS, SEED, START_MS).with_declared(vec![source]);
+    let events: Vec<_> = std::iter::from_fn(|| Some(factory.next_event()))
+        .filter_map(|e| match e {
+            Event::Declared(d) => Some(d),
+            _ => None,
+        })
+        .take(RECORDS)
+        .collect();
+    let v2 = apache_avro::Schema::parse_str(WEARABLE_V2).expect("v2");
+    let now_ms = events.iter().map(|e| e.event_time).max().unwrap_or(0) + 1;
+    let framed: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            codec
+                .encode_declared(e, Framing::Confluent)
+                .expect("encodes")
+        })
+        .collect();
+    let written: Vec<Vec<u8>> = framed
+        .iter()
+        .map(|f| as_v2(&source.schema, &v2, &f[5..]))
+        .collect();
+    for ((e, f), w) in events.iter().zip(&framed).zip(&written) {
+        let key = Some(e.customer_id.as_bytes());
+        let want = Some(Event::Declared(e.clone()));
+        assert_eq!(codec.decode(source.kind(), key, Some(f), now_ms).ok(), want);
+        assert_eq!(codec.decode(source.kind(), key, Some(w), now_ms).ok(), want);
+    }
+    let mut group = c.benchmark_group("declared");
+    configure(&mut group, events.len());
+    for (name, payloads) in [("writer_eq_reader", &framed), ("writer_v2", &written)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for (e, p) in events.iter().zip(payloads) {
+                    let key = Some(e.customer_id.as_bytes());
+                    black_box(
+                        codec
+                            .decode(source.kind(), key, Some(black_box(p)), now_ms)
+                            .ok(),
+                    );
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_resolve,
+    bench_declared,
+    bench_encode
+);
 criterion_main!(benches);

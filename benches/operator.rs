@@ -108,7 +108,11 @@ fn batch(f: &Fixture, next: &mut usize, offset: &mut i64) -> (u64, usize, usize)
             decoded.push(Decoded { event, pos });
         }
     }
-    let (mut decisions, mut stats, mut late) = (Vec::new(), BatchStats::default(), [0u64; 9]);
+    let (mut decisions, mut stats, mut late) = (
+        Vec::new(),
+        BatchStats::default(),
+        [0u64; EventKind::TABLE_LEN],
+    );
     let mut cache = f.cache.lock().expect("cache lock");
     apply_decoded(
         &f.operator,

@@ -187,6 +187,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         malformed_rate: options.malformed_rate,
         framing: Framing::Confluent,
         progress: false,
+        declared: Vec::new(),
         after_profiles: Some(generator::AfterProfiles(Arc::new({
             let progress = progress.clone();
             let customers = u64::from(options.customers);

@@ -313,6 +313,8 @@ pub enum Event {
     OfferResponse(OfferResponse),
     /// From `bank.erasure-requests.v1`.
     Erasure(ErasureRequest),
+    /// From a source declared in configuration (`[[source]]`, [`crate::catalog`]).
+    Declared(Box<crate::catalog::DeclaredEvent>),
 }
 
 /// The record type of an input event; also what a rule or feature names as its source.
@@ -336,10 +338,13 @@ pub enum EventKind {
     OfferResponse,
     /// `ErasureRequest`.
     Erasure,
+    /// A source declared in configuration, by its `id` (16..=255; [`crate::catalog`]).
+    Declared(u8),
 }
 
 impl EventKind {
-    /// Every kind, in the order of the input topics.
+    /// Every built-in kind, in the order of the input topics. Declared sources follow, from
+    /// [`crate::catalog`].
     pub const ALL: [EventKind; 9] = [
         EventKind::Transaction,
         EventKind::Clickstream,
@@ -364,6 +369,7 @@ impl EventKind {
             EventKind::Profile => "CustomerProfile",
             EventKind::OfferResponse => "OfferResponse",
             EventKind::Erasure => "ErasureRequest",
+            EventKind::Declared(id) => crate::catalog::get(id).map_or("(undeclared)", |d| d.record),
         }
     }
 
@@ -379,12 +385,87 @@ impl EventKind {
             EventKind::Profile => "bank.customer-profile.v1",
             EventKind::OfferResponse => "bank.offer-responses.v1",
             EventKind::Erasure => "bank.erasure-requests.v1",
+            EventKind::Declared(id) => crate::catalog::get(id).map_or("(undeclared)", |d| d.topic),
         }
     }
 
-    /// Position in [`EventKind::ALL`]; used to index per-kind tables.
+    /// Position in [`EventKind::ALL`] for a built-in kind, the `id` for a declared one (below
+    /// [`EventKind::TABLE_LEN`]); it indexes per-kind tables and tags applied offsets in state.
     pub fn index(self) -> usize {
-        self as usize
+        match self {
+            EventKind::Transaction => 0,
+            EventKind::Clickstream => 1,
+            EventKind::App => 2,
+            EventKind::Social => 3,
+            EventKind::Feedback => 4,
+            EventKind::Partner => 5,
+            EventKind::Profile => 6,
+            EventKind::OfferResponse => 7,
+            EventKind::Erasure => 8,
+            EventKind::Declared(id) => usize::from(id),
+        }
+    }
+
+    /// Bound of [`EventKind::index`].
+    pub const TABLE_LEN: usize = 256;
+
+    /// The kind of an index, if it is built in or declared ([`EventKind::index`] reversed).
+    pub fn from_index(index: usize) -> Option<EventKind> {
+        EventKind::ALL.get(index).copied().or_else(|| {
+            let id = u8::try_from(index).ok()?;
+            crate::catalog::get(id).map(|d| d.kind())
+        })
+    }
+
+    /// The kind whose record is named `record`, built in or declared.
+    pub fn by_record_name(record: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.record_name() == record)
+            .or_else(|| crate::catalog::by_record(record).map(|d| d.kind()))
+    }
+
+    /// Every record name a feature or rule may name: the built-ins, then declared sources.
+    pub fn record_names() -> Vec<&'static str> {
+        let mut names: Vec<_> = EventKind::ALL.iter().map(|k| k.record_name()).collect();
+        names.extend(crate::catalog::all().iter().map(|d| d.record));
+        names
+    }
+}
+
+/// Values per event kind, indexed by [`EventKind::index`]: dense for the built-ins, grown to the
+/// highest declared source written into it.
+#[derive(Debug, Clone)]
+pub struct KindTable<T>(Vec<T>);
+
+impl<T> Default for KindTable<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T: Default> KindTable<T> {
+    /// The value of `kind`, if one was ever written.
+    #[inline]
+    pub fn get(&self, kind: EventKind) -> Option<&T> {
+        self.0.get(kind.index())
+    }
+
+    /// The value of `kind`, made (as the default) if needed.
+    pub fn entry(&mut self, kind: EventKind) -> &mut T {
+        let i = kind.index();
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, T::default);
+        }
+        &mut self.0[i]
+    }
+
+    /// Every kind with a slot, and its value.
+    pub fn iter(&self) -> impl Iterator<Item = (EventKind, &T)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((EventKind::from_index(i)?, v)))
     }
 }
 
@@ -401,6 +482,7 @@ impl Event {
             Event::Profile(_) => EventKind::Profile,
             Event::OfferResponse(_) => EventKind::OfferResponse,
             Event::Erasure(_) => EventKind::Erasure,
+            Event::Declared(e) => EventKind::Declared(e.source),
         }
     }
 
@@ -416,6 +498,7 @@ impl Event {
             Event::Profile(e) => &e.customer_id,
             Event::OfferResponse(e) => &e.customer_id,
             Event::Erasure(e) => &e.customer_id,
+            Event::Declared(e) => &e.customer_id,
         }
     }
 
@@ -431,6 +514,7 @@ impl Event {
             Event::Profile(e) => e.updated_at,
             Event::OfferResponse(e) => e.event_time,
             Event::Erasure(e) => e.requested_at,
+            Event::Declared(e) => e.event_time,
         }
     }
 
@@ -447,6 +531,7 @@ impl Event {
             Event::OfferResponse(e) => Cow::Borrowed(&e.event_id),
             Event::Profile(e) => Cow::Owned(format!("profile:{}:{}", e.customer_id, e.updated_at)),
             Event::Erasure(e) => Cow::Borrowed(&e.request_id),
+            Event::Declared(e) => Cow::Borrowed(&e.event_id),
         }
     }
 }

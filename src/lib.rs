@@ -10,11 +10,12 @@
 //!  source    source, pipeline   one consumer group (range assignor); the poll loop routes
 //!                               partition p to worker p mod N: per-partition order, bounded
 //!                               per-worker queues of batches; rebalances start a new generation
-//!  decode    codec, registry    Confluent/plain Avro → event::Event; a record's schema id
-//!                               names its writer schema in the Schema Registry (registry::
-//!                               Registry), fetched once per id before its batch decodes
-//!                               (codec::fetch) and resolved to the topic's reader schema
-//!                               (codec::resolve); bad bytes → dead letters
+//!  decode    codec, registry,   Confluent/plain Avro → event::Event (built-in records typed,
+//!            catalog            records of sources declared in `[[source]]` as field values);
+//!                               a record's schema id names its writer schema in the Schema
+//!                               Registry (registry::Registry), fetched once per id before its
+//!                               batch decodes (codec::fetch) and resolved to the topic's reader
+//!                               schema (codec::resolve); bad bytes → dead letters
 //!  operator  worker → operator  per customer: replay check, privacy gate, profile,
 //!                               features (features::{spec,expr,tiles}), rules, decision
 //!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round
@@ -31,6 +32,7 @@
 //! `registry::tooling` registers and checks this program's schemas (`schemas register|check`).
 
 pub mod backtest;
+pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod decision;

@@ -96,8 +96,9 @@ enum Command {
         /// Fraction of records replaced by malformed bytes. Kafka only.
         #[arg(long, default_value_t = 0.0)]
         malformed_rate: f64,
-        /// Optional config file for topic names and Kafka security settings. Kafka only.
-        #[arg(long, conflicts_with = "out")]
+        /// Optional config file: topic names and Kafka security settings, and the sources declared
+        /// in `[[source]]`, whose synthetic records (drawn from their schemas) join the stream.
+        #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Replay recorded events (a file from `generate --out`: Avro container or JSON lines)
@@ -252,6 +253,15 @@ enum FeaturesCommand {
     },
 }
 
+/// The registered sources a configuration declares, for the generator.
+fn declared_sources(settings: &Settings) -> Vec<&'static nbo_stream::catalog::Declared> {
+    settings
+        .sources
+        .iter()
+        .filter_map(|s| nbo_stream::catalog::get(s.id))
+        .collect()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -376,14 +386,22 @@ async fn run(cli: Cli) -> Result<()> {
             seed,
             start_ms,
             malformed_rate,
+            config,
             ..
         } => {
+            let declared = match &config {
+                Some(path) => declared_sources(&Settings::load(Some(path))?),
+                None => Vec::new(),
+            };
             if malformed_rate > 0.0 {
                 bail!("--malformed-rate is for Kafka only: a recorded file holds valid records (corrupt a copy by hand to exercise dead records)");
             }
             let events = events.context("give --events (e.g. 1000000) with --out")?;
             let format = generator::file::format_for(&path, format.map(Into::into))
                 .map_err(anyhow::Error::msg)?;
+            if format == recorded::Format::Avro && !declared.is_empty() {
+                bail!("the configuration declares sources, and Avro recorded files hold the built-in records only: write JSON lines (--out FILE.jsonl)");
+            }
             let limit = generator::Limit::Events(events);
             let options = generator::file::FileOptions {
                 path: path.clone(),
@@ -393,6 +411,7 @@ async fn run(cli: Cli) -> Result<()> {
                 seed,
                 start_ms: start_ms.unwrap_or_else(|| default_start(customers, 0, limit)),
                 clock_cap_ms: Some(now_ms()),
+                declared,
                 progress: true,
             };
             let written =
@@ -440,6 +459,7 @@ async fn run(cli: Cli) -> Result<()> {
                 malformed_rate,
                 framing: codec::Framing::Confluent,
                 progress: true,
+                declared: declared_sources(&settings),
                 after_profiles: None,
             };
             let mut codec_options = settings.codec_options();
@@ -448,6 +468,9 @@ async fn run(cli: Cli) -> Result<()> {
                 let registry = nbo_stream::registry::Registry::new(&settings.schema_registry)?;
                 let side = nbo_stream::registry::Side::Inputs;
                 let ids = nbo_stream::registry::ids_for(&registry, &settings.topics, side).await?;
+                codec_options.schema_ids.extend(ids);
+                let declared = nbo_stream::registry::tooling::declared_schemas(&settings.sources);
+                let ids = nbo_stream::registry::ids_of(&registry, &declared).await?;
                 codec_options.schema_ids.extend(ids);
             }
             let codec = codec::Codec::new(&codec_options)?;
@@ -502,6 +525,7 @@ async fn run(cli: Cli) -> Result<()> {
                 None => topics::embedded()?,
             };
             topics::apply_names(&mut specs, &settings.topics);
+            topics::add_declared(&mut specs, &settings.sources);
             let report =
                 topics::create(&source::client_config(&settings.kafka), &specs, partitions).await?;
             let mut failed = 0;
@@ -613,7 +637,8 @@ async fn schemas_command(command: SchemasCommand) -> Result<()> {
     telemetry::init_logs(&settings.telemetry);
     let registry = registry::Registry::new(&settings.schema_registry)?;
     let url = registry.url().to_string();
-    let local = tooling::local_schemas(&settings.topics);
+    let mut local = tooling::local_schemas(&settings.topics);
+    local.extend(tooling::declared_schemas(&settings.sources));
     match command {
         SchemasCommand::Check { .. } => {
             let report = tooling::check(&registry, &local)

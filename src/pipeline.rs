@@ -184,6 +184,9 @@ pub async fn run(
     // A revoke returns only after the batches in progress have finished (see source::assignment).
     let assignment = Arc::new(Assignment::default());
     let (rebalancing, revoke_timeout) = (assignment.clone(), settings.kafka.revoke_timeout);
+    // Built-in inputs, then the sources declared in `[[source]]`.
+    let inputs = settings.input_topics();
+    let input_names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
     let context = SourceContext::new(
         Arc::new(move || {
             // The hook runs inside `recv()`, on a runtime thread, and blocks until the workers'
@@ -205,13 +208,12 @@ pub async fn run(
             );
             }
         }),
-        &settings.topics.inputs(),
+        &input_names,
     );
     let consumer: Arc<Consumer> =
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
     let exactly_once = settings.kafka.delivery == Delivery::ExactlyOnce;
-    let inputs = settings.topics.inputs();
-    consumer.subscribe(&inputs)?;
+    consumer.subscribe(&input_names)?;
     let producer: FutureProducer = source::producer_config(&settings.kafka).create()?;
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
     // Exactly-once: one transactional producer per worker (a transaction belongs to one
@@ -249,10 +251,9 @@ pub async fn run(
         None
     };
 
-    let input_topics: [String; 9] = inputs.map(str::to_string);
     // Looked up per record: a fast non-cryptographic hash (topic names are not attacker input).
-    let kind_of: rustc_hash::FxHashMap<String, EventKind> =
-        input_topics.iter().cloned().zip(EventKind::ALL).collect();
+    let kind_of: rustc_hash::FxHashMap<String, EventKind> = inputs.iter().cloned().collect();
+    let input_topics = settings.input_topic_table();
     let ctx = Arc::new(WorkerContext {
         codec,
         operator,
@@ -285,7 +286,7 @@ pub async fn run(
     deps.health.set_ready(true);
     tracing::info!(
         workers = k.workers,
-        topics = inputs.len(),
+        topics = input_names.len(),
         "pipeline running"
     );
 

@@ -148,6 +148,26 @@ pub fn apply_names(specs: &mut [TopicSpec], configured: &TopicSettings) {
     }
 }
 
+/// Adds a topic for each declared source (`[[source]]`) that the specs do not name: shaped as
+/// the transactions topic (input, same partition count: declared sources are joined per customer,
+/// so they must be co-partitioned with the built-in inputs), its value the source's schema.
+pub fn add_declared(specs: &mut Vec<TopicSpec>, sources: &[crate::catalog::SourceSpec]) {
+    let Some(template) = specs.iter().find(|s| s.role == "input").cloned() else {
+        return;
+    };
+    for source in sources {
+        if specs.iter().any(|s| s.name == source.topic) {
+            continue;
+        }
+        specs.push(TopicSpec {
+            name: source.topic.clone(),
+            key: "customer_id (UTF-8)".into(),
+            value_schema: source.schema.display().to_string(),
+            ..template.clone()
+        });
+    }
+}
+
 /// What `create` did for one topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TopicAction {
@@ -248,5 +268,31 @@ mod tests {
         from_dir.sort_by(|a, b| a.name.cmp(&b.name));
         embedded.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(from_dir, embedded, "topics/ and the embedded specs differ");
+    }
+
+    #[test]
+    fn declared_sources_get_an_input_topic_co_partitioned_with_the_others() {
+        let mut specs = embedded().unwrap();
+        let before = specs.len();
+        let source = crate::catalog::SourceSpec {
+            record: "WearableEvent".into(),
+            topic: "bank.iot.v1".into(),
+            schema: "examples/iot/wearable_event.avsc".into(),
+            id: 16,
+            event_id: "event_id".into(),
+            event_time: "event_time".into(),
+        };
+        add_declared(&mut specs, std::slice::from_ref(&source));
+        add_declared(&mut specs, std::slice::from_ref(&source));
+        assert_eq!(specs.len(), before + 1, "added once");
+        let iot = specs.last().unwrap();
+        let transactions = specs
+            .iter()
+            .find(|s| s.name == "bank.transactions.v1")
+            .unwrap();
+        assert_eq!(iot.name, "bank.iot.v1");
+        assert_eq!(iot.role, "input");
+        assert_eq!(iot.partitions, transactions.partitions);
+        assert_eq!(iot.value_schema, "examples/iot/wearable_event.avsc");
     }
 }

@@ -82,7 +82,7 @@ pub struct Cached {
     /// Changed since the last flush.
     pub dirty: bool,
     /// The public feature values this process last wrote (None: unknown, rewrite the hash).
-    pub published: Option<Vec<Option<f64>>>,
+    pub published: Option<Vec<Option<crate::features::FeatureValue>>>,
     /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
     /// hash lost in Redis (a failover, an expiry) while the customer stays cached heals.
     pub full_written: Option<Instant>,
@@ -187,10 +187,10 @@ fn state_write(
         let before = cached
             .published
             .as_ref()
-            .and_then(|p| p.get(slot).copied().flatten());
+            .and_then(|p| p.get(slot).and_then(Option::as_ref));
         match value {
-            Some(v) if replace || before != Some(*v) => {
-                features.push((names[slot].name.clone(), *v))
+            Some(v) if replace || before != Some(v) => {
+                features.push((names[slot].name.clone(), v.clone()))
             }
             None if !replace && before.is_some() => removed.push(names[slot].name.clone()),
             _ => {}
@@ -254,8 +254,9 @@ pub struct WorkerContext {
     pub progress: Arc<Progress>,
     /// The assignment generation and the batches in progress (a revoke waits for them).
     pub assignment: Arc<crate::source::assignment::Assignment>,
-    /// Input topic names in EventKind order (for metric labels and dead letters).
-    pub input_topics: [String; 9],
+    /// Input topic names by [`EventKind::index`] (for metric labels and dead letters), as
+    /// [`crate::config::Settings::input_topic_table`] builds them.
+    pub input_topics: Vec<String>,
     /// Fetches the writer schemas of new schema ids before a batch decodes (with a Schema
     /// Registry; `None` without one).
     pub writer_schemas: Option<Arc<crate::codec::fetch::Fetcher>>,
@@ -360,7 +361,7 @@ pub fn apply_decoded(
     decoded: &[Decoded],
     decisions: &mut Vec<Decision>,
     stats: &mut BatchStats,
-    late: &mut [u64; 9],
+    late: &mut [u64; EventKind::TABLE_LEN],
 ) {
     for d in decoded {
         if let Some(cached) = cache.get_mut(d.event.customer_id()) {
@@ -440,7 +441,7 @@ pub async fn process_batch(
     }
     let mut decoded = Vec::with_capacity(batch.records.len());
     let mut dead = Vec::new();
-    let mut consumed = [0u64; 9];
+    let mut consumed = [0u64; EventKind::TABLE_LEN];
     let mut last_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
     let mut first_offsets: BTreeMap<(usize, i32), i64> = BTreeMap::new();
     for (kind, msg) in &batch.records {
@@ -548,7 +549,7 @@ pub async fn process_batch(
     // Apply events in arrival order (per partition, offset order).
     let mut decisions: Vec<Decision> = Vec::new();
     let mut stats = BatchStats::default();
-    let mut late = [0u64; 9];
+    let mut late = [0u64; EventKind::TABLE_LEN];
     apply_decoded(
         &operator,
         &mut shard.lock(),

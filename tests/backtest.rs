@@ -32,6 +32,7 @@ fn record(path: &Path, format: Format) {
         seed: SEED,
         start_ms: START,
         clock_cap_ms: None,
+        declared: Vec::new(),
         progress: false,
     })
     .unwrap();

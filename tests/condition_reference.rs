@@ -231,7 +231,7 @@ impl Gen {
                 let fs = self.fields_where(|f| matches!(f.ty, FieldType::Str | FieldType::Enum(_)));
                 let f = *self.pick(&fs);
                 let sym = match f.ty {
-                    FieldType::Enum(s) => Some(s()),
+                    FieldType::Enum(s) => Some(s.get()),
                     _ => None,
                 };
                 (format!("event.{}", f.name), sym)
@@ -484,7 +484,7 @@ fn case(seed: u64) -> Case {
 fn event_map(event: &Event) -> HashMap<String, Value> {
     let mut m = HashMap::new();
     for f in fields::of(event.kind()) {
-        let v = match (f.get)(event) {
+        let v = match f.get.read(event) {
             Val::Null => continue,
             Val::Bool(b) => Value::Bool(b),
             Val::Str(s) | Val::Sym(s) => Value::String(s.to_string().into()),

@@ -36,6 +36,7 @@ fn generate_at(settings: &Settings, start_ms: i64) {
         malformed_rate: 0.0,
         framing: nbo_stream::codec::Framing::Confluent,
         progress: false,
+        declared: Vec::new(),
         after_profiles: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);

@@ -406,7 +406,7 @@ impl Run {
             health: nbo_stream::telemetry::http::Health::default(),
             progress: Arc::new(Progress::default()),
             assignment: assignment.clone(),
-            input_topics: s.topics.inputs().map(str::to_string),
+            input_topics: s.input_topic_table(),
             writer_schemas: None,
         };
         (Arc::new(ctx), assignment)

@@ -70,6 +70,13 @@ field = "amount_minor"
 window = "24h"
 
 [[feature]]
+name = "last_country_24h"
+source = "TransactionEvent"
+aggregation = "last"
+field = "country"
+window = "24h"
+
+[[feature]]
 name = "decayed_7d"
 source = "TransactionEvent"
 aggregation = "decayed_sum"
@@ -175,6 +182,8 @@ fn brute_force(set: &FeatureSet, slot: usize, events: &[Event], at: i64) -> Opti
             .map(|x| (x.0, x.1))
             .reduce(|a, b| if b > a { b } else { a })
             .map(|x| x.1),
+        // Compared as text by `brute_force_text`.
+        Aggregation::LastText => None,
         Aggregation::DecayedSum { half_life_ms } => Some(
             inside
                 .iter()
@@ -182,6 +191,27 @@ fn brute_force(set: &FeatureSet, slot: usize, events: &[Event], at: i64) -> Opti
                 .sum::<f64>(),
         ),
     }
+}
+
+/// The text of a `last` feature of a text field, straight from the window's definition.
+fn brute_force_text<'e>(
+    set: &FeatureSet,
+    slot: usize,
+    events: &'e [Event],
+    at: i64,
+) -> Option<&'e str> {
+    let def = &set.defs()[slot];
+    let last_tile = at.div_euclid(def.tile_ms);
+    let first_tile = last_tile - def.window_ms / def.tile_ms + 1;
+    events
+        .iter()
+        .filter(|e| {
+            let tile = e.event_time().div_euclid(def.tile_ms);
+            (first_tile..=last_tile).contains(&tile) && def.filter.matches(e)
+        })
+        .filter_map(|e| Some((e.event_time(), def.text_contribution(e)?)))
+        .reduce(|a, b| if b > a { b } else { a })
+        .map(|x| x.1)
 }
 
 fn close(a: Option<f64>, b: Option<f64>) -> bool {
@@ -237,6 +267,12 @@ proptest! {
         for offset in offsets {
             let at = newest - lateness + offset * MIN;
             for slot in 0..set.defs().len() {
+                if set.defs()[slot].is_text() {
+                    let got = op.text_at(&state, slot, at);
+                    let want = brute_force_text(&set, slot, &events, at);
+                    prop_assert_eq!(got, want, "{} at {}", set.defs()[slot].name, at);
+                    continue;
+                }
                 let got = op.value_at(&state, slot, at);
                 let want = brute_force(&set, slot, &events, at);
                 prop_assert!(close(got, want), "{} at {at}: operator {got:?}, brute force {want:?}", set.defs()[slot].name);

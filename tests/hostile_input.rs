@@ -212,6 +212,7 @@ impl Builder {
             Event::Profile(_) => {}
             Event::OfferResponse(e) => e.event_id.insert(0, 'X'),
             Event::Erasure(e) => e.request_id.insert(0, 'X'),
+            Event::Declared(e) => e.event_id.insert(0, 'X'),
         }
         event
     }
@@ -424,6 +425,10 @@ fn huge_string(event: &mut Event, len: usize) -> &'static str {
             e.request_id = huge;
             "request_id"
         }
+        Event::Declared(e) => {
+            e.event_id = huge;
+            "event_id"
+        }
     }
 }
 
@@ -447,6 +452,7 @@ fn set_customer(event: &mut Event, id: &str) {
         Event::Profile(e) => e.customer_id = id,
         Event::OfferResponse(e) => e.customer_id = id,
         Event::Erasure(e) => e.customer_id = id,
+        Event::Declared(e) => e.customer_id = id,
     }
 }
 
@@ -468,6 +474,7 @@ fn set_time(event: &mut Event, millis: i64) -> &'static str {
             e.requested_at = millis;
             return "requested_at";
         }
+        Event::Declared(e) => e.event_time = millis,
     }
     "event_time"
 }

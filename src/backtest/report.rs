@@ -2,7 +2,7 @@
 //! decisions the rule set made (per rule and outcome, suppressions by reason, samples), counted
 //! from the audit records, one per decision. Serializable, so `backtest --json` prints it whole.
 
-use crate::event::{DecisionOutcome, Event, EventKind};
+use crate::event::{DecisionOutcome, Event, KindTable};
 use crate::operator::BatchStats;
 use crate::output::{Decision, DecisionAudit, FeatureValues};
 use crate::recorded::{DeadRecord, Format};
@@ -171,7 +171,7 @@ fn reason_kind(reason: &str) -> String {
 #[derive(Debug)]
 pub struct Tally {
     results: Results,
-    by_kind: [u64; 9],
+    by_kind: KindTable<u64>,
     samples: usize,
     sampled: HashSet<(String, DecisionOutcome)>,
 }
@@ -184,7 +184,7 @@ impl Tally {
                 ruleset_version,
                 ..Results::default()
             },
-            by_kind: [0; 9],
+            by_kind: KindTable::default(),
             samples,
             sampled: HashSet::new(),
         }
@@ -192,7 +192,7 @@ impl Tally {
 
     /// A decoded event.
     pub fn event(&mut self, event: &Event) {
-        self.by_kind[event.kind().index()] += 1;
+        *self.by_kind.entry(event.kind()) += 1;
     }
 
     /// Dead records.
@@ -252,13 +252,12 @@ impl Tally {
     /// The results, with the operator's counts and the number of customers.
     pub fn finish(mut self, stats: &BatchStats, customers: u64) -> Results {
         let r = &mut self.results;
-        for kind in EventKind::ALL {
-            let n = self.by_kind[kind.index()];
+        for (kind, &n) in self.by_kind.iter() {
             if n > 0 {
                 r.events_by_type.insert(kind.record_name().to_string(), n);
             }
         }
-        r.events_decoded = self.by_kind.iter().sum();
+        r.events_decoded = self.by_kind.iter().map(|(_, n)| n).sum();
         r.records_read = r.events_decoded + r.dead;
         r.customers = customers;
         r.operator = OperatorCounts {

@@ -56,17 +56,31 @@ impl Default for Validation {
 struct TopicDecoder {
     kind: EventKind,
     framing: Framing,
-    /// The reader schema's static id (no registry): the one id accepted.
-    schema_id: u32,
-    /// The reader schema, for the typed decoder.
-    schema: Schema,
+    /// The reader schema's static id (no registry): the one id accepted; none for a declared
+    /// source without `codec.schema_ids.<record>`.
+    schema_id: Option<u32>,
+    /// How a body in the reader schema becomes an event.
+    body: Body,
     /// The reader schema, for resolving writer schemas against it.
     reader: apache_avro::Schema,
 }
 
+/// How a datum in the reader schema becomes an [`Event`].
+enum Body {
+    /// A built-in record: `serde_avro_fast` straight into its struct.
+    Typed(Schema),
+    /// A declared source: its compiled field plan ([`crate::catalog::RecordDecoder`]).
+    Declared(&'static crate::catalog::Declared),
+}
+
+/// No decoder at this [`EventKind::index`].
+const NO_DECODER: u16 = u16::MAX;
+
 /// Decodes input records and encodes output records. Build once, share by reference.
 pub struct Codec {
     decoders: Vec<TopicDecoder>,
+    /// Position in `decoders` by [`EventKind::index`] ([`NO_DECODER`] for none).
+    by_index: Box<[u16; EventKind::TABLE_LEN]>,
     encoders: HashMap<&'static str, (u32, Schema)>,
     output_framing: Framing,
     validation: Validation,
@@ -108,8 +122,10 @@ fn parse_schema(entry: &schemas::SchemaEntry) -> Result<Schema, SchemaError> {
 /// How to build a [`Codec`]: framing per input kind, schema ids, validation limits.
 #[derive(Debug, Clone)]
 pub struct CodecOptions {
-    /// Framing of each input kind (index = [`EventKind::index`]).
+    /// Framing of each built-in input kind (index = [`EventKind::index`]).
     pub input_framing: [Framing; 9],
+    /// Sources declared in configuration, with their topics' framing.
+    pub declared: Vec<(&'static crate::catalog::Declared, Framing)>,
     /// Framing of the outputs this process writes.
     pub output_framing: Framing,
     /// Registry id of each record name; records not listed use their default id.
@@ -126,6 +142,7 @@ impl Default for CodecOptions {
     fn default() -> Self {
         Self {
             input_framing: [Framing::Confluent; 9],
+            declared: Vec::new(),
             output_framing: Framing::Confluent,
             schema_ids: HashMap::new(),
             validation: Validation::default(),
@@ -151,10 +168,23 @@ impl Codec {
             decoders.push(TopicDecoder {
                 kind,
                 framing: options.input_framing[kind.index()],
-                schema_id: id_of(entry.record, entry.default_id),
-                schema: parse_schema(entry)?,
+                schema_id: Some(id_of(entry.record, entry.default_id)),
+                body: Body::Typed(parse_schema(entry)?),
                 reader,
             });
+        }
+        for &(declared, framing) in &options.declared {
+            decoders.push(TopicDecoder {
+                kind: declared.kind(),
+                framing,
+                schema_id: options.schema_ids.get(declared.record).copied(),
+                body: Body::Declared(declared),
+                reader: declared.schema.clone(),
+            });
+        }
+        let mut by_index = Box::new([NO_DECODER; EventKind::TABLE_LEN]);
+        for (i, d) in decoders.iter().enumerate() {
+            by_index[d.kind.index()] = i as u16;
         }
         let mut encoders = HashMap::new();
         for entry in schemas::ALL {
@@ -165,6 +195,7 @@ impl Codec {
         }
         Ok(Self {
             decoders,
+            by_index,
             encoders,
             output_framing: options.output_framing,
             validation: options.validation,
@@ -187,7 +218,7 @@ impl Codec {
         payload: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<Event, DecodeError> {
-        let decoder = &self.decoders[kind.index()];
+        let decoder = self.decoder(kind)?;
         let payload = payload
             .filter(|p| !p.is_empty())
             .ok_or(DecodeError::EmptyPayload)?;
@@ -211,10 +242,16 @@ impl Codec {
                         | Some(WriterResolution::Unknown { error: e, .. }) => Err(e.clone()),
                         None => Err(DecodeError::SchemaNotFetched(id)),
                     });
-                } else if id != decoder.schema_id {
+                } else if Some(id) != decoder.schema_id {
                     return Err(DecodeError::UnknownSchemaId {
                         id,
-                        expected: decoder.schema_id.to_string(),
+                        expected: decoder.schema_id.map_or_else(
+                            || {
+                                "a [schema_registry] or codec.schema_ids entry for this record"
+                                    .to_string()
+                            },
+                            |id| id.to_string(),
+                        ),
                     });
                 } else {
                     body
@@ -232,16 +269,25 @@ impl Codec {
         key: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<Event, DecodeError> {
+        let schema = match &decoder.body {
+            Body::Typed(schema) => schema,
+            Body::Declared(source) => {
+                let event = declared(source, body, key)?;
+                crate::codec::validate::check(&event, key, now_ms, &self.validation)?;
+                return Ok(event);
+            }
+        };
         let event = match decoder.kind {
-            EventKind::Transaction => Event::Transaction(datum(body, &decoder.schema)?),
-            EventKind::Clickstream => Event::Clickstream(datum(body, &decoder.schema)?),
-            EventKind::App => Event::App(datum(body, &decoder.schema)?),
-            EventKind::Social => Event::Social(datum(body, &decoder.schema)?),
-            EventKind::Feedback => Event::Feedback(datum(body, &decoder.schema)?),
-            EventKind::Partner => Event::Partner(datum(body, &decoder.schema)?),
-            EventKind::Profile => Event::Profile(datum(body, &decoder.schema)?),
-            EventKind::OfferResponse => Event::OfferResponse(datum(body, &decoder.schema)?),
-            EventKind::Erasure => Event::Erasure(datum(body, &decoder.schema)?),
+            EventKind::Transaction => Event::Transaction(datum(body, schema)?),
+            EventKind::Clickstream => Event::Clickstream(datum(body, schema)?),
+            EventKind::App => Event::App(datum(body, schema)?),
+            EventKind::Social => Event::Social(datum(body, schema)?),
+            EventKind::Feedback => Event::Feedback(datum(body, schema)?),
+            EventKind::Partner => Event::Partner(datum(body, schema)?),
+            EventKind::Profile => Event::Profile(datum(body, schema)?),
+            EventKind::OfferResponse => Event::OfferResponse(datum(body, schema)?),
+            EventKind::Erasure => Event::Erasure(datum(body, schema)?),
+            EventKind::Declared(_) => unreachable!("declared sources have a Body::Declared"),
         };
         crate::codec::validate::check(&event, key, now_ms, &self.validation)?;
         Ok(event)
@@ -273,6 +319,41 @@ impl Codec {
             .map_err(|e| EncodeError(format!("{record}: {e}")))
     }
 
+    /// Encodes a declared source's record in its reader schema, framed as asked: Confluent
+    /// framing carries the source's schema id (`codec.schema_ids`, or the id the registry gave
+    /// its reader schema).
+    pub fn encode_declared(
+        &self,
+        event: &crate::catalog::DeclaredEvent,
+        framing: Framing,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let kind = EventKind::Declared(event.source);
+        let decoder = self.decoder(kind).map_err(|e| EncodeError(e.to_string()))?;
+        let Body::Declared(source) = decoder.body else {
+            return Err(EncodeError(format!(
+                "{} is not declared",
+                kind.record_name()
+            )));
+        };
+        let mut buf = Vec::with_capacity(128);
+        if framing == Framing::Confluent {
+            let id = decoder.schema_id.ok_or_else(|| {
+                EncodeError(format!(
+                    "{} has no schema id: register its schema (`schemas register`) and run with \
+                     [schema_registry], or set codec.schema_ids.{}",
+                    source.record, source.record
+                ))
+            })?;
+            buf.push(0);
+            buf.extend_from_slice(&id.to_be_bytes());
+        }
+        source
+            .decoder
+            .encode(&event.values, &mut buf)
+            .map_err(|e| EncodeError(format!("{}: {e}", source.record)))?;
+        Ok(buf)
+    }
+
     /// Decodes one plain Avro datum of `kind` from the front of `bytes` (records in an Avro
     /// container file sit back to back) and returns the event with the number of bytes it took.
     /// Fields are not validated: call [`Codec::check_recorded`] next.
@@ -281,7 +362,12 @@ impl Codec {
         kind: EventKind,
         bytes: &[u8],
     ) -> Result<(Event, usize), DecodeError> {
-        let schema = &self.decoders[kind.index()].schema;
+        let Body::Typed(schema) = &self.decoder(kind)?.body else {
+            return Err(DecodeError::Avro(format!(
+                "recorded files hold built-in records only; {} is a declared source",
+                kind.record_name()
+            )));
+        };
         let (event, rest) = match kind {
             EventKind::Transaction => prefix(bytes, schema, Event::Transaction)?,
             EventKind::Clickstream => prefix(bytes, schema, Event::Clickstream)?,
@@ -292,6 +378,7 @@ impl Codec {
             EventKind::Profile => prefix(bytes, schema, Event::Profile)?,
             EventKind::OfferResponse => prefix(bytes, schema, Event::OfferResponse)?,
             EventKind::Erasure => prefix(bytes, schema, Event::Erasure)?,
+            EventKind::Declared(_) => unreachable!("declared sources have a Body::Declared"),
         };
         Ok((event, bytes.len() - rest))
     }
@@ -307,7 +394,7 @@ impl Codec {
     /// not been resolved yet: the caller fetches it ([`Codec::add_writer`]) before decoding, so
     /// the registry is asked once per id and never on the per-record path.
     pub fn missing_writer(&self, kind: EventKind, payload: Option<&[u8]>) -> Option<u32> {
-        if !self.registry || self.decoders[kind.index()].framing != Framing::Confluent {
+        if !self.registry || self.decoder(kind).ok()?.framing != Framing::Confluent {
             return None;
         }
         let (id, _) = confluent_header(payload.filter(|p| !p.is_empty())?).ok()?;
@@ -334,8 +421,10 @@ impl Codec {
         let mut outcomes = Vec::with_capacity(writers.len());
         let mut resolved = Vec::with_capacity(writers.len());
         for &(kind, id, schema) in writers {
-            let reader = &self.decoders[kind.index()].reader;
-            let (resolution, outcome) = writers::resolve_writer(reader, id, schema);
+            let Ok(decoder) = self.decoder(kind) else {
+                continue;
+            };
+            let (resolution, outcome) = writers::resolve_writer(&decoder.reader, id, schema);
             resolved.push((kind, id, resolution));
             outcomes.push(outcome);
         }
@@ -343,9 +432,20 @@ impl Codec {
         outcomes
     }
 
-    /// The framing the decoder expects for `kind`.
+    /// The framing the decoder expects for `kind` (Confluent for a kind it does not read).
     pub fn input_framing(&self, kind: EventKind) -> Framing {
-        self.decoders[kind.index()].framing
+        self.decoder(kind).map_or(Framing::Confluent, |d| d.framing)
+    }
+
+    /// The decoder of `kind`'s topic.
+    fn decoder(&self, kind: EventKind) -> Result<&TopicDecoder, DecodeError> {
+        let i = self.by_index[kind.index()];
+        self.decoders.get(usize::from(i)).ok_or_else(|| {
+            DecodeError::Avro(format!(
+                "no decoder for {}: the source is not declared in this configuration",
+                kind.record_name()
+            ))
+        })
     }
 }
 
@@ -364,6 +464,25 @@ fn confluent_header(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
     }
     let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
     Ok((id, &payload[5..]))
+}
+
+/// A declared source's record: the customer is the Kafka key, the event id and time come from
+/// the fields the declaration names.
+fn declared(
+    source: &crate::catalog::Declared,
+    body: &[u8],
+    key: Option<&[u8]>,
+) -> Result<Event, DecodeError> {
+    let values = source.decoder.decode(body).map_err(DecodeError::Avro)?;
+    let key = key.ok_or(DecodeError::MissingKey)?;
+    let customer_id = std::str::from_utf8(key).map_err(|_| DecodeError::InvalidField {
+        field: "customer_id",
+        reason: "the Kafka key is not UTF-8".into(),
+    })?;
+    let event = source
+        .event(customer_id, values)
+        .map_err(DecodeError::Avro)?;
+    Ok(Event::Declared(Box::new(event)))
 }
 
 /// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.

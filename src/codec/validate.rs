@@ -172,6 +172,16 @@ pub(super) fn check(
             time("event_time", e.event_time, now_ms, limits)?;
             id("offer_id", &e.offer_id, limits)?;
         }
+        Event::Declared(e) => {
+            // Field names are the source's own; the limits are the built-in records'.
+            id("event_id", &e.event_id, limits)?;
+            time("event_time", e.event_time, now_ms, limits)?;
+            for v in &e.values {
+                if let crate::catalog::Value::Str(s) = v {
+                    text("string field", s, limits)?;
+                }
+            }
+        }
         Event::Erasure(e) => {
             id("request_id", &e.request_id, limits)?;
             time("requested_at", e.requested_at, now_ms, limits)?;

@@ -63,6 +63,11 @@ pub struct Settings {
     /// Key of the HMAC that turns customer ids into Redis keys. Set it only through the
     /// environment variable `NBO_CUSTOMER_KEY_SECRET` (at least 16 bytes); required with Redis.
     pub customer_key_secret: Option<Secret>,
+    /// Input channels declared here rather than built in (`[[source]]` blocks, see
+    /// [`crate::catalog::SourceSpec`]): a record name, its topic, its reader schema and the
+    /// fields that are the event id and time. Features and rules name them like built-ins.
+    #[serde(rename = "source")]
+    pub sources: Vec<crate::catalog::SourceSpec>,
 }
 
 /// Kafka connection, consumer and producer settings.
@@ -580,12 +585,29 @@ impl Settings {
                     source_name: source_name.clone(),
                     message: e.to_string(),
                 })?;
+        // Declared sources first: the features file and rules checked by `validate` name them.
+        crate::catalog::register_all(&settings.sources)
+            .map_err(|e| invalid("source", e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
 
     /// Cross-field rules. Every refusal names the field and the reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let taken = self.topics.all();
+        if let Some(s) = self
+            .sources
+            .iter()
+            .find(|s| taken.contains(&s.topic.as_str()))
+        {
+            return Err(invalid(
+                "source.topic",
+                format!(
+                    "{:?} ({}) is already a built-in input or output topic",
+                    s.topic, s.record
+                ),
+            ));
+        }
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must list at least one host:port"));
@@ -741,6 +763,31 @@ impl Settings {
         Ok(())
     }
 
+    /// Every input topic with the kind of record it carries: the built-ins in
+    /// [`EventKind::ALL`] order, then the declared sources.
+    pub fn input_topics(&self) -> Vec<(String, crate::event::EventKind)> {
+        let mut out: Vec<_> = self
+            .topics
+            .inputs()
+            .into_iter()
+            .map(str::to_string)
+            .zip(crate::event::EventKind::ALL)
+            .collect();
+        for s in &self.sources {
+            out.push((s.topic.clone(), crate::event::EventKind::Declared(s.id)));
+        }
+        out
+    }
+
+    /// Input topic names by [`crate::event::EventKind::index`] (empty where no kind is).
+    pub fn input_topic_table(&self) -> Vec<String> {
+        let mut table = vec![String::new(); crate::event::EventKind::TABLE_LEN];
+        for (topic, kind) in self.input_topics() {
+            table[kind.index()] = topic;
+        }
+        table
+    }
+
     /// The codec options these settings describe.
     pub fn codec_options(&self) -> crate::codec::CodecOptions {
         let mut input_framing = [self.codec.input_framing; 9];
@@ -752,6 +799,14 @@ impl Settings {
         crate::codec::CodecOptions {
             registry: self.schema_registry.url.is_some(),
             input_framing,
+            declared: crate::catalog::all()
+                .into_iter()
+                .filter(|d| self.sources.iter().any(|s| s.id == d.id))
+                .map(|d| {
+                    let framing = self.codec.framing_overrides.get(d.topic);
+                    (d, framing.copied().unwrap_or(self.codec.input_framing))
+                })
+                .collect(),
             output_framing: self.codec.output_framing,
             schema_ids: self
                 .codec

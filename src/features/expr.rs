@@ -246,13 +246,13 @@ impl Expr {
     pub fn matches(&self, event: &Event) -> bool {
         match self {
             Expr::True => true,
-            Expr::Flag(get) => matches!(get(event), Val::Bool(true)),
+            Expr::Flag(get) => matches!(get.read(event), Val::Bool(true)),
             Expr::Not(e) => !e.matches(event),
             Expr::And(all) => all.iter().all(|e| e.matches(event)),
             Expr::Or(any) => any.iter().any(|e| e.matches(event)),
-            Expr::Cmp(get, op, lit) => cmp(get(event), *op, lit),
+            Expr::Cmp(get, op, lit) => cmp(get.read(event), *op, lit),
             Expr::In(get, lits) => {
-                let v = get(event);
+                let v = get.read(event);
                 lits.iter().any(|l| cmp(v, CmpOp::Eq, l))
             }
         }
@@ -372,10 +372,10 @@ impl Parser<'_> {
         match (field.ty, lit) {
             (_, Lit::Null) if field.nullable && !ordered => Ok(()),
             (_, Lit::Null) => fail(format!("`{}` is never null here", field.name)),
-            (FieldType::Num, Lit::Num(_)) => Ok(()),
+            (FieldType::Num | FieldType::Int, Lit::Num(_)) => Ok(()),
             (FieldType::Str, Lit::Str(_)) | (FieldType::Bool, Lit::Bool(_)) if !ordered => Ok(()),
             (FieldType::Enum(symbols), Lit::Str(s)) if !ordered => {
-                let symbols = symbols();
+                let symbols = symbols.get();
                 if symbols.contains(&s.as_str()) {
                     Ok(())
                 } else {
@@ -396,7 +396,8 @@ impl Parser<'_> {
     /// Turns a string literal compared with an enum field into its symbol-table entry.
     fn resolve(field: &fields::Field, lit: Lit) -> Lit {
         match (field.ty, &lit) {
-            (FieldType::Enum(symbols), Lit::Str(s)) => symbols()
+            (FieldType::Enum(symbols), Lit::Str(s)) => symbols
+                .get()
                 .iter()
                 .find(|sym| **sym == s.as_str())
                 .map_or(lit, |sym| Lit::Sym(sym)),

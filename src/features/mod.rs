@@ -7,7 +7,7 @@ pub mod fields;
 pub mod spec;
 pub mod tiles;
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, KindTable};
 use fields::{Accessor, Val};
 use std::sync::Arc;
 pub use tiles::Tiles;
@@ -29,11 +29,32 @@ pub enum Aggregation {
     DistinctCount,
     /// Value of the field in the latest event (by event time).
     Last,
+    /// Text of a string or enum field in the latest event (by event time): `last` of a
+    /// non-numeric field (last country, last device).
+    LastText,
     /// Σ value · 2^(−age / half-life): recent events weigh more.
     DecayedSum {
         /// Half-life in milliseconds.
         half_life_ms: i64,
     },
+}
+
+/// A feature's current value, as the public hash holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureValue {
+    /// Every aggregation but `last` of a text field.
+    Num(f64),
+    /// `last` of a string or enum field.
+    Text(crate::event::Text),
+}
+
+impl std::fmt::Display for FeatureValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeatureValue::Num(n) => n.fmt(f),
+            FeatureValue::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 /// One compiled feature.
@@ -70,12 +91,26 @@ impl FeatureDef {
         let Some(get) = self.field else {
             return Some((1.0, 0));
         };
-        match get(event) {
+        match get.read(event) {
             Val::Null => None,
             Val::Num(n) => Some((n * self.scale, tiles::fnv32(&n.to_bits().to_le_bytes()))),
             Val::Bool(b) => Some((f64::from(u8::from(b)), u32::from(b))),
             Val::Str(s) | Val::Sym(s) => Some((0.0, tiles::fnv32(s.as_bytes()))),
         }
+    }
+
+    /// The text an event contributes to a [`Aggregation::LastText`] feature, if its field has one.
+    pub fn text_contribution<'e>(&self, event: &'e Event) -> Option<&'e str> {
+        match self.field?.read(event) {
+            Val::Str(s) => Some(s),
+            Val::Sym(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the feature's value is text ([`Aggregation::LastText`]) rather than a number.
+    pub fn is_text(&self) -> bool {
+        self.aggregation == Aggregation::LastText
     }
 
     /// The first tile index any evaluation at or after `horizon` (ms) needs.
@@ -88,16 +123,16 @@ impl FeatureDef {
 #[derive(Debug, Clone)]
 pub struct FeatureSet {
     defs: Vec<FeatureDef>,
-    by_kind: [Vec<usize>; 9],
+    by_kind: KindTable<Vec<usize>>,
     longest_window_ms: i64,
 }
 
 impl FeatureSet {
     /// Indexes compiled definitions.
     pub fn new(defs: Vec<FeatureDef>) -> Self {
-        let mut by_kind: [Vec<usize>; 9] = Default::default();
+        let mut by_kind = KindTable::<Vec<usize>>::default();
         for (i, d) in defs.iter().enumerate() {
-            by_kind[d.source.index()].push(i);
+            by_kind.entry(d.source).push(i);
         }
         let longest_window_ms = defs.iter().map(|d| d.window_ms).max().unwrap_or(0);
         Self {
@@ -114,7 +149,7 @@ impl FeatureSet {
 
     /// Slots fed by a record type.
     pub fn slots_for(&self, kind: EventKind) -> &[usize] {
-        &self.by_kind[kind.index()]
+        self.by_kind.get(kind).map_or(&[], Vec::as_slice)
     }
 
     /// Longest window, ms.

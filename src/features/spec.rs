@@ -98,17 +98,14 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
             "names starting with `_` are reserved (`_updated_at`)".into(),
         ));
     }
-    let source = EventKind::ALL
-        .into_iter()
-        .find(|k| k.record_name() == spec.source)
-        .ok_or_else(|| {
-            let names: Vec<_> = EventKind::ALL.iter().map(|k| k.record_name()).collect();
-            fail(format!(
-                "unknown source {:?} (one of {})",
-                spec.source,
-                names.join(", ")
-            ))
-        })?;
+    let source = EventKind::by_record_name(&spec.source).ok_or_else(|| {
+        let names = EventKind::record_names();
+        fail(format!(
+            "unknown source {:?} (one of {})",
+            spec.source,
+            names.join(", ")
+        ))
+    })?;
     let filter = expr::compile(&spec.filter, source).map_err(|e| fail(format!("filter: {e}")))?;
     if spec.window < MIN_WINDOW || spec.window > MAX_WINDOW {
         return Err(fail(format!(
@@ -120,7 +117,7 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
         return Err(fail("window must be a whole number of minutes".into()));
     }
     let window_ms = spec.window.as_millis() as i64;
-    let aggregation = match spec.aggregation.as_str() {
+    let mut aggregation = match spec.aggregation.as_str() {
         "count" => Aggregation::Count,
         "sum" => Aggregation::Sum,
         "avg" => Aggregation::Avg,
@@ -161,8 +158,13 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
                     names.join(", ")
                 ))
             })?;
-            let numeric = matches!(f.ty, fields::FieldType::Num);
-            if !numeric && !matches!(aggregation, Aggregation::DistinctCount | Aggregation::Count) {
+            let numeric = matches!(f.ty, fields::FieldType::Num | fields::FieldType::Int);
+            let text = matches!(f.ty, fields::FieldType::Str | fields::FieldType::Enum(_));
+            if text && aggregation == Aggregation::Last {
+                aggregation = Aggregation::LastText;
+            } else if !numeric
+                && !matches!(aggregation, Aggregation::DistinctCount | Aggregation::Count)
+            {
                 return Err(fail(format!(
                     "field `{name}` is not numeric; {} needs a number",
                     spec.aggregation

@@ -51,6 +51,9 @@ pub enum Tiles {
     Last(TileVec<(i64, i64, f64)>),
     /// Per tile, Σ v·2^((tᵢ − tile start)/half-life): decayed to any time by one factor.
     Decayed(TileVec<(i64, f64)>),
+    /// Latest (event time, text) per tile: `last` of a string or enum field. (Added after the
+    /// others, so states written before it read as they did.)
+    LastText(TileVec<(i64, i64, crate::event::Text)>),
 }
 
 fn slot<T>(
@@ -104,6 +107,7 @@ impl Tiles {
             Aggregation::DistinctCount => Tiles::Distinct(TileVec::new()),
             Aggregation::Last => Tiles::Last(TileVec::new()),
             Aggregation::DecayedSum { .. } => Tiles::Decayed(TileVec::new()),
+            Aggregation::LastText => Tiles::LastText(TileVec::new()),
         }
     }
 
@@ -120,6 +124,7 @@ impl Tiles {
             Tiles::Avg(v) => v.len(),
             Tiles::Distinct(v) => v.len(),
             Tiles::Last(v) => v.len(),
+            Tiles::LastText(v) => v.len(),
         }
     }
 
@@ -175,7 +180,37 @@ impl Tiles {
                 let weight = exp2((time - start) as f64 / half_life_ms as f64);
                 slot(v, index, |t| t.0, || (index, 0.0)).1 += value * weight;
             }
+            // Text arrives through `add_text`.
+            Tiles::LastText(_) => {}
         }
+    }
+
+    /// Adds one event's text to `last` tiles of a string or enum field (ties of equal event
+    /// time go to the larger text, so the result does not depend on arrival order).
+    pub fn add_text(&mut self, tile_ms: i64, time: i64, text: &str) {
+        let Tiles::LastText(v) = self else {
+            return;
+        };
+        let index = time.div_euclid(tile_ms);
+        let t = slot(v, index, |t| t.0, || (index, i64::MIN, Default::default()));
+        if (time, text) > (t.1, t.2.as_str()) {
+            t.1 = time;
+            t.2 = text.into();
+        }
+    }
+
+    /// The text of `last` tiles as of `at` (ms); `None` for an empty window or numeric tiles.
+    pub fn text(&self, tile_ms: i64, window_ms: i64, at: i64) -> Option<&str> {
+        let Tiles::LastText(v) = self else {
+            return None;
+        };
+        let last = at.div_euclid(tile_ms);
+        let first = last - window_ms / tile_ms + 1;
+        covered(v, |t| t.0, first, last)
+            .iter()
+            .map(|t| (t.1, t.2.as_str()))
+            .reduce(|a, b| if b > a { b } else { a })
+            .map(|(_, text)| text)
     }
 
     /// The window's value as of `at` (ms); `None` where the window holds no value to report
@@ -229,6 +264,7 @@ impl Tiles {
                 .map(|t| (t.1, t.2))
                 .reduce(|a, b| if b > a { b } else { a })
                 .map(|(_, value)| value),
+            Tiles::LastText(_) => None,
             Tiles::Decayed(v) => {
                 let Aggregation::DecayedSum { half_life_ms } = aggregation else {
                     return None;
@@ -250,6 +286,7 @@ impl Tiles {
             Tiles::Avg(v) => v.first().map(|t| t.0),
             Tiles::Distinct(v) => v.first().map(|t| t.0),
             Tiles::Last(v) => v.first().map(|t| t.0),
+            Tiles::LastText(v) => v.first().map(|t| t.0),
         }
     }
 
@@ -269,6 +306,7 @@ impl Tiles {
             Tiles::Avg(v) => drain(v, |t| t.0, first_needed),
             Tiles::Distinct(v) => drain(v, |t| t.0, first_needed),
             Tiles::Last(v) => drain(v, |t| t.0, first_needed),
+            Tiles::LastText(v) => drain(v, |t| t.0, first_needed),
         }
     }
 }

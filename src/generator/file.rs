@@ -25,6 +25,9 @@ pub struct FileOptions {
     pub start_ms: i64,
     /// Event times never pass this (the wall clock: the pipeline refuses events from the future).
     pub clock_cap_ms: Option<i64>,
+    /// Declared sources whose synthetic records join the stream (JSON lines only: Avro
+    /// recorded files hold the built-in records).
+    pub declared: Vec<&'static crate::catalog::Declared>,
     /// Show a progress bar on stderr.
     pub progress: bool,
 }
@@ -51,17 +54,18 @@ pub fn format_for(path: &Path, format: Option<Format>) -> Result<Format, String>
 /// Writes the stream to `options.path`.
 pub fn generate_to_file(options: &FileOptions) -> Result<FileSummary, RecordedError> {
     let started = Instant::now();
-    let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms);
+    let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms)
+        .with_declared(options.declared.clone());
     if let Some(cap) = options.clock_cap_ms {
         factory.cap_clock(cap);
     }
     let mut writer = RecordWriter::create(&options.path, options.format)?;
     let bar = progress_bar(options);
-    let mut by_kind = [0u64; 9];
+    let mut by_kind = crate::event::KindTable::<u64>::default();
     for i in 0..options.events {
         let event = factory.next_event();
         writer.write(&event)?;
-        by_kind[event.kind().index()] += 1;
+        *by_kind.entry(event.kind()) += 1;
         if i % 4096 == 0 {
             bar.set_position(i);
         }
@@ -73,11 +77,8 @@ pub fn generate_to_file(options: &FileOptions) -> Result<FileSummary, RecordedEr
         elapsed: started.elapsed(),
         ..GenerateSummary::default()
     };
-    for kind in crate::event::EventKind::ALL {
-        let n = by_kind[kind.index()];
-        if n > 0 {
-            summary.by_topic.insert(kind.record_name().to_string(), n);
-        }
+    for (kind, n) in by_kind.iter().filter(|(_, n)| **n > 0) {
+        summary.by_topic.insert(kind.record_name().to_string(), *n);
     }
     Ok(FileSummary { summary, bytes })
 }

@@ -2,12 +2,13 @@
 //! rate, with a progress bar and a closing summary. Also the load generator for benchmarks: it
 //! encodes with the pipeline's own codec and produces with a threaded, batching producer.
 
+mod declared;
 pub mod file;
 pub mod personas;
 
 use crate::codec::{Codec, Framing};
 use crate::config::TopicSettings;
-use crate::event::Event;
+use crate::event::{Event, EventKind, KindTable};
 use crate::telemetry::metrics;
 use indicatif::{ProgressBar, ProgressStyle};
 use personas::EventFactory;
@@ -48,6 +49,9 @@ pub struct GeneratorOptions {
     pub framing: Framing,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Declared sources whose synthetic records join the stream (see
+    /// [`personas::EventFactory::with_declared`]); empty for the built-in channels only.
+    pub declared: Vec<&'static crate::catalog::Declared>,
     /// Called (blocking) once every customer's profile is produced and acknowledged, before any
     /// activity: the demo waits there until the pipeline holds every profile, as a bank's CRM
     /// state exists before the activity it governs.
@@ -146,6 +150,7 @@ fn encode(
         Event::Profile(e) => codec.encode_framed(name, e, framing),
         Event::OfferResponse(e) => codec.encode_framed(name, e, framing),
         Event::Erasure(e) => codec.encode_framed(name, e, framing),
+        Event::Declared(e) => codec.encode_declared(e, framing),
     }
 }
 
@@ -179,12 +184,18 @@ pub fn generate(
         failed: failed.clone(),
     })?;
     let inputs = topics.inputs();
-    let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms);
+    let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms)
+        .with_declared(options.declared.clone());
     factory.cap_clock(wall_now_ms());
+    // Built-in records go to the configured topics, declared ones to their declarations'.
+    let topic_of = |kind: EventKind| match kind {
+        EventKind::Declared(_) => kind.default_topic(),
+        _ => inputs[kind.index()],
+    };
     let bar = progress_bar(options);
     let started = Instant::now();
     let mut summary = GenerateSummary::default();
-    let mut sent_by_topic = [0u64; 9];
+    let mut sent_by_kind = KindTable::<u64>::default();
     let m = metrics();
     loop {
         let done = match options.limit {
@@ -209,7 +220,7 @@ pub fn generate(
             payload = factory.malformed(&payload);
             summary.malformed += 1;
         }
-        let topic = inputs[kind.index()];
+        let topic = topic_of(kind);
         let key = event.customer_id().as_bytes().to_vec();
         loop {
             match producer.send(BaseRecord::to(topic).key(&key).payload(&payload)) {
@@ -221,7 +232,7 @@ pub fn generate(
             }
         }
         summary.sent += 1;
-        sent_by_topic[kind.index()] += 1;
+        *sent_by_kind.entry(kind) += 1;
         if summary.sent == u64::from(options.customers) {
             if let Some(hook) = &options.after_profiles {
                 if let Err(e) = producer.flush(Duration::from_secs(60)) {
@@ -243,10 +254,10 @@ pub fn generate(
     bar.finish_and_clear();
     summary.elapsed = started.elapsed();
     summary.failed = failed.load(Ordering::Relaxed);
-    for (i, n) in sent_by_topic.iter().enumerate().filter(|(_, n)| **n > 0) {
-        summary.by_topic.insert(inputs[i].to_string(), *n);
+    for (kind, n) in sent_by_kind.iter().filter(|(_, n)| **n > 0) {
+        summary.by_topic.insert(topic_of(kind).to_string(), *n);
         m.generated_events
-            .with_label_values(&[inputs[i]])
+            .with_label_values(&[topic_of(kind)])
             .inc_by(*n);
     }
     Ok(summary)

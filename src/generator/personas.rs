@@ -92,6 +92,7 @@ pub struct EventFactory {
     profiles_left: usize,
     session_step_ms: i64,
     clock_cap_ms: Option<i64>,
+    declared: Vec<&'static crate::catalog::Declared>,
 }
 
 /// Simulated time between two sessions: each customer acts about every six hours on average.
@@ -144,6 +145,7 @@ impl EventFactory {
             profiles_left,
             session_step_ms: session_step_ms(n),
             clock_cap_ms: None,
+            declared: Vec::new(),
         }
     }
 
@@ -151,6 +153,14 @@ impl EventFactory {
     /// from the future). A capped stream is deterministic only up to the cap.
     pub fn cap_clock(&mut self, cap_ms: i64) {
         self.clock_cap_ms = Some(cap_ms);
+    }
+
+    /// Adds records of declared sources to the stream: after each session, each source gives
+    /// the session's customer one record (drawn from its schema, see [`super::declared`]) with
+    /// probability 0.3. With none declared the stream is exactly as before.
+    pub fn with_declared(mut self, sources: Vec<&'static crate::catalog::Declared>) -> Self {
+        self.declared = sources;
+        self
     }
 
     /// The customers, for summaries and tests.
@@ -335,6 +345,16 @@ impl EventFactory {
                 4 => self.partner(i, t0),
                 _ => self.feedback(i, t0, FeedbackKind::Praise),
             },
+        }
+        for k in 0..self.declared.len() {
+            if self.rng.random_bool(0.3) {
+                let source = self.declared[k];
+                let event_id = self.next_id(i);
+                let t = t0 + self.rng.random_range(0..300_000);
+                let customer = self.customers[i].id.clone();
+                let e = super::declared::record(&mut self.rng, source, &customer, event_id, t);
+                self.queue.push_back(Event::Declared(Box::new(e)));
+            }
         }
     }
 

@@ -7,8 +7,8 @@
 
 use crate::config::OperatorSettings;
 use crate::decision::{self, Policy};
-use crate::event::{DecisionOutcome, Event, Severity};
-use crate::features::{FeatureSet, Tiles};
+use crate::event::{DecisionOutcome, Event, KindTable, Severity};
+use crate::features::{FeatureSet, FeatureValue, Tiles};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
@@ -47,8 +47,8 @@ pub struct BatchStats {
 pub struct Operator {
     features: Arc<FeatureSet>,
     rules: RuleSet,
-    offers_by_kind: [Vec<usize>; 9],
-    alerts_by_kind: [Vec<usize>; 9],
+    offers_by_kind: KindTable<Vec<usize>>,
+    alerts_by_kind: KindTable<Vec<usize>>,
     longest_window_ms: i64,
     lateness_ms: i64,
     validity_ms: i64,
@@ -69,15 +69,15 @@ impl std::fmt::Debug for Operator {
 }
 
 /// Rules by triggering kind, paused rules left out: an event evaluates only the rules it triggers.
-fn index_by_kind<T>(items: &[T], head: impl Fn(&T) -> &RuleHead) -> [Vec<usize>; 9] {
-    let mut out: [Vec<usize>; 9] = Default::default();
+fn index_by_kind<T>(items: &[T], head: impl Fn(&T) -> &RuleHead) -> KindTable<Vec<usize>> {
+    let mut out = KindTable::<Vec<usize>>::default();
     for (i, item) in items.iter().enumerate() {
         let head = head(item);
         if head.state == RuleState::Paused {
             continue;
         }
         for kind in &head.triggers {
-            out[kind.index()].push(i);
+            out.entry(*kind).push(i);
         }
     }
     out
@@ -189,7 +189,8 @@ impl Operator {
         state.next_retire_at = next;
     }
 
-    /// One feature's value as of `at` (event time, ms); `None` for an empty avg/min/max/last.
+    /// One numeric feature's value as of `at` (event time, ms); `None` for an empty
+    /// avg/min/max/last, and for a text feature (see [`Operator::text_at`]).
     pub fn value_at(&self, state: &CustomerState, slot: usize, at: i64) -> Option<f64> {
         let def = &self.features.defs()[slot];
         state.features[slot]
@@ -197,21 +198,42 @@ impl Operator {
             .value(def.aggregation, def.tile_ms, def.window_ms, at)
     }
 
+    /// One text feature's value (`last` of a string or enum field) as of `at`.
+    pub fn text_at<'s>(&self, state: &'s CustomerState, slot: usize, at: i64) -> Option<&'s str> {
+        let def = &self.features.defs()[slot];
+        state.features[slot].1.text(def.tile_ms, def.window_ms, at)
+    }
+
+    /// Any feature's value as of `at`.
+    pub fn feature_value(
+        &self,
+        state: &CustomerState,
+        slot: usize,
+        at: i64,
+    ) -> Option<FeatureValue> {
+        if self.features.defs()[slot].is_text() {
+            self.text_at(state, slot, at)
+                .map(|t| FeatureValue::Text(t.into()))
+        } else {
+            self.value_at(state, slot, at).map(FeatureValue::Num)
+        }
+    }
+
     /// Every feature's value as of `at`, in slot order.
-    pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<Option<f64>> {
+    pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<Option<FeatureValue>> {
         (0..self.features.defs().len())
-            .map(|slot| self.value_at(state, slot, at))
+            .map(|slot| self.feature_value(state, slot, at))
             .collect()
     }
 
     /// Every feature's value as of the newest event, in slot order (the public hash's content).
-    pub fn snapshot(&self, state: &CustomerState) -> Vec<Option<f64>> {
+    pub fn snapshot(&self, state: &CustomerState) -> Vec<Option<FeatureValue>> {
         self.values_at(state, state.max_event_time)
     }
 
     /// Current feature values by name (as of the newest event) for the public hash; features
     /// without a value (an empty avg, min, max or last) are left out.
-    pub fn public_values(&self, state: &CustomerState) -> Vec<(Arc<str>, f64)> {
+    pub fn public_values(&self, state: &CustomerState) -> Vec<(Arc<str>, FeatureValue)> {
         self.features
             .defs()
             .iter()
@@ -219,7 +241,7 @@ impl Operator {
             .filter_map(|(slot, def)| {
                 Some((
                     def.name.clone(),
-                    self.value_at(state, slot, state.max_event_time)?,
+                    self.feature_value(state, slot, state.max_event_time)?,
                 ))
             })
             .collect()
@@ -355,7 +377,16 @@ impl Operator {
             {
                 continue;
             }
-            if let Some((value, hash)) = def.contribution(event) {
+            if def.is_text() {
+                if let Some(text) = def.text_contribution(event) {
+                    state.features[slot].1.add_text(def.tile_ms, time, text);
+                    stats.feature_updates += 1;
+                    let expires = (time.div_euclid(def.tile_ms) + def.window_ms / def.tile_ms)
+                        * def.tile_ms
+                        + self.lateness_ms;
+                    state.next_retire_at = state.next_retire_at.min(expires);
+                }
+            } else if let Some((value, hash)) = def.contribution(event) {
                 state.features[slot]
                     .1
                     .add(def.aggregation, def.tile_ms, time, value, hash);
@@ -387,10 +418,13 @@ impl Operator {
         state: &CustomerState,
         event: &Event,
     ) -> bool {
-        head.condition
-            .eval(event, state.profile.as_ref(), &mut |slot| {
-                values.get(self, state, slot)
-            })
+        let at = values.at;
+        head.condition.eval_with_text(
+            event,
+            state.profile.as_ref(),
+            &mut |slot| values.get(self, state, slot),
+            &mut |slot| self.text_at(state, slot, at),
+        )
     }
 
     /// The values of the features a rule shows in its decision records.
@@ -416,8 +450,10 @@ impl Operator {
     /// Shadow rules are evaluated and audited (outcome SHADOW) but emit nothing and record no
     /// contact or alert, so they never change what active rules decide.
     pub fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
-        let kind = event.kind().index();
-        if self.alerts_by_kind[kind].is_empty() && self.offers_by_kind[kind].is_empty() {
+        let kind = event.kind();
+        let alerts = self.alerts_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
+        let offers = self.offers_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
+        if alerts.is_empty() && offers.is_empty() {
             return;
         }
         let at = event.event_time();
@@ -450,7 +486,7 @@ impl Operator {
             })
         };
 
-        for &i in &self.alerts_by_kind[kind] {
+        for &i in alerts {
             let rule = &self.rules.alerts[i];
             if !self.holds(&rule.head, &mut values, state, event) {
                 continue;
@@ -534,7 +570,7 @@ impl Operator {
         }
 
         let mut candidates: Vec<(f64, &crate::rules::OfferRule)> = Vec::new();
-        for &i in &self.offers_by_kind[kind] {
+        for &i in offers {
             let rule = &self.rules.offers[i];
             if !self.holds(&rule.head, &mut values, state, event) {
                 continue;

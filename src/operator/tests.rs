@@ -222,7 +222,84 @@ fn erasure_wipes_state_and_blocks_older_events() {
         .op
         .public_values(&run.state)
         .iter()
-        .all(|(_, v)| *v == 0.0));
+        .all(|(_, v)| *v == FeatureValue::Num(0.0)));
+}
+
+#[test]
+fn last_of_a_text_field_is_the_latest_by_event_time_and_rules_compare_it() {
+    let features = std::sync::Arc::new(
+        crate::features::spec::compile(
+            r#"
+[[feature]]
+name = "last_country_24h"
+source = "TransactionEvent"
+aggregation = "last"
+field = "country"
+window = "24h"
+
+[[feature]]
+name = "last_method_24h"
+source = "TransactionEvent"
+aggregation = "last"
+field = "payment_method"
+window = "24h"
+"#,
+            "text.toml",
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("abroad.toml"),
+        r#"id = "alert-abroad"
+version = 1
+description = "The latest payment of the day was made in France"
+triggers = ["TransactionEvent"]
+condition = "features.last_country_24h == 'FR' && has(features.last_method_24h)"
+[alert]
+kind = "FRAUD"
+severity = "LOW"
+cooldown = "1h"
+"#,
+    )
+    .unwrap();
+    let rules = crate::rules::load::rule_set(Some(dir.path()), &features).unwrap();
+    let mut run = Run::new();
+    run.op = Operator::new(
+        features,
+        rules,
+        &crate::config::OperatorSettings::default(),
+        0,
+    );
+    run.op.align(&mut run.state);
+    run.feed(card(1, T0, 1_000, PaymentMethod::DebitCard, "DE"));
+    assert!(run.alerts().is_empty());
+    let text = |run: &Run| {
+        let v = run.op.public_values(&run.state);
+        v.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        text(&run),
+        ["last_country_24h=DE", "last_method_24h=DEBIT_CARD"]
+    );
+    run.feed(card(2, T0 + 60_000, 1_000, PaymentMethod::CreditCard, "FR"));
+    assert_eq!(run.alerts().len(), 1, "the latest country is FR");
+    // A late event (earlier event time) does not replace the latest.
+    run.feed(card(3, T0 - 60_000, 1_000, PaymentMethod::Cash, "GB"));
+    assert_eq!(
+        text(&run),
+        ["last_country_24h=FR", "last_method_24h=CREDIT_CARD"]
+    );
+    // A day later only the new event is in the window.
+    run.feed(card(4, T0 + 26 * H, 1_000, PaymentMethod::Cash, "IT"));
+    assert_eq!(text(&run), ["last_country_24h=IT", "last_method_24h=CASH"]);
+    let restored = CustomerState::from_bytes(&run.state.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        restored.features, run.state.features,
+        "text tiles survive the store"
+    );
 }
 
 #[test]

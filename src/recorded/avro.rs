@@ -108,9 +108,10 @@ enum Branch<'a> {
     Erasure(&'a ErasureRequest),
 }
 
-impl<'a> From<&'a Event> for Branch<'a> {
-    fn from(event: &'a Event) -> Self {
-        match event {
+impl<'a> Branch<'a> {
+    /// The union branch of a built-in record; none for a declared source's.
+    fn of(event: &'a Event) -> Option<Self> {
+        Some(match event {
             Event::Transaction(e) => Branch::Transaction(e),
             Event::Clickstream(e) => Branch::Clickstream(e),
             Event::App(e) => Branch::App(e),
@@ -120,8 +121,19 @@ impl<'a> From<&'a Event> for Branch<'a> {
             Event::Profile(e) => Branch::Profile(e),
             Event::OfferResponse(e) => Branch::OfferResponse(e),
             Event::Erasure(e) => Branch::Erasure(e),
-        }
+            Event::Declared(_) => return None,
+        })
     }
+}
+
+/// Why a declared source's record cannot be written to an Avro recorded file: its union holds
+/// the built-in records only.
+fn declared_not_recordable(event: &Event) -> String {
+    format!(
+        "{} is a declared source; Avro recorded files hold the built-in records only: \
+         write JSON lines (a .jsonl file) to record declared sources",
+        event.kind().record_name()
+    )
 }
 
 /// Block size the writer aims at: larger blocks cost less framing and read faster.
@@ -155,8 +167,12 @@ impl AvroFileWriter {
 
     /// Appends one event.
     pub fn write(&mut self, event: &Event) -> Result<(), RecordedError> {
+        let branch = Branch::of(event).ok_or_else(|| RecordedError::Write {
+            path: self.path.clone(),
+            reason: declared_not_recordable(event),
+        })?;
         self.writer
-            .append_ser(Branch::from(event))
+            .append_ser(branch)
             .map(drop)
             .map_err(|e| RecordedError::Write {
                 path: self.path.clone(),

@@ -1,7 +1,9 @@
 //! JSON lines: one `{"type":"bank.nbo.<Record>","record":{...}}` object per line. The record's
 //! fields are those of its Avro schema, enum symbols as strings, nullable fields as `null` or the
-//! value, times as epoch milliseconds. Blank lines are skipped; any other line that does not parse
-//! or validate is a [`DeadRecord`] naming its line.
+//! value, times as epoch milliseconds. A source declared in `[[source]]` is written as
+//! `{"type":"<its full name>","key":"<customer id>","record":{...}}`: its customer is the Kafka
+//! key, not a field. Blank lines are skipped; any other line that does not parse or validate is a
+//! [`DeadRecord`] naming its line.
 
 use super::{DeadRecord, Record, RecordedError};
 use crate::codec::Codec;
@@ -58,9 +60,10 @@ enum LineRef<'a> {
     Erasure(&'a ErasureRequest),
 }
 
-impl<'a> From<&'a Event> for LineRef<'a> {
-    fn from(event: &'a Event) -> Self {
-        match event {
+impl<'a> LineRef<'a> {
+    /// The line of a built-in record; none for a declared source's.
+    fn of(event: &'a Event) -> Option<Self> {
+        Some(match event {
             Event::Transaction(e) => LineRef::Transaction(e),
             Event::Clickstream(e) => LineRef::Clickstream(e),
             Event::App(e) => LineRef::App(e),
@@ -70,7 +73,8 @@ impl<'a> From<&'a Event> for LineRef<'a> {
             Event::Profile(e) => LineRef::Profile(e),
             Event::OfferResponse(e) => LineRef::OfferResponse(e),
             Event::Erasure(e) => LineRef::Erasure(e),
-        }
+            Event::Declared(_) => return None,
+        })
     }
 }
 
@@ -90,9 +94,56 @@ impl From<Line> for Event {
     }
 }
 
+/// A declared source's line (see the module docs).
+#[derive(Serialize, Deserialize)]
+struct DeclaredLine {
+    #[serde(rename = "type")]
+    ty: String,
+    key: String,
+    record: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DeclaredLine {
+    fn of(event: &Event) -> Option<Self> {
+        let Event::Declared(e) = event else {
+            return None;
+        };
+        let source = crate::catalog::get(e.source)?;
+        Some(Self {
+            ty: source.full_name.to_string(),
+            key: e.customer_id.to_string(),
+            record: source.to_json(e),
+        })
+    }
+
+    /// The event, if the line names a declared source; `Err` says why its record is refused.
+    fn event(self) -> Option<Result<Event, String>> {
+        let source = crate::catalog::all()
+            .into_iter()
+            .find(|d| d.full_name == self.ty || d.record == self.ty)?;
+        Some(
+            source
+                .from_json(&self.key, &self.record)
+                .map(|e| Event::Declared(Box::new(e))),
+        )
+    }
+}
+
+fn write_line(out: impl Write, event: &Event) -> Result<(), serde_json::Error> {
+    if let Some(line) = LineRef::of(event) {
+        return serde_json::to_writer(out, &line);
+    }
+    let line = DeclaredLine::of(event).ok_or_else(|| {
+        <serde_json::Error as serde::ser::Error>::custom("the event's source is not declared")
+    })?;
+    serde_json::to_writer(out, &line)
+}
+
 /// One event as a JSON line (without the newline).
 pub fn to_line(event: &Event) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&LineRef::from(event))
+    let mut out = Vec::with_capacity(256);
+    write_line(&mut out, event)?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 /// Writes JSON lines.
@@ -113,11 +164,9 @@ impl JsonlWriter {
 
     /// Appends one event as a line.
     pub fn write(&mut self, event: &Event) -> Result<(), RecordedError> {
-        serde_json::to_writer(&mut self.out, &LineRef::from(event)).map_err(|e| {
-            RecordedError::Write {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }
+        write_line(&mut self.out, event).map_err(|e| RecordedError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
         })?;
         self.out
             .write_all(b"\n")
@@ -194,7 +243,16 @@ impl JsonlReader {
         };
         let event = match serde_json::from_slice::<Line>(&self.line) {
             Ok(line) => Event::from(line),
-            Err(e) => return dead("json", e.to_string()),
+            // Not a built-in record: a declared source's line, or a dead record with the
+            // built-in parser's reason.
+            Err(e) => match serde_json::from_slice::<DeclaredLine>(&self.line)
+                .ok()
+                .and_then(DeclaredLine::event)
+            {
+                Some(Ok(event)) => event,
+                Some(Err(reason)) => return dead("json", reason),
+                None => return dead("json", e.to_string()),
+            },
         };
         match codec.check_recorded(&event, self.now_ms) {
             Ok(()) => Record::Event(event),

@@ -6,7 +6,9 @@
 //!   reads it (`avro-tools tojson`, Python `fastavro`, Spark).
 //! - **JSON lines** ([`jsonl`]): one object per line, `{"type":"bank.nbo.TransactionEvent",
 //!   "record":{...}}`, the record's fields as in its Avro schema (enum symbols as strings,
-//!   nullable fields as `null` or the value, times as epoch milliseconds).
+//!   nullable fields as `null` or the value, times as epoch milliseconds). Sources declared in
+//!   `[[source]]` are written here too, as `{"type":"<full name>","key":"<customer>","record":{...}}`
+//!   (the Avro format's union holds the built-in records only).
 //!
 //! Readers never stop at a bad record: it comes out as a [`DeadRecord`] with a reason, and
 //! reading goes on with the next line (JSON) or the next readable record or block (Avro).

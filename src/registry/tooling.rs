@@ -53,6 +53,21 @@ pub fn local_schemas(topics: &TopicSettings) -> Vec<LocalSchema> {
         .collect()
 }
 
+/// The reader schemas of the sources declared in `[[source]]`, under their topics' subjects
+/// (after [`local_schemas`] in `schemas register|check`).
+pub fn declared_schemas(sources: &[crate::catalog::SourceSpec]) -> Vec<LocalSchema> {
+    sources
+        .iter()
+        .filter_map(|s| crate::catalog::get(s.id))
+        .map(|d| LocalSchema {
+            topic: d.topic.to_string(),
+            subject: subject_for_topic(d.topic),
+            record: d.record.to_string(),
+            schema: d.schema_text.clone(),
+        })
+        .collect()
+}
+
 /// What the registry says of one local schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -159,17 +159,13 @@ pub fn compile(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, RuleEr
     };
     let mut triggers = Vec::new();
     for name in &doc.triggers {
-        let kind = EventKind::ALL
-            .iter()
-            .find(|k| k.record_name() == name)
-            .copied()
-            .ok_or_else(|| {
-                let names: Vec<_> = EventKind::ALL.iter().map(|k| k.record_name()).collect();
-                fail(format!(
-                    "unknown trigger {name:?} (one of {})",
-                    names.join(", ")
-                ))
-            })?;
+        let kind = EventKind::by_record_name(name).ok_or_else(|| {
+            let names = EventKind::record_names();
+            fail(format!(
+                "unknown trigger {name:?} (one of {})",
+                names.join(", ")
+            ))
+        })?;
         if matches!(kind, EventKind::Erasure) {
             return Err(fail("erasure requests cannot trigger rules".into()));
         }

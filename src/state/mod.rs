@@ -258,7 +258,7 @@ pub struct StateWrite {
     /// Serialized [`CustomerState`].
     pub state: Vec<u8>,
     /// Feature values to set, by name.
-    pub features: Vec<(std::sync::Arc<str>, f64)>,
+    pub features: Vec<(std::sync::Arc<str>, crate::features::FeatureValue)>,
     /// Features that no longer have a value (removed from the hash).
     pub removed: Vec<std::sync::Arc<str>>,
     /// Delete the hash before setting `features` (which then holds every value).

@@ -185,16 +185,25 @@ pub fn external_kafka() -> Option<String> {
         .filter(|b| !b.is_empty())
 }
 
-/// A broker with the topics of every run spec created ([`PARTITIONS`] each; rules: 1).
+/// A broker with the topics of every run spec created, declared sources' included
+/// ([`PARTITIONS`] each; rules: 1).
 pub fn start_broker(mock: bool, specs: &[&RunSpec]) -> (TestBroker, String) {
     let topics: Vec<(String, i32)> = specs
         .iter()
         .flat_map(|s| {
             let t = &s.settings.topics;
-            t.all().into_iter().map(move |name| {
-                let n = if name == t.rules { 1 } else { PARTITIONS };
-                (name.to_string(), n)
-            })
+            let declared = s
+                .settings
+                .sources
+                .iter()
+                .map(|d| (d.topic.clone(), PARTITIONS));
+            t.all()
+                .into_iter()
+                .map(move |name| {
+                    let n = if name == t.rules { 1 } else { PARTITIONS };
+                    (name.to_string(), n)
+                })
+                .chain(declared)
         })
         .collect();
     if mock {

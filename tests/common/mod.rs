@@ -256,6 +256,7 @@ pub fn generate(
         malformed_rate,
         framing: nbo_stream::codec::Framing::Confluent,
         progress: false,
+        declared: Vec::new(),
         after_profiles: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
@@ -326,7 +327,10 @@ pub async fn write_and_read_back(
         .map(|k| StateWrite {
             key: k.clone(),
             state: state.to_bytes().unwrap(),
-            features: features.iter().map(|(n, v)| ((*n).into(), *v)).collect(),
+            features: features
+                .iter()
+                .map(|(n, v)| ((*n).into(), nbo_stream::features::FeatureValue::Num(*v)))
+                .collect(),
             removed: vec![],
             replace: true,
             erased: false,

@@ -122,10 +122,12 @@ impl Compiler<'_> {
                 if !self.slots.contains(&slot) {
                     self.slots.push(slot);
                 }
-                Ok(if test {
-                    (Node::HasFeature(slot), Ty::Bool)
-                } else {
-                    (Node::Feature(slot), Ty::Double)
+                let text = self.features.defs()[slot].is_text();
+                Ok(match (test, text) {
+                    (true, false) => (Node::HasFeature(slot), Ty::Bool),
+                    (true, true) => (Node::HasFeatureText(slot), Ty::Bool),
+                    (false, false) => (Node::Feature(slot), Ty::Double),
+                    (false, true) => (Node::FeatureText(slot), Ty::Str(None)),
                 })
             }
             "profile" => {

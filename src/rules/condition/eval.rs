@@ -99,6 +99,9 @@ pub(crate) enum Node {
     Profile(ProfileField),
     HasEvent(EventRead),
     HasFeature(usize),
+    /// `features.x` of a text feature (`last` of a string or enum field).
+    FeatureText(usize),
+    HasFeatureText(usize),
     HasProfile(ProfileField),
     Not(Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -126,6 +129,7 @@ pub(crate) struct Env<'a, 'f> {
     pub event: &'a Event,
     pub profile: Option<&'a ProfileState>,
     pub feature: &'f mut dyn FnMut(usize) -> Option<f64>,
+    pub text: &'f mut dyn FnMut(usize) -> Option<&'a str>,
 }
 
 impl Node {
@@ -146,6 +150,8 @@ impl Node {
             Node::Profile(field) => read_profile(*field, env.profile)?,
             Node::HasEvent(read) => V::Bool(read_event(*read, env.event).is_ok()),
             Node::HasFeature(slot) => V::Bool((env.feature)(*slot).is_some()),
+            Node::FeatureText(slot) => V::Str((env.text)(*slot).ok_or(Fail)?),
+            Node::HasFeatureText(slot) => V::Bool((env.text)(*slot).is_some()),
             Node::HasProfile(field) => V::Bool(env.profile.is_some_and(|p| field.present(p))),
             Node::Not(a) => V::Bool(!a.eval_bool(env)?),
             // As the reference: the left side decides alone when it can; otherwise the right side
@@ -284,7 +290,8 @@ pub(crate) fn feature_cmp(a: &Node, b: &Node, cmp: Cmp) -> Option<Node> {
 fn read_event(read: EventRead, event: &Event) -> Result<V<'_>, Fail> {
     match read {
         EventRead::Int(get) => get(event).map(V::Int).ok_or(Fail),
-        EventRead::Field(get) => match get(event) {
+        EventRead::SlotInt(get) => get.int(event).map(V::Int).ok_or(Fail),
+        EventRead::Field(get) => match get.read(event) {
             Val::Null => Err(Fail),
             Val::Bool(b) => Ok(V::Bool(b)),
             Val::Num(n) => Ok(V::Double(n)),

@@ -36,7 +36,7 @@ mod eval;
 mod messages;
 mod roots;
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, KindTable};
 use crate::features::FeatureSet;
 use crate::state::ProfileState;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub struct ConditionError {
 #[derive(Debug, Clone)]
 pub struct Condition {
     /// One tree per event kind (by [`EventKind::index`]); `None` for kinds that do not trigger.
-    programs: [Option<eval::Node>; 9],
+    programs: KindTable<Option<eval::Node>>,
     feature_slots: Vec<usize>,
     terms: Vec<Arc<str>>,
 }
@@ -87,10 +87,10 @@ impl Condition {
                 message: "a condition needs at least one trigger event kind".into(),
             });
         }
-        let mut programs: [Option<eval::Node>; 9] = Default::default();
+        let mut programs = KindTable::<Option<eval::Node>>::default();
         let mut slots = Vec::new();
         for &kind in triggers {
-            if programs[kind.index()].is_some() {
+            if programs.entry(kind).is_some() {
                 continue;
             }
             let mut compiler = compile::Compiler {
@@ -106,7 +106,7 @@ impl Condition {
                 e
             })?;
             slots.extend(compiler.slots);
-            programs[kind.index()] = Some(node);
+            *programs.entry(kind) = Some(node);
         }
         slots.sort_unstable();
         slots.dedup();
@@ -132,13 +132,26 @@ impl Condition {
         profile: Option<&ProfileState>,
         feature: &mut dyn FnMut(usize) -> Option<f64>,
     ) -> bool {
-        let Some(node) = &self.programs[event.kind().index()] else {
+        self.eval_with_text(event, profile, feature, &mut |_| None)
+    }
+
+    /// [`Condition::eval`], with `text(slot)` giving a text feature's value (`last` of a string
+    /// or enum field) or `None`.
+    pub fn eval_with_text<'a>(
+        &'a self,
+        event: &'a Event,
+        profile: Option<&'a ProfileState>,
+        feature: &mut dyn FnMut(usize) -> Option<f64>,
+        text: &mut dyn FnMut(usize) -> Option<&'a str>,
+    ) -> bool {
+        let Some(Some(node)) = self.programs.get(event.kind()) else {
             return false;
         };
         let mut env = eval::Env {
             event,
             profile,
             feature,
+            text,
         };
         node.eval_bool(&mut env) == Ok(true)
     }

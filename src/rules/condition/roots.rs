@@ -56,6 +56,8 @@ pub(crate) enum EventRead {
     Field(Accessor),
     /// Avro `int`/`long` fields, read exactly.
     Int(IntAccessor),
+    /// Avro `int`/`long` fields of a declared source, read exactly from their slot.
+    SlotInt(Accessor),
 }
 
 /// Avro `double` fields (every other numeric field is an `int` or `long`).
@@ -107,8 +109,12 @@ pub(crate) fn event_field(kind: EventKind, name: &str) -> Result<(EventRead, Ty)
     };
     Ok(match field.ty {
         FieldType::Str => (EventRead::Field(field.get), Ty::Str(None)),
-        FieldType::Enum(symbols) => (EventRead::Field(field.get), Ty::Str(Some(symbols()))),
+        FieldType::Enum(symbols) => (EventRead::Field(field.get), Ty::Str(Some(symbols.get()))),
         FieldType::Bool => (EventRead::Field(field.get), Ty::Bool),
+        FieldType::Int => (EventRead::SlotInt(field.get), Ty::Int),
+        FieldType::Num if matches!(field.get, Accessor::Slot(_)) => {
+            (EventRead::Field(field.get), Ty::Double)
+        }
         FieldType::Num if DOUBLE_FIELDS.contains(&name) => {
             (EventRead::Field(field.get), Ty::Double)
         }
