@@ -35,6 +35,7 @@ pub mod backtest;
 pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod demo;
 pub mod event;

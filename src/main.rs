@@ -37,6 +37,19 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// The web console for marketing, fraud and compliance: live offers and alerts, the rules
+    /// with their counts, health. Reads the output and rules topics itself (any number of `run`
+    /// instances) and serves on console.listen; users and roles are under [console] (see
+    /// deploy/config/console.toml).
+    Console {
+        /// TOML configuration with a [console] section; NBO_* variables override it.
+        #[arg(long, short, required_unless_present = "hash_password")]
+        config: Option<PathBuf>,
+        /// Read a password on standard input, print its argon2 hash for a [[console.user]]
+        /// block's password_hash, and exit.
+        #[arg(long)]
+        hash_password: bool,
+    },
     /// The whole system in one process with nothing installed: embedded mock broker, in-memory
     /// state, built-in generator. The mock broker stalls past ~57,000 records per partition, so
     /// --events is capped at 400,000; use `run` with a real broker for more.
@@ -509,6 +522,33 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{report}");
             }
+        }
+        Command::Console {
+            config,
+            hash_password,
+        } => {
+            if hash_password {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("reading the password from standard input")?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                anyhow::ensure!(!password.is_empty(), "empty password: type one, then Enter");
+                println!(
+                    "{}",
+                    nbo_stream::console::auth::hash_password(password)
+                        .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+                );
+                return Ok(());
+            }
+            let config = config.context("--config is required")?;
+            let settings = Settings::load(Some(&config))?;
+            telemetry::init_logs(&settings.telemetry);
+            let addr = nbo_stream::console::start(&settings).await?;
+            println!("console: http://{addr}/");
+            tracing::info!(%addr, "console up");
+            shutdown_signal().await;
+            tracing::info!("console stopped");
         }
         Command::Topics {
             command:

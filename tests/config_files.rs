@@ -11,6 +11,12 @@ fn example_configs_load_and_environment_overrides_the_file() {
     for file in ["local.toml", "production.toml"] {
         Settings::load(Some(&dir.join(file))).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+    let production = Settings::load(Some(&dir.join("production.toml"))).unwrap();
+    production
+        .console
+        .check()
+        .unwrap_or_else(|(field, reason)| panic!("production.toml: {field}: {reason}"));
+    assert_eq!(production.console.users.len(), 3);
     std::env::set_var("NBO_KAFKA__BROKERS", "override:9092");
     std::env::set_var("NBO_KAFKA__WORKERS", "3");
     let s = Settings::load(Some(&dir.join("local.toml"))).unwrap();

@@ -6,6 +6,8 @@
 //! `redis.password`, `schema_registry.password`) belong in the environment, never in a file in the
 //! repo; they never reach logs. A file that sets `schema_registry.password` is refused.
 
+pub mod console;
+
 use crate::codec::Framing;
 use crate::registry::RegistrySettings;
 use serde::Deserialize;
@@ -68,6 +70,8 @@ pub struct Settings {
     /// fields that are the event id and time. Features and rules name them like built-ins.
     #[serde(rename = "source")]
     pub sources: Vec<crate::catalog::SourceSpec>,
+    /// The web console (`nbo-stream console`); `run` ignores it.
+    pub console: console::ConsoleSettings,
 }
 
 /// Kafka connection, consumer and producer settings.

@@ -73,6 +73,11 @@ impl RuleBook {
         self.version
     }
 
+    /// Every document in force, by rule id.
+    pub fn documents(&self) -> impl Iterator<Item = &RuleDocument> {
+        self.rules.values().map(|(d, _)| d)
+    }
+
     /// The document of rule `id`, if it is in force.
     pub fn document(&self, id: &str) -> Option<&RuleDocument> {
         self.rules.get(id).map(|(d, _)| d)

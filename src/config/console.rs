@@ -1,0 +1,166 @@
+//! `[console]`: the web console for the people who own the decisions (`nbo-stream console`).
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Who a console user is and what they may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The live view, the rules and their counts, health.
+    Viewer,
+    /// A viewer who may also look customers up and backtest rules.
+    Analyst,
+    /// An analyst who may also publish rules.
+    Publisher,
+}
+
+impl Role {
+    /// The role's name as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Publisher => "publisher",
+        }
+    }
+}
+
+/// How the console learns who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleAuth {
+    /// Users sign in with a name and password checked against `console.users` (argon2 hashes);
+    /// a signed-in user holds a session cookie.
+    #[default]
+    Users,
+    /// A single-sign-on proxy in front of the console (such as oauth2-proxy) has signed the user
+    /// in and names them in `console.trusted_header`; the role comes from `console.users`. Only
+    /// for a console that nothing but the proxy can reach.
+    TrustedHeader,
+}
+
+/// One console user.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUser {
+    /// Sign-in name (or, with `auth = "trusted_header"`, the name the proxy sends).
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Argon2 hash of the password in PHC form (`$argon2id$v=19$...`), as made by
+    /// `nbo-stream console hash-password`. Required with `auth = "users"`; unused with a proxy.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+/// The console's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Address the console serves on.
+    pub listen: String,
+    /// Consumer group id of the console's Kafka client (default `<kafka.group_id>-console`). The
+    /// console reads every partition of the output topics itself, so two consoles never split
+    /// the decisions between them, and commits nothing.
+    pub group_id: Option<String>,
+    /// Offers and alerts kept for the live view, newest first (oldest dropped): the bound of the
+    /// console's memory for decisions.
+    pub keep_decisions: usize,
+    /// Hours of per-minute decision counts kept for the chart, and read back from the topics when
+    /// the console starts.
+    pub chart_hours: u32,
+    /// Dead letters kept per reason for the health page.
+    pub keep_dead_letters: usize,
+    /// How users are identified.
+    pub auth: ConsoleAuth,
+    /// The request header naming the user when `auth = "trusted_header"`.
+    pub trusted_header: String,
+    /// The users and their roles.
+    #[serde(rename = "user")]
+    pub users: Vec<ConsoleUser>,
+    /// How long a sign-in lasts without use.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// Most sessions held at once; the least recently used goes first.
+    pub max_sessions: usize,
+    /// The Grafana dashboard's address, linked from the health page.
+    pub grafana_url: Option<String>,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8088".into(),
+            group_id: None,
+            keep_decisions: 10_000,
+            chart_hours: 6,
+            keep_dead_letters: 5,
+            auth: ConsoleAuth::Users,
+            trusted_header: "X-Forwarded-User".into(),
+            users: Vec::new(),
+            session_idle: Duration::from_secs(8 * 3600),
+            max_sessions: 10_000,
+            grafana_url: None,
+        }
+    }
+}
+
+impl ConsoleSettings {
+    /// Checks the settings a console needs to start; `Err` names the field and what to do.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "console.listen",
+                "must be an address like 127.0.0.1:8088".into(),
+            ));
+        }
+        if self.keep_decisions == 0 || self.keep_decisions > 1_000_000 {
+            return Err(("console.keep_decisions", "must be in 1..=1000000".into()));
+        }
+        if self.chart_hours == 0 || self.chart_hours > 48 {
+            return Err(("console.chart_hours", "must be in 1..=48".into()));
+        }
+        if self.max_sessions == 0 {
+            return Err(("console.max_sessions", "must be at least 1".into()));
+        }
+        if self.users.is_empty() {
+            return Err((
+                "console.user",
+                "no users: add [[console.user]] blocks (name, role, password_hash)".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for u in &self.users {
+            if u.name.trim().is_empty() || !seen.insert(u.name.as_str()) {
+                return Err((
+                    "console.user.name",
+                    format!("{:?} is empty or appears twice", u.name),
+                ));
+            }
+            if self.auth == ConsoleAuth::Users {
+                let Some(hash) = &u.password_hash else {
+                    return Err((
+                        "console.user.password_hash",
+                        format!(
+                            "user {:?} has none; make one with `nbo-stream console hash-password`",
+                            u.name
+                        ),
+                    ));
+                };
+                if argon2::password_hash::PasswordHash::new(hash).is_err() {
+                    return Err((
+                        "console.user.password_hash",
+                        format!("user {:?}: not a PHC hash string ($argon2id$...)", u.name),
+                    ));
+                }
+            }
+        }
+        if self.auth == ConsoleAuth::TrustedHeader
+            && axum::http::HeaderName::try_from(self.trusted_header.as_str()).is_err()
+        {
+            return Err(("console.trusted_header", "not a valid header name".into()));
+        }
+        Ok(())
+    }
+}

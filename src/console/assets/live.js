@@ -1,0 +1,25 @@
+// Live view: appends offers and alerts pushed by the console (server-sent events) to the table,
+// with the page's filters. Rows arrive as HTML the server rendered and escaped.
+(function () {
+  "use strict";
+  var table = document.querySelector("#live tbody");
+  var status = document.getElementById("status");
+  var KEEP = 500;
+  var source = new EventSource("/live/stream" + window.location.search);
+  source.addEventListener("open", function () { status.textContent = "live"; });
+  source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
+  source.addEventListener("lagged", function (e) {
+    status.textContent = "live (" + e.data + " rows skipped while this page was slow)";
+  });
+  source.addEventListener("row", function (e) {
+    var row = JSON.parse(e.data);
+    var body = document.createElement("tbody");
+    body.innerHTML = row.html;
+    var tr = body.firstElementChild;
+    if (!tr) { return; }
+    tr.classList.add("new");
+    table.insertBefore(tr, table.firstChild);
+    setTimeout(function () { tr.classList.remove("new"); }, 2000);
+    while (table.rows.length > KEEP) { table.deleteRow(table.rows.length - 1); }
+  });
+})();

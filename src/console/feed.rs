@@ -1,0 +1,248 @@
+//! The console's reading of Kafka: the output topics into the [`Store`], the rules topic into a
+//! [`RuleBook`] of its own.
+//!
+//! The console assigns itself every partition of the offers, alerts, audit and dead-letter topics
+//! (no group membership: two consoles never split the decisions between them) from the offsets
+//! of `console.chart_hours` ago, and every partition of the rules topic from the beginning, as a
+//! `run` instance does, so it shows the rules the instances run. It commits nothing: a restarted
+//! console reads the same hours back. A record it cannot decode is logged and skipped; it is the
+//! pipeline's output, so nothing is lost by not showing it.
+
+use super::store::{Row, Store};
+use crate::codec::{schemas, Framing};
+use crate::config::Settings;
+use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
+use crate::rules::book::RuleBook;
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The topics the console reads and what each carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topic {
+    Offers,
+    Alerts,
+    Audit,
+    DeadLetters,
+    Rules,
+}
+
+/// Decoders of the output records, with the contract's schemas.
+struct Decoders {
+    framing: Framing,
+    offer: serde_avro_fast::Schema,
+    alert: serde_avro_fast::Schema,
+    audit: serde_avro_fast::Schema,
+    dead: serde_avro_fast::Schema,
+}
+
+impl Decoders {
+    fn new(framing: Framing) -> anyhow::Result<Self> {
+        let parse = |record: &str| -> anyhow::Result<serde_avro_fast::Schema> {
+            let entry = schemas::by_record(record)
+                .ok_or_else(|| anyhow::anyhow!("no built-in schema {record}"))?;
+            Ok(entry.text.parse()?)
+        };
+        Ok(Self {
+            framing,
+            offer: parse("NextBestOffer")?,
+            alert: parse("RiskAlert")?,
+            audit: parse("DecisionAudit")?,
+            dead: parse("DeadLetter")?,
+        })
+    }
+
+    /// The Avro datum of a payload: after the 5-byte Confluent header, or all of it.
+    fn datum<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
+        match self.framing {
+            Framing::Confluent => (payload.len() >= 5 && payload[0] == 0).then(|| &payload[5..]),
+            Framing::Plain => Some(payload),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        schema: &serde_avro_fast::Schema,
+        payload: &[u8],
+    ) -> Result<T, String> {
+        let datum = self
+            .datum(payload)
+            .ok_or("no Confluent header (magic byte 0 and schema id)")?;
+        serde_avro_fast::from_datum_slice(datum, schema).map_err(|e| e.to_string())
+    }
+}
+
+/// What the feed shares with the web handlers.
+#[derive(Clone)]
+pub struct Shared {
+    /// The console's memory.
+    pub store: Arc<Mutex<Store>>,
+    /// Rules as the instances run them.
+    pub rules: Arc<Mutex<RuleBook>>,
+    /// New offers and alerts, for the live stream. A slow listener misses rows (it is told how
+    /// many) rather than holding memory.
+    pub live: broadcast::Sender<Row>,
+}
+
+/// Assigns the topics and reads them until the process ends.
+pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
+    let t = &settings.topics;
+    let topics = [
+        (t.offers.as_str(), Topic::Offers),
+        (t.alerts.as_str(), Topic::Alerts),
+        (t.decisions_audit.as_str(), Topic::Audit),
+        (t.dead_letters.as_str(), Topic::DeadLetters),
+        (t.rules.as_str(), Topic::Rules),
+    ];
+    let group = settings
+        .console
+        .group_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-console", settings.kafka.group_id));
+    let mut config = crate::source::client_config(&settings.kafka);
+    config
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Show what the instances committed (exactly-once mode) and nothing aborted.
+        .set("isolation.level", "read_committed")
+        // The live view is read by people: answer a fetch within 100 ms.
+        .set("fetch.wait.max.ms", "100");
+    for (key, value) in &settings.kafka.options {
+        config.set(key, value);
+    }
+    let consumer: StreamConsumer = config.create()?;
+    let since = crate::console::now_ms() - i64::from(settings.console.chart_hours) * 3_600_000;
+    let list = assignment(&consumer, &topics, since).await?;
+    consumer.assign(&list)?;
+    tracing::info!(partitions = list.count(), %group, "console reading the output and rules topics");
+    let decoders = Decoders::new(settings.codec.output_framing)?;
+    let mut stream = consumer.stream();
+    while let Some(message) = stream.next().await {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "console: reading Kafka");
+                continue;
+            }
+        };
+        let Some(&(_, topic)) = topics.iter().find(|(name, _)| *name == message.topic()) else {
+            continue;
+        };
+        let payload = message.payload();
+        let result = match topic {
+            Topic::Rules => {
+                let key = message
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or_default();
+                let mut book = shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+                book.apply(key, payload, message.offset())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            _ => apply(&decoders, topic, payload.unwrap_or_default(), &shared),
+        };
+        if let Err(error) = result {
+            tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "console: record skipped");
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one output record into the store (and the live stream).
+fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<(), String> {
+    let row = match topic {
+        Topic::Offers => Some(Row::offer(d.decode::<NextBestOffer>(&d.offer, payload)?)),
+        Topic::Alerts => Some(Row::alert(d.decode::<RiskAlert>(&d.alert, payload)?)),
+        Topic::Audit => {
+            let audit: DecisionAudit = d.decode(&d.audit, payload)?;
+            lock(&shared.store).push_audit(&audit);
+            None
+        }
+        Topic::DeadLetters => {
+            let dead: DeadLetter = d.decode(&d.dead, payload)?;
+            lock(&shared.store).push_dead_letter(dead);
+            None
+        }
+        Topic::Rules => None,
+    };
+    if let Some(row) = row {
+        let row = lock(&shared.store).push_row(row);
+        // No listener is not an error: nobody has the live view open.
+        let _ = shared.live.send(row);
+    }
+    Ok(())
+}
+
+/// Locks the store; a handler that panicked while holding it left consistent data (every update
+/// is a few field writes), so the lock is taken back rather than failing every later request.
+pub fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every partition of every topic: the rules from the beginning, the outputs from `since` (ms).
+/// A topic that does not exist yet is skipped with a warning (`nbo-stream topics create`).
+async fn assignment(
+    consumer: &StreamConsumer,
+    topics: &[(&str, Topic)],
+    since: i64,
+) -> anyhow::Result<TopicPartitionList> {
+    let timeout = Duration::from_secs(10);
+    let mut rules = TopicPartitionList::new();
+    let mut outputs = TopicPartitionList::new();
+    for &(name, topic) in topics {
+        let metadata = consumer.fetch_metadata(Some(name), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == name && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            tracing::warn!(
+                topic = name,
+                "console: topic does not exist; create it with `nbo-stream topics create`"
+            );
+        }
+        for p in partitions {
+            if topic == Topic::Rules {
+                rules.add_partition_offset(name, p, Offset::Beginning)?;
+            } else {
+                outputs.add_partition_offset(name, p, Offset::Offset(since))?;
+            }
+        }
+    }
+    // Offsets of the first record at or after `since`; a broker that cannot answer by time
+    // leaves the console reading the whole topic (still bounded by the store).
+    let mut list = match consumer.offsets_for_times(outputs.clone(), timeout) {
+        Ok(found) => {
+            let mut list = TopicPartitionList::new();
+            for e in found.elements() {
+                let offset = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                    _ => Offset::End,
+                };
+                list.add_partition_offset(e.topic(), e.partition(), offset)?;
+            }
+            list
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "console: the broker cannot find offsets by time; reading the output topics from the beginning");
+            let mut list = TopicPartitionList::new();
+            for e in outputs.elements() {
+                list.add_partition_offset(e.topic(), e.partition(), Offset::Beginning)?;
+            }
+            list
+        }
+    };
+    for e in rules.elements() {
+        list.add_partition_offset(e.topic(), e.partition(), Offset::Beginning)?;
+    }
+    Ok(list)
+}

@@ -1,0 +1,320 @@
+//! The console's pages, rendered on the server as plain HTML (see the README's "Console" for
+//! why there is no front-end build). Every value from a record or a rule is escaped.
+
+use super::auth::User;
+use super::chart;
+use super::store::{Filter, Minutes, Row, Store};
+use crate::config::console::Role;
+use crate::event::{ContactChannel, DecisionOutcome, ProductCategory, Severity};
+use crate::rules::document::{RuleDocument, RuleState};
+use std::fmt::Write;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A customer id as a user of `role` may see it: whole for analysts, the last four characters
+/// for viewers (who may not look customers up).
+pub fn customer(id: &str, role: Role) -> String {
+    if role >= Role::Analyst {
+        return id.to_string();
+    }
+    let tail: String = id
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// A time (ms since epoch) as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn time(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+    .replace('T', " ")
+    .trim_end_matches('Z')
+    .to_string()
+}
+
+/// The page frame: navigation, the user and their role, sign-out.
+pub fn layout(title: &str, user: &User, active: &str, body: &str) -> String {
+    let mut nav = String::new();
+    for (href, label) in [
+        ("/live", "Live"),
+        ("/rules", "Rules"),
+        ("/health", "Health"),
+    ] {
+        let class = if href == active { " class=\"on\"" } else { "" };
+        let _ = write!(nav, "<a href=\"{href}\"{class}>{label}</a>");
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"csrf\" content=\"{csrf}\"><title>{title} · nbo-stream</title>\
+         <link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body>\
+         <header><strong>nbo-stream</strong><nav>{nav}</nav><span class=\"who\">{name} ({role})\
+         <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button>Sign out</button></form></span></header><main><h1>{title}</h1>{body}</main></body></html>",
+        csrf = esc(&user.csrf),
+        title = esc(title),
+        name = esc(&user.name),
+        role = user.role.as_str(),
+    )
+}
+
+/// The sign-in page, with an error line after a failed attempt.
+pub fn login(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · nbo-stream</title>\
+         <link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body><main class=\"login\">\
+         <h1>nbo-stream console</h1>{error}<form method=\"post\" action=\"/login\">\
+         <label>Name <input name=\"name\" autocomplete=\"username\" required></label>\
+         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button>Sign in</button></form></main></body></html>"
+    )
+}
+
+fn select(name: &str, label: &str, options: &[&str], chosen: &str) -> String {
+    let mut out = format!("<label>{label} <select name=\"{name}\"><option value=\"\">any</option>");
+    for o in options {
+        let sel = if *o == chosen { " selected" } else { "" };
+        let _ = write!(out, "<option{sel}>{}</option>", esc(o));
+    }
+    out.push_str("</select></label>");
+    out
+}
+
+/// One live-view table row.
+pub fn row_html(row: &Row, role: Role) -> String {
+    let what = match row.kind {
+        "offer" => format!(
+            "{} · {} · {}",
+            esc(row.product.unwrap_or("")),
+            esc(row.channel.unwrap_or("")),
+            esc(row.offer_code.as_deref().unwrap_or(""))
+        ),
+        _ => format!(
+            "<span class=\"sev {sev}\">{sev}</span> {}",
+            esc(row.alert_kind.unwrap_or("")),
+            sev = esc(row.severity.unwrap_or(""))
+        ),
+    };
+    format!(
+        "<tr data-seq=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{} v{}</td><td>{}</td><td>{}</td></tr>",
+        row.seq,
+        time(row.at),
+        row.kind,
+        esc(&customer(&row.customer_id, role)),
+        esc(&row.rule_id),
+        row.rule_version,
+        what,
+        esc(&row.reasons.join("; "))
+    )
+}
+
+/// The live view: filters, the chart, the latest offers and alerts (pushed on by `live.js`).
+pub fn live(store: &Store, filter: &Filter, rules: &[String], user: &User, now: i64) -> String {
+    let products: Vec<&str> = ProductCategory::symbols().to_vec();
+    let channels: Vec<&str> = ContactChannel::symbols().to_vec();
+    let severities: Vec<&str> = Severity::symbols().to_vec();
+    let rule_ids: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let mut body = String::from("<form class=\"filters\" method=\"get\" action=\"/live\">");
+    body.push_str(&select("rule", "Rule", &rule_ids, &filter.rule));
+    body.push_str(&select(
+        "severity",
+        "Severity",
+        &severities,
+        &filter.severity,
+    ));
+    body.push_str(&select("product", "Product", &products, &filter.product));
+    body.push_str(&select("channel", "Channel", &channels, &filter.channel));
+    body.push_str("<button>Filter</button></form>");
+    body.push_str("<h2>Decisions per minute</h2>");
+    body.push_str(&chart::decisions(store.chart(), now));
+    let _ = write!(
+        body,
+        "<h2>Latest offers and alerts <span id=\"status\" class=\"muted\">connecting…</span></h2>\
+         <table id=\"live\"><thead><tr><th>At (UTC)</th><th>Kind</th><th>Customer</th><th>Rule</th>\
+         <th>What</th><th>Reasons</th></tr></thead><tbody>"
+    );
+    for row in store.rows(filter, 200) {
+        body.push_str(&row_html(&row, user.role));
+    }
+    body.push_str("</tbody></table><script src=\"/assets/live.js\"></script>");
+    layout("Live", user, "/live", &body)
+}
+
+/// Counts of one rule over a period, by what happened.
+fn counts_cells(counts: &[u64]) -> String {
+    let n = |o: DecisionOutcome| counts[o as usize];
+    let fired: u64 = DecisionOutcome::ALL
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o,
+                DecisionOutcome::RuleInstalled
+                    | DecisionOutcome::RuleDeleted
+                    | DecisionOutcome::RuleRejected
+            )
+        })
+        .map(|o| counts[*o as usize])
+        .sum();
+    let suppressed = [
+        ("consent", DecisionOutcome::SuppressedNoConsent),
+        ("contact policy", DecisionOutcome::SuppressedContactPolicy),
+        ("cooldown", DecisionOutcome::SuppressedCooldown),
+        ("risk", DecisionOutcome::SuppressedRisk),
+    ]
+    .iter()
+    .filter(|(_, o)| n(*o) > 0)
+    .map(|(label, o)| format!("{label} {}", n(*o)))
+    .collect::<Vec<_>>()
+    .join(", ");
+    format!(
+        "<td>{fired}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        n(DecisionOutcome::Offered) + n(DecisionOutcome::Alerted),
+        if suppressed.is_empty() {
+            "0".into()
+        } else {
+            esc(&suppressed)
+        },
+        n(DecisionOutcome::ControlGroup),
+        n(DecisionOutcome::Shadow),
+    )
+}
+
+fn state_name(state: RuleState) -> &'static str {
+    match state {
+        RuleState::Active => "active",
+        RuleState::Shadow => "shadow",
+        RuleState::Paused => "paused",
+    }
+}
+
+/// Every rule in force with its counts over the last hour and day.
+pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, now: i64) -> String {
+    let mut body = format!(
+        "<p>Rule set version {version} ({} rules), as the instances read it from the rules topic.</p>\
+         <table class=\"rules\"><thead><tr><th rowspan=\"2\">Rule</th><th rowspan=\"2\">State</th>\
+         <th rowspan=\"2\">What it does</th><th colspan=\"5\">Last hour</th><th colspan=\"5\">Last day</th></tr>\
+         <tr><th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th>\
+         <th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th></tr></thead><tbody>",
+        docs.len()
+    );
+    let empty = Minutes::new(1);
+    for d in docs {
+        let minutes = store.rule(&d.id).unwrap_or(&empty);
+        let hour = minutes.total_since(now - 3_600_000);
+        let day = minutes.total_since(now - 86_400_000);
+        let kind = if d.is_offer() { "offer" } else { "alert" };
+        let _ = write!(
+            body,
+            "<tr id=\"rule-{id}\"><td><strong>{id}</strong> v{version}<br><span class=\"muted\">{kind}</span></td>\
+             <td><span class=\"state {state}\">{state}</span></td>\
+             <td>{description}<br><span class=\"muted\">on {triggers}</span><br><code>{condition}</code></td>{hour}{day}</tr>",
+            id = esc(&d.id),
+            version = d.version,
+            state = state_name(d.state),
+            description = esc(&d.description),
+            triggers = esc(&d.triggers.join(", ")),
+            condition = esc(&d.condition),
+            hour = counts_cells(&hour),
+            day = counts_cells(&day),
+        );
+    }
+    body.push_str("</tbody></table>");
+    layout("Rules", user, "/rules", &body)
+}
+
+/// Throughput, dead letters by reason with the latest few, ruleset versions, a Grafana link.
+pub fn health(
+    store: &Store,
+    book_version: i64,
+    grafana: Option<&str>,
+    user: &User,
+    now: i64,
+) -> String {
+    let last5 = store.chart().total_since(now - 5 * 60_000);
+    let per_minute = last5.iter().sum::<u64>() as f64 / 5.0;
+    let mut body = format!(
+        "<dl class=\"facts\"><dt>Decisions per minute (last 5 minutes)</dt><dd id=\"per-minute\">{per_minute:.1}</dd>\
+         <dt>Records read by this console</dt><dd>{}</dd>\
+         <dt>Offers and alerts held</dt><dd>{}</dd>\
+         <dt>Rule set on the rules topic</dt><dd>version {book_version}</dd>\
+         <dt>Rule set versions in the audit (last 10 minutes)</dt><dd id=\"versions\">{}</dd></dl>",
+        store.records(),
+        store.row_count(),
+        store
+            .versions()
+            .iter()
+            .map(|(v, at)| format!("{v} (last {})", time(*at)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(url) = grafana {
+        let _ = write!(
+            body,
+            "<p><a href=\"{}\">Grafana dashboard</a> for lag, latency and resources.</p>",
+            esc(url)
+        );
+    }
+    body.push_str("<h2>Dead letters by reason</h2>");
+    if store.dead_letters().is_empty() {
+        body.push_str("<p>None since the console started.</p>");
+    }
+    for (reason, r) in store.dead_letters() {
+        let _ = write!(
+            body,
+            "<h3 class=\"reason\">{} <span class=\"muted\">{} records</span></h3><table><thead><tr><th>At (UTC)</th>\
+             <th>Source</th><th>Error</th></tr></thead><tbody>",
+            esc(reason),
+            r.count
+        );
+        for d in r.latest.iter().rev() {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{} [{}] @{}</td><td>{}</td></tr>",
+                time(d.at),
+                esc(&d.source_topic),
+                d.source_partition,
+                d.source_offset,
+                esc(&d.error)
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    layout("Health", user, "/health", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_viewers_see_a_masked_customer() {
+        assert_eq!(esc("<b a=\"1\">&'"), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+        assert_eq!(customer("C0012345", Role::Viewer), "…2345");
+        assert_eq!(customer("C0012345", Role::Analyst), "C0012345");
+        assert_eq!(time(0), "1970-01-01 00:00:00");
+    }
+}

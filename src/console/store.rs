@@ -1,0 +1,386 @@
+//! What the console remembers, and the bound on each part of it.
+//!
+//! - the latest offers and alerts for the live view: at most `console.keep_decisions` rows,
+//!   oldest dropped first;
+//! - decisions per minute by outcome for the chart: `console.chart_hours` × 60 minute buckets;
+//! - per rule, decisions per minute by outcome for the last day (1,440 buckets of
+//!   [`OUTCOMES`] counters), for at most [`MAX_RULES`] rule ids (ids beyond it are counted under
+//!   [`OTHER_RULES`]);
+//! - dead letters: a count per reason (at most [`MAX_REASONS`] reasons) and the latest
+//!   `console.keep_dead_letters` of each;
+//! - the ruleset versions seen in the audit in the last [`VERSION_SEEN_MS`].
+//!
+//! Every part is a fixed-size ring or a capped map, so the console's memory does not grow with
+//! the traffic it watches or the time it runs.
+
+use crate::event::DecisionOutcome;
+use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Outcome counters per bucket (one per [`DecisionOutcome`]).
+pub const OUTCOMES: usize = DecisionOutcome::ALL.len();
+/// Most distinct rule ids counted one by one.
+pub const MAX_RULES: usize = 1_000;
+/// Where decisions of rule ids past [`MAX_RULES`] are counted.
+pub const OTHER_RULES: &str = "(other rules)";
+/// Most distinct dead-letter reasons kept.
+pub const MAX_REASONS: usize = 100;
+/// A ruleset version is listed on the health page while the audit showed it this recently.
+pub const VERSION_SEEN_MS: i64 = 10 * 60 * 1000;
+const MINUTE_MS: i64 = 60_000;
+const DAY_MINUTES: usize = 24 * 60;
+
+/// One offer or alert, as the live view shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// Arrival number in this console (increasing): the live stream's cursor.
+    pub seq: u64,
+    /// `offer` or `alert`.
+    pub kind: &'static str,
+    /// When it was decided or raised (ms since epoch).
+    pub at: i64,
+    /// Customer id.
+    pub customer_id: String,
+    /// Rule that decided it.
+    pub rule_id: String,
+    /// That rule's version.
+    pub rule_version: i32,
+    /// Product family (offers).
+    pub product: Option<&'static str>,
+    /// Contact channel (offers).
+    pub channel: Option<&'static str>,
+    /// Offer code (offers).
+    pub offer_code: Option<String>,
+    /// Score (offers).
+    pub score: Option<f64>,
+    /// Alert kind (alerts).
+    pub alert_kind: Option<&'static str>,
+    /// Severity (alerts).
+    pub severity: Option<&'static str>,
+    /// Why, in the rule's words.
+    pub reasons: Vec<String>,
+    /// The feature values the decision used.
+    pub features: Vec<(String, f64)>,
+}
+
+impl Row {
+    /// The row of an offer.
+    pub fn offer(o: NextBestOffer) -> Self {
+        Row {
+            seq: 0,
+            kind: "offer",
+            at: o.decided_at,
+            customer_id: o.customer_id,
+            rule_id: o.rule_id,
+            rule_version: o.rule_version,
+            product: Some(o.product_category.as_str()),
+            channel: Some(o.channel.as_str()),
+            offer_code: Some(o.offer_code),
+            score: Some(o.score),
+            alert_kind: None,
+            severity: None,
+            reasons: o.reasons.iter().map(|r| r.to_string()).collect(),
+            features: o
+                .features
+                .0
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+
+    /// The row of an alert.
+    pub fn alert(a: RiskAlert) -> Self {
+        Row {
+            seq: 0,
+            kind: "alert",
+            at: a.raised_at,
+            customer_id: a.customer_id,
+            rule_id: a.rule_id,
+            rule_version: a.rule_version,
+            product: None,
+            channel: None,
+            offer_code: None,
+            score: None,
+            alert_kind: Some(a.kind.as_str()),
+            severity: Some(a.severity.as_str()),
+            reasons: a.reasons.iter().map(|r| r.to_string()).collect(),
+            features: a
+                .features
+                .0
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+}
+
+/// A filter of the live view; an empty field matches everything.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Rule id.
+    pub rule: String,
+    /// Alert severity.
+    pub severity: String,
+    /// Offer product family.
+    pub product: String,
+    /// Offer channel.
+    pub channel: String,
+}
+
+impl Filter {
+    /// Whether `row` passes.
+    pub fn matches(&self, row: &Row) -> bool {
+        let is = |want: &str, have: Option<&str>| want.is_empty() || have == Some(want);
+        (self.rule.is_empty() || self.rule == row.rule_id)
+            && is(&self.severity, row.severity)
+            && is(&self.product, row.product)
+            && is(&self.channel, row.channel)
+    }
+}
+
+/// Counts per minute over a fixed number of minutes, newest last.
+#[derive(Debug, Clone)]
+pub struct Minutes {
+    len: usize,
+    buckets: VecDeque<(i64, [u32; OUTCOMES])>,
+}
+
+impl Minutes {
+    /// A ring of `len` minutes.
+    pub fn new(len: usize) -> Self {
+        Self {
+            len,
+            buckets: VecDeque::with_capacity(len.min(DAY_MINUTES)),
+        }
+    }
+
+    /// Counts one `outcome` at `at` (ms). Records older than the ring are not counted.
+    pub fn add(&mut self, at: i64, outcome: DecisionOutcome) {
+        let minute = at.div_euclid(MINUTE_MS);
+        let newest = self.buckets.back().map_or(minute, |b| b.0.max(minute));
+        if minute <= newest - self.len as i64 {
+            return;
+        }
+        let i = match self.buckets.binary_search_by_key(&minute, |b| b.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.buckets.insert(i, (minute, [0; OUTCOMES]));
+                i
+            }
+        };
+        self.buckets[i].1[outcome as usize] += 1;
+        while self
+            .buckets
+            .front()
+            .is_some_and(|b| b.0 <= newest - self.len as i64)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// Sums per outcome over the minutes from `since` (ms) on.
+    pub fn total_since(&self, since: i64) -> [u64; OUTCOMES] {
+        let first = since.div_euclid(MINUTE_MS);
+        let mut out = [0u64; OUTCOMES];
+        for (_, counts) in self.buckets.iter().filter(|b| b.0 >= first) {
+            for (o, c) in out.iter_mut().zip(counts) {
+                *o += u64::from(*c);
+            }
+        }
+        out
+    }
+
+    /// Every bucket: minute index (ms / 60,000) and counts, oldest first.
+    pub fn buckets(&self) -> impl Iterator<Item = &(i64, [u32; OUTCOMES])> {
+        self.buckets.iter()
+    }
+}
+
+/// Dead letters of one reason.
+#[derive(Debug, Clone, Default)]
+pub struct Reason {
+    /// How many arrived since the console started reading.
+    pub count: u64,
+    /// The latest few, newest last.
+    pub latest: VecDeque<DeadLetter>,
+}
+
+/// Everything the console keeps; see the module documentation for the bounds.
+#[derive(Debug)]
+pub struct Store {
+    keep_rows: usize,
+    keep_dead: usize,
+    next_seq: u64,
+    rows: VecDeque<Row>,
+    chart: Minutes,
+    rules: HashMap<String, Minutes>,
+    dead: BTreeMap<String, Reason>,
+    versions: BTreeMap<i64, i64>,
+    records: u64,
+}
+
+impl Store {
+    /// An empty store with the given bounds.
+    pub fn new(keep_rows: usize, chart_hours: u32, keep_dead: usize) -> Self {
+        Self {
+            keep_rows,
+            keep_dead,
+            next_seq: 1,
+            rows: VecDeque::with_capacity(keep_rows.min(100_000)),
+            chart: Minutes::new(chart_hours as usize * 60),
+            rules: HashMap::new(),
+            dead: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            records: 0,
+        }
+    }
+
+    /// Keeps an offer or alert row; returns it with its sequence number.
+    pub fn push_row(&mut self, mut row: Row) -> Row {
+        row.seq = self.next_seq;
+        self.next_seq += 1;
+        self.records += 1;
+        if self.rows.len() == self.keep_rows {
+            self.rows.pop_front();
+        }
+        self.rows.push_back(row.clone());
+        row
+    }
+
+    /// Counts an audit record: the chart, its rule's counters and the ruleset version.
+    pub fn push_audit(&mut self, a: &DecisionAudit) {
+        self.records += 1;
+        self.chart.add(a.decided_at, a.outcome);
+        let key = if self.rules.contains_key(&a.rule_id) || self.rules.len() < MAX_RULES {
+            a.rule_id.as_str()
+        } else {
+            OTHER_RULES
+        };
+        self.rules
+            .entry(key.to_string())
+            .or_insert_with(|| Minutes::new(DAY_MINUTES))
+            .add(a.decided_at, a.outcome);
+        let seen = self.versions.entry(a.ruleset_version).or_insert(0);
+        *seen = (*seen).max(a.decided_at);
+        let newest = self.versions.values().copied().max().unwrap_or(0);
+        self.versions.retain(|_, at| *at > newest - VERSION_SEEN_MS);
+    }
+
+    /// Counts a dead letter and keeps it among its reason's latest.
+    pub fn push_dead_letter(&mut self, d: DeadLetter) {
+        self.records += 1;
+        if !self.dead.contains_key(&d.error_kind) && self.dead.len() >= MAX_REASONS {
+            return;
+        }
+        let reason = self.dead.entry(d.error_kind.clone()).or_default();
+        reason.count += 1;
+        if reason.latest.len() == self.keep_dead {
+            reason.latest.pop_front();
+        }
+        if self.keep_dead > 0 {
+            reason.latest.push_back(d);
+        }
+    }
+
+    /// Rows passing `filter`, newest first, at most `limit`.
+    pub fn rows(&self, filter: &Filter, limit: usize) -> Vec<Row> {
+        self.rows
+            .iter()
+            .rev()
+            .filter(|r| filter.matches(r))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// How many rows are kept.
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Decisions per minute by outcome.
+    pub fn chart(&self) -> &Minutes {
+        &self.chart
+    }
+
+    /// Decisions of rule `id` per minute by outcome over the last day.
+    pub fn rule(&self, id: &str) -> Option<&Minutes> {
+        self.rules.get(id)
+    }
+
+    /// Dead letters by reason.
+    pub fn dead_letters(&self) -> &BTreeMap<String, Reason> {
+        &self.dead
+    }
+
+    /// Ruleset versions seen recently in the audit, with when each was last seen (ms).
+    pub fn versions(&self) -> &BTreeMap<i64, i64> {
+        &self.versions
+    }
+
+    /// Records read since the console started.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_keep_only_their_window() {
+        let mut m = Minutes::new(3);
+        for minute in 0..10i64 {
+            m.add(minute * MINUTE_MS, DecisionOutcome::Offered);
+        }
+        m.add(0, DecisionOutcome::Offered); // too old: not counted
+        assert_eq!(m.buckets().count(), 3);
+        assert_eq!(m.total_since(0)[DecisionOutcome::Offered as usize], 3);
+        m.add(8 * MINUTE_MS + 5, DecisionOutcome::Shadow);
+        assert_eq!(
+            m.total_since(8 * MINUTE_MS)[DecisionOutcome::Shadow as usize],
+            1
+        );
+    }
+
+    #[test]
+    fn rows_are_bounded_and_newest_first() {
+        let mut s = Store::new(3, 1, 2);
+        for i in 0..5 {
+            let mut row = sample(i);
+            row.rule_id = if i % 2 == 0 { "even" } else { "odd" }.into();
+            s.push_row(row);
+        }
+        assert_eq!(s.row_count(), 3);
+        let all = s.rows(&Filter::default(), 10);
+        assert_eq!(all.iter().map(|r| r.at).collect::<Vec<_>>(), vec![4, 3, 2]);
+        let even = Filter {
+            rule: "even".into(),
+            ..Filter::default()
+        };
+        assert_eq!(s.rows(&even, 10).len(), 2);
+    }
+
+    fn sample(at: i64) -> Row {
+        Row {
+            seq: 0,
+            kind: "alert",
+            at,
+            customer_id: "c".into(),
+            rule_id: "r".into(),
+            rule_version: 1,
+            product: None,
+            channel: None,
+            offer_code: None,
+            score: None,
+            alert_kind: Some("FRAUD"),
+            severity: Some("HIGH"),
+            reasons: vec![],
+            features: vec![],
+        }
+    }
+}

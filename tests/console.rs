@@ -1,0 +1,294 @@
+//! The console against a running pipeline on librdkafka's mock cluster: an alert the pipeline
+//! raises reaches a signed-in viewer's live stream within 2 s, the rules page shows the rule
+//! with its count, and sign-in, roles and CSRF hold.
+
+mod common;
+
+use common::*;
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::console::{ConsoleAuth, ConsoleUser, Role};
+use nbo_stream::config::{Settings, StateBackend};
+use nbo_stream::event::{PaymentMethod, TransactionEvent, TxnChannel, TxnType};
+use nbo_stream::state::memory::MemoryStore;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RULE: &str = r#"
+id = "test-big-payment"
+version = 1
+description = "A payment of 9,000 or more"
+triggers = ["TransactionEvent"]
+condition = "event.amount_minor >= 900000"
+
+[alert]
+kind = "FRAUD"
+severity = "HIGH"
+cooldown = "1m"
+"#;
+
+fn user(name: &str, role: Role, password: &str) -> ConsoleUser {
+    ConsoleUser {
+        name: name.into(),
+        role,
+        password_hash: Some(nbo_stream::console::auth::hash_password(password).unwrap()),
+    }
+}
+
+fn now_ms() -> i64 {
+    nbo_stream::console::now_ms()
+}
+
+/// Signs in; returns the `Cookie` header value of the session.
+async fn sign_in(http: &reqwest::Client, base: &str, name: &str, password: &str) -> Option<String> {
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("name={name}&password={password}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers().get("set-cookie")?.to_str().ok()?;
+    Some(cookie.split(';').next()?.to_string())
+}
+
+async fn get(http: &reqwest::Client, url: String, cookie: &str) -> (u16, String) {
+    let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The CSRF token a page carries.
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" content=\"").expect("csrf meta") + 21;
+    page[at..at + 64].to_string()
+}
+
+async fn produce_payment(settings: &Settings, customer: &str, amount_minor: i64) {
+    let producer: FutureProducer = nbo_stream::source::client_config(&settings.kafka)
+        .create()
+        .unwrap();
+    let codec = Codec::with_defaults().unwrap();
+    let txn = TransactionEvent {
+        event_id: format!("E-{customer}-{amount_minor}").into(),
+        customer_id: customer.into(),
+        event_time: now_ms(),
+        account_id: "A1".into(),
+        txn_type: TxnType::CardPayment,
+        amount_minor,
+        currency: "EUR".into(),
+        payment_method: PaymentMethod::CreditCard,
+        merchant_category: None,
+        channel: TxnChannel::Online,
+        country: "DE".into(),
+        balance_after_minor: None,
+    };
+    let payload = codec
+        .encode_framed("TransactionEvent", &txn, Framing::Confluent)
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&settings.topics.transactions)
+                .key(customer)
+                .payload(&payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("produced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut settings = test_settings(&brokers, StateBackend::Memory);
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("big-payment.toml"), RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    // Neither test broker wakes a waiting fetch: answer fetches within 10 ms.
+    settings
+        .kafka
+        .options
+        .insert("fetch.wait.max.ms".into(), "10".into());
+    settings.console.listen = "127.0.0.1:0".into();
+    settings.console.users = vec![
+        user("vera", Role::Viewer, "viewer-pass"),
+        user("ana", Role::Analyst, "analyst-pass"),
+    ];
+
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let deps = nbo_stream::pipeline::Dependencies {
+        store: Arc::new(MemoryStore::new()),
+        health: Default::default(),
+        progress: Default::default(),
+    };
+    let run_settings = settings.clone();
+    let pipeline =
+        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
+
+    let addr = nbo_stream::console::start(&settings)
+        .await
+        .expect("console");
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Signed out: every page sends to sign-in; a wrong password gets no session.
+    let r = http.get(format!("{base}/live")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    assert!(sign_in(&http, &base, "vera", "wrong").await.is_none());
+    let viewer = sign_in(&http, &base, "vera", "viewer-pass")
+        .await
+        .expect("viewer signs in");
+    let (status, page) = get(&http, format!("{base}/live"), &viewer).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("vera (viewer)"), "{page}");
+
+    // The live stream, open before the alert is raised.
+    let mut stream = http
+        .get(format!("{base}/live/stream?severity=HIGH"))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    // The console and the pipeline have their partitions before the event is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let sent = Instant::now();
+    produce_payment(&settings, "CUST-000042", 1_250_000).await;
+    let mut seen = String::new();
+    let row = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let chunk = stream.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(at) = seen.find("event: row\ndata: ") {
+                let line = seen[at + 17..]
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("an alert on the live stream");
+    let latency = sent.elapsed();
+    assert!(
+        latency < Duration::from_secs(2),
+        "alert shown after {latency:?}"
+    );
+    assert_eq!(row["rule_id"], "test-big-payment");
+    assert_eq!(row["kind"], "alert");
+    assert_eq!(row["severity"], "HIGH");
+    assert_eq!(
+        row["customer_id"], "…0042",
+        "a viewer sees a masked customer id"
+    );
+
+    // The rules page lists the rule with one firing in the last hour (once the audit is read).
+    let mut counted = false;
+    for _ in 0..50 {
+        let (status, page) = get(&http, format!("{base}/rules"), &viewer).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("test-big-payment") && page.contains("event.amount_minor &gt;= 900000")
+        );
+        if page.contains("<td>1</td><td>1</td><td>0</td><td>0</td><td>0</td>") {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the rule's firing is counted");
+    let (status, page) = get(&http, format!("{base}/health"), &viewer).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Rule set versions in the audit"));
+
+    // An analyst sees the whole customer id on the live page.
+    let analyst = sign_in(&http, &base, "ana", "analyst-pass").await.unwrap();
+    let (_, page) = get(&http, format!("{base}/live"), &analyst).await;
+    assert!(page.contains("CUST-000042"), "analysts see customer ids");
+    let (_, page) = get(&http, format!("{base}/live"), &viewer).await;
+    assert!(!page.contains("CUST-000042"), "viewers do not");
+
+    // A change without the CSRF token is refused; with it, sign-out works and ends the session.
+    let post = |cookie: &str, body: String| {
+        http.post(format!("{base}/logout"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(&viewer, "csrf=forged".into())
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let token = csrf(&page);
+    assert_eq!(
+        post(&viewer, format!("csrf={token}"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        303
+    );
+    let (status, _) = get(&http, format!("{base}/live"), &viewer).await;
+    assert_eq!(status, 303, "signed out");
+
+    stop.send(true).unwrap();
+    pipeline.await.unwrap().expect("pipeline stopped cleanly");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_only_configured_users_get_in() {
+    let cluster = MockCluster::new(1).unwrap();
+    let mut settings = test_settings(&cluster.bootstrap_servers(), StateBackend::Memory);
+    settings.console.listen = "127.0.0.1:0".into();
+    settings.console.auth = ConsoleAuth::TrustedHeader;
+    settings.console.users = vec![ConsoleUser {
+        name: "vera@bank.example".into(),
+        role: Role::Viewer,
+        password_hash: None,
+    }];
+    let addr = nbo_stream::console::start(&settings)
+        .await
+        .expect("console");
+    let http = reqwest::Client::new();
+    let page = |user: Option<&str>| {
+        let mut r = http.get(format!("http://{addr}/health"));
+        if let Some(u) = user {
+            r = r.header("X-Forwarded-User", u);
+        }
+        r.send()
+    };
+    assert_eq!(page(None).await.unwrap().status().as_u16(), 401);
+    assert_eq!(page(Some("mallory")).await.unwrap().status().as_u16(), 401);
+    let ok = page(Some("vera@bank.example")).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let csp = ok.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+}
+
+#[test]
+fn a_console_without_users_fails_at_start_naming_the_field() {
+    let settings = Settings::default();
+    let err = settings.console.check().unwrap_err();
+    assert_eq!(err.0, "console.user");
+}
