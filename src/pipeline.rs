@@ -117,7 +117,7 @@ pub struct Dependencies {
 
 /// The codec, and with a Schema Registry the fetcher of writer schemas: outputs are framed with
 /// the ids the registry gives their schemas (looked up, or registered, once at start).
-async fn codec_and_registry(
+pub async fn codec_and_registry(
     settings: &Settings,
 ) -> Result<(Arc<Codec>, Option<Arc<crate::codec::fetch::Fetcher>>), PipelineError> {
     let mut options = settings.codec_options();

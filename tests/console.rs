@@ -8,8 +8,10 @@ use common::*;
 use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::console::{ConsoleAuth, ConsoleUser, Role};
 use nbo_stream::config::{Settings, StateBackend};
-use nbo_stream::event::{PaymentMethod, TransactionEvent, TxnChannel, TxnType};
+use nbo_stream::event::{DecisionOutcome, PaymentMethod, TransactionEvent, TxnChannel, TxnType};
+use nbo_stream::output::DecisionAudit;
 use nbo_stream::state::memory::MemoryStore;
+use nbo_stream::state::StateStore;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::Arc;
@@ -25,6 +27,20 @@ condition = "event.amount_minor >= 900000"
 [alert]
 kind = "FRAUD"
 severity = "HIGH"
+cooldown = "1m"
+"#;
+
+const SHADOW_RULE: &str = r#"id = "test-shadow-payment"
+version = 1
+description = "A payment of 5,000 or more, tried in shadow"
+triggers = ["TransactionEvent"]
+condition = '''
+event.amount_minor >= 500000
+'''
+
+[alert]
+kind = "FRAUD"
+severity = "LOW"
 cooldown = "1m"
 "#;
 
@@ -117,11 +133,13 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     settings.console.users = vec![
         user("vera", Role::Viewer, "viewer-pass"),
         user("ana", Role::Analyst, "analyst-pass"),
+        user("pat", Role::Publisher, "publisher-pass"),
     ];
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let deps = nbo_stream::pipeline::Dependencies {
-        store: Arc::new(MemoryStore::new()),
+        store: state.clone(),
         health: Default::default(),
         progress: Default::default(),
     };
@@ -129,7 +147,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let pipeline =
         tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
 
-    let addr = nbo_stream::console::start(&settings)
+    let addr = nbo_stream::console::start_with(&settings, Some(state.clone()))
         .await
         .expect("console");
     let base = format!("http://{addr}");
@@ -221,6 +239,160 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let (_, page) = get(&http, format!("{base}/live"), &viewer).await;
     assert!(!page.contains("CUST-000042"), "viewers do not");
 
+    // A customer lookup shows the values `features show` shows; a viewer may not look up.
+    let form = |cookie: &str, path: &str, body: String| {
+        http.post(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let analyst_csrf = csrf(&get(&http, format!("{base}/live"), &analyst).await.1);
+    let page = form(
+        &analyst,
+        "/customer",
+        format!("csrf={analyst_csrf}&customer_id=CUST-000042"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let key = hasher(&settings).key("CUST-000042");
+    let expected = state.feature_hash(&key).await.unwrap();
+    assert!(!expected.is_empty());
+    for (name, value) in &expected {
+        let cell = format!("<td>{name}</td><td class=\"value\">{value}</td>");
+        assert!(page.contains(&cell), "lookup lacks {cell}: {page}");
+    }
+    assert!(
+        page.contains("test-big-payment v1</td><td>ALERTED"),
+        "last decisions: {page}"
+    );
+    let viewer_csrf = csrf(&get(&http, format!("{base}/live"), &viewer).await.1);
+    let (status, _) = get(&http, format!("{base}/customer"), &viewer).await;
+    assert_eq!(status, 403);
+    let r = form(
+        &viewer,
+        "/customer",
+        format!("csrf={viewer_csrf}&customer_id=CUST-000042"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a viewer may not look up");
+
+    // The editor places a typo at its line and column; the corrected rule is published as
+    // shadow by a publisher (not by a viewer), and the running pipeline audits it as SHADOW.
+    let publisher = sign_in(&http, &base, "pat", "publisher-pass")
+        .await
+        .unwrap();
+    let publisher_csrf = csrf(&get(&http, format!("{base}/live"), &publisher).await.1);
+    let typo = SHADOW_RULE.replace("event.amount_minor", "event.amount_minr");
+    let r = form(
+        &publisher,
+        "/rules/check",
+        format!("csrf={publisher_csrf}&document={}", urlencode(&typo)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("line 6, column 1: condition:") && page.contains("amount_minr"),
+        "{page}"
+    );
+    let r = form(
+        &publisher,
+        "/rules/check",
+        format!("csrf={publisher_csrf}&document={}", urlencode(SHADOW_RULE)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Valid: test-shadow-payment v1"));
+    let r = form(
+        &viewer,
+        "/rules/publish",
+        format!(
+            "csrf={viewer_csrf}&state=shadow&document={}",
+            urlencode(SHADOW_RULE)
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a viewer may not publish");
+    let r = form(
+        &publisher,
+        "/rules/publish",
+        format!(
+            "csrf={publisher_csrf}&state=shadow&document={}",
+            urlencode(SHADOW_RULE)
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Published test-shadow-payment v1 as shadow"));
+    // The console reads the rule back from the rules topic as the instances do.
+    let mut installed = false;
+    for _ in 0..100 {
+        let (_, page) = get(&http, format!("{base}/rules"), &viewer).await;
+        if page.contains("rule-test-shadow-payment") {
+            installed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(installed, "the console read the published rule back");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    produce_payment(&settings, "CUST-000077", 600_000).await;
+    let mut audits: Vec<DecisionAudit> = Vec::new();
+    for _ in 0..20 {
+        let records = read_topic(
+            &brokers,
+            &settings.topics.decisions_audit,
+            1,
+            Duration::from_secs(3),
+        );
+        audits = decode_outputs(&records, "DecisionAudit");
+        if audits
+            .iter()
+            .any(|a| a.rule_id == "test-shadow-payment" && a.outcome == DecisionOutcome::Shadow)
+        {
+            break;
+        }
+    }
+    assert!(
+        audits.iter().any(|a| a.rule_id == "test-shadow-payment"
+            && a.outcome == DecisionOutcome::Shadow
+            && a.customer_id == "CUST-000077"),
+        "the pipeline audits the published rule as SHADOW"
+    );
+    let lookups: Vec<&DecisionAudit> = audits
+        .iter()
+        .filter(|a| a.outcome == DecisionOutcome::ConsoleLookup)
+        .collect();
+    assert_eq!(
+        lookups.len(),
+        1,
+        "one lookup happened and is audited: {lookups:?}"
+    );
+    assert_eq!(lookups[0].customer_id, "CUST-000042");
+    assert_eq!(lookups[0].trigger_event_id, "console:ana");
+    assert!(audits
+        .iter()
+        .any(|a| a.outcome == DecisionOutcome::RulePublished
+            && a.rule_id == "test-shadow-payment"
+            && a.trigger_event_id == "console:pat"));
+
     // A change without the CSRF token is refused; with it, sign-out works and ends the session.
     let post = |cookie: &str, body: String| {
         http.post(format!("{base}/logout"))
@@ -237,7 +409,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
             .as_u16(),
         403
     );
-    let token = csrf(&page);
+    let token = viewer_csrf.clone();
     assert_eq!(
         post(&viewer, format!("csrf={token}"))
             .await
@@ -291,4 +463,17 @@ fn a_console_without_users_fails_at_start_naming_the_field() {
     let settings = Settings::default();
     let err = settings.console.check().unwrap_err();
     assert_eq!(err.0, "console.user");
+}
+
+/// `application/x-www-form-urlencoded` encoding of a form value.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

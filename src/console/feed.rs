@@ -162,7 +162,7 @@ fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<
         Topic::Alerts => Some(Row::alert(d.decode::<RiskAlert>(&d.alert, payload)?)),
         Topic::Audit => {
             let audit: DecisionAudit = d.decode(&d.audit, payload)?;
-            lock(&shared.store).push_audit(&audit);
+            lock(&shared.store).push_audit(audit);
             None
         }
         Topic::DeadLetters => {

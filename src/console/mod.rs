@@ -7,14 +7,18 @@
 //! Content-Security-Policy allows nothing but the console itself. Who may see what is decided in
 //! [`auth`]; what it remembers, and the bound on it, in [`store`].
 
+pub mod audit;
 pub mod auth;
 pub mod chart;
+pub mod customer;
+pub mod editor;
 pub mod feed;
 pub mod pages;
 pub mod store;
 
 use crate::config::console::{ConsoleAuth, Role};
 use crate::config::Settings;
+use crate::state::{KeyHasher, StateStore};
 use auth::{Auth, User};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -54,21 +58,69 @@ struct App {
     auth: Arc<Auth>,
     shared: Shared,
     grafana: Option<String>,
+    features: Arc<crate::features::FeatureSet>,
+    specs: Arc<Vec<crate::features::spec::Spec>>,
+    /// Customer state, for lookups (none: lookups say so).
+    state: Option<(Arc<dyn StateStore>, KeyHasher)>,
+    audit: Arc<audit::AuditWriter>,
+    kafka: crate::config::KafkaSettings,
+    rules_topic: String,
 }
 
-/// Checks the console settings, starts reading Kafka and serves on `console.listen`. Returns
-/// the bound address (port 0 picks one); the console runs until the process ends.
+/// Checks the console settings, connects to the state store the settings name, starts reading
+/// Kafka and serves on `console.listen`. Returns the bound address (port 0 picks one); the
+/// console runs until the process ends.
 pub async fn start(settings: &Settings) -> anyhow::Result<SocketAddr> {
+    let store: Option<Arc<dyn StateStore>> = match settings.state.backend {
+        crate::config::StateBackend::Redis => Some(Arc::new(
+            crate::state::redis::RedisStore::connect(&settings.redis)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("connecting to Redis at {}: {e}", settings.redis.url)
+                })?,
+        )),
+        // An in-memory store lives in the `run` process: a console of its own cannot read it.
+        crate::config::StateBackend::Memory => None,
+    };
+    start_with(settings, store).await
+}
+
+/// [`start`] with the state store given (the demo's in-memory store, tests).
+pub async fn start_with(
+    settings: &Settings,
+    store: Option<Arc<dyn StateStore>>,
+) -> anyhow::Result<SocketAddr> {
     settings
         .console
         .check()
         .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: {field}: {reason}"))?;
     let features = Arc::new(settings.features.load()?);
+    let specs = Arc::new(crate::features::spec::specs(
+        settings.features.file.as_deref(),
+    )?);
+    let hasher = settings
+        .customer_key_secret
+        .as_ref()
+        .map(|s| KeyHasher::new(s.expose().as_bytes()));
+    let state = match (store, hasher) {
+        (Some(store), Some(hasher)) => Some((store, hasher)),
+        (Some(_), None) => anyhow::bail!(
+            "set NBO_CUSTOMER_KEY_SECRET (the `run` instances' key) to look customers up"
+        ),
+        _ => None,
+    };
+    let (codec, _) = crate::pipeline::codec_and_registry(settings).await?;
+    let audit = Arc::new(audit::AuditWriter::new(
+        &settings.kafka,
+        &settings.topics.decisions_audit,
+        codec,
+        settings.codec.output_framing,
+    )?);
     let docs = settings
         .rules
         .documents()
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
-    let book = crate::rules::book::RuleBook::new(features, &docs)
+    let book = crate::rules::book::RuleBook::new(features.clone(), &docs)
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
     let c = &settings.console;
     let shared = Shared {
@@ -91,6 +143,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<SocketAddr> {
         auth: Arc::new(Auth::new(c)),
         shared,
         grafana: c.grafana_url.clone(),
+        features,
+        specs,
+        state,
+        audit,
+        kafka: settings.kafka.clone(),
+        rules_topic: settings.topics.rules.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&c.listen).await?;
     let addr = listener.local_addr()?;
@@ -111,6 +169,10 @@ fn router(app: App) -> Router {
         .route("/live/stream", get(live_stream))
         .route("/rules", get(rules))
         .route("/health", get(health))
+        .route("/customer", get(customer_form).post(customer_lookup))
+        .route("/rules/edit", get(rule_edit))
+        .route("/rules/check", post(rule_check))
+        .route("/rules/publish", post(rule_publish))
         .route("/assets/{file}", get(asset))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(app)
@@ -365,4 +427,252 @@ async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn customer_form(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require(&app, &headers, Role::Analyst) {
+        Ok(user) => Html(customer::form(&user, None)).into_response(),
+        Err(denied) => denied.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LookupForm {
+    csrf: Option<String>,
+    customer_id: String,
+}
+
+/// A customer lookup: audited first (no record, no lookup), then read from the state store and
+/// the audit the console holds.
+async fn customer_lookup(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<LookupForm>,
+) -> Response {
+    let user = match require(&app, &headers, Role::Analyst) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    if !Auth::csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token: reload the page",
+        )
+            .into_response();
+    }
+    let id = form.customer_id.trim();
+    if id.is_empty() {
+        return Html(customer::form(&user, Some("Type a customer id."))).into_response();
+    }
+    let Some((store, hasher)) = &app.state else {
+        return Html(customer::form(&user, Some("This console has no state store to read (state.backend = \"memory\" lives in the run process).")))
+            .into_response();
+    };
+    let ruleset_version = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version();
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::ConsoleLookup,
+        customer_id: id,
+        rule_id: "",
+        rule_version: 0,
+        ruleset_version,
+        what: "customer lookup".into(),
+    };
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, error = %e, "console: a lookup could not be audited; refused");
+        return (StatusCode::SERVICE_UNAVAILABLE, Html(customer::form(&user, Some("The lookup could not be recorded on the audit topic, so it was not made. Try again shortly.")))).into_response();
+    }
+    let key = hasher.key(id);
+    let features = store.feature_hash(&key).await;
+    let state = store.load(std::slice::from_ref(&key)).await;
+    let (features, state) = match (features, state) {
+        (Ok(f), Ok(mut s)) => (
+            f,
+            s.pop()
+                .flatten()
+                .and_then(|bytes| crate::state::CustomerState::from_bytes(&bytes).ok()),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "console: reading customer state");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(customer::form(
+                    &user,
+                    Some("The state store did not answer. Try again shortly."),
+                )),
+            )
+                .into_response();
+        }
+    };
+    let decisions = lock(&app.shared.store).audits_of(id, 20);
+    let lookup = customer::Lookup {
+        customer_id: id,
+        features,
+        specs: &app.specs,
+        state,
+        decisions,
+    };
+    Html(customer::page(&user, &lookup)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct EditQuery {
+    id: Option<String>,
+}
+
+async fn rule_edit(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<EditQuery>,
+) -> Response {
+    let user = match require(&app, &headers, Role::Analyst) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let text =
+        q.id.and_then(|id| {
+            let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+            book.document(&id).map(|d| d.to_toml())
+        })
+        .unwrap_or_else(|| editor::TEMPLATE.to_string());
+    Html(editor::page(&user, &text, editor::Report::None)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RuleForm {
+    csrf: Option<String>,
+    document: String,
+    state: Option<String>,
+}
+
+/// Checks a form's user, role and CSRF token, then the document; the page to answer with when
+/// anything fails.
+fn checked_form(
+    app: &App,
+    headers: &HeaderMap,
+    form: &RuleForm,
+    role: Role,
+) -> Result<(User, crate::rules::document::RuleDocument), Box<Response>> {
+    let user = require(app, headers, role).map_err(|d| Box::new(d.into_response()))?;
+    if !Auth::csrf_ok(&user, headers, form.csrf.as_deref()) {
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page",
+            )
+                .into_response(),
+        ));
+    }
+    let checked = {
+        let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+        editor::check(&form.document, &app.features, &book)
+    };
+    match checked {
+        Ok(doc) => Ok((user, doc)),
+        Err(problems) => Err(Box::new(
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(editor::page(
+                    &user,
+                    &form.document,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response(),
+        )),
+    }
+}
+
+async fn rule_check(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    match checked_form(&app, &headers, &form, Role::Analyst) {
+        Ok((user, doc)) => Html(editor::page(
+            &user,
+            &form.document,
+            editor::Report::Valid(&doc),
+        ))
+        .into_response(),
+        Err(page) => *page,
+    }
+}
+
+/// Publishes a checked document to the rules topic in the state chosen, then audits who did.
+async fn rule_publish(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    use crate::rules::document::RuleState;
+    use crate::rules::publish::{publish, Checked, Publication};
+    let (user, doc) = match checked_form(&app, &headers, &form, Role::Publisher) {
+        Ok(ok) => ok,
+        Err(page) => return *page,
+    };
+    let state = match form.state.as_deref() {
+        Some("shadow") => RuleState::Shadow,
+        Some("active") => RuleState::Active,
+        _ => return (StatusCode::BAD_REQUEST, "state must be shadow or active").into_response(),
+    };
+    let (doc, text) = editor::for_publish(doc, state);
+    let item = Publication::Document(Box::new(Checked {
+        doc: doc.clone(),
+        text: text.clone(),
+        path: format!("console:{}", user.name),
+    }));
+    let client = crate::source::client_config(&app.kafka);
+    let written = match publish(&client, &app.rules_topic, &[item]).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, rule = %doc.id, "console: publishing failed");
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message: format!("not published: the rules topic refused it ({e}); try again"),
+            }];
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(editor::page(
+                    &user,
+                    &text,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response();
+        }
+    };
+    let (_, partition, offset) = written.first().cloned().unwrap_or_default();
+    let state_name = if state == RuleState::Shadow {
+        "shadow"
+    } else {
+        "active"
+    };
+    tracing::info!(user = %user.name, rule = %doc.id, version = doc.version, state = state_name, partition, offset, "console: rule published");
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::RulePublished,
+        customer_id: "",
+        rule_id: &doc.id,
+        rule_version: doc.version,
+        ruleset_version: offset + 1,
+        what: format!("rule published as {state_name}"),
+    };
+    let mut report = format!("Published {} v{} as {state_name} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.", doc.id, doc.version);
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, error = %e, "console: a publish could not be audited");
+        report.push_str(
+            " Warning: the audit record of this publish could not be written; tell compliance.",
+        );
+    }
+    Html(editor::page(
+        &user,
+        &text,
+        editor::Report::Published(report),
+    ))
+    .into_response()
 }

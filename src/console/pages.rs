@@ -56,11 +56,15 @@ pub fn time(ms: i64) -> String {
 /// The page frame: navigation, the user and their role, sign-out.
 pub fn layout(title: &str, user: &User, active: &str, body: &str) -> String {
     let mut nav = String::new();
-    for (href, label) in [
+    let mut links = vec![
         ("/live", "Live"),
         ("/rules", "Rules"),
         ("/health", "Health"),
-    ] {
+    ];
+    if user.can(Role::Analyst) {
+        links.push(("/customer", "Customer"));
+    }
+    for (href, label) in links {
         let class = if href == active { " class=\"on\"" } else { "" };
         let _ = write!(nav, "<a href=\"{href}\"{class}>{label}</a>");
     }
@@ -229,11 +233,16 @@ pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, no
         let kind = if d.is_offer() { "offer" } else { "alert" };
         let _ = write!(
             body,
-            "<tr id=\"rule-{id}\"><td><strong>{id}</strong> v{version}<br><span class=\"muted\">{kind}</span></td>\
+            "<tr id=\"rule-{id}\"><td><strong>{id}</strong> v{version}<br><span class=\"muted\">{kind}</span>{edit}</td>\
              <td><span class=\"state {state}\">{state}</span></td>\
              <td>{description}<br><span class=\"muted\">on {triggers}</span><br><code>{condition}</code></td>{hour}{day}</tr>",
             id = esc(&d.id),
             version = d.version,
+            edit = if user.can(Role::Analyst) {
+                format!("<br><a href=\"/rules/edit?id={}\">edit</a>", esc(&d.id))
+            } else {
+                String::new()
+            },
             state = state_name(d.state),
             description = esc(&d.description),
             triggers = esc(&d.triggers.join(", ")),
@@ -243,6 +252,9 @@ pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, no
         );
     }
     body.push_str("</tbody></table>");
+    if user.can(Role::Analyst) {
+        body.push_str("<p><a href=\"/rules/edit\">Write a new rule</a></p>");
+    }
     layout("Rules", user, "/rules", &body)
 }
 

@@ -8,6 +8,7 @@
 //!   [`OTHER_RULES`]);
 //! - dead letters: a count per reason (at most [`MAX_REASONS`] reasons) and the latest
 //!   `console.keep_dead_letters` of each;
+//! - the latest `console.keep_decisions` audit records, for a customer's last decisions;
 //! - the ruleset versions seen in the audit in the last [`VERSION_SEEN_MS`].
 //!
 //! Every part is a fixed-size ring or a capped map, so the console's memory does not grow with
@@ -30,6 +31,18 @@ pub const MAX_REASONS: usize = 100;
 pub const VERSION_SEEN_MS: i64 = 10 * 60 * 1000;
 const MINUTE_MS: i64 = 60_000;
 const DAY_MINUTES: usize = 24 * 60;
+
+/// Whether `outcome` is a decision of a rule (not a rule change or a console action).
+pub fn is_decision(outcome: DecisionOutcome) -> bool {
+    !matches!(
+        outcome,
+        DecisionOutcome::RuleInstalled
+            | DecisionOutcome::RuleDeleted
+            | DecisionOutcome::RuleRejected
+            | DecisionOutcome::ConsoleLookup
+            | DecisionOutcome::RulePublished
+    )
+}
 
 /// One offer or alert, as the live view shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -215,6 +228,7 @@ pub struct Store {
     keep_dead: usize,
     next_seq: u64,
     rows: VecDeque<Row>,
+    audits: VecDeque<DecisionAudit>,
     chart: Minutes,
     rules: HashMap<String, Minutes>,
     dead: BTreeMap<String, Reason>,
@@ -230,6 +244,7 @@ impl Store {
             keep_dead,
             next_seq: 1,
             rows: VecDeque::with_capacity(keep_rows.min(100_000)),
+            audits: VecDeque::with_capacity(keep_rows.min(100_000)),
             chart: Minutes::new(chart_hours as usize * 60),
             rules: HashMap::new(),
             dead: BTreeMap::new(),
@@ -250,9 +265,17 @@ impl Store {
         row
     }
 
-    /// Counts an audit record: the chart, its rule's counters and the ruleset version.
-    pub fn push_audit(&mut self, a: &DecisionAudit) {
+    /// Counts an audit record (the chart, its rule's counters and the ruleset version) and keeps
+    /// it among the latest. Records of rule changes and console use are kept, not counted.
+    pub fn push_audit(&mut self, a: DecisionAudit) {
         self.records += 1;
+        if self.audits.len() == self.keep_rows {
+            self.audits.pop_front();
+        }
+        self.audits.push_back(a.clone());
+        if !is_decision(a.outcome) {
+            return;
+        }
         self.chart.add(a.decided_at, a.outcome);
         let key = if self.rules.contains_key(&a.rule_id) || self.rules.len() < MAX_RULES {
             a.rule_id.as_str()
@@ -267,6 +290,22 @@ impl Store {
         *seen = (*seen).max(a.decided_at);
         let newest = self.versions.values().copied().max().unwrap_or(0);
         self.versions.retain(|_, at| *at > newest - VERSION_SEEN_MS);
+    }
+
+    /// The latest audit records of `customer_id`, newest first, at most `limit`.
+    pub fn audits_of(&self, customer_id: &str, limit: usize) -> Vec<DecisionAudit> {
+        self.audits
+            .iter()
+            .rev()
+            .filter(|a| a.customer_id == customer_id && is_decision(a.outcome))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The latest audit records of any kind, newest first, at most `limit`.
+    pub fn latest_audits(&self, limit: usize) -> Vec<DecisionAudit> {
+        self.audits.iter().rev().take(limit).cloned().collect()
     }
 
     /// Counts a dead letter and keeps it among its reason's latest.

@@ -237,6 +237,29 @@ pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
     Ok(FeatureSet::new(defs))
 }
 
+/// The definitions as written in the features file at `path` (or the starter set): names,
+/// descriptions and windows, for people reading feature values (the console).
+pub fn specs(path: Option<&Path>) -> Result<Vec<Spec>, FeatureError> {
+    let (text, file) = match path {
+        None => (
+            STARTER.to_string(),
+            "features/bank.toml (built in)".to_string(),
+        ),
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| FeatureError::File {
+                file: p.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            p.display().to_string(),
+        ),
+    };
+    let parsed: File = toml::from_str(&text).map_err(|e| FeatureError::File {
+        file,
+        reason: e.to_string(),
+    })?;
+    Ok(parsed.feature)
+}
+
 /// Loads the features file at `path`, or the starter set when `None`.
 pub fn load(path: Option<&Path>) -> Result<FeatureSet, FeatureError> {
     match path {
