@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf '==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. System packages: a C toolchain for librdkafka, OpenSSL headers, Redis, Python YAML.
+# 1. System packages: a C toolchain for librdkafka, OpenSSL headers, Redis, Python YAML, and
+#    headless Chromium with its WebDriver for the console's browser test.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
@@ -18,6 +19,8 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)   # tests send SIGTERM to `run`
 [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq

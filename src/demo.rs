@@ -37,6 +37,9 @@ pub struct DemoOptions {
     pub malformed_rate: f64,
     /// Show progress bars.
     pub progress: bool,
+    /// Serve the console on this address beside the pipeline, and keep serving after the run
+    /// until Ctrl-C.
+    pub console: Option<String>,
 }
 
 /// What the demo saw; printed as the summary and checked by tests.
@@ -173,6 +176,9 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pipeline_settings = settings.clone();
     let pipeline =
         tokio::spawn(async move { pipeline::run(&pipeline_settings, deps, stop_rx).await });
+    if let Some(listen) = &options.console {
+        start_console(&settings, listen, store.clone()).await?;
+    }
 
     let codec = Arc::new(Codec::with_defaults().map_err(pipeline::PipelineError::from)?);
     let gen_options = GeneratorOptions {
@@ -270,6 +276,15 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         }
     }
     bar.finish_and_clear();
+    if options.console.is_some() {
+        eprintln!(
+            "demo: {} records processed, {} offers, {} alerts; the console keeps serving (the pipeline too): Ctrl-C to stop and print the summary",
+            progress.records.load(Ordering::Relaxed),
+            progress.offers.load(Ordering::Relaxed),
+            progress.alerts.load(Ordering::Relaxed)
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
     if metrics_bytes.is_none() {
         metrics_bytes = tokio::task::spawn_blocking(move || scrape(addr))
             .await
@@ -313,6 +328,35 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         example,
         elapsed: started.elapsed(),
     })
+}
+
+/// Serves the console beside the demo's pipeline, with one publisher `demo` whose password is
+/// drawn now and printed with the URL.
+async fn start_console(
+    settings: &Settings,
+    listen: &str,
+    store: Arc<MemoryStore>,
+) -> Result<(), DemoError> {
+    use crate::config::console::{ConsoleUser, Role};
+    use rand::Rng;
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let hash = crate::console::auth::hash_password(&password).map_err(DemoError::Options)?;
+    let mut settings = settings.clone();
+    settings.console.listen = listen.to_string();
+    settings.console.users = vec![ConsoleUser {
+        name: "demo".into(),
+        role: Role::Publisher,
+        password_hash: Some(hash),
+    }];
+    let addr = crate::console::start_with(&settings, Some(store))
+        .await
+        .map_err(|e| DemoError::Options(format!("console: {e}")))?;
+    eprintln!("demo: console on http://{addr}/ (sign in as demo, password {password})");
+    Ok(())
 }
 
 impl std::fmt::Display for DemoReport {

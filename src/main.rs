@@ -72,6 +72,13 @@ enum Command {
         /// Fraction of records replaced by malformed bytes, to show dead letters.
         #[arg(long, default_value_t = 0.002)]
         malformed_rate: f64,
+        /// Serve the web console beside the pipeline (prints its URL and a sign-in), and keep
+        /// serving after the run until Ctrl-C.
+        #[arg(long)]
+        console: bool,
+        /// Address of the console with --console.
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        console_listen: String,
     },
     /// Produce synthetic bank-customer events (Avro) to every input topic, or with --out write the
     /// same stream to a file (Avro container or JSON lines) for `backtest`.
@@ -366,6 +373,8 @@ async fn run(cli: Cli) -> Result<()> {
             partitions,
             listen,
             malformed_rate,
+            console,
+            console_listen,
         } => {
             telemetry::init_logs(&TelemetrySettings {
                 log_level: "warn".into(),
@@ -379,6 +388,7 @@ async fn run(cli: Cli) -> Result<()> {
                 listen,
                 malformed_rate,
                 progress: true,
+                console: console.then_some(console_listen),
             };
             let report = demo::run(&options).await?;
             println!("{report}");

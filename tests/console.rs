@@ -4,153 +4,19 @@
 
 mod common;
 
+use common::console::*;
 use common::*;
-use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::console::{ConsoleAuth, ConsoleUser, Role};
 use nbo_stream::config::{Settings, StateBackend};
-use nbo_stream::event::{DecisionOutcome, PaymentMethod, TransactionEvent, TxnChannel, TxnType};
+use nbo_stream::event::DecisionOutcome;
 use nbo_stream::output::DecisionAudit;
-use nbo_stream::state::memory::MemoryStore;
-use nbo_stream::state::StateStore;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const RULE: &str = r#"
-id = "test-big-payment"
-version = 1
-description = "A payment of 9,000 or more"
-triggers = ["TransactionEvent"]
-condition = "event.amount_minor >= 900000"
-
-[alert]
-kind = "FRAUD"
-severity = "HIGH"
-cooldown = "1m"
-"#;
-
-const SHADOW_RULE: &str = r#"id = "test-shadow-payment"
-version = 1
-description = "A payment of 5,000 or more, tried in shadow"
-triggers = ["TransactionEvent"]
-condition = '''
-event.amount_minor >= 500000
-'''
-
-[alert]
-kind = "FRAUD"
-severity = "LOW"
-cooldown = "1m"
-"#;
-
-fn user(name: &str, role: Role, password: &str) -> ConsoleUser {
-    ConsoleUser {
-        name: name.into(),
-        role,
-        password_hash: Some(nbo_stream::console::auth::hash_password(password).unwrap()),
-    }
-}
-
-fn now_ms() -> i64 {
-    nbo_stream::console::now_ms()
-}
-
-/// Signs in; returns the `Cookie` header value of the session.
-async fn sign_in(http: &reqwest::Client, base: &str, name: &str, password: &str) -> Option<String> {
-    let r = http
-        .post(format!("{base}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("name={name}&password={password}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers().get("set-cookie")?.to_str().ok()?;
-    Some(cookie.split(';').next()?.to_string())
-}
-
-async fn get(http: &reqwest::Client, url: String, cookie: &str) -> (u16, String) {
-    let r = http.get(url).header("cookie", cookie).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// The CSRF token a page carries.
-fn csrf(page: &str) -> String {
-    let at = page.find("name=\"csrf\" content=\"").expect("csrf meta") + 21;
-    page[at..at + 64].to_string()
-}
-
-async fn produce_payment(settings: &Settings, customer: &str, amount_minor: i64) {
-    let producer: FutureProducer = nbo_stream::source::client_config(&settings.kafka)
-        .create()
-        .unwrap();
-    let codec = Codec::with_defaults().unwrap();
-    let txn = TransactionEvent {
-        event_id: format!("E-{customer}-{amount_minor}").into(),
-        customer_id: customer.into(),
-        event_time: now_ms(),
-        account_id: "A1".into(),
-        txn_type: TxnType::CardPayment,
-        amount_minor,
-        currency: "EUR".into(),
-        payment_method: PaymentMethod::CreditCard,
-        merchant_category: None,
-        channel: TxnChannel::Online,
-        country: "DE".into(),
-        balance_after_minor: None,
-    };
-    let payload = codec
-        .encode_framed("TransactionEvent", &txn, Framing::Confluent)
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&settings.topics.transactions)
-                .key(customer)
-                .payload(&payload),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("produced");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let mut settings = test_settings(&brokers, StateBackend::Memory);
-    for topic in settings.topics.all() {
-        cluster.create_topic(topic, 2, 1).unwrap();
-    }
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("big-payment.toml"), RULE).unwrap();
-    settings.rules.path = Some(rules.path().to_path_buf());
-    // Neither test broker wakes a waiting fetch: answer fetches within 10 ms.
-    settings
-        .kafka
-        .options
-        .insert("fetch.wait.max.ms".into(), "10".into());
-    settings.console.listen = "127.0.0.1:0".into();
-    settings.console.users = vec![
-        user("vera", Role::Viewer, "viewer-pass"),
-        user("ana", Role::Analyst, "analyst-pass"),
-        user("pat", Role::Publisher, "publisher-pass"),
-    ];
-
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-    let deps = nbo_stream::pipeline::Dependencies {
-        store: state.clone(),
-        health: Default::default(),
-        progress: Default::default(),
-    };
-    let run_settings = settings.clone();
-    let pipeline =
-        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
-
-    let addr = nbo_stream::console::start_with(&settings, Some(state.clone()))
-        .await
-        .expect("console");
-    let base = format!("http://{addr}");
+    let run = ConsoleRun::start().await;
+    let (settings, state, base, brokers) = (&run.settings, &run.state, &run.base, &run.brokers);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -160,8 +26,8 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let r = http.get(format!("{base}/live")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/login");
-    assert!(sign_in(&http, &base, "vera", "wrong").await.is_none());
-    let viewer = sign_in(&http, &base, "vera", "viewer-pass")
+    assert!(sign_in(&http, base, "vera", "wrong").await.is_none());
+    let viewer = sign_in(&http, base, "vera", "viewer-pass")
         .await
         .expect("viewer signs in");
     let (status, page) = get(&http, format!("{base}/live"), &viewer).await;
@@ -180,7 +46,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let sent = Instant::now();
-    produce_payment(&settings, "CUST-000042", 1_250_000).await;
+    produce_payment(settings, "CUST-000042", 1_250_000).await;
     let mut seen = String::new();
     let row = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -233,7 +99,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     assert!(page.contains("Rule set versions in the audit"));
 
     // An analyst sees the whole customer id on the live page.
-    let analyst = sign_in(&http, &base, "ana", "analyst-pass").await.unwrap();
+    let analyst = sign_in(&http, base, "ana", "analyst-pass").await.unwrap();
     let (_, page) = get(&http, format!("{base}/live"), &analyst).await;
     assert!(page.contains("CUST-000042"), "analysts see customer ids");
     let (_, page) = get(&http, format!("{base}/live"), &viewer).await;
@@ -258,7 +124,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     .text()
     .await
     .unwrap();
-    let key = hasher(&settings).key("CUST-000042");
+    let key = hasher(settings).key("CUST-000042");
     let expected = state.feature_hash(&key).await.unwrap();
     assert!(!expected.is_empty());
     for (name, value) in &expected {
@@ -283,7 +149,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
 
     // The editor places a typo at its line and column; the corrected rule is published as
     // shadow by a publisher (not by a viewer), and the running pipeline audits it as SHADOW.
-    let publisher = sign_in(&http, &base, "pat", "publisher-pass")
+    let publisher = sign_in(&http, base, "pat", "publisher-pass")
         .await
         .unwrap();
     let publisher_csrf = csrf(&get(&http, format!("{base}/live"), &publisher).await.1);
@@ -353,11 +219,11 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     }
     assert!(installed, "the console read the published rule back");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    produce_payment(&settings, "CUST-000077", 600_000).await;
+    produce_payment(settings, "CUST-000077", 600_000).await;
     let mut audits: Vec<DecisionAudit> = Vec::new();
     for _ in 0..20 {
         let records = read_topic(
-            &brokers,
+            brokers,
             &settings.topics.decisions_audit,
             1,
             Duration::from_secs(3),
@@ -421,8 +287,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let (status, _) = get(&http, format!("{base}/live"), &viewer).await;
     assert_eq!(status, 303, "signed out");
 
-    stop.send(true).unwrap();
-    pipeline.await.unwrap().expect("pipeline stopped cleanly");
+    run.stop().await;
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
             "<tr data-feature=\"{n}\"><td>{n}</td><td class=\"value\">{v}</td><td>{w}</td><td>{d}</td></tr>",
             n = esc(name),
             v = esc(value),
-            w = spec.map_or(String::new(), |s| humantime::format_duration(s.window).to_string()),
+            w = spec.map_or(String::new(), |s| window(s.window)),
             d = esc(spec.map_or("", |s| s.description.as_str())),
         );
     }
@@ -160,6 +160,18 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
     layout("Customer", user, "/customer", &body)
 }
 
+/// A window as its definition writes it: `90d`, `24h`, `10m`.
+pub fn window(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        _ if s.is_multiple_of(86_400) && s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
 fn form_inline(user: &User) -> String {
     format!(
         "<form method=\"post\" action=\"/customer\" class=\"filters\">\
@@ -168,4 +180,17 @@ fn form_inline(user: &User) -> String {
          <button>Look up</button></form>",
         esc(&user.csrf)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+    use std::time::Duration;
+
+    #[test]
+    fn windows_read_as_written() {
+        assert_eq!(window(Duration::from_secs(90 * 86_400)), "90d");
+        assert_eq!(window(Duration::from_secs(86_400)), "24h");
+        assert_eq!(window(Duration::from_secs(600)), "10m");
+    }
 }

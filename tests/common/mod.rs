@@ -360,6 +360,7 @@ pub fn hasher(settings: &nbo_stream::config::Settings) -> nbo_stream::state::Key
     nbo_stream::state::KeyHasher::new(secret.expose().as_bytes())
 }
 
+pub mod console;
 pub mod harness;
 pub mod procs;
 pub mod registry;
