@@ -149,9 +149,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
 
     // The editor places a typo at its line and column; the corrected rule is published as
     // shadow by a publisher (not by a viewer), and the running pipeline audits it as SHADOW.
-    let publisher = sign_in(&http, base, "pat", "publisher-pass")
-        .await
-        .unwrap();
+    let publisher = sign_in(&http, base, "pat", "publisher-pass").await.unwrap();
     let publisher_csrf = csrf(&get(&http, format!("{base}/live"), &publisher).await.1);
     let typo = SHADOW_RULE.replace("event.amount_minor", "event.amount_minr");
     let r = form(
@@ -180,6 +178,34 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
         .await
         .unwrap()
         .contains("Valid: test-shadow-payment v1"));
+    // A backtest of the rule over a recording from the console's folder, with its report.
+    let r = form(
+        &publisher,
+        "/rules/backtest",
+        format!(
+            "csrf={publisher_csrf}&file=payments.jsonl&document={}",
+            urlencode(SHADOW_RULE)
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("<tr data-rule=\"test-shadow-payment\"><td>test-shadow-payment</td><td>ALERTED 2</td></tr>"),
+        "{page}"
+    );
+    let r = form(
+        &publisher,
+        "/rules/backtest",
+        format!(
+            "csrf={publisher_csrf}&file=../../etc/passwd&document={}",
+            urlencode(SHADOW_RULE)
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "only listed recordings");
     let r = form(
         &viewer,
         "/rules/publish",

@@ -86,6 +86,9 @@ pub struct ConsoleSettings {
     pub max_sessions: usize,
     /// The Grafana dashboard's address, linked from the health page.
     pub grafana_url: Option<String>,
+    /// A folder of recorded event files (`.avro`, `.jsonl`, as `generate --out` writes them)
+    /// that analysts may backtest edited rules on. Unset: no backtests from the console.
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 impl Default for ConsoleSettings {
@@ -102,6 +105,7 @@ impl Default for ConsoleSettings {
             session_idle: Duration::from_secs(8 * 3600),
             max_sessions: 10_000,
             grafana_url: None,
+            recordings: None,
         }
     }
 }

@@ -131,7 +131,14 @@ pub enum Report<'a> {
 
 /// The editor: the document in a text area, the checks' report, and the actions the user's role
 /// allows (check for analysts, publish as shadow or active for publishers).
-pub fn page(user: &super::auth::User, text: &str, report: Report<'_>) -> String {
+pub fn page(
+    user: &super::auth::User,
+    text: &str,
+    report: Report<'_>,
+    recordings: &[String],
+    chosen: &str,
+    extra: &str,
+) -> String {
     use super::pages::esc;
     use crate::config::console::Role;
     let report = match report {
@@ -158,11 +165,27 @@ pub fn page(user: &super::auth::User, text: &str, report: Report<'_>) -> String 
     } else {
         "<span class=\"muted\">Publishing needs the publisher role.</span>"
     };
+    let backtest = if recordings.is_empty() {
+        "<span class=\"muted\">No recordings folder (console.recordings) to backtest on.</span>"
+            .to_string()
+    } else {
+        let options: String = recordings
+            .iter()
+            .map(|n| {
+                let sel = if n == chosen { " selected" } else { "" };
+                format!("<option{sel}>{}</option>", esc(n))
+            })
+            .collect();
+        format!(
+            "<label>Recording <select name=\"file\" id=\"file\">{options}</select></label> \
+             <button formaction=\"/rules/backtest\" id=\"backtest-run\">Backtest</button>"
+        )
+    };
     let body = format!(
         "{report}<form method=\"post\" action=\"/rules/check\" class=\"editor\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <textarea name=\"document\" id=\"document\" rows=\"24\" spellcheck=\"false\">{text}</textarea>\
-         <p><button id=\"check\">Check</button> {publish}</p></form>\
+         <p><button id=\"check\">Check</button> {backtest} {publish}</p></form>{extra}\
          <p class=\"muted\">Checked as <code>nbo-stream rules check</code> and a running instance check it: \
          the document parses, the condition compiles against the features, and the version is above the one in force. \
          Publishing writes the document to the rules topic; every instance applies it, and the audit records who published it.</p>",

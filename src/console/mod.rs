@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backtest;
 pub mod chart;
 pub mod customer;
 pub mod editor;
@@ -65,6 +66,9 @@ struct App {
     audit: Arc<audit::AuditWriter>,
     kafka: crate::config::KafkaSettings,
     rules_topic: String,
+    settings: Arc<Settings>,
+    /// One backtest at a time.
+    backtests: Arc<tokio::sync::Semaphore>,
 }
 
 /// Checks the console settings, connects to the state store the settings name, starts reading
@@ -149,6 +153,8 @@ pub async fn start_with(
         audit,
         kafka: settings.kafka.clone(),
         rules_topic: settings.topics.rules.clone(),
+        settings: Arc::new(settings.clone()),
+        backtests: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     let listener = tokio::net::TcpListener::bind(&c.listen).await?;
     let addr = listener.local_addr()?;
@@ -173,6 +179,7 @@ fn router(app: App) -> Router {
         .route("/rules/edit", get(rule_edit))
         .route("/rules/check", post(rule_check))
         .route("/rules/publish", post(rule_publish))
+        .route("/rules/backtest", post(rule_backtest))
         .route("/assets/{file}", get(asset))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(app)
@@ -539,7 +546,7 @@ async fn rule_edit(
             book.document(&id).map(|d| d.to_toml())
         })
         .unwrap_or_else(|| editor::TEMPLATE.to_string());
-    Html(editor::page(&user, &text, editor::Report::None)).into_response()
+    Html(editor_page(&app, &user, &text, editor::Report::None)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -547,6 +554,81 @@ struct RuleForm {
     csrf: Option<String>,
     document: String,
     state: Option<String>,
+    file: Option<String>,
+}
+
+/// The editor page with the recordings this console offers.
+fn editor_page(app: &App, user: &User, text: &str, report: editor::Report<'_>) -> String {
+    let recordings = backtest::recordings(app.settings.console.recordings.as_deref());
+    editor::page(user, text, report, &recordings, "", "")
+}
+
+/// Backtests an edited rule over a recording and shows the report under the editor.
+async fn rule_backtest(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    let (user, doc) = match checked_form(&app, &headers, &form, Role::Analyst) {
+        Ok(ok) => ok,
+        Err(page) => return *page,
+    };
+    let folder = app.settings.console.recordings.clone();
+    let name = form.file.clone().unwrap_or_default();
+    let Some(file) = backtest::recording(folder.as_deref(), &name) else {
+        return (StatusCode::BAD_REQUEST, "choose a recording from the list").into_response();
+    };
+    let Ok(_permit) = app.backtests.clone().try_acquire_owned() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "another backtest is running: try again when it has finished",
+        )
+            .into_response();
+    };
+    let book = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (settings, features, rule) = (app.settings.clone(), app.features.clone(), doc.clone());
+    tracing::info!(user = %user.name, rule = %doc.id, file = %name, "console: backtest");
+    let result =
+        tokio::task::spawn_blocking(move || backtest::run(&settings, features, &book, &rule, file))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+    let recordings = backtest::recordings(folder.as_deref());
+    match result {
+        Ok(report) => {
+            let html = backtest::report_html(&report, &doc.id);
+            Html(editor::page(
+                &user,
+                &form.document,
+                editor::Report::Valid(&doc),
+                &recordings,
+                &name,
+                &html,
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message: format!("backtest failed: {e}"),
+            }];
+            Html(editor::page(
+                &user,
+                &form.document,
+                editor::Report::Problems(&problems),
+                &recordings,
+                &name,
+                "",
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// Checks a form's user, role and CSRF token, then the document; the page to answer with when
@@ -576,7 +658,8 @@ fn checked_form(
         Err(problems) => Err(Box::new(
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Html(editor::page(
+                Html(editor_page(
+                    app,
                     &user,
                     &form.document,
                     editor::Report::Problems(&problems),
@@ -593,7 +676,8 @@ async fn rule_check(
     Form(form): Form<RuleForm>,
 ) -> Response {
     match checked_form(&app, &headers, &form, Role::Analyst) {
-        Ok((user, doc)) => Html(editor::page(
+        Ok((user, doc)) => Html(editor_page(
+            &app,
             &user,
             &form.document,
             editor::Report::Valid(&doc),
@@ -638,7 +722,8 @@ async fn rule_publish(
             }];
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Html(editor::page(
+                Html(editor_page(
+                    &app,
                     &user,
                     &text,
                     editor::Report::Problems(&problems),
@@ -669,7 +754,8 @@ async fn rule_publish(
             " Warning: the audit record of this publish could not be written; tell compliance.",
         );
     }
-    Html(editor::page(
+    Html(editor_page(
+        &app,
         &user,
         &text,
         editor::Report::Published(report),

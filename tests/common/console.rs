@@ -114,6 +114,34 @@ pub async fn produce_payment(settings: &Settings, customer: &str, amount_minor: 
         .expect("produced");
 }
 
+/// A recording (JSON lines) of three payments an hour ago: 6,000 and 7,000 by two customers
+/// (each over [`SHADOW_RULE`]'s bound), and 1.
+pub fn recording() -> String {
+    let at = now_ms() - 3_600_000;
+    [("REC-1", 600_000), ("REC-2", 700_000), ("REC-3", 100)]
+        .iter()
+        .enumerate()
+        .map(|(i, (customer, amount))| {
+            let txn = TransactionEvent {
+                event_id: format!("R{i}").into(),
+                customer_id: (*customer).into(),
+                event_time: at + i as i64,
+                account_id: "A1".into(),
+                txn_type: TxnType::CardPayment,
+                amount_minor: *amount,
+                currency: "EUR".into(),
+                payment_method: PaymentMethod::CreditCard,
+                merchant_category: None,
+                channel: TxnChannel::Online,
+                country: "DE".into(),
+                balance_after_minor: None,
+            };
+            let record = serde_json::to_string(&txn).unwrap();
+            format!("{{\"type\":\"bank.nbo.TransactionEvent\",\"record\":{record}}}\n")
+        })
+        .collect()
+}
+
 /// A pipeline on the mock cluster (in-memory state, the rule [`RULE`]) with the console beside
 /// it, and users vera (viewer), ana (analyst) and pat (publisher), passwords `<role>-pass`.
 pub struct ConsoleRun {
@@ -149,6 +177,8 @@ impl ConsoleRun {
             .options
             .insert("fetch.wait.max.ms".into(), "10".into());
         settings.console.listen = "127.0.0.1:0".into();
+        std::fs::write(rules.path().join("payments.jsonl"), recording()).unwrap();
+        settings.console.recordings = Some(rules.path().to_path_buf());
         settings.console.users = vec![
             user("vera", Role::Viewer, "viewer-pass"),
             user("ana", Role::Analyst, "analyst-pass"),
