@@ -347,6 +347,8 @@ async fn start_console(
     let hash = crate::console::auth::hash_password(&password).map_err(DemoError::Options)?;
     let mut settings = settings.clone();
     settings.console.listen = listen.to_string();
+    // Plain HTTP on the local machine: a Secure cookie would never be sent back.
+    settings.console.secure_cookie = false;
     settings.console.users = vec![ConsoleUser {
         name: "demo".into(),
         role: Role::Publisher,

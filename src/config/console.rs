@@ -84,6 +84,10 @@ pub struct ConsoleSettings {
     pub session_idle: Duration,
     /// Most sessions held at once; the least recently used goes first.
     pub max_sessions: usize,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Keep it on wherever browsers
+    /// reach the console over TLS (directly or through a proxy); turn it off only for a console
+    /// on plain HTTP on a trusted host (the demo does).
+    pub secure_cookie: bool,
     /// The Grafana dashboard's address, linked from the health page.
     pub grafana_url: Option<String>,
     /// A folder of recorded event files (`.avro`, `.jsonl`, as `generate --out` writes them)
@@ -104,6 +108,7 @@ impl Default for ConsoleSettings {
             users: Vec::new(),
             session_idle: Duration::from_secs(8 * 3600),
             max_sessions: 10_000,
+            secure_cookie: true,
             grafana_url: None,
             recordings: None,
         }

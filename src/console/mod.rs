@@ -284,8 +284,13 @@ async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -> Response 
     match signed {
         Some((token, user)) => {
             tracing::info!(user = %user.name, role = user.role.as_str(), "console sign-in");
+            let secure = if app.settings.console.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            };
             let cookie = format!(
-                "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+                "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
                 auth::COOKIE
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/live")).into_response()

@@ -177,6 +177,8 @@ impl ConsoleRun {
             .options
             .insert("fetch.wait.max.ms".into(), "10".into());
         settings.console.listen = "127.0.0.1:0".into();
+        // The tests reach the console over plain HTTP on loopback.
+        settings.console.secure_cookie = false;
         std::fs::write(rules.path().join("payments.jsonl"), recording()).unwrap();
         settings.console.recordings = Some(rules.path().to_path_buf());
         settings.console.users = vec![
