@@ -218,6 +218,8 @@ enum Denied {
     NoUser,
     /// The user's role is too small.
     Role(Box<(User, Role)>),
+    /// A change without the user's CSRF token.
+    Csrf,
 }
 
 impl IntoResponse for Denied {
@@ -227,6 +229,11 @@ impl IntoResponse for Denied {
             Denied::NoUser => (
                 StatusCode::UNAUTHORIZED,
                 "no signed-in user: reach the console through the sign-on proxy",
+            )
+                .into_response(),
+            Denied::Csrf => (
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page",
             )
                 .into_response(),
             Denied::Role(denied) => {
@@ -254,6 +261,22 @@ fn require(app: &App, headers: &HeaderMap, role: Role) -> Result<User, Denied> {
         Some(user) => Err(Denied::Role(Box::new((user, role)))),
         None if app.auth.mode() == ConsoleAuth::Users => Err(Denied::SignIn),
         None => Err(Denied::NoUser),
+    }
+}
+
+/// [`require`] for a change: the user must also send their CSRF token (`form_token` or the
+/// `X-CSRF-Token` header).
+fn require_change(
+    app: &App,
+    headers: &HeaderMap,
+    role: Role,
+    form_token: Option<&str>,
+) -> Result<User, Denied> {
+    let user = require(app, headers, role)?;
+    if Auth::csrf_ok(&user, headers, form_token) {
+        Ok(user)
+    } else {
+        Err(Denied::Csrf)
     }
 }
 
@@ -316,16 +339,8 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let user = match require(&app, &headers, Role::Viewer) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
-    if !Auth::csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token: reload the page",
-        )
-            .into_response();
+    if let Err(denied) = require_change(&app, &headers, Role::Viewer, form.csrf.as_deref()) {
+        return denied.into_response();
     }
     app.auth.sign_out(&headers);
     let clear = format!(
@@ -461,17 +476,10 @@ async fn customer_lookup(
     headers: HeaderMap,
     Form(form): Form<LookupForm>,
 ) -> Response {
-    let user = match require(&app, &headers, Role::Analyst) {
+    let user = match require_change(&app, &headers, Role::Analyst, form.csrf.as_deref()) {
         Ok(u) => u,
         Err(denied) => return denied.into_response(),
     };
-    if !Auth::csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token: reload the page",
-        )
-            .into_response();
-    }
     let id = form.customer_id.trim();
     if id.is_empty() {
         return Html(customer::form(&user, Some("Type a customer id."))).into_response();
@@ -644,16 +652,8 @@ fn checked_form(
     form: &RuleForm,
     role: Role,
 ) -> Result<(User, crate::rules::document::RuleDocument), Box<Response>> {
-    let user = require(app, headers, role).map_err(|d| Box::new(d.into_response()))?;
-    if !Auth::csrf_ok(&user, headers, form.csrf.as_deref()) {
-        return Err(Box::new(
-            (
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token: reload the page",
-            )
-                .into_response(),
-        ));
-    }
+    let user = require_change(app, headers, role, form.csrf.as_deref())
+        .map_err(|d| Box::new(d.into_response()))?;
     let checked = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
         editor::check(&form.document, &app.features, &book)
