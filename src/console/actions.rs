@@ -1,0 +1,344 @@
+//! The console's changes (POST): sign-in and sign-out, customer lookups, rule checks, backtests
+//! and publishing. Every one but sign-in requires a role and the user's CSRF token.
+
+use super::views::editor_page;
+use super::*;
+
+#[derive(serde::Deserialize)]
+pub(super) struct LoginForm {
+    name: String,
+    password: String,
+}
+
+pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -> Response {
+    if app.auth.mode() != ConsoleAuth::Users {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let auth = app.auth.clone();
+    let name = form.name.clone();
+    // argon2 is slow on purpose: off the async threads.
+    let signed = tokio::task::spawn_blocking(move || auth.sign_in(&form.name, &form.password))
+        .await
+        .ok()
+        .flatten();
+    match signed {
+        Some((token, user)) => {
+            tracing::info!(user = %user.name, role = user.role.as_str(), "console sign-in");
+            let secure = if app.settings.console.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                auth::COOKIE
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/live")).into_response()
+        }
+        None => {
+            tracing::warn!(user = %name, "console sign-in refused");
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(pages::login(Some("Wrong name or password."))),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+pub(super) async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(denied) = require_change(&app, &headers, Role::Viewer, form.csrf.as_deref()) {
+        return denied.into_response();
+    }
+    app.auth.sign_out(&headers);
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        auth::COOKIE
+    );
+    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct LookupForm {
+    csrf: Option<String>,
+    customer_id: String,
+}
+
+/// A customer lookup: audited first (no record, no lookup), then read from the state store and
+/// the audit the console holds.
+pub(super) async fn customer_lookup(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<LookupForm>,
+) -> Response {
+    let user = match require_change(&app, &headers, Role::Analyst, form.csrf.as_deref()) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let id = form.customer_id.trim();
+    if id.is_empty() {
+        return Html(customer::form(&user, Some("Type a customer id."))).into_response();
+    }
+    let Some((store, hasher)) = &app.state else {
+        return Html(customer::form(&user, Some("This console has no state store to read (state.backend = \"memory\" lives in the run process).")))
+            .into_response();
+    };
+    let ruleset_version = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version();
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::ConsoleLookup,
+        customer_id: id,
+        rule_id: "",
+        rule_version: 0,
+        ruleset_version,
+        what: "customer lookup".into(),
+    };
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, error = %e, "console: a lookup could not be audited; refused");
+        return (StatusCode::SERVICE_UNAVAILABLE, Html(customer::form(&user, Some("The lookup could not be recorded on the audit topic, so it was not made. Try again shortly.")))).into_response();
+    }
+    let key = hasher.key(id);
+    let features = store.feature_hash(&key).await;
+    let state = store.load(std::slice::from_ref(&key)).await;
+    let (features, state) = match (features, state) {
+        (Ok(f), Ok(mut s)) => (
+            f,
+            s.pop()
+                .flatten()
+                .and_then(|bytes| crate::state::CustomerState::from_bytes(&bytes).ok()),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "console: reading customer state");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(customer::form(
+                    &user,
+                    Some("The state store did not answer. Try again shortly."),
+                )),
+            )
+                .into_response();
+        }
+    };
+    let decisions = lock(&app.shared.store).audits_of(id, 20);
+    let lookup = customer::Lookup {
+        customer_id: id,
+        features,
+        specs: &app.specs,
+        state,
+        decisions,
+    };
+    Html(customer::page(&user, &lookup)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct RuleForm {
+    csrf: Option<String>,
+    document: String,
+    state: Option<String>,
+    file: Option<String>,
+}
+
+/// Backtests an edited rule over a recording and shows the report under the editor.
+pub(super) async fn rule_backtest(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    let (user, doc) = match checked_form(&app, &headers, &form, Role::Analyst) {
+        Ok(ok) => ok,
+        Err(page) => return *page,
+    };
+    let folder = app.settings.console.recordings.clone();
+    let name = form.file.clone().unwrap_or_default();
+    let Some(file) = backtest::recording(folder.as_deref(), &name) else {
+        return (StatusCode::BAD_REQUEST, "choose a recording from the list").into_response();
+    };
+    let Ok(_permit) = app.backtests.clone().try_acquire_owned() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "another backtest is running: try again when it has finished",
+        )
+            .into_response();
+    };
+    let book = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (settings, features, rule) = (app.settings.clone(), app.features.clone(), doc.clone());
+    tracing::info!(user = %user.name, rule = %doc.id, file = %name, "console: backtest");
+    let result =
+        tokio::task::spawn_blocking(move || backtest::run(&settings, features, &book, &rule, file))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+    let recordings = backtest::recordings(folder.as_deref());
+    match result {
+        Ok(report) => {
+            let html = backtest::report_html(&report, &doc.id);
+            Html(editor::page(
+                &user,
+                &form.document,
+                editor::Report::Valid(&doc),
+                &recordings,
+                &name,
+                &html,
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message: format!("backtest failed: {e}"),
+            }];
+            Html(editor::page(
+                &user,
+                &form.document,
+                editor::Report::Problems(&problems),
+                &recordings,
+                &name,
+                "",
+            ))
+            .into_response()
+        }
+    }
+}
+
+/// Checks a form's user, role and CSRF token, then the document; the page to answer with when
+/// anything fails.
+fn checked_form(
+    app: &App,
+    headers: &HeaderMap,
+    form: &RuleForm,
+    role: Role,
+) -> Result<(User, crate::rules::document::RuleDocument), Box<Response>> {
+    let user = require_change(app, headers, role, form.csrf.as_deref())
+        .map_err(|d| Box::new(d.into_response()))?;
+    let checked = {
+        let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+        editor::check(&form.document, &app.features, &book)
+    };
+    match checked {
+        Ok(doc) => Ok((user, doc)),
+        Err(problems) => Err(Box::new(
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(editor_page(
+                    app,
+                    &user,
+                    &form.document,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response(),
+        )),
+    }
+}
+
+pub(super) async fn rule_check(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    match checked_form(&app, &headers, &form, Role::Analyst) {
+        Ok((user, doc)) => Html(editor_page(
+            &app,
+            &user,
+            &form.document,
+            editor::Report::Valid(&doc),
+        ))
+        .into_response(),
+        Err(page) => *page,
+    }
+}
+
+/// Publishes a checked document to the rules topic in the state chosen, then audits who did.
+pub(super) async fn rule_publish(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<RuleForm>,
+) -> Response {
+    use crate::rules::document::RuleState;
+    use crate::rules::publish::{publish, Checked, Publication};
+    let (user, doc) = match checked_form(&app, &headers, &form, Role::Publisher) {
+        Ok(ok) => ok,
+        Err(page) => return *page,
+    };
+    let state = match form.state.as_deref() {
+        Some("shadow") => RuleState::Shadow,
+        Some("active") => RuleState::Active,
+        _ => return (StatusCode::BAD_REQUEST, "state must be shadow or active").into_response(),
+    };
+    let (doc, text) = editor::for_publish(doc, state);
+    let item = Publication::Document(Box::new(Checked {
+        doc: doc.clone(),
+        text: text.clone(),
+        path: format!("console:{}", user.name),
+    }));
+    let client = crate::source::client_config(&app.kafka);
+    let written = match publish(&client, &app.rules_topic, &[item]).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, rule = %doc.id, "console: publishing failed");
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message: format!("not published: the rules topic refused it ({e}); try again"),
+            }];
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(editor_page(
+                    &app,
+                    &user,
+                    &text,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response();
+        }
+    };
+    let (_, partition, offset) = written.first().cloned().unwrap_or_default();
+    let state_name = if state == RuleState::Shadow {
+        "shadow"
+    } else {
+        "active"
+    };
+    tracing::info!(user = %user.name, rule = %doc.id, version = doc.version, state = state_name, partition, offset, "console: rule published");
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::RulePublished,
+        customer_id: "",
+        rule_id: &doc.id,
+        rule_version: doc.version,
+        ruleset_version: offset + 1,
+        what: format!("rule published as {state_name}"),
+    };
+    let mut report = format!("Published {} v{} as {state_name} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.", doc.id, doc.version);
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, error = %e, "console: a publish could not be audited");
+        report.push_str(
+            " Warning: the audit record of this publish could not be written; tell compliance.",
+        );
+    }
+    Html(editor_page(
+        &app,
+        &user,
+        &text,
+        editor::Report::Published(report),
+    ))
+    .into_response()
+}

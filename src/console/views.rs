@@ -1,0 +1,157 @@
+//! The console's pages (GET): what each role may read. Nothing here changes anything.
+
+use super::*;
+
+pub(super) async fn login_page(State(app): State<App>) -> Response {
+    match app.auth.mode() {
+        ConsoleAuth::Users => Html(pages::login(None)).into_response(),
+        ConsoleAuth::TrustedHeader => Redirect::to("/live").into_response(),
+    }
+}
+
+fn rule_ids(app: &App) -> Vec<String> {
+    let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+    book.documents().map(|d| d.id.clone()).collect()
+}
+
+pub(super) async fn live(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let user = match require(&app, &headers, Role::Viewer) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let rules = rule_ids(&app);
+    let store = lock(&app.shared.store);
+    Html(pages::live(&store, &filter, &rules, &user, now_ms())).into_response()
+}
+
+/// New offers and alerts as server-sent events: `row` events carry the table row's HTML and
+/// its data; a `lagged` event says how many rows a slow reader missed.
+pub(super) async fn live_stream(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let user = match require(&app, &headers, Role::Viewer) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let rx = app.shared.live.subscribe();
+    let stream = futures::stream::unfold((rx, filter, user), |(mut rx, filter, user)| async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(row) if filter.matches(&row) => {
+                    let mut data = serde_json::to_value(&row).unwrap_or_default();
+                    data["customer_id"] = pages::customer(&row.customer_id, user.role).into();
+                    data["html"] = pages::row_html(&row, user.role).into();
+                    Event::default().event("row").data(data.to_string())
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Event::default().event("lagged").data(n.to_string())
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, std::convert::Infallible>(event), (rx, filter, user)));
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+pub(super) async fn rules(State(app): State<App>, headers: HeaderMap) -> Response {
+    let user = match require(&app, &headers, Role::Viewer) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let (docs, version) = {
+        let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            book.documents().cloned().collect::<Vec<_>>(),
+            book.version(),
+        )
+    };
+    let store = lock(&app.shared.store);
+    Html(pages::rules(&docs, version, &store, &user, now_ms())).into_response()
+}
+
+pub(super) async fn health(State(app): State<App>, headers: HeaderMap) -> Response {
+    let user = match require(&app, &headers, Role::Viewer) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let version = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version();
+    let store = lock(&app.shared.store);
+    Html(pages::health(
+        &store,
+        version,
+        app.grafana.as_deref(),
+        &user,
+        now_ms(),
+    ))
+    .into_response()
+}
+
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "max-age=300"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+pub(super) async fn customer_form(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require(&app, &headers, Role::Analyst) {
+        Ok(user) => Html(customer::form(&user, None)).into_response(),
+        Err(denied) => denied.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct EditQuery {
+    id: Option<String>,
+}
+
+pub(super) async fn rule_edit(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<EditQuery>,
+) -> Response {
+    let user = match require(&app, &headers, Role::Analyst) {
+        Ok(u) => u,
+        Err(denied) => return denied.into_response(),
+    };
+    let text =
+        q.id.and_then(|id| {
+            let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+            book.document(&id).map(|d| d.to_toml())
+        })
+        .unwrap_or_else(|| editor::TEMPLATE.to_string());
+    Html(editor_page(&app, &user, &text, editor::Report::None)).into_response()
+}
+
+/// The editor page with the recordings this console offers.
+pub(super) fn editor_page(
+    app: &App,
+    user: &User,
+    text: &str,
+    report: editor::Report<'_>,
+) -> String {
+    let recordings = backtest::recordings(app.settings.console.recordings.as_deref());
+    editor::page(user, text, report, &recordings, "", "")
+}
