@@ -265,6 +265,57 @@ pub fn generate(
     generator::generate(&client, &settings.topics, &codec, &options, &stop).expect("generate")
 }
 
+/// A pipeline running in this test process, on its own task.
+pub struct Running {
+    /// Its running totals.
+    pub progress: std::sync::Arc<nbo_stream::worker::Progress>,
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<Result<(), nbo_stream::pipeline::PipelineError>>,
+}
+
+impl Running {
+    /// Starts the pipeline of `settings` over `store`.
+    pub fn start(
+        settings: &nbo_stream::config::Settings,
+        store: std::sync::Arc<dyn nbo_stream::state::StateStore>,
+    ) -> Self {
+        let progress = std::sync::Arc::new(nbo_stream::worker::Progress::default());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let deps = nbo_stream::pipeline::Dependencies {
+            store,
+            health: Default::default(),
+            progress: progress.clone(),
+        };
+        let run_settings = settings.clone();
+        let handle =
+            tokio::spawn(
+                async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await },
+            );
+        Self {
+            progress,
+            stop,
+            handle,
+        }
+    }
+
+    /// Waits until it has processed at least `records` records in all; `false` on `timeout`.
+    pub async fn processed(&self, records: u64, timeout: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let p = self.progress.clone();
+        wait_for(timeout, || p.records.load(Ordering::Relaxed) >= records).await
+    }
+
+    /// Shuts it down cleanly and returns its totals; panics if it stopped with an error.
+    pub async fn stop(self) -> std::sync::Arc<nbo_stream::worker::Progress> {
+        self.stop.send(true).unwrap();
+        self.handle
+            .await
+            .unwrap()
+            .expect("pipeline stopped with an error");
+        self.progress
+    }
+}
+
 /// Runs the pipeline until it has processed `records` records (or `timeout`), then shuts it down
 /// cleanly; returns its running totals. Panics if it stops with an error or falls short.
 pub async fn run_until(
@@ -274,23 +325,9 @@ pub async fn run_until(
     timeout: Duration,
 ) -> std::sync::Arc<nbo_stream::worker::Progress> {
     use std::sync::atomic::Ordering;
-    let progress = std::sync::Arc::new(nbo_stream::worker::Progress::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let deps = nbo_stream::pipeline::Dependencies {
-        store,
-        health: Default::default(),
-        progress: progress.clone(),
-    };
-    let run_settings = settings.clone();
-    let handle =
-        tokio::spawn(async move { nbo_stream::pipeline::run(&run_settings, deps, stop_rx).await });
-    let p = progress.clone();
-    let done = wait_for(timeout, || p.records.load(Ordering::Relaxed) >= records).await;
-    stop.send(true).unwrap();
-    handle
-        .await
-        .unwrap()
-        .expect("pipeline stopped with an error");
+    let running = Running::start(settings, store);
+    let done = running.processed(records, timeout).await;
+    let progress = running.stop().await;
     assert!(
         done,
         "processed {} of {records}",
