@@ -284,6 +284,20 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
         .any(|a| a.outcome == DecisionOutcome::RulePublished
             && a.rule_id == "test-shadow-payment"
             && a.trigger_event_id == "console:pat"));
+    // The rules page says what the shadow rule would have done.
+    let mut would = String::new();
+    for _ in 0..50 {
+        let (_, page) = get(&http, format!("{base}/rules"), &viewer).await;
+        if page.contains("Would have acted 1 times") {
+            would = page;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        would.contains("…0077: shadow rule: would raise a LOW FRAUD alert"),
+        "what the shadow rule would have done: {would}"
+    );
 
     // A change without the CSRF token is refused; with it, sign-out works and ends the session.
     let post = |cookie: &str, body: String| {
@@ -313,6 +327,81 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let (status, _) = get(&http, format!("{base}/live"), &viewer).await;
     assert_eq!(status, 303, "signed out");
 
+    run.stop().await;
+}
+
+/// An offer the pipeline made and the customer accepted counts towards its rule's acceptance
+/// rate; the health page shows the instances' consumer lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_offer_counts_towards_its_rule_and_health_shows_the_lag() {
+    let run = ConsoleRun::start().await;
+    let (settings, base, brokers) = (&run.settings, &run.base, &run.brokers);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let viewer = sign_in(&http, base, "vera", "viewer-pass").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    produce_consenting_profile(settings, "CUST-000500").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    produce_payment(settings, "CUST-000500", 400_000).await;
+    let offers: Vec<nbo_stream::output::NextBestOffer> =
+        outputs(brokers, &settings.topics.offers, "NextBestOffer", 1);
+    assert_eq!(offers.len(), 1, "one offer: {offers:?}");
+    assert_eq!(offers[0].rule_id, "test-card-offer");
+    produce_response(
+        settings,
+        "CUST-000500",
+        &offers[0].offer_id,
+        nbo_stream::event::OfferResponseKind::Accepted,
+    )
+    .await;
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = get(&http, format!("{base}/rules"), &viewer).await.1;
+        if page.contains("<td class=\"accepted\">100.0%") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = &page[page
+        .find("rule-test-card-offer")
+        .expect("the offer rule is listed")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("<td class=\"accepted\">100.0%<br><span class=\"muted\">1 accepted, 0 clicked, 0 declined"),
+        "acceptance of the offer rule: {row}"
+    );
+
+    // Lag: every input topic listed; once the pipeline has committed, nothing left to read.
+    let mut health = String::new();
+    for _ in 0..100 {
+        health = get(&http, format!("{base}/health"), &viewer).await.1;
+        if health.contains("<strong id=\"lag-total\">0</strong>")
+            && health.contains(&format!(
+                "<tr><td>{}</td><td>2</td><td>",
+                settings.topics.transactions
+            ))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        health.contains(&format!("Group <code>{}</code>", settings.kafka.group_id)),
+        "{health}"
+    );
+    assert!(
+        health.contains("<strong id=\"lag-total\">0</strong>"),
+        "no lag once the pipeline has committed: {health}"
+    );
+    for topic in settings.topics.inputs() {
+        assert!(
+            health.contains(&format!("<tr><td>{topic}</td>")),
+            "{topic} in {health}"
+        );
+    }
     run.stop().await;
 }
 

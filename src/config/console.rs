@@ -93,6 +93,14 @@ pub struct ConsoleSettings {
     /// A folder of recorded event files (`.avro`, `.jsonl`, as `generate --out` writes them)
     /// that analysts may backtest edited rules on. Unset: no backtests from the console.
     pub recordings: Option<std::path::PathBuf>,
+    /// Offer ids remembered with the rule that made them, so an `OfferResponse` counts towards
+    /// its rule's acceptance rate; the oldest is forgotten first, and a response to a forgotten
+    /// offer is counted as unattributed on the health page. About 150 bytes each.
+    pub keep_offer_ids: usize,
+    /// How often the consumer lag of the `run` instances' group (`kafka.group_id`) is read for
+    /// the health page: committed offsets against each input partition's end.
+    #[serde(with = "humantime_serde")]
+    pub lag_every: Duration,
 }
 
 impl Default for ConsoleSettings {
@@ -111,6 +119,8 @@ impl Default for ConsoleSettings {
             secure_cookie: true,
             grafana_url: None,
             recordings: None,
+            keep_offer_ids: 100_000,
+            lag_every: Duration::from_secs(10),
         }
     }
 }
@@ -129,6 +139,15 @@ impl ConsoleSettings {
         }
         if self.chart_hours == 0 || self.chart_hours > 48 {
             return Err(("console.chart_hours", "must be in 1..=48".into()));
+        }
+        if self.keep_offer_ids == 0 || self.keep_offer_ids > 10_000_000 {
+            return Err(("console.keep_offer_ids", "must be in 1..=10000000".into()));
+        }
+        if self.lag_every < Duration::from_secs(1) {
+            return Err((
+                "console.lag_every",
+                "must be at least 1s (such as \"10s\")".into(),
+            ));
         }
         if self.max_sessions == 0 {
             return Err(("console.max_sessions", "must be at least 1".into()));

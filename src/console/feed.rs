@@ -1,16 +1,20 @@
-//! The console's reading of Kafka: the output topics into the [`Store`], the rules topic into a
-//! [`RuleBook`] of its own.
+//! The console's reading of Kafka: the output topics and the offer responses into the [`Store`],
+//! the rules topic into a [`RuleBook`] of its own.
 //!
-//! The console assigns itself every partition of the offers, alerts, audit and dead-letter topics
-//! (no group membership: two consoles never split the decisions between them) from the offsets
-//! of `console.chart_hours` ago, and every partition of the rules topic from the beginning, as a
-//! `run` instance does, so it shows the rules the instances run. It commits nothing: a restarted
+//! The console assigns itself every partition of the offers, alerts, audit, dead-letter and
+//! offer-response topics (no group membership: two consoles never split the decisions between
+//! them) from the offsets of `console.chart_hours` ago, and every partition of the rules topic
+//! from the beginning, as a `run` instance does, so it shows the rules the instances run. Offer
+//! responses are read with the pipeline's own codec (with a Schema Registry, a new writer id is
+//! fetched once, off the per-record path, as a `run` instance does). It commits nothing: a restarted
 //! console reads the same hours back. A record it cannot decode is logged and skipped; it is the
 //! pipeline's output, so nothing is lost by not showing it.
 
 use super::store::{Row, Store};
-use crate::codec::{schemas, Framing};
+use crate::codec::fetch::Fetcher;
+use crate::codec::{schemas, Codec, Framing};
 use crate::config::Settings;
+use crate::event::{Event, EventKind};
 use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
 use crate::rules::book::RuleBook;
 use futures::StreamExt;
@@ -27,6 +31,7 @@ enum Topic {
     Alerts,
     Audit,
     DeadLetters,
+    Responses,
     Rules,
 }
 
@@ -85,6 +90,8 @@ pub struct Shared {
     /// New offers and alerts, for the live stream. A slow listener misses rows (it is told how
     /// many) rather than holding memory.
     pub live: broadcast::Sender<Row>,
+    /// The latest consumer-lag reading of the `run` instances' group.
+    pub lag: super::lag::Slot,
 }
 
 /// Assigns the topics and reads them until the process ends.
@@ -95,8 +102,10 @@ pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
         (t.alerts.as_str(), Topic::Alerts),
         (t.decisions_audit.as_str(), Topic::Audit),
         (t.dead_letters.as_str(), Topic::DeadLetters),
+        (t.offer_responses.as_str(), Topic::Responses),
         (t.rules.as_str(), Topic::Rules),
     ];
+    let (codec, fetcher) = crate::pipeline::codec_and_registry(settings).await?;
     let group = settings
         .console
         .group_id
@@ -146,6 +155,7 @@ pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }
+            Topic::Responses => response(&codec, fetcher.as_deref(), &message, &shared).await,
             _ => apply(&decoders, topic, payload.unwrap_or_default(), &shared),
         };
         if let Err(error) = result {
@@ -155,10 +165,42 @@ pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Decodes an offer response and counts it towards the rule that made the offer.
+async fn response(
+    codec: &Codec,
+    fetcher: Option<&Fetcher>,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let kind = EventKind::OfferResponse;
+    if let (Some(id), Some(fetcher)) = (codec.missing_writer(kind, message.payload()), fetcher) {
+        // Waits out a registry outage (the console's pages keep serving meanwhile).
+        let topic = message.topic().to_string();
+        let missing = std::collections::BTreeSet::from([(kind, id)]);
+        let health = crate::telemetry::http::Health::default();
+        fetcher
+            .prepare(codec, &missing, |_| topic.clone(), &health, || true)
+            .await;
+    }
+    let now = crate::console::now_ms();
+    match codec.decode(kind, message.key(), message.payload(), now) {
+        Ok(Event::OfferResponse(r)) => {
+            lock(&shared.store).push_response(&r.offer_id, r.response, r.event_time);
+            Ok(())
+        }
+        Ok(_) => Err("not an OfferResponse".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Decodes one output record into the store (and the live stream).
 fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<(), String> {
     let row = match topic {
-        Topic::Offers => Some(Row::offer(d.decode::<NextBestOffer>(&d.offer, payload)?)),
+        Topic::Offers => {
+            let offer: NextBestOffer = d.decode(&d.offer, payload)?;
+            lock(&shared.store).note_offer(&offer.offer_id, &offer.rule_id);
+            Some(Row::offer(offer))
+        }
         Topic::Alerts => Some(Row::alert(d.decode::<RiskAlert>(&d.alert, payload)?)),
         Topic::Audit => {
             let audit: DecisionAudit = d.decode(&d.audit, payload)?;
@@ -170,7 +212,7 @@ fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<
             lock(&shared.store).push_dead_letter(dead);
             None
         }
-        Topic::Rules => None,
+        Topic::Responses | Topic::Rules => None,
     };
     if let Some(row) = row {
         let row = lock(&shared.store).push_row(row);

@@ -15,6 +15,7 @@ pub mod chart;
 pub mod customer;
 pub mod editor;
 pub mod feed;
+pub mod lag;
 pub mod pages;
 pub mod store;
 mod views;
@@ -130,14 +131,21 @@ pub async fn start_with(
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
     let c = &settings.console;
     let shared = Shared {
-        store: Arc::new(Mutex::new(Store::new(
-            c.keep_decisions,
-            c.chart_hours,
-            c.keep_dead_letters,
-        ))),
+        store: Arc::new(Mutex::new(
+            Store::new(c.keep_decisions, c.chart_hours, c.keep_dead_letters)
+                .keep_offer_ids(c.keep_offer_ids),
+        )),
         rules: Arc::new(Mutex::new(book)),
         live: tokio::sync::broadcast::channel(1024).0,
+        lag: Default::default(),
     };
+    let lag_settings = settings.clone();
+    let lag_slot = shared.lag.clone();
+    tokio::spawn(async move {
+        if let Err(e) = lag::run(&lag_settings, lag_slot).await {
+            tracing::error!(error = %e, "console: reading the consumer lag stopped");
+        }
+    });
     let feed_settings = settings.clone();
     let feed_shared = shared.clone();
     tokio::spawn(async move {

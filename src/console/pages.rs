@@ -3,9 +3,10 @@
 
 use super::auth::User;
 use super::chart;
-use super::store::{Filter, Minutes, Row, Store};
+use super::lag::Lag;
+use super::store::{Filter, Minutes, Row, Store, RESPONSES};
 use crate::config::console::Role;
-use crate::event::{ContactChannel, DecisionOutcome, ProductCategory, Severity};
+use crate::event::{ContactChannel, DecisionOutcome, OfferResponseKind, ProductCategory, Severity};
 use crate::rules::document::{RuleDocument, RuleState};
 use std::fmt::Write;
 
@@ -168,8 +169,25 @@ pub fn live(store: &Store, filter: &Filter, rules: &[String], user: &User, now: 
     layout("Live", user, "/live", &body)
 }
 
-/// Counts of one rule over a period, by what happened.
-fn counts_cells(counts: &[u64]) -> String {
+/// The acceptance cell of an offer rule over a period: accepted responses against the offers
+/// made, with clicks and declines beside them.
+fn acceptance_cell(offered: u64, responses: &[u64; RESPONSES]) -> String {
+    let n = |r: OfferResponseKind| responses[r as usize];
+    let accepted = n(OfferResponseKind::Accepted);
+    let rate = if offered > 0 {
+        format!("{:.1}%", 100.0 * accepted as f64 / offered as f64)
+    } else {
+        "–".into()
+    };
+    format!(
+        "<td class=\"accepted\">{rate}<br><span class=\"muted\">{accepted} accepted, {} clicked, {} declined</span></td>",
+        n(OfferResponseKind::Clicked),
+        n(OfferResponseKind::Declined)
+    )
+}
+
+/// Counts of one rule over a period, by what happened; `responses` for offer rules.
+fn counts_cells(counts: &[u64], responses: Option<&[u64; RESPONSES]>) -> String {
     let n = |o: DecisionOutcome| counts[o as usize];
     let fired: u64 = DecisionOutcome::ALL
         .iter()
@@ -194,9 +212,13 @@ fn counts_cells(counts: &[u64]) -> String {
     .map(|(label, o)| format!("{label} {}", n(*o)))
     .collect::<Vec<_>>()
     .join(", ");
+    let made = n(DecisionOutcome::Offered) + n(DecisionOutcome::Alerted);
+    let accepted = match responses {
+        Some(r) => acceptance_cell(n(DecisionOutcome::Offered), r),
+        None => "<td class=\"muted\">–</td>".into(),
+    };
     format!(
-        "<td>{fired}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-        n(DecisionOutcome::Offered) + n(DecisionOutcome::Alerted),
+        "<td>{fired}</td><td>{made}</td><td>{}</td><td>{}</td><td>{}</td>{accepted}",
         if suppressed.is_empty() {
             "0".into()
         } else {
@@ -220,22 +242,29 @@ pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, no
     let mut body = format!(
         "<p>Rule set version {version} ({} rules), as the instances read it from the rules topic.</p>\
          <table class=\"rules\"><thead><tr><th rowspan=\"2\">Rule</th><th rowspan=\"2\">State</th>\
-         <th rowspan=\"2\">What it does</th><th colspan=\"5\">Last hour</th><th colspan=\"5\">Last day</th></tr>\
-         <tr><th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th>\
-         <th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th></tr></thead><tbody>",
+         <th rowspan=\"2\">What it does</th><th colspan=\"6\">Last hour</th><th colspan=\"6\">Last day</th></tr>\
+         <tr><th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th><th>acceptance</th>\
+         <th>fired</th><th>offered / alerted</th><th>suppressed</th><th>control</th><th>shadow</th><th>acceptance</th></tr></thead><tbody>",
         docs.len()
     );
     let empty = Minutes::new(1);
+    let no_responses = Minutes::<RESPONSES>::new(1);
     for d in docs {
         let minutes = store.rule(&d.id).unwrap_or(&empty);
         let hour = minutes.total_since(now - 3_600_000);
         let day = minutes.total_since(now - 86_400_000);
-        let kind = if d.is_offer() { "offer" } else { "alert" };
+        let responses = store.responses(&d.id).unwrap_or(&no_responses);
+        let (hour_r, day_r) = (
+            responses.total_since(now - 3_600_000),
+            responses.total_since(now - 86_400_000),
+        );
+        let offer = d.is_offer();
+        let kind = if offer { "offer" } else { "alert" };
         let _ = write!(
             body,
             "<tr id=\"rule-{id}\"><td><strong>{id}</strong> v{version}<br><span class=\"muted\">{kind}</span>{edit}</td>\
              <td><span class=\"state {state}\">{state}</span></td>\
-             <td>{description}<br><span class=\"muted\">on {triggers}</span><br><code>{condition}</code></td>{hour}{day}</tr>",
+             <td>{description}<br><span class=\"muted\">on {triggers}</span><br><code>{condition}</code>{would}</td>{hour}{day}</tr>",
             id = esc(&d.id),
             version = d.version,
             edit = if user.can(Role::Analyst) {
@@ -247,8 +276,9 @@ pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, no
             description = esc(&d.description),
             triggers = esc(&d.triggers.join(", ")),
             condition = esc(&d.condition),
-            hour = counts_cells(&hour),
-            day = counts_cells(&day),
+            would = would_have(store, &d.id, d.state, day[DecisionOutcome::Shadow as usize], user),
+            hour = counts_cells(&hour, offer.then_some(&hour_r)),
+            day = counts_cells(&day, offer.then_some(&day_r)),
         );
     }
     body.push_str("</tbody></table>");
@@ -258,9 +288,80 @@ pub fn rules(docs: &[RuleDocument], version: i64, store: &Store, user: &User, no
     layout("Rules", user, "/rules", &body)
 }
 
+/// What a shadow rule would have done: how often in the last day, and its latest decisions with
+/// the customer (masked for viewers), the time and the reason it gives.
+fn would_have(store: &Store, id: &str, state: RuleState, day: u64, user: &User) -> String {
+    let latest: Vec<_> = store.shadow_latest(id).collect();
+    if state != RuleState::Shadow && latest.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<div class=\"would\"><strong>Would have acted {day} times in the last day</strong> (shadow: nothing sent)"
+    );
+    if !latest.is_empty() {
+        out.push_str("<ul>");
+        for a in latest {
+            let would = a
+                .reasons
+                .iter()
+                .rev()
+                .find(|r| r.starts_with("shadow rule"))
+                .map_or("", |r| &**r);
+            let _ = write!(
+                out,
+                "<li>{} {}: {}</li>",
+                time(a.decided_at),
+                esc(&customer(&a.customer_id, user.role)),
+                esc(would)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// The consumer lag of the instances' group by input topic.
+fn lag_section(lag: Option<&Lag>, now: i64) -> String {
+    let Some(lag) = lag else {
+        return "<h2>Consumer lag</h2><p>Not read yet.</p>".into();
+    };
+    let mut out = format!(
+        "<h2>Consumer lag</h2><p>Group <code>{}</code>, read {} s ago: \
+         <strong id=\"lag-total\">{}</strong> records still to read.</p>",
+        esc(&lag.group),
+        ((now - lag.at).max(0) / 1000),
+        lag.total()
+    );
+    if let Some(error) = &lag.error {
+        let _ = write!(
+            out,
+            "<p class=\"error\">The latest reading failed: {}</p>",
+            esc(error)
+        );
+    }
+    out.push_str(
+        "<table id=\"lag\"><thead><tr><th>Topic</th><th>Partitions</th><th>Committed on</th>\
+         <th>Lag (records)</th></tr></thead><tbody>",
+    );
+    for t in &lag.topics {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.topic),
+            t.partitions,
+            t.committed,
+            t.lag
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
 /// Throughput, dead letters by reason with the latest few, ruleset versions, a Grafana link.
 pub fn health(
     store: &Store,
+    lag: Option<&Lag>,
     book_version: i64,
     grafana: Option<&str>,
     user: &User,
@@ -282,6 +383,13 @@ pub fn health(
             .map(|(v, at)| format!("{v} (last {})", time(*at)))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    body.push_str(&lag_section(lag, now));
+    let _ = write!(
+        body,
+        "<p>Responses to offers older than the console remembers (not counted towards a rule): \
+         <span id=\"unattributed\">{}</span></p>",
+        store.unattributed_responses()
     );
     if let Some(url) = grafana {
         let _ = write!(

@@ -9,18 +9,27 @@
 //! - dead letters: a count per reason (at most [`MAX_REASONS`] reasons) and the latest
 //!   `console.keep_dead_letters` of each;
 //! - the latest `console.keep_decisions` audit records, for a customer's last decisions;
-//! - the ruleset versions seen in the audit in the last [`VERSION_SEEN_MS`].
+//! - the ruleset versions seen in the audit in the last [`VERSION_SEEN_MS`];
+//! - the latest `console.keep_offer_ids` offer ids with their rule, so that an `OfferResponse`
+//!   counts towards its rule (oldest forgotten first), and per rule the responses per minute for
+//!   the last day;
+//! - per shadow rule, its latest [`KEEP_SHADOW`] SHADOW audit records (what it would have done).
 //!
 //! Every part is a fixed-size ring or a capped map, so the console's memory does not grow with
 //! the traffic it watches or the time it runs.
 
-use crate::event::DecisionOutcome;
+use crate::event::{DecisionOutcome, OfferResponseKind};
 use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Outcome counters per bucket (one per [`DecisionOutcome`]).
 pub const OUTCOMES: usize = DecisionOutcome::ALL.len();
+/// Response counters per bucket (one per [`OfferResponseKind`]).
+pub const RESPONSES: usize = OfferResponseKind::ALL.len();
+/// SHADOW audit records kept per rule.
+pub const KEEP_SHADOW: usize = 3;
 /// Most distinct rule ids counted one by one.
 pub const MAX_RULES: usize = 1_000;
 /// Where decisions of rule ids past [`MAX_RULES`] are counted.
@@ -154,14 +163,22 @@ impl Filter {
     }
 }
 
-/// Counts per minute over a fixed number of minutes, newest last.
+/// Counts per minute over a fixed number of minutes, newest last: `N` counters per minute (by
+/// default one per decision outcome).
 #[derive(Debug, Clone)]
-pub struct Minutes {
+pub struct Minutes<const N: usize = OUTCOMES> {
     len: usize,
-    buckets: VecDeque<(i64, [u32; OUTCOMES])>,
+    buckets: VecDeque<(i64, [u32; N])>,
 }
 
 impl Minutes {
+    /// Counts one `outcome` at `at` (ms). Records older than the ring are not counted.
+    pub fn add(&mut self, at: i64, outcome: DecisionOutcome) {
+        self.count(at, outcome as usize);
+    }
+}
+
+impl<const N: usize> Minutes<N> {
     /// A ring of `len` minutes.
     pub fn new(len: usize) -> Self {
         Self {
@@ -170,8 +187,9 @@ impl Minutes {
         }
     }
 
-    /// Counts one `outcome` at `at` (ms). Records older than the ring are not counted.
-    pub fn add(&mut self, at: i64, outcome: DecisionOutcome) {
+    /// Adds one to counter `index` (< `N`) at `at` (ms). Records older than the ring are not
+    /// counted.
+    pub fn count(&mut self, at: i64, index: usize) {
         let minute = at.div_euclid(MINUTE_MS);
         let newest = self.buckets.back().map_or(minute, |b| b.0.max(minute));
         if minute <= newest - self.len as i64 {
@@ -180,11 +198,11 @@ impl Minutes {
         let i = match self.buckets.binary_search_by_key(&minute, |b| b.0) {
             Ok(i) => i,
             Err(i) => {
-                self.buckets.insert(i, (minute, [0; OUTCOMES]));
+                self.buckets.insert(i, (minute, [0; N]));
                 i
             }
         };
-        self.buckets[i].1[outcome as usize] += 1;
+        self.buckets[i].1[index] += 1;
         while self
             .buckets
             .front()
@@ -194,10 +212,10 @@ impl Minutes {
         }
     }
 
-    /// Sums per outcome over the minutes from `since` (ms) on.
-    pub fn total_since(&self, since: i64) -> [u64; OUTCOMES] {
+    /// Sums per counter over the minutes from `since` (ms) on.
+    pub fn total_since(&self, since: i64) -> [u64; N] {
         let first = since.div_euclid(MINUTE_MS);
-        let mut out = [0u64; OUTCOMES];
+        let mut out = [0u64; N];
         for (_, counts) in self.buckets.iter().filter(|b| b.0 >= first) {
             for (o, c) in out.iter_mut().zip(counts) {
                 *o += u64::from(*c);
@@ -207,7 +225,7 @@ impl Minutes {
     }
 
     /// Every bucket: minute index (ms / 60,000) and counts, oldest first.
-    pub fn buckets(&self) -> impl Iterator<Item = &(i64, [u32; OUTCOMES])> {
+    pub fn buckets(&self) -> impl Iterator<Item = &(i64, [u32; N])> {
         self.buckets.iter()
     }
 }
@@ -234,10 +252,18 @@ pub struct Store {
     dead: BTreeMap<String, Reason>,
     versions: BTreeMap<i64, i64>,
     records: u64,
+    keep_offer_ids: usize,
+    offer_rules: HashMap<Arc<str>, Arc<str>>,
+    offer_order: VecDeque<Arc<str>>,
+    responses: HashMap<Arc<str>, Minutes<RESPONSES>>,
+    unattributed: u64,
+    shadow: HashMap<String, VecDeque<DecisionAudit>>,
 }
 
 impl Store {
-    /// An empty store with the given bounds.
+    /// An empty store with the given bounds (`console.keep_decisions`, `console.chart_hours`,
+    /// `console.keep_dead_letters`); it remembers 100,000 offer ids until
+    /// [`Store::keep_offer_ids`] says otherwise.
     pub fn new(keep_rows: usize, chart_hours: u32, keep_dead: usize) -> Self {
         Self {
             keep_rows,
@@ -250,7 +276,73 @@ impl Store {
             dead: BTreeMap::new(),
             versions: BTreeMap::new(),
             records: 0,
+            keep_offer_ids: 100_000,
+            offer_rules: HashMap::new(),
+            offer_order: VecDeque::new(),
+            responses: HashMap::new(),
+            unattributed: 0,
+            shadow: HashMap::new(),
         }
+    }
+
+    /// Remembers at most `n` offer ids (`console.keep_offer_ids`).
+    pub fn keep_offer_ids(mut self, n: usize) -> Self {
+        self.keep_offer_ids = n.max(1);
+        self
+    }
+
+    /// Remembers which rule made offer `offer_id`, forgetting the oldest offer id past the bound.
+    pub fn note_offer(&mut self, offer_id: &str, rule_id: &str) {
+        if self.offer_rules.contains_key(offer_id) {
+            return; // a redelivered offer (at-least-once): already known
+        }
+        if self.offer_order.len() >= self.keep_offer_ids {
+            if let Some(old) = self.offer_order.pop_front() {
+                self.offer_rules.remove(&old);
+            }
+        }
+        // The rule id is shared with the rule's response counters when it has some.
+        let rule: Arc<str> = match self.responses.get_key_value(rule_id) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(rule_id),
+        };
+        let id: Arc<str> = Arc::from(offer_id);
+        self.offer_rules.insert(id.clone(), rule);
+        self.offer_order.push_back(id);
+    }
+
+    /// Counts a customer's response to an offer towards the rule that made it; a response to an
+    /// offer the console does not know (older than it remembers) is counted as unattributed.
+    pub fn push_response(&mut self, offer_id: &str, response: OfferResponseKind, at: i64) {
+        self.records += 1;
+        let Some(rule) = self.offer_rules.get(offer_id).cloned() else {
+            self.unattributed += 1;
+            return;
+        };
+        let key = if self.responses.contains_key(&rule) || self.responses.len() < MAX_RULES {
+            rule
+        } else {
+            Arc::from(OTHER_RULES)
+        };
+        self.responses
+            .entry(key)
+            .or_insert_with(|| Minutes::new(DAY_MINUTES))
+            .count(at, response as usize);
+    }
+
+    /// Responses to the offers of rule `id` per minute, by response, over the last day.
+    pub fn responses(&self, id: &str) -> Option<&Minutes<RESPONSES>> {
+        self.responses.get(id)
+    }
+
+    /// Responses to offers the console did not know (made before what it remembers).
+    pub fn unattributed_responses(&self) -> u64 {
+        self.unattributed
+    }
+
+    /// The latest SHADOW audit records of rule `id` (what it would have done), newest first.
+    pub fn shadow_latest(&self, id: &str) -> impl Iterator<Item = &DecisionAudit> {
+        self.shadow.get(id).into_iter().flat_map(|q| q.iter().rev())
     }
 
     /// Keeps an offer or alert row; returns it with its sequence number.
@@ -277,6 +369,15 @@ impl Store {
             return;
         }
         self.chart.add(a.decided_at, a.outcome);
+        if a.outcome == DecisionOutcome::Shadow
+            && (self.shadow.contains_key(&a.rule_id) || self.shadow.len() < MAX_RULES)
+        {
+            let latest = self.shadow.entry(a.rule_id.clone()).or_default();
+            if latest.len() == KEEP_SHADOW {
+                latest.pop_front();
+            }
+            latest.push_back(a.clone());
+        }
         let key = if self.rules.contains_key(&a.rule_id) || self.rules.len() < MAX_RULES {
             a.rule_id.as_str()
         } else {
@@ -402,6 +503,25 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(s.rows(&even, 10).len(), 2);
+    }
+
+    #[test]
+    fn responses_count_towards_the_rule_of_a_remembered_offer() {
+        let mut s = Store::new(10, 1, 1).keep_offer_ids(2);
+        s.note_offer("o1", "card");
+        s.note_offer("o2", "loan");
+        s.note_offer("o2", "loan"); // redelivered: no second entry
+        s.note_offer("o3", "card"); // forgets o1
+        s.push_response("o2", OfferResponseKind::Accepted, 60_000);
+        s.push_response("o3", OfferResponseKind::Clicked, 60_000);
+        s.push_response("o3", OfferResponseKind::Accepted, 61_000);
+        s.push_response("o1", OfferResponseKind::Accepted, 62_000);
+        let card = s.responses("card").unwrap().total_since(0);
+        assert_eq!(card[OfferResponseKind::Accepted as usize], 1);
+        assert_eq!(card[OfferResponseKind::Clicked as usize], 1);
+        let loan = s.responses("loan").unwrap().total_since(0);
+        assert_eq!(loan[OfferResponseKind::Accepted as usize], 1);
+        assert_eq!(s.unattributed_responses(), 1, "o1 was forgotten");
     }
 
     fn sample(at: i64) -> Row {

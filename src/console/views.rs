@@ -90,9 +90,16 @@ pub(super) async fn health(State(app): State<App>, headers: HeaderMap) -> Respon
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .version();
+    let lag = app
+        .shared
+        .lag
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let store = lock(&app.shared.store);
     Html(pages::health(
         &store,
+        lag.as_ref(),
         version,
         app.grafana.as_deref(),
         &user,

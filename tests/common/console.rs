@@ -5,7 +5,10 @@ use super::*;
 use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::console::{ConsoleUser, Role};
 use nbo_stream::config::{Settings, StateBackend};
-use nbo_stream::event::{PaymentMethod, TransactionEvent, TxnChannel, TxnType};
+use nbo_stream::event::{
+    ContactChannel, CustomerProfile, LifecycleStage, OfferResponse, OfferResponseKind,
+    PaymentMethod, TransactionEvent, TxnChannel, TxnType,
+};
 use nbo_stream::state::memory::MemoryStore;
 use nbo_stream::state::StateStore;
 use rdkafka::mocking::MockCluster;
@@ -38,6 +41,23 @@ event.amount_minor >= 500000
 kind = "FRAUD"
 severity = "LOW"
 cooldown = "1m"
+"#;
+
+/// An offer rule for a payment of 3,000 up to 5,000 (below [`SHADOW_RULE`] and [`RULE`]).
+pub const OFFER_RULE: &str = r#"
+id = "test-card-offer"
+version = 1
+description = "A rewards card after a payment of 3,000 to 5,000"
+triggers = ["TransactionEvent"]
+condition = "event.amount_minor >= 300000 && event.amount_minor < 500000"
+
+[offer]
+offer_code = "CC-TEST-01"
+product = "CREDIT_CARD"
+value = 100.0
+channels = ["EMAIL"]
+cooldown = "30d"
+propensity = { intercept = 0.0, weights = {} }
 "#;
 
 pub fn user(name: &str, role: Role, password: &str) -> ConsoleUser {
@@ -81,11 +101,65 @@ pub fn csrf(page: &str) -> String {
     page[at..at + 64].to_string()
 }
 
-pub async fn produce_payment(settings: &Settings, customer: &str, amount_minor: i64) {
+/// Produces one input record of Avro record `record` to `topic`, keyed by `customer`.
+pub async fn produce_input<T: serde::Serialize>(
+    settings: &Settings,
+    topic: &str,
+    record: &str,
+    customer: &str,
+    value: &T,
+) {
     let producer: FutureProducer = nbo_stream::source::client_config(&settings.kafka)
         .create()
         .unwrap();
-    let codec = Codec::with_defaults().unwrap();
+    let payload = Codec::with_defaults()
+        .unwrap()
+        .encode_framed(record, value, Framing::Confluent)
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic).key(customer).payload(&payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("produced");
+}
+
+/// Produces the profile of `customer`, who consents to marketing by e-mail.
+pub async fn produce_consenting_profile(settings: &Settings, customer: &str) {
+    let profile = CustomerProfile {
+        customer_id: customer.into(),
+        updated_at: now_ms() - 60_000,
+        lifecycle_stage: LifecycleStage::Growing,
+        segment: "MASS".into(),
+        credit_score: Some(720),
+        consent_marketing: true,
+        consent_profiling: true,
+        contact_channels: vec![ContactChannel::Email],
+    };
+    let topic = &settings.topics.customer_profile;
+    produce_input(settings, topic, "CustomerProfile", customer, &profile).await;
+}
+
+/// Produces a customer's response to offer `offer_id`.
+pub async fn produce_response(
+    settings: &Settings,
+    customer: &str,
+    offer_id: &str,
+    response: OfferResponseKind,
+) {
+    let r = OfferResponse {
+        event_id: format!("RESP-{offer_id}").into(),
+        customer_id: customer.into(),
+        event_time: now_ms(),
+        offer_id: offer_id.into(),
+        response,
+    };
+    let topic = &settings.topics.offer_responses;
+    produce_input(settings, topic, "OfferResponse", customer, &r).await;
+}
+
+pub async fn produce_payment(settings: &Settings, customer: &str, amount_minor: i64) {
     let txn = TransactionEvent {
         event_id: format!("E-{customer}-{amount_minor}").into(),
         customer_id: customer.into(),
@@ -100,18 +174,8 @@ pub async fn produce_payment(settings: &Settings, customer: &str, amount_minor: 
         country: "DE".into(),
         balance_after_minor: None,
     };
-    let payload = codec
-        .encode_framed("TransactionEvent", &txn, Framing::Confluent)
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&settings.topics.transactions)
-                .key(customer)
-                .payload(&payload),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("produced");
+    let topic = &settings.topics.transactions;
+    produce_input(settings, topic, "TransactionEvent", customer, &txn).await;
 }
 
 /// A recording (JSON lines) of three payments an hour ago: 6,000 and 7,000 by two customers
@@ -170,6 +234,10 @@ impl ConsoleRun {
         }
         let rules = tempfile::tempdir().unwrap();
         std::fs::write(rules.path().join("big-payment.toml"), RULE).unwrap();
+        std::fs::write(rules.path().join("card-offer.toml"), OFFER_RULE).unwrap();
+        // Every consenting customer gets the offer (none held back as control).
+        settings.operator.control_group_percent = 0;
+        settings.console.lag_every = Duration::from_secs(1);
         settings.rules.path = Some(rules.path().to_path_buf());
         // Neither test broker wakes a waiting fetch: answer fetches within 10 ms.
         settings
