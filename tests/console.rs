@@ -327,6 +327,20 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let (status, _) = get(&http, format!("{base}/live"), &viewer).await;
     assert_eq!(status, 303, "signed out");
 
+    // Five wrong passwords lock the name out: even the right one is refused for a while.
+    for _ in 0..5 {
+        assert!(sign_in(&http, base, "pat", "guess").await.is_none());
+    }
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=pat&password=publisher-pass")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+
     run.stop().await;
 }
 

@@ -16,13 +16,27 @@ pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -
     }
     let auth = app.auth.clone();
     let name = form.name.clone();
-    // argon2 is slow on purpose: off the async threads.
+    // argon2 is slow and memory-hungry on purpose (19 MiB a check): a few checks at a time, off
+    // the async threads, so a burst of sign-ins cannot exhaust the console's memory.
+    let Ok(Ok(_permit)) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.password_checks.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(pages::login(Some(
+                "Too many sign-ins at once; try again in a moment.",
+            ))),
+        )
+            .into_response();
+    };
     let signed = tokio::task::spawn_blocking(move || auth.sign_in(&form.name, &form.password))
         .await
-        .ok()
-        .flatten();
+        .unwrap_or(Err(auth::Refusal::Wrong));
     match signed {
-        Some((token, user)) => {
+        Ok((token, user)) => {
             tracing::info!(user = %user.name, role = user.role.as_str(), "console sign-in");
             let secure = if app.settings.console.secure_cookie {
                 "; Secure"
@@ -35,11 +49,24 @@ pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/live")).into_response()
         }
-        None => {
+        Err(auth::Refusal::Wrong) => {
             tracing::warn!(user = %name, "console sign-in refused");
             (
                 StatusCode::UNAUTHORIZED,
                 Html(pages::login(Some("Wrong name or password."))),
+            )
+                .into_response()
+        }
+        Err(auth::Refusal::LockedOut(wait)) => {
+            tracing::warn!(user = %name, "console sign-in refused: locked out after repeated failures");
+            let minutes = wait.as_secs().div_ceil(60);
+            let message = format!(
+                "Too many failed sign-ins for this name; try again in {minutes} minute{}, or ask an administrator.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Html(pages::login(Some(&message))),
             )
                 .into_response()
         }

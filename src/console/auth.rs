@@ -8,6 +8,10 @@
 //!   everyone out.
 //! - `auth = "trusted_header"`: the proxy's header names the user; a name not in
 //!   `console.users` is refused (403).
+//! - Failed sign-ins are counted per name: after [`MAX_FAILURES`] within [`LOCKOUT`], that name
+//!   is refused without a password check until the oldest failure is [`LOCKOUT`] old (a guessing
+//!   attack gets five tries per quarter hour per name). At most [`MAX_TRACKED`] names are
+//!   tracked; the one failed longest ago is forgotten first.
 //! - Every change (`POST` other than `/login`) carries the user's CSRF token, in the form field
 //!   `csrf` or the `X-CSRF-Token` header: per session (users) or an HMAC of the name under a key
 //!   drawn at start (proxy).
@@ -18,9 +22,25 @@ use argon2::Argon2;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Failed sign-ins per name within [`LOCKOUT`] before the name is locked out.
+pub const MAX_FAILURES: usize = 5;
+/// How long a failed sign-in counts against its name.
+pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Most names whose failures are tracked at once.
+pub const MAX_TRACKED: usize = 10_000;
+
+/// Why a sign-in was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown name or wrong password (the answer does not say which).
+    Wrong,
+    /// Too many failures for this name: try again after this long.
+    LockedOut(Duration),
+}
 
 /// The session cookie's name.
 pub const COOKIE: &str = "nbo_console";
@@ -56,6 +76,7 @@ pub struct Auth {
     idle: Duration,
     max_sessions: usize,
     sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     key: [u8; 32],
 }
 
@@ -101,6 +122,7 @@ impl Auth {
             idle: settings.session_idle,
             max_sessions: settings.max_sessions,
             sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             key,
         }
     }
@@ -110,10 +132,50 @@ impl Auth {
         self.mode
     }
 
+    /// Whether `name` is locked out now, and for how much longer.
+    fn locked_out(&self, name: &str, now: Instant) -> Option<Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = failures.get_mut(name)?;
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= LOCKOUT)
+        {
+            recent.pop_front();
+        }
+        if recent.is_empty() {
+            failures.remove(name);
+            return None;
+        }
+        (recent.len() >= MAX_FAILURES).then(|| LOCKOUT - now.duration_since(recent[0]))
+    }
+
+    /// Counts a failed sign-in against `name` (bounded; see the module documentation).
+    fn failed(&self, name: &str, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if !failures.contains_key(name) && failures.len() >= MAX_TRACKED {
+            let oldest = failures
+                .iter()
+                .min_by_key(|(_, t)| t.back().copied())
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                failures.remove(&oldest);
+            }
+        }
+        let recent = failures.entry(name.to_string()).or_default();
+        if recent.len() >= MAX_FAILURES {
+            recent.pop_front();
+        }
+        recent.push_back(now);
+    }
+
     /// Checks a name and password; on success opens a session and returns its token. The hash
     /// check is deliberately slow (argon2): call it off the async threads. An unknown name costs
-    /// the same as a wrong password, so names cannot be probed by timing.
-    pub fn sign_in(&self, name: &str, password: &str) -> Option<(String, User)> {
+    /// the same as a wrong password, so names cannot be probed by timing; a locked-out name is
+    /// refused before any check.
+    pub fn sign_in(&self, name: &str, password: &str) -> Result<(String, User), Refusal> {
+        if let Some(wait) = self.locked_out(name, Instant::now()) {
+            return Err(Refusal::LockedOut(wait));
+        }
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let (role, hash) = match self.users.get(name) {
             Some((role, Some(hash))) => (Some(*role), hash.as_str()),
@@ -129,7 +191,14 @@ impl Auth {
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
         });
-        let role = role.filter(|_| ok)?;
+        let Some(role) = role.filter(|_| ok) else {
+            self.failed(name, Instant::now());
+            return Err(Refusal::Wrong);
+        };
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let user = User {
             name: name.to_string(),
             role,
@@ -156,7 +225,7 @@ impl Auth {
                 last_used: now,
             },
         );
-        Some((token, user))
+        Ok((token, user))
     }
 
     /// Ends the session of `headers`' cookie, if any.
@@ -237,8 +306,11 @@ mod tests {
     #[test]
     fn sign_in_checks_the_password_and_the_cookie_finds_the_session() {
         let auth = Auth::new(&settings());
-        assert!(auth.sign_in("ana", "wrong").is_none());
-        assert!(auth.sign_in("nobody", "correct horse").is_none());
+        assert_eq!(auth.sign_in("ana", "wrong").err(), Some(Refusal::Wrong));
+        assert_eq!(
+            auth.sign_in("nobody", "correct horse").err(),
+            Some(Refusal::Wrong)
+        );
         let (token, user) = auth.sign_in("ana", "correct horse").expect("signed in");
         assert_eq!(user.role, Role::Analyst);
         let mut headers = HeaderMap::new();
@@ -249,6 +321,28 @@ mod tests {
         assert!(!Auth::csrf_ok(&user, &headers, None));
         auth.sign_out(&headers);
         assert_eq!(auth.identify(&headers), None);
+    }
+
+    #[test]
+    fn five_failures_lock_a_name_out_and_a_success_clears_them() {
+        let auth = Auth::new(&settings());
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES - 1 {
+            auth.failed("ana", now);
+        }
+        assert_eq!(auth.locked_out("ana", now), None, "four failures: not yet");
+        let (_, _) = auth.sign_in("ana", "correct horse").expect("signed in");
+        assert_eq!(auth.locked_out("ana", now), None, "a success clears them");
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(auth.sign_in("ana", "wrong").err(), Some(Refusal::Wrong));
+        }
+        match auth.sign_in("ana", "correct horse") {
+            Err(Refusal::LockedOut(wait)) => assert!(wait <= LOCKOUT && wait > LOCKOUT / 2),
+            other => panic!("the right password is refused while locked out: {other:?}"),
+        }
+        let later = Instant::now() + LOCKOUT;
+        assert_eq!(auth.locked_out("ana", later), None, "the lockout ends");
+        assert_eq!(auth.locked_out("nobody", now), None);
     }
 
     #[test]

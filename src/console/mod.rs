@@ -72,7 +72,12 @@ struct App {
     settings: Arc<Settings>,
     /// One backtest at a time.
     backtests: Arc<tokio::sync::Semaphore>,
+    /// At most [`PASSWORD_CHECKS`] argon2 checks at a time.
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
+
+/// Password checks run at once (each takes argon2's 19 MiB and tens of milliseconds of a core).
+const PASSWORD_CHECKS: usize = 2;
 
 /// Checks the console settings, connects to the state store the settings name, starts reading
 /// Kafka and serves on `console.listen`. Returns the bound address (port 0 picks one); the
@@ -165,6 +170,7 @@ pub async fn start_with(
         rules_topic: settings.topics.rules.clone(),
         settings: Arc::new(settings.clone()),
         backtests: Arc::new(tokio::sync::Semaphore::new(1)),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS)),
     };
     let listener = tokio::net::TcpListener::bind(&c.listen).await?;
     let addr = listener.local_addr()?;
