@@ -384,7 +384,7 @@ async fn an_accepted_offer_counts_towards_its_rule_and_health_shows_the_lag() {
         .expect("the offer rule is listed")..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(
-        row.contains("<td class=\"accepted\">100.0%<br><span class=\"muted\">1 accepted, 0 clicked, 0 declined"),
+        row.contains("<td class=\"accepted\">100.0%<br><span class=\"muted\">1 accepted<br>0 clicked<br>0 declined"),
         "acceptance of the offer rule: {row}"
     );
 

@@ -237,6 +237,8 @@ async fn the_console_in_headless_chromium() {
             && report.contains("amount_minr"),
         "{report}"
     );
+    // The rules table is wide (two periods of six counts): a wider window shows all of it.
+    b.set_window_size(1760, 900).await.unwrap();
     b.goto(&format!("{base}/rules")).await.unwrap();
     screenshot(&b, "console-rules.png").await;
 

@@ -180,7 +180,7 @@ fn acceptance_cell(offered: u64, responses: &[u64; RESPONSES]) -> String {
         "–".into()
     };
     format!(
-        "<td class=\"accepted\">{rate}<br><span class=\"muted\">{accepted} accepted, {} clicked, {} declined</span></td>",
+        "<td class=\"accepted\">{rate}<br><span class=\"muted\">{accepted} accepted<br>{} clicked<br>{} declined</span></td>",
         n(OfferResponseKind::Clicked),
         n(OfferResponseKind::Declined)
     )
