@@ -40,7 +40,7 @@ enum Command {
     /// The web console for marketing, fraud and compliance: live offers and alerts, the rules
     /// with their counts, health. Reads the output and rules topics itself (any number of `run`
     /// instances) and serves on console.listen; users and roles are under [console] (see
-    /// deploy/config/console.toml).
+    /// deploy/config/production.toml).
     Console {
         /// TOML configuration with a [console] section; NBO_* variables override it.
         #[arg(long, short, required_unless_present = "hash_password")]

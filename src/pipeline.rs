@@ -360,6 +360,7 @@ pub async fn run(
                     if pending[w].records.is_empty() {
                         pending[w].generation = now;
                         pending[w].group = group_now.clone();
+                        pending[w].received = Some(std::time::Instant::now());
                     }
                     pending[w].records.push((kind, m.detach()));
                     // A held worker's records (fetched before its pause took effect) wait in

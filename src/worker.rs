@@ -35,6 +35,8 @@ pub struct Batch {
     /// broker refuses them, so a batch that outlived its assignment cannot commit. `None`: read
     /// from `WorkerContext::offsets` when the transaction starts.
     pub group: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
+    /// When its first record was received from the consumer (for `nbo_processing_latency`).
+    pub received: Option<Instant>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -598,6 +600,13 @@ pub async fn process_batch(
         published
     };
     count_decisions(&decisions);
+    // Every record of the batch is now acknowledged (at-least-once) or committed (exactly-once).
+    if let Some(received) = batch.received {
+        let latency = received.elapsed().as_secs_f64();
+        for _ in 0..batch.records.len() {
+            m.processing_latency.observe(latency);
+        }
+    }
 
     shard.evict(ctx.cache_max);
     for (i, n) in consumed.iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -640,14 +649,14 @@ fn count_decisions(decisions: &[Decision]) {
         match d {
             Decision::Offer(o) => {
                 m.offers.with_label_values(&[&o.rule_id]).inc();
-                m.end_to_end_latency
+                m.event_time_lag
                     .observe((produced_at - o.decided_at).max(0) as f64 / 1000.0);
             }
             Decision::Alert(a) => {
                 m.alerts
                     .with_label_values(&[&a.rule_id, a.severity.as_str()])
                     .inc();
-                m.end_to_end_latency
+                m.event_time_lag
                     .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
             }
             Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),

@@ -483,6 +483,7 @@ impl Run {
                     generation: assignment.generation(),
                     records,
                     group: None,
+                    received: Some(std::time::Instant::now()),
                 };
                 let result = worker::process_batch(&ctx, 0, batch).await;
                 if self.model.crashed() {

@@ -40,6 +40,10 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         EVENTS,
         "every record processed exactly once"
     );
+    // Every record's processing latency is observed (received → outputs acknowledged).
+    let latency = &nbo_stream::telemetry::metrics::metrics().processing_latency;
+    assert_eq!(latency.get_sample_count(), EVENTS, "one latency per record");
+    assert!(latency.get_sample_sum() > 0.0);
 
     // Dead letters: one per malformed record, each with its source and reason.
     let dead: Vec<DeadLetter> = outputs(

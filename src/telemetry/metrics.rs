@@ -30,8 +30,14 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Decisions by outcome (suppressions by reason).
     pub decisions: IntCounterVec,
-    /// Event time → decision produced, seconds.
-    pub end_to_end_latency: Histogram,
+    /// Event time → decision produced, seconds: how far behind the events' own clock the
+    /// decisions are. It includes how late producers send, so for back-dated, replayed or
+    /// generated data it says nothing about the pipeline; see `processing_latency` for that.
+    pub event_time_lag: Histogram,
+    /// Record received from Kafka → its batch's outputs acknowledged (at-least-once) or its
+    /// transaction committed (exactly-once), seconds. Measured from the first record of each
+    /// batch, so an upper bound for every record of it (by at most `kafka.batch_linger`).
+    pub processing_latency: Histogram,
     /// Events per operator batch.
     pub batch_size: Histogram,
     /// Duration of one state flush (one round trip), seconds.
@@ -173,10 +179,16 @@ impl Metrics {
                 "Decisions by outcome",
                 &["outcome"],
             ),
-            end_to_end_latency: histogram(
+            event_time_lag: histogram(
                 r,
-                "nbo_end_to_end_latency_seconds",
-                "Event time to decision produced",
+                "nbo_event_time_lag_seconds",
+                "Event time to decision produced (includes producer delay; not pipeline latency)",
+                latency_buckets.clone(),
+            ),
+            processing_latency: histogram(
+                r,
+                "nbo_processing_latency_seconds",
+                "Record received to its outputs acknowledged (at-least-once) or committed (exactly-once)",
                 latency_buckets,
             ),
             batch_size: histogram(
