@@ -300,7 +300,7 @@ fn now_ms() -> i64 {
 }
 
 /// Retries a state operation with exponential backoff (100 ms → 5 s) until it succeeds. While it
-/// fails the instance reports not ready; nothing is committed past the work not done. Gives up
+/// fails the instance reports not ready (this worker's hold, see `Health`); nothing is committed past the work not done. Gives up
 /// (`None`) when the assignment changed since the batch was polled under `generation`.
 async fn with_retry<T, F, Fut>(
     ctx: &WorkerContext,
@@ -313,6 +313,9 @@ where
     Fut: std::future::Future<Output = Result<T, StateError>>,
 {
     let mut delay = Duration::from_millis(100);
+    // This worker's hold on readiness while its state store fails (dropped on success or when
+    // the batch is given up), so another worker's success cannot mark the instance ready.
+    let mut failing = None;
     loop {
         if ctx.assignment.generation() != generation {
             // A revoke has begun (its generation bump comes first) and, if it stopped waiting
@@ -328,15 +331,14 @@ where
         }
         match f().await {
             Ok(v) => {
-                if !ctx.health.is_ready() {
-                    ctx.health.set_ready(true);
+                if failing.take().is_some() {
                     tracing::info!(op, "state store answers again");
                 }
                 return Some(v);
             }
             Err(e) => {
                 metrics().state_errors.with_label_values(&[op]).inc();
-                ctx.health.set_ready(false);
+                failing.get_or_insert_with(|| ctx.health.state_failing());
                 tracing::warn!(op, error = %e, retry_in_ms = delay.as_millis() as u64, "state store failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
