@@ -2,6 +2,7 @@
 //! cluster as the broker, the in-memory state store, the built-in generator — with live progress,
 //! `/metrics` served while it runs, and a closing summary.
 
+use crate::clock::now_ms;
 use crate::codec::{Codec, Framing};
 use crate::config::{Settings, StateBackend};
 use crate::generator::{self, personas::Persona, GeneratorOptions, Limit};
@@ -126,13 +127,6 @@ fn labelled_counts(name: &str, label: &str) -> Vec<(String, u64)> {
     }
     out.sort();
     out
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs the demo and returns what it saw.

@@ -33,6 +33,7 @@
 
 pub mod backtest;
 pub mod catalog;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod console;

@@ -2,6 +2,7 @@
 //! calls into the library. Nothing else lives here.
 
 use anyhow::{bail, Context, Result};
+use nbo_stream::clock::now_ms;
 
 /// mimalloc: the pipeline allocates many small, short-lived strings per batch (decoded fields,
 /// decision records); mimalloc serves them markedly faster than glibc malloc
@@ -116,6 +117,9 @@ enum Command {
         /// Fraction of records replaced by malformed bytes. Kafka only.
         #[arg(long, default_value_t = 0.0)]
         malformed_rate: f64,
+        /// Compression of the produced batches (Kafka's `compression.type`). Kafka only.
+        #[arg(long, value_enum, default_value_t = Compression::Lz4, conflicts_with = "out")]
+        compression: Compression,
         /// Optional config file: topic names and Kafka security settings, and the sources declared
         /// in `[[source]]`, whose synthetic records (drawn from their schemas) join the stream.
         #[arg(long)]
@@ -228,6 +232,34 @@ enum RulesCommand {
 }
 
 /// Format of `generate --out`.
+/// Compression of the batches `generate` produces.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Compression {
+    /// None: the broker and the consumers spend no CPU on it (the benchmark harness uses it).
+    None,
+    /// LZ4: fast, the common choice for event streams.
+    Lz4,
+    /// Zstandard: smaller, more CPU.
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// Gzip: smallest of the old codecs, slowest.
+    Gzip,
+}
+
+impl Compression {
+    /// The value of Kafka's `compression.type`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Snappy => "snappy",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum FileFormat {
     /// Avro object container file (schema: union of the input records).
@@ -280,13 +312,6 @@ fn declared_sources(settings: &Settings) -> Vec<&'static nbo_stream::catalog::De
         .iter()
         .filter_map(|s| nbo_stream::catalog::get(s.id))
         .collect()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Prints errors as one readable chain (`error: what: why`), without a backtrace, and exits 1
@@ -457,6 +482,7 @@ async fn run(cli: Cli) -> Result<()> {
             seed,
             start_ms,
             malformed_rate,
+            compression,
             config,
             ..
         } => {
@@ -497,7 +523,8 @@ async fn run(cli: Cli) -> Result<()> {
                 codec_options.schema_ids.extend(ids);
             }
             let codec = codec::Codec::new(&codec_options)?;
-            let client = source::client_config(&settings.kafka);
+            let mut client = source::client_config(&settings.kafka);
+            client.set("compression.type", compression.as_str());
             let stop = std::sync::atomic::AtomicBool::new(false);
             let summary = tokio::task::block_in_place(|| {
                 generator::generate(&client, &settings.topics, &codec, &options, &stop)

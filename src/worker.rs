@@ -8,6 +8,7 @@
 //!   (state, applied offsets and outbox in one atomic write per customer) → one transaction with
 //!   the batch's records and its consumer offsets → commit.
 
+use crate::clock::now_ms;
 use crate::codec::Codec;
 use crate::event::{Event, EventKind};
 use crate::operator::{BatchStats, Operator, SourcePos};
@@ -292,16 +293,10 @@ impl From<crate::sink::SinkError> for WorkerError {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Retries a state operation with exponential backoff (100 ms → 5 s) until it succeeds. While it
-/// fails the instance reports not ready (this worker's hold, see `Health`); nothing is committed past the work not done. Gives up
-/// (`None`) when the assignment changed since the batch was polled under `generation`.
+/// Retries a state operation with exponential backoff (`sink::Backoff`: 100 ms → 5 s) until it
+/// succeeds. While it fails the instance reports not ready (this worker's hold, see `Health`);
+/// nothing is committed past the work not done. Gives up (`None`) when the assignment changed
+/// since the batch was polled under `generation`.
 async fn with_retry<T, F, Fut>(
     ctx: &WorkerContext,
     op: &'static str,
@@ -312,7 +307,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StateError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = crate::sink::Backoff::default();
     // This worker's hold on readiness while its state store fails (dropped on success or when
     // the batch is given up), so another worker's success cannot mark the instance ready.
     let mut failing = None;
@@ -339,9 +334,9 @@ where
             Err(e) => {
                 metrics().state_errors.with_label_values(&[op]).inc();
                 failing.get_or_insert_with(|| ctx.health.state_failing());
+                let delay = backoff.next_delay();
                 tracing::warn!(op, error = %e, retry_in_ms = delay.as_millis() as u64, "state store failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -35,12 +35,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use store::{Filter, Store};
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::clock::now_ms;
 
 /// The console's assets, compiled in.
 const ASSETS: &[(&str, &str, &str)] = &[

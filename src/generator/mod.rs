@@ -177,8 +177,11 @@ pub fn generate(
     config
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "500000")
-        .set("compression.type", "lz4");
+        .set("queue.buffering.max.messages", "500000");
+    // LZ4 unless the caller chose (`generate --compression`).
+    if config.get("compression.type").is_none() {
+        config.set("compression.type", "lz4");
+    }
     let producer: ThreadedProducer<Counting> = config.create_with_context(Counting {
         acked: acked.clone(),
         failed: failed.clone(),
@@ -186,7 +189,7 @@ pub fn generate(
     let inputs = topics.inputs();
     let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms)
         .with_declared(options.declared.clone());
-    factory.cap_clock(wall_now_ms());
+    factory.cap_clock(crate::clock::now_ms());
     // Built-in records go to the configured topics, declared ones to their declarations'.
     let topic_of = |kind: EventKind| match kind {
         EventKind::Declared(_) => kind.default_topic(),
@@ -261,13 +264,6 @@ pub fn generate(
             .inc_by(*n);
     }
     Ok(summary)
-}
-
-fn wall_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn progress_bar(options: &GeneratorOptions) -> ProgressBar {
