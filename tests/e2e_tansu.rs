@@ -42,15 +42,24 @@ async fn generated_load_through_a_real_broker_and_redis() {
         "existing topics are left alone: {again:?}"
     );
 
-    let summary = tokio::task::block_in_place(|| generate(&settings, CUSTOMERS, EVENTS, 11, 0.0));
-    assert_eq!((summary.sent, summary.failed), (EVENTS, 0), "{summary}");
-
     let store = Arc::new(
         RedisStore::connect(&settings.redis)
             .await
             .expect("Redis (scripts/test.sh starts it)"),
     );
-    let progress = run_until(&settings, store.clone(), EVENTS, Duration::from_secs(180)).await;
+    let running = Running::start(&settings, store.clone());
+    let first = profiles_first(running.progress.clone(), CUSTOMERS);
+    let summary = tokio::task::block_in_place(|| {
+        generate_with(&settings, CUSTOMERS, EVENTS, 11, 0.0, Some(first))
+    });
+    assert_eq!((summary.sent, summary.failed), (EVENTS, 0), "{summary}");
+    let done = running.processed(EVENTS, Duration::from_secs(180)).await;
+    let progress = running.stop().await;
+    assert!(
+        done,
+        "processed {} of {EVENTS}",
+        progress.records.load(Ordering::Relaxed)
+    );
 
     let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 1);
     let alerts: Vec<RiskAlert> = outputs(&brokers, &settings.topics.alerts, "RiskAlert", 1);

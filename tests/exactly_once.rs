@@ -26,7 +26,11 @@ const EVENTS: u64 = 12_000;
 const CUSTOMERS: u32 = 400;
 const SEED: u64 = 21;
 
-fn generate_at(settings: &Settings, start_ms: i64) {
+fn generate_at(
+    settings: &Settings,
+    start_ms: i64,
+    after_profiles: Option<nbo_stream::generator::AfterProfiles>,
+) {
     let options = GeneratorOptions {
         customers: CUSTOMERS,
         rate: 0,
@@ -37,7 +41,7 @@ fn generate_at(settings: &Settings, start_ms: i64) {
         framing: nbo_stream::codec::Framing::Confluent,
         progress: false,
         declared: Vec::new(),
-        after_profiles: None,
+        after_profiles,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
     let codec = nbo_stream::codec::Codec::with_defaults().unwrap();
@@ -103,8 +107,12 @@ fn start(
     (handle, stop, progress)
 }
 
-async fn run_to_the_end(settings: &Settings, store: Arc<MemoryStore>) {
-    let (handle, stop, _) = start(settings, store);
+/// Starts the pipeline, generates the stream into its topics (the profiles processed before
+/// any activity is sent, see `common::profiles_first`) and runs until every offset is committed.
+async fn run_to_the_end(settings: &Settings, store: Arc<MemoryStore>, start_ms: i64) {
+    let (handle, stop, progress) = start(settings, store);
+    let first = profiles_first(progress, CUSTOMERS);
+    tokio::task::block_in_place(|| generate_at(settings, start_ms, Some(first)));
     let s = settings.clone();
     let done = wait_for(Duration::from_secs(120), || all_committed(&s)).await;
     let _ = stop.send(true);
@@ -153,11 +161,9 @@ async fn transactions_carry_every_batch_and_read_committed_sees_each_record_once
     let eo = eo_settings(&brokers, &cluster);
     let mut alo = eo_settings(&brokers, &cluster);
     alo.kafka.delivery = Delivery::AtLeastOnce;
-    generate_at(&eo, start_ms);
-    generate_at(&alo, start_ms);
     let (eo_store, alo_store) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
-    run_to_the_end(&eo, eo_store.clone()).await;
-    run_to_the_end(&alo, alo_store.clone()).await;
+    run_to_the_end(&eo, eo_store.clone(), start_ms).await;
+    run_to_the_end(&alo, alo_store.clone(), start_ms).await;
 
     let (he, ha) = (hasher(&eo), hasher(&alo));
     let factory = generator::personas::EventFactory::new(CUSTOMERS, SEED, start_ms);

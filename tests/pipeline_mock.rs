@@ -28,13 +28,23 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
         cluster.create_topic(topic, 4, 1).unwrap();
     }
 
-    let summary = generate(&settings, CUSTOMERS, EVENTS, 7, 0.01);
+    let store = Arc::new(MemoryStore::new());
+    let running = Running::start(&settings, store.clone());
+    let first = profiles_first(running.progress.clone(), CUSTOMERS);
+    let summary = tokio::task::block_in_place(|| {
+        generate_with(&settings, CUSTOMERS, EVENTS, 7, 0.01, Some(first))
+    });
     assert_eq!(summary.sent, EVENTS);
     assert_eq!(summary.failed, 0);
     assert!(summary.malformed > 50, "{summary}");
 
-    let store = Arc::new(MemoryStore::new());
-    let progress = run_until(&settings, store.clone(), EVENTS, Duration::from_secs(120)).await;
+    let done = running.processed(EVENTS, Duration::from_secs(120)).await;
+    let progress = running.stop().await;
+    assert!(
+        done,
+        "processed {} of {EVENTS}",
+        progress.records.load(Ordering::Relaxed)
+    );
     assert_eq!(
         progress.records.load(Ordering::Relaxed),
         EVENTS,
