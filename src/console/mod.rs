@@ -277,6 +277,40 @@ fn require(app: &App, headers: &HeaderMap, role: Role) -> Result<User, Denied> {
     }
 }
 
+/// The least role a page needs, as a type (see [`Signed`]).
+trait Needs {
+    /// That role.
+    const ROLE: Role;
+}
+
+/// Pages every signed-in user may read.
+struct Viewer;
+impl Needs for Viewer {
+    const ROLE: Role = Role::Viewer;
+}
+
+/// Pages for analysts and publishers.
+struct Analyst;
+impl Needs for Analyst {
+    const ROLE: Role = Role::Analyst;
+}
+
+/// The signed-in user of a page's request, holding at least `R`'s role ([`require`]); a
+/// handler that takes it answers only such users. Changes use [`require_change`] instead, which
+/// also checks the CSRF token in the form.
+struct Signed<R: Needs>(User, std::marker::PhantomData<R>);
+
+impl<R: Needs> axum::extract::FromRequestParts<App> for Signed<R> {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Denied> {
+        require(app, &parts.headers, R::ROLE).map(|user| Signed(user, std::marker::PhantomData))
+    }
+}
+
 /// [`require`] for a change: the user must also send their CSRF token (`form_token` or the
 /// `X-CSRF-Token` header).
 fn require_change(

@@ -16,13 +16,9 @@ fn rule_ids(app: &App) -> Vec<String> {
 
 pub(super) async fn live(
     State(app): State<App>,
-    headers: HeaderMap,
+    Signed(user, _): Signed<Viewer>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let user = match require(&app, &headers, Role::Viewer) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
     let rules = rule_ids(&app);
     let store = lock(&app.shared.store);
     Html(pages::live(&store, &filter, &rules, &user, now_ms())).into_response()
@@ -32,13 +28,9 @@ pub(super) async fn live(
 /// its data; a `lagged` event says how many rows a slow reader missed.
 pub(super) async fn live_stream(
     State(app): State<App>,
-    headers: HeaderMap,
+    Signed(user, _): Signed<Viewer>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let user = match require(&app, &headers, Role::Viewer) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
     let rx = app.shared.live.subscribe();
     let stream = futures::stream::unfold((rx, filter, user), |(mut rx, filter, user)| async move {
         loop {
@@ -63,11 +55,7 @@ pub(super) async fn live_stream(
         .into_response()
 }
 
-pub(super) async fn rules(State(app): State<App>, headers: HeaderMap) -> Response {
-    let user = match require(&app, &headers, Role::Viewer) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
+pub(super) async fn rules(State(app): State<App>, Signed(user, _): Signed<Viewer>) -> Response {
     let (docs, version) = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
         (
@@ -79,11 +67,7 @@ pub(super) async fn rules(State(app): State<App>, headers: HeaderMap) -> Respons
     Html(pages::rules(&docs, version, &store, &user, now_ms())).into_response()
 }
 
-pub(super) async fn health(State(app): State<App>, headers: HeaderMap) -> Response {
-    let user = match require(&app, &headers, Role::Viewer) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
+pub(super) async fn health(State(app): State<App>, Signed(user, _): Signed<Viewer>) -> Response {
     let version = app
         .shared
         .rules
@@ -122,11 +106,8 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-pub(super) async fn customer_form(State(app): State<App>, headers: HeaderMap) -> Response {
-    match require(&app, &headers, Role::Analyst) {
-        Ok(user) => Html(customer::form(&user, None)).into_response(),
-        Err(denied) => denied.into_response(),
-    }
+pub(super) async fn customer_form(Signed(user, _): Signed<Analyst>) -> Response {
+    Html(customer::form(&user, None)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -136,13 +117,9 @@ pub(super) struct EditQuery {
 
 pub(super) async fn rule_edit(
     State(app): State<App>,
-    headers: HeaderMap,
+    Signed(user, _): Signed<Analyst>,
     Query(q): Query<EditQuery>,
 ) -> Response {
-    let user = match require(&app, &headers, Role::Analyst) {
-        Ok(u) => u,
-        Err(denied) => return denied.into_response(),
-    };
     let text =
         q.id.and_then(|id| {
             let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
