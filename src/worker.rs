@@ -598,11 +598,14 @@ pub async fn process_batch(
     };
     count_decisions(&decisions);
     // Every record of the batch is now acknowledged (at-least-once) or committed (exactly-once).
+    // One value per record, summed locally and published once (no atomic per record).
     if let Some(received) = batch.received {
         let latency = received.elapsed().as_secs_f64();
+        let local = m.processing_latency.local();
         for _ in 0..batch.records.len() {
-            m.processing_latency.observe(latency);
+            local.observe(latency);
         }
+        local.flush();
     }
 
     shard.evict(ctx.cache_max);
