@@ -163,6 +163,8 @@ latency_phase() { # $1 = config, $2 = brokers; prints "p50 p99 samples"
     --duration "${LATENCY_SECS}s" --seed 7 --compression none >"$work/latency-gen.txt"
   target=$(( before_n + $(awk '/^generated/ {print $2}' "$work/latency-gen.txt") ))
   for _ in $(seq 300); do [ "$(consumed)" -ge "$target" ] && break; sleep 0.1; done
+  # Quantiles over a window the pipeline has not finished would leave out its slowest records.
+  [ "$(consumed)" -ge "$target" ] || { say "run did not catch up within 30 s of the latency phase"; return 1; }
   sleep 1
   metrics >"$work/h1"
   quantiles "$work/h0" "$work/h1"
@@ -186,7 +188,12 @@ pids+=("$MOCK_PID")
 config "$work/eo.toml" "$mock_brokers" nbo-bench-eo exactly_once
 "$bin/nbo-stream" run --config "$work/eo.toml" >"$work/run-eo.log" 2>&1 &
 eo_pid=$!; pids+=("$eo_pid")
-wait_port "$mport"; sleep 3
+wait_port "$mport"
+# The latency phase starts once the group has its partitions (the join is not the pipeline's).
+for _ in $(seq 300); do
+  [ "$(metrics | sum_of nbo_assigned_partitions)" -gt 0 ] && break
+  sleep 0.1
+done
 read -r eo_p50 eo_p99 eo_n < <(latency_phase "$work/eo.toml" "$mock_brokers")
 kill -TERM "$eo_pid"; wait "$eo_pid" 2>/dev/null || true
 

@@ -18,7 +18,7 @@ pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -
     let name = form.name.clone();
     // argon2 is slow and memory-hungry on purpose (19 MiB a check): a few checks at a time, off
     // the async threads, so a burst of sign-ins cannot exhaust the console's memory.
-    let Ok(Ok(_permit)) = tokio::time::timeout(
+    let Ok(Ok(permit)) = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         app.password_checks.clone().acquire_owned(),
     )
@@ -32,9 +32,14 @@ pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -
         )
             .into_response();
     };
-    let signed = tokio::task::spawn_blocking(move || auth.sign_in(&form.name, &form.password))
-        .await
-        .unwrap_or(Err(auth::Refusal::Wrong));
+    // The permit moves into the check: a client that hangs up does not free it while the
+    // check still runs.
+    let signed = tokio::task::spawn_blocking(move || {
+        let _held = permit;
+        auth.sign_in(&form.name, &form.password)
+    })
+    .await
+    .unwrap_or(Err(auth::Refusal::Wrong));
     match signed {
         Ok((token, user)) => {
             tracing::info!(user = %user.name, role = user.role.as_str(), "console sign-in");

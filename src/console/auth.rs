@@ -30,8 +30,12 @@ use std::time::{Duration, Instant};
 pub const MAX_FAILURES: usize = 5;
 /// How long a failed sign-in counts against its name.
 pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Most names whose failures are tracked at once.
+/// Most names whose failures are tracked at once. When full, names whose failures have all aged
+/// out are forgotten; a new name is not tracked rather than a locked-out one forgotten, so a flood
+/// of made-up names cannot lift a lockout.
 pub const MAX_TRACKED: usize = 10_000;
+/// Longest sign-in name accepted (longer ones are refused without a check or any memory kept).
+pub const MAX_NAME_BYTES: usize = 256;
 
 /// Why a sign-in was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,12 +157,12 @@ impl Auth {
     fn failed(&self, name: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if !failures.contains_key(name) && failures.len() >= MAX_TRACKED {
-            let oldest = failures
-                .iter()
-                .min_by_key(|(_, t)| t.back().copied())
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                failures.remove(&oldest);
+            failures.retain(|_, t| {
+                t.back()
+                    .is_some_and(|last| now.duration_since(*last) < LOCKOUT)
+            });
+            if failures.len() >= MAX_TRACKED {
+                return;
             }
         }
         let recent = failures.entry(name.to_string()).or_default();
@@ -173,6 +177,9 @@ impl Auth {
     /// the same as a wrong password, so names cannot be probed by timing; a locked-out name is
     /// refused before any check.
     pub fn sign_in(&self, name: &str, password: &str) -> Result<(String, User), Refusal> {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Refusal::Wrong);
+        }
         if let Some(wait) = self.locked_out(name, Instant::now()) {
             return Err(Refusal::LockedOut(wait));
         }

@@ -95,7 +95,14 @@ pub struct Shared {
 }
 
 /// Assigns the topics and reads them until the process ends.
-pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
+/// `codec` and `fetcher` are the console's (see `console::start_with`): offer responses are
+/// decoded with them.
+pub async fn run(
+    settings: &Settings,
+    shared: Shared,
+    codec: std::sync::Arc<Codec>,
+    fetcher: Option<std::sync::Arc<Fetcher>>,
+) -> anyhow::Result<()> {
     let t = &settings.topics;
     let topics = [
         (t.offers.as_str(), Topic::Offers),
@@ -105,7 +112,6 @@ pub async fn run(settings: &Settings, shared: Shared) -> anyhow::Result<()> {
         (t.offer_responses.as_str(), Topic::Responses),
         (t.rules.as_str(), Topic::Rules),
     ];
-    let (codec, fetcher) = crate::pipeline::codec_and_registry(settings).await?;
     let group = settings
         .console
         .group_id

@@ -88,7 +88,8 @@ pub fn read(
             let from = match committed.find_partition(&topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) if o >= 0 => {
                     t.committed += 1;
-                    o
+                    // Records below the low watermark were deleted by retention: not to read.
+                    o.max(low)
                 }
                 _ => low,
             };

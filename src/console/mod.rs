@@ -116,11 +116,13 @@ pub async fn start_with(
         ),
         _ => None,
     };
-    let (codec, _) = crate::pipeline::codec_and_registry(settings).await?;
+    // Built once, at start (a registry that cannot answer fails the start, saying so): the audit
+    // writer frames with it, and the feed decodes offer responses with it.
+    let (codec, fetcher) = crate::pipeline::codec_and_registry(settings).await?;
     let audit = Arc::new(audit::AuditWriter::new(
         &settings.kafka,
         &settings.topics.decisions_audit,
-        codec,
+        codec.clone(),
         settings.codec.output_framing,
     )?);
     let docs = settings
@@ -149,7 +151,7 @@ pub async fn start_with(
     let feed_settings = settings.clone();
     let feed_shared = shared.clone();
     tokio::spawn(async move {
-        if let Err(e) = feed::run(&feed_settings, feed_shared).await {
+        if let Err(e) = feed::run(&feed_settings, feed_shared, codec, fetcher).await {
             tracing::error!(error = %e, "console: reading Kafka stopped; the pages show what was read");
         }
     });

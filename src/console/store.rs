@@ -28,6 +28,10 @@ use std::sync::Arc;
 pub const OUTCOMES: usize = DecisionOutcome::ALL.len();
 /// Response counters per bucket (one per [`OfferResponseKind`]).
 pub const RESPONSES: usize = OfferResponseKind::ALL.len();
+/// Responses kept waiting for their offer (on a replay at start, a response can be read before
+/// the offer it answers: Kafka orders nothing across topics); past it, the oldest is counted as
+/// unattributed.
+pub const MAX_PENDING: usize = 10_000;
 /// SHADOW audit records kept per rule.
 pub const KEEP_SHADOW: usize = 3;
 /// Most distinct rule ids counted one by one.
@@ -257,6 +261,8 @@ pub struct Store {
     offer_order: VecDeque<Arc<str>>,
     responses: HashMap<Arc<str>, Minutes<RESPONSES>>,
     unattributed: u64,
+    pending: HashMap<Arc<str>, Vec<(OfferResponseKind, i64)>>,
+    pending_order: VecDeque<Arc<str>>,
     shadow: HashMap<String, VecDeque<DecisionAudit>>,
 }
 
@@ -281,6 +287,8 @@ impl Store {
             offer_order: VecDeque::new(),
             responses: HashMap::new(),
             unattributed: 0,
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
             shadow: HashMap::new(),
         }
     }
@@ -307,18 +315,43 @@ impl Store {
             None => Arc::from(rule_id),
         };
         let id: Arc<str> = Arc::from(offer_id);
-        self.offer_rules.insert(id.clone(), rule);
+        self.offer_rules.insert(id.clone(), rule.clone());
         self.offer_order.push_back(id);
+        // Responses read before their offer count now.
+        for (response, at) in self.pending.remove(offer_id).unwrap_or_default() {
+            self.count_response(rule.clone(), response, at);
+        }
     }
 
-    /// Counts a customer's response to an offer towards the rule that made it; a response to an
-    /// offer the console does not know (older than it remembers) is counted as unattributed.
+    /// Counts a customer's response to an offer towards the rule that made it. A response to an
+    /// offer the console does not know yet waits for it (at most [`MAX_PENDING`]); one that waited
+    /// out the bound (its offer older than the console remembers) is counted as unattributed.
     pub fn push_response(&mut self, offer_id: &str, response: OfferResponseKind, at: i64) {
         self.records += 1;
-        let Some(rule) = self.offer_rules.get(offer_id).cloned() else {
-            self.unattributed += 1;
+        match self.offer_rules.get(offer_id).cloned() {
+            Some(rule) => self.count_response(rule, response, at),
+            None => self.wait_for_offer(offer_id, response, at),
+        }
+    }
+
+    fn wait_for_offer(&mut self, offer_id: &str, response: OfferResponseKind, at: i64) {
+        if let Some(waiting) = self.pending.get_mut(offer_id) {
+            waiting.push((response, at));
             return;
-        };
+        }
+        while self.pending_order.len() >= MAX_PENDING {
+            let Some(old) = self.pending_order.pop_front() else {
+                break;
+            };
+            // Ids whose offer arrived meanwhile are no longer in the map.
+            self.unattributed += self.pending.remove(&old).map_or(0, |w| w.len() as u64);
+        }
+        let id: Arc<str> = Arc::from(offer_id);
+        self.pending.insert(id.clone(), vec![(response, at)]);
+        self.pending_order.push_back(id);
+    }
+
+    fn count_response(&mut self, rule: Arc<str>, response: OfferResponseKind, at: i64) {
         let key = if self.responses.contains_key(&rule) || self.responses.len() < MAX_RULES {
             rule
         } else {
@@ -335,9 +368,10 @@ impl Store {
         self.responses.get(id)
     }
 
-    /// Responses to offers the console did not know (made before what it remembers).
+    /// Responses to offers the console did not know (made before what it remembers), counting
+    /// those still waiting for their offer.
     pub fn unattributed_responses(&self) -> u64 {
-        self.unattributed
+        self.unattributed + self.pending.values().map(|w| w.len() as u64).sum::<u64>()
     }
 
     /// The latest SHADOW audit records of rule `id` (what it would have done), newest first.
@@ -516,6 +550,12 @@ mod tests {
         s.push_response("o3", OfferResponseKind::Clicked, 60_000);
         s.push_response("o3", OfferResponseKind::Accepted, 61_000);
         s.push_response("o1", OfferResponseKind::Accepted, 62_000);
+        // A response read before its offer waits for it.
+        s.push_response("o4", OfferResponseKind::Declined, 63_000);
+        assert_eq!(s.unattributed_responses(), 2, "o1 forgotten, o4 waiting");
+        s.note_offer("o4", "loan");
+        let loan = s.responses("loan").unwrap().total_since(0);
+        assert_eq!(loan[OfferResponseKind::Declined as usize], 1);
         let card = s.responses("card").unwrap().total_since(0);
         assert_eq!(card[OfferResponseKind::Accepted as usize], 1);
         assert_eq!(card[OfferResponseKind::Clicked as usize], 1);
