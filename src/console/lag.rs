@@ -60,13 +60,7 @@ pub fn read(
     let mut list = TopicPartitionList::new();
     let mut per_topic = Vec::new();
     for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), ASK_TIMEOUT)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = super::feed::partitions_of(consumer, topic, ASK_TIMEOUT)?;
         for p in &partitions {
             list.add_partition(topic, *p);
         }
