@@ -87,41 +87,17 @@ fn all_committed(settings: &Settings) -> bool {
     })
 }
 
-fn start(
-    settings: &Settings,
-    store: Arc<MemoryStore>,
-) -> (
-    tokio::task::JoinHandle<Result<(), nbo_stream::pipeline::PipelineError>>,
-    tokio::sync::watch::Sender<bool>,
-    Arc<nbo_stream::worker::Progress>,
-) {
-    let progress = Arc::new(nbo_stream::worker::Progress::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let deps = nbo_stream::pipeline::Dependencies {
-        store,
-        health: Default::default(),
-        progress: progress.clone(),
-    };
-    let s = settings.clone();
-    let handle = tokio::spawn(async move { nbo_stream::pipeline::run(&s, deps, stop_rx).await });
-    (handle, stop, progress)
-}
-
 /// Starts the pipeline, generates the stream into its topics (the profiles processed before
 /// any activity is sent, see `common::profiles_first`) and runs until every offset is committed.
 async fn run_to_the_end(settings: &Settings, store: Arc<MemoryStore>, start_ms: i64) {
-    let (handle, stop, progress) = start(settings, store);
-    let first = profiles_first(progress, CUSTOMERS);
+    let running = Running::start(settings, store);
+    let first = profiles_first(running.progress.clone(), CUSTOMERS);
     tokio::task::block_in_place(|| generate_at(settings, start_ms, Some(first)));
     let s = settings.clone();
     let done = wait_for(Duration::from_secs(120), || all_committed(&s)).await;
-    let _ = stop.send(true);
-    let result = handle.await.unwrap();
-    assert!(
-        done,
-        "not every input offset was committed; the pipeline ended with {result:?}"
-    );
-    result.expect("pipeline stopped cleanly");
+    // Panics if the pipeline stopped with an error (which would say why nothing committed).
+    running.stop().await;
+    assert!(done, "not every input offset was committed");
 }
 
 fn eo_settings<C: rdkafka::ClientContext>(brokers: &str, cluster: &MockCluster<'_, C>) -> Settings {
