@@ -1,0 +1,145 @@
+//! The in-process cache of the customers a worker's partitions hold: each customer's state and
+//! its Redis key, evicted least recently used between batches, emptied when the assignment changes.
+
+use crate::state::{CustomerKey, CustomerState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// A cached customer: its Redis key (the HMAC is computed once, on a miss) and its state.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// Keyed hash of the customer id, for the store.
+    pub key: CustomerKey,
+    /// The operator's state.
+    pub state: CustomerState,
+    /// Changed since the last flush.
+    pub dirty: bool,
+    /// The public feature values this process last wrote (None: unknown, rewrite the hash).
+    pub published: Option<Vec<Option<crate::features::FeatureValue>>>,
+    /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
+    /// hash lost in Redis (a failover, an expiry) while the customer stays cached heals.
+    pub full_written: Option<Instant>,
+    /// The customer's partition (the same on every co-partitioned input topic).
+    pub partition: i32,
+    /// Number of the last batch that touched it (for eviction).
+    pub last_used: u64,
+}
+
+impl Cached {
+    /// A customer just loaded (or new) from `partition`.
+    pub fn loaded(key: CustomerKey, state: CustomerState, partition: i32) -> Self {
+        Self {
+            key,
+            state,
+            dirty: false,
+            published: None,
+            full_written: None,
+            partition,
+            last_used: 0,
+        }
+    }
+}
+
+/// One worker's part of the cache: the customers of the partitions it owns. Only its worker
+/// touches it during a batch, so revokes and evictions, which that worker applies between batches,
+/// never remove a customer a batch is using.
+#[derive(Debug, Default)]
+pub struct Shard {
+    /// The customers. Locked by its worker for each CPU step of a batch (never across an await):
+    /// per-event lookups are then plain hash-map lookups.
+    cache: std::sync::Mutex<Cache>,
+    /// Customers cached (for the metric, readable without the lock).
+    len: std::sync::atomic::AtomicUsize,
+    /// The assignment generation the cached customers belong to.
+    generation: AtomicU64,
+    /// Batches processed.
+    pub(super) batches: AtomicU64,
+}
+
+impl Shard {
+    /// The shard's cache, locked.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Customers cached.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no customer is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Before a batch of `generation`: a shard filled under an earlier assignment is emptied
+    /// (every customer is clean between batches, so nothing is lost; they reload from Redis).
+    pub(super) fn enter_generation(&self, generation: u64) {
+        if self.generation.swap(generation, Ordering::Relaxed) != generation {
+            let mut cache = self.lock();
+            cache.clear();
+            self.len.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Evicts the least recently used customers down to 90% of `max` (all are clean here).
+    pub(super) fn evict(&self, max: usize) {
+        let mut cache = self.lock();
+        if cache.len() > max {
+            let mut ages: Vec<u64> = cache.values().map(|c| c.last_used).collect();
+            let drop = ages.len() - max * 9 / 10;
+            let (_, threshold, _) = ages.select_nth_unstable(drop.saturating_sub(1));
+            let threshold = *threshold;
+            cache.retain(|_, c| c.last_used > threshold);
+        }
+        self.len.store(cache.len(), Ordering::Relaxed);
+    }
+}
+
+/// The in-process cache of customers owned by this instance's partitions, by customer id (the raw
+/// id stays in process memory; only the keyed hash reaches Redis). Keys are inline strings: an id
+/// of up to 24 bytes sits in the table slot itself, so a lookup compares it without following a
+/// pointer to the heap (a cache miss per event with `String` keys: ~5% of a batch).
+pub type Cache =
+    std::collections::HashMap<compact_str::CompactString, Cached, rustc_hash::FxBuildHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard_with(n: usize) -> Shard {
+        let shard = Shard::default();
+        for i in 0..n {
+            let mut c = Cached::loaded(
+                CustomerKey(format!("k{i}")),
+                CustomerState::default(),
+                (i % 4) as i32,
+            );
+            c.last_used = i as u64;
+            shard.lock().insert(format!("C{i}").into(), c);
+        }
+        shard
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used() {
+        let shard = shard_with(100);
+        shard.evict(50);
+        assert_eq!(shard.lock().len(), 45);
+        assert!(shard.lock().contains_key("C99") && !shard.lock().contains_key("C0"));
+        shard.evict(50);
+        assert_eq!(shard.lock().len(), 45, "under the bound: nothing evicted");
+    }
+
+    #[test]
+    fn a_new_assignment_empties_the_cache_before_the_next_batch() {
+        let shard = shard_with(8);
+        shard.enter_generation(0);
+        assert_eq!(shard.lock().len(), 8, "same generation: kept");
+        shard.enter_generation(1);
+        assert!(
+            shard.lock().is_empty(),
+            "new generation: nothing cached from before is used"
+        );
+    }
+}
