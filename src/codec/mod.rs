@@ -233,11 +233,19 @@ impl Codec {
                         Some(WriterResolution::Identity) => {
                             self.decode_body(decoder, body, key, now_ms)
                         }
-                        Some(WriterResolution::Transcode(t)) => writers::with_scratch(|scratch| {
-                            t.transcode(body, scratch)
-                                .map_err(|e| writers::decode_error(e, id))?;
-                            self.decode_body(decoder, scratch, key, now_ms)
-                        }),
+                        Some(WriterResolution::Transcode(t)) => {
+                            self.transcode_body(decoder, t, id, body, key, now_ms)
+                        }
+                        Some(WriterResolution::Direct { writer, fallback }) => {
+                            // Only a failed decode goes the long way; a record that decodes but
+                            // fails validation has the value the transcoder would give it.
+                            match typed(decoder.kind, body, writer) {
+                                Ok(event) => self.validate(event, key, now_ms),
+                                Err(_) => {
+                                    self.transcode_body(decoder, fallback, id, body, key, now_ms)
+                                }
+                            }
+                        }
                         Some(WriterResolution::Refused(e))
                         | Some(WriterResolution::Unknown { error: e, .. }) => Err(e.clone()),
                         None => Err(DecodeError::SchemaNotFetched(id)),
@@ -277,18 +285,35 @@ impl Codec {
                 return Ok(event);
             }
         };
-        let event = match decoder.kind {
-            EventKind::Transaction => Event::Transaction(datum(body, schema)?),
-            EventKind::Clickstream => Event::Clickstream(datum(body, schema)?),
-            EventKind::App => Event::App(datum(body, schema)?),
-            EventKind::Social => Event::Social(datum(body, schema)?),
-            EventKind::Feedback => Event::Feedback(datum(body, schema)?),
-            EventKind::Partner => Event::Partner(datum(body, schema)?),
-            EventKind::Profile => Event::Profile(datum(body, schema)?),
-            EventKind::OfferResponse => Event::OfferResponse(datum(body, schema)?),
-            EventKind::Erasure => Event::Erasure(datum(body, schema)?),
-            EventKind::Declared(_) => unreachable!("declared sources have a Body::Declared"),
-        };
+        let event = typed(decoder.kind, body, schema)?;
+        self.validate(event, key, now_ms)
+    }
+
+    /// Transcodes a body written with writer `id` into the reader schema, then decodes it.
+    fn transcode_body(
+        &self,
+        decoder: &TopicDecoder,
+        transcoder: &resolve::Transcoder,
+        id: u32,
+        body: &[u8],
+        key: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Event, DecodeError> {
+        writers::with_scratch(|scratch| {
+            transcoder
+                .transcode(body, scratch)
+                .map_err(|e| writers::decode_error(e, id))?;
+            self.decode_body(decoder, scratch, key, now_ms)
+        })
+    }
+
+    /// The checks every decoded event passes (key, times, sizes).
+    fn validate(
+        &self,
+        event: Event,
+        key: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Event, DecodeError> {
         crate::codec::validate::check(&event, key, now_ms, &self.validation)?;
         Ok(event)
     }
@@ -424,12 +449,21 @@ impl Codec {
             let Ok(decoder) = self.decoder(kind) else {
                 continue;
             };
-            let (resolution, outcome) = writers::resolve_writer(&decoder.reader, id, schema);
+            let typed = matches!(decoder.body, Body::Typed(_));
+            let (resolution, outcome) = writers::resolve_writer(&decoder.reader, typed, id, schema);
             resolved.push((kind, id, resolution));
             outcomes.push(outcome);
         }
         self.writers.insert(resolved);
         outcomes
+    }
+
+    /// Whether writer `id` of `kind`'s topic decodes directly by name (test-only introspection).
+    #[cfg(test)]
+    fn writer_is_direct(&self, kind: EventKind, id: u32) -> bool {
+        self.writers.with(kind, id, |w| {
+            matches!(w, Some(WriterResolution::Direct { .. }))
+        })
     }
 
     /// The framing the decoder expects for `kind` (Confluent for a kind it does not read).
@@ -483,6 +517,27 @@ fn declared(
         .event(customer_id, values)
         .map_err(DecodeError::Avro)?;
     Ok(Event::Declared(Box::new(event)))
+}
+
+/// Decodes a datum of a built-in record `kind` written with `schema` into its struct, fields and
+/// enum symbols matched by name.
+fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
+    Ok(match kind {
+        EventKind::Transaction => Event::Transaction(datum(body, schema)?),
+        EventKind::Clickstream => Event::Clickstream(datum(body, schema)?),
+        EventKind::App => Event::App(datum(body, schema)?),
+        EventKind::Social => Event::Social(datum(body, schema)?),
+        EventKind::Feedback => Event::Feedback(datum(body, schema)?),
+        EventKind::Partner => Event::Partner(datum(body, schema)?),
+        EventKind::Profile => Event::Profile(datum(body, schema)?),
+        EventKind::OfferResponse => Event::OfferResponse(datum(body, schema)?),
+        EventKind::Erasure => Event::Erasure(datum(body, schema)?),
+        EventKind::Declared(_) => {
+            return Err(DecodeError::Avro(
+                "a declared source has no built-in struct".into(),
+            ))
+        }
+    })
 }
 
 /// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.

@@ -406,6 +406,8 @@ fn with_a_registry_a_new_writer_id_is_fetched_once_then_resolved() {
         codec.add_writer(EventKind::Transaction, 101, Some(TXN_V2)),
         WriterOutcome::Resolved
     );
+    // Reordered fields, an added field and moved enum indexes all read by name: no transcoding.
+    assert!(codec.writer_is_direct(EventKind::Transaction, 101));
     assert_eq!(
         codec.add_writer(EventKind::Transaction, 1, Some(TXN_V1)),
         WriterOutcome::Identity

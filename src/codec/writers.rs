@@ -18,6 +18,15 @@ pub enum WriterResolution {
     Identity,
     /// Transcoded to the reader schema first.
     Transcode(Transcoder),
+    /// Decoded straight from the writer's bytes into the reader's struct, by field and symbol
+    /// name ([`resolve::by_name`]); a record that fails that way is decoded again through the
+    /// transcoder, whose result or error stands.
+    Direct {
+        /// The writer schema, for the typed decoder.
+        writer: serde_avro_fast::Schema,
+        /// The authoritative path, for the records the direct decode fails on.
+        fallback: Transcoder,
+    },
     /// Never readable (a schema that does not parse or cannot be resolved): every record is
     /// dead-lettered with this error.
     Refused(DecodeError),
@@ -116,8 +125,12 @@ impl Writers {
 }
 
 /// Resolves one writer schema text (or its absence from the registry) against `reader`.
+///
+/// `typed` says whether the reader is a built-in struct, which a writer may be decoded into
+/// directly ([`WriterResolution::Direct`]); a declared source's records are transcoded.
 pub(super) fn resolve_writer(
     reader: &apache_avro::Schema,
+    typed: bool,
     id: u32,
     schema: Option<&str>,
 ) -> (WriterResolution, WriterOutcome) {
@@ -147,7 +160,16 @@ pub(super) fn resolve_writer(
     };
     match resolve::resolve(&writer, reader) {
         Ok(Resolution::Identity) => (WriterResolution::Identity, WriterOutcome::Identity),
-        Ok(Resolution::Transcode(t)) => (WriterResolution::Transcode(t), WriterOutcome::Resolved),
+        Ok(Resolution::Transcode(fallback)) => {
+            let direct = (typed && resolve::by_name(&writer, reader))
+                .then(|| text.parse::<serde_avro_fast::Schema>().ok())
+                .flatten();
+            let resolution = match direct {
+                Some(writer) => WriterResolution::Direct { writer, fallback },
+                None => WriterResolution::Transcode(fallback),
+            };
+            (resolution, WriterOutcome::Resolved)
+        }
         Err(e) => refuse(e.0),
     }
 }

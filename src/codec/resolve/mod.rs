@@ -18,10 +18,12 @@
 //! group `resolve`).
 
 mod compile;
+mod direct;
 mod exec;
 
 use apache_avro::Schema;
 
+pub use direct::by_name;
 pub use exec::TranscodeError;
 
 /// How records of one writer schema are read as the reader schema.
