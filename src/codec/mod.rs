@@ -308,6 +308,7 @@ impl Codec {
     }
 
     /// The checks every decoded event passes (key, times, sizes).
+    #[inline]
     fn validate(
         &self,
         event: Event,
@@ -521,6 +522,7 @@ fn declared(
 
 /// Decodes a datum of a built-in record `kind` written with `schema` into its struct, fields and
 /// enum symbols matched by name.
+#[inline]
 fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
     Ok(match kind {
         EventKind::Transaction => Event::Transaction(datum(body, schema)?),
