@@ -38,6 +38,7 @@ pub fn apply_decoded(
     stats: &mut BatchStats,
     late: &mut [u64; EventKind::TABLE_LEN],
 ) {
+    super::cache::prefetch(cache, decoded);
     for d in decoded {
         if let Some(cached) = cache.get_mut(d.event.customer_id()) {
             let before = stats.too_late;

@@ -2,6 +2,7 @@
 //! its Redis key, evicted least recently used between batches, emptied when the assignment changes.
 
 use crate::state::{CustomerKey, CustomerState};
+use crate::worker::Decoded;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -102,6 +103,42 @@ impl Shard {
 /// pointer to the heap (a cache miss per event with `String` keys: ~5% of a batch).
 pub type Cache =
     std::collections::HashMap<compact_str::CompactString, Cached, rustc_hash::FxBuildHasher>;
+
+/// Asks the CPU to start loading every cached customer a batch touches, before the batch's
+/// loop needs them: the lookups here are independent of one another, so their cache misses
+/// overlap, and the customers' states (features, applied offsets) are on their way while the
+/// loop works on the ones before. A batch's customers are scattered over the whole cache (often
+/// hundreds of MB), so without this each event waits for main memory several times in a row
+/// (`cargo bench --bench operator`). Changes nothing but timing.
+pub fn prefetch(cache: &Cache, decoded: &[Decoded]) {
+    for d in decoded {
+        if let Some(c) = cache.get(d.event.customer_id()) {
+            // The state's scalar fields (newest event time, retire time, erasure), which every
+            // event reads first.
+            prefetch_slice(std::slice::from_ref(&c.state.max_event_time));
+            prefetch_slice(&c.state.features);
+            prefetch_slice(&c.state.applied);
+        }
+    }
+}
+
+/// Prefetches the cache lines of a slice (a hint: no effect on what the program computes).
+#[inline]
+fn prefetch_slice<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = items.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(items);
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch never faults and writes nothing; the address is inside the
+            // live slice.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
+}
 
 #[cfg(test)]
 mod tests {

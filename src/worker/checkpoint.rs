@@ -126,6 +126,7 @@ pub(super) async fn flush(
     let mut writes: Vec<StateWrite> = Vec::new();
     {
         let mut cache = shard.lock();
+        super::cache::prefetch(&cache, decoded);
         for d in decoded {
             let Some(cached) = cache.get_mut(d.event.customer_id()) else {
                 continue;
