@@ -24,7 +24,7 @@ use nbo_stream::generator::{encode_event, personas::EventFactory};
 use nbo_stream::operator::{BatchStats, Operator, SourcePos};
 use nbo_stream::rules::{load, RuleSet};
 use nbo_stream::state::{CustomerState, KeyHasher};
-use nbo_stream::worker::{apply_decoded, prefetch, Cache, Cached, Decoded};
+use nbo_stream::worker::{apply_decoded, each_prefetched, Cache, Cached, Decoded};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,16 +123,15 @@ fn batch(f: &Fixture, next: &mut usize, offset: &mut i64) -> (u64, usize, usize)
         &mut late,
     );
     // As the worker's flush does (`worker::checkpoint`).
-    prefetch(&cache, &decoded);
     let mut evaluated = 0;
-    for d in &decoded {
+    each_prefetched(&mut cache, &decoded, |cache, d| {
         if let Some(c) = cache.get_mut(d.event.customer_id()) {
             if c.dirty {
                 c.dirty = false;
                 evaluated += f.operator.snapshot(&c.state).len();
             }
         }
-    }
+    });
     (stats.applied, decisions.len(), evaluated)
 }
 

@@ -38,8 +38,7 @@ pub fn apply_decoded(
     stats: &mut BatchStats,
     late: &mut [u64; EventKind::TABLE_LEN],
 ) {
-    super::cache::prefetch(cache, decoded);
-    for d in decoded {
+    super::cache::each_prefetched(cache, decoded, |cache, d| {
         if let Some(cached) = cache.get_mut(d.event.customer_id()) {
             let before = stats.too_late;
             operator.apply(&mut cached.state, &d.event, Some(d.pos), decisions, stats);
@@ -59,7 +58,7 @@ pub fn apply_decoded(
                 "customer missing from the cache; event not applied"
             );
         }
-    }
+    });
 }
 
 /// What decoding a batch's records gave.

@@ -126,13 +126,12 @@ pub(super) async fn flush(
     let mut writes: Vec<StateWrite> = Vec::new();
     {
         let mut cache = shard.lock();
-        super::cache::prefetch(&cache, decoded);
-        for d in decoded {
+        super::cache::each_prefetched(&mut cache, decoded, |cache, d| {
             let Some(cached) = cache.get_mut(d.event.customer_id()) else {
-                continue;
+                return;
             };
             if !cached.dirty {
-                continue;
+                return;
             }
             cached.dirty = false;
             cached.last_used = batch_no;
@@ -143,7 +142,7 @@ pub(super) async fn flush(
                     tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
                 }
             }
-        }
+        });
     }
     if !writes.is_empty() {
         let flush_started = Instant::now();

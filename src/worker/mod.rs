@@ -15,7 +15,7 @@ mod delivery;
 mod transaction;
 
 pub use batch::{apply_decoded, process_batch, Decoded};
-pub use cache::{prefetch, Cache, Cached, Shard};
+pub use cache::{each_prefetched, Cache, Cached, Shard};
 pub use checkpoint::FULL_REWRITE;
 pub use delivery::DEAD_LETTER_MAX_BYTES;
 
