@@ -1,0 +1,306 @@
+//! The command line's arguments: every verb, its options and their help.
+
+use clap::{Parser, Subcommand};
+use nbo_stream::recorded;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "nbo-stream",
+    version,
+    about = "Real-time customer events → windowed features → next-best offers and risk alerts"
+)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run the pipeline against real Kafka and Redis.
+    Run {
+        /// TOML configuration (see deploy/config/); NBO_* variables override it.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The web console for marketing, fraud and compliance: live offers and alerts, the rules
+    /// with their counts, health. Reads the output and rules topics itself (any number of `run`
+    /// instances) and serves on console.listen; users and roles are under [console] (see
+    /// deploy/config/production.toml).
+    Console {
+        /// TOML configuration with a [console] section; NBO_* variables override it.
+        #[arg(long, short, required_unless_present = "hash_password")]
+        config: Option<PathBuf>,
+        /// Read a password on standard input, print its argon2 hash for a [[console.user]]
+        /// block's password_hash, and exit.
+        #[arg(long)]
+        hash_password: bool,
+    },
+    /// The whole system in one process with nothing installed: embedded mock broker, in-memory
+    /// state, built-in generator. The mock broker stalls past ~57,000 records per partition, so
+    /// --events is capped at 400,000; use `run` with a real broker for more.
+    Demo(DemoArgs),
+    /// Produce synthetic bank-customer events (Avro) to every input topic, or with --out write the
+    /// same stream to a file (Avro container or JSON lines) for `backtest`.
+    Generate(GenerateArgs),
+    /// Replay recorded events (a file from `generate --out`: Avro container or JSON lines)
+    /// through the same features, rules and decisioning as `run`, with in-memory state, and
+    /// report what the rules would have decided.
+    Backtest(BacktestArgs),
+    /// Topic administration.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Feature inspection.
+    Features {
+        #[command(subcommand)]
+        command: FeaturesCommand,
+    },
+    /// Rule documents: check them, publish them to the rules topic.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// This program's Avro schemas in a Confluent Schema Registry: check, register.
+    ///
+    /// The registry is `[schema_registry]` in the configuration; subjects follow
+    /// TopicNameStrategy (`<topic>-value`).
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+}
+
+/// Exit status of `schemas check` and `schemas register`.
+pub(crate) const SCHEMAS_EXIT_STATUS: &str =
+    "Exit status: 0 every schema passes; 1 a schema is incompatible \
+(each subject is named with the registry's reasons); 2 the check could not be made (registry \
+unreachable or refusing the credentials, configuration).";
+
+#[derive(Subcommand)]
+pub(crate) enum SchemasCommand {
+    /// Check the local schemas against the registry's, for a release pipeline.
+    ///
+    /// Each local schema (the reader schema of every input topic, the schema of every output
+    /// topic) is checked against the latest version of its subject `<topic>-value`, by the
+    /// subject's compatibility level (BACKWARD unless changed: the local schema must read every
+    /// record written with the registered one). A subject not registered yet is reported as
+    /// new and passes.
+    #[command(after_help = SCHEMAS_EXIT_STATUS)]
+    Check {
+        /// Configuration: `[schema_registry]` (url, username; password from
+        /// NBO_SCHEMA_REGISTRY__PASSWORD) and topic names.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Register the local schemas under `<topic>-value`, after checking them.
+    ///
+    /// Checks as `check` does, then registers every local schema under its topic's subject and
+    /// prints each subject's version and id. Nothing is registered unless every schema passes; a
+    /// schema already registered keeps its version and id.
+    #[command(after_help = SCHEMAS_EXIT_STATUS)]
+    Register {
+        /// Configuration: `[schema_registry]` and topic names.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RulesCommand {
+    /// Parse and compile rule documents (a file or a folder) the way a running instance will;
+    /// explain every error with the rule id and position. Exit 1 on any error.
+    Check {
+        /// A rule document (.toml, .yaml, .yml) or a folder of them.
+        path: PathBuf,
+        /// Configuration whose features file the rules are checked against (default: the
+        /// starter features).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check, then write documents to the rules topic (key = rule id); running instances apply
+    /// them without a restart. Nothing is sent unless every document passes.
+    Publish {
+        /// A rule document or a folder of them.
+        path: Option<PathBuf>,
+        /// Configuration (brokers, security, topic names, features).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Delete these rule ids (an empty value on the topic).
+        #[arg(long = "delete", value_name = "RULE_ID")]
+        delete: Vec<String>,
+    },
+}
+
+/// Format of `generate --out`.
+/// Compression of the batches `generate` produces.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Compression {
+    /// None: the broker and the consumers spend no CPU on it (the benchmark harness uses it).
+    None,
+    /// LZ4: fast, the common choice for event streams.
+    Lz4,
+    /// Zstandard: smaller, more CPU.
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// Gzip: smallest of the old codecs, slowest.
+    Gzip,
+}
+
+impl Compression {
+    /// The value of Kafka's `compression.type`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Snappy => "snappy",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FileFormat {
+    /// Avro object container file (schema: union of the input records).
+    Avro,
+    /// JSON lines: {"type":"bank.nbo.<Record>","record":{...}} per line.
+    Jsonl,
+}
+
+impl From<FileFormat> for recorded::Format {
+    fn from(f: FileFormat) -> Self {
+        match f {
+            FileFormat::Avro => recorded::Format::Avro,
+            FileFormat::Jsonl => recorded::Format::Jsonl,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TopicsCommand {
+    /// Create the missing topics from the specs; leave existing ones alone.
+    Create {
+        /// Configuration (brokers, security, topic names).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Folder of topic specs (default: the specs built into the binary, same as topics/).
+        #[arg(long)]
+        specs: Option<PathBuf>,
+        /// Override every spec's partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum FeaturesCommand {
+    /// Print a customer's current features from Redis.
+    Show {
+        /// Customer id (hashed with NBO_CUSTOMER_KEY_SECRET to find the key).
+        customer_id: String,
+        /// Configuration (Redis connection).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Arguments of `demo`.
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Records to generate (1..=400000).
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) events: u64,
+    /// Synthetic customers.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) customers: u32,
+    /// Random seed (same seed, same customers and events).
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) partitions: i32,
+    /// Address for /metrics, /healthz, /readyz while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub(crate) listen: String,
+    /// Fraction of records replaced by malformed bytes, to show dead letters.
+    #[arg(long, default_value_t = 0.002)]
+    pub(crate) malformed_rate: f64,
+    /// Serve the web console beside the pipeline (prints its URL and a sign-in), and keep
+    /// serving after the run until Ctrl-C.
+    #[arg(long)]
+    pub(crate) console: bool,
+    /// Address of the console with --console.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub(crate) console_listen: String,
+}
+
+/// Arguments of `generate`.
+#[derive(clap::Args)]
+pub(crate) struct GenerateArgs {
+    /// Bootstrap servers (not with --out).
+    #[arg(long, required_unless_present = "out", conflicts_with = "out")]
+    pub(crate) brokers: Option<String>,
+    /// Write the records to this file instead of Kafka (no broker needed); the format follows
+    /// the extension (.avro, .jsonl) unless --format says otherwise.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Format of --out: an Avro object container file, or JSON lines.
+    #[arg(long, value_enum, requires = "out")]
+    pub(crate) format: Option<FileFormat>,
+    /// Synthetic customers.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) customers: u32,
+    /// Records per second (0 = as fast as the broker takes them); default 1000. Kafka only.
+    #[arg(long, conflicts_with = "out")]
+    pub(crate) rate: Option<u64>,
+    /// Stop after this long (e.g. 60s, 10m). Kafka only: a file takes --events.
+    #[arg(long, conflicts_with_all = ["events", "out"], value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub(crate) events: Option<u64>,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Simulated time of the first event, ms since epoch (default: on the hour, far enough back
+    /// that the stream ends about now). Fix it to reproduce a stream exactly; event times
+    /// never pass the wall clock.
+    #[arg(long)]
+    pub(crate) start_ms: Option<i64>,
+    /// Fraction of records replaced by malformed bytes. Kafka only.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) malformed_rate: f64,
+    /// Compression of the produced batches (Kafka's `compression.type`). Kafka only.
+    #[arg(long, value_enum, default_value_t = Compression::Lz4, conflicts_with = "out")]
+    pub(crate) compression: Compression,
+    /// Optional config file: topic names and Kafka security settings, and the sources declared
+    /// in `[[source]]`, whose synthetic records (drawn from their schemas) join the stream.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// Arguments of `backtest`.
+#[derive(clap::Args)]
+pub(crate) struct BacktestArgs {
+    /// The recorded events (format detected from the content).
+    #[arg(long)]
+    pub(crate) events: PathBuf,
+    /// Rule documents (a file or a folder) to replay instead of the built-in starter rules.
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
+    /// Configuration: features file, operator and contact policy, codec limits; NBO_*
+    /// variables override it. Default: the built-in defaults.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Sample decisions to show (the first of each rule and outcome).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) samples: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
