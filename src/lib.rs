@@ -24,7 +24,8 @@
 //!                               the batch's records are acknowledged and its state flushed
 //! ```
 //!
-//! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` only parses the CLI.
+//! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` and `cli/` (part of
+//! the binary, not of this library) parse the command line and call in here.
 //!
 //! Off the data path: `generator` (synthetic customers, to topics or, through `recorded`, to an
 //! Avro or JSON-lines file), `demo` (everything in one process) and `backtest` (a recorded file
