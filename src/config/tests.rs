@@ -1,5 +1,7 @@
 use super::*;
 use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
 
 fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();

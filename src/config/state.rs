@@ -1,0 +1,67 @@
+//! `[state]` and `[redis]`: where customer state lives, and how it is cached and kept.
+
+use super::*;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which state store backs the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// Redis (or Redis Cluster): durable, shared by all instances.
+    Redis,
+    /// In process (dashmap): for the demo and tests; lost on exit.
+    Memory,
+}
+
+/// Where per-customer state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// `redis` or `memory`.
+    pub backend: StateBackend,
+    /// Most customers kept in the in-process cache before clean entries are evicted.
+    pub cache_max_customers: usize,
+    /// Added to the longest feature window to give every Redis key's TTL.
+    #[serde(with = "humantime_serde")]
+    pub ttl_margin: Duration,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        Self {
+            backend: StateBackend::Redis,
+            cache_max_customers: 500_000,
+            ttl_margin: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Redis connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` or `rediss://` for TLS. For a cluster, any node.
+    pub url: String,
+    /// Use the Redis Cluster protocol.
+    pub cluster: bool,
+    /// ACL user name, if any.
+    pub username: Option<String>,
+    /// Password; set through `NBO_REDIS__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Timeout of one Redis round trip before it counts as failed and is retried.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `[topics]`: the input and output topic names.
+
+use serde::Deserialize;
+
+/// Topic names. Inputs must be co-partitioned (same partition count, keyed by customer id).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicSettings {
+    /// `TransactionEvent` input.
+    pub transactions: String,
+    /// `ClickstreamEvent` input.
+    pub clickstream: String,
+    /// `AppEvent` input.
+    pub app: String,
+    /// `SocialEvent` input.
+    pub social: String,
+    /// `FeedbackEvent` input.
+    pub feedback: String,
+    /// `PartnerEvent` input.
+    pub partner: String,
+    /// `CustomerProfile` input (compacted).
+    pub customer_profile: String,
+    /// `OfferResponse` input.
+    pub offer_responses: String,
+    /// `ErasureRequest` input.
+    pub erasure_requests: String,
+    /// Rule documents (compacted; used by hot reload).
+    pub rules: String,
+    /// `NextBestOffer` output.
+    pub offers: String,
+    /// `RiskAlert` output.
+    pub alerts: String,
+    /// `DecisionAudit` output.
+    pub decisions_audit: String,
+    /// `DeadLetter` output.
+    pub dead_letters: String,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            transactions: "bank.transactions.v1".into(),
+            clickstream: "bank.clickstream.v1".into(),
+            app: "bank.app.v1".into(),
+            social: "bank.social.v1".into(),
+            feedback: "bank.feedback.v1".into(),
+            partner: "bank.partner.v1".into(),
+            customer_profile: "bank.customer-profile.v1".into(),
+            offer_responses: "bank.offer-responses.v1".into(),
+            erasure_requests: "bank.erasure-requests.v1".into(),
+            rules: "bank.rules.v1".into(),
+            offers: "bank.offers.v1".into(),
+            alerts: "bank.alerts.v1".into(),
+            decisions_audit: "bank.decisions-audit.v1".into(),
+            dead_letters: "bank.dead-letters.v1".into(),
+        }
+    }
+}
+
+impl TopicSettings {
+    /// Input topic names in [`crate::event::EventKind::ALL`] order.
+    pub fn inputs(&self) -> [&str; 9] {
+        [
+            &self.transactions,
+            &self.clickstream,
+            &self.app,
+            &self.social,
+            &self.feedback,
+            &self.partner,
+            &self.customer_profile,
+            &self.offer_responses,
+            &self.erasure_requests,
+        ]
+    }
+
+    /// Every topic this program reads or writes.
+    pub fn all(&self) -> Vec<&str> {
+        let mut all = self.inputs().to_vec();
+        all.extend([
+            self.rules.as_str(),
+            &self.offers,
+            &self.alerts,
+            &self.decisions_audit,
+            &self.dead_letters,
+        ]);
+        all
+    }
+}
