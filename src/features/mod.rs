@@ -83,6 +83,9 @@ pub struct FeatureDef {
     pub window_ms: i64,
     /// Tile width, ms (divides the window).
     pub tile_ms: i64,
+    /// Tiles per window (`window_ms / tile_ms`), computed once: a division per use would be the
+    /// costliest instruction of a feature update.
+    pub tiles_per_window: i64,
 }
 
 impl FeatureDef {
@@ -115,7 +118,54 @@ impl FeatureDef {
 
     /// The first tile index any evaluation at or after `horizon` (ms) needs.
     pub fn first_needed_tile(&self, horizon: i64) -> i64 {
-        horizon.div_euclid(self.tile_ms) - self.window_ms / self.tile_ms + 1
+        self.first_needed_after(horizon.div_euclid(self.tile_ms))
+    }
+
+    /// [`FeatureDef::first_needed_tile`] given the horizon's tile index.
+    #[inline]
+    pub fn first_needed_after(&self, horizon_tile: i64) -> i64 {
+        horizon_tile - self.tiles_per_window + 1
+    }
+}
+
+/// One time's tile index for each tile width met, computed once per width however many
+/// features share it (features have a handful of window lengths between them, and a 64-bit
+/// division costs more than the rest of a tile update).
+#[derive(Debug, Clone)]
+pub struct TileIndex {
+    at: i64,
+    seen: [(i64, i64); 8],
+    len: usize,
+}
+
+impl TileIndex {
+    /// Tile indexes of time `at` (ms).
+    pub fn new(at: i64) -> Self {
+        Self {
+            at,
+            seen: [(0, 0); 8],
+            len: 0,
+        }
+    }
+
+    /// The time (ms).
+    #[inline]
+    pub fn at(&self) -> i64 {
+        self.at
+    }
+
+    /// The index of the tile of width `tile_ms` that holds the time.
+    #[inline]
+    pub fn of(&mut self, tile_ms: i64) -> i64 {
+        if let Some(&(_, index)) = self.seen[..self.len].iter().find(|(w, _)| *w == tile_ms) {
+            return index;
+        }
+        let index = self.at.div_euclid(tile_ms);
+        if self.len < self.seen.len() {
+            self.seen[self.len] = (tile_ms, index);
+            self.len += 1;
+        }
+        index
     }
 }
 
@@ -160,5 +210,23 @@ impl FeatureSet {
     /// Slot of a feature by name.
     pub fn slot(&self, name: &str) -> Option<usize> {
         self.defs.iter().position(|d| &*d.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TileIndex;
+
+    #[test]
+    fn a_tile_index_is_the_division_whatever_the_widths_and_their_order() {
+        for at in [-86_400_001i64, -1, 0, 1, 59_999, 60_000, 1_790_000_123_456] {
+            let mut index = TileIndex::new(at);
+            // More widths than it remembers, each asked twice, in two orders.
+            let widths: Vec<i64> = (1..=12).map(|m| m * 60_000).collect();
+            for &w in widths.iter().chain(widths.iter().rev()) {
+                assert_eq!(index.of(w), at.div_euclid(w), "at {at}, width {w}");
+            }
+            assert_eq!(index.at(), at);
+        }
     }
 }

@@ -199,6 +199,7 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
         scale,
         window_ms,
         tile_ms: tiles::tile_width(window_ms),
+        tiles_per_window: window_ms / tiles::tile_width(window_ms),
     })
 }
 

@@ -142,7 +142,26 @@ impl Tiles {
         value: f64,
         hash: u32,
     ) {
-        let index = time.div_euclid(tile_ms);
+        self.add_at(
+            aggregation,
+            tile_ms,
+            time.div_euclid(tile_ms),
+            time,
+            value,
+            hash,
+        )
+    }
+
+    /// [`Tiles::add`] given the event's tile index (`time.div_euclid(tile_ms)`).
+    pub fn add_at(
+        &mut self,
+        aggregation: Aggregation,
+        tile_ms: i64,
+        index: i64,
+        time: i64,
+        value: f64,
+        hash: u32,
+    ) {
         match self {
             Tiles::Count(v) => slot(v, index, |t| t.0, || (index, 0)).1 += 1,
             Tiles::Sum(v) => slot(v, index, |t| t.0, || (index, 0.0)).1 += value,
@@ -188,10 +207,14 @@ impl Tiles {
     /// Adds one event's text to `last` tiles of a string or enum field (ties of equal event
     /// time go to the larger text, so the result does not depend on arrival order).
     pub fn add_text(&mut self, tile_ms: i64, time: i64, text: &str) {
+        self.add_text_at(time.div_euclid(tile_ms), time, text)
+    }
+
+    /// [`Tiles::add_text`] given the event's tile index.
+    pub fn add_text_at(&mut self, index: i64, time: i64, text: &str) {
         let Tiles::LastText(v) = self else {
             return;
         };
-        let index = time.div_euclid(tile_ms);
         let t = slot(v, index, |t| t.0, || (index, i64::MIN, Default::default()));
         if (time, text) > (t.1, t.2.as_str()) {
             t.1 = time;
@@ -201,11 +224,15 @@ impl Tiles {
 
     /// The text of `last` tiles as of `at` (ms); `None` for an empty window or numeric tiles.
     pub fn text(&self, tile_ms: i64, window_ms: i64, at: i64) -> Option<&str> {
+        self.text_in(at.div_euclid(tile_ms), window_ms / tile_ms)
+    }
+
+    /// [`Tiles::text`] of the window of `tiles_per_window` tiles ending with tile `last`.
+    pub fn text_in(&self, last: i64, tiles_per_window: i64) -> Option<&str> {
         let Tiles::LastText(v) = self else {
             return None;
         };
-        let last = at.div_euclid(tile_ms);
-        let first = last - window_ms / tile_ms + 1;
+        let first = last - tiles_per_window + 1;
         covered(v, |t| t.0, first, last)
             .iter()
             .map(|t| (t.1, t.2.as_str()))
@@ -222,8 +249,20 @@ impl Tiles {
         window_ms: i64,
         at: i64,
     ) -> Option<f64> {
-        let last = at.div_euclid(tile_ms);
-        let first = last - window_ms / tile_ms + 1;
+        let window = (at.div_euclid(tile_ms), window_ms / tile_ms);
+        self.value_in(aggregation, tile_ms, window, at)
+    }
+
+    /// [`Tiles::value`] given `(last, tiles_per_window)`: the window's last tile (the tile of
+    /// `at`) and its length in tiles.
+    pub fn value_in(
+        &self,
+        aggregation: Aggregation,
+        tile_ms: i64,
+        (last, tiles_per_window): (i64, i64),
+        at: i64,
+    ) -> Option<f64> {
+        let first = last - tiles_per_window + 1;
         match self {
             Tiles::Count(v) => Some(
                 covered(v, |t| t.0, first, last)

@@ -8,7 +8,7 @@
 use crate::config::OperatorSettings;
 use crate::decision::{self, Policy};
 use crate::event::{DecisionOutcome, Event, KindTable, Severity};
-use crate::features::{FeatureSet, FeatureValue, Tiles};
+use crate::features::{FeatureSet, FeatureValue, TileIndex, Tiles};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
@@ -176,13 +176,13 @@ impl Operator {
     /// given back.
     pub fn retire(&self, state: &mut CustomerState) {
         let horizon = state.max_event_time - self.lateness_ms;
+        let mut horizon_tile = TileIndex::new(horizon);
         let mut next = i64::MAX;
         for (def, (_, tiles)) in self.features.defs().iter().zip(state.features.iter_mut()) {
-            tiles.retire(def.first_needed_tile(horizon));
+            tiles.retire(def.first_needed_after(horizon_tile.of(def.tile_ms)));
             if let Some(first) = tiles.first_index() {
                 // The first tile is needed until the horizon passes its window's end.
-                let expires =
-                    (first + def.window_ms / def.tile_ms) * def.tile_ms + self.lateness_ms;
+                let expires = (first + def.tiles_per_window) * def.tile_ms + self.lateness_ms;
                 next = next.min(expires);
             }
         }
@@ -193,15 +193,18 @@ impl Operator {
     /// avg/min/max/last, and for a text feature (see [`Operator::text_at`]).
     pub fn value_at(&self, state: &CustomerState, slot: usize, at: i64) -> Option<f64> {
         let def = &self.features.defs()[slot];
+        let window = (at.div_euclid(def.tile_ms), def.tiles_per_window);
         state.features[slot]
             .1
-            .value(def.aggregation, def.tile_ms, def.window_ms, at)
+            .value_in(def.aggregation, def.tile_ms, window, at)
     }
 
     /// One text feature's value (`last` of a string or enum field) as of `at`.
     pub fn text_at<'s>(&self, state: &'s CustomerState, slot: usize, at: i64) -> Option<&'s str> {
         let def = &self.features.defs()[slot];
-        state.features[slot].1.text(def.tile_ms, def.window_ms, at)
+        state.features[slot]
+            .1
+            .text_in(at.div_euclid(def.tile_ms), def.tiles_per_window)
     }
 
     /// Any feature's value as of `at`.
@@ -211,18 +214,36 @@ impl Operator {
         slot: usize,
         at: i64,
     ) -> Option<FeatureValue> {
-        if self.features.defs()[slot].is_text() {
-            self.text_at(state, slot, at)
+        self.value_in_tile(state, slot, &mut TileIndex::new(at))
+    }
+
+    /// Feature `slot`'s value as of the time of `at` (its tile index per width computed once).
+    fn value_in_tile(
+        &self,
+        state: &CustomerState,
+        slot: usize,
+        at: &mut TileIndex,
+    ) -> Option<FeatureValue> {
+        let def = &self.features.defs()[slot];
+        let tiles = &state.features[slot].1;
+        let last = at.of(def.tile_ms);
+        if def.is_text() {
+            tiles
+                .text_in(last, def.tiles_per_window)
                 .map(|t| FeatureValue::Text(t.into()))
         } else {
-            self.value_at(state, slot, at).map(FeatureValue::Num)
+            let window = (last, def.tiles_per_window);
+            tiles
+                .value_in(def.aggregation, def.tile_ms, window, at.at())
+                .map(FeatureValue::Num)
         }
     }
 
     /// Every feature's value as of `at`, in slot order.
     pub fn values_at(&self, state: &CustomerState, at: i64) -> Vec<Option<FeatureValue>> {
+        let mut tiles = TileIndex::new(at);
         (0..self.features.defs().len())
-            .map(|slot| self.feature_value(state, slot, at))
+            .map(|slot| self.value_in_tile(state, slot, &mut tiles))
             .collect()
     }
 
@@ -370,31 +391,33 @@ impl Operator {
         stats.applied += 1;
         let defs = self.features.defs();
         let mut memo = FilterMemo::default();
+        let (mut time_tile, mut horizon_tile) = (TileIndex::new(time), TileIndex::new(horizon));
         for &slot in self.features.slots_for(event.kind()) {
             let def = &defs[slot];
-            if time.div_euclid(def.tile_ms) < def.first_needed_tile(horizon)
+            let tile = time_tile.of(def.tile_ms);
+            if tile < def.first_needed_after(horizon_tile.of(def.tile_ms))
                 || !memo.matches(def, event)
             {
                 continue;
             }
+            // This tile may expire before any tile seen at the last retire.
+            let expires = (tile + def.tiles_per_window) * def.tile_ms + self.lateness_ms;
             if def.is_text() {
                 if let Some(text) = def.text_contribution(event) {
-                    state.features[slot].1.add_text(def.tile_ms, time, text);
+                    state.features[slot].1.add_text_at(tile, time, text);
                     stats.feature_updates += 1;
-                    let expires = (time.div_euclid(def.tile_ms) + def.window_ms / def.tile_ms)
-                        * def.tile_ms
-                        + self.lateness_ms;
                     state.next_retire_at = state.next_retire_at.min(expires);
                 }
             } else if let Some((value, hash)) = def.contribution(event) {
-                state.features[slot]
-                    .1
-                    .add(def.aggregation, def.tile_ms, time, value, hash);
+                state.features[slot].1.add_at(
+                    def.aggregation,
+                    def.tile_ms,
+                    tile,
+                    time,
+                    value,
+                    hash,
+                );
                 stats.feature_updates += 1;
-                // This tile may expire before any tile seen at the last retire.
-                let expires = (time.div_euclid(def.tile_ms) + def.window_ms / def.tile_ms)
-                    * def.tile_ms
-                    + self.lateness_ms;
                 state.next_retire_at = state.next_retire_at.min(expires);
             }
         }
