@@ -87,29 +87,19 @@ pub(crate) async fn console(config: Option<PathBuf>, hash_password: bool) -> Res
 
 /// `demo`: the embedded broker, in-memory state and the generator, with a report at the end.
 pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
-    let DemoArgs {
-        events,
-        customers,
-        seed,
-        partitions,
-        listen,
-        malformed_rate,
-        console,
-        console_listen,
-    } = args;
     telemetry::init_logs(&TelemetrySettings {
         log_level: "warn".into(),
         ..TelemetrySettings::default()
     });
     let options = demo::DemoOptions {
-        events,
-        customers,
-        seed,
-        partitions,
-        listen,
-        malformed_rate,
+        events: args.events,
+        customers: args.customers,
+        seed: args.seed,
+        partitions: args.partitions,
+        listen: args.listen,
+        malformed_rate: args.malformed_rate,
         progress: true,
-        console: console.then_some(console_listen),
+        console: args.console.then_some(args.console_listen),
     };
     let report = demo::run(&options).await?;
     println!("{report}");

@@ -58,19 +58,15 @@ pub(super) async fn poll(
 
     let mut pending: Vec<Batch> = (0..k.workers).map(|_| Batch::default()).collect();
     let mut dispatch = Dispatcher::new(queues, k.pause_after);
-    let mut polled_under = assignment.generation();
+    let mut under = Under {
+        generation: assignment.generation(),
+        group: group_of(consumer, *exactly_once),
+        exactly_once: *exactly_once,
+    };
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
     let (mut consumer_errors, mut last_error_log) = (0u64, None::<std::time::Instant>);
-    // Exactly-once: the group's metadata under the current assignment, given to each batch (see
-    // `worker::Batch::group`); refreshed with the generation.
-    let group_of = |c: &Consumer| {
-        exactly_once
-            .then(|| c.group_metadata().map(Arc::new))
-            .flatten()
-    };
-    let mut group_now = group_of(consumer);
     // The poll loop: route each record to the worker owning its partition; a full batch is handed
     // over at once, a partial one at the next linger tick. It waits at most `kafka.pause_after`
     // for a worker: past that, the worker's partitions are paused (see `source::dispatch`), so
@@ -90,13 +86,9 @@ pub(super) async fn poll(
             }
             _ = linger.tick() => {
                 let now = assignment.generation();
-                if now != polled_under {
-                    if let Err(e) = new_assignment(consumer, &mut dispatch, &mut pending, now) {
-                        failure = Some(e);
-                        break 'poll;
-                    }
-                    polled_under = now;
-                    group_now = group_of(consumer);
+                if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending) {
+                    failure = Some(e);
+                    break 'poll;
                 }
                 if dispatch.retry(consumer.as_ref()).is_err() {
                     break 'poll;
@@ -113,19 +105,15 @@ pub(super) async fn poll(
             msg = consumer.recv() => match msg {
                 Ok(m) => {
                     let now = assignment.generation();
-                    if now != polled_under {
-                        if let Err(e) = new_assignment(consumer, &mut dispatch, &mut pending, now) {
-                            failure = Some(e);
-                            break 'poll;
-                        }
-                        polled_under = now;
-                        group_now = group_of(consumer);
+                    if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending) {
+                        failure = Some(e);
+                        break 'poll;
                     }
                     let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
                     let w = m.partition().rem_euclid(k.workers as i32) as usize;
                     if pending[w].records.is_empty() {
                         pending[w].generation = now;
-                        pending[w].group = group_now.clone();
+                        pending[w].group = under.group.clone();
                         pending[w].received = Some(std::time::Instant::now());
                     }
                     pending[w].records.push((kind, m.detach()));
@@ -156,6 +144,43 @@ pub(super) async fn poll(
         workers,
         failure,
     }
+}
+
+/// The assignment the loop polls under, and (exactly-once) the group's metadata under it, given
+/// to each batch (see `worker::Batch::group`).
+struct Under {
+    generation: u64,
+    group: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
+    exactly_once: bool,
+}
+
+impl Under {
+    /// Follows the assignment to generation `now` when a rebalance has run (see
+    /// [`new_assignment`]); an error stops the loop.
+    fn follow(
+        &mut self,
+        now: u64,
+        consumer: &Consumer,
+        dispatch: &mut Dispatcher,
+        pending: &mut [Batch],
+    ) -> Result<(), PipelineError> {
+        if now != self.generation {
+            new_assignment(consumer, dispatch, pending, now)?;
+            self.generation = now;
+            self.group = group_of(consumer, self.exactly_once);
+        }
+        Ok(())
+    }
+}
+
+/// The group's metadata now, in exactly-once mode (its offsets go into each transaction).
+fn group_of(
+    consumer: &Consumer,
+    exactly_once: bool,
+) -> Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>> {
+    exactly_once
+        .then(|| consumer.group_metadata().map(Arc::new))
+        .flatten()
 }
 
 /// The poll loop's step when it sees a new assignment generation (a rebalance ran inside
