@@ -1,6 +1,7 @@
 use super::*;
 use crate::event::*;
 use crate::features::FeatureValue;
+use crate::output::{NextBestOffer, RiskAlert};
 
 const H: i64 = 3_600_000;
 const T0: i64 = 1_800_000_000_000;
