@@ -24,7 +24,7 @@ use nbo_stream::generator::{encode_event, personas::EventFactory};
 use nbo_stream::operator::{BatchStats, Operator, SourcePos};
 use nbo_stream::rules::{load, RuleSet};
 use nbo_stream::state::{CustomerState, KeyHasher};
-use nbo_stream::worker::{apply_decoded, each_prefetched, Cache, Cached, Decoded};
+use nbo_stream::worker::{apply_decoded, Cache, Cached, Decoded};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +114,7 @@ fn batch(f: &Fixture, next: &mut usize, offset: &mut i64) -> (u64, usize, usize)
         [0u64; EventKind::TABLE_LEN],
     );
     let mut cache = f.cache.lock().expect("cache lock");
+    let mut dirtied = Vec::new();
     apply_decoded(
         &f.operator,
         &mut cache,
@@ -121,17 +122,20 @@ fn batch(f: &Fixture, next: &mut usize, offset: &mut i64) -> (u64, usize, usize)
         &mut decisions,
         &mut stats,
         &mut late,
+        &mut dirtied,
     );
-    // As the worker's flush does (`worker::checkpoint`).
+    // As the worker's checkpoint does (`worker::checkpoint`), here after every batch: the most
+    // evaluation a checkpoint can cost (a longer interval evaluates a customer once for many
+    // batches).
     let mut evaluated = 0;
-    each_prefetched(&mut cache, &decoded, |cache, d| {
-        if let Some(c) = cache.get_mut(d.event.customer_id()) {
+    for id in &dirtied {
+        if let Some(c) = cache.get_mut(id) {
             if c.dirty {
                 c.dirty = false;
                 evaluated += f.operator.snapshot(&c.state).len();
             }
         }
-    });
+    }
     (stats.applied, decisions.len(), evaluated)
 }
 

@@ -41,7 +41,7 @@ enum Delivery {
     ExactlyOnce,
 }
 
-fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
+fn crash_and_compare(mock_broker: bool, delivery: Delivery, checkpoint_each_batch: bool) {
     // A real Kafka, if one is given, for exactly-once (see the module docs).
     let kafka = matches!(delivery, Delivery::ExactlyOnce) && external_kafka().is_some();
     let mock_broker = mock_broker && !kafka;
@@ -58,6 +58,10 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
                 !kafka
             );
         }
+    }
+    if checkpoint_each_batch {
+        // See `killed_and_restarted_at_random_the_pipeline_ends_as_a_clean_run_does`.
+        crashed.state_extra = "checkpoint_interval = \"0s\"".into();
     }
     let (_broker, brokers) = start_broker(mock_broker, &[&clean, &crashed]);
     let expected = clean_run(&brokers, &clean, &events);
@@ -115,9 +119,10 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
             "exactly-once on Kafka: records repeated in read_committed output"
         );
     } else if let Delivery::ExactlyOnce = delivery {
-        // One batch holds at most batch_max_events (2,000) trigger events' records; a loose bound
-        // on the records of KILLS × 2 workers replayed batches, each event making a few records.
-        let bound = KILLS * 2 * 2_000 * 4;
+        // A kill replays at most one checkpoint interval (1 s) per worker since the last commit;
+        // a loose bound: KILLS × 2 workers × one interval of events at up to 20,000 events/s
+        // (far above a debug build's rate here), each event making a few records.
+        let bound = KILLS * 2 * 20_000 * 4;
         assert!(
             c.duplicates <= bound,
             "exactly-once: {} repeated records, more than {KILLS} kills can replay",
@@ -126,12 +131,27 @@ fn crash_and_compare(mock_broker: bool, delivery: Delivery) {
     }
 }
 
+/// At-least-once on Tansu, checkpointing after every batch. Tansu 0.6 answers a fetch from the
+/// middle of a record batch with the next batch, skipping the rest of that one. After a kill the
+/// new instance fetches from the committed offset, which is often in the middle of a record
+/// batch; with a checkpoint interval longer than a batch, the skipped records were applied by the
+/// killed instance but not yet checkpointed, so Tansu loses them (measured here: 2 runs of 4
+/// lost a few events of one customer; 0 of 3 with a checkpoint per batch, where the skipped
+/// records are always already in Redis). Kafka fetches from any offset, so the default interval
+/// is tested where the broker fetches correctly: the next test.
 #[test]
 fn killed_and_restarted_at_random_the_pipeline_ends_as_a_clean_run_does() {
-    crash_and_compare(false, Delivery::AtLeastOnce);
+    crash_and_compare(false, Delivery::AtLeastOnce, true);
+}
+
+/// At-least-once with the default checkpoint interval (1 s: a kill loses up to an interval of
+/// applied work, which is replayed), on the mock broker process, which fetches from any offset.
+#[test]
+fn killed_and_restarted_with_checkpoint_intervals_ends_as_a_clean_run_does() {
+    crash_and_compare(true, Delivery::AtLeastOnce, false);
 }
 
 #[test]
 fn exactly_once_killed_and_restarted_ends_as_a_clean_run_does() {
-    crash_and_compare(true, Delivery::ExactlyOnce);
+    crash_and_compare(true, Delivery::ExactlyOnce, false);
 }

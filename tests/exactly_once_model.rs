@@ -2,7 +2,7 @@
 //!
 //! No broker on this machine isolates transactions (see tests/crash.rs): librdkafka's mock
 //! cluster makes what an aborted transaction wrote visible, and Tansu 0.6 has no EndTxn. So this
-//! test gives the real worker (`worker::process_batch`, the real operator, outbox and Redis state
+//! test gives the real worker (`worker::Worker`: batches, checkpoints, the real operator, outbox and Redis state
 //! store) a small model of what Kafka promises, through the sink's [`Transport`] seam:
 //!
 //! - records sent in a transaction become visible only when it commits, and never if it aborts;
@@ -10,9 +10,11 @@
 //! - a new incarnation of a transactional id aborts the transaction its predecessor left open;
 //! - a consumer resumes from the committed offsets.
 //!
-//! The driver feeds a fixed event set in batches of random size and crashes the "process" at a
-//! random step again and again: a state store write, a record sent, the begin, the offsets, or
-//! the commit — which, half the time, takes effect and the process dies before it learns so.
+//! The driver feeds a fixed event set in batches of random size, takes a checkpoint after one to
+//! four of them (as `state.checkpoint_interval` would), and crashes the "process" at a random
+//! step again and again: between two checkpoints (the applied work only in the cache), or at a
+//! step of a checkpoint — the state store write, a record sent, the begin, the offsets, or the
+//! commit, which, half the time, takes effect and the process dies before it learns so.
 //! Besides, in half the incarnations one record's delivery times out (the broker unreachable past
 //! `message.timeout.ms`), which dooms its transaction: the worker must abort it and do it again.
 //! A
@@ -82,8 +84,10 @@ struct Target {
     applies: bool,
 }
 
-/// The steps a process can die at.
-const STEPS: [&str; 5] = [
+/// The steps a process can die at: between two checkpoints (work applied in the cache only),
+/// then each step of a checkpoint.
+const STEPS: [&str; 6] = [
+    "between checkpoints",
     "state store write",
     "begin",
     "send",
@@ -394,6 +398,9 @@ impl Run {
             mirror_transaction_offsets: false,
             shards: vec![Arc::new(Shard::default())],
             cache_max: 100_000,
+            // Checkpoints are taken when the driver says (after 1 to 4 batches), never by time.
+            checkpoint_interval: Duration::from_secs(3600),
+            checkpoint_max_dirty: 100_000,
             hasher: common::hasher(s),
             offsets: Arc::new(Offsets(
                 rdkafka::ClientConfig::new()
@@ -427,6 +434,7 @@ impl Run {
             let flaky = (left > 0 && rng.random_bool(0.5)).then(|| rng.random_range(0..60));
             self.model.restart(crash, flaky);
             let (ctx, assignment) = self.incarnation();
+            let mut worker = worker::Worker::new(ctx, 0);
             // The consumer resumes from the committed offsets.
             let mut position: BTreeMap<(usize, i32), usize> = input
                 .logs
@@ -473,10 +481,13 @@ impl Run {
                     }
                 }
                 if records.is_empty() {
+                    // The last checkpoint, as at shutdown.
+                    let result = worker.checkpoint().await;
                     if self.model.crashed() {
                         left = left.saturating_sub(1);
                         continue 'incarnation;
                     }
+                    result.expect("the last checkpoint failed without a crash");
                     return;
                 }
                 let batch = Batch {
@@ -485,7 +496,13 @@ impl Run {
                     group: None,
                     received: Some(std::time::Instant::now()),
                 };
-                let result = worker::process_batch(&ctx, 0, batch).await;
+                let mut result = worker.process(batch).await;
+                if result.is_ok() && rng.random_range(0..3) == 0 {
+                    result = worker.checkpoint().await;
+                } else if result.is_ok() {
+                    // Between checkpoints: dying here loses the cache and nothing else.
+                    let _ = Model::step(&mut self.model.lock(), "between checkpoints");
+                }
                 if self.model.crashed() {
                     left = left.saturating_sub(1);
                     continue 'incarnation;
@@ -553,6 +570,7 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
         "no record delivery timed out: the redo path was not exercised"
     );
     for step in [
+        "between checkpoints",
         "state store write",
         "begin",
         "send",

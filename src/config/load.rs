@@ -212,6 +212,15 @@ impl Settings {
         if self.state.cache_max_customers == 0 {
             return Err(invalid("state.cache_max_customers", "must be at least 1"));
         }
+        if self.state.checkpoint_max_dirty == 0 {
+            return Err(invalid("state.checkpoint_max_dirty", "must be at least 1"));
+        }
+        if self.state.checkpoint_interval > std::time::Duration::from_secs(300) {
+            return Err(invalid(
+                "state.checkpoint_interval",
+                "must be at most 5m: a crash replays one interval, and exactly-once outputs wait for it",
+            ));
+        }
         let features = self
             .features
             .load()

@@ -25,6 +25,17 @@ pub struct StateSettings {
     /// Added to the longest feature window to give every Redis key's TTL.
     #[serde(with = "humantime_serde")]
     pub ttl_margin: Duration,
+    /// How long a worker keeps applied state in its cache before a checkpoint writes its dirty
+    /// customers to the store and stores (at-least-once) or commits in one transaction
+    /// (exactly-once) the offsets. A crash replays at most this much input; in exactly-once mode
+    /// outputs become visible at each checkpoint, so it bounds their latency too. Default 1 s;
+    /// `0s` checkpoints after every batch.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// Dirty customers (and, in exactly-once mode, outputs pending their transaction) per worker
+    /// that make a checkpoint before its interval ends: the bound on the memory an interval
+    /// holds. Default 50,000.
+    pub checkpoint_max_dirty: usize,
 }
 
 impl Default for StateSettings {
@@ -33,6 +44,8 @@ impl Default for StateSettings {
             backend: StateBackend::Redis,
             cache_max_customers: 500_000,
             ttl_margin: Duration::from_secs(24 * 3600),
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_max_dirty: 50_000,
         }
     }
 }

@@ -81,7 +81,8 @@ pub(super) async fn build(
         .map(|_| Arc::default())
         .collect();
     // Every revoke and assign starts a new assignment generation (see SourceContext).
-    // A revoke returns only after the batches in progress have finished (see source::assignment).
+    // A revoke returns only after the batches in progress have finished and every worker has
+    // taken its checkpoint (see source::assignment).
     let assignment = Arc::new(Assignment::default());
     let (rebalancing, revoke_timeout) = (assignment.clone(), settings.kafka.revoke_timeout);
     // Built-in inputs, then the sources declared in `[[source]]`.
@@ -90,7 +91,7 @@ pub(super) async fn build(
     let context = SourceContext::new(
         Arc::new(move || {
             // The hook runs inside `recv()`, on a runtime thread, and blocks until the workers'
-            // batches in progress finish: on the multi-thread runtime `block_in_place` hands this
+            // batches in progress finish and their checkpoints are taken: on the multi-thread runtime `block_in_place` hands this
             // thread's other tasks (the workers) to another thread first, so that they can finish
             // even with a single runtime thread (a pod limited to one CPU). A current-thread runtime
             // (unit tests) cannot, and just waits, bounded by revoke_timeout.
@@ -104,7 +105,7 @@ pub(super) async fn build(
             if !finished {
                 tracing::warn!(
                 ?revoke_timeout,
-                "a batch was still in progress at the end of kafka.revoke_timeout; its partitions' next owner may replay it"
+                "a batch or checkpoint was still in progress at the end of kafka.revoke_timeout; its partitions' next owner replays what it had not made durable"
             );
             }
         }),
@@ -166,6 +167,8 @@ pub(super) async fn build(
         assignment: assignment.clone(),
         // The configured bound is for the instance; each worker holds its share.
         cache_max: (settings.state.cache_max_customers / settings.kafka.workers).max(1),
+        checkpoint_interval: settings.state.checkpoint_interval,
+        checkpoint_max_dirty: settings.state.checkpoint_max_dirty,
         hasher: KeyHasher::new(secret.expose().as_bytes()),
         offsets: Arc::new(ConsumerOffsets(consumer.clone())),
         ttl_secs,

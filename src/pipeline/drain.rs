@@ -1,8 +1,8 @@
 //! The drain at shutdown (or after a worker's failure), in this order: not ready → hand the
 //! workers what was polled (held batches first, in order; nothing after a failure) → close the
-//! queues and wait for the workers (each finishes its batch: produce, flush state, store offsets)
-//! → flush the producer → commit the stored offsets synchronously → leave the group → stop the
-//! rules watcher.
+//! queues and wait for the workers (each finishes its batch and takes a last checkpoint: state
+//! flushed, offsets stored or committed) → flush the producer → commit the stored offsets
+//! (bounded, see [`commit_final`]) → leave the group → stop the rules watcher.
 
 use super::build::Built;
 use super::poll::Polled;
@@ -54,18 +54,7 @@ pub(super) async fn drain(
     }
     sink.flush(Duration::from_secs(10));
     if failure.is_none() {
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("offsets committed at shutdown"),
-            // Auto-commit already committed every stored offset: nothing new to commit.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::NoOffset,
-            )) => {
-                tracing::info!("offsets already committed at shutdown")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "final offset commit failed; the next run replays from the last commit")
-            }
-        }
+        commit_final(&consumer);
     }
     consumer.unsubscribe();
     if let Some(task) = rules_task {
@@ -77,5 +66,42 @@ pub(super) async fn drain(
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Longest the final offset commit may wait for the broker.
+const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Commits the offsets the workers' last checkpoints stored, synchronously but bounded: librdkafka's
+/// synchronous commit waits without limit for the group coordinator, which under load (seen with
+/// the mock cluster) can mean forever, and a shutdown must end. So it runs on a thread of its own
+/// and is waited for [`FINAL_COMMIT_WAIT`]; past that, closing the consumer commits the stored
+/// offsets again (auto-commit), and if that fails too the next run replays from the last commit —
+/// at-least-once allows that, and the outputs repeat byte for byte.
+fn commit_final(consumer: &std::sync::Arc<crate::source::Consumer>) {
+    let committer = consumer.clone();
+    let (done, result) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("final-commit".into())
+        .spawn(move || {
+            let _ = done.send(committer.commit_consumer_state(CommitMode::Sync));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "final offset commit not started; closing the consumer commits the stored offsets");
+        return;
+    }
+    match result.recv_timeout(FINAL_COMMIT_WAIT) {
+        Ok(Ok(())) => tracing::info!("offsets committed at shutdown"),
+        // Auto-commit already committed every stored offset: nothing new to commit.
+        Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        ))) => tracing::info!("offsets already committed at shutdown"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "final offset commit failed; the next run replays from the last commit")
+        }
+        Err(_) => tracing::warn!(
+            wait_s = FINAL_COMMIT_WAIT.as_secs(),
+            "final offset commit did not answer; closing the consumer commits the stored offsets, else the next run replays from the last commit"
+        ),
     }
 }

@@ -205,16 +205,17 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     /// Rebalance (eager, range assignor: every partition is revoked, then the new set assigned).
     ///
-    /// Revoke and assign alike first call the hook, which starts a new assignment generation and
-    /// returns only after the batch in progress has finished (bounded by `kafka.revoke_timeout`,
-    /// see `assignment`): batches polled before it are discarded unprocessed (their records are
-    /// fetched again from the committed offsets, by this instance or the new owner) and every
+    /// Revoke and assign alike first call the hook, which closes the assignment generation, asks
+    /// every worker for a checkpoint, and returns only after the batches in progress have finished
+    /// and the checkpoints are taken (bounded by `kafka.revoke_timeout`, see `assignment`), then
+    /// starts a new generation: batches polled before it are discarded unprocessed (their records
+    /// are fetched again from the committed offsets, by this instance or the new owner) and every
     /// worker empties its cache before its next batch, so nothing cached under the old
     /// assignment is used. Then, on revoke, the offsets stored so far are committed — they cover
-    /// only batches whose outputs are acknowledged and whose state is flushed, the one that was in
-    /// progress included — so whoever gets a partition next resumes right after our last batch.
-    /// (In exactly-once mode each batch commits its offsets in its own transaction and nothing is
-    /// stored, so this commit finds nothing to do.)
+    /// only work whose outputs are acknowledged and whose state is flushed, up to the checkpoint
+    /// just taken — so whoever gets a partition next resumes right after our last batch. (In
+    /// exactly-once mode each checkpoint commits its offsets in its own transaction and nothing
+    /// is stored, so this commit finds nothing to do.)
     fn pre_rebalance(
         &self,
         consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -225,7 +226,8 @@ impl ConsumerContext for SourceContext {
                 metrics().rebalances.with_label_values(&["revoke"]).inc();
                 metrics().assigned_partitions.reset();
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
-                // First let the batch in progress finish and store its offsets, then commit.
+                // First let the batch in progress finish and the workers checkpoint (storing
+                // their offsets), then commit.
                 (self.on_rebalance)();
                 use rdkafka::consumer::Consumer as _;
                 match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {

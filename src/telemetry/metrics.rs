@@ -42,6 +42,11 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Duration of one state flush (one round trip), seconds.
     pub state_flush_duration: Histogram,
+    /// Duration of one checkpoint (state flush, then offsets stored or the transaction
+    /// committed), seconds.
+    pub checkpoint_duration: Histogram,
+    /// Customers written per checkpoint.
+    pub checkpoint_customers: Histogram,
     /// State store errors, by operation.
     pub state_errors: IntCounterVec,
     /// State store round trips.
@@ -202,6 +207,18 @@ impl Metrics {
                 "nbo_state_flush_duration_seconds",
                 "One state flush round trip",
                 exponential_buckets(0.0001, 2.0, 18).unwrap_or_default(),
+            ),
+            checkpoint_duration: histogram(
+                r,
+                "nbo_checkpoint_duration_seconds",
+                "One checkpoint: state flush, then offsets stored or transaction committed",
+                exponential_buckets(0.0005, 2.0, 16).unwrap_or_default(),
+            ),
+            checkpoint_customers: histogram(
+                r,
+                "nbo_checkpoint_customers",
+                "Customers written per checkpoint",
+                exponential_buckets(1.0, 4.0, 12).unwrap_or_default(),
             ),
             state_errors: counter(r, "nbo_state_errors_total", "State store errors", &["op"]),
             state_round_trips: single("nbo_state_round_trips_total", "State store round trips"),

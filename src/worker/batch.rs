@@ -1,12 +1,12 @@
-//! One batch end to end: writer schemas fetched, records decoded (bad ones dead-lettered),
-//! missing customers loaded, events applied, then delivery and the state checkpoint in the order
-//! the delivery mode needs (see the module docs of `worker`).
+//! One batch: writer schemas fetched, records decoded (bad ones dead-lettered), missing
+//! customers loaded, events applied to the cache, and (at-least-once) the batch's outputs
+//! produced and acknowledged. What it leaves to make durable — dirty customers, offsets and
+//! (exactly-once) outputs — joins the worker's open checkpoint interval (see `checkpoint`).
 
 use super::cache::{Cache, Cached, Shard};
-use super::checkpoint::{flush, with_retry};
+use super::checkpoint::{with_retry, Interval};
 use super::delivery::{capped, count_decisions, publish_at_least_once, DEAD_LETTER_MAX_BYTES};
-use super::transaction::deliver_in_transaction;
-use super::{Batch, WorkerContext, WorkerError};
+use super::{Batch, Worker, WorkerContext, WorkerError};
 use crate::clock::now_ms;
 use crate::event::{Event, EventKind};
 use crate::operator::{BatchStats, Operator, SourcePos};
@@ -28,8 +28,9 @@ pub struct Decoded {
 }
 
 /// Applies decoded events, in order, to cached customers (all must be cached), appending
-/// decisions and marking changed customers dirty. Pure CPU work, no allocation of its own: the hot
-/// loop of a batch, shared by the worker and `benches/operator.rs`.
+/// decisions, marking changed customers dirty and appending each customer that becomes dirty to
+/// `dirtied` (once until it is flushed). Pure CPU work, no allocation of its own beyond those
+/// vectors: the hot loop of a batch, shared by the worker and `benches/operator.rs`.
 pub fn apply_decoded(
     operator: &Operator,
     cache: &mut Cache,
@@ -37,6 +38,7 @@ pub fn apply_decoded(
     decisions: &mut Vec<Decision>,
     stats: &mut BatchStats,
     late: &mut [u64; EventKind::TABLE_LEN],
+    dirtied: &mut Vec<compact_str::CompactString>,
 ) {
     super::cache::each_prefetched(cache, decoded, |cache, d| {
         if let Some(cached) = cache.get_mut(d.event.customer_id()) {
@@ -45,7 +47,10 @@ pub fn apply_decoded(
             if stats.too_late > before {
                 late[d.pos.kind as usize] += 1;
             }
-            cached.dirty = true;
+            if !cached.dirty {
+                cached.dirty = true;
+                dirtied.push(d.event.customer_id().into());
+            }
         } else {
             // Cannot happen: the batch loaded every customer it touches into its own shard.
             metrics()
@@ -74,105 +79,139 @@ struct Read {
     last_offsets: BTreeMap<(usize, i32), i64>,
 }
 
-/// Processes one batch end to end (see the module docs for the order).
-pub async fn process_batch(
-    ctx: &WorkerContext,
-    index: usize,
-    batch: Batch,
-) -> Result<(), WorkerError> {
-    let (shard, sink) = (&*ctx.shards[index], &*ctx.sinks[index]);
-    let exactly_once = ctx.delivery == crate::config::Delivery::ExactlyOnce;
-    shard.enter_generation(batch.generation);
-    // One rule-set version decides the whole batch: a hot reload swaps the operator between
-    // batches, never inside one.
-    let operator = ctx.operator.load_full();
-    let batch_no = shard.batches.fetch_add(1, Ordering::Relaxed) + 1;
-    let started = Instant::now();
-    if !fetch_writers(ctx, &batch).await {
-        // Revoked while it waited: the partitions' next owner replays the batch.
-        return Ok(());
-    }
-    let read = decode(ctx, &batch, now_ms());
-    tracing::trace!(first = ?read.first_offsets, last = ?read.last_offsets, dead = read.dead.len(), "batch decoded");
-    let Some(loads) = load_missing(ctx, shard, &operator, &read.decoded, batch.generation).await
-    else {
-        return Ok(());
-    };
-    let mut round_trips = u64::from(loads);
-    if exactly_once {
-        prune_outboxes(shard, &read);
+impl Worker {
+    /// Processes one batch (see the module docs), then takes the checkpoint if it is due. A
+    /// batch polled under an earlier assignment, or while a rebalance waits, is discarded: its
+    /// records are read again from the offsets of the last checkpoint by whoever owns their
+    /// partitions.
+    pub async fn process(&mut self, batch: Batch) -> Result<(), WorkerError> {
+        let assignment = self.ctx.assignment.clone();
+        // Registered as in progress under the assignment's lock: a revoke waits for it.
+        let Some(in_progress) = assignment.begin(batch.generation) else {
+            tracing::debug!(
+                records = batch.records.len(),
+                "batch of an earlier assignment discarded"
+            );
+            return Ok(());
+        };
+        if self.generation != batch.generation {
+            // A new assignment: an interval still open under the old one was given up by its
+            // rebalance (the cache is emptied below), and commits of the old one say nothing
+            // about the new partitions.
+            self.interval = Interval::default();
+            self.committed.clear();
+            self.generation = batch.generation;
+        }
+        self.apply_batch(batch).await?;
+        drop(in_progress);
+        if self.interval.due(&self.ctx) || self.requests.has_changed().unwrap_or(false) {
+            self.checkpoint().await?;
+        }
+        Ok(())
     }
 
-    // Apply events in arrival order (per partition, offset order).
-    let mut decisions: Vec<Decision> = Vec::new();
-    let mut stats = BatchStats::default();
-    let mut late = [0u64; EventKind::TABLE_LEN];
-    apply_decoded(
-        &operator,
-        &mut shard.lock(),
-        &read.decoded,
-        &mut decisions,
-        &mut stats,
-        &mut late,
-    );
+    /// The batch itself: decode, load, apply, and (at-least-once) deliver.
+    async fn apply_batch(&mut self, batch: Batch) -> Result<(), WorkerError> {
+        let ctx = self.ctx.clone();
+        let (shard, sink) = (&*ctx.shards[self.index], &*ctx.sinks[self.index]);
+        let exactly_once = ctx.delivery == crate::config::Delivery::ExactlyOnce;
+        shard.enter_generation(batch.generation);
+        // One rule-set version decides the whole batch: a hot reload swaps the operator between
+        // batches, never inside one.
+        let operator = ctx.operator.load_full();
+        shard.batches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        if !fetch_writers(&ctx, &batch).await {
+            // Revoked while it waited: the partitions' next owner replays the batch.
+            return Ok(());
+        }
+        let read = decode(&ctx, &batch, now_ms());
+        tracing::trace!(first = ?read.first_offsets, last = ?read.last_offsets, dead = read.dead.len(), "batch decoded");
+        let Some(loads) =
+            load_missing(&ctx, shard, &operator, &read.decoded, batch.generation).await
+        else {
+            return Ok(());
+        };
+        if !self.interval.open(&ctx, batch.generation) {
+            return Ok(());
+        }
+        if exactly_once {
+            // Where this worker's partitions resume is committed: the first offset it reads of
+            // a partition under an assignment is its committed offset.
+            for (key, first) in &read.first_offsets {
+                self.committed.entry(*key).or_insert(*first);
+            }
+            prune_outboxes(shard, &read, &self.committed);
+        }
 
-    let (decoded, dead) = (&read.decoded, &read.dead);
-    let published = if exactly_once {
-        // Exactly-once: state (with the outboxes) first, then one transaction for the records
-        // and the offsets. See the module docs and `sink`.
-        let Some(writes) = flush(ctx, shard, &operator, decoded, batch.generation, batch_no).await
-        else {
-            return Ok(());
-        };
-        round_trips += u64::from(writes > 0);
-        match deliver_in_transaction(ctx, sink, &decisions, dead, &read.last_offsets, &batch)
-            .await?
-        {
-            Some(published) => published,
-            // Aborted by a rebalance: the partitions' next owner replays the batch and re-emits
-            // its decisions from the outboxes just flushed.
-            None => return Ok(()),
+        // Apply events in arrival order (per partition, offset order).
+        let mut decisions: Vec<Decision> = Vec::new();
+        let mut stats = BatchStats::default();
+        let mut late = [0u64; EventKind::TABLE_LEN];
+        apply_decoded(
+            &operator,
+            &mut shard.lock(),
+            &read.decoded,
+            &mut decisions,
+            &mut stats,
+            &mut late,
+            &mut self.interval.dirty,
+        );
+
+        let interval = &mut self.interval;
+        if exactly_once {
+            // Delivered with the interval's checkpoint, in its transaction.
+            interval
+                .received
+                .extend(batch.received.map(|r| (r, batch.records.len())));
+            interval.decisions.extend(decisions);
+            interval.dead.extend(read.dead.iter().cloned());
+            if batch.group.is_some() {
+                interval.group = batch.group.clone();
+            }
+        } else {
+            // At-least-once: produce and await acknowledgements before the checkpoint can make
+            // anything durable (retried while the broker is unreachable).
+            let Some(published) =
+                publish_at_least_once(&ctx, sink, &decisions, &read.dead, batch.generation).await?
+            else {
+                // Revoked while its delivery was retried: the interval is given up with the
+                // old assignment, and the partitions' next owner replays it.
+                return Ok(());
+            };
+            count_decisions(&decisions);
+            interval.counts.offers += published.offers;
+            interval.counts.alerts += published.alerts;
+            interval.counts.dead_letters += published.dead_letters;
+            if let Some(received) = batch.received {
+                let latency = received.elapsed().as_secs_f64();
+                let local = metrics().processing_latency.local();
+                for _ in 0..batch.records.len() {
+                    local.observe(latency);
+                }
+                local.flush();
+            }
         }
-    } else {
-        // At-least-once: produce and await acknowledgements before anything is made durable
-        // (retried while the broker is unreachable), then flush, then store the offsets.
-        let Some(published) =
-            publish_at_least_once(ctx, sink, &decisions, dead, batch.generation).await?
-        else {
-            // Revoked while its delivery was retried: nothing of the batch is flushed or
-            // stored; its customers leave the cache with the old assignment, and the
-            // partitions' next owner replays it.
-            return Ok(());
-        };
-        let Some(writes) = flush(ctx, shard, &operator, decoded, batch.generation, batch_no).await
-        else {
-            // Published but given up (see `with_retry`): the next owner replays the batch and
-            // produces the same records again (at-least-once allows byte-identical repeats).
-            return Ok(());
-        };
-        round_trips += u64::from(writes > 0);
-        for ((kind, partition), offset) in &read.last_offsets {
-            ctx.offsets
-                .store(&ctx.input_topics[*kind], *partition, *offset);
+        for (key, offset) in &read.last_offsets {
+            interval.offsets.insert(*key, *offset);
         }
-        published
-    };
-    count_decisions(&decisions);
-    shard.evict(ctx.cache_max);
-    let done = Done {
-        read: &read,
-        stats: &stats,
-        late: &late,
-        round_trips,
-        published: &published,
-    };
-    done.record(ctx, &batch);
-    tracing::trace!(
-        records = batch.records.len(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "batch done"
-    );
-    Ok(())
+        interval.counts.records += batch.records.len() as u64;
+        interval.counts.events += read.decoded.len() as u64;
+        shard.evict(ctx.cache_max);
+        let done = Done {
+            read: &read,
+            stats: &stats,
+            late: &late,
+            round_trips: u64::from(loads),
+        };
+        done.record(&ctx, &batch);
+        tracing::trace!(
+            records = batch.records.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "batch applied"
+        );
+        Ok(())
+    }
 }
 
 /// Fetches and resolves the writer schemas of new schema ids before any record is decoded (with
@@ -300,10 +339,10 @@ async fn load_missing(
     Some(true)
 }
 
-/// Exactly-once: outbox entries below this batch's first offset of their partition were committed
-/// by an earlier transaction, so no replay can need them. Once per customer, every partition of
-/// the batch.
-fn prune_outboxes(shard: &Shard, read: &Read) {
+/// Exactly-once: outbox entries below the committed offset of their partition were committed by
+/// an earlier transaction, so no replay can need them. Once per customer the batch touches, for
+/// the customer's own partition of every input topic.
+fn prune_outboxes(shard: &Shard, read: &Read, committed: &BTreeMap<(usize, i32), i64>) {
     let mut cache = shard.lock();
     let mut pruned = HashSet::new();
     for d in &read.decoded {
@@ -312,36 +351,30 @@ fn prune_outboxes(shard: &Shard, read: &Read) {
             continue;
         }
         if let Some(c) = cache.get_mut(id) {
-            for (&(kind, partition), &first) in &read.first_offsets {
-                c.state.prune_outbox(kind as u8, partition, first);
+            if c.state.outbox.is_empty() {
+                continue;
+            }
+            for (&(kind, partition), &next) in committed {
+                if partition == c.partition {
+                    c.state.prune_outbox(kind as u8, partition, next);
+                }
             }
         }
     }
 }
 
-/// A delivered batch's figures, for the metrics and the progress counters.
+/// An applied batch's figures, for the metrics (the progress counters move at the checkpoint).
 struct Done<'a> {
     read: &'a Read,
     stats: &'a BatchStats,
     late: &'a [u64; EventKind::TABLE_LEN],
     round_trips: u64,
-    published: &'a crate::sink::Published,
 }
 
 impl Done<'_> {
-    /// Publishes the batch's metrics once every record is acknowledged (at-least-once) or
-    /// committed (exactly-once).
+    /// Publishes the batch's metrics, counted in locals and published once per batch.
     fn record(&self, ctx: &WorkerContext, batch: &Batch) {
         let m = metrics();
-        // One latency value per record, summed locally and published once (no atomic per record).
-        if let Some(received) = batch.received {
-            let latency = received.elapsed().as_secs_f64();
-            let local = m.processing_latency.local();
-            for _ in 0..batch.records.len() {
-                local.observe(latency);
-            }
-            local.flush();
-        }
         let per_topic = |counter: &prometheus::IntCounterVec, counts: &[u64]| {
             for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
                 counter
@@ -357,14 +390,5 @@ impl Done<'_> {
         m.cached_customers
             .set(ctx.shards.iter().map(|s| s.len() as i64).sum());
         m.state_round_trips.inc_by(self.round_trips);
-        let p = &ctx.progress;
-        p.records
-            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-        p.events
-            .fetch_add(self.read.decoded.len() as u64, Ordering::Relaxed);
-        p.dead_letters
-            .fetch_add(self.published.dead_letters, Ordering::Relaxed);
-        p.offers.fetch_add(self.published.offers, Ordering::Relaxed);
-        p.alerts.fetch_add(self.published.alerts, Ordering::Relaxed);
     }
 }

@@ -73,8 +73,10 @@ impl Shard {
         self.len() == 0
     }
 
-    /// Before a batch of `generation`: a shard filled under an earlier assignment is emptied
-    /// (every customer is clean between batches, so nothing is lost; they reload from Redis).
+    /// Before a batch of `generation`: a shard filled under an earlier assignment is emptied. Its
+    /// customers were flushed by the checkpoint the rebalance asked for, so nothing is lost; if
+    /// that checkpoint was given up (the rebalance stopped waiting), what they held past the last
+    /// checkpoint is replayed by the partitions' next owner. They reload from Redis.
     pub(super) fn enter_generation(&self, generation: u64) {
         if self.generation.swap(generation, Ordering::Relaxed) != generation {
             let mut cache = self.lock();
@@ -83,15 +85,23 @@ impl Shard {
         }
     }
 
-    /// Evicts the least recently used customers down to 90% of `max` (all are clean here).
+    /// Evicts the least recently used clean customers down to 90% of `max`. Dirty customers stay
+    /// until their checkpoint (their state exists nowhere else); `state.checkpoint_max_dirty`
+    /// bounds how many there are.
     pub(super) fn evict(&self, max: usize) {
         let mut cache = self.lock();
         if cache.len() > max {
-            let mut ages: Vec<u64> = cache.values().map(|c| c.last_used).collect();
-            let drop = ages.len() - max * 9 / 10;
-            let (_, threshold, _) = ages.select_nth_unstable(drop.saturating_sub(1));
-            let threshold = *threshold;
-            cache.retain(|_, c| c.last_used > threshold);
+            let mut ages: Vec<u64> = cache
+                .values()
+                .filter(|c| !c.dirty)
+                .map(|c| c.last_used)
+                .collect();
+            let drop = (cache.len() - max * 9 / 10).min(ages.len());
+            if drop > 0 {
+                let (_, threshold, _) = ages.select_nth_unstable(drop - 1);
+                let threshold = *threshold;
+                cache.retain(|_, c| c.dirty || c.last_used > threshold);
+            }
         }
         self.len.store(cache.len(), Ordering::Relaxed);
     }
@@ -191,6 +201,26 @@ mod tests {
         assert!(shard.lock().contains_key("C99") && !shard.lock().contains_key("C0"));
         shard.evict(50);
         assert_eq!(shard.lock().len(), 45, "under the bound: nothing evicted");
+    }
+
+    #[test]
+    fn eviction_never_drops_a_dirty_customer() {
+        let shard = shard_with(100);
+        for i in 0..60 {
+            shard
+                .lock()
+                .get_mut(format!("C{i}").as_str())
+                .unwrap()
+                .dirty = true;
+        }
+        shard.evict(50);
+        let cache = shard.lock();
+        assert!((0..60).all(|i| cache.contains_key(format!("C{i}").as_str())));
+        assert_eq!(
+            cache.len(),
+            60,
+            "only clean customers go, and all of them here"
+        );
     }
 
     #[test]

@@ -1,16 +1,36 @@
-//! Making a batch's state durable: every dirty customer's state, applied offsets and outbox (and
-//! the delta of its public feature hash) written to the state store in one round trip, retried
-//! until it succeeds. Today a checkpoint is taken at the end of every batch, before its offsets
-//! are stored (at-least-once) or its transaction begins (exactly-once): see the module docs of
-//! `worker` for the order and `sink` for why it makes replays safe.
+//! Checkpoints: making a worker's work durable once per `state.checkpoint_interval` rather than
+//! once per batch. Between checkpoints the worker's customers live in its cache; an [`Interval`]
+//! keeps what the checkpoint will need: the customers made dirty, the last offset applied per
+//! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
+//!
+//! A checkpoint, in this order (the order is what makes replays safe, see `sink`):
+//! 1. every dirty customer's state, applied offsets and outbox (and the delta of its public
+//!    feature hash) written to the state store in one round trip, retried until it succeeds —
+//!    each customer atomically;
+//! 2. at-least-once: the interval's offsets stored with the consumer (its outputs were produced
+//!    and acknowledged batch by batch, before); exactly-once: one Kafka transaction with the
+//!    interval's outputs and its consumer offsets.
+//!
+//! A crash between checkpoints loses only the cache: the input since the last checkpoint is
+//! replayed from the committed offsets against the state of that checkpoint, so features count
+//! every event once and (exactly-once) the outputs of a replayed event come from its outbox.
+//!
+//! A checkpoint is taken when the interval has lasted `state.checkpoint_interval` (a timer
+//! takes it for an idle worker), when it holds `state.checkpoint_max_dirty` dirty customers or
+//! as many pending outputs (bounded memory), when a rebalance asks for one (before a revoke
+//! completes), and when the worker's queue closes (shutdown).
 
 use super::cache::{Cached, Shard};
-use super::{Decoded, WorkerContext};
+use super::{WorkerContext, WorkerError};
 use crate::operator::Operator;
+use crate::output::{DeadLetter, Decision};
+use crate::source::assignment::Hold;
 use crate::state::{StateError, StateWrite};
 use crate::telemetry::metrics;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
 /// How often a cached customer's public feature hash is rewritten whole rather than as a delta.
 pub const FULL_REWRITE: Duration = Duration::from_secs(600);
 
@@ -65,7 +85,7 @@ pub(super) fn state_write(
 /// Retries a state operation with exponential backoff (`sink::Backoff`: 100 ms → 5 s) until it
 /// succeeds. While it fails the instance reports not ready (this worker's hold, see `Health`);
 /// nothing is committed past the work not done. Gives up (`None`) when the assignment changed
-/// since the batch was polled under `generation`.
+/// since the work's generation (a rebalance that stopped waiting for it).
 pub(super) async fn with_retry<T, F, Fut>(
     ctx: &WorkerContext,
     op: &'static str,
@@ -82,15 +102,12 @@ where
     let mut failing = None;
     loop {
         if ctx.assignment.generation() != generation {
-            // A revoke has begun (its generation bump comes first) and, if it stopped waiting
-            // for this batch (kafka.revoke_timeout), the partitions may have a new owner: a late
-            // write of ours could overwrite theirs. Give the batch up; whoever owns the
-            // partitions replays it. Checked before every attempt, so only an attempt already
-            // in flight when the revoke gave up can still land.
-            tracing::warn!(
-                op,
-                "partitions reassigned while the batch waited; batch given up"
-            );
+            // A rebalance stopped waiting for this work (kafka.revoke_timeout; the generation
+            // moves when it stops waiting), so the partitions may have a new owner: a late write
+            // of ours could overwrite theirs. Give the work up; whoever owns the partitions
+            // replays it. Checked before every attempt, so only an attempt already in flight
+            // when the revoke gave up can still land.
+            tracing::warn!(op, "partitions reassigned while the work waited; given up");
             return None;
         }
         match f().await {
@@ -111,27 +128,188 @@ where
     }
 }
 
-/// Flushes the batch's dirty customers: one round trip, retried until it succeeds, one write per
-/// dirty customer however many of its events the batch held. Returns the number of writes, or
-/// `None` when the batch was given up because its partitions were reassigned meanwhile.
-pub(super) async fn flush(
+/// Totals of an interval, added to [`super::Progress`] once its checkpoint is durable, so a
+/// watcher that sees `records` reach N can read the state of those N records from the store.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counts {
+    pub records: u64,
+    pub events: u64,
+    pub dead_letters: u64,
+    pub offers: u64,
+    pub alerts: u64,
+}
+
+/// What a worker has applied since its last checkpoint.
+#[derive(Default)]
+pub(super) struct Interval {
+    /// Registration with the assignment while the interval is open: a rebalance waits for it.
+    hold: Option<Hold>,
+    /// The assignment generation the interval's batches were processed under.
+    pub generation: u64,
+    /// When its first batch was applied.
+    opened: Option<Instant>,
+    /// Customers made dirty (each once), by id.
+    pub dirty: Vec<compact_str::CompactString>,
+    /// Last offset applied per (input kind, partition).
+    pub offsets: BTreeMap<(usize, i32), i64>,
+    /// Exactly-once: the interval's decisions and dead letters, for its transaction.
+    pub decisions: Vec<Decision>,
+    /// Exactly-once: see `decisions`.
+    pub dead: Vec<DeadLetter>,
+    /// Exactly-once: the group metadata of the latest batch (sent with the offsets).
+    pub group: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
+    /// Exactly-once: when each batch's first record arrived and its record count, observed in
+    /// the processing-latency histogram when the transaction commits.
+    pub received: Vec<(Instant, usize)>,
+    /// Totals for the progress counters.
+    pub counts: Counts,
+}
+
+impl Interval {
+    /// Whether nothing was applied since the last checkpoint.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Opens the interval for a batch of `generation` (no-op when it is open already). `false`
+    /// when the generation has moved (the batch is then given up).
+    pub fn open(&mut self, ctx: &WorkerContext, generation: u64) -> bool {
+        if self.hold.is_some() {
+            return true;
+        }
+        let Some(hold) = ctx.assignment.hold(generation) else {
+            return false;
+        };
+        self.hold = Some(hold);
+        self.generation = generation;
+        self.opened = Some(Instant::now());
+        true
+    }
+
+    /// When the interval's checkpoint is due by time (`None` while it is empty).
+    pub fn due_at(&self, every: Duration) -> Option<Instant> {
+        self.opened.map(|t| t + every)
+    }
+
+    /// Whether the checkpoint is due now, by time or by one of the memory bounds.
+    pub fn due(&self, ctx: &WorkerContext) -> bool {
+        self.due_at(ctx.checkpoint_interval)
+            .is_some_and(|t| t <= Instant::now())
+            || self.dirty.len() >= ctx.checkpoint_max_dirty
+            || self.decisions.len() + self.dead.len() >= ctx.checkpoint_max_dirty
+    }
+}
+
+/// Takes the worker's checkpoint (see the module docs). The interval is closed afterwards
+/// whatever happens: if its partitions were reassigned while it was retried (`with_retry`), the
+/// work is given up, the cache is emptied before the next batch, and the next owner replays it.
+/// `committed` (exactly-once) records the offsets each transaction commits, for outbox pruning.
+pub(super) async fn take(
+    ctx: &WorkerContext,
+    shard: &Shard,
+    sink: &crate::sink::Sink,
+    interval: &mut Interval,
+    committed: &mut BTreeMap<(usize, i32), i64>,
+) -> Result<(), WorkerError> {
+    let taken = std::mem::take(interval);
+    if taken.is_empty() {
+        return Ok(());
+    }
+    if ctx.assignment.generation() != taken.generation {
+        // The rebalance stopped waiting for us: the partitions may have a new owner.
+        tracing::warn!("partitions reassigned before the checkpoint; its interval is given up");
+        return Ok(());
+    }
+    let m = metrics();
+    let started = Instant::now();
+    let operator = ctx.operator.load_full();
+    let batch_no = shard.batches.load(Ordering::Relaxed);
+    let Some(writes) = flush(
+        ctx,
+        shard,
+        &operator,
+        &taken.dirty,
+        taken.generation,
+        batch_no,
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    let mut counts = taken.counts;
+    if ctx.delivery == crate::config::Delivery::ExactlyOnce {
+        let sink_result = super::transaction::deliver_in_transaction(
+            ctx,
+            sink,
+            &taken.decisions,
+            &taken.dead,
+            &taken.offsets,
+            taken.generation,
+            taken.group.clone(),
+        )
+        .await?;
+        let Some(published) = sink_result else {
+            // Aborted by a rebalance: the next owner replays the interval and re-emits its
+            // decisions from the outboxes just flushed.
+            return Ok(());
+        };
+        for (key, offset) in &taken.offsets {
+            committed.insert(*key, offset + 1);
+        }
+        super::delivery::count_decisions(&taken.decisions);
+        counts.offers = published.offers;
+        counts.alerts = published.alerts;
+        counts.dead_letters = published.dead_letters;
+        let local = m.processing_latency.local();
+        for (received, records) in &taken.received {
+            let latency = received.elapsed().as_secs_f64();
+            for _ in 0..*records {
+                local.observe(latency);
+            }
+        }
+        local.flush();
+    } else {
+        for ((kind, partition), offset) in &taken.offsets {
+            ctx.offsets
+                .store(&ctx.input_topics[*kind], *partition, *offset);
+        }
+    }
+    m.state_round_trips.inc_by(u64::from(writes > 0));
+    m.checkpoint_duration
+        .observe(started.elapsed().as_secs_f64());
+    m.checkpoint_customers.observe(writes as f64);
+    let p = &ctx.progress;
+    p.records.fetch_add(counts.records, Ordering::Relaxed);
+    p.events.fetch_add(counts.events, Ordering::Relaxed);
+    p.dead_letters
+        .fetch_add(counts.dead_letters, Ordering::Relaxed);
+    p.offers.fetch_add(counts.offers, Ordering::Relaxed);
+    p.alerts.fetch_add(counts.alerts, Ordering::Relaxed);
+    shard.evict(ctx.cache_max);
+    Ok(())
+}
+
+/// Flushes the dirty customers: one round trip, retried until it succeeds, one write per dirty
+/// customer however many of its events the interval held. Returns the number of writes, or
+/// `None` when the interval was given up because its partitions were reassigned meanwhile.
+async fn flush(
     ctx: &WorkerContext,
     shard: &Shard,
     operator: &Operator,
-    decoded: &[Decoded],
+    dirty: &[compact_str::CompactString],
     generation: u64,
     batch_no: u64,
 ) -> Option<usize> {
     let m = metrics();
-    let mut writes: Vec<StateWrite> = Vec::new();
+    let mut writes: Vec<StateWrite> = Vec::with_capacity(dirty.len());
     {
         let mut cache = shard.lock();
-        super::cache::each_prefetched(&mut cache, decoded, |cache, d| {
-            let Some(cached) = cache.get_mut(d.event.customer_id()) else {
-                return;
+        for id in dirty {
+            let Some(cached) = cache.get_mut(id) else {
+                continue;
             };
             if !cached.dirty {
-                return;
+                continue;
             }
             cached.dirty = false;
             cached.last_used = batch_no;
@@ -142,7 +320,7 @@ pub(super) async fn flush(
                     tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
                 }
             }
-        });
+        }
     }
     if !writes.is_empty() {
         let flush_started = Instant::now();

@@ -1,12 +1,15 @@
 //! An operator worker: owns the partitions `p` with `p mod workers == index` and processes their
 //! batches one after another, so each partition's records are applied in offset order.
 //!
-//! Per batch, in this order (the order is what makes replays safe, see `sink`):
-//! - at-least-once: decode → load missing customers (one round trip) → apply events → produce and
-//!   await acks → flush dirty customers (one round trip, retried until it succeeds) → store offsets;
-//! - exactly-once: decode → load → apply (decisions also kept in each customer's outbox) → flush
-//!   (state, applied offsets and outbox in one atomic write per customer) → one transaction with
-//!   the batch's records and its consumer offsets → commit.
+//! Per batch (`batch`): decode → load missing customers (one round trip) → apply events to the
+//! cache (exactly-once: decisions also kept in each customer's outbox) → at-least-once: produce
+//! and await acks. Per checkpoint (`checkpoint`, once per `state.checkpoint_interval`, on a
+//! bound, on revoke and at shutdown), in this order (the order is what makes replays safe, see
+//! `sink`):
+//! - at-least-once: flush dirty customers (one round trip, retried until it succeeds) → store
+//!   the interval's offsets;
+//! - exactly-once: flush (state, applied offsets and outbox in one atomic write per customer) →
+//!   one transaction with the interval's records and its consumer offsets → commit.
 
 mod batch;
 mod cache;
@@ -14,7 +17,7 @@ mod checkpoint;
 mod delivery;
 mod transaction;
 
-pub use batch::{apply_decoded, process_batch, Decoded};
+pub use batch::{apply_decoded, Decoded};
 pub use cache::{each_prefetched, Cache, Cached, Shard};
 pub use checkpoint::FULL_REWRITE;
 pub use delivery::DEAD_LETTER_MAX_BYTES;
@@ -26,6 +29,7 @@ use crate::sink::Sink;
 use crate::state::{KeyHasher, StateStore};
 use crate::telemetry::http::Health;
 use rdkafka::message::OwnedMessage;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,8 +106,13 @@ pub struct WorkerContext {
     pub mirror_transaction_offsets: bool,
     /// The workers' cache shards (index = worker).
     pub shards: Vec<Arc<Shard>>,
-    /// Most cached customers per worker before the least recently used are evicted.
+    /// Most cached customers per worker before the least recently used clean ones are evicted.
     pub cache_max: usize,
+    /// Longest a checkpoint interval stays open (`state.checkpoint_interval`).
+    pub checkpoint_interval: Duration,
+    /// Dirty customers (and, exactly-once, pending outputs) that close an interval early
+    /// (`state.checkpoint_max_dirty`).
+    pub checkpoint_max_dirty: usize,
     /// Customer-key HMAC.
     pub hasher: KeyHasher,
     /// Offset store.
@@ -152,23 +161,98 @@ impl From<crate::sink::SinkError> for WorkerError {
     }
 }
 
+/// One worker: its context, and what it has applied since its last checkpoint.
+pub struct Worker {
+    ctx: Arc<WorkerContext>,
+    index: usize,
+    /// The assignment generation of the last batch processed.
+    generation: u64,
+    /// The open checkpoint interval.
+    interval: checkpoint::Interval,
+    /// Exactly-once: the committed offset (next to read) of each (input kind, partition) this
+    /// worker has read under the current assignment, for pruning outboxes.
+    committed: BTreeMap<(usize, i32), i64>,
+    /// Checkpoint requests from rebalances.
+    requests: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Worker {
+    /// Worker `index` of `ctx`.
+    pub fn new(ctx: Arc<WorkerContext>, index: usize) -> Self {
+        let requests = ctx.assignment.requests();
+        Self {
+            ctx,
+            index,
+            generation: 0,
+            interval: checkpoint::Interval::default(),
+            committed: BTreeMap::new(),
+            requests,
+        }
+    }
+
+    /// Takes a checkpoint now (see `checkpoint`); nothing to do when no batch was applied since
+    /// the last one.
+    pub async fn checkpoint(&mut self) -> Result<(), WorkerError> {
+        self.requests.borrow_and_update();
+        let (shard, sink) = (&*self.ctx.shards[self.index], &*self.ctx.sinks[self.index]);
+        checkpoint::take(
+            &self.ctx,
+            shard,
+            sink,
+            &mut self.interval,
+            &mut self.committed,
+        )
+        .await
+    }
+
+    /// When the open interval's checkpoint is due by time (`None`: no interval is open).
+    pub fn checkpoint_due_at(&self) -> Option<Instant> {
+        self.interval.due_at(self.ctx.checkpoint_interval)
+    }
+}
+
+/// What wakes an idle worker.
+enum Wake {
+    Batch(Batch),
+    Closed,
+    Checkpoint,
+}
+
+/// Runs worker `index` until its queue closes, then takes a last checkpoint (shutdown). Between
+/// batches it also wakes for a due checkpoint and for a rebalance's request for one.
 pub async fn run(
     ctx: Arc<WorkerContext>,
     index: usize,
     mut queue: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<(), WorkerError> {
-    while let Some(batch) = queue.recv().await {
-        // Registered as in progress under the assignment's lock: a revoke waits for it.
-        let Some(_in_progress) = ctx.assignment.begin(batch.generation) else {
-            // Polled under an earlier assignment: its records are fetched again from the offsets
-            // committed at the revoke, by whoever owns their partitions now.
-            tracing::debug!(
-                records = batch.records.len(),
-                "batch of an earlier assignment discarded"
-            );
-            continue;
+    let mut worker = Worker::new(ctx, index);
+    let mut requests = worker.requests.clone();
+    loop {
+        let due = worker.checkpoint_due_at();
+        let wake = tokio::select! {
+            biased;
+            changed = requests.changed() => match changed {
+                Ok(()) => Wake::Checkpoint,
+                // The assignment outlives the workers; never reached.
+                Err(_) => std::future::pending().await,
+            },
+            _ = sleep_until(due), if due.is_some() => Wake::Checkpoint,
+            batch = queue.recv() => batch.map_or(Wake::Closed, Wake::Batch),
         };
-        process_batch(&ctx, index, batch).await?;
+        match wake {
+            Wake::Batch(batch) => worker.process(batch).await?,
+            Wake::Checkpoint => worker.checkpoint().await?,
+            Wake::Closed => break,
+        }
     }
-    Ok(())
+    // Shutdown: what was applied becomes durable before the drain commits the offsets.
+    worker.checkpoint().await
+}
+
+/// Sleeps until `at` (forever when `None`; the caller disables the branch then).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }

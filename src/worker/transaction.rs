@@ -1,7 +1,7 @@
-//! Exactly-once delivery: a flushed batch's records and its consumer offsets in one Kafka
+//! Exactly-once delivery: a checkpoint's records and its consumer offsets in one Kafka
 //! transaction, with librdkafka's error classes mapped to retry, abort-and-redo or stop.
 
-use super::{Batch, WorkerContext, WorkerError};
+use super::{WorkerContext, WorkerError};
 use crate::output::{DeadLetter, Decision};
 use crate::sink::{DeliveryRetry, Published, Recovery, Sink, SinkError};
 use crate::telemetry::metrics;
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 /// do whatever the assignment does — and is what makes an outage visible.)
 const TRANSACTION_CALL_WAIT: Duration = Duration::from_secs(5);
 
-/// Exactly-once delivery of a flushed batch: its records and its consumer offsets in one
-/// transaction. Failures follow librdkafka's transactional error classes (see `sink`):
+/// Exactly-once delivery of a flushed checkpoint interval: its records and its consumer offsets
+/// in one transaction. Failures follow librdkafka's transactional error classes (see `sink`):
 ///
 /// - a retriable transaction call is called again after a backoff ([`call_retrying`]);
 /// - a transaction that cannot commit — a call that requires an abort, or a record that failed
@@ -28,20 +28,21 @@ const TRANSACTION_CALL_WAIT: Duration = Duration::from_secs(5);
 ///   itself retried while retriable) and done again whole after a backoff: begin, produce, send
 ///   the offsets, commit. Records of an aborted transaction never reach read_committed consumers;
 /// - a fatal error (fenced: a newer instance holds the transactional id) is returned at once, and
-///   any other failure after an abort: the process exits, and a restart replays the batch from
-///   the committed offsets, re-emitting its decisions from the outboxes just flushed.
+///   any other failure after an abort: the process exits, and a restart replays the interval
+///   from the committed offsets, re-emitting its decisions from the outboxes just flushed.
 ///
-/// Returns `None` when the transaction was aborted and the batch's partitions have moved (their
-/// assignment generation ended): their next owner replays the batch the same way.
+/// Returns `None` when the transaction was aborted and the interval's partitions have moved
+/// (their assignment generation ended): their next owner replays it the same way. `group` is the
+/// consumer group metadata of the interval's latest batch (`None`: read it now).
 pub(super) async fn deliver_in_transaction(
     ctx: &WorkerContext,
     sink: &Sink,
     decisions: &[Decision],
     dead: &[DeadLetter],
     last_offsets: &BTreeMap<(usize, i32), i64>,
-    batch: &Batch,
+    generation: u64,
+    group: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
 ) -> Result<Option<Published>, WorkerError> {
-    let generation = batch.generation;
     let mut offsets = rdkafka::TopicPartitionList::new();
     for ((kind, partition), offset) in last_offsets {
         // Committed offsets name the next record to read.
@@ -56,14 +57,10 @@ pub(super) async fn deliver_in_transaction(
             }));
         }
     }
-    // The group member that polled the batch sends its offsets, on every attempt: once the group
-    // has a newer generation the broker refuses them (KIP-447), so a batch that outlived its
-    // assignment cannot commit over the partitions' new owner.
-    let Some(group) = batch
-        .group
-        .clone()
-        .or_else(|| ctx.offsets.group_metadata().map(Arc::new))
-    else {
+    // The group member that polled the batches sends their offsets, on every attempt: once the
+    // group has a newer generation the broker refuses them (KIP-447), so an interval that
+    // outlived its assignment cannot commit over the partitions' new owner.
+    let Some(group) = group.or_else(|| ctx.offsets.group_metadata().map(Arc::new)) else {
         return Err(WorkerError::Sink(crate::sink::SinkError::Transaction {
             step: "send_offsets",
             error: rdkafka::error::KafkaError::Canceled,
@@ -74,10 +71,10 @@ pub(super) async fn deliver_in_transaction(
     let mut retry = DeliveryRetry::new("exactly_once", &ctx.health);
     loop {
         if moved() {
-            // Nothing is open between attempts; the new owner replays the batch and re-emits
+            // Nothing is open between attempts; the new owner replays the interval and re-emits
             // its decisions from the outboxes already flushed.
             tracing::info!(
-                "partitions revoked before the batch's transaction; their next owner replays it"
+                "partitions revoked before the checkpoint's transaction; their next owner replays it"
             );
             return Ok(None);
         }
@@ -141,7 +138,7 @@ pub(super) async fn deliver_in_transaction(
             abort_retrying(sink, timeout, &mut retry).await?;
         }
         if moved() {
-            tracing::info!(error = %failed, "transaction aborted by a rebalance; the partitions' next owner replays the batch");
+            tracing::info!(error = %failed, "transaction aborted by a rebalance; the partitions' next owner replays the interval");
             metrics().transactions_aborted.inc();
             return Ok(None);
         }
@@ -152,7 +149,7 @@ pub(super) async fn deliver_in_transaction(
 }
 
 /// Calls a transaction step until it succeeds or fails other than retriably; a retriable failure
-/// is retried after the backoff. A step that is not `resumable` stops retrying when the batch's
+/// is retried after the backoff. A step that is not `resumable` stops retrying when the work's
 /// partitions have moved (`moved`), returning its last error for the caller to abort on.
 async fn call_retrying<F, Fut>(
     retry: &mut DeliveryRetry,

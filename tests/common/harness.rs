@@ -248,6 +248,8 @@ pub struct RunSpec {
     pub redis_url: String,
     /// Lines added to the `[kafka]` table (e.g. `delivery = "exactly_once"`).
     pub kafka_extra: String,
+    /// Lines of a `[state]` table (e.g. `checkpoint_interval = "0s"`), if any.
+    pub state_extra: String,
     /// Extra librdkafka options (TOML lines added to `[kafka.options]`).
     pub kafka_options: String,
     /// Further tables appended to the config file (e.g. a `[schema_registry]` table).
@@ -282,6 +284,7 @@ impl RunSpec {
             settings: test_settings("unset", StateBackend::Redis),
             redis_url: redis_url.to_string(),
             kafka_extra: String::new(),
+            state_extra: String::new(),
             kafka_options: String::new(),
             extra_toml: String::new(),
             dir: tempfile::tempdir().unwrap(),
@@ -305,8 +308,10 @@ impl RunSpec {
             "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nbatch_linger = \"20ms\"\nbatch_max_events = 500\n{extra}\n\
              [kafka.options]\n# A killed member leaves the group after 6 s, not librdkafka's 45 s.\n\
              \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n{options}\n\
+             [state]\n{state}\n\n\
              [redis]\nurl = \"{redis}\"\ntimeout = \"2s\"\n\n\
              [telemetry]\nlisten = \"127.0.0.1:{port}\"\nlog_level = \"info\"\n\n[topics]\n",
+            state = self.state_extra,
             group = s.kafka.group_id,
             extra = if tansu_brokers().lock().unwrap().iter().any(|b| b == brokers) {
                 // See super::TANSU_PAUSE_AFTER.
