@@ -31,6 +31,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+/// Most customers per state store call (one round trip) of a checkpoint; each customer is
+/// written atomically whatever the chunking.
+const WRITE_CHUNK: usize = 1_000;
+
 /// How often a cached customer's public feature hash is rewritten whole rather than as a delta.
 pub const FULL_REWRITE: Duration = Duration::from_secs(600);
 
@@ -274,7 +278,8 @@ pub(super) async fn take(
                 .store(&ctx.input_topics[*kind], *partition, *offset);
         }
     }
-    m.state_round_trips.inc_by(u64::from(writes > 0));
+    m.state_round_trips
+        .inc_by(writes.div_ceil(WRITE_CHUNK) as u64);
     m.checkpoint_duration
         .observe(started.elapsed().as_secs_f64());
     m.checkpoint_customers.observe(writes as f64);
@@ -324,7 +329,13 @@ async fn flush(
     }
     if !writes.is_empty() {
         let flush_started = Instant::now();
-        with_retry(ctx, "store", generation, || ctx.store.store(&writes)).await?;
+        // In chunks, one after another, each retried on its own: one transaction of a whole
+        // interval's customers (tens of thousands under load) holds Redis for seconds and outlasts
+        // `redis.timeout`, so it would fail again at every retry; chunks sent all at once queue
+        // behind each other on the connection and time out the same way.
+        for chunk in writes.chunks(WRITE_CHUNK) {
+            with_retry(ctx, "store", generation, || ctx.store.store(chunk)).await?;
+        }
         m.state_flush_duration
             .observe(flush_started.elapsed().as_secs_f64());
     }
