@@ -8,8 +8,8 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use nbo_stream::config::console::Role;
 use nbo_stream::console::auth::User;
-use nbo_stream::console::pages;
 use nbo_stream::console::store::{Filter, Row, Store};
+use nbo_stream::console::{pages, rules_page};
 use nbo_stream::event::DecisionOutcome;
 use nbo_stream::output::{DecisionAudit, FeatureValues};
 use std::hint::black_box;
@@ -53,6 +53,7 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
             reasons: vec!["reason".into()],
             features: FeatureValues::default(),
             decided_at: at,
+            shadow_outcome: None,
         });
     }
     store
@@ -62,6 +63,10 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
     let now = nbo_stream::console::now_ms();
     let docs = nbo_stream::rules::load::documents(None).expect("starter rules");
     let rule_ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+    let entries: Vec<_> = docs
+        .iter()
+        .map(|d| (nbo_stream::rules::book::Slot::Champion, d.clone()))
+        .collect();
     let store = full_store(now, &rule_ids);
     let user = User {
         name: "ana".into(),
@@ -92,7 +97,7 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
         b.iter(|| black_box(pages::live(&store, &by_rule, &rule_ids, &user, now)))
     });
     group.bench_function("rules_page", |b| {
-        b.iter(|| black_box(pages::rules(&docs, 3, &store, &user, now)))
+        b.iter(|| black_box(rules_page::rules(&entries, 3, &store, &user, now)))
     });
     group.bench_function("health_page", |b| {
         b.iter(|| black_box(pages::health(&store, None, 3, None, &user, now)))

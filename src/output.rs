@@ -164,6 +164,9 @@ pub struct DecisionAudit {
     pub features: FeatureValues,
     /// When it was decided.
     pub decided_at: EpochMillis,
+    /// For a SHADOW record: what the challenger would have decided (OFFERED, ALERTED or the
+    /// suppression) against its own contact history; `None` for every other outcome.
+    pub shadow_outcome: Option<DecisionOutcome>,
 }
 
 /// A record that could not be processed (`bank.dead-letters.v1`).

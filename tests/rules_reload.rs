@@ -1,6 +1,7 @@
 //! Hot reload through the broker: a rule published to the rules topic takes effect in a running
 //! pipeline within 2 s, without a restart; a broken document is rejected (audited) and the version
-//! in force keeps deciding; a new valid version (here: shadow) replaces it.
+//! in force keeps deciding; a shadow version runs as a challenger beside the version in force
+//! (which keeps deciding) until it is promoted.
 
 mod common;
 
@@ -143,7 +144,7 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         codec: Codec::with_defaults().unwrap(),
         settings: settings.clone(),
     };
-    for id in ["C1", "C2", "C3"] {
+    for id in ["C1", "C2", "C3", "C4"] {
         input.profile(id).await;
     }
     // Profiles (with consent) are in before any purchase: topics are not ordered among themselves.
@@ -219,28 +220,71 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         .expect("offer to C2");
     assert_eq!(c2.rule_version, 1, "the old version still runs");
 
-    // 3. A valid new version (shadow) replaces it: evaluated and audited, nothing sent.
+    // 3. A shadow version under the rule id is refused: it would switch version 1 off.
     let shadow = RULE.replace("version = 1", "version = 3\nstate = \"shadow\"");
-    let since = Instant::now();
-    let offset = input.raw_rule("offer-electronics-insurance", &shadow).await;
-    let took = installed(offset + 1, since).await;
-    eprintln!("hot reload: installed {took:?} after the publish was acknowledged");
-    assert!(took < Duration::from_secs(2), "hot reload took {took:?}");
-    input.purchase("C3", 1).await;
-    let ok = wait_for(Duration::from_secs(15), || {
+    let refused = input.raw_rule("offer-electronics-insurance", &shadow).await;
+    wait_for(Duration::from_secs(15), || {
         audits(&brokers, &settings.topics.decisions_audit, 1)
             .iter()
             .any(|a| {
-                a.customer_id == "C3" && a.outcome == DecisionOutcome::Shadow && a.rule_version == 3
+                a.outcome == DecisionOutcome::RuleRejected
+                    && a.trigger_event_id == format!("rules-topic:0:{refused}")
             })
     })
     .await;
-    assert!(ok, "no SHADOW audit for C3");
-    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 2);
-    assert!(
-        offers.iter().all(|o| o.customer_id != "C3"),
-        "a shadow rule sent an offer"
-    );
+
+    // 4. Published as a challenger, it runs beside version 1: version 1 still offers, and
+    //    version 3 writes SHADOW audits of its own, with what it would have decided.
+    let since = Instant::now();
+    let offset = input
+        .raw_rule("offer-electronics-insurance@shadow", &shadow)
+        .await;
+    let took = installed(offset + 1, since).await;
+    eprintln!("hot reload: challenger installed {took:?} after the publish was acknowledged");
+    assert!(took < Duration::from_secs(2), "hot reload took {took:?}");
+    input.purchase("C3", 1).await;
+    let mut shadow_audit = None;
+    wait_for(Duration::from_secs(15), || {
+        shadow_audit = audits(&brokers, &settings.topics.decisions_audit, 1)
+            .into_iter()
+            .find(|a| {
+                a.customer_id == "C3" && a.outcome == DecisionOutcome::Shadow && a.rule_version == 3
+            });
+        shadow_audit.is_some()
+    })
+    .await;
+    let shadow_audit = shadow_audit.expect("a SHADOW audit of version 3 for C3");
+    assert!(shadow_audit.shadow_outcome.is_some(), "{shadow_audit:?}");
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 3);
+    let c3: Vec<_> = offers.iter().filter(|o| o.customer_id == "C3").collect();
+    assert_eq!(c3.len(), 1, "{offers:?}");
+    assert_eq!(c3[0].rule_version, 1, "the champion keeps offering");
+
+    // 5. Promoted (its text published as active under the rule id, the challenger key
+    //    emptied), version 3 offers.
+    let promoted = RULE.replace("version = 1", "version = 3");
+    let doc = nbo_stream::rules::document::RuleDocument::parse_guessing(&promoted).unwrap();
+    let items = [
+        Publication::Document(Box::new(publish::Checked {
+            doc,
+            text: promoted.clone(),
+            path: "promotion".into(),
+        })),
+        Publication::Delete("offer-electronics-insurance@shadow".into()),
+    ];
+    let since = Instant::now();
+    let sent = publish::publish(&client, &settings.topics.rules, &items)
+        .await
+        .unwrap();
+    // The tombstone after a promotion changes nothing: the promotion retired the challenger.
+    installed(sent[0].2 + 1, since).await;
+    input.purchase("C4", 1).await;
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 4);
+    let c4 = offers
+        .iter()
+        .find(|o| o.customer_id == "C4")
+        .expect("offer to C4");
+    assert_eq!(c4.rule_version, 3, "the promoted version offers");
 
     stop.send(true).unwrap();
     pipeline.await.unwrap().expect("pipeline stopped cleanly");

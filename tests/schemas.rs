@@ -223,6 +223,7 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
                 reasons: vec!["held out".into()],
                 features,
                 decided_at: T,
+                shadow_outcome: None,
             },
             f,
         ),

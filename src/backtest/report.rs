@@ -117,6 +117,11 @@ pub struct Results {
     pub decisions: u64,
     /// Decisions per rule, then per outcome (`OFFERED`, `SUPPRESSED_COOLDOWN`, ...).
     pub decisions_by_rule: BTreeMap<String, Counts>,
+    /// Decisions per rule version (`<rule id> v<version>`, with ` (challenger)` for a shadow
+    /// version beside the version in force), then per outcome; a challenger's outcomes are what
+    /// it would have decided, so a champion and its challenger compare column by column.
+    #[serde(default)]
+    pub decisions_by_version: BTreeMap<String, Counts>,
     /// Decisions per outcome.
     pub decisions_by_outcome: Counts,
     /// Suppressed decisions per reason: the policy that suppressed them, in words, numbers
@@ -230,6 +235,21 @@ impl Tally {
                 r.decisions_by_rule.insert(audit.rule_id.clone(), counts);
             }
         }
+        let (version, counted) = match (audit.outcome, audit.shadow_outcome) {
+            (DecisionOutcome::Shadow, Some(would)) => (
+                format!("{} v{} (challenger)", audit.rule_id, audit.rule_version),
+                would,
+            ),
+            (outcome, _) => (
+                format!("{} v{}", audit.rule_id, audit.rule_version),
+                outcome,
+            ),
+        };
+        bump(
+            r.decisions_by_version.entry(version).or_default(),
+            counted.as_str(),
+            1,
+        );
         if suppressed(audit.outcome) {
             let why = audit.reasons.last().map_or("(no reason given)", |r| &**r);
             bump(&mut r.suppressions_by_reason, &reason_kind(why), 1);
@@ -313,9 +333,9 @@ impl std::fmt::Display for BacktestReport {
             "\ndecisions: {} ({} offers, {} alerts)",
             r.decisions, r.offers, r.alerts
         )?;
-        for (rule, counts) in &r.decisions_by_rule {
+        for (rule, counts) in &r.decisions_by_version {
             let parts: Vec<String> = counts.iter().map(|(o, n)| format!("{o} {n}")).collect();
-            writeln!(f, "  {rule:<36} {}", parts.join(", "))?;
+            writeln!(f, "  {rule:<48} {}", parts.join(", "))?;
         }
         section(f, "decisions by outcome", &r.decisions_by_outcome)?;
         section(f, "suppressions by reason", &r.suppressions_by_reason)?;

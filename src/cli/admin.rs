@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use nbo_stream::config::Settings;
 use nbo_stream::{registry, source, state, telemetry, topics};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `topics create`: the missing topics from the specs; existing ones are left alone.
 pub(crate) async fn topics_create(
@@ -70,6 +71,9 @@ pub(crate) async fn rules(command: RulesCommand) -> Result<()> {
     let (path, config) = match &command {
         RulesCommand::Check { path, config } => (Some(path), config.clone()),
         RulesCommand::Publish { path, config, .. } => (path.as_ref(), Some(config.clone())),
+        RulesCommand::Promote { config, .. } | RulesCommand::Drop { config, .. } => {
+            (None, Some(config.clone()))
+        }
     };
     let settings = load_lenient(config.as_deref())?;
     telemetry::init_logs(&settings.telemetry);
@@ -89,6 +93,7 @@ pub(crate) async fn rules(command: RulesCommand) -> Result<()> {
             }
         },
     };
+    let promote = matches!(command, RulesCommand::Promote { .. });
     match command {
         RulesCommand::Check { .. } => {
             for c in &checked {
@@ -112,6 +117,41 @@ pub(crate) async fn rules(command: RulesCommand) -> Result<()> {
             for (id, partition, offset) in sent {
                 println!("published {id} to {topic} [{partition}] at offset {offset}");
             }
+        }
+        RulesCommand::Promote { id, .. } | RulesCommand::Drop { id, .. } => {
+            let topic = &settings.topics.rules;
+            let docs = settings
+                .rules
+                .documents()
+                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?;
+            let book = nbo_stream::rules::book::RuleBook::new(Arc::new(features), &docs)
+                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?;
+            let consumer: rdkafka::consumer::StreamConsumer =
+                source::rules_consumer_config(&settings.kafka).create()?;
+            let book = nbo_stream::rules::watch::read_book(
+                &consumer,
+                topic,
+                book,
+                settings.rules.startup_timeout,
+            )
+            .await
+            .with_context(|| format!("reading {topic}"))?;
+            let items = if promote {
+                publish::promotion(&book, &id)
+            } else {
+                publish::drop_challenger(&book, &id)
+            }
+            .map_err(|e| anyhow::anyhow!("{e}; see `nbo-stream console` or the rules topic"))?;
+            let sent = publish::publish(&source::client_config(&settings.kafka), topic, &items)
+                .await
+                .with_context(|| format!("publishing to {topic}"))?;
+            for (key, partition, offset) in sent {
+                println!("published {key} to {topic} [{partition}] at offset {offset}");
+            }
+            println!(
+                "{id}: challenger {}",
+                if promote { "promoted" } else { "dropped" }
+            );
         }
     }
     Ok(())

@@ -133,6 +133,23 @@ pub(crate) enum RulesCommand {
         #[arg(long = "delete", value_name = "RULE_ID")]
         delete: Vec<String>,
     },
+    /// Promote a rule's challenger (its shadow version): it becomes the version in force, in
+    /// state active, and the old version retires. Reads the rules topic for the challenger's text.
+    Promote {
+        /// The rule id.
+        id: String,
+        /// Configuration (brokers, security, topic names, features).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Drop a rule's challenger (its shadow version); the version in force keeps running.
+    Drop {
+        /// The rule id.
+        id: String,
+        /// Configuration (brokers, security, topic names, features).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// Format of `generate --out`.

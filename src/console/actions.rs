@@ -299,7 +299,8 @@ pub(super) async fn rule_check(
     }
 }
 
-/// Publishes a checked document to the rules topic in the state chosen, then audits who did.
+/// Audits who publishes, then publishes a checked document to the rules topic in the state
+/// chosen (a shadow version as the rule's challenger, beside the version in force).
 pub(super) async fn rule_publish(
     State(app): State<App>,
     headers: HeaderMap,
@@ -307,7 +308,7 @@ pub(super) async fn rule_publish(
 ) -> Response {
     use crate::rules::document::RuleState;
     use crate::rules::publish::{publish, Checked, Publication};
-    let (user, doc) = match checked_form(&app, &headers, &form, Role::Publisher) {
+    let (user, _) = match checked_form(&app, &headers, &form, Role::Publisher) {
         Ok(ok) => ok,
         Err(page) => return *page,
     };
@@ -316,7 +317,60 @@ pub(super) async fn rule_publish(
         Some("active") => RuleState::Active,
         _ => return (StatusCode::BAD_REQUEST, "state must be shadow or active").into_response(),
     };
-    let (doc, text) = editor::for_publish(doc, state);
+    let (doc, text) = match editor::for_publish(&form.document, state) {
+        Ok(published) => published,
+        Err(problem) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(editor_page(
+                    &app,
+                    &user,
+                    &form.document,
+                    editor::Report::Problems(&[problem]),
+                )),
+            )
+                .into_response()
+        }
+    };
+    let state_name = crate::rules::edit::state_name(state);
+    let unavailable = |message: String| {
+        let problems = [editor::Problem {
+            line: None,
+            column: None,
+            message,
+        }];
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(editor_page(
+                &app,
+                &user,
+                &text,
+                editor::Report::Problems(&problems),
+            )),
+        )
+            .into_response()
+    };
+    // The audit record first: a publish that compliance cannot see does not happen.
+    let ruleset_version = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version();
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::RulePublished,
+        customer_id: "",
+        rule_id: &doc.id,
+        rule_version: doc.version,
+        ruleset_version,
+        what: format!("rule published as {state_name}"),
+    };
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, rule = %doc.id, error = %e, "console: a publish could not be audited; nothing published");
+        return unavailable(format!(
+            "not published: the audit record could not be written ({e}); try again"
+        ));
+    }
     let item = Publication::Document(Box::new(Checked {
         doc: doc.clone(),
         text: text.clone(),
@@ -327,45 +381,14 @@ pub(super) async fn rule_publish(
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, rule = %doc.id, "console: publishing failed");
-            let problems = [editor::Problem {
-                line: None,
-                column: None,
-                message: format!("not published: the rules topic refused it ({e}); try again"),
-            }];
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(editor_page(
-                    &app,
-                    &user,
-                    &text,
-                    editor::Report::Problems(&problems),
-                )),
-            )
-                .into_response();
+            return unavailable(format!(
+                "not published: the rules topic refused it ({e}); try again"
+            ));
         }
     };
     let (_, partition, offset) = written.first().cloned().unwrap_or_default();
-    let state_name = if state == RuleState::Shadow {
-        "shadow"
-    } else {
-        "active"
-    };
     tracing::info!(user = %user.name, rule = %doc.id, version = doc.version, state = state_name, partition, offset, "console: rule published");
-    let action = audit::Action {
-        outcome: crate::event::DecisionOutcome::RulePublished,
-        customer_id: "",
-        rule_id: &doc.id,
-        rule_version: doc.version,
-        ruleset_version: offset + 1,
-        what: format!("rule published as {state_name}"),
-    };
-    let mut report = format!("Published {} v{} as {state_name} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.", doc.id, doc.version);
-    if let Err(e) = app.audit.record(&user, action).await {
-        tracing::error!(user = %user.name, error = %e, "console: a publish could not be audited");
-        report.push_str(
-            " Warning: the audit record of this publish could not be written; tell compliance.",
-        );
-    }
+    let report = format!("Published {} v{} as {state_name} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.", doc.id, doc.version);
     Html(editor_page(
         &app,
         &user,

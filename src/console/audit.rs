@@ -1,6 +1,6 @@
 //! What the console writes to the audit topic: who looked a customer up or published a rule,
-//! when, and what. A lookup is refused when its audit record cannot be written (no record, no
-//! lookup), and a publish is audited after the rules topic acknowledged it.
+//! when, and what. A lookup or a rule change is refused when its audit record cannot be written
+//! (no record, no lookup, no change): the record is written and acknowledged first.
 
 use super::auth::User;
 use crate::codec::{Codec, Framing};
@@ -74,6 +74,7 @@ impl AuditWriter {
             ],
             features: FeatureValues::default(),
             decided_at: now,
+            shadow_outcome: None,
         };
         let payload = self
             .codec

@@ -4,7 +4,7 @@
 
 use crate::features::FeatureSet;
 use crate::rules::book::RuleBook;
-use crate::rules::document::{RuleDocument, RuleState};
+use crate::rules::document::{Format, RuleDocument, RuleState};
 
 /// One thing wrong with a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +110,13 @@ pub fn check(
     Ok(doc)
 }
 
-/// The document to publish: `doc` in `state`, as TOML.
-pub fn for_publish(mut doc: RuleDocument, state: RuleState) -> (RuleDocument, String) {
-    doc.state = state;
-    let text = doc.to_toml();
-    (doc, text)
+/// The document to publish: `text` (as the author wrote it) in `state`, every other byte kept.
+pub fn for_publish(text: &str, state: RuleState) -> Result<(RuleDocument, String), Problem> {
+    crate::rules::edit::restate(text, Format::guess(text), state, None).map_err(|message| Problem {
+        line: None,
+        column: None,
+        message,
+    })
 }
 
 /// What the editor page reports under the document.

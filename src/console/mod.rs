@@ -16,7 +16,9 @@ pub mod customer;
 pub mod editor;
 pub mod feed;
 pub mod lag;
+mod lifecycle;
 pub mod pages;
+pub mod rules_page;
 pub mod store;
 mod views;
 
@@ -194,6 +196,8 @@ fn router(app: App) -> Router {
         .route("/rules/edit", get(rule_edit))
         .route("/rules/check", post(rule_check))
         .route("/rules/publish", post(rule_publish))
+        .route("/rules/promote", post(lifecycle::promote))
+        .route("/rules/drop", post(lifecycle::drop_challenger))
         .route("/rules/backtest", post(rule_backtest))
         .route("/assets/{file}", get(asset))
         .layer(axum::middleware::map_response(secure_headers))

@@ -3,9 +3,9 @@
 //! - the latest offers and alerts for the live view: at most `console.keep_decisions` rows,
 //!   oldest dropped first;
 //! - decisions per minute by outcome for the chart: `console.chart_hours` × 60 minute buckets;
-//! - per rule, decisions per minute by outcome for the last day (1,440 buckets of
-//!   [`OUTCOMES`] counters), for at most [`MAX_RULES`] rule ids (ids beyond it are counted under
-//!   [`OTHER_RULES`]);
+//! - per rule version, decisions per minute by outcome for the last day (1,440 buckets of
+//!   [`OUTCOMES`] counters; a challenger's by what it would have decided), for at most
+//!   [`MAX_RULES`] rule versions (those beyond it are counted under [`OTHER_RULES`]);
 //! - dead letters: a count per reason (at most [`MAX_REASONS`] reasons) and the latest
 //!   `console.keep_dead_letters` of each;
 //! - the latest `console.keep_decisions` audit records, for a customer's last decisions;
@@ -252,7 +252,7 @@ pub struct Store {
     rows: VecDeque<Row>,
     audits: VecDeque<DecisionAudit>,
     chart: Minutes,
-    rules: HashMap<String, Minutes>,
+    rules: HashMap<(String, i32), Minutes>,
     dead: BTreeMap<String, Reason>,
     versions: BTreeMap<i64, i64>,
     records: u64,
@@ -412,15 +412,22 @@ impl Store {
             }
             latest.push_back(a.clone());
         }
-        let key = if self.rules.contains_key(&a.rule_id) || self.rules.len() < MAX_RULES {
-            a.rule_id.as_str()
+        // Counted per rule version; a challenger's SHADOW record counts as what it would have
+        // decided, so its columns compare with its champion's.
+        let version = (a.rule_id.clone(), a.rule_version);
+        let key = if self.rules.contains_key(&version) || self.rules.len() < MAX_RULES {
+            version
         } else {
-            OTHER_RULES
+            (OTHER_RULES.to_string(), 0)
+        };
+        let counted = match (a.outcome, a.shadow_outcome) {
+            (DecisionOutcome::Shadow, Some(would)) => would,
+            (outcome, _) => outcome,
         };
         self.rules
-            .entry(key.to_string())
+            .entry(key)
             .or_insert_with(|| Minutes::new(DAY_MINUTES))
-            .add(a.decided_at, a.outcome);
+            .add(a.decided_at, counted);
         let seen = self.versions.entry(a.ruleset_version).or_insert(0);
         *seen = (*seen).max(a.decided_at);
         let newest = self.versions.values().copied().max().unwrap_or(0);
@@ -480,9 +487,10 @@ impl Store {
         &self.chart
     }
 
-    /// Decisions of rule `id` per minute by outcome over the last day.
-    pub fn rule(&self, id: &str) -> Option<&Minutes> {
-        self.rules.get(id)
+    /// Decisions of version `version` of rule `id` per minute by outcome over the last day (a
+    /// challenger's by what it would have decided).
+    pub fn rule(&self, id: &str, version: i32) -> Option<&Minutes> {
+        self.rules.get(&(id.to_string(), version))
     }
 
     /// Dead letters by reason.

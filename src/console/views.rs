@@ -11,7 +11,7 @@ pub(super) async fn login_page(State(app): State<App>) -> Response {
 
 fn rule_ids(app: &App) -> Vec<String> {
     let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
-    book.documents().map(|d| d.id.clone()).collect()
+    book.ids().map(str::to_string).collect()
 }
 
 pub(super) async fn live(
@@ -59,12 +59,14 @@ pub(super) async fn rules(State(app): State<App>, Signed(user, _): Signed<Viewer
     let (docs, version) = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
         (
-            book.documents().cloned().collect::<Vec<_>>(),
+            book.entries()
+                .map(|(slot, e)| (slot, e.doc.clone()))
+                .collect::<Vec<_>>(),
             book.version(),
         )
     };
     let store = lock(&app.shared.store);
-    Html(pages::rules(&docs, version, &store, &user, now_ms())).into_response()
+    Html(rules_page::rules(&docs, version, &store, &user, now_ms())).into_response()
 }
 
 pub(super) async fn health(State(app): State<App>, Signed(user, _): Signed<Viewer>) -> Response {
@@ -123,7 +125,8 @@ pub(super) async fn rule_edit(
     let text =
         q.id.and_then(|id| {
             let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
-            book.document(&id).map(|d| d.to_toml())
+            // The newest version's text as its author wrote it.
+            book.newest(&id).map(|e| e.text.clone())
         })
         .unwrap_or_else(|| editor::TEMPLATE.to_string());
     Html(editor_page(&app, &user, &text, editor::Report::None)).into_response()

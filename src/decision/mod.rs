@@ -3,7 +3,47 @@
 
 use crate::event::{ContactChannel, DecisionOutcome};
 use crate::rules::OfferRule;
-use crate::state::CustomerState;
+use crate::state::{CustomerState, OfferRecord};
+
+/// The offers a decision is checked against. For a champion that is the customer's contact
+/// history; for a challenger it is the world in which the challenger had acted instead of its
+/// champion: the history without its champion's offers, plus the challenger's own would-be offers
+/// (`CustomerState::shadow_contacts`). The frequency cap, cooldowns and decline suppression all
+/// read this view, so a challenger is judged as if it acted and never changes what the champion
+/// decides.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    contacts: &'a [OfferRecord],
+    challenger: Option<(&'a str, &'a [OfferRecord])>,
+}
+
+impl<'a> History<'a> {
+    /// The customer's real contact history.
+    pub fn real(state: &'a CustomerState) -> Self {
+        Self {
+            contacts: &state.contacts,
+            challenger: None,
+        }
+    }
+
+    /// The history as rule `rule_id`'s challenger would have had it.
+    pub fn challenger(state: &'a CustomerState, rule_id: &'a str) -> Self {
+        Self {
+            contacts: &state.contacts,
+            challenger: Some((rule_id, &state.shadow_contacts)),
+        }
+    }
+
+    /// The offers in this history.
+    pub fn offers(&self) -> impl Iterator<Item = &'a OfferRecord> + '_ {
+        let (id, own): (&str, &[OfferRecord]) = self.challenger.unwrap_or(("", &[]));
+        let challenged = self.challenger.is_some();
+        self.contacts
+            .iter()
+            .filter(move |c| !challenged || c.rule_id != id)
+            .chain(own.iter().filter(move |c| c.rule_id == id))
+    }
+}
 
 /// Contact-policy settings, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -95,13 +135,13 @@ pub fn propensity(
 /// best one.
 pub fn offer_blocked(
     rule: &OfferRule,
-    state: &CustomerState,
+    history: History<'_>,
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
     let mut last_same = None::<i64>;
     let mut declined = None::<i64>;
-    for c in &state.contacts {
+    for c in history.offers() {
         if c.rule_id == rule.head.id {
             last_same = Some(last_same.map_or(c.at, |l| l.max(c.at)));
         }
@@ -142,12 +182,13 @@ pub fn offer_blocked(
 pub fn admit(
     rule: &OfferRule,
     state: &CustomerState,
+    history: History<'_>,
     customer_id: &str,
     at: i64,
     policy: &Policy,
 ) -> Result<ContactChannel, (DecisionOutcome, String)> {
-    offer_blocked(rule, state, at, policy)?;
-    contact_policy(state, at, policy)?;
+    offer_blocked(rule, history, at, policy)?;
+    contact_policy(state, history, at, policy)?;
     let profile = match &state.profile {
         Some(p) if p.consent_marketing => p,
         Some(_) => {
@@ -195,12 +236,12 @@ fn days(ms: i64) -> String {
 /// The customer-level contact policy: frequency cap, quiet periods, recent risk.
 fn contact_policy(
     state: &CustomerState,
+    history: History<'_>,
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
-    let recent = state
-        .contacts
-        .iter()
+    let recent = history
+        .offers()
         .filter(|c| at - c.at < policy.contact_period_ms)
         .count();
     if recent >= policy.max_offers_per_period as usize {
@@ -326,7 +367,7 @@ mod tests {
         s: &CustomerState,
         at: i64,
     ) -> Result<ContactChannel, DecisionOutcome> {
-        admit(r, s, "C1", at, &policy()).map_err(|(o, _)| o)
+        admit(r, s, History::real(s), "C1", at, &policy()).map_err(|(o, _)| o)
     }
 
     #[test]
@@ -349,7 +390,9 @@ mod tests {
             outcome(&card, &s, DAY + 91 * DAY),
             Ok(ContactChannel::Email)
         );
-        let why = admit(&other_card, &s, "C1", at, &policy()).unwrap_err().1;
+        let why = admit(&other_card, &s, History::real(&s), "C1", at, &policy())
+            .unwrap_err()
+            .1;
         assert!(
             why.contains("declined an offer of CREDIT_CARD 39 d ago"),
             "{why}"
@@ -368,7 +411,9 @@ mod tests {
         assert_eq!(outcome(&card, &s, 25 * DAY), Ok(ContactChannel::Email));
         s.last_complaint_at = None;
         s.last_negative_social_at = Some(10 * DAY);
-        let why = admit(&card, &s, "C1", 11 * DAY, &policy()).unwrap_err().1;
+        let why = admit(&card, &s, History::real(&s), "C1", 11 * DAY, &policy())
+            .unwrap_err()
+            .1;
         assert!(why.contains("negative social post 24 h ago"), "{why}");
     }
 
@@ -404,6 +449,44 @@ mod tests {
         }
         assert_eq!(
             outcome(&card, &s, 2 * DAY),
+            Err(DecisionOutcome::SuppressedContactPolicy)
+        );
+    }
+
+    #[test]
+    fn a_challenger_sees_its_own_offers_in_place_of_its_champions() {
+        let card = rule("offer-card", ProductCategory::CreditCard);
+        let mut s = consenting();
+        // The champion offered yesterday; the challenger never did.
+        s.contacts
+            .push(offer("offer-card", ProductCategory::CreditCard, DAY));
+        let at = 2 * DAY;
+        assert_eq!(
+            outcome(&card, &s, at),
+            Err(DecisionOutcome::SuppressedCooldown)
+        );
+        let world = History::challenger(&s, "offer-card");
+        assert_eq!(
+            admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
+            Ok(ContactChannel::Email)
+        );
+        // Its own would-be offer puts it in its own cooldown.
+        s.shadow_contacts
+            .push(offer("offer-card", ProductCategory::CreditCard, DAY));
+        let world = History::challenger(&s, "offer-card");
+        assert_eq!(
+            admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
+            Err(DecisionOutcome::SuppressedCooldown)
+        );
+        // Other rules' real offers count towards its frequency cap.
+        s.shadow_contacts.clear();
+        for i in 0..3 {
+            s.contacts
+                .push(offer(&format!("r{i}"), ProductCategory::Wealth, DAY));
+        }
+        let world = History::challenger(&s, "offer-card");
+        assert_eq!(
+            admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Err(DecisionOutcome::SuppressedContactPolicy)
         );
     }

@@ -355,7 +355,10 @@ impl FilterMemo {
 }
 
 mod decide;
+mod shadow;
 mod values;
 
+#[cfg(test)]
+mod shadow_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 pub mod book;
 pub mod condition;
 pub mod document;
+pub mod edit;
 pub mod load;
 pub mod publish;
 pub mod watch;

@@ -1,7 +1,9 @@
-//! `rules check` and `rules publish`: validate documents the way a running instance will, and
-//! write them to the rules topic.
+//! `rules check`, `rules publish`, `rules promote` and `rules drop`: validate documents the way a
+//! running instance will, and write them to the rules topic.
 
-use super::document::RuleDocument;
+use super::book::{challenger_key, RuleBook};
+use super::document::{Format, RuleDocument, RuleState};
+use super::edit::restate;
 use super::{compile, load, Rule, RuleError};
 use crate::features::FeatureSet;
 use rdkafka::config::ClientConfig;
@@ -84,10 +86,56 @@ pub fn check(path: &Path, features: &FeatureSet) -> Result<Vec<Checked>, Vec<Rul
 /// What to write to the rules topic.
 #[derive(Debug, Clone)]
 pub enum Publication {
-    /// A document (key = its id, value = its text).
+    /// A document (key = its id, or `<id>@shadow` for a shadow version; value = its text).
     Document(Box<Checked>),
-    /// A delete (key = the id, empty value).
+    /// A delete (key as given: a rule id deletes the version in force, `<id>@shadow` the
+    /// challenger; empty value).
     Delete(String),
+}
+
+/// What promoting rule `id`'s challenger publishes: the challenger's text as written, in state
+/// active, under the rule id (which retires the challenger and the old version in force), then
+/// the challenger key's tombstone so compaction forgets it.
+pub fn promotion(book: &RuleBook, id: &str) -> Result<Vec<Publication>, RuleError> {
+    let fail = |reason: String| RuleError {
+        rule_id: id.to_string(),
+        reason,
+    };
+    let challenger = book
+        .versions(id)
+        .and_then(|v| v.challenger.as_ref())
+        .ok_or_else(|| fail("has no challenger (a shadow version) to promote".into()))?;
+    let (doc, text) = restate(
+        &challenger.text,
+        Format::guess(&challenger.text),
+        RuleState::Active,
+        None,
+    )
+    .map_err(fail)?;
+    Ok(vec![
+        Publication::Document(Box::new(Checked {
+            doc,
+            text,
+            path: format!("promotion of {id} v{}", challenger.doc.version),
+        })),
+        Publication::Delete(challenger_key(id)),
+    ])
+}
+
+/// What dropping rule `id`'s challenger publishes: the challenger key's tombstone (the version in
+/// force keeps running).
+pub fn drop_challenger(book: &RuleBook, id: &str) -> Result<Vec<Publication>, RuleError> {
+    if book
+        .versions(id)
+        .and_then(|v| v.challenger.as_ref())
+        .is_none()
+    {
+        return Err(RuleError {
+            rule_id: id.to_string(),
+            reason: "has no challenger (a shadow version) to drop".into(),
+        });
+    }
+    Ok(vec![Publication::Delete(challenger_key(id))])
 }
 
 /// Writes each publication to `topic` and waits for every acknowledgement; returns
@@ -103,11 +151,11 @@ pub async fn publish(
     let producer: FutureProducer = config.create()?;
     let mut out = Vec::new();
     for item in items {
-        let (key, value): (&str, &[u8]) = match item {
-            Publication::Document(c) => (&c.doc.id, c.text.as_bytes()),
-            Publication::Delete(id) => (id, &[]),
+        let (key, value): (String, &[u8]) = match item {
+            Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_bytes()),
+            Publication::Delete(key) => (key.clone(), &[]),
         };
-        let mut record = FutureRecord::<str, [u8]>::to(topic).key(key);
+        let mut record = FutureRecord::<str, [u8]>::to(topic).key(&key);
         if !value.is_empty() {
             record = record.payload(value);
         }
@@ -115,7 +163,7 @@ pub async fn publish(
             .send(record, Duration::from_secs(30))
             .await
             .map_err(|(e, _)| e)?;
-        out.push((key.to_string(), delivery.partition, delivery.offset));
+        out.push((key, delivery.partition, delivery.offset));
     }
     Ok(out)
 }

@@ -94,70 +94,28 @@ impl RuleWatcher {
         }
     }
 
-    fn kafka(&self, error: rdkafka::error::KafkaError) -> WatchError {
-        WatchError::Kafka {
-            topic: self.topic.clone(),
-            error,
-        }
-    }
-
     /// Assigns every partition from the beginning and reads to the current end, applying each
     /// document, then installs the resulting rule set once. Returns the partitions watched (0 if
     /// the topic does not exist: the rules from files stay in force, with a warning).
     pub async fn catch_up(&mut self, timeout: Duration) -> Result<usize, WatchError> {
-        let deadline = Instant::now() + timeout;
-        let metadata = self
-            .consumer
-            .fetch_metadata(Some(&self.topic), timeout)
-            .map_err(|e| self.kafka(e))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == self.topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
+        let mut audits = Vec::new();
+        let consumer = &self.consumer;
+        let topic = self.topic.clone();
+        let mut messages = Vec::new();
+        let partitions = read_to_end(consumer, &topic, timeout, |m| messages.push(m)).await?;
+        for m in &messages {
+            audits.extend(self.apply(m));
+        }
+        if partitions == 0 {
             tracing::warn!(
                 topic = %self.topic,
                 "rules topic does not exist: running the rules from files only; create it with `nbo-stream topics create`"
             );
             return Ok(0);
         }
-        let mut list = TopicPartitionList::new();
-        let mut ends = Vec::new();
-        for &p in &partitions {
-            list.add_partition_offset(&self.topic, p, Offset::Beginning)
-                .map_err(|e| self.kafka(e))?;
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p, timeout)
-                .map_err(|e| self.kafka(e))?;
-            if high > low {
-                ends.push((p, high));
-            }
-        }
-        self.consumer.assign(&list).map_err(|e| self.kafka(e))?;
-        let mut audits = Vec::new();
-        while !ends.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let message = match tokio::time::timeout(left, self.consumer.recv()).await {
-                Err(_) => {
-                    return Err(WatchError::Timeout {
-                        topic: self.topic.clone(),
-                        timeout,
-                    })
-                }
-                Ok(Err(e)) => return Err(self.kafka(e)),
-                // Owned: rule documents are few and small, and the book outlives the message.
-                Ok(Ok(m)) => m.detach(),
-            };
-            let (partition, offset) = (message.partition(), message.offset());
-            audits.extend(self.apply(&message));
-            ends.retain(|&(p, high)| !(p == partition && offset + 1 >= high));
-        }
         self.install();
         self.publish(&audits).await;
-        Ok(partitions.len())
+        Ok(partitions)
     }
 
     /// Follows the topic until `shutdown` turns true. Each valid change is installed at once.
@@ -208,18 +166,32 @@ impl RuleWatcher {
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
         let at = m.timestamp().to_millis().unwrap_or(0);
         let trigger = format!("rules-topic:{}:{}", m.partition(), m.offset());
-        let (outcome, version, reasons, label) = match self.book.apply(
-            &key,
-            m.payload(),
-            m.offset(),
-        ) {
-            Ok(Change::Installed { id, version }) => {
-                tracing::info!(rule = %id, version, "rule installed");
-                (DecisionOutcome::RuleInstalled, version, vec![], "installed")
+        let (outcome, version, reasons, label): (_, _, Vec<std::sync::Arc<str>>, _) = match self
+            .book
+            .apply(&key, m.payload(), m.offset())
+        {
+            Ok(Change::Installed {
+                id,
+                version,
+                slot,
+                retired,
+            }) => {
+                tracing::info!(rule = %id, version, slot = slot.as_str(), ?retired, "rule installed");
+                let mut reasons = vec![format!("installed as the {}", slot.as_str()).into()];
+                if let Some(r) = retired {
+                    reasons.push(format!("challenger v{r} retired").into());
+                }
+                (
+                    DecisionOutcome::RuleInstalled,
+                    version,
+                    reasons,
+                    "installed",
+                )
             }
-            Ok(Change::Deleted { id }) => {
-                tracing::info!(rule = %id, "rule deleted");
-                (DecisionOutcome::RuleDeleted, 0, vec![], "deleted")
+            Ok(Change::Deleted { id, slot }) => {
+                tracing::info!(rule = %id, slot = slot.as_str(), "rule deleted");
+                let reasons = vec![format!("{} deleted", slot.as_str()).into()];
+                (DecisionOutcome::RuleDeleted, 0, reasons, "deleted")
             }
             Ok(Change::Unchanged) => {
                 metrics()
@@ -243,7 +215,7 @@ impl RuleWatcher {
             audit_id: crate::decision::decision_id("rule-change", &key, version, "", &trigger),
             customer_id: String::new(),
             trigger_event_id: trigger,
-            rule_id: key,
+            rule_id: super::book::parse_key(&key).0.to_string(),
             rule_version: version,
             ruleset_version: self.book.version(),
             outcome,
@@ -251,6 +223,7 @@ impl RuleWatcher {
             reasons,
             features: FeatureValues::default(),
             decided_at: at,
+            shadow_outcome: None,
         }))
     }
 
@@ -263,4 +236,80 @@ impl RuleWatcher {
             tracing::warn!(error = %e, "rule-change audit records not produced");
         }
     }
+}
+
+/// Assigns every partition of `topic` to `consumer` from the beginning and hands each record to
+/// `each` until the end the topic had when reading began; returns the partitions read (0 when
+/// the topic does not exist).
+pub async fn read_to_end(
+    consumer: &StreamConsumer,
+    topic: &str,
+    timeout: Duration,
+    mut each: impl FnMut(OwnedMessage),
+) -> Result<usize, WatchError> {
+    let kafka = |error| WatchError::Kafka {
+        topic: topic.to_string(),
+        error,
+    };
+    let deadline = Instant::now() + timeout;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Ok(0);
+    }
+    let mut list = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for &p in &partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(kafka)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(kafka)?;
+        if high > low {
+            ends.push((p, high));
+        }
+    }
+    consumer.assign(&list).map_err(kafka)?;
+    while !ends.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Err(_) => {
+                return Err(WatchError::Timeout {
+                    topic: topic.to_string(),
+                    timeout,
+                })
+            }
+            Ok(Err(e)) => return Err(kafka(e)),
+            // Owned: rule documents are few and small, and the book outlives the message.
+            Ok(Ok(m)) => m.detach(),
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        each(message);
+        ends.retain(|&(p, high)| !(p == partition && offset + 1 >= high));
+    }
+    Ok(partitions.len())
+}
+
+/// The rules in force on `topic`: `book` (the rules from files) with every record of the topic
+/// applied, as a running instance holds them. Rejected records are skipped, as an instance
+/// skips them.
+pub async fn read_book(
+    consumer: &StreamConsumer,
+    topic: &str,
+    mut book: RuleBook,
+    timeout: Duration,
+) -> Result<RuleBook, WatchError> {
+    read_to_end(consumer, topic, timeout, |m| {
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        let _ = book.apply(&key, m.payload(), m.offset());
+    })
+    .await?;
+    Ok(book)
 }

@@ -7,6 +7,7 @@
 //! carry the same hash tag, so they live in one Redis Cluster slot and are written in one MULTI.
 
 pub mod memory;
+mod migrate;
 pub mod redis;
 
 use crate::event::{
@@ -143,7 +144,7 @@ pub struct AppliedOffset {
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields.
-pub const STATE_FORMAT: u8 = 3;
+pub const STATE_FORMAT: u8 = 4;
 
 /// Everything the operator keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -178,6 +179,12 @@ pub struct CustomerState {
     /// re-emits these instead of recomputing; entries are pruned once their offsets are
     /// committed. Customer ids are blanked (Redis holds no raw id) and restored from the event.
     pub outbox: Vec<OutboxEntry>,
+    /// Challengers' contact history: the offers shadow versions would have made, kept apart
+    /// from `contacts` so a challenger never changes what its champion decides, and long enough
+    /// for the same contact policy.
+    pub shadow_contacts: Vec<OfferRecord>,
+    /// The alerts shadow versions would have raised, for their own cooldowns.
+    pub shadow_alerts: Vec<ContactRecord>,
 }
 
 /// The decisions one applied event produced, kept until its transaction commits.
@@ -238,6 +245,7 @@ impl CustomerState {
             Some((&STATE_FORMAT, body)) => {
                 postcard::from_bytes(body).map_err(|e| StateError::Corrupt(e.to_string()))
             }
+            Some((&migrate::FORMAT_3, body)) => migrate::from_format_3(body),
             Some((other, _)) => Err(StateError::Corrupt(format!(
                 "state format {other}, this release reads format {STATE_FORMAT}"
             ))),

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Decisions by outcome (suppressions by reason).
     pub decisions: IntCounterVec,
+    /// Decisions by rule, rule version, role (`champion`: the version in force; `challenger`: a
+    /// shadow version on trial beside it) and outcome; a challenger's outcome is what it would have
+    /// decided (its audit's `shadow_outcome`), so the two versions' counts compare.
+    pub rule_decisions: IntCounterVec,
     /// Event time → decision produced, seconds: how far behind the events' own clock the
     /// decisions are. It includes how late producers send, so for back-dated, replayed or
     /// generated data it says nothing about the pipeline; see `processing_latency` for that.
@@ -183,6 +187,12 @@ impl Metrics {
                 "nbo_decisions_total",
                 "Decisions by outcome",
                 &["outcome"],
+            ),
+            rule_decisions: counter(
+                r,
+                "nbo_rule_decisions_total",
+                "Decisions by rule, version, role (champion or challenger) and outcome (a challenger's: what it would have decided)",
+                &["rule", "version", "role", "outcome"],
             ),
             event_time_lag: histogram(
                 r,

@@ -3,9 +3,11 @@
 
 use super::{WorkerContext, WorkerError};
 use crate::clock::now_ms;
+use crate::event::DecisionOutcome;
 use crate::output::{DeadLetter, Decision};
 use crate::sink::{DeliveryRetry, Published, Recovery, Sink};
 use crate::telemetry::metrics;
+use std::collections::HashMap;
 
 /// Most bytes of a bad record's payload (and key) copied into its dead letter: a record near the
 /// broker's size limit would otherwise make a dead letter the broker refuses, and the pipeline
@@ -22,11 +24,19 @@ pub(super) fn capped(bytes: Option<&[u8]>) -> (Option<Vec<u8>>, Option<usize>) {
     }
 }
 
-/// Counts a batch's decisions in the metrics (after they are produced).
+/// Counts a batch's decisions in the metrics (after they are produced). Per-version counts are
+/// summed in a local map first: one label lookup per (rule, version, outcome) of the batch.
 pub(super) fn count_decisions(decisions: &[Decision]) {
     let m = metrics();
     let produced_at = now_ms();
+    let mut by_version: HashMap<(&str, i32, DecisionOutcome, Option<DecisionOutcome>), u64> =
+        HashMap::new();
     for d in decisions {
+        if let Decision::Audit(a) = d {
+            *by_version
+                .entry((&a.rule_id, a.rule_version, a.outcome, a.shadow_outcome))
+                .or_default() += 1;
+        }
         match d {
             Decision::Offer(o) => {
                 m.offers.with_label_values(&[&o.rule_id]).inc();
@@ -42,6 +52,16 @@ pub(super) fn count_decisions(decisions: &[Decision]) {
             }
             Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),
         }
+    }
+    for ((rule, version, outcome, would), n) in by_version {
+        let (role, outcome) = match (outcome, would) {
+            (DecisionOutcome::Shadow, Some(would)) => ("challenger", would),
+            (DecisionOutcome::Shadow, None) => ("challenger", DecisionOutcome::Shadow),
+            (outcome, _) => ("champion", outcome),
+        };
+        m.rule_decisions
+            .with_label_values(&[rule, &version.to_string(), role, outcome.as_str()])
+            .inc_by(n);
     }
 }
 

@@ -1,0 +1,154 @@
+//! Challengers: a shadow version of a rule id, decided beside the version in force (its
+//! champion) on the same events, as if it had acted instead of the champion from the day it was
+//! published.
+//!
+//! A challenger's world differs from the real one in one way: its own would-be offers and alerts
+//! (`CustomerState::shadow_contacts`, `shadow_alerts`) stand where its champion's real ones
+//! stand ([`History::challenger`]). Everything else is shared: the customer's consent and
+//! permitted channels, the other rules' real offers (the frequency cap), quiet periods, recent
+//! HIGH alerts (risk suppression), the control group (the same hash of customer and rule id) and
+//! arbitration against the champions' candidates of the same trigger. So its counts compare with
+//! its champion's.
+//!
+//! It sends nothing: each decision is a SHADOW audit record carrying the challenger's version and
+//! `shadow_outcome`, what it would have decided (OFFERED, ALERTED or the suppression). A
+//! challenger that loses arbitration to another rule is not audited, as a champion that loses is
+//! not.
+
+use super::decide::{Lazy, Trigger};
+use super::Operator;
+use crate::decision::{self, History};
+use crate::event::DecisionOutcome;
+use crate::output::{Decision, Reasons};
+use crate::rules::{AlertRule, OfferRule};
+use crate::state::{ContactRecord, CustomerState, OfferRecord};
+
+impl Operator {
+    /// A challenger offer rule that holds, with its `score`, against the champions' `candidates`
+    /// of the same trigger.
+    pub(super) fn challenge_offer(
+        &self,
+        (score, rule): (f64, &OfferRule),
+        candidates: &[(f64, &OfferRule)],
+        values: &mut Lazy,
+        state: &mut CustomerState,
+        t: &Trigger<'_>,
+        out: &mut Vec<Decision>,
+    ) {
+        let id = rule.head.id.as_str();
+        let world = History::challenger(state, id);
+        let decided = match decision::offer_blocked(rule, world, t.at, &self.policy) {
+            Err(held) => Err(held),
+            Ok(()) => {
+                // Arbitration as if the challenger stood in for its champion.
+                let mut rivals: Vec<(f64, &OfferRule)> = candidates
+                    .iter()
+                    .filter(|(_, r)| r.head.id != id)
+                    .copied()
+                    .chain([(score, rule)])
+                    .collect();
+                let eligible = rivals.len();
+                let won = decision::arbitrate(&mut rivals)
+                    .is_some_and(|(_, best)| std::ptr::eq(best, rule));
+                if !won {
+                    return; // lost arbitration: not audited, as for a champion
+                }
+                decision::admit(rule, state, world, t.customer_id, t.at, &self.policy)
+                    .map(|channel| (channel, eligible))
+            }
+        };
+        let (outcome, why) = match decided {
+            Ok((channel, eligible)) => {
+                let mut why = format!(
+                    "shadow rule: would offer on {} with score {score:.3}",
+                    channel.as_str()
+                );
+                if eligible > 1 {
+                    why.push_str(&format!(" (best of {eligible} eligible offers)"));
+                }
+                (DecisionOutcome::Offered, why)
+            }
+            Err((outcome, why)) => (outcome, format!("shadow rule: would be held back: {why}")),
+        };
+        if outcome == DecisionOutcome::Offered {
+            let keep = self
+                .policy
+                .contact_retention_ms(self.longest_offer_cooldown_ms);
+            state.shadow_contacts.retain(|c| t.at - c.at < keep);
+            state.shadow_contacts.push(OfferRecord {
+                rule_id: rule.head.id.clone(),
+                product: rule.product,
+                offer_id: decision::decision_id(
+                    "offer",
+                    id,
+                    rule.head.version,
+                    t.customer_id,
+                    t.event_id,
+                ),
+                at: t.at,
+                response: None,
+                responded_at: None,
+            });
+        }
+        self.shadow_audit(&rule.head, (outcome, why), values, state, t, out);
+    }
+
+    /// A challenger alert rule that holds: it would raise the alert, or its own cooldown (its own
+    /// would-be alerts) holds it back.
+    pub(super) fn challenge_alert(
+        &self,
+        rule: &AlertRule,
+        values: &mut Lazy,
+        state: &mut CustomerState,
+        t: &Trigger<'_>,
+        out: &mut Vec<Decision>,
+    ) {
+        let at = t.at;
+        let last = state
+            .shadow_alerts
+            .iter()
+            .filter(|a| a.rule_id == rule.head.id)
+            .map(|a| a.at)
+            .max();
+        let (outcome, why) = if last.is_some_and(|last| (at - last).abs() < rule.cooldown_ms) {
+            (
+                DecisionOutcome::SuppressedCooldown,
+                "shadow rule: would be held back: same alert raised within its cooldown".into(),
+            )
+        } else {
+            let keep = self.longest_alert_cooldown_ms.max(self.longest_window_ms);
+            state.shadow_alerts.retain(|a| at - a.at < keep);
+            state.shadow_alerts.push(ContactRecord {
+                rule_id: rule.head.id.clone(),
+                at,
+            });
+            (
+                DecisionOutcome::Alerted,
+                format!(
+                    "shadow rule: would raise a {} {} alert",
+                    rule.severity.as_str(),
+                    rule.kind.as_str()
+                ),
+            )
+        };
+        self.shadow_audit(&rule.head, (outcome, why), values, state, t, out);
+    }
+
+    /// The SHADOW audit record of a challenger's decision: `would` is what it would have decided.
+    fn shadow_audit(
+        &self,
+        head: &crate::rules::RuleHead,
+        (would, why): (DecisionOutcome, String),
+        values: &mut Lazy,
+        state: &CustomerState,
+        t: &Trigger<'_>,
+        out: &mut Vec<Decision>,
+    ) {
+        let features = self.used_features(head, values, state);
+        let mut reasons: Reasons = head.condition.terms().to_vec();
+        reasons.push(why.into());
+        let mut audit = self.audit(head, t, DecisionOutcome::Shadow, None, reasons, features);
+        audit.shadow_outcome = Some(would);
+        out.push(Decision::Audit(audit));
+    }
+}
