@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Parser;
 use cli::args::{Cli, Command, FeaturesCommand, TopicsCommand};
-use cli::{admin, data, serve};
+use cli::{admin, data, rules, serve};
 use nbo_stream::registry;
 
 mod cli;
@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> Result<()> {
                     partitions,
                 },
         } => admin::topics_create(config, specs, partitions).await,
-        Command::Rules { command } => admin::rules(command).await,
+        Command::Rules { command } => rules::rules(command).await,
         Command::Schemas { command } => admin::schemas(command).await,
         Command::Features {
             command:

@@ -64,6 +64,7 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "offer-responses.toml",
     "erasure-requests.toml",
     "rules.toml",
+    "rules-history.toml",
     "offers.toml",
     "alerts.toml",
     "decisions-audit.toml",

@@ -221,7 +221,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
         &publisher,
         "/rules/publish",
         format!(
-            "csrf={publisher_csrf}&state=shadow&document={}",
+            "csrf={publisher_csrf}&state=shadow&comment=trying+a+lower+bound&document={}",
             urlencode(SHADOW_RULE)
         ),
     )

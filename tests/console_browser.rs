@@ -2,7 +2,8 @@
 //! which scripts/test.sh installs) driven over WebDriver against a running pipeline on the mock
 //! cluster. An alert reaches the live table within 2 s through the page's own script; a customer
 //! lookup shows the values `features show` shows; a typo is shown at its line and column; a
-//! viewer is refused the lookup. With `NBO_SCREENSHOTS=<dir>` it saves the pages as PNGs (the
+//! viewer is refused the lookup; and a rule's lifecycle: a challenger beside its champion,
+//! promoted, then rolled back. With `NBO_SCREENSHOTS=<dir>` it saves the pages as PNGs (the
 //! README's screenshots in docs/).
 
 mod common;
@@ -241,6 +242,201 @@ async fn the_console_in_headless_chromium() {
     b.set_window_size(1760, 900).await.unwrap();
     b.goto(&format!("{base}/rules")).await.unwrap();
     screenshot(&b, "console-rules.png").await;
+
+    b.close().await.unwrap();
+    run.stop().await;
+}
+
+/// The "offered / alerted" count of the last hour in the rules-page row of `version` of
+/// test-big-payment (`challenger`: its shadow row), or `None` while the row is not shown.
+async fn alerted(b: &Client, base: &str, version: i32, challenger: bool) -> Option<u64> {
+    b.goto(&format!("{base}/rules")).await.unwrap();
+    let rows = b
+        .find_all(Locator::Css(&format!(
+            "tr#rule-test-big-payment-v{version}"
+        )))
+        .await
+        .unwrap();
+    for row in rows {
+        let class = row.attr("class").await.unwrap().unwrap_or_default();
+        if (class == "challenger") != challenger {
+            continue;
+        }
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        return cells[4].text().await.unwrap().trim().parse().ok();
+    }
+    None
+}
+
+/// Polls `check` for up to 15 s.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("not within 15 s: {what}");
+}
+
+async fn fill_and_click(b: &Client, input: &str, text: &str, button: &str) -> String {
+    b.find(Locator::Css(input))
+        .await
+        .unwrap_or_else(|_| panic!("{input} on the page"))
+        .send_keys(text)
+        .await
+        .unwrap();
+    b.find(Locator::Css(button))
+        .await
+        .unwrap_or_else(|_| panic!("{button} on the page"))
+        .click()
+        .await
+        .unwrap();
+    match b.wait().for_element(Locator::Css("#report")).await {
+        Ok(report) => report.text().await.unwrap(),
+        Err(e) => panic!(
+            "no report after {button} ({e}): {}",
+            b.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+/// Whether the live table shows an alert of test-big-payment for `customer`.
+async fn live_alert(b: &Client, base: &str, customer: &str) -> bool {
+    b.goto(&format!("{base}/live")).await.unwrap();
+    let rows = b.find_all(Locator::Css("table#live tr")).await.unwrap();
+    for row in rows {
+        let text = row.text().await.unwrap_or_default();
+        if text.contains(customer) && text.contains("test-big-payment") {
+            return true;
+        }
+    }
+    false
+}
+
+/// The rule lifecycle as a publisher lives it: v2 of an active alert rule published as shadow
+/// runs beside v1 (v1 keeps alerting, v2 counts what it would have done and sends nothing),
+/// promoted it alerts in v1's place, and a rollback puts v1's text back in force as v3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rule_lifecycle_in_headless_chromium() {
+    let driver = start_driver();
+    let run = ConsoleRun::start().await;
+    let base = run.base.clone();
+    let b = browser(&driver).await;
+    b.set_window_size(1760, 1000).await.unwrap();
+    sign_in(&b, &base, "pat", "publisher-pass").await;
+
+    // v2 with a lower bound (5,000 instead of 9,000), published as shadow from the editor.
+    b.goto(&format!("{base}/rules/edit?id=test-big-payment"))
+        .await
+        .unwrap();
+    let area = b.find(Locator::Css("#document")).await.unwrap();
+    let v1 = area.prop("value").await.unwrap().unwrap_or_default();
+    assert_eq!(v1, RULE, "the editor shows the author's text");
+    let v2 = v1
+        .replace("version = 1", "version = 2")
+        .replace(">= 900000", ">= 500000");
+    area.clear().await.unwrap();
+    area.send_keys(&v2).await.unwrap();
+    let report = fill_and_click(&b, "#comment", "catch smaller frauds", "#publish-shadow").await;
+    assert!(
+        report.contains("Published test-big-payment v2 as shadow"),
+        "{report}"
+    );
+    until("the challenger row", || async {
+        alerted(&b, &base, 2, true).await.is_some()
+    })
+    .await;
+
+    // 6,000 fires v2 only; 12,500 fires both. v1 alerts, v2 only counts.
+    produce_payment(&run.settings, "CUST-000043", 600_000).await;
+    produce_payment(&run.settings, "CUST-000044", 1_250_000).await;
+    until(
+        "v1 alerted once and v2 would have alerted twice",
+        || async {
+            alerted(&b, &base, 1, false).await == Some(1)
+                && alerted(&b, &base, 2, true).await == Some(2)
+        },
+    )
+    .await;
+    assert!(
+        live_alert(&b, &base, "CUST-000044").await,
+        "v1 keeps alerting"
+    );
+    assert!(
+        !live_alert(&b, &base, "CUST-000043").await,
+        "v2 sends nothing"
+    );
+    b.goto(&format!("{base}/rules")).await.unwrap();
+    screenshot(&b, "console-challenger.png").await;
+
+    // Promote v2: it alerts on 6,000, and v1's row is gone.
+    b.goto(&format!("{base}/rules")).await.unwrap();
+    let report = fill_and_click(
+        &b,
+        "#promote-comment-test-big-payment",
+        "v2 caught more in shadow",
+        "#promote-test-big-payment",
+    )
+    .await;
+    assert!(report.contains("challenger promoted"), "{report}");
+    until("v2 in force, v1 retired", || async {
+        alerted(&b, &base, 2, false).await.is_some() && alerted(&b, &base, 1, false).await.is_none()
+    })
+    .await;
+    produce_payment(&run.settings, "CUST-000045", 600_000).await;
+    until("v2 alerts on 6,000", || async {
+        live_alert(&b, &base, "CUST-000045").await
+    })
+    .await;
+
+    // The versions page: a diff of v1 and v2, then a rollback to v1 (published as v3).
+    b.goto(&format!(
+        "{base}/rules/versions?id=test-big-payment&from=1&to=2"
+    ))
+    .await
+    .unwrap();
+    let diff = b
+        .find(Locator::Css("#diff-table"))
+        .await
+        .expect("the diff table")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        diff.contains("condition") && diff.contains(">= 500000"),
+        "{diff}"
+    );
+    screenshot(&b, "console-versions.png").await;
+    // v1 came from the rule files: the versions page offers it, and a rollback publishes its
+    // text again as v3.
+    let report = fill_and_click(
+        &b,
+        "#rollback-comment-v1",
+        "v2 flooded the fraud queue",
+        "#rollback-v1",
+    )
+    .await;
+    assert!(report.contains("v1's text published as v3"), "{report}");
+    until("v3 in force", || async {
+        alerted(&b, &base, 3, false).await.is_some()
+    })
+    .await;
+    produce_payment(&run.settings, "CUST-000046", 600_000).await;
+    produce_payment(&run.settings, "CUST-000047", 1_000_000).await;
+    until("v3 alerts on 10,000", || async {
+        live_alert(&b, &base, "CUST-000047").await
+    })
+    .await;
+    assert!(
+        !live_alert(&b, &base, "CUST-000046").await,
+        "v3 has v1's bound again: no alert on 6,000"
+    );
 
     b.close().await.unwrap();
     run.stop().await;

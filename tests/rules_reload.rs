@@ -100,6 +100,22 @@ impl Input {
 }
 
 /// Waits until the pipeline runs the rule set at `version`; returns how long that took.
+fn destination(settings: &nbo_stream::config::Settings) -> publish::Destination<'_> {
+    publish::Destination {
+        rules: &settings.topics.rules,
+        history: &settings.topics.rules_history,
+    }
+}
+
+fn who(comment: &str) -> nbo_stream::rules::history::Provenance {
+    nbo_stream::rules::history::Provenance::new(
+        "pat",
+        comment,
+        nbo_stream::rules::history::Action::Publish,
+    )
+    .unwrap()
+}
+
 async fn installed(version: i64, since: Instant) -> Duration {
     let ok = wait_for(Duration::from_secs(10), || {
         metrics().ruleset_version.get() == version
@@ -144,7 +160,7 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         codec: Codec::with_defaults().unwrap(),
         settings: settings.clone(),
     };
-    for id in ["C1", "C2", "C3", "C4"] {
+    for id in ["C1", "C2", "C3", "C4", "C5"] {
         input.profile(id).await;
     }
     // Profiles (with consent) are in before any purchase: topics are not ordered among themselves.
@@ -165,9 +181,14 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         .into_iter()
         .map(|c| Publication::Document(Box::new(c)))
         .collect();
-    let sent = publish::publish(&client, &settings.topics.rules, &items)
-        .await
-        .unwrap();
+    let sent = publish::publish(
+        &client,
+        destination(&settings),
+        &items,
+        &who("first version"),
+    )
+    .await
+    .unwrap();
     let took = installed(sent[0].2 + 1, Instant::now()).await;
     eprintln!("hot reload: installed {took:?} after the publish was acknowledged");
     assert!(took < Duration::from_secs(2), "hot reload took {took:?}");
@@ -273,7 +294,7 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         Publication::Delete("offer-electronics-insurance@shadow".into()),
     ];
     let since = Instant::now();
-    let sent = publish::publish(&client, &settings.topics.rules, &items)
+    let sent = publish::publish(&client, destination(&settings), &items, &who("v3 wins"))
         .await
         .unwrap();
     // The tombstone after a promotion changes nothing: the promotion retired the challenger.
@@ -285,6 +306,71 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         .find(|o| o.customer_id == "C4")
         .expect("offer to C4");
     assert_eq!(c4.rule_version, 3, "the promoted version offers");
+
+    // 6. The history holds every change sent through `publish` with who and why, and a
+    //    rollback publishes version 1's text again as version 4.
+    let consumer = nbo_stream::source::rules_consumer_config(&settings.kafka)
+        .create()
+        .unwrap();
+    let entries = publish::read_history(
+        &consumer,
+        &settings.topics.rules_history,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.version, e.author.as_str(), e.comment.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "pat", "first version"),
+            (3, "pat", "v3 wins"),
+            (0, "pat", "v3 wins")
+        ],
+        "{entries:?}"
+    );
+    assert_eq!(entries[0].text, RULE, "the text as written");
+    let book = nbo_stream::rules::watch::read_book(
+        &consumer,
+        &settings.topics.rules,
+        nbo_stream::rules::book::RuleBook::new(Arc::new(settings.features.load().unwrap()), &[])
+            .unwrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let (doc, text) = nbo_stream::rules::history::rollback(
+        &entries,
+        &[],
+        &book,
+        "offer-electronics-insurance",
+        1,
+    )
+    .unwrap();
+    assert_eq!(doc.version, 4);
+    let since = Instant::now();
+    let item = Publication::Document(Box::new(publish::Checked {
+        doc,
+        text,
+        path: "rollback".into(),
+    }));
+    let sent = publish::publish(&client, destination(&settings), &[item], &who("back to v1"))
+        .await
+        .unwrap();
+    installed(sent[0].2 + 1, since).await;
+    input.purchase("C5", 1).await;
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 5);
+    let c5 = offers
+        .iter()
+        .find(|o| o.customer_id == "C5")
+        .expect("offer to C5");
+    assert_eq!(
+        c5.rule_version, 4,
+        "version 1's text, published again as version 4"
+    );
 
     stop.send(true).unwrap();
     pipeline.await.unwrap().expect("pipeline stopped cleanly");

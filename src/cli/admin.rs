@@ -1,12 +1,11 @@
-//! The administration verbs: `topics create`, `rules check|publish`, `schemas check|register`
-//! and `features show`.
+//! The administration verbs: `topics create`, `schemas check|register` and `features show`
+//! (the `rules` verbs are in `cli/rules.rs`).
 
-use super::args::{RulesCommand, SchemasCommand};
+use super::args::SchemasCommand;
 use anyhow::{bail, Context, Result};
 use nbo_stream::config::Settings;
 use nbo_stream::{registry, source, state, telemetry, topics};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// `topics create`: the missing topics from the specs; existing ones are left alone.
 pub(crate) async fn topics_create(
@@ -61,98 +60,6 @@ pub(crate) async fn features_show(customer_id: String, config: PathBuf) -> Resul
     println!("customer {customer_id} ({})", key.features_key());
     for (name, value) in features {
         println!("  {name:<28} {value}");
-    }
-    Ok(())
-}
-
-/// `rules check` and `rules publish`.
-pub(crate) async fn rules(command: RulesCommand) -> Result<()> {
-    use nbo_stream::rules::publish::{self, Publication};
-    let (path, config) = match &command {
-        RulesCommand::Check { path, config } => (Some(path), config.clone()),
-        RulesCommand::Publish { path, config, .. } => (path.as_ref(), Some(config.clone())),
-        RulesCommand::Promote { config, .. } | RulesCommand::Drop { config, .. } => {
-            (None, Some(config.clone()))
-        }
-    };
-    let settings = load_lenient(config.as_deref())?;
-    telemetry::init_logs(&settings.telemetry);
-    let features = settings.features.load()?;
-    let checked = match path {
-        None => Vec::new(),
-        Some(path) => match publish::check(path, &features) {
-            Ok(checked) => checked,
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("error {e}");
-                }
-                bail!(
-                    "{} rule document error(s); nothing was published",
-                    errors.len()
-                );
-            }
-        },
-    };
-    let promote = matches!(command, RulesCommand::Promote { .. });
-    match command {
-        RulesCommand::Check { .. } => {
-            for c in &checked {
-                println!("{c}");
-            }
-            println!("{} rule document(s) valid", checked.len());
-        }
-        RulesCommand::Publish { delete, .. } => {
-            if checked.is_empty() && delete.is_empty() {
-                bail!("nothing to publish: give a rule document or folder, or --delete RULE_ID");
-            }
-            let items: Vec<Publication> = checked
-                .into_iter()
-                .map(|c| Publication::Document(Box::new(c)))
-                .chain(delete.into_iter().map(Publication::Delete))
-                .collect();
-            let topic = &settings.topics.rules;
-            let sent = publish::publish(&source::client_config(&settings.kafka), topic, &items)
-                .await
-                .with_context(|| format!("publishing to {topic}"))?;
-            for (id, partition, offset) in sent {
-                println!("published {id} to {topic} [{partition}] at offset {offset}");
-            }
-        }
-        RulesCommand::Promote { id, .. } | RulesCommand::Drop { id, .. } => {
-            let topic = &settings.topics.rules;
-            let docs = settings
-                .rules
-                .documents()
-                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?;
-            let book = nbo_stream::rules::book::RuleBook::new(Arc::new(features), &docs)
-                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?;
-            let consumer: rdkafka::consumer::StreamConsumer =
-                source::rules_consumer_config(&settings.kafka).create()?;
-            let book = nbo_stream::rules::watch::read_book(
-                &consumer,
-                topic,
-                book,
-                settings.rules.startup_timeout,
-            )
-            .await
-            .with_context(|| format!("reading {topic}"))?;
-            let items = if promote {
-                publish::promotion(&book, &id)
-            } else {
-                publish::drop_challenger(&book, &id)
-            }
-            .map_err(|e| anyhow::anyhow!("{e}; see `nbo-stream console` or the rules topic"))?;
-            let sent = publish::publish(&source::client_config(&settings.kafka), topic, &items)
-                .await
-                .with_context(|| format!("publishing to {topic}"))?;
-            for (key, partition, offset) in sent {
-                println!("published {key} to {topic} [{partition}] at offset {offset}");
-            }
-            println!(
-                "{id}: challenger {}",
-                if promote { "promoted" } else { "dropped" }
-            );
-        }
     }
     Ok(())
 }

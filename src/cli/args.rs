@@ -109,6 +109,20 @@ pub(crate) enum SchemasCommand {
     },
 }
 
+/// Who makes a rule change and why: every change carries both into the rules history.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ChangeArgs {
+    /// Configuration (brokers, security, topic names, features).
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Why, in plain words: kept with the change in the rules history (required).
+    #[arg(long, short = 'm')]
+    pub(crate) comment: String,
+    /// Who makes the change (default: `NBO_AUTHOR`, else the OS user).
+    #[arg(long)]
+    pub(crate) author: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum RulesCommand {
     /// Parse and compile rule documents (a file or a folder) the way a running instance will;
@@ -121,14 +135,15 @@ pub(crate) enum RulesCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Check, then write documents to the rules topic (key = rule id); running instances apply
-    /// them without a restart. Nothing is sent unless every document passes.
+    /// Check, then write documents to the rules topic; running instances apply them without a
+    /// restart. A `state = "shadow"` document becomes the rule's challenger (key `<id>@shadow`)
+    /// beside the version in force. Nothing is sent unless every document passes; each change is
+    /// kept in the rules history with the author and comment first.
     Publish {
         /// A rule document or a folder of them.
         path: Option<PathBuf>,
-        /// Configuration (brokers, security, topic names, features).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        change: ChangeArgs,
         /// Delete these rule ids (an empty value on the topic).
         #[arg(long = "delete", value_name = "RULE_ID")]
         delete: Vec<String>,
@@ -138,15 +153,44 @@ pub(crate) enum RulesCommand {
     Promote {
         /// The rule id.
         id: String,
-        /// Configuration (brokers, security, topic names, features).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
     /// Drop a rule's challenger (its shadow version); the version in force keeps running.
     Drop {
         /// The rule id.
         id: String,
-        /// Configuration (brokers, security, topic names, features).
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Publish an earlier version of a rule again, as a new version in force (its text as
+    /// written, from the rules history).
+    Rollback {
+        /// The rule id.
+        id: String,
+        /// The version to go back to.
+        #[arg(long)]
+        to: i32,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Every published change (of one rule, or all): when, what, who and why.
+    History {
+        /// Only this rule.
+        id: Option<String>,
+        /// Configuration (brokers, security, topic names).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// What differs between two versions of a rule: condition, thresholds, state, each field.
+    Diff {
+        /// The rule id.
+        id: String,
+        /// The first version.
+        from: i32,
+        /// The second version.
+        to: i32,
+        /// Configuration (brokers, security, topic names).
         #[arg(long, short)]
         config: PathBuf,
     },

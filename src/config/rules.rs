@@ -52,4 +52,12 @@ impl RuleSettings {
     ) -> Result<Vec<crate::rules::document::RuleDocument>, Vec<crate::rules::RuleError>> {
         crate::rules::load::documents(self.path.as_deref())
     }
+
+    /// As [`RuleSettings::documents`], each with its text as written.
+    pub fn sources(
+        &self,
+    ) -> Result<Vec<(crate::rules::document::RuleDocument, String)>, Vec<crate::rules::RuleError>>
+    {
+        crate::rules::load::sources(self.path.as_deref())
+    }
 }

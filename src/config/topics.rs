@@ -26,6 +26,9 @@ pub struct TopicSettings {
     pub erasure_requests: String,
     /// Rule documents (compacted; used by hot reload).
     pub rules: String,
+    /// Every published rule change with who, when, why and the text (never compacted): what
+    /// `rules history`, `rules diff` and `rules rollback` read.
+    pub rules_history: String,
     /// `NextBestOffer` output.
     pub offers: String,
     /// `RiskAlert` output.
@@ -49,6 +52,7 @@ impl Default for TopicSettings {
             offer_responses: "bank.offer-responses.v1".into(),
             erasure_requests: "bank.erasure-requests.v1".into(),
             rules: "bank.rules.v1".into(),
+            rules_history: "bank.rules-history.v1".into(),
             offers: "bank.offers.v1".into(),
             alerts: "bank.alerts.v1".into(),
             decisions_audit: "bank.decisions-audit.v1".into(),
@@ -78,6 +82,7 @@ impl TopicSettings {
         let mut all = self.inputs().to_vec();
         all.extend([
             self.rules.as_str(),
+            &self.rules_history,
             &self.offers,
             &self.alerts,
             &self.decisions_audit,

@@ -179,6 +179,7 @@ pub(super) async fn customer_lookup(
 pub(super) struct RuleForm {
     csrf: Option<String>,
     document: String,
+    comment: Option<String>,
     state: Option<String>,
     file: Option<String>,
 }
@@ -332,6 +333,30 @@ pub(super) async fn rule_publish(
                 .into_response()
         }
     };
+    let who = match crate::rules::history::Provenance::new(
+        &user.name,
+        form.comment.as_deref().unwrap_or_default(),
+        crate::rules::history::Action::Publish,
+    ) {
+        Ok(who) => who,
+        Err(message) => {
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message,
+            }];
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(editor_page(
+                    &app,
+                    &user,
+                    &text,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response();
+        }
+    };
     let state_name = crate::rules::edit::state_name(state);
     let unavailable = |message: String| {
         let problems = [editor::Problem {
@@ -377,7 +402,7 @@ pub(super) async fn rule_publish(
         path: format!("console:{}", user.name),
     }));
     let client = crate::source::client_config(&app.kafka);
-    let written = match publish(&client, &app.rules_topic, &[item]).await {
+    let written = match publish(&client, app.destination(), &[item], &who).await {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, rule = %doc.id, "console: publishing failed");

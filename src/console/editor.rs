@@ -162,7 +162,8 @@ pub fn page(
         Report::Published(what) => format!("<p class=\"ok\" id=\"report\">{}</p>", esc(&what)),
     };
     let publish = if user.can(Role::Publisher) {
-        "<button formaction=\"/rules/publish\" name=\"state\" value=\"shadow\" id=\"publish-shadow\">Publish as shadow</button>\
+        "<label>Why <input name=\"comment\" id=\"comment\" maxlength=\"2000\" size=\"40\" placeholder=\"required to publish\"></label> \
+         <button formaction=\"/rules/publish\" name=\"state\" value=\"shadow\" id=\"publish-shadow\">Publish as shadow</button>\
          <button formaction=\"/rules/publish\" name=\"state\" value=\"active\" id=\"publish-active\">Publish as active</button>"
     } else {
         "<span class=\"muted\">Publishing needs the publisher role.</span>"
@@ -186,7 +187,7 @@ pub fn page(
     let body = format!(
         "{report}<form method=\"post\" action=\"/rules/check\" class=\"editor\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <textarea name=\"document\" id=\"document\" rows=\"24\" spellcheck=\"false\">{text}</textarea>\
+         <textarea name=\"document\" id=\"document\" rows=\"24\" spellcheck=\"false\">\n{text}</textarea>\
          <p><button id=\"check\">Check</button> {backtest} {publish}</p></form>{extra}\
          <p class=\"muted\">Checked as <code>nbo-stream rules check</code> and a running instance check it: \
          the document parses, the condition compiles against the features, and the version is above the one in force. \

@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::event::{Event, EventKind};
 use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
 use crate::rules::book::RuleBook;
+use crate::rules::history::HistoryEntry;
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -33,7 +34,12 @@ enum Topic {
     DeadLetters,
     Responses,
     Rules,
+    History,
 }
+
+/// Rule history entries the console keeps (the oldest forgotten first): years of changes to a
+/// few hundred rules.
+pub const KEEP_HISTORY: usize = 50_000;
 
 /// Decoders of the output records, with the contract's schemas.
 struct Decoders {
@@ -87,6 +93,9 @@ pub struct Shared {
     pub store: Arc<Mutex<Store>>,
     /// Rules as the instances run them.
     pub rules: Arc<Mutex<RuleBook>>,
+    /// Every published rule change (the rules history topic), oldest first, at most
+    /// [`KEEP_HISTORY`].
+    pub history: Arc<Mutex<std::collections::VecDeque<HistoryEntry>>>,
     /// New offers and alerts, for the live stream. A slow listener misses rows (it is told how
     /// many) rather than holding memory.
     pub live: broadcast::Sender<Row>,
@@ -111,6 +120,7 @@ pub async fn run(
         (t.dead_letters.as_str(), Topic::DeadLetters),
         (t.offer_responses.as_str(), Topic::Responses),
         (t.rules.as_str(), Topic::Rules),
+        (t.rules_history.as_str(), Topic::History),
     ];
     let group = settings
         .console
@@ -160,6 +170,20 @@ pub async fn run(
                 book.apply(key, payload, message.offset())
                     .map(|_| ())
                     .map_err(|e| e.to_string())
+            }
+            Topic::History => {
+                match serde_json::from_slice::<HistoryEntry>(payload.unwrap_or_default()) {
+                    Ok(mut entry) => {
+                        entry.seq = message.offset();
+                        let mut history = shared.history.lock().unwrap_or_else(|p| p.into_inner());
+                        if history.len() == KEEP_HISTORY {
+                            history.pop_front();
+                        }
+                        history.push_back(entry);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("not a rule history entry: {e}")),
+                }
             }
             Topic::Responses => response(&codec, fetcher.as_deref(), &message, &shared).await,
             _ => apply(&decoders, topic, payload.unwrap_or_default(), &shared),
@@ -218,7 +242,7 @@ fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<
             lock(&shared.store).push_dead_letter(dead);
             None
         }
-        Topic::Responses | Topic::Rules => None,
+        Topic::Responses | Topic::Rules | Topic::History => None,
     };
     if let Some(row) = row {
         let row = lock(&shared.store).push_row(row);
@@ -268,7 +292,7 @@ async fn assignment(
             );
         }
         for p in partitions {
-            if topic == Topic::Rules {
+            if matches!(topic, Topic::Rules | Topic::History) {
                 rules.add_partition_offset(name, p, Offset::Beginning)?;
             } else {
                 outputs.add_partition_offset(name, p, Offset::Offset(since))?;

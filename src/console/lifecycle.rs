@@ -10,6 +10,7 @@ use crate::rules::publish::{self, Publication};
 pub(super) struct LifecycleForm {
     csrf: Option<String>,
     id: String,
+    comment: Option<String>,
 }
 
 /// What a lifecycle action publishes, and how it reads in the audit and on the page.
@@ -37,7 +38,7 @@ pub(super) async fn drop_challenger(
 
 fn message(user: &User, status: StatusCode, text: &str) -> Response {
     let body = format!(
-        "<p class=\"report\">{}</p><p><a href=\"/rules\">Back to the rules</a></p>",
+        "<p class=\"report\" id=\"report\">{}</p><p><a href=\"/rules\">Back to the rules</a></p>",
         pages::esc(text)
     );
     (status, Html(pages::layout("Rules", user, "/rules", &body))).into_response()
@@ -47,6 +48,19 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
     let user = match require_change(&app, &headers, Role::Publisher, form.csrf.as_deref()) {
         Ok(user) => user,
         Err(denied) => return denied.into_response(),
+    };
+    let action = if promote {
+        crate::rules::history::Action::Promote
+    } else {
+        crate::rules::history::Action::Drop
+    };
+    let who = match crate::rules::history::Provenance::new(
+        &user.name,
+        form.comment.as_deref().unwrap_or_default(),
+        action,
+    ) {
+        Ok(who) => who,
+        Err(e) => return message(&user, StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
     let (plan, ruleset_version) = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,7 +94,7 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
         rule_id: &form.id,
         rule_version: plan.version,
         ruleset_version,
-        what: format!("{} (v{})", plan.what, plan.version),
+        what: format!("{} (v{}): {}", plan.what, plan.version, who.comment),
     };
     if let Err(e) = app.audit.record(&user, action).await {
         tracing::error!(user = %user.name, rule = %form.id, error = %e, "console: a rule change could not be audited; nothing published");
@@ -93,7 +107,7 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
         );
     }
     let client = crate::source::client_config(&app.kafka);
-    match publish::publish(&client, &app.rules_topic, &plan.items).await {
+    match publish::publish(&client, app.destination(), &plan.items, &who).await {
         Ok(_) => {
             tracing::info!(user = %user.name, rule = %form.id, version = plan.version, what = plan.what, "console: rule lifecycle");
             message(

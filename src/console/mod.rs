@@ -20,6 +20,7 @@ mod lifecycle;
 pub mod pages;
 pub mod rules_page;
 pub mod store;
+mod versions;
 mod views;
 
 use crate::config::console::{ConsoleAuth, Role};
@@ -53,6 +54,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+impl App {
+    /// Where rule changes go.
+    fn destination(&self) -> crate::rules::publish::Destination<'_> {
+        crate::rules::publish::Destination {
+            rules: &self.rules_topic,
+            history: &self.history_topic,
+        }
+    }
+}
+
 /// What every handler reads.
 #[derive(Clone)]
 struct App {
@@ -66,6 +77,9 @@ struct App {
     audit: Arc<audit::AuditWriter>,
     kafka: crate::config::KafkaSettings,
     rules_topic: String,
+    history_topic: String,
+    /// The rule files the console started with, with their text: versions before the history.
+    files: Arc<Vec<(crate::rules::document::RuleDocument, String)>>,
     settings: Arc<Settings>,
     /// One backtest at a time.
     backtests: Arc<tokio::sync::Semaphore>,
@@ -129,9 +143,9 @@ pub async fn start_with(
     )?);
     let docs = settings
         .rules
-        .documents()
+        .sources()
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
-    let book = crate::rules::book::RuleBook::new(features.clone(), &docs)
+    let book = crate::rules::book::RuleBook::from_sources(features.clone(), &docs)
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
     let c = &settings.console;
     let shared = Shared {
@@ -142,6 +156,7 @@ pub async fn start_with(
         rules: Arc::new(Mutex::new(book)),
         live: tokio::sync::broadcast::channel(1024).0,
         lag: Default::default(),
+        history: Default::default(),
     };
     let lag_settings = settings.clone();
     let lag_slot = shared.lag.clone();
@@ -167,6 +182,8 @@ pub async fn start_with(
         audit,
         kafka: settings.kafka.clone(),
         rules_topic: settings.topics.rules.clone(),
+        history_topic: settings.topics.rules_history.clone(),
+        files: Arc::new(docs.clone()),
         settings: Arc::new(settings.clone()),
         backtests: Arc::new(tokio::sync::Semaphore::new(1)),
         password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS)),
@@ -198,6 +215,8 @@ fn router(app: App) -> Router {
         .route("/rules/publish", post(rule_publish))
         .route("/rules/promote", post(lifecycle::promote))
         .route("/rules/drop", post(lifecycle::drop_challenger))
+        .route("/rules/versions", get(versions::page))
+        .route("/rules/rollback", post(versions::rollback))
         .route("/rules/backtest", post(rule_backtest))
         .route("/assets/{file}", get(asset))
         .layer(axum::middleware::map_response(secure_headers))

@@ -73,13 +73,16 @@ fn counts_cells(counts: &[u64], responses: Option<&[u64; RESPONSES]>) -> String 
     )
 }
 
-/// A POST button of the lifecycle (`/rules/promote`, `/rules/drop`) for rule `id`.
+/// A POST form of the lifecycle (`/rules/promote`, `/rules/drop`) for rule `id`, with the
+/// comment every change requires.
 fn lifecycle_button(user: &User, action: &str, id: &str, label: &str) -> String {
     format!(
-        "<form method=\"post\" action=\"/rules/{action}\" class=\"inline\">\
+        "<form method=\"post\" action=\"/rules/{action}\" class=\"lifecycle\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"id\" value=\"{}\">\
+         <input name=\"comment\" id=\"{action}-comment-{}\" required maxlength=\"2000\" placeholder=\"why\">\
          <button type=\"submit\" id=\"{action}-{}\">{label}</button></form>",
         esc(&user.csrf),
+        esc(id),
         esc(id),
         esc(id),
     )
@@ -107,7 +110,8 @@ pub fn rules(
     let empty = Minutes::new(1);
     let no_responses = Minutes::<RESPONSES>::new(1);
     for (slot, d) in docs {
-        let minutes = store.rule(&d.id, d.version).unwrap_or(&empty);
+        let challenger = *slot == Slot::Challenger;
+        let minutes = store.rule(&d.id, d.version, challenger).unwrap_or(&empty);
         let hour = minutes.total_since(now - 3_600_000);
         let day = minutes.total_since(now - 86_400_000);
         let responses = store.responses(&d.id).unwrap_or(&no_responses);
@@ -118,8 +122,11 @@ pub fn rules(
         // Responses arrive for offers that went out: the champion's.
         let offer = d.is_offer() && *slot == Slot::Champion;
         let kind = if d.is_offer() { "offer" } else { "alert" };
-        let challenger = *slot == Slot::Challenger;
-        let mut actions = String::new();
+        let mut actions = format!(
+            "<br><a href=\"/rules/versions?id={0}\" id=\"versions-{0}-v{1}\">versions</a>",
+            esc(&d.id),
+            d.version
+        );
         if user.can(Role::Analyst)
             && (challenger
                 || !docs

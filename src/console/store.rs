@@ -252,7 +252,7 @@ pub struct Store {
     rows: VecDeque<Row>,
     audits: VecDeque<DecisionAudit>,
     chart: Minutes,
-    rules: HashMap<(String, i32), Minutes>,
+    rules: HashMap<(String, i32, bool), Minutes>,
     dead: BTreeMap<String, Reason>,
     versions: BTreeMap<i64, i64>,
     records: u64,
@@ -414,11 +414,12 @@ impl Store {
         }
         // Counted per rule version; a challenger's SHADOW record counts as what it would have
         // decided, so its columns compare with its champion's.
-        let version = (a.rule_id.clone(), a.rule_version);
+        let challenger = a.outcome == DecisionOutcome::Shadow;
+        let version = (a.rule_id.clone(), a.rule_version, challenger);
         let key = if self.rules.contains_key(&version) || self.rules.len() < MAX_RULES {
             version
         } else {
-            (OTHER_RULES.to_string(), 0)
+            (OTHER_RULES.to_string(), 0, challenger)
         };
         let counted = match (a.outcome, a.shadow_outcome) {
             (DecisionOutcome::Shadow, Some(would)) => would,
@@ -487,10 +488,11 @@ impl Store {
         &self.chart
     }
 
-    /// Decisions of version `version` of rule `id` per minute by outcome over the last day (a
-    /// challenger's by what it would have decided).
-    pub fn rule(&self, id: &str, version: i32) -> Option<&Minutes> {
-        self.rules.get(&(id.to_string(), version))
+    /// Decisions of version `version` of rule `id` per minute by outcome over the last day, as
+    /// the version in force or (`challenger`) as a shadow version, by what it would have decided.
+    /// A promoted version's two periods are counted apart.
+    pub fn rule(&self, id: &str, version: i32, challenger: bool) -> Option<&Minutes> {
+        self.rules.get(&(id.to_string(), version, challenger))
     }
 
     /// Dead letters by reason.

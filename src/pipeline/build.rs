@@ -54,9 +54,9 @@ pub(super) async fn build(
     let features = Arc::new(settings.features.load()?);
     let docs = settings
         .rules
-        .documents()
+        .sources()
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
-    let book = RuleBook::new(features.clone(), &docs)
+    let book = RuleBook::from_sources(features.clone(), &docs)
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
     let build: BuildOperator = {
         let (features, op_settings) = (features.clone(), settings.operator.clone());

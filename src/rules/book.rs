@@ -142,15 +142,27 @@ pub struct RuleBook {
 
 impl RuleBook {
     /// A book over `features` starting with `docs` (from files or the starter set) at version 0;
-    /// a shadow document becomes its id's challenger.
+    /// a shadow document becomes its id's challenger. Their text is kept as TOML; see
+    /// [`RuleBook::from_sources`] to keep the authors' text.
     pub fn new(features: Arc<FeatureSet>, docs: &[RuleDocument]) -> Result<Self, Vec<RuleError>> {
+        let sources: Vec<(RuleDocument, String)> =
+            docs.iter().map(|d| (d.clone(), d.to_toml())).collect();
+        Self::from_sources(features, &sources)
+    }
+
+    /// As [`RuleBook::new`], with each document's text as its author wrote it
+    /// ([`super::load::sources`]).
+    pub fn from_sources(
+        features: Arc<FeatureSet>,
+        sources: &[(RuleDocument, String)],
+    ) -> Result<Self, Vec<RuleError>> {
         let mut book = Self {
             features,
             rules: BTreeMap::new(),
             version: 0,
         };
         let mut errors = Vec::new();
-        for doc in docs {
+        for (doc, text) in sources {
             match compile(doc, &book.features) {
                 Ok(rule) => {
                     let slot = match doc.state {
@@ -159,7 +171,7 @@ impl RuleBook {
                     };
                     *book.rules.entry(doc.id.clone()).or_default().slot_mut(slot) = Some(Entry {
                         doc: doc.clone(),
-                        text: doc.to_toml(),
+                        text: text.clone(),
                         rule,
                     });
                 }

@@ -71,12 +71,17 @@ pub fn read(path: &Path) -> Result<(RuleDocument, String), RuleError> {
 /// Every document under `path` (or the starter set when `None`), parsed: all errors, not just
 /// the first, so an author fixes a folder in one pass. Ids must be unique.
 pub fn documents(path: Option<&Path>) -> Result<Vec<RuleDocument>, Vec<RuleError>> {
-    let parsed: Vec<Result<(String, RuleDocument), RuleError>> = match path {
+    Ok(sources(path)?.into_iter().map(|(d, _)| d).collect())
+}
+
+/// As [`documents`], each with its text as the author wrote it.
+pub fn sources(path: Option<&Path>) -> Result<Vec<(RuleDocument, String)>, Vec<RuleError>> {
+    let parsed: Vec<Result<(String, RuleDocument, String), RuleError>> = match path {
         None => STARTER
             .iter()
             .map(|(name, text)| {
                 RuleDocument::parse(text, Format::Toml)
-                    .map(|d| (name.to_string(), d))
+                    .map(|d| (name.to_string(), d, text.to_string()))
                     .map_err(|e| RuleError {
                         rule_id: name.to_string(),
                         reason: e.message,
@@ -93,26 +98,26 @@ pub fn documents(path: Option<&Path>) -> Result<Vec<RuleDocument>, Vec<RuleError
             }
             Ok(files) => files
                 .iter()
-                .map(|f| read(f).map(|(d, _)| (f.display().to_string(), d)))
+                .map(|f| read(f).map(|(d, t)| (f.display().to_string(), d, t)))
                 .collect(),
         },
     };
-    let mut docs: Vec<(String, RuleDocument)> = Vec::new();
+    let mut docs: Vec<(String, RuleDocument, String)> = Vec::new();
     let mut errors = Vec::new();
     for item in parsed {
         match item {
-            Ok((origin, doc)) => match docs.iter().find(|(_, d)| d.id == doc.id) {
-                Some((first, _)) => errors.push(RuleError {
+            Ok((origin, doc, text)) => match docs.iter().find(|(_, d, _)| d.id == doc.id) {
+                Some((first, _, _)) => errors.push(RuleError {
                     rule_id: doc.id.clone(),
                     reason: format!("defined twice: in {first} and in {origin}"),
                 }),
-                None => docs.push((origin, doc)),
+                None => docs.push((origin, doc, text)),
             },
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(docs.into_iter().map(|(_, d)| d).collect())
+        Ok(docs.into_iter().map(|(_, d, t)| (d, t)).collect())
     } else {
         Err(errors)
     }

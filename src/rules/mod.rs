@@ -8,6 +8,7 @@ pub mod book;
 pub mod condition;
 pub mod document;
 pub mod edit;
+pub mod history;
 pub mod load;
 pub mod publish;
 pub mod watch;

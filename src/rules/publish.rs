@@ -4,6 +4,7 @@
 use super::book::{challenger_key, RuleBook};
 use super::document::{Format, RuleDocument, RuleState};
 use super::edit::restate;
+use super::history::{HistoryEntry, Provenance};
 use super::{compile, load, Rule, RuleError};
 use crate::features::FeatureSet;
 use rdkafka::config::ClientConfig;
@@ -138,13 +139,25 @@ pub fn drop_challenger(book: &RuleBook, id: &str) -> Result<Vec<Publication>, Ru
     Ok(vec![Publication::Delete(challenger_key(id))])
 }
 
-/// Writes each publication to `topic` and waits for every acknowledgement; returns
-/// (rule id, partition, offset) per record, in order. The producer is idempotent with acks=all,
-/// so a retried publish cannot reorder or duplicate a rule's versions.
+/// Where publications go: the rules topic and its history.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The compacted rules topic the instances follow.
+    pub rules: &'a str,
+    /// The history topic ([`super::history`]).
+    pub history: &'a str,
+}
+
+/// Writes each publication to the rules topic, each preceded by its history entry (who, when,
+/// why, the text), and waits for every acknowledgement; returns (key, partition, offset) of each
+/// rules record, in order. A history entry that is not acknowledged stops the publish before its
+/// change is written. The producer is idempotent with acks=all, so a retried publish cannot
+/// reorder or duplicate a rule's versions.
 pub async fn publish(
     client: &ClientConfig,
-    topic: &str,
+    to: Destination<'_>,
     items: &[Publication],
+    who: &Provenance,
 ) -> Result<Vec<(String, i32, i64)>, rdkafka::error::KafkaError> {
     let mut config = client.clone();
     config.set("enable.idempotence", "true").set("acks", "all");
@@ -155,7 +168,23 @@ pub async fn publish(
             Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_bytes()),
             Publication::Delete(key) => (key.clone(), &[]),
         };
-        let mut record = FutureRecord::<str, [u8]>::to(topic).key(&key);
+        let entry = HistoryEntry::new(
+            &key,
+            std::str::from_utf8(value).unwrap_or_default(),
+            who,
+            crate::clock::now_ms(),
+        );
+        let json = serde_json::to_vec(&entry).unwrap_or_default();
+        producer
+            .send(
+                FutureRecord::<str, [u8]>::to(to.history)
+                    .key(&entry.rule_id)
+                    .payload(&json),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        let mut record = FutureRecord::<str, [u8]>::to(to.rules).key(&key);
         if !value.is_empty() {
             record = record.payload(value);
         }
@@ -166,6 +195,29 @@ pub async fn publish(
         out.push((key, delivery.partition, delivery.offset));
     }
     Ok(out)
+}
+
+/// Reads the whole history topic through `consumer` (assigned, not in a group), oldest first;
+/// records that are not history entries are skipped with a warning.
+pub async fn read_history(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<HistoryEntry>, super::watch::WatchError> {
+    use rdkafka::Message;
+    let mut entries = Vec::new();
+    super::watch::read_to_end(consumer, topic, timeout, |m| {
+        match serde_json::from_slice::<HistoryEntry>(m.payload().unwrap_or_default()) {
+            Ok(mut e) => {
+                e.seq = m.offset();
+                entries.push(e);
+            }
+            Err(e) => tracing::warn!(topic, offset = m.offset(), error = %e, "not a rule history entry; skipped"),
+        }
+    })
+    .await?;
+    entries.sort_by_key(|e| e.seq);
+    Ok(entries)
 }
 
 #[cfg(test)]
