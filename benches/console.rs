@@ -41,20 +41,23 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
                 ("txn_count_24h".into(), 7.0),
             ],
         });
-        store.push_audit(DecisionAudit {
-            audit_id: format!("a{i}"),
-            customer_id: format!("CUST-{:06}", i % 2_000),
-            trigger_event_id: format!("e{i}"),
-            rule_id: rule.clone(),
-            rule_version: 1,
-            ruleset_version: 3,
-            outcome: DecisionOutcome::ALL[i % 8],
-            decision_id: None,
-            reasons: vec!["reason".into()],
-            features: FeatureValues::default(),
-            decided_at: at,
-            shadow_outcome: None,
-        });
+        store.push_audit(
+            DecisionAudit {
+                audit_id: format!("a{i}"),
+                customer_id: format!("CUST-{:06}", i % 2_000),
+                trigger_event_id: format!("e{i}"),
+                rule_id: rule.clone(),
+                rule_version: 1,
+                ruleset_version: 3,
+                outcome: DecisionOutcome::ALL[i % 8],
+                decision_id: None,
+                reasons: vec!["reason".into()],
+                features: FeatureValues::default(),
+                decided_at: at,
+                shadow_outcome: None,
+            },
+            at,
+        );
     }
     store
 }

@@ -142,7 +142,10 @@ pub async fn run(
         config.set(key, value);
     }
     let consumer: StreamConsumer = config.create()?;
-    let since = crate::console::now_ms() - i64::from(settings.console.chart_hours) * 3_600_000;
+    // The chart's hours, and at least the last day for the rules' counts: a console restarted
+    // mid-day counts the whole day, as one that ran all day does.
+    let hours = i64::from(settings.console.chart_hours.max(24));
+    let since = crate::console::now_ms() - hours * 3_600_000;
     let list = assignment(&consumer, &topics, since).await?;
     consumer.assign(&list)?;
     tracing::info!(partitions = list.count(), %group, "console reading the output and rules topics");
@@ -186,7 +189,14 @@ pub async fn run(
                 }
             }
             Topic::Responses => response(&codec, fetcher.as_deref(), &message, &shared).await,
-            _ => apply(&decoders, topic, payload.unwrap_or_default(), &shared),
+            _ => {
+                // When the record was produced: the decision's processing time.
+                let at = message
+                    .timestamp()
+                    .to_millis()
+                    .unwrap_or_else(crate::console::now_ms);
+                apply(&decoders, topic, payload.unwrap_or_default(), at, &shared)
+            }
         };
         if let Err(error) = result {
             tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "console: record skipped");
@@ -224,7 +234,13 @@ async fn response(
 }
 
 /// Decodes one output record into the store (and the live stream).
-fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<(), String> {
+fn apply(
+    d: &Decoders,
+    topic: Topic,
+    payload: &[u8],
+    at: i64,
+    shared: &Shared,
+) -> Result<(), String> {
     let row = match topic {
         Topic::Offers => {
             let offer: NextBestOffer = d.decode(&d.offer, payload)?;
@@ -234,7 +250,7 @@ fn apply(d: &Decoders, topic: Topic, payload: &[u8], shared: &Shared) -> Result<
         Topic::Alerts => Some(Row::alert(d.decode::<RiskAlert>(&d.alert, payload)?)),
         Topic::Audit => {
             let audit: DecisionAudit = d.decode(&d.audit, payload)?;
-            lock(&shared.store).push_audit(audit);
+            lock(&shared.store).push_audit(audit, at);
             None
         }
         Topic::DeadLetters => {

@@ -216,8 +216,17 @@ pub fn health(
 ) -> String {
     let last5 = store.chart().total_since(now - 5 * 60_000);
     let per_minute = last5.iter().sum::<u64>() as f64 / 5.0;
+    let event_lag = match store.event_time_lag().since(now - 5 * 60_000) {
+        Some((mean, max)) => format!(
+            "{} mean, {} at most",
+            crate::rules::history::short(std::time::Duration::from_millis(mean.max(0) as u64)),
+            crate::rules::history::short(std::time::Duration::from_millis(max.max(0) as u64))
+        ),
+        None => "–".into(),
+    };
     let mut body = format!(
-        "<dl class=\"facts\"><dt>Decisions per minute (last 5 minutes)</dt><dd id=\"per-minute\">{per_minute:.1}</dd>\
+        "<dl class=\"facts\"><dt>Decisions per minute (last 5 minutes, by when they were made)</dt><dd id=\"per-minute\">{per_minute:.1}</dd>\
+         <dt>Event-time lag (last 5 minutes: decision made − event time)</dt><dd id=\"event-time-lag\">{event_lag}</dd>\
          <dt>Records read by this console</dt><dd>{}</dd>\
          <dt>Offers and alerts held</dt><dd>{}</dd>\
          <dt>Rule set on the rules topic</dt><dd>version {book_version}</dd>\

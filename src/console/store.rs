@@ -264,6 +264,49 @@ pub struct Store {
     pending: HashMap<Arc<str>, Vec<(OfferResponseKind, i64)>>,
     pending_order: VecDeque<Arc<str>>,
     shadow: HashMap<String, VecDeque<DecisionAudit>>,
+    lag: LagMinutes,
+}
+
+/// Event-time lag of the decisions per minute of processing time (the last hour): how far the
+/// decisions trail their events' own clock.
+#[derive(Debug, Default)]
+pub struct LagMinutes {
+    /// (minute, sum of lags in ms, decisions, largest lag in ms), oldest first.
+    buckets: VecDeque<(i64, i64, u64, i64)>,
+}
+
+impl LagMinutes {
+    fn add(&mut self, at: i64, lag_ms: i64) {
+        let minute = at.div_euclid(MINUTE_MS);
+        match self.buckets.iter_mut().rev().find(|b| b.0 == minute) {
+            Some(b) => {
+                b.1 = b.1.saturating_add(lag_ms);
+                b.2 += 1;
+                b.3 = b.3.max(lag_ms);
+            }
+            None => {
+                let at = self.buckets.partition_point(|b| b.0 < minute);
+                self.buckets.insert(at, (minute, lag_ms, 1, lag_ms));
+            }
+        }
+        let newest = self.buckets.back().map_or(minute, |b| b.0);
+        while self.buckets.front().is_some_and(|b| b.0 <= newest - 60) {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The mean and largest event-time lag (ms) of the decisions made since `since` (ms), if any.
+    pub fn since(&self, since: i64) -> Option<(i64, i64)> {
+        let first = since.div_euclid(MINUTE_MS);
+        let (sum, n, max) = self
+            .buckets
+            .iter()
+            .filter(|b| b.0 >= first)
+            .fold((0i64, 0u64, i64::MIN), |(s, n, m), b| {
+                (s.saturating_add(b.1), n + b.2, m.max(b.3))
+            });
+        (n > 0).then(|| (sum / n as i64, max))
+    }
 }
 
 impl Store {
@@ -290,6 +333,7 @@ impl Store {
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
             shadow: HashMap::new(),
+            lag: LagMinutes::default(),
         }
     }
 
@@ -393,7 +437,12 @@ impl Store {
 
     /// Counts an audit record (the chart, its rule's counters and the ruleset version) and keeps
     /// it among the latest. Records of rule changes and console use are kept, not counted.
-    pub fn push_audit(&mut self, a: DecisionAudit) {
+    ///
+    /// `at` is when the decision was made: the record's Kafka timestamp (the time it was
+    /// produced), so the chart and the rules' last hour and day count by processing time, the
+    /// same in every console, however old the events were. How far the decisions trail their
+    /// events' own time (`at − decided_at`) is kept apart ([`Store::event_time_lag`]).
+    pub fn push_audit(&mut self, a: DecisionAudit, at: i64) {
         self.records += 1;
         if self.audits.len() == self.keep_rows {
             self.audits.pop_front();
@@ -402,7 +451,8 @@ impl Store {
         if !is_decision(a.outcome) {
             return;
         }
-        self.chart.add(a.decided_at, a.outcome);
+        self.chart.add(at, a.outcome);
+        self.lag.add(at, at - a.decided_at);
         if a.outcome == DecisionOutcome::Shadow
             && (self.shadow.contains_key(&a.rule_id) || self.shadow.len() < MAX_RULES)
         {
@@ -428,9 +478,9 @@ impl Store {
         self.rules
             .entry(key)
             .or_insert_with(|| Minutes::new(DAY_MINUTES))
-            .add(a.decided_at, counted);
+            .add(at, counted);
         let seen = self.versions.entry(a.ruleset_version).or_insert(0);
-        *seen = (*seen).max(a.decided_at);
+        *seen = (*seen).max(at);
         let newest = self.versions.values().copied().max().unwrap_or(0);
         self.versions.retain(|_, at| *at > newest - VERSION_SEEN_MS);
     }
@@ -505,6 +555,11 @@ impl Store {
         &self.versions
     }
 
+    /// Event-time lag of the decisions made in the last hour.
+    pub fn event_time_lag(&self) -> &LagMinutes {
+        &self.lag
+    }
+
     /// Records read since the console started.
     pub fn records(&self) -> u64 {
         self.records
@@ -572,6 +627,48 @@ mod tests {
         let loan = s.responses("loan").unwrap().total_since(0);
         assert_eq!(loan[OfferResponseKind::Accepted as usize], 1);
         assert_eq!(s.unattributed_responses(), 1, "o1 was forgotten");
+    }
+
+    fn audit(rule_version: i32, outcome: DecisionOutcome, decided_at: i64) -> DecisionAudit {
+        DecisionAudit {
+            audit_id: "a".into(),
+            customer_id: "C1".into(),
+            trigger_event_id: "E1".into(),
+            rule_id: "r".into(),
+            rule_version,
+            ruleset_version: 7,
+            outcome,
+            decision_id: None,
+            reasons: vec![],
+            features: Default::default(),
+            decided_at,
+            shadow_outcome: (outcome == DecisionOutcome::Shadow)
+                .then_some(DecisionOutcome::SuppressedCooldown),
+        }
+    }
+
+    #[test]
+    fn decisions_count_by_when_they_were_made_per_version_and_role() {
+        let now = 100 * DAY_MINUTES as i64 * MINUTE_MS;
+        let mut s = Store::new(10, 1, 1);
+        // Back-dated events: decided now, about events of three days ago.
+        let three_days = 3 * DAY_MINUTES as i64 * MINUTE_MS;
+        s.push_audit(audit(1, DecisionOutcome::Alerted, now - three_days), now);
+        s.push_audit(audit(2, DecisionOutcome::Shadow, now - three_days), now);
+        s.push_audit(audit(2, DecisionOutcome::Shadow, now - 1_000), now);
+        let champion = s.rule("r", 1, false).unwrap().total_since(now - 3_600_000);
+        assert_eq!(champion[DecisionOutcome::Alerted as usize], 1);
+        let challenger = s.rule("r", 2, true).unwrap().total_since(now - 3_600_000);
+        assert_eq!(
+            challenger[DecisionOutcome::SuppressedCooldown as usize],
+            2,
+            "a challenger counts what it would have decided"
+        );
+        assert!(s.rule("r", 2, false).is_none());
+        assert_eq!(s.chart().total_since(now - 60_000).iter().sum::<u64>(), 3);
+        let (mean, max) = s.event_time_lag().since(now - 60_000).unwrap();
+        assert_eq!(max, three_days);
+        assert_eq!(mean, (2 * three_days + 1_000) / 3);
     }
 
     fn sample(at: i64) -> Row {
