@@ -441,3 +441,70 @@ async fn the_rule_lifecycle_in_headless_chromium() {
     b.close().await.unwrap();
     run.stop().await;
 }
+
+/// Four-eyes: with `console.require_approval`, a publisher's change waits for a second
+/// publisher; the first cannot approve it, the second's approval publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_publisher_approves_a_change_in_headless_chromium() {
+    let driver = start_driver();
+    let run = ConsoleRun::start_with(|s| s.console.require_approval = true).await;
+    let base = run.base.clone();
+    let b = browser(&driver).await;
+    b.set_window_size(1760, 1000).await.unwrap();
+    sign_in(&b, &base, "pat", "publisher-pass").await;
+    b.goto(&format!("{base}/rules/edit?id=test-big-payment"))
+        .await
+        .unwrap();
+    let area = b.find(Locator::Css("#document")).await.unwrap();
+    let v2 = RULE
+        .replace("version = 1", "version = 2")
+        .replace(">= 900000", ">= 500000");
+    area.clear().await.unwrap();
+    area.send_keys(&v2).await.unwrap();
+    let report = fill_and_click(&b, "#comment", "catch smaller frauds", "#publish-shadow").await;
+    assert!(report.contains("requested"), "{report}");
+    // Held: not on the rules topic, so no challenger row.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(alerted(&b, &base, 2, true).await, None, "held for approval");
+    // pat may not approve pat's own request.
+    b.goto(&format!("{base}/rules/approvals")).await.unwrap();
+    let row = b
+        .wait()
+        .for_element(Locator::Css("#approvals tr[id^=request-]"))
+        .await
+        .expect("the open request")
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("your request"), "{row}");
+    assert!(b.find(Locator::Css("button[id^=approve-]")).await.is_err());
+    sign_out(&b).await;
+
+    sign_in(&b, &base, "quinn", "second-publisher-pass").await;
+    b.goto(&format!("{base}/rules/approvals")).await.unwrap();
+    let button = b
+        .find(Locator::Css("button[id^=approve-]"))
+        .await
+        .expect("quinn may approve");
+    let id = button.attr("id").await.unwrap().unwrap_or_default();
+    let seq = id.trim_start_matches("approve-").to_string();
+    let report = fill_and_click(
+        &b,
+        &format!("#approve-comment-{seq}"),
+        "reviewed the bound",
+        &format!("#approve-{seq}"),
+    )
+    .await;
+    assert!(report.contains("approval of request"), "{report}");
+    until("the approved challenger runs", || async {
+        alerted(&b, &base, 2, true).await.is_some()
+    })
+    .await;
+    b.goto(&format!("{base}/rules/approvals")).await.unwrap();
+    b.find(Locator::Css("#no-requests"))
+        .await
+        .expect("no open request left");
+
+    b.close().await.unwrap();
+    run.stop().await;
+}

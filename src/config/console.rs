@@ -101,6 +101,10 @@ pub struct ConsoleSettings {
     /// the health page: committed offsets against each input partition's end.
     #[serde(with = "humantime_serde")]
     pub lag_every: Duration,
+    /// Four-eyes publishing: a publisher's change (publish, promote, drop, rollback) is held in
+    /// the rules history as a request until a second publisher approves it; nobody approves
+    /// their own. Off by default; banks that require dual control turn it on.
+    pub require_approval: bool,
 }
 
 impl Default for ConsoleSettings {
@@ -121,6 +125,7 @@ impl Default for ConsoleSettings {
             recordings: None,
             keep_offer_ids: 100_000,
             lag_every: Duration::from_secs(10),
+            require_approval: false,
         }
     }
 }

@@ -308,7 +308,7 @@ pub(super) async fn rule_publish(
     Form(form): Form<RuleForm>,
 ) -> Response {
     use crate::rules::document::RuleState;
-    use crate::rules::publish::{publish, Checked, Publication};
+    use crate::rules::publish::{Checked, Publication};
     let (user, _) = match checked_form(&app, &headers, &form, Role::Publisher) {
         Ok(ok) => ok,
         Err(page) => return *page,
@@ -358,62 +358,45 @@ pub(super) async fn rule_publish(
         }
     };
     let state_name = crate::rules::edit::state_name(state);
-    let unavailable = |message: String| {
-        let problems = [editor::Problem {
-            line: None,
-            column: None,
-            message,
-        }];
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Html(editor_page(
-                &app,
-                &user,
-                &text,
-                editor::Report::Problems(&problems),
-            )),
-        )
-            .into_response()
-    };
-    // The audit record first: a publish that compliance cannot see does not happen.
-    let ruleset_version = app
-        .shared
-        .rules
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .version();
-    let action = audit::Action {
-        outcome: crate::event::DecisionOutcome::RulePublished,
-        customer_id: "",
-        rule_id: &doc.id,
-        rule_version: doc.version,
-        ruleset_version,
-        what: format!("rule published as {state_name}"),
-    };
-    if let Err(e) = app.audit.record(&user, action).await {
-        tracing::error!(user = %user.name, rule = %doc.id, error = %e, "console: a publish could not be audited; nothing published");
-        return unavailable(format!(
-            "not published: the audit record could not be written ({e}); try again"
-        ));
-    }
+    let (id, version) = (doc.id.clone(), doc.version);
     let item = Publication::Document(Box::new(Checked {
-        doc: doc.clone(),
+        doc,
         text: text.clone(),
         path: format!("console:{}", user.name),
     }));
-    let client = crate::source::client_config(&app.kafka);
-    let written = match publish(&client, app.destination(), &[item], &who).await {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, rule = %doc.id, "console: publishing failed");
-            return unavailable(format!(
-                "not published: the rules topic refused it ({e}); try again"
-            ));
+    let result = super::lifecycle::change(
+        &app,
+        &user,
+        super::lifecycle::Change {
+            who: &who,
+            rule_id: &id,
+            version,
+            what: format!("published as {state_name}"),
+            items: vec![item],
+        },
+    )
+    .await;
+    let report = match result {
+        Ok(report) if app.settings.console.require_approval => report,
+        Ok(report) => format!("Published {id} v{version} as {state_name}. {report}"),
+        Err((status, message)) => {
+            let problems = [editor::Problem {
+                line: None,
+                column: None,
+                message,
+            }];
+            return (
+                status,
+                Html(editor_page(
+                    &app,
+                    &user,
+                    &text,
+                    editor::Report::Problems(&problems),
+                )),
+            )
+                .into_response();
         }
     };
-    let (_, partition, offset) = written.first().cloned().unwrap_or_default();
-    tracing::info!(user = %user.name, rule = %doc.id, version = doc.version, state = state_name, partition, offset, "console: rule published");
-    let report = format!("Published {} v{} as {state_name} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.", doc.id, doc.version);
     Html(editor_page(
         &app,
         &user,

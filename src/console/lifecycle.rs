@@ -1,10 +1,103 @@
 //! A rule's lifecycle from the rules page: promote its challenger (the shadow version becomes the
 //! version in force and the old one retires) or drop it (the version in force keeps running).
-//! Publishers only, with their CSRF token. The audit record of the change is written first; when
-//! it cannot be written nothing is published, so the audit never misses a change.
+//! Publishers only, with their CSRF token. Every console change (these, the editor's publish, a
+//! rollback, an approval) goes through [`change`]: the audit record first, and when it cannot be
+//! written nothing is published, so the audit never misses a change; under four-eyes
+//! (`console.require_approval`) the change is held as a request for a second publisher.
 
 use super::*;
+use crate::rules::history::Provenance;
 use crate::rules::publish::{self, Publication};
+
+/// One rule change from the console.
+pub(super) struct Change<'a> {
+    /// Who and why (and, for an approval, the request it approves).
+    pub who: &'a Provenance,
+    /// The rule.
+    pub rule_id: &'a str,
+    /// The version the change is about.
+    pub version: i32,
+    /// In plain words, for the audit and the page.
+    pub what: String,
+    /// What it writes to the rules topic.
+    pub items: Vec<Publication>,
+}
+
+/// Audits `c` by `user`, then publishes it, or (under four-eyes, unless it is itself an
+/// approval) holds it as a request. The page's message, or the status and message of a failure.
+pub(super) async fn change(
+    app: &App,
+    user: &User,
+    c: Change<'_>,
+) -> Result<String, (StatusCode, String)> {
+    let held = app.settings.console.require_approval && c.who.approves.is_none();
+    let ruleset_version = app
+        .shared
+        .rules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version();
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::RulePublished,
+        customer_id: "",
+        rule_id: c.rule_id,
+        rule_version: c.version,
+        ruleset_version,
+        what: format!(
+            "{}{}: {}",
+            c.what,
+            if held {
+                " (requested; awaits a second publisher)"
+            } else {
+                ""
+            },
+            c.who.comment
+        ),
+    };
+    if let Err(e) = app.audit.record(user, action).await {
+        tracing::error!(user = %user.name, rule = c.rule_id, error = %e, "console: a rule change could not be audited; nothing published");
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Nothing was changed: the audit record could not be written ({e}). Try again."),
+        ));
+    }
+    let client = crate::source::client_config(&app.kafka);
+    if held {
+        return match publish::request(&client, &app.history_topic, &c.items, c.who).await {
+            Ok(seqs) => {
+                tracing::info!(user = %user.name, rule = c.rule_id, what = %c.what, ?seqs, "console: rule change requested");
+                Ok(format!(
+                    "{} v{}: {} requested (#{}); it waits for a second publisher's approval on the approvals page.",
+                    c.rule_id,
+                    c.version,
+                    c.what,
+                    seqs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", #")
+                ))
+            }
+            Err(e) => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Not requested: the rules history refused it ({e}); try again."),
+            )),
+        };
+    }
+    match publish::publish(&client, app.destination(), &c.items, c.who).await {
+        Ok(written) => {
+            let (_, partition, offset) = written.first().cloned().unwrap_or_default();
+            tracing::info!(user = %user.name, rule = c.rule_id, version = c.version, what = %c.what, partition, offset, "console: rule change published");
+            Ok(format!(
+                "{} v{}: {} (rules topic partition {partition}, offset {offset}); the instances apply it within seconds.",
+                c.rule_id, c.version, c.what
+            ))
+        }
+        Err(e) => {
+            tracing::error!(user = %user.name, rule = c.rule_id, error = %e, "console: publishing failed");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Not published: the rules topic refused it ({e}); try again."),
+            ))
+        }
+    }
+}
 
 #[derive(serde::Deserialize)]
 pub(super) struct LifecycleForm {
@@ -36,7 +129,7 @@ pub(super) async fn drop_challenger(
     lifecycle(app, headers, form, false).await
 }
 
-fn message(user: &User, status: StatusCode, text: &str) -> Response {
+pub(super) fn message(user: &User, status: StatusCode, text: &str) -> Response {
     let body = format!(
         "<p class=\"report\" id=\"report\">{}</p><p><a href=\"/rules\">Back to the rules</a></p>",
         pages::esc(text)
@@ -62,7 +155,7 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
         Ok(who) => who,
         Err(e) => return message(&user, StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
-    let (plan, ruleset_version) = {
+    let plan = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
         let version = book
             .versions(&form.id)
@@ -73,7 +166,7 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
         } else {
             publish::drop_challenger(&book, &form.id)
         };
-        let plan = items.map(|items| Plan {
+        items.map(|items| Plan {
             items,
             version,
             what: if promote {
@@ -81,51 +174,26 @@ async fn lifecycle(app: App, headers: HeaderMap, form: LifecycleForm, promote: b
             } else {
                 "challenger dropped"
             },
-        });
-        (plan, book.version())
+        })
     };
     let plan = match plan {
         Ok(plan) => plan,
         Err(e) => return message(&user, StatusCode::CONFLICT, &e.to_string()),
     };
-    let action = audit::Action {
-        outcome: crate::event::DecisionOutcome::RulePublished,
-        customer_id: "",
-        rule_id: &form.id,
-        rule_version: plan.version,
-        ruleset_version,
-        what: format!("{} (v{}): {}", plan.what, plan.version, who.comment),
-    };
-    if let Err(e) = app.audit.record(&user, action).await {
-        tracing::error!(user = %user.name, rule = %form.id, error = %e, "console: a rule change could not be audited; nothing published");
-        return message(
-            &user,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "Nothing was changed: the audit record could not be written ({e}). Try again."
-            ),
-        );
-    }
-    let client = crate::source::client_config(&app.kafka);
-    match publish::publish(&client, app.destination(), &plan.items, &who).await {
-        Ok(_) => {
-            tracing::info!(user = %user.name, rule = %form.id, version = plan.version, what = plan.what, "console: rule lifecycle");
-            message(
-                &user,
-                StatusCode::OK,
-                &format!(
-                    "{} v{}: {}; the instances apply it within seconds.",
-                    form.id, plan.version, plan.what
-                ),
-            )
-        }
-        Err(e) => {
-            tracing::error!(user = %user.name, rule = %form.id, error = %e, "console: publishing failed");
-            message(
-                &user,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("Not published: the rules topic refused it ({e}); try again."),
-            )
-        }
+    let result = change(
+        &app,
+        &user,
+        Change {
+            who: &who,
+            rule_id: &form.id,
+            version: plan.version,
+            what: plan.what.to_string(),
+            items: plan.items,
+        },
+    )
+    .await;
+    match result {
+        Ok(text) => message(&user, StatusCode::OK, &text),
+        Err((status, text)) => message(&user, status, &text),
     }
 }

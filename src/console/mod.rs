@@ -8,6 +8,7 @@
 //! [`auth`]; what it remembers, and the bound on it, in [`store`].
 
 mod actions;
+mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backtest;
@@ -216,6 +217,8 @@ fn router(app: App) -> Router {
         .route("/rules/promote", post(lifecycle::promote))
         .route("/rules/drop", post(lifecycle::drop_challenger))
         .route("/rules/versions", get(versions::page))
+        .route("/rules/approvals", get(approvals::page))
+        .route("/rules/approve", post(approvals::decide))
         .route("/rules/rollback", post(versions::rollback))
         .route("/rules/backtest", post(rule_backtest))
         .route("/assets/{file}", get(asset))

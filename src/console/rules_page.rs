@@ -178,6 +178,9 @@ pub fn rules(
     if user.can(Role::Analyst) {
         body.push_str("<p><a href=\"/rules/edit\">Write a new rule</a></p>");
     }
+    body.push_str(
+        "<p><a href=\"/rules/approvals\" id=\"approvals-link\">Changes awaiting approval</a></p>",
+    );
     layout("Rules", user, "/rules", &body)
 }
 

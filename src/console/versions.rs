@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::rules::history::{self, Action, HistoryEntry, Provenance};
-use crate::rules::publish::{self, Checked, Publication};
+use crate::rules::publish::{Checked, Publication};
 use pages::{esc, time};
 use std::fmt::Write;
 
@@ -163,13 +163,7 @@ pub(super) struct RollbackForm {
     comment: Option<String>,
 }
 
-fn message(user: &User, status: StatusCode, text: &str) -> Response {
-    let body = format!(
-        "<p class=\"report\" id=\"report\">{}</p><p><a href=\"/rules\">Back to the rules</a></p>",
-        esc(text)
-    );
-    (status, Html(pages::layout("Rules", user, "/rules", &body))).into_response()
-}
+use super::lifecycle::message;
 
 /// `POST /rules/rollback`: version `version`'s text published again as a new version in force.
 pub(super) async fn rollback(
@@ -193,56 +187,34 @@ pub(super) async fn rollback(
     let planned = {
         let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
         history::rollback(&entries, &app.files, &book, &form.id, form.version)
-            .map(|p| (p, book.version()))
     };
-    let ((doc, text), ruleset_version) = match planned {
+    let (doc, text) = match planned {
         Ok(p) => p,
         Err(e) => return message(&user, StatusCode::CONFLICT, &e.to_string()),
     };
-    let action = audit::Action {
-        outcome: crate::event::DecisionOutcome::RulePublished,
-        customer_id: "",
-        rule_id: &form.id,
-        rule_version: doc.version,
-        ruleset_version,
-        what: format!(
-            "rolled back to v{} as v{}: {}",
-            form.version, doc.version, who.comment
-        ),
-    };
-    if let Err(e) = app.audit.record(&user, action).await {
-        tracing::error!(user = %user.name, rule = %form.id, error = %e, "console: a rollback could not be audited; nothing published");
-        return message(
-            &user,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "Nothing was changed: the audit record could not be written ({e}). Try again."
-            ),
-        );
-    }
     let version = doc.version;
     let item = Publication::Document(Box::new(Checked {
         doc,
         text,
         path: format!("console:{}", user.name),
     }));
-    let client = crate::source::client_config(&app.kafka);
-    match publish::publish(&client, app.destination(), &[item], &who).await {
-        Ok(_) => {
-            tracing::info!(user = %user.name, rule = %form.id, to = form.version, version, "console: rule rolled back");
-            message(
-                &user,
-                StatusCode::OK,
-                &format!(
-                    "{} rolled back: v{}'s text published as v{version}; the instances apply it within seconds.",
-                    form.id, form.version
-                ),
-            )
-        }
-        Err(e) => message(
-            &user,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("Not published: the rules topic refused it ({e}); try again."),
-        ),
+    let result = lifecycle::change(
+        &app,
+        &user,
+        lifecycle::Change {
+            who: &who,
+            rule_id: &form.id,
+            version,
+            what: format!(
+                "rolled back: v{}'s text published as v{version}",
+                form.version
+            ),
+            items: vec![item],
+        },
+    )
+    .await;
+    match result {
+        Ok(text) => message(&user, StatusCode::OK, &text),
+        Err((status, text)) => message(&user, status, &text),
     }
 }

@@ -236,8 +236,9 @@ impl RuleBook {
         v.challenger.as_ref().or(v.champion.as_ref())
     }
 
-    /// Checks that `doc` may be published: it compiles, and its version is above every version
-    /// of its id in force (or it is the same document again).
+    /// Checks that `doc` may be published as [`RuleBook::apply`] will take it: it compiles, and
+    /// its version is above the champion's (for a champion) or above every version in force
+    /// (for a challenger), unless it is the same document again.
     pub fn admits(&self, doc: &RuleDocument) -> Result<(), RuleError> {
         compile(doc, &self.features)?;
         let slot = match doc.state {
@@ -248,16 +249,18 @@ impl RuleBook {
             if v.slot(slot).as_ref().is_some_and(|e| e.doc == *doc) {
                 return Ok(());
             }
-            if let Some(latest) = v.latest() {
-                if doc.version <= latest {
-                    return Err(RuleError {
-                        rule_id: doc.id.clone(),
-                        reason: format!(
-                            "version {} does not replace version {latest} in force: raise the version",
-                            doc.version
-                        ),
-                    });
-                }
+            let floor = match slot {
+                Slot::Champion => v.champion.as_ref().map(|e| e.doc.version),
+                Slot::Challenger => v.latest(),
+            };
+            if let Some(floor) = floor.filter(|f| doc.version <= *f) {
+                return Err(RuleError {
+                    rule_id: doc.id.clone(),
+                    reason: format!(
+                        "version {} does not replace version {floor} in force: raise the version",
+                        doc.version
+                    ),
+                });
             }
         }
         Ok(())

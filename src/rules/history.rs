@@ -30,6 +30,10 @@ pub enum Action {
     Delete,
     /// An earlier version published again as a new one.
     Rollback,
+    /// A change held for a second publisher's approval (four-eyes; `requested` says which).
+    Request,
+    /// A request turned down by a second publisher (`approves` names it).
+    Reject,
 }
 
 impl Action {
@@ -41,6 +45,8 @@ impl Action {
             Action::Drop => "drop",
             Action::Delete => "delete",
             Action::Rollback => "rollback",
+            Action::Request => "request",
+            Action::Reject => "reject",
         }
     }
 }
@@ -54,6 +60,8 @@ pub struct Provenance {
     pub comment: String,
     /// What kind of change.
     pub action: Action,
+    /// The request (its history `seq`) this change approves or rejects, under four-eyes.
+    pub approves: Option<i64>,
 }
 
 impl Provenance {
@@ -73,6 +81,7 @@ impl Provenance {
             author: author.to_string(),
             comment: comment.to_string(),
             action,
+            approves: None,
         })
     }
 }
@@ -101,6 +110,12 @@ pub struct HistoryEntry {
     /// Position in the history topic (set when read; its offset).
     #[serde(default)]
     pub seq: i64,
+    /// For a request: the change asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<Action>,
+    /// For an approved change or a rejection: the request's `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approves: Option<i64>,
 }
 
 impl HistoryEntry {
@@ -118,6 +133,18 @@ impl HistoryEntry {
             comment: who.comment.clone(),
             at,
             seq: 0,
+            requested: None,
+            approves: who.approves,
+        }
+    }
+
+    /// A request for `action` (writing `text` under `key`; empty: emptying it), held for a
+    /// second publisher's approval.
+    pub fn request(key: &str, text: &str, who: &Provenance, at: i64) -> Self {
+        Self {
+            action: Action::Request,
+            requested: Some(who.action),
+            ..Self::new(key, text, who, at)
         }
     }
 
@@ -172,7 +199,12 @@ pub fn text_of<'a>(
     entries
         .iter()
         .rev()
-        .find(|e| e.rule_id == id && e.version == version && !e.text.is_empty())
+        .find(|e| {
+            e.rule_id == id
+                && e.version == version
+                && !e.text.is_empty()
+                && e.action != Action::Request
+        })
         .map(|e| e.text.as_str())
         .or_else(|| {
             files
@@ -180,6 +212,16 @@ pub fn text_of<'a>(
                 .find(|(d, _)| d.id == id && d.version == version)
                 .map(|(_, t)| t.as_str())
         })
+}
+
+/// The requests no later entry approves or rejects, oldest first.
+pub fn pending(entries: &[HistoryEntry]) -> Vec<&HistoryEntry> {
+    entries
+        .iter()
+        .filter(|r| {
+            r.action == Action::Request && !entries.iter().any(|e| e.approves == Some(r.seq))
+        })
+        .collect()
 }
 
 /// The versions of rule `id` whose text is known (history and files), ascending.

@@ -197,6 +197,84 @@ pub async fn publish(
     Ok(out)
 }
 
+/// Holds `items` for a second publisher's approval (four-eyes): one request entry each in the
+/// history topic, nothing on the rules topic. Returns each request's history offset.
+pub async fn request(
+    client: &ClientConfig,
+    history: &str,
+    items: &[Publication],
+    who: &Provenance,
+) -> Result<Vec<i64>, rdkafka::error::KafkaError> {
+    let mut config = client.clone();
+    config.set("enable.idempotence", "true").set("acks", "all");
+    let producer: FutureProducer = config.create()?;
+    let mut out = Vec::new();
+    for item in items {
+        let (key, text) = match item {
+            Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
+            Publication::Delete(key) => (key.clone(), ""),
+        };
+        let entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
+        let json = serde_json::to_vec(&entry).unwrap_or_default();
+        let delivery = producer
+            .send(
+                FutureRecord::<str, [u8]>::to(history)
+                    .key(&entry.rule_id)
+                    .payload(&json),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        out.push(delivery.offset);
+    }
+    Ok(out)
+}
+
+/// Writes one history entry for `key` with no change to the rules topic (a rejection).
+pub async fn record(
+    client: &ClientConfig,
+    history: &str,
+    key: &str,
+    who: &Provenance,
+) -> Result<i64, rdkafka::error::KafkaError> {
+    let producer: FutureProducer = client.create()?;
+    let entry = HistoryEntry::new(key, "", who, crate::clock::now_ms());
+    let json = serde_json::to_vec(&entry).unwrap_or_default();
+    producer
+        .send(
+            FutureRecord::<str, [u8]>::to(history)
+                .key(&entry.rule_id)
+                .payload(&json),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|d| d.offset)
+        .map_err(|(e, _)| e)
+}
+
+/// What approving `request` publishes: its document (checked again against the rules in force),
+/// or the tombstone of its key; a requested promotion also empties the challenger's key.
+pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publication>, RuleError> {
+    let fail = |reason: String| RuleError {
+        rule_id: request.rule_id.clone(),
+        reason,
+    };
+    if request.text.is_empty() {
+        return Ok(vec![Publication::Delete(request.key.clone())]);
+    }
+    let doc = RuleDocument::parse_guessing(&request.text).map_err(|e| fail(e.message))?;
+    book.admits(&doc)?;
+    let mut items = vec![Publication::Document(Box::new(Checked {
+        doc,
+        text: request.text.clone(),
+        path: format!("request #{}", request.seq),
+    }))];
+    if request.requested == Some(super::history::Action::Promote) {
+        items.push(Publication::Delete(challenger_key(&request.rule_id)));
+    }
+    Ok(items)
+}
+
 /// Reads the whole history topic through `consumer` (assigned, not in a group), oldest first;
 /// records that are not history entries are skipped with a warning.
 pub async fn read_history(

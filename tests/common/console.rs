@@ -226,6 +226,11 @@ pub struct ConsoleRun {
 impl ConsoleRun {
     /// Starts the pipeline and the console.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the pipeline and the console, with `configure` applied to the settings last.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let cluster = MockCluster::new(1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let mut settings = test_settings(&brokers, StateBackend::Memory);
@@ -253,7 +258,9 @@ impl ConsoleRun {
             user("vera", Role::Viewer, "viewer-pass"),
             user("ana", Role::Analyst, "analyst-pass"),
             user("pat", Role::Publisher, "publisher-pass"),
+            user("quinn", Role::Publisher, "second-publisher-pass"),
         ];
+        configure(&mut settings);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
         let deps = nbo_stream::pipeline::Dependencies {
