@@ -106,7 +106,7 @@ avro_enum!(
 );
 avro_enum!(
     /// Outcome of one decision, as recorded in the audit.
-    DecisionOutcome { Offered = "OFFERED", Alerted = "ALERTED", SuppressedNoConsent = "SUPPRESSED_NO_CONSENT", SuppressedContactPolicy = "SUPPRESSED_CONTACT_POLICY", SuppressedCooldown = "SUPPRESSED_COOLDOWN", SuppressedRisk = "SUPPRESSED_RISK", ControlGroup = "CONTROL_GROUP", Shadow = "SHADOW", RuleInstalled = "RULE_INSTALLED", RuleDeleted = "RULE_DELETED", RuleRejected = "RULE_REJECTED", ConsoleLookup = "CONSOLE_LOOKUP", RulePublished = "RULE_PUBLISHED" }
+    DecisionOutcome { Offered = "OFFERED", Alerted = "ALERTED", SuppressedNoConsent = "SUPPRESSED_NO_CONSENT", SuppressedContactPolicy = "SUPPRESSED_CONTACT_POLICY", SuppressedCooldown = "SUPPRESSED_COOLDOWN", SuppressedRisk = "SUPPRESSED_RISK", ControlGroup = "CONTROL_GROUP", Shadow = "SHADOW", RuleInstalled = "RULE_INSTALLED", RuleDeleted = "RULE_DELETED", RuleRejected = "RULE_REJECTED", ConsoleLookup = "CONSOLE_LOOKUP", RulePublished = "RULE_PUBLISHED", RuleBacktested = "RULE_BACKTESTED" }
 );
 
 /// A card or account transaction (`bank.transactions.v1`).

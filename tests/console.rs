@@ -146,6 +146,27 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     .await
     .unwrap();
     assert_eq!(r.status().as_u16(), 403, "a viewer may not look up");
+    // An id over 128 bytes is refused before any audit record, and never echoed.
+    let long = "X".repeat(200_000);
+    let r = form(
+        &analyst,
+        "/customer",
+        format!("csrf={analyst_csrf}&customer_id={long}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("at most 128 bytes") && !page.contains(&long[..129]));
+    // A sign-in name with a control character is refused (it could forge a log line).
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=ana%0A2026-12-06T10%3A00%3A00Z+INFO+forged&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
 
     // The editor places a typo at its line and column; the corrected rule is published as
     // shadow by a publisher (not by a viewer), and the running pipeline audits it as SHADOW.
@@ -191,6 +212,13 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let page = r.text().await.unwrap();
+    assert!(
+        page.contains("id=\"backtest-compare\"")
+            && page.contains(
+                "<tr data-outcome=\"ALERTED\"><td>ALERTED</td><td>0</td><td>2</td><td>+2</td></tr>"
+            ),
+        "a new rule beside nothing in force: {page}"
+    );
     assert!(
         page.contains("<tr data-rule=\"test-shadow-payment\"><td>test-shadow-payment</td><td>ALERTED 2</td></tr>"),
         "{page}"
@@ -284,6 +312,18 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
         .any(|a| a.outcome == DecisionOutcome::RulePublished
             && a.rule_id == "test-shadow-payment"
             && a.trigger_event_id == "console:pat"));
+    assert!(
+        audits
+            .iter()
+            .any(|a| a.outcome == DecisionOutcome::RuleBacktested
+                && a.rule_id == "test-shadow-payment"
+                && a.trigger_event_id == "console:pat"),
+        "the backtest is audited"
+    );
+    assert!(
+        !audits.iter().any(|a| a.customer_id.len() > 128),
+        "the long id reached no audit record"
+    );
     // The rules page says what the shadow rule would have done.
     let mut would = String::new();
     for _ in 0..50 {

@@ -101,6 +101,11 @@ pub struct ConsoleSettings {
     /// the health page: committed offsets against each input partition's end.
     #[serde(with = "humantime_serde")]
     pub lag_every: Duration,
+    /// The request header a trusted reverse proxy puts the client's address in (such as
+    /// `X-Forwarded-For`; its first address is taken). Unset: the TCP peer's address. Failed
+    /// sign-ins are counted per name and client address, and per address; behind a proxy
+    /// without this header every client shares the proxy's address.
+    pub client_ip_header: Option<String>,
     /// Four-eyes publishing: a publisher's change (publish, promote, drop, rollback) is held in
     /// the rules history as a request until a second publisher approves it; nobody approves
     /// their own. Off by default; banks that require dual control turn it on.
@@ -126,6 +131,7 @@ impl Default for ConsoleSettings {
             keep_offer_ids: 100_000,
             lag_every: Duration::from_secs(10),
             require_approval: false,
+            client_ip_header: None,
         }
     }
 }

@@ -10,10 +10,39 @@ pub(super) struct LoginForm {
     password: String,
 }
 
-pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -> Response {
+/// The client's address: from the trusted proxy's header when `console.client_ip_header` is
+/// set, else the TCP peer.
+fn source(app: &App, headers: &HeaderMap, peer: SocketAddr) -> String {
+    app.settings
+        .console
+        .client_ip_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().chars().take(64).collect())
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+pub(super) async fn login(
+    State(app): State<App>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if app.auth.mode() != ConsoleAuth::Users {
         return StatusCode::NOT_FOUND.into_response();
     }
+    if form.name.chars().any(char::is_control) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(pages::login(Some(
+                "A sign-in name cannot contain control characters.",
+            ))),
+        )
+            .into_response();
+    }
+    let source = source(&app, &headers, peer);
     let auth = app.auth.clone();
     let name = form.name.clone();
     // argon2 is slow and memory-hungry on purpose (19 MiB a check): a few checks at a time, off
@@ -36,7 +65,7 @@ pub(super) async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -
     // check still runs.
     let signed = tokio::task::spawn_blocking(move || {
         let _held = permit;
-        auth.sign_in(&form.name, &form.password)
+        auth.sign_in(&form.name, &form.password, &source)
     })
     .await
     .unwrap_or(Err(auth::Refusal::Wrong));
@@ -99,6 +128,9 @@ pub(super) async fn logout(
     ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
 }
 
+/// Longest customer id a lookup takes (ids are keys of Kafka records; banks' are far shorter).
+pub const MAX_CUSTOMER_ID_BYTES: usize = 128;
+
 #[derive(serde::Deserialize)]
 pub(super) struct LookupForm {
     csrf: Option<String>,
@@ -119,6 +151,19 @@ pub(super) async fn customer_lookup(
     let id = form.customer_id.trim();
     if id.is_empty() {
         return Html(customer::form(&user, Some("Type a customer id."))).into_response();
+    }
+    if id.len() > MAX_CUSTOMER_ID_BYTES || id.chars().any(char::is_control) {
+        // Refused before the audit and never echoed: nothing of it is written anywhere.
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(customer::form(
+                &user,
+                Some(&format!(
+                    "A customer id is at most {MAX_CUSTOMER_ID_BYTES} bytes, without control characters; this one is not (nothing was looked up)."
+                )),
+            )),
+        )
+            .into_response();
     }
     let Some((store, hasher)) = &app.state else {
         return Html(customer::form(&user, Some("This console has no state store to read (state.backend = \"memory\" lives in the run process).")))
@@ -214,6 +259,24 @@ pub(super) async fn rule_backtest(
         .clone();
     let (settings, features, rule) = (app.settings.clone(), app.features.clone(), doc.clone());
     tracing::info!(user = %user.name, rule = %doc.id, file = %name, "console: backtest");
+    // Audited first, as every console action on rules is.
+    let ruleset_version = book.version();
+    let action = audit::Action {
+        outcome: crate::event::DecisionOutcome::RuleBacktested,
+        customer_id: "",
+        rule_id: &doc.id,
+        rule_version: doc.version,
+        ruleset_version,
+        what: format!("backtest of v{} on {name}", doc.version),
+    };
+    if let Err(e) = app.audit.record(&user, action).await {
+        tracing::error!(user = %user.name, error = %e, "console: a backtest could not be audited; refused");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the backtest could not be recorded on the audit topic, so it was not run; try again",
+        )
+            .into_response();
+    }
     let result =
         tokio::task::spawn_blocking(move || backtest::run(&settings, features, &book, &rule, file))
             .await

@@ -26,8 +26,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed sign-ins per name within [`LOCKOUT`] before the name is locked out.
+/// Failed sign-ins for a name from one source (client address) within [`LOCKOUT`] before that
+/// name is locked out for that source. Keyed by name and source, so nobody can lock a known user
+/// out from elsewhere at will: the user's own address is not locked.
 pub const MAX_FAILURES: usize = 5;
+/// Failed sign-ins from one source, whatever the names, within [`LOCKOUT`] before the source is
+/// throttled: guessing across many names from one address is slowed too.
+pub const MAX_SOURCE_FAILURES: usize = 20;
 /// How long a failed sign-in counts against its name.
 pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Most names whose failures are tracked at once. When full, names whose failures have all aged
@@ -81,7 +86,52 @@ pub struct Auth {
     max_sessions: usize,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    sources: Mutex<HashMap<String, VecDeque<Instant>>>,
     key: [u8; 32],
+}
+
+/// Failures per key within [`LOCKOUT`] (bounded by [`MAX_TRACKED`] keys and `cap` per key).
+fn recent(
+    map: &Mutex<HashMap<String, VecDeque<Instant>>>,
+    key: &str,
+    now: Instant,
+) -> Option<(usize, Instant)> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    let times = map.get_mut(key)?;
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= LOCKOUT)
+    {
+        times.pop_front();
+    }
+    if times.is_empty() {
+        map.remove(key);
+        return None;
+    }
+    Some((times.len(), times[0]))
+}
+
+fn note(map: &Mutex<HashMap<String, VecDeque<Instant>>>, key: &str, now: Instant, cap: usize) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if !map.contains_key(key) && map.len() >= MAX_TRACKED {
+        map.retain(|_, t| {
+            t.back()
+                .is_some_and(|last| now.duration_since(*last) < LOCKOUT)
+        });
+        if map.len() >= MAX_TRACKED {
+            return;
+        }
+    }
+    let times = map.entry(key.to_string()).or_default();
+    if times.len() >= cap {
+        times.pop_front();
+    }
+    times.push_back(now);
+}
+
+/// The failure key of `name` signing in from `source`.
+fn name_at(name: &str, source: &str) -> String {
+    format!("{name}\u{0}{source}")
 }
 
 fn random_hex() -> String {
@@ -127,6 +177,7 @@ impl Auth {
             max_sessions: settings.max_sessions,
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
             key,
         }
     }
@@ -136,51 +187,42 @@ impl Auth {
         self.mode
     }
 
-    /// Whether `name` is locked out now, and for how much longer.
-    fn locked_out(&self, name: &str, now: Instant) -> Option<Duration> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = failures.get_mut(name)?;
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= LOCKOUT)
-        {
-            recent.pop_front();
-        }
-        if recent.is_empty() {
-            failures.remove(name);
-            return None;
-        }
-        (recent.len() >= MAX_FAILURES).then(|| LOCKOUT - now.duration_since(recent[0]))
+    /// Whether `name` is locked out from `source` now (its own failures there, or the source's
+    /// failures across names), and for how much longer.
+    fn locked_out(&self, name: &str, source: &str, now: Instant) -> Option<Duration> {
+        let wait = |(n, first): (usize, Instant), max: usize| {
+            (n >= max).then(|| LOCKOUT.saturating_sub(now.duration_since(first)))
+        };
+        recent(&self.failures, &name_at(name, source), now)
+            .and_then(|r| wait(r, MAX_FAILURES))
+            .or_else(|| {
+                recent(&self.sources, source, now).and_then(|r| wait(r, MAX_SOURCE_FAILURES))
+            })
     }
 
-    /// Counts a failed sign-in against `name` (bounded; see the module documentation).
-    fn failed(&self, name: &str, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if !failures.contains_key(name) && failures.len() >= MAX_TRACKED {
-            failures.retain(|_, t| {
-                t.back()
-                    .is_some_and(|last| now.duration_since(*last) < LOCKOUT)
-            });
-            if failures.len() >= MAX_TRACKED {
-                return;
-            }
-        }
-        let recent = failures.entry(name.to_string()).or_default();
-        if recent.len() >= MAX_FAILURES {
-            recent.pop_front();
-        }
-        recent.push_back(now);
+    /// Counts a failed sign-in against `name` from `source`, and against `source` (bounded; see
+    /// the module documentation).
+    fn failed(&self, name: &str, source: &str, now: Instant) {
+        note(&self.failures, &name_at(name, source), now, MAX_FAILURES);
+        note(&self.sources, source, now, MAX_SOURCE_FAILURES);
     }
 
     /// Checks a name and password; on success opens a session and returns its token. The hash
     /// check is deliberately slow (argon2): call it off the async threads. An unknown name costs
     /// the same as a wrong password, so names cannot be probed by timing; a locked-out name is
     /// refused before any check.
-    pub fn sign_in(&self, name: &str, password: &str) -> Result<(String, User), Refusal> {
-        if name.len() > MAX_NAME_BYTES {
+    ///
+    /// `source` is the client's address: failures count per name and source, and per source.
+    pub fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<(String, User), Refusal> {
+        if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
             return Err(Refusal::Wrong);
         }
-        if let Some(wait) = self.locked_out(name, Instant::now()) {
+        if let Some(wait) = self.locked_out(name, source, Instant::now()) {
             return Err(Refusal::LockedOut(wait));
         }
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -199,13 +241,13 @@ impl Auth {
                 .is_ok()
         });
         let Some(role) = role.filter(|_| ok) else {
-            self.failed(name, Instant::now());
+            self.failed(name, source, Instant::now());
             return Err(Refusal::Wrong);
         };
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+            .remove(&name_at(name, source));
         let user = User {
             name: name.to_string(),
             role,
@@ -313,12 +355,17 @@ mod tests {
     #[test]
     fn sign_in_checks_the_password_and_the_cookie_finds_the_session() {
         let auth = Auth::new(&settings());
-        assert_eq!(auth.sign_in("ana", "wrong").err(), Some(Refusal::Wrong));
         assert_eq!(
-            auth.sign_in("nobody", "correct horse").err(),
+            auth.sign_in("ana", "wrong", "10.0.0.1").err(),
             Some(Refusal::Wrong)
         );
-        let (token, user) = auth.sign_in("ana", "correct horse").expect("signed in");
+        assert_eq!(
+            auth.sign_in("nobody", "correct horse", "10.0.0.1").err(),
+            Some(Refusal::Wrong)
+        );
+        let (token, user) = auth
+            .sign_in("ana", "correct horse", "10.0.0.1")
+            .expect("signed in");
         assert_eq!(user.role, Role::Analyst);
         let mut headers = HeaderMap::new();
         headers.insert("cookie", format!("a=b; {COOKIE}={token}").parse().unwrap());
@@ -331,25 +378,61 @@ mod tests {
     }
 
     #[test]
-    fn five_failures_lock_a_name_out_and_a_success_clears_them() {
+    fn five_failures_lock_a_name_out_from_their_source_only() {
         let auth = Auth::new(&settings());
         let now = Instant::now();
+        let (attacker, ana_desk) = ("203.0.113.9", "10.0.0.7");
         for _ in 0..MAX_FAILURES - 1 {
-            auth.failed("ana", now);
+            auth.failed("ana", attacker, now);
         }
-        assert_eq!(auth.locked_out("ana", now), None, "four failures: not yet");
-        let (_, _) = auth.sign_in("ana", "correct horse").expect("signed in");
-        assert_eq!(auth.locked_out("ana", now), None, "a success clears them");
+        assert_eq!(
+            auth.locked_out("ana", attacker, now),
+            None,
+            "four failures: not yet"
+        );
+        let (_, _) = auth
+            .sign_in("ana", "correct horse", attacker)
+            .expect("signed in");
+        assert_eq!(
+            auth.locked_out("ana", attacker, now),
+            None,
+            "a success clears them"
+        );
         for _ in 0..MAX_FAILURES {
-            assert_eq!(auth.sign_in("ana", "wrong").err(), Some(Refusal::Wrong));
+            assert_eq!(
+                auth.sign_in("ana", "wrong", attacker).err(),
+                Some(Refusal::Wrong)
+            );
         }
-        match auth.sign_in("ana", "correct horse") {
+        match auth.sign_in("ana", "correct horse", attacker) {
             Err(Refusal::LockedOut(wait)) => assert!(wait <= LOCKOUT && wait > LOCKOUT / 2),
             other => panic!("the right password is refused while locked out: {other:?}"),
         }
+        // The attacker cannot lock ana out of her own desk.
+        assert!(auth.sign_in("ana", "correct horse", ana_desk).is_ok());
         let later = Instant::now() + LOCKOUT;
-        assert_eq!(auth.locked_out("ana", later), None, "the lockout ends");
-        assert_eq!(auth.locked_out("nobody", now), None);
+        assert_eq!(
+            auth.locked_out("ana", attacker, later),
+            None,
+            "the lockout ends"
+        );
+        assert_eq!(auth.locked_out("nobody", attacker, now), None);
+    }
+
+    #[test]
+    fn a_source_guessing_across_names_is_throttled_and_control_characters_are_refused() {
+        let auth = Auth::new(&settings());
+        let now = Instant::now();
+        for i in 0..MAX_SOURCE_FAILURES {
+            auth.failed(&format!("name{i}"), "203.0.113.9", now);
+        }
+        assert!(auth.locked_out("ana", "203.0.113.9", now).is_some());
+        assert!(auth.locked_out("ana", "10.0.0.7", now).is_none());
+        assert_eq!(
+            auth.sign_in("ana\nINFO forged", "correct horse", "10.0.0.7")
+                .err(),
+            Some(Refusal::Wrong)
+        );
     }
 
     #[test]

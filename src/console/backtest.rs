@@ -46,38 +46,124 @@ pub fn recording(folder: Option<&Path>, name: &str) -> Option<PathBuf> {
         .then(|| folder.join(name))
 }
 
-/// Replays `file` with the rules of `book`, `doc` replacing its id. Blocking: CPU-bound.
-pub fn run(
+/// A candidate's backtest beside the version in force, on the same recording.
+pub struct Comparison {
+    /// The version in force of the candidate's rule id and the replay of the rules in force
+    /// (none for a new rule).
+    pub in_force: Option<(i32, BacktestReport)>,
+    /// The candidate's version.
+    pub version: i32,
+    /// The replay with the candidate in force in its rule id's place.
+    pub candidate: BacktestReport,
+}
+
+fn replay_rules(
     settings: &Settings,
-    features: Arc<FeatureSet>,
-    book: &RuleBook,
-    doc: &RuleDocument,
-    file: PathBuf,
+    features: &Arc<FeatureSet>,
+    rules: crate::rules::RuleSet,
+    file: &std::path::Path,
 ) -> Result<BacktestReport, String> {
-    let mut docs: Vec<RuleDocument> = book
-        .documents()
-        .filter(|d| d.id != doc.id)
-        .cloned()
-        .collect();
-    docs.push(doc.clone());
-    let rules = RuleBook::new(features.clone(), &docs)
-        .map_err(|e| crate::rules::load::describe(&e))?
-        .rule_set();
     let operator = Operator::new(
-        features,
+        features.clone(),
         rules,
         &settings.operator,
         settings.operator.control_group_percent,
     );
     let codec = Codec::new(&settings.codec_options()).map_err(|e| e.to_string())?;
     let options = BacktestOptions {
-        events: file,
+        events: file.to_path_buf(),
         rules: None,
         samples: 10,
         now_ms: super::now_ms(),
         progress: false,
     };
     replay(&operator, &codec, &options).map_err(|e| e.to_string())
+}
+
+/// Replays `file` twice: with the rules of `book` as they are in force, and with `doc` in force
+/// in its rule id's place (active, whatever state it was written in, so it acts as it would
+/// once promoted). Blocking: CPU-bound.
+pub fn run(
+    settings: &Settings,
+    features: Arc<FeatureSet>,
+    book: &RuleBook,
+    doc: &RuleDocument,
+    file: PathBuf,
+) -> Result<Comparison, String> {
+    let champion = book
+        .versions(&doc.id)
+        .and_then(|v| v.champion.as_ref())
+        .map(|e| e.doc.version);
+    let in_force = match champion {
+        Some(v) => Some((
+            v,
+            replay_rules(settings, &features, book.rule_set(), &file)?,
+        )),
+        None => None,
+    };
+    let mut docs: Vec<RuleDocument> = book
+        .documents()
+        .filter(|d| d.id != doc.id)
+        .cloned()
+        .collect();
+    let mut candidate = doc.clone();
+    candidate.state = crate::rules::document::RuleState::Active;
+    docs.push(candidate);
+    let rules = RuleBook::new(features.clone(), &docs)
+        .map_err(|e| crate::rules::load::describe(&e))?
+        .rule_set();
+    Ok(Comparison {
+        in_force,
+        version: doc.version,
+        candidate: replay_rules(settings, &features, rules, &file)?,
+    })
+}
+
+/// The side-by-side table: each outcome of the rule under the version in force and under the
+/// candidate, with the difference.
+fn side_by_side(c: &Comparison, rule_id: &str) -> String {
+    let counts = |r: &BacktestReport| {
+        r.results
+            .decisions_by_rule
+            .get(rule_id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mine = counts(&c.candidate);
+    let theirs = c
+        .in_force
+        .as_ref()
+        .map(|(_, r)| counts(r))
+        .unwrap_or_default();
+    let mut outcomes: Vec<&String> = mine.keys().chain(theirs.keys()).collect();
+    outcomes.sort();
+    outcomes.dedup();
+    let in_force = c
+        .in_force
+        .as_ref()
+        .map_or("none (a new rule)".to_string(), |(v, _)| {
+            format!("v{v} in force")
+        });
+    let mut out = format!(
+        "<h3>In force and candidate, on the same recording</h3><table id=\"backtest-compare\"><thead><tr>\
+         <th>Outcome</th><th>{}</th><th>v{} candidate</th><th>Difference</th></tr></thead><tbody>",
+        esc(&in_force),
+        c.version
+    );
+    for o in outcomes {
+        let (a, b) = (
+            theirs.get(o).copied().unwrap_or(0),
+            mine.get(o).copied().unwrap_or(0),
+        );
+        let _ = write!(
+            out,
+            "<tr data-outcome=\"{o}\"><td>{o}</td><td>{a}</td><td>{b}</td><td>{:+}</td></tr>",
+            b as i64 - a as i64,
+            o = esc(o)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
 }
 
 /// Horizontal bars of `counts`, largest first.
@@ -105,8 +191,10 @@ fn bars(counts: &[(String, u64)]) -> String {
     svg
 }
 
-/// The report as HTML: totals, the edited rule's decisions by outcome (chart), every rule's.
-pub fn report_html(report: &BacktestReport, rule_id: &str) -> String {
+/// The report as HTML: totals, the version in force beside the candidate, the candidate's
+/// decisions by outcome (chart), every rule's.
+pub fn report_html(comparison: &Comparison, rule_id: &str) -> String {
+    let report = &comparison.candidate;
     let r = &report.results;
     let mut out = format!(
         "<section id=\"backtest\"><h2>Backtest of {} over {}</h2>\
@@ -123,6 +211,7 @@ pub fn report_html(report: &BacktestReport, rule_id: &str) -> String {
         r.decisions,
         r.dead
     );
+    out.push_str(&side_by_side(comparison, rule_id));
     let mut mine: Vec<(String, u64)> = r
         .decisions_by_rule
         .get(rule_id)

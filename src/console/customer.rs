@@ -31,7 +31,7 @@ pub fn form(user: &User, error: Option<&str>) -> String {
     let body = format!(
         "{error}<form method=\"post\" action=\"/customer\" class=\"filters\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>Customer id <input name=\"customer_id\" id=\"customer_id\" required autocomplete=\"off\"></label>\
+         <label>Customer id <input name=\"customer_id\" id=\"customer_id\" required maxlength=\"128\" autocomplete=\"off\"></label>\
          <button id=\"lookup\">Look up</button></form>\
          <p class=\"muted\">Every lookup is recorded on the audit topic with your name.</p>",
         esc(&user.csrf)
@@ -176,7 +176,7 @@ fn form_inline(user: &User) -> String {
     format!(
         "<form method=\"post\" action=\"/customer\" class=\"filters\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>Customer id <input name=\"customer_id\" required autocomplete=\"off\"></label>\
+         <label>Customer id <input name=\"customer_id\" required maxlength=\"128\" autocomplete=\"off\"></label>\
          <button>Look up</button></form>",
         esc(&user.csrf)
     )

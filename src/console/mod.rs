@@ -192,7 +192,8 @@ pub async fn start_with(
     let listener = tokio::net::TcpListener::bind(&c.listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(app)).await {
+        let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "console server stopped");
         }
     });

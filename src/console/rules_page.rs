@@ -42,6 +42,9 @@ fn counts_cells(counts: &[u64], responses: Option<&[u64; RESPONSES]>) -> String 
                 DecisionOutcome::RuleInstalled
                     | DecisionOutcome::RuleDeleted
                     | DecisionOutcome::RuleRejected
+                    | DecisionOutcome::ConsoleLookup
+                    | DecisionOutcome::RulePublished
+                    | DecisionOutcome::RuleBacktested
             )
         })
         .map(|o| counts[*o as usize])

@@ -54,6 +54,7 @@ pub fn is_decision(outcome: DecisionOutcome) -> bool {
             | DecisionOutcome::RuleRejected
             | DecisionOutcome::ConsoleLookup
             | DecisionOutcome::RulePublished
+            | DecisionOutcome::RuleBacktested
     )
 }
 

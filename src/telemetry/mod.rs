@@ -1,5 +1,6 @@
 //! Telemetry: the metrics registry, the `/metrics` `/healthz` `/readyz` endpoint, and logs.
 
+pub mod escape;
 pub mod http;
 pub mod metrics;
 
@@ -18,6 +19,6 @@ pub fn init_logs(settings: &TelemetrySettings) {
     // A second init (tests) keeps the first subscriber.
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder.try_init(),
+        LogFormat::Human => builder.fmt_fields(escape::fields()).try_init(),
     };
 }
