@@ -128,7 +128,7 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     let expected = state.feature_hash(&key).await.unwrap();
     assert!(!expected.is_empty());
     for (name, value) in &expected {
-        let cell = format!("<td>{name}</td><td class=\"value\">{value}</td>");
+        let cell = format!("<td>{name}</td><td class=\"value\" data-raw=\"{value}\">");
         assert!(page.contains(&cell), "lookup lacks {cell}: {page}");
     }
     assert!(

@@ -200,7 +200,16 @@ async fn the_console_in_headless_chromium() {
             .find(Locator::Css(&format!("tr[data-feature='{name}'] td.value")))
             .await
             .unwrap_or_else(|_| panic!("feature {name} on the page"));
-        assert_eq!(&cell.text().await.unwrap(), value, "feature {name}");
+        let raw = cell.attr("data-raw").await.unwrap().unwrap_or_default();
+        assert_eq!(&raw, value, "feature {name}");
+        let shown = cell.text().await.unwrap();
+        if name != "_updated_at" {
+            assert_eq!(
+                shown,
+                nbo_stream::console::customer::number(value),
+                "feature {name}"
+            );
+        }
     }
     screenshot(&b, "console-customer.png").await;
 

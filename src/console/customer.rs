@@ -56,11 +56,19 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
     );
     for (name, value) in &l.features {
         let spec = l.specs.iter().find(|s| &s.name == name);
+        let shown = if name == "_updated_at" {
+            value
+                .parse()
+                .map_or(value.clone(), |ms: i64| format!("{} UTC", time(ms)))
+        } else {
+            number(value)
+        };
         let _ = write!(
             body,
-            "<tr data-feature=\"{n}\"><td>{n}</td><td class=\"value\">{v}</td><td>{w}</td><td>{d}</td></tr>",
+            "<tr data-feature=\"{n}\"><td>{n}</td><td class=\"value\" data-raw=\"{raw}\">{v}</td><td>{w}</td><td>{d}</td></tr>",
             n = esc(name),
-            v = esc(value),
+            raw = esc(value),
+            v = esc(&shown),
             w = spec.map_or(String::new(), |s| window(s.window)),
             d = esc(spec.map_or("", |s| s.description.as_str())),
         );
@@ -142,7 +150,7 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
             .features
             .0
             .iter()
-            .map(|(k, v)| format!("{k} = {v}"))
+            .map(|(k, v)| format!("{k} = {}", number(&v.to_string())))
             .collect();
         let reasons: Vec<&str> = d.reasons.iter().map(|r| &**r).collect();
         let _ = write!(
@@ -158,6 +166,39 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
     }
     body.push_str("</tbody></table>");
     layout("Customer", user, "/customer", &body)
+}
+
+/// A feature value as people read it: whole numbers with thousands separators, others to two
+/// decimals (`10847.009999999998` → `10,847.01`); text as it is.
+pub fn number(text: &str) -> String {
+    let Ok(v) = text.parse::<f64>() else {
+        return text.to_string();
+    };
+    if !v.is_finite() {
+        return text.to_string();
+    }
+    let fixed = if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    };
+    let (sign, digits) = fixed
+        .strip_prefix('-')
+        .map_or(("", fixed.as_str()), |d| ("-", d));
+    let (int, frac) = digits
+        .split_once('.')
+        .map_or((digits, None), |(i, f)| (i, Some(f)));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
 }
 
 /// A window as its definition writes it: `90d`, `24h`, `10m`.
@@ -184,7 +225,7 @@ fn form_inline(user: &User) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::window;
+    use super::{number, window};
     use std::time::Duration;
 
     #[test]
@@ -192,5 +233,14 @@ mod tests {
         assert_eq!(window(Duration::from_secs(90 * 86_400)), "90d");
         assert_eq!(window(Duration::from_secs(86_400)), "24h");
         assert_eq!(window(Duration::from_secs(600)), "10m");
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(number("10847.009999999998"), "10,847.01");
+        assert_eq!(number("1500"), "1,500");
+        assert_eq!(number("-1234567.5"), "-1,234,567.50");
+        assert_eq!(number("3"), "3");
+        assert_eq!(number("DE"), "DE");
     }
 }

@@ -261,7 +261,16 @@ enum Denied {
     /// The user's role is too small.
     Role(Box<(User, Role)>),
     /// A change without the user's CSRF token.
-    Csrf,
+    Csrf(Box<User>),
+}
+
+/// An error page with the navigation, so a refused user can go on from it.
+fn error_page(user: &User, status: StatusCode, text: &str) -> Response {
+    let body = format!(
+        "<p class=\"error\" id=\"denied\">{}</p><p><a href=\"/live\">Back to the live view</a></p>",
+        pages::esc(text)
+    );
+    (status, Html(pages::layout("Not allowed", user, "", &body))).into_response()
 }
 
 impl IntoResponse for Denied {
@@ -273,23 +282,20 @@ impl IntoResponse for Denied {
                 "no signed-in user: reach the console through the sign-on proxy",
             )
                 .into_response(),
-            Denied::Csrf => (
+            Denied::Csrf(user) => error_page(
+                &user,
                 StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token: reload the page",
-            )
-                .into_response(),
+                "This form's security token is missing or out of date (the page is older than your sign-in): reload the page and try again.",
+            ),
             Denied::Role(denied) => {
                 let (user, need) = *denied;
-                (
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "{} ({}) may not do this: it needs the {} role",
-                        user.name,
-                        user.role.as_str(),
-                        need.as_str()
-                    ),
-                )
-                    .into_response()
+                let text = format!(
+                    "{} ({}) may not do this: it needs the {} role",
+                    user.name,
+                    user.role.as_str(),
+                    need.as_str()
+                );
+                error_page(&user, StatusCode::FORBIDDEN, &text)
             }
         }
     }
@@ -352,6 +358,6 @@ fn require_change(
     if Auth::csrf_ok(&user, headers, form_token) {
         Ok(user)
     } else {
-        Err(Denied::Csrf)
+        Err(Denied::Csrf(Box::new(user)))
     }
 }

@@ -108,8 +108,19 @@ fn select(name: &str, label: &str, options: &[&str], chosen: &str) -> String {
     out
 }
 
-/// One live-view table row.
-pub fn row_html(row: &Row, role: Role) -> String {
+/// One live-view table row. For users who may look customers up, the customer id is a button
+/// that looks the customer up (a POST with the user's CSRF token: ids never go in a URL).
+pub fn row_html(row: &Row, user: &User) -> String {
+    let who = if user.can(Role::Analyst) {
+        format!(
+            "<form method=\"post\" action=\"/customer\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"customer_id\" value=\"{id}\"><button class=\"link\">{id}</button></form>",
+            esc(&user.csrf),
+            id = esc(&row.customer_id)
+        )
+    } else {
+        esc(&customer(&row.customer_id, user.role))
+    };
     let what = match row.kind {
         "offer" => format!(
             "{} · {} · {}",
@@ -128,7 +139,7 @@ pub fn row_html(row: &Row, role: Role) -> String {
         row.seq,
         time(row.at),
         row.kind,
-        esc(&customer(&row.customer_id, role)),
+        who,
         esc(&row.rule_id),
         row.rule_version,
         what,
@@ -162,7 +173,7 @@ pub fn live(store: &Store, filter: &Filter, rules: &[String], user: &User, now: 
          <th>What</th><th>Reasons</th></tr></thead><tbody>"
     );
     for row in store.rows(filter, 200) {
-        body.push_str(&row_html(&row, user.role));
+        body.push_str(&row_html(&row, user));
     }
     body.push_str("</tbody></table><script src=\"/assets/live.js\"></script>");
     layout("Live", user, "/live", &body)

@@ -38,7 +38,7 @@ pub(super) async fn live_stream(
                 Ok(row) if filter.matches(&row) => {
                     let mut data = serde_json::to_value(&row).unwrap_or_default();
                     data["customer_id"] = pages::customer(&row.customer_id, user.role).into();
-                    data["html"] = pages::row_html(&row, user.role).into();
+                    data["html"] = pages::row_html(&row, &user).into();
                     Event::default().event("row").data(data.to_string())
                 }
                 Ok(_) => continue,
