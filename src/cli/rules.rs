@@ -111,6 +111,26 @@ pub(crate) async fn rules(command: RulesCommand) -> Result<()> {
             if checked.is_empty() && delete.is_empty() {
                 bail!("nothing to publish: give a rule document or folder, or --delete RULE_ID");
             }
+            // Checked against the rules in force too (a version that does not replace the one
+            // in force would be rejected by every instance, yet stay in the history).
+            let book = book(&settings).await?;
+            let stale: Vec<String> = checked
+                .iter()
+                .filter_map(|c| {
+                    book.admits(&c.doc)
+                        .err()
+                        .map(|e| format!("{e} (in {})", c.path))
+                })
+                .collect();
+            if !stale.is_empty() {
+                for e in &stale {
+                    eprintln!("error {e}");
+                }
+                bail!(
+                    "{} rule document(s) would be rejected; nothing was published",
+                    stale.len()
+                );
+            }
             let items: Vec<Publication> = checked
                 .into_iter()
                 .map(|c| Publication::Document(Box::new(c)))

@@ -102,7 +102,8 @@ pub struct ConsoleSettings {
     #[serde(with = "humantime_serde")]
     pub lag_every: Duration,
     /// The request header a trusted reverse proxy puts the client's address in (such as
-    /// `X-Forwarded-For`; its first address is taken). Unset: the TCP peer's address. Failed
+    /// `X-Forwarded-For`; its last address is taken, the one the proxy next to the console
+    /// appended, since those before it are the client's to write). Unset: the TCP peer's address. Failed
     /// sign-ins are counted per name and client address, and per address; behind a proxy
     /// without this header every client shares the proxy's address.
     pub client_ip_header: Option<String>,

@@ -11,7 +11,8 @@ pub(super) struct LoginForm {
 }
 
 /// The client's address: from the trusted proxy's header when `console.client_ip_header` is
-/// set, else the TCP peer.
+/// set (its *last* address, the one the proxy appended: the ones before it are the client's to
+/// write), else the TCP peer.
 fn source(app: &App, headers: &HeaderMap, peer: SocketAddr) -> String {
     app.settings
         .console
@@ -19,7 +20,7 @@ fn source(app: &App, headers: &HeaderMap, peer: SocketAddr) -> String {
         .as_deref()
         .and_then(|h| headers.get(h))
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .map(|v| v.trim().chars().take(64).collect())
         .unwrap_or_else(|| peer.ip().to_string())
 }

@@ -114,6 +114,31 @@ pub(super) async fn decide(
             "Nobody approves their own change: another publisher must.",
         );
     }
+    // One answer per request from this console, however often the button is pressed: the
+    // claim is taken before the audit and kept once the answer is written.
+    {
+        let mut claims = app.claims.lock().unwrap_or_else(|p| p.into_inner());
+        if !claims.insert(request.seq) {
+            return message(
+                &user,
+                StatusCode::CONFLICT,
+                &format!("Request #{} is being answered already.", request.seq),
+            );
+        }
+    }
+    let response = answer(&app, &user, &form, &request).await;
+    if response.status() != StatusCode::OK {
+        app.claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request.seq);
+    }
+    response
+}
+
+async fn answer(app: &App, user: &User, form: &DecisionForm, request: &HistoryEntry) -> Response {
+    let (app, user) = (app.clone(), user.clone());
+    let request = request.clone();
     let approve = form.decision == "approve";
     let action = if approve {
         request.requested.unwrap_or(Action::Publish)

@@ -63,15 +63,17 @@ pub(super) async fn change(
     }
     let client = crate::source::client_config(&app.kafka);
     if held {
-        return match publish::request(&client, &app.history_topic, &c.items, c.who).await {
-            Ok(seqs) => {
-                tracing::info!(user = %user.name, rule = c.rule_id, what = %c.what, ?seqs, "console: rule change requested");
+        // One request per change: its document or deletion (a promotion's tombstone follows
+        // from its approval).
+        let Some(item) = c.items.first() else {
+            return Err((StatusCode::CONFLICT, "nothing to change".into()));
+        };
+        return match publish::request(&client, &app.history_topic, item, c.version, c.who).await {
+            Ok(seq) => {
+                tracing::info!(user = %user.name, rule = c.rule_id, what = %c.what, seq, "console: rule change requested");
                 Ok(format!(
-                    "{} v{}: {} requested (#{}); it waits for a second publisher's approval on the approvals page.",
-                    c.rule_id,
-                    c.version,
-                    c.what,
-                    seqs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", #")
+                    "{} v{}: {} requested (#{seq}); it waits for a second publisher's approval on the approvals page.",
+                    c.rule_id, c.version, c.what,
                 ))
             }
             Err(e) => Err((

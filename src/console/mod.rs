@@ -81,6 +81,8 @@ struct App {
     history_topic: String,
     /// The rule files the console started with, with their text: versions before the history.
     files: Arc<Vec<(crate::rules::document::RuleDocument, String)>>,
+    /// Four-eyes requests being answered, or answered, from this console.
+    claims: Arc<Mutex<std::collections::HashSet<i64>>>,
     settings: Arc<Settings>,
     /// One backtest at a time.
     backtests: Arc<tokio::sync::Semaphore>,
@@ -185,6 +187,7 @@ pub async fn start_with(
         rules_topic: settings.topics.rules.clone(),
         history_topic: settings.topics.rules_history.clone(),
         files: Arc::new(docs.clone()),
+        claims: Default::default(),
         settings: Arc::new(settings.clone()),
         backtests: Arc::new(tokio::sync::Semaphore::new(1)),
         password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS)),

@@ -14,7 +14,14 @@ use crate::state::{CustomerState, OfferRecord};
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
     contacts: &'a [OfferRecord],
-    challenger: Option<(&'a str, &'a [OfferRecord])>,
+    /// (rule id, the challenger's [`shadow_key`], the challengers' records).
+    challenger: Option<(&'a str, &'a str, &'a [OfferRecord])>,
+}
+
+/// How a challenger's own would-be contacts are named in `shadow_contacts` and `shadow_alerts`:
+/// by rule id *and* version, so a new challenger starts with a history of its own.
+pub fn shadow_key(rule_id: &str, version: i32) -> String {
+    format!("{rule_id}@v{version}")
 }
 
 impl<'a> History<'a> {
@@ -26,22 +33,31 @@ impl<'a> History<'a> {
         }
     }
 
-    /// The history as rule `rule_id`'s challenger would have had it.
-    pub fn challenger(state: &'a CustomerState, rule_id: &'a str) -> Self {
+    /// The history as rule `rule_id`'s challenger, whose records are named `key`
+    /// ([`shadow_key`]), would have had it.
+    pub fn challenger(state: &'a CustomerState, rule_id: &'a str, key: &'a str) -> Self {
         Self {
             contacts: &state.contacts,
-            challenger: Some((rule_id, &state.shadow_contacts)),
+            challenger: Some((rule_id, key, &state.shadow_contacts)),
         }
     }
 
     /// The offers in this history.
     pub fn offers(&self) -> impl Iterator<Item = &'a OfferRecord> + '_ {
-        let (id, own): (&str, &[OfferRecord]) = self.challenger.unwrap_or(("", &[]));
+        let (id, key, own): (&str, &str, &[OfferRecord]) = self.challenger.unwrap_or(("", "", &[]));
         let challenged = self.challenger.is_some();
         self.contacts
             .iter()
             .filter(move |c| !challenged || c.rule_id != id)
-            .chain(own.iter().filter(move |c| c.rule_id == id))
+            .chain(own.iter().filter(move |c| c.rule_id == key))
+    }
+
+    /// Whether offer `c` of this history was made by rule `rule_id` (its cooldown applies).
+    pub fn by_rule(&self, c: &OfferRecord, rule_id: &str) -> bool {
+        c.rule_id == rule_id
+            || self
+                .challenger
+                .is_some_and(|(id, key, _)| id == rule_id && c.rule_id == key)
     }
 }
 
@@ -142,7 +158,7 @@ pub fn offer_blocked(
     let mut last_same = None::<i64>;
     let mut declined = None::<i64>;
     for c in history.offers() {
-        if c.rule_id == rule.head.id {
+        if history.by_rule(c, &rule.head.id) {
             last_same = Some(last_same.map_or(c.at, |l| l.max(c.at)));
         }
         if c.product == rule.product {
@@ -465,15 +481,26 @@ mod tests {
             outcome(&card, &s, at),
             Err(DecisionOutcome::SuppressedCooldown)
         );
-        let world = History::challenger(&s, "offer-card");
+        let key = shadow_key("offer-card", 2);
+        let world = History::challenger(&s, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Ok(ContactChannel::Email)
         );
-        // Its own would-be offer puts it in its own cooldown.
+        // Its own would-be offer puts it in its own cooldown; an earlier challenger's does not.
+        s.shadow_contacts.push(offer(
+            &shadow_key("offer-card", 1),
+            ProductCategory::CreditCard,
+            DAY,
+        ));
+        let world = History::challenger(&s, "offer-card", &key);
+        assert_eq!(
+            admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
+            Ok(ContactChannel::Email)
+        );
         s.shadow_contacts
-            .push(offer("offer-card", ProductCategory::CreditCard, DAY));
-        let world = History::challenger(&s, "offer-card");
+            .push(offer(&key, ProductCategory::CreditCard, DAY));
+        let world = History::challenger(&s, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Err(DecisionOutcome::SuppressedCooldown)
@@ -484,7 +511,7 @@ mod tests {
             s.contacts
                 .push(offer(&format!("r{i}"), ProductCategory::Wealth, DAY));
         }
-        let world = History::challenger(&s, "offer-card");
+        let world = History::challenger(&s, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Err(DecisionOutcome::SuppressedContactPolicy)

@@ -3,8 +3,9 @@
 //! published.
 //!
 //! A challenger's world differs from the real one in one way: its own would-be offers and alerts
-//! (`CustomerState::shadow_contacts`, `shadow_alerts`) stand where its champion's real ones
-//! stand ([`History::challenger`]). Everything else is shared: the customer's consent and
+//! (`CustomerState::shadow_contacts`, `shadow_alerts`, named by rule id and version, so a new
+//! challenger starts afresh) stand where its champion's real ones stand
+//! ([`History::challenger`]). Everything else is shared: the customer's consent and
 //! permitted channels, the other rules' real offers (the frequency cap), quiet periods, recent
 //! HIGH alerts (risk suppression), the control group (the same hash of customer and rule id) and
 //! arbitration against the champions' candidates of the same trigger. So its counts compare with
@@ -36,7 +37,8 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) {
         let id = rule.head.id.as_str();
-        let world = History::challenger(state, id);
+        let key = decision::shadow_key(id, rule.head.version);
+        let world = History::challenger(state, id, &key);
         let decided = match decision::offer_blocked(rule, world, t.at, &self.policy) {
             Err(held) => Err(held),
             Ok(()) => {
@@ -76,7 +78,7 @@ impl Operator {
                 .contact_retention_ms(self.longest_offer_cooldown_ms);
             state.shadow_contacts.retain(|c| t.at - c.at < keep);
             state.shadow_contacts.push(OfferRecord {
-                rule_id: rule.head.id.clone(),
+                rule_id: key,
                 product: rule.product,
                 offer_id: decision::decision_id(
                     "offer",
@@ -104,10 +106,11 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) {
         let at = t.at;
+        let key = decision::shadow_key(&rule.head.id, rule.head.version);
         let last = state
             .shadow_alerts
             .iter()
-            .filter(|a| a.rule_id == rule.head.id)
+            .filter(|a| a.rule_id == key)
             .map(|a| a.at)
             .max();
         let (outcome, why) = if last.is_some_and(|last| (at - last).abs() < rule.cooldown_ms) {
@@ -118,10 +121,7 @@ impl Operator {
         } else {
             let keep = self.longest_alert_cooldown_ms.max(self.longest_window_ms);
             state.shadow_alerts.retain(|a| at - a.at < keep);
-            state.shadow_alerts.push(ContactRecord {
-                rule_id: rule.head.id.clone(),
-                at,
-            });
+            state.shadow_alerts.push(ContactRecord { rule_id: key, at });
             (
                 DecisionOutcome::Alerted,
                 format!(

@@ -127,7 +127,11 @@ impl HistoryEntry {
             key: key.to_string(),
             version: doc.as_ref().map_or(0, |d| d.version),
             state: doc.as_ref().map(|d| d.state),
-            action: who.action,
+            // A published tombstone is a deletion.
+            action: match who.action {
+                Action::Publish if text.is_empty() => Action::Delete,
+                action => action,
+            },
             text: text.to_string(),
             author: who.author.clone(),
             comment: who.comment.clone(),

@@ -197,37 +197,38 @@ pub async fn publish(
     Ok(out)
 }
 
-/// Holds `items` for a second publisher's approval (four-eyes): one request entry each in the
-/// history topic, nothing on the rules topic. Returns each request's history offset.
+/// Holds a change for a second publisher's approval (four-eyes): one request entry in the history
+/// topic, nothing on the rules topic. `item` is the change's document or deletion (a promotion's
+/// document; its challenger tombstone is added when it is approved, see [`approval`]);
+/// `version` the version it is about (for a deletion, the version it removes, so an approval
+/// can refuse when that has changed). Returns the request's history offset.
 pub async fn request(
     client: &ClientConfig,
     history: &str,
-    items: &[Publication],
+    item: &Publication,
+    version: i32,
     who: &Provenance,
-) -> Result<Vec<i64>, rdkafka::error::KafkaError> {
+) -> Result<i64, rdkafka::error::KafkaError> {
     let mut config = client.clone();
     config.set("enable.idempotence", "true").set("acks", "all");
     let producer: FutureProducer = config.create()?;
-    let mut out = Vec::new();
-    for item in items {
-        let (key, text) = match item {
-            Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
-            Publication::Delete(key) => (key.clone(), ""),
-        };
-        let entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
-        let json = serde_json::to_vec(&entry).unwrap_or_default();
-        let delivery = producer
-            .send(
-                FutureRecord::<str, [u8]>::to(history)
-                    .key(&entry.rule_id)
-                    .payload(&json),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)?;
-        out.push(delivery.offset);
-    }
-    Ok(out)
+    let (key, text) = match item {
+        Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
+        Publication::Delete(key) => (key.clone(), ""),
+    };
+    let mut entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
+    entry.version = version;
+    let json = serde_json::to_vec(&entry).unwrap_or_default();
+    producer
+        .send(
+            FutureRecord::<str, [u8]>::to(history)
+                .key(&entry.rule_id)
+                .payload(&json),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|d| d.offset)
+        .map_err(|(e, _)| e)
 }
 
 /// Writes one history entry for `key` with no change to the rules topic (a rejection).
@@ -252,24 +253,50 @@ pub async fn record(
         .map_err(|(e, _)| e)
 }
 
-/// What approving `request` publishes: its document (checked again against the rules in force),
-/// or the tombstone of its key; a requested promotion also empties the challenger's key.
+/// What approving `request` publishes, checked against the rules in force now: its document
+/// (refused when it is already in force, or no longer raises the version), or the tombstone of
+/// its key; a requested promotion also empties the challenger's key. A promotion or a drop is
+/// refused when the challenger in force is no longer the version requested.
 pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publication>, RuleError> {
     let fail = |reason: String| RuleError {
         rule_id: request.rule_id.clone(),
         reason,
     };
+    let challenger = book
+        .versions(&request.rule_id)
+        .and_then(|v| v.challenger.as_ref())
+        .map(|c| c.doc.version);
+    let requested = request.requested.unwrap_or(super::history::Action::Publish);
+    if matches!(
+        requested,
+        super::history::Action::Promote | super::history::Action::Drop
+    ) && challenger != Some(request.version)
+    {
+        return Err(fail(format!(
+            "the request was about challenger v{}; the challenger in force is {}",
+            request.version,
+            challenger.map_or("none".into(), |v| format!("v{v}"))
+        )));
+    }
     if request.text.is_empty() {
         return Ok(vec![Publication::Delete(request.key.clone())]);
     }
     let doc = RuleDocument::parse_guessing(&request.text).map_err(|e| fail(e.message))?;
+    let slot = super::book::parse_key(&super::book::key_of(&doc)).1;
+    let in_force = book.versions(&doc.id).and_then(|v| match slot {
+        super::book::Slot::Champion => v.champion.as_ref(),
+        super::book::Slot::Challenger => v.challenger.as_ref(),
+    });
+    if in_force.is_some_and(|e| e.doc == doc) {
+        return Err(fail("this version is already in force".into()));
+    }
     book.admits(&doc)?;
     let mut items = vec![Publication::Document(Box::new(Checked {
         doc,
         text: request.text.clone(),
         path: format!("request #{}", request.seq),
     }))];
-    if request.requested == Some(super::history::Action::Promote) {
+    if requested == super::history::Action::Promote {
         items.push(Publication::Delete(challenger_key(&request.rule_id)));
     }
     Ok(items)
