@@ -15,6 +15,7 @@ pub mod backtest;
 pub mod chart;
 pub mod customer;
 pub mod editor;
+pub mod event_lag;
 pub mod feed;
 pub mod lag;
 mod lifecycle;

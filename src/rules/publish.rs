@@ -197,28 +197,17 @@ pub async fn publish(
     Ok(out)
 }
 
-/// Holds a change for a second publisher's approval (four-eyes): one request entry in the history
-/// topic, nothing on the rules topic. `item` is the change's document or deletion (a promotion's
-/// document; its challenger tombstone is added when it is approved, see [`approval`]);
-/// `version` the version it is about (for a deletion, the version it removes, so an approval
-/// can refuse when that has changed). Returns the request's history offset.
-pub async fn request(
+/// Writes one history entry (keyed by its rule id) through an idempotent acks=all producer and
+/// waits for the acknowledgement; returns its offset in the history topic.
+async fn write_entry(
     client: &ClientConfig,
     history: &str,
-    item: &Publication,
-    version: i32,
-    who: &Provenance,
+    entry: &HistoryEntry,
 ) -> Result<i64, rdkafka::error::KafkaError> {
     let mut config = client.clone();
     config.set("enable.idempotence", "true").set("acks", "all");
     let producer: FutureProducer = config.create()?;
-    let (key, text) = match item {
-        Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
-        Publication::Delete(key) => (key.clone(), ""),
-    };
-    let mut entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
-    entry.version = version;
-    let json = serde_json::to_vec(&entry).unwrap_or_default();
+    let json = serde_json::to_vec(entry).unwrap_or_default();
     producer
         .send(
             FutureRecord::<str, [u8]>::to(history)
@@ -231,6 +220,27 @@ pub async fn request(
         .map_err(|(e, _)| e)
 }
 
+/// Holds a change for a second publisher's approval (four-eyes): one request entry in the history
+/// topic, nothing on the rules topic. `item` is the change's document or deletion (a promotion's
+/// document; its challenger tombstone is added when it is approved, see [`approval`]);
+/// `version` the version it is about (for a deletion, the version it removes, so an approval
+/// can refuse when that has changed). Returns the request's history offset.
+pub async fn request(
+    client: &ClientConfig,
+    history: &str,
+    item: &Publication,
+    version: i32,
+    who: &Provenance,
+) -> Result<i64, rdkafka::error::KafkaError> {
+    let (key, text) = match item {
+        Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
+        Publication::Delete(key) => (key.clone(), ""),
+    };
+    let mut entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
+    entry.version = version;
+    write_entry(client, history, &entry).await
+}
+
 /// Writes one history entry for `key` with no change to the rules topic (a rejection).
 pub async fn record(
     client: &ClientConfig,
@@ -238,19 +248,8 @@ pub async fn record(
     key: &str,
     who: &Provenance,
 ) -> Result<i64, rdkafka::error::KafkaError> {
-    let producer: FutureProducer = client.create()?;
     let entry = HistoryEntry::new(key, "", who, crate::clock::now_ms());
-    let json = serde_json::to_vec(&entry).unwrap_or_default();
-    producer
-        .send(
-            FutureRecord::<str, [u8]>::to(history)
-                .key(&entry.rule_id)
-                .payload(&json),
-            Duration::from_secs(30),
-        )
-        .await
-        .map(|d| d.offset)
-        .map_err(|(e, _)| e)
+    write_entry(client, history, &entry).await
 }
 
 /// What approving `request` publishes, checked against the rules in force now: its document
