@@ -8,8 +8,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use nbo_stream::config::console::Role;
 use nbo_stream::console::auth::User;
+use nbo_stream::console::facets::RuleFacts;
 use nbo_stream::console::store::{Filter, Row, Store};
-use nbo_stream::console::{pages, rules_page};
+use nbo_stream::console::{chart, pages, rules_page};
 use nbo_stream::event::DecisionOutcome;
 use nbo_stream::output::{DecisionAudit, FeatureValues};
 use std::hint::black_box;
@@ -22,25 +23,28 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
     for i in 0..DECISIONS {
         let at = now - (DECISIONS - i) as i64 * 2_000;
         let rule = &rule_ids[i % rule_ids.len()];
-        store.push_row(Row {
-            seq: 0,
-            kind: if i % 3 == 0 { "alert" } else { "offer" },
+        store.push_row(
+            Row {
+                seq: 0,
+                kind: if i % 3 == 0 { "alert" } else { "offer" },
+                at,
+                customer_id: format!("CUST-{:06}", i % 2_000),
+                rule_id: rule.clone(),
+                rule_version: 1,
+                product: (i % 3 != 0).then_some("CREDIT_CARD"),
+                channel: (i % 3 != 0).then_some("EMAIL"),
+                offer_code: (i % 3 != 0).then(|| "CC-GOLD".to_string()),
+                score: (i % 3 != 0).then_some(0.42),
+                alert_kind: (i % 3 == 0).then_some("FRAUD"),
+                severity: (i % 3 == 0).then_some("HIGH"),
+                reasons: vec!["card spend 30d above 2,000".into()],
+                features: vec![
+                    ("card_spend_30d".into(), 2_500.0),
+                    ("txn_count_24h".into(), 7.0),
+                ],
+            },
             at,
-            customer_id: format!("CUST-{:06}", i % 2_000),
-            rule_id: rule.clone(),
-            rule_version: 1,
-            product: (i % 3 != 0).then_some("CREDIT_CARD"),
-            channel: (i % 3 != 0).then_some("EMAIL"),
-            offer_code: (i % 3 != 0).then(|| "CC-GOLD".to_string()),
-            score: (i % 3 != 0).then_some(0.42),
-            alert_kind: (i % 3 == 0).then_some("FRAUD"),
-            severity: (i % 3 == 0).then_some("HIGH"),
-            reasons: vec!["card spend 30d above 2,000".into()],
-            features: vec![
-                ("card_spend_30d".into(), 2_500.0),
-                ("txn_count_24h".into(), 7.0),
-            ],
-        });
+        );
         store.push_audit(
             DecisionAudit {
                 audit_id: format!("a{i}"),
@@ -81,23 +85,21 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1))
         .sample_size(30);
+    // The live page as its handler draws it: the chart for the filter, then the page.
+    let live = |filter: &Filter| {
+        let series = store.chart_for(filter, &|_| RuleFacts::default());
+        let chart = chart::decisions(&series, now, 6 * 60);
+        pages::live(&store, filter, &rule_ids, &chart, &user)
+    };
     group.bench_function("live_page", |b| {
-        b.iter(|| {
-            black_box(pages::live(
-                &store,
-                &Filter::default(),
-                &rule_ids,
-                &user,
-                now,
-            ))
-        })
+        b.iter(|| black_box(live(&Filter::default())))
     });
     let by_rule = Filter {
         rule: rule_ids[3].clone(),
         ..Filter::default()
     };
     group.bench_function("live_page_filtered", |b| {
-        b.iter(|| black_box(pages::live(&store, &by_rule, &rule_ids, &user, now)))
+        b.iter(|| black_box(live(&by_rule)))
     });
     group.bench_function("rules_page", |b| {
         b.iter(|| black_box(rules_page::rules(&entries, 3, &store, &user, now)))

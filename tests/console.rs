@@ -428,6 +428,37 @@ async fn an_accepted_offer_counts_towards_its_rule_and_health_shows_the_lag() {
         "acceptance of the offer rule: {row}"
     );
 
+    // The chart follows the filters: the offer counts under its product and its channel, not
+    // under an alert severity or another channel; the live view redraws it from /live/chart.
+    let chart = |query: &'static str| {
+        let (http, viewer, base) = (&http, &viewer, base);
+        async move {
+            let (status, svg) = get(http, format!("{base}/live/chart?{query}"), viewer).await;
+            assert_eq!(status, 200, "{query}");
+            assert!(svg.starts_with("<svg"), "{svg}");
+            svg
+        }
+    };
+    for query in [
+        "",
+        "product=CREDIT_CARD",
+        "channel=EMAIL",
+        "rule=test-card-offer",
+    ] {
+        let svg = chart(query).await;
+        assert!(svg.contains(" offered: 1</title>"), "{query}: {svg}");
+        assert!(svg.contains("UTC, per minute"), "a time axis: {svg}");
+    }
+    for query in ["severity=HIGH", "channel=PUSH", "product=MORTGAGE"] {
+        let svg = chart(query).await;
+        assert!(!svg.contains(" offered: "), "{query}: {svg}");
+    }
+    let (_, live) = get(&http, format!("{base}/live?channel=EMAIL"), &viewer).await;
+    assert!(
+        live.contains("<div id=\"chart\"><svg") && live.contains("offers sent through EMAIL"),
+        "{live}"
+    );
+
     // Lag: every input topic listed; once the pipeline has committed, nothing left to read.
     let mut health = String::new();
     for _ in 0..100 {

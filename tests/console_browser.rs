@@ -158,6 +158,25 @@ async fn the_console_in_headless_chromium() {
     );
     let text = row.text().await.unwrap();
     assert!(text.contains("HIGH") && text.contains("…0042"), "{text}");
+    // The chart, drawn before the alert, is redrawn by the page with it, on a time axis.
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(
+            "//div[@id='chart']//*[local-name()='title'][contains(., 'alerted: 1')]",
+        ))
+        .await
+        .expect("the chart redrawn live with the alert");
+    let axis = b
+        .find(Locator::Css("#chart .tick"))
+        .await
+        .expect("time-axis labels")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        axis.len() == 5 && axis.as_bytes()[2] == b':',
+        "HH:MM: {axis}"
+    );
     screenshot(&b, "console-live.png").await;
 
     // A viewer is refused the lookup.

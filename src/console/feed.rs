@@ -261,7 +261,7 @@ fn apply(
         Topic::Responses | Topic::Rules | Topic::History => None,
     };
     if let Some(row) = row {
-        let row = lock(&shared.store).push_row(row);
+        let row = lock(&shared.store).push_row(row, at);
         // No listener is not an error: nobody has the live view open.
         let _ = shared.live.send(row);
     }

@@ -16,6 +16,7 @@ pub mod chart;
 pub mod customer;
 pub mod editor;
 pub mod event_lag;
+pub mod facets;
 pub mod feed;
 pub mod lag;
 mod lifecycle;
@@ -213,6 +214,7 @@ fn router(app: App) -> Router {
         .route("/logout", post(logout))
         .route("/live", get(live))
         .route("/live/stream", get(live_stream))
+        .route("/live/chart", get(live_chart))
         .route("/rules", get(rules))
         .route("/health", get(health))
         .route("/customer", get(customer_form).post(customer_lookup))

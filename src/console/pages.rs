@@ -2,7 +2,6 @@
 //! why there is no front-end build). Every value from a record or a rule is escaped.
 
 use super::auth::User;
-use super::chart;
 use super::lag::Lag;
 use super::store::{Filter, Row, Store};
 use crate::config::console::Role;
@@ -148,7 +147,7 @@ pub fn row_html(row: &Row, user: &User) -> String {
 }
 
 /// The live view: filters, the chart, the latest offers and alerts (pushed on by `live.js`).
-pub fn live(store: &Store, filter: &Filter, rules: &[String], user: &User, now: i64) -> String {
+pub fn live(store: &Store, filter: &Filter, rules: &[String], chart: &str, user: &User) -> String {
     let products: Vec<&str> = ProductCategory::symbols().to_vec();
     let channels: Vec<&str> = ContactChannel::symbols().to_vec();
     let severities: Vec<&str> = Severity::symbols().to_vec();
@@ -164,8 +163,18 @@ pub fn live(store: &Store, filter: &Filter, rules: &[String], user: &User, now: 
     body.push_str(&select("product", "Product", &products, &filter.product));
     body.push_str(&select("channel", "Channel", &channels, &filter.channel));
     body.push_str("<button>Filter</button></form>");
-    body.push_str("<h2>Decisions per minute</h2>");
-    body.push_str(&chart::decisions(store.chart(), now));
+    let _ = write!(
+        body,
+        "<h2>Decisions per minute{}</h2><div id=\"chart\">{chart}</div>",
+        if filter.channel.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " <span class=\"muted\">(offers sent through {}: a suppressed decision has no channel)</span>",
+                esc(&filter.channel)
+            )
+        }
+    );
     let _ = write!(
         body,
         "<h2>Latest offers and alerts <span id=\"status\" class=\"muted\">connecting…</span></h2>\

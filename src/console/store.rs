@@ -2,7 +2,8 @@
 //!
 //! - the latest offers and alerts for the live view: at most `console.keep_decisions` rows,
 //!   oldest dropped first;
-//! - decisions per minute by outcome for the chart: `console.chart_hours` × 60 minute buckets;
+//! - decisions per minute by outcome for the chart: `console.chart_hours` × 60 minute buckets,
+//!   in all and by rule, and offers per minute by rule and channel ([`super::facets`]);
 //! - per rule version, decisions per minute by outcome for the last day (1,440 buckets of
 //!   [`OUTCOMES`] counters; a challenger's by what it would have decided), for at most
 //!   [`MAX_RULES`] rule versions (those beyond it are counted under [`OTHER_RULES`]);
@@ -19,6 +20,7 @@
 //! the traffic it watches or the time it runs.
 
 pub use super::event_lag::LagMinutes;
+use super::facets::{Facets, RuleFacts, Series};
 use crate::event::{DecisionOutcome, OfferResponseKind};
 use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
 use serde::Serialize;
@@ -254,6 +256,7 @@ pub struct Store {
     rows: VecDeque<Row>,
     audits: VecDeque<DecisionAudit>,
     chart: Minutes,
+    facets: Facets,
     rules: HashMap<(String, i32, bool), Minutes>,
     dead: BTreeMap<String, Reason>,
     versions: BTreeMap<i64, i64>,
@@ -281,6 +284,7 @@ impl Store {
             rows: VecDeque::with_capacity(keep_rows.min(100_000)),
             audits: VecDeque::with_capacity(keep_rows.min(100_000)),
             chart: Minutes::new(chart_hours as usize * 60),
+            facets: Facets::new(chart_hours as usize * 60),
             rules: HashMap::new(),
             dead: BTreeMap::new(),
             versions: BTreeMap::new(),
@@ -383,8 +387,12 @@ impl Store {
         self.shadow.get(id).into_iter().flat_map(|q| q.iter().rev())
     }
 
-    /// Keeps an offer or alert row; returns it with its sequence number.
-    pub fn push_row(&mut self, mut row: Row) -> Row {
+    /// Keeps an offer or alert row, produced at `at` (ms), and counts an offer by its channel;
+    /// returns the row with its sequence number.
+    pub fn push_row(&mut self, mut row: Row, at: i64) -> Row {
+        if let Some(channel) = row.channel {
+            self.facets.offer(&row.rule_id, channel, at);
+        }
         row.seq = self.next_seq;
         self.next_seq += 1;
         self.records += 1;
@@ -412,6 +420,7 @@ impl Store {
             return;
         }
         self.chart.add(at, a.outcome);
+        self.facets.decision(&a.rule_id, a.outcome, at);
         self.lag.add(at, at - a.decided_at);
         if a.outcome == DecisionOutcome::Shadow
             && (self.shadow.contains_key(&a.rule_id) || self.shadow.len() < MAX_RULES)
@@ -498,6 +507,19 @@ impl Store {
         &self.chart
     }
 
+    /// Decisions per minute by outcome that pass `filter` (see [`super::facets`]); `facts`
+    /// tells a rule's product and severity.
+    pub fn chart_for(&self, filter: &Filter, facts: &dyn Fn(&str) -> RuleFacts) -> Series {
+        if filter.rule.is_empty()
+            && filter.product.is_empty()
+            && filter.severity.is_empty()
+            && filter.channel.is_empty()
+        {
+            return super::facets::series(&self.chart);
+        }
+        self.facets.select(filter, facts)
+    }
+
     /// Decisions of version `version` of rule `id` per minute by outcome over the last day, as
     /// the version in force or (`challenger`) as a shadow version, by what it would have decided.
     /// A promoted version's two periods are counted apart.
@@ -552,7 +574,7 @@ mod tests {
         for i in 0..5 {
             let mut row = sample(i);
             row.rule_id = if i % 2 == 0 { "even" } else { "odd" }.into();
-            s.push_row(row);
+            s.push_row(row, i);
         }
         assert_eq!(s.row_count(), 3);
         let all = s.rows(&Filter::default(), 10);

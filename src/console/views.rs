@@ -14,14 +14,45 @@ fn rule_ids(app: &App) -> Vec<String> {
     book.ids().map(str::to_string).collect()
 }
 
+/// The decisions chart for `filter`, drawn now: each rule's product and severity from the rule
+/// set the console reads.
+fn chart_svg(app: &App, filter: &Filter) -> String {
+    let facts: std::collections::HashMap<String, facets::RuleFacts> = {
+        let book = app.shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+        book.documents()
+            .map(|d| {
+                let f = facets::RuleFacts {
+                    product: d.offer.as_ref().map(|o| o.product.as_str()),
+                    severity: d.alert.as_ref().map(|a| a.severity.as_str()),
+                };
+                (d.id.clone(), f)
+            })
+            .collect()
+    };
+    let facts = |rule: &str| facts.get(rule).cloned().unwrap_or_default();
+    let series = lock(&app.shared.store).chart_for(filter, &facts);
+    let keep = app.settings.console.chart_hours as usize * 60;
+    chart::decisions(&series, now_ms(), keep)
+}
+
 pub(super) async fn live(
     State(app): State<App>,
     Signed(user, _): Signed<Viewer>,
     Query(filter): Query<Filter>,
 ) -> Response {
     let rules = rule_ids(&app);
+    let chart = chart_svg(&app, &filter);
     let store = lock(&app.shared.store);
-    Html(pages::live(&store, &filter, &rules, &user, now_ms())).into_response()
+    Html(pages::live(&store, &filter, &rules, &chart, &user)).into_response()
+}
+
+/// The decisions chart alone, for the live view to redraw (`live.js`, every few seconds).
+pub(super) async fn live_chart(
+    State(app): State<App>,
+    Signed(_, _): Signed<Viewer>,
+    Query(filter): Query<Filter>,
+) -> Response {
+    Html(chart_svg(&app, &filter)).into_response()
 }
 
 /// New offers and alerts as server-sent events: `row` events carry the table row's HTML and

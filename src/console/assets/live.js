@@ -1,5 +1,6 @@
 // Live view: appends offers and alerts pushed by the console (server-sent events) to the table,
-// with the page's filters. Rows arrive as HTML the server rendered and escaped.
+// with the page's filters, and redraws the decisions chart (same filters) every few seconds.
+// Rows and the chart arrive as HTML/SVG the server rendered and escaped.
 (function () {
   "use strict";
   var table = document.querySelector("#live tbody");
@@ -22,4 +23,15 @@
     setTimeout(function () { tr.classList.remove("new"); }, 2000);
     while (table.rows.length > KEEP) { table.deleteRow(table.rows.length - 1); }
   });
+  var chart = document.getElementById("chart");
+  var CHART_EVERY_MS = 10000;
+  function redraw() {
+    fetch("/live/chart" + window.location.search, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (svg) {
+        if (svg && svg.indexOf("<svg") === 0) { chart.innerHTML = svg; }
+      })
+      .catch(function () { /* the next redraw tries again */ });
+  }
+  if (chart) { setInterval(redraw, CHART_EVERY_MS); }
 })();
