@@ -105,7 +105,7 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
         b.iter(|| black_box(rules_page::rules(&entries, 3, &store, &user, now)))
     });
     group.bench_function("health_page", |b| {
-        b.iter(|| black_box(pages::health(&store, None, 3, None, &user, now)))
+        b.iter(|| black_box(pages::health(&store, None, &[], 3, None, &user, now)))
     });
     group.bench_function("customer_decisions", |b| {
         b.iter(|| black_box(store.audits_of("CUST-000042", 20)))

@@ -487,6 +487,10 @@ async fn an_accepted_offer_counts_towards_its_rule_and_health_shows_the_lag() {
             "{topic} in {health}"
         );
     }
+    assert!(
+        health.contains("id=\"no-instances\"") && health.contains("console.instances"),
+        "with no instances listed, the page says how to list them: {health}"
+    );
     run.stop().await;
 }
 

@@ -107,6 +107,15 @@ pub struct ConsoleSettings {
     /// sign-ins are counted per name and client address, and per address; behind a proxy
     /// without this header every client shares the proxy's address.
     pub client_ip_header: Option<String>,
+    /// The `run` instances whose readiness and processing latency the health page shows: the
+    /// base URL of each one's telemetry endpoint (`telemetry.listen`), such as
+    /// `"http://10.0.0.5:9464"`; `/readyz` and `/metrics` are read below it. Empty: the health
+    /// page says how to list them.
+    pub instances: Vec<String>,
+    /// How often each of `instances` is read. The latency and rate shown cover the time
+    /// between the last two readings.
+    #[serde(with = "humantime_serde")]
+    pub instances_every: Duration,
     /// Four-eyes publishing: a publisher's change (publish, promote, drop, rollback) is held in
     /// the rules history as a request until a second publisher approves it; nobody approves
     /// their own. Off by default; banks that require dual control turn it on.
@@ -131,6 +140,9 @@ impl Default for ConsoleSettings {
             recordings: None,
             keep_offer_ids: 100_000,
             lag_every: Duration::from_secs(10),
+            instances: Vec::new(),
+            // A Prometheus server's usual scrape interval: a window long enough to hold events.
+            instances_every: Duration::from_secs(10),
             require_approval: false,
             client_ip_header: None,
         }
@@ -160,6 +172,15 @@ impl ConsoleSettings {
                 "console.lag_every",
                 "must be at least 1s (such as \"10s\")".into(),
             ));
+        }
+        if self.instances_every < Duration::from_secs(1) {
+            return Err((
+                "console.instances_every",
+                "must be at least 1s (such as \"10s\")".into(),
+            ));
+        }
+        for url in &self.instances {
+            check_instance_url(url).map_err(|reason| ("console.instances", reason))?;
         }
         if self.max_sessions == 0 {
             return Err(("console.max_sessions", "must be at least 1".into()));
@@ -202,5 +223,66 @@ impl ConsoleSettings {
             return Err(("console.trusted_header", "not a valid header name".into()));
         }
         Ok(())
+    }
+}
+
+/// Checks one of `console.instances`: an `http` or `https` URL (which has a host), and no query,
+/// fragment or credentials (the paths below it are appended).
+fn check_instance_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("{url:?} is not a URL ({e}); write it as \"http://host:9464\""))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?}: only http:// and https:// are read"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "{url:?}: a base URL takes no query or fragment (/readyz and /metrics are appended)"
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{url:?}: no credentials in the URL (the telemetry endpoint needs none)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_instances(urls: &[&str]) -> ConsoleSettings {
+        ConsoleSettings {
+            auth: ConsoleAuth::TrustedHeader,
+            users: vec![ConsoleUser {
+                name: "vera".into(),
+                role: Role::Viewer,
+                password_hash: None,
+            }],
+            instances: urls.iter().map(|u| u.to_string()).collect(),
+            ..ConsoleSettings::default()
+        }
+    }
+
+    #[test]
+    fn instance_urls_are_checked_naming_the_field_and_the_reason() {
+        assert_eq!(with_instances(&[]).check(), Ok(()));
+        let good = [
+            "http://10.0.0.5:9464",
+            "https://nbo-1.bank.example/telemetry/",
+        ];
+        assert_eq!(with_instances(&good).check(), Ok(()));
+        for (url, reason) in [
+            ("10.0.0.5:9464", "not a URL"),
+            ("ftp://10.0.0.5", "only http"),
+            ("http://10.0.0.5:9464/?x=1", "no query"),
+            ("http://user:pw@10.0.0.5:9464", "no credentials"),
+        ] {
+            let (field, why) = with_instances(&["http://ok:9464", url])
+                .check()
+                .unwrap_err();
+            assert_eq!(field, "console.instances", "{url}");
+            assert!(why.contains(reason) && why.contains(url), "{url}: {why}");
+        }
     }
 }

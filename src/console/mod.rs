@@ -3,9 +3,10 @@
 //!
 //! A process of its own: it reads the output topics and the rules topic (see [`feed`]) and
 //! serves pages rendered on the server ([`pages`]), so one console serves any number of `run`
-//! instances. Its assets are compiled into the binary; nothing is fetched from elsewhere, and the
-//! Content-Security-Policy allows nothing but the console itself. Who may see what is decided in
-//! [`auth`]; what it remembers, and the bound on it, in [`store`].
+//! instances; the health page also reads each listed instance's `/readyz` and `/metrics`
+//! ([`instances`]). Its assets are compiled into the binary; nothing is fetched from elsewhere,
+//! and the Content-Security-Policy allows nothing but the console itself. Who may see what is
+//! decided in [`auth`]; what it remembers, and the bound on it, in [`store`].
 
 mod actions;
 mod approvals;
@@ -18,6 +19,7 @@ pub mod editor;
 pub mod event_lag;
 pub mod facets;
 pub mod feed;
+pub mod instances;
 pub mod lag;
 mod lifecycle;
 pub mod pages;
@@ -83,6 +85,9 @@ struct App {
     history_topic: String,
     /// The rule files the console started with, with their text: versions before the history.
     files: Arc<Vec<(crate::rules::document::RuleDocument, String)>>,
+    /// The latest reading of each of `console.instances` (the feed has no part in it, so it is
+    /// here rather than in [`Shared`]).
+    instances: instances::Slot,
     /// Four-eyes requests being answered, or answered, from this console.
     claims: Arc<Mutex<std::collections::HashSet<i64>>>,
     settings: Arc<Settings>,
@@ -170,6 +175,13 @@ pub async fn start_with(
             tracing::error!(error = %e, "console: reading the consumer lag stopped");
         }
     });
+    let instances_slot = instances::slot(&c.instances);
+    let (every, slot) = (c.instances_every, instances_slot.clone());
+    tokio::spawn(async move {
+        if let Err(e) = instances::run(every, slot).await {
+            tracing::error!(error = %e, "console: reading the instances stopped");
+        }
+    });
     let feed_settings = settings.clone();
     let feed_shared = shared.clone();
     tokio::spawn(async move {
@@ -189,6 +201,7 @@ pub async fn start_with(
         rules_topic: settings.topics.rules.clone(),
         history_topic: settings.topics.rules_history.clone(),
         files: Arc::new(docs.clone()),
+        instances: instances_slot,
         claims: Default::default(),
         settings: Arc::new(settings.clone()),
         backtests: Arc::new(tokio::sync::Semaphore::new(1)),

@@ -2,6 +2,8 @@
 //! why there is no front-end build). Every value from a record or a rule is escaped.
 
 use super::auth::User;
+use super::instances::window::Estimate;
+use super::instances::{Instance, State};
 use super::lag::Lag;
 use super::store::{Filter, Row, Store};
 use crate::config::console::Role;
@@ -225,10 +227,82 @@ fn lag_section(lag: Option<&Lag>, now: i64) -> String {
     out
 }
 
-/// Throughput, dead letters by reason with the latest few, ruleset versions, a Grafana link.
+/// A latency in seconds as milliseconds (or seconds from 10 s on).
+fn latency(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{:.1} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
+/// Each `run` instance's readiness, processing p99 and rate, or how to list the instances.
+fn instances_section(instances: &[Instance], now: i64) -> String {
+    let mut out = String::from("<h2>Instances</h2>");
+    if instances.is_empty() {
+        out.push_str(
+            "<p id=\"no-instances\">No instances listed. Set <code>console.instances</code> to the \
+             base URL of each <code>run</code> instance's telemetry endpoint (its \
+             <code>telemetry.listen</code>), such as <code>[\"http://10.0.0.5:9464\"]</code>, \
+             to see here whether each is ready and its processing latency.</p>",
+        );
+        return out;
+    }
+    out.push_str(
+        "<table id=\"instances\"><thead><tr><th>Instance</th><th>State</th>\
+         <th>Processing p99 (since the previous reading)</th><th>Events/s</th><th>Read</th>\
+         </tr></thead><tbody>",
+    );
+    for i in instances {
+        let Some(r) = &i.latest else {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"state\">not read yet</td><td class=\"p99\">–</td>\
+                 <td class=\"rate\">–</td><td class=\"read\">–</td></tr>",
+                esc(&i.url)
+            );
+            continue;
+        };
+        let mut state = match &r.state {
+            State::Ready => "ready".to_string(),
+            State::NotReady(status) => format!(
+                "<span class=\"error\">not ready</span> <span class=\"muted\">({})</span>",
+                esc(status)
+            ),
+            State::Unreachable(why) => format!(
+                "<span class=\"error\">unreachable</span> <span class=\"muted\">{}</span>",
+                esc(why)
+            ),
+        };
+        if let Some(why) = &r.metrics_error {
+            let _ = write!(state, "<br><span class=\"muted\">{}</span>", esc(why));
+        }
+        let p99 = match r.p99 {
+            Some(Estimate::Within(s)) => latency(s),
+            Some(Estimate::Above(s)) => format!("over {}", latency(s)),
+            None => "–".into(),
+        };
+        let rate = r
+            .per_second
+            .map_or_else(|| "–".to_string(), |n| format!("{n:.1}"));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"state\">{state}</td><td class=\"p99\">{p99}</td>\
+             <td class=\"rate\">{rate}</td><td class=\"read\">{} s ago</td></tr>",
+            esc(&i.url),
+            (now - r.at).max(0) / 1000
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// Throughput, the instances, consumer lag, dead letters by reason with the latest few, ruleset
+/// versions, a Grafana link.
 pub fn health(
     store: &Store,
     lag: Option<&Lag>,
+    instances: &[Instance],
     book_version: i64,
     grafana: Option<&str>,
     user: &User,
@@ -260,6 +334,7 @@ pub fn health(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    body.push_str(&instances_section(instances, now));
     body.push_str(&lag_section(lag, now));
     let _ = write!(
         body,
@@ -312,5 +387,53 @@ mod tests {
         assert_eq!(customer("C0012345", Role::Viewer), "…2345");
         assert_eq!(customer("C0012345", Role::Analyst), "C0012345");
         assert_eq!(time(0), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn instances_say_how_to_list_them_and_escape_what_an_instance_said() {
+        let none = instances_section(&[], 0);
+        assert!(none.contains("<code>console.instances</code>"), "{none}");
+        let reading = |state, p99| super::super::instances::Reading {
+            at: 1_000,
+            state,
+            p99,
+            per_second: Some(12.0),
+            metrics_error: None,
+        };
+        let listed = [
+            Instance {
+                url: "http://a:9464".into(),
+                latest: Some(reading(State::Ready, Some(Estimate::Within(0.0241)))),
+            },
+            Instance {
+                url: "http://b:9464".into(),
+                latest: Some(reading(State::Unreachable("<refused>".into()), None)),
+            },
+            Instance {
+                url: "http://c:9464".into(),
+                latest: Some(reading(State::Ready, Some(Estimate::Above(131.072)))),
+            },
+            Instance {
+                url: "http://d:9464".into(),
+                latest: None,
+            },
+        ];
+        let page = instances_section(&listed, 4_500);
+        assert!(page.contains(
+            "<tr><td>http://a:9464</td><td class=\"state\">ready</td><td class=\"p99\">24.1 ms</td>\
+             <td class=\"rate\">12.0</td><td class=\"read\">3 s ago</td></tr>"
+        ), "{page}");
+        assert!(
+            page.contains("unreachable</span> <span class=\"muted\">&lt;refused&gt;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td class=\"p99\">over 131.1 s</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td class=\"state\">not read yet</td>"),
+            "{page}"
+        );
     }
 }

@@ -113,10 +113,16 @@ pub(super) async fn health(State(app): State<App>, Signed(user, _): Signed<Viewe
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let instances = app
+        .instances
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let store = lock(&app.shared.store);
     Html(pages::health(
         &store,
         lag.as_ref(),
+        &instances,
         version,
         app.grafana.as_deref(),
         &user,
