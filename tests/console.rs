@@ -186,6 +186,24 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
         page.contains("line 6, column 1: condition:") && page.contains("amount_minr"),
         "{page}"
     );
+    // Every problem is listed, each a link to its line, and the gutter marks both lines.
+    let two = typo.replace("cooldown = \"1m\"", "cooldown = \"soon\"");
+    let r = form(
+        &publisher,
+        "/rules/check",
+        format!("csrf={publisher_csrf}&document={}", urlencode(&two)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("data-line=\"6\" data-column=\"1\">line 6, column 1: condition:")
+            && page
+                .contains("data-line=\"12\" data-column=\"1\">line 12, column 1: alert.cooldown:")
+            && page.contains("data-problem-lines=\"6 12\""),
+        "{page}"
+    );
     let r = form(
         &publisher,
         "/rules/check",

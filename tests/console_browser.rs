@@ -266,6 +266,33 @@ async fn the_console_in_headless_chromium() {
             && report.contains("amount_minr"),
         "{report}"
     );
+    // The gutter numbers the lines and marks the problem's; clicking the problem puts the
+    // caret on its line.
+    let marked = b
+        .find(Locator::Css(&format!(".gutter #line-{condition_line}")))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap();
+    assert_eq!(marked.as_deref(), Some("problem"));
+    b.find(Locator::Css(&format!(
+        "#report a.goto[data-line='{condition_line}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let caret = b
+        .execute(
+            "var a = document.getElementById('document'); \
+             return a.value.slice(0, a.selectionStart).split('\\n').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(caret.as_u64(), Some(condition_line as u64), "caret line");
     // The rules table is wide (two periods of six counts): a wider window shows all of it.
     b.set_window_size(1760, 900).await.unwrap();
     b.goto(&format!("{base}/rules")).await.unwrap();

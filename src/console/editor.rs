@@ -1,113 +1,36 @@
 //! The rule editor's checks: a document edited in the browser is checked as `rules check` and a
 //! running instance check it (parse, compile against the feature set, a version above the one in
-//! force), and every problem is placed at a line and column of the document as typed.
+//! force), and every problem found in one pass is placed at a line and column of the document as
+//! typed ([`crate::rules::problems`]). The page is a plain form; `editor.js`, when it runs, adds
+//! line numbers beside the text, marks the lines with problems and moves the caret to a problem
+//! when its report line is clicked.
 
 use crate::features::FeatureSet;
 use crate::rules::book::RuleBook;
 use crate::rules::document::{Format, RuleDocument, RuleState};
-
-/// One thing wrong with a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line in the document, where known.
-    pub line: Option<usize>,
-    /// 1-based column in that line, where known.
-    pub column: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
-
-/// Splits `"line L, column C: message"` into its parts.
-fn located(text: &str) -> Option<(usize, usize, &str)> {
-    let rest = text.strip_prefix("line ")?;
-    let (line, rest) = rest.split_once(", column ")?;
-    let (column, message) = rest.split_once(": ")?;
-    Some((line.parse().ok()?, column.parse().ok()?, message))
-}
-
-/// The document position of `line`/`column` of the condition, when the condition's text appears
-/// verbatim in the document (a literal or multi-line literal string).
-fn in_document(text: &str, condition: &str, line: usize, column: usize) -> Option<(usize, usize)> {
-    if condition.is_empty() {
-        return None;
-    }
-    let start = text.find(condition)?;
-    let before = &text[..start];
-    let first_line = before.matches('\n').count() + 1;
-    let first_column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    if line == 1 {
-        Some((first_line, first_column + column - 1))
-    } else {
-        Some((first_line + line - 1, column))
-    }
-}
+pub use crate::rules::problems::Problem;
 
 /// Checks `text` against `features` and the rules in force in `book`: the parsed document, or
-/// every problem found.
+/// every problem found, in the order of the text.
 pub fn check(
     text: &str,
     features: &FeatureSet,
     book: &RuleBook,
 ) -> Result<RuleDocument, Vec<Problem>> {
-    let doc = RuleDocument::parse_guessing(text).map_err(|e| {
-        vec![match located(&e.message) {
-            Some((line, column, message)) => Problem {
-                line: Some(line),
-                column: Some(column),
-                message: message.to_string(),
-            },
-            None => Problem {
-                line: None,
-                column: None,
-                message: e.message,
-            },
-        }]
-    })?;
-    if let Err(e) = crate::rules::compile(&doc, features) {
-        let problem = match e
-            .reason
-            .strip_prefix("condition, ")
-            .and_then(located)
-            .and_then(|(l, c, m)| in_document(text, &doc.condition, l, c).map(|p| (p, m)))
-        {
-            Some(((line, column), message)) => Problem {
-                line: Some(line),
-                column: Some(column),
-                message: format!("condition: {message}"),
-            },
-            None => Problem {
-                line: None,
-                column: None,
-                message: e.reason,
-            },
-        };
-        return Err(vec![problem]);
-    }
-    if let Some(old) = book.document(&doc.id) {
-        if doc.version <= old.version && *old != doc {
-            return Err(vec![Problem {
-                line: text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with("version"))
-                    .map(|i| i + 1),
-                column: Some(1),
-                message: format!(
-                    "version {} does not replace version {} in force: raise the version",
-                    doc.version, old.version
+    let mut found = crate::rules::problems::find(text, Format::guess(text), features);
+    let in_force = found.id.as_deref().and_then(|id| book.document(id));
+    if let (Some(old), Some(version)) = (in_force, found.version) {
+        if version <= old.version && found.doc.as_ref() != Some(old) {
+            found.problems.push(Problem::at(
+                crate::rules::problems::locate(text, "version"),
+                format!(
+                    "version {version} does not replace version {} in force: raise the version",
+                    old.version
                 ),
-            }]);
+            ));
         }
     }
-    Ok(doc)
+    found.into_result()
 }
 
 /// The document to publish: `text` (as the author wrote it) in `state`, every other byte kept.
@@ -143,6 +66,14 @@ pub fn page(
 ) -> String {
     use super::pages::esc;
     use crate::config::console::Role;
+    let problem_lines = match &report {
+        Report::Problems(problems) => problems
+            .iter()
+            .filter_map(|p| p.line.map(|l| l.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
     let report = match report {
         Report::None => String::new(),
         Report::Valid(d) => format!(
@@ -153,10 +84,7 @@ pub fn page(
             esc(&d.triggers.join(", "))
         ),
         Report::Problems(problems) => {
-            let items: String = problems
-                .iter()
-                .map(|p| format!("<li>{}</li>", esc(&p.to_string())))
-                .collect();
+            let items: String = problems.iter().map(problem_item).collect();
             format!("<ul class=\"error\" id=\"report\">{items}</ul>")
         }
         Report::Published(what) => format!("<p class=\"ok\" id=\"report\">{}</p>", esc(&what)),
@@ -187,15 +115,29 @@ pub fn page(
     let body = format!(
         "{report}<form method=\"post\" action=\"/rules/check\" class=\"editor\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <textarea name=\"document\" id=\"document\" rows=\"24\" spellcheck=\"false\">\n{text}</textarea>\
+         <div class=\"editor-area\"><textarea name=\"document\" id=\"document\" rows=\"24\" \
+         spellcheck=\"false\" data-problem-lines=\"{problem_lines}\">\n{text}</textarea></div>\
          <p><button id=\"check\">Check</button> {backtest} {publish}</p></form>{extra}\
          <p class=\"muted\">Checked as <code>nbo-stream rules check</code> and a running instance check it: \
          the document parses, the condition compiles against the features, and the version is above the one in force. \
-         Publishing writes the document to the rules topic; every instance applies it, and the audit records who published it.</p>",
+         Publishing writes the document to the rules topic; every instance applies it, and the audit records who published it.</p>\
+         <script src=\"/assets/editor.js\"></script>",
         csrf = esc(&user.csrf),
         text = esc(text),
     );
     super::pages::layout("Edit rule", user, "/rules", &body)
+}
+
+/// One reported problem; one with a line links to it (`editor.js` moves the caret there).
+fn problem_item(p: &Problem) -> String {
+    let text = super::pages::esc(&p.to_string());
+    match p.line {
+        Some(line) => format!(
+            "<li><a href=\"#document\" class=\"goto\" data-line=\"{line}\" data-column=\"{}\">{text}</a></li>",
+            p.column.unwrap_or(1)
+        ),
+        None => format!("<li>{text}</li>"),
+    }
 }
 
 /// A new rule's starting text.
@@ -233,6 +175,42 @@ mod tests {
         assert_eq!(problems[0].line, Some(7), "{problems:?}");
         assert_eq!(problems[0].column, Some(6), "{problems:?}");
         assert!(problems[0].message.contains("spend_24hh"), "{problems:?}");
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_a_version_not_above_the_one_in_force() {
+        let (features, _) = book();
+        let (_, starter) = crate::rules::load::STARTER[0];
+        let in_force = RuleDocument::parse_guessing(starter).unwrap();
+        let book = RuleBook::new(features.clone(), std::slice::from_ref(&in_force)).unwrap();
+        let text = format!(
+            "id = \"{}\"\nversion = {}\ndescription = \"d\"\ntriggers = [\"TransactionEvent\"]\n\
+             condition = '''\nfeatures.spend_24hh > 3.0\n  && features.debit_spend_30d > 1.0\n'''\n\
+             [alert]\nkind = \"FRAUD\"\nseverity = \"LOW\"\ncooldown = \"soon\"\n",
+            in_force.id, in_force.version
+        );
+        let problems = check(&text, &features, &book).unwrap_err();
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            [Some(2), Some(6), Some(7), Some(12)],
+            "{problems:#?}"
+        );
+        assert!(problems[0].message.contains("does not replace version"));
+        assert!(problems[1].message.contains("spend_24hh"));
+        assert!(problems[2].message.contains("debit_spend_30d"));
+        assert!(problems[3].message.contains("alert.cooldown"));
+        let user = crate::console::auth::User {
+            name: "ana".into(),
+            role: crate::config::console::Role::Analyst,
+            csrf: "t".into(),
+        };
+        let html = page(&user, &text, Report::Problems(&problems), &[], "", "");
+        assert!(html.contains("data-problem-lines=\"2 6 7 12\""), "{html}");
+        assert!(
+            html.contains("class=\"goto\" data-line=\"7\" data-column=\"6\""),
+            "{html}"
+        );
     }
 
     #[test]

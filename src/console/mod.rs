@@ -53,6 +53,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/console.css"),
     ),
     (
+        "editor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/editor.js"),
+    ),
+    (
         "live.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/live.js"),

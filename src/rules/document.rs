@@ -170,21 +170,31 @@ impl Format {
 }
 
 impl RuleDocument {
-    /// Parses a document in `format`.
+    /// Parses a document in `format`: the first problem of its fields or of their values.
     pub fn parse(text: &str, format: Format) -> Result<RuleDocument, DocumentError> {
-        let doc: RuleDocument = match format {
+        let doc = Self::deserialize(text, format)?;
+        match doc.shape_problems().into_iter().next() {
+            Some((_, message)) => Err(DocumentError {
+                message: format!("rule {}: {message}", doc.id),
+            }),
+            None => Ok(doc),
+        }
+    }
+
+    /// Reads the fields of a document in `format` (types only: [`RuleDocument::shape_problems`]
+    /// checks the values).
+    pub(crate) fn deserialize(text: &str, format: Format) -> Result<RuleDocument, DocumentError> {
+        match format {
             Format::Toml => toml::from_str(text).map_err(|e| DocumentError {
                 message: toml_message(&e, text),
-            })?,
+            }),
             Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| DocumentError {
                 message: match e.location() {
                     Some(l) => format!("line {}, column {}: {e}", l.line(), l.column()),
                     None => e.to_string(),
                 },
-            })?,
-        };
-        doc.check_shape()?;
-        Ok(doc)
+            }),
+        }
     }
 
     /// Parses text whose format is guessed ([`Format::guess`]).
@@ -203,12 +213,11 @@ impl RuleDocument {
         self.offer.is_some()
     }
 
-    fn check_shape(&self) -> Result<(), DocumentError> {
-        let fail = |m: String| {
-            Err(DocumentError {
-                message: format!("rule {}: {m}", self.id),
-            })
-        };
+    /// Every value that reads but is not allowed, each with the path of its field (`id`,
+    /// `offer.value`; empty for the document as a whole).
+    pub(crate) fn shape_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut fail = |field: &'static str, message: &str| problems.push((field, message.into()));
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
             && self
@@ -216,41 +225,51 @@ impl RuleDocument {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return fail("id must be 1..=64 characters of a-z, 0-9 and -".into());
+            fail("id", "id must be 1..=64 characters of a-z, 0-9 and -");
         }
         if self.version < 1 {
-            return fail("version must be at least 1".into());
+            fail("version", "version must be at least 1");
         }
         if self.description.trim().is_empty() {
-            return fail("description must say in plain words what the rule does".into());
+            fail(
+                "description",
+                "description must say in plain words what the rule does",
+            );
         }
         if self.triggers.is_empty() {
-            return fail("triggers must name at least one event type".into());
+            fail("triggers", "triggers must name at least one event type");
         }
         match (&self.offer, &self.alert) {
-            (Some(_), Some(_)) => {
-                fail("has both [offer] and [alert]; a rule is one or the other".into())
-            }
-            (None, None) => fail("needs an [offer] or an [alert] section".into()),
+            (Some(_), Some(_)) => fail(
+                "alert",
+                "has both [offer] and [alert]; a rule is one or the other",
+            ),
+            (None, None) => fail("", "needs an [offer] or an [alert] section"),
             (Some(o), None) => {
                 if o.channels.is_empty() {
-                    return fail("offer.channels must name at least one channel".into());
+                    fail(
+                        "offer.channels",
+                        "offer.channels must name at least one channel",
+                    );
                 }
                 if !(o.value.is_finite() && o.value > 0.0) {
-                    return fail("offer.value must be a positive number".into());
+                    fail("offer.value", "offer.value must be a positive number");
                 }
                 if !(o.weight.is_finite() && o.weight > 0.0) {
-                    return fail("offer.weight must be a positive number".into());
+                    fail("offer.weight", "offer.weight must be a positive number");
                 }
                 if !o.propensity.intercept.is_finite()
                     || o.propensity.weights.values().any(|w| !w.is_finite())
                 {
-                    return fail("offer.propensity numbers must be finite".into());
+                    fail(
+                        "offer.propensity",
+                        "offer.propensity numbers must be finite",
+                    );
                 }
-                Ok(())
             }
-            (None, Some(_)) => Ok(()),
+            (None, Some(_)) => {}
         }
+        problems
     }
 }
 

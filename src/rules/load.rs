@@ -62,10 +62,19 @@ pub fn read(path: &Path) -> Result<(RuleDocument, String), RuleError> {
         rule_id: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let format = Format::of_path(path).unwrap_or_else(|| Format::guess(&text));
+    let (text, format) = read_text(path)?;
     let doc = RuleDocument::parse(&text, format).map_err(|e| fail(e.message))?;
     Ok((doc, text))
+}
+
+/// The text of the document at `path` and its format (by extension, else guessed).
+pub fn read_text(path: &Path) -> Result<(String, Format), RuleError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+        rule_id: path.display().to_string(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    let format = Format::of_path(path).unwrap_or_else(|| Format::guess(&text));
+    Ok((text, format))
 }
 
 /// Every document under `path` (or the starter set when `None`), parsed: all errors, not just

@@ -10,12 +10,14 @@ pub mod document;
 pub mod edit;
 pub mod history;
 pub mod load;
+pub mod problems;
 pub mod publish;
+mod schema;
 pub mod watch;
 
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
 use crate::features::FeatureSet;
-use condition::Condition;
+use condition::{Condition, ConditionError};
 use document::{RuleDocument, RuleState};
 
 /// Fields every rule has.
@@ -153,73 +155,152 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Compiles a document against the feature set in force.
-pub fn compile(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, RuleError> {
-    let fail = |reason: String| RuleError {
-        rule_id: doc.id.clone(),
-        reason,
-    };
-    let mut triggers = Vec::new();
-    for name in &doc.triggers {
-        let kind = EventKind::by_record_name(name).ok_or_else(|| {
-            let names = EventKind::record_names();
-            fail(format!(
-                "unknown trigger {name:?} (one of {})",
-                names.join(", ")
-            ))
-        })?;
-        if matches!(kind, EventKind::Erasure) {
-            return Err(fail("erasure requests cannot trigger rules".into()));
-        }
-        if !triggers.contains(&kind) {
-            triggers.push(kind);
+/// Why a document does not compile: which part of it, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileProblem {
+    /// A field's value.
+    Field {
+        /// The field's path in the document (`triggers`, `offer.propensity.weights.x`); empty
+        /// for the document as a whole.
+        field: String,
+        /// What is wrong (naming the field).
+        message: String,
+    },
+    /// The condition, at a line and column of the condition's own text.
+    Condition(ConditionError),
+}
+
+impl std::fmt::Display for CompileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileProblem::Field { message, .. } => f.write_str(message),
+            CompileProblem::Condition(e) => write!(f, "condition, {e}"),
         }
     }
-    let condition = Condition::compile(&doc.condition, &triggers, features)
-        .map_err(|e| fail(format!("condition, {e}")))?;
-    let mut used_slots = condition.feature_slots().to_vec();
-    let head = |used_slots: Vec<usize>| RuleHead {
+}
+
+/// Compiles a document against the feature set in force: the first problem of [`compile_all`].
+pub fn compile(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, RuleError> {
+    compile_all(doc, features).map_err(|problems| RuleError {
+        rule_id: doc.id.clone(),
+        reason: problems
+            .first()
+            .map_or_else(|| "does not compile".to_string(), ToString::to_string),
+    })
+}
+
+/// Compiles a document against the feature set in force, or every problem found in one pass
+/// (each trigger, each error of the condition, each propensity weight; never empty).
+pub fn compile_all(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, Vec<CompileProblem>> {
+    let mut problems = Vec::new();
+    let (triggers, condition) =
+        compile_condition(&doc.triggers, &doc.condition, features, &mut problems);
+    let mut used_slots = condition
+        .as_ref()
+        .map(|c| c.feature_slots().to_vec())
+        .unwrap_or_default();
+    let coefficients = doc
+        .offer
+        .as_ref()
+        .map(|o| propensity(o, features, &mut used_slots, &mut problems));
+    let Some(condition) = condition.filter(|_| problems.is_empty()) else {
+        return Err(problems);
+    };
+    let head = RuleHead {
         id: doc.id.clone(),
         version: doc.version,
         description: doc.description.trim().to_string(),
         state: doc.state,
-        triggers: triggers.clone(),
-        condition: condition.clone(),
+        triggers,
+        condition,
         used_slots,
     };
-    match (&doc.offer, &doc.alert) {
-        (Some(o), None) => {
-            let mut coefficients = Vec::new();
-            for (name, w) in &o.propensity.weights {
-                let slot = features.slot(name).ok_or_else(|| {
-                    fail(format!(
-                        "offer.propensity.weights: unknown feature `{name}`"
-                    ))
-                })?;
-                coefficients.push((slot, *w));
-                if !used_slots.contains(&slot) {
-                    used_slots.push(slot);
-                }
-            }
-            Ok(Rule::Offer(OfferRule {
-                head: head(used_slots),
-                offer_code: o.offer_code.clone(),
-                product: o.product,
-                value: o.value,
-                weight: o.weight,
-                intercept: o.propensity.intercept,
-                coefficients,
-                channels: o.channels.clone(),
-                cooldown_ms: ms(o.cooldown),
-                validity_ms: o.validity.map(ms),
-            }))
-        }
-        (None, Some(a)) => Ok(Rule::Alert(AlertRule {
-            head: head(used_slots),
+    match (&doc.offer, &doc.alert, coefficients) {
+        (Some(o), None, Some(coefficients)) => Ok(Rule::Offer(OfferRule {
+            head,
+            offer_code: o.offer_code.clone(),
+            product: o.product,
+            value: o.value,
+            weight: o.weight,
+            intercept: o.propensity.intercept,
+            coefficients,
+            channels: o.channels.clone(),
+            cooldown_ms: ms(o.cooldown),
+            validity_ms: o.validity.map(ms),
+        })),
+        (None, Some(a), _) => Ok(Rule::Alert(AlertRule {
+            head,
             kind: a.kind,
             severity: a.severity,
             cooldown_ms: ms(a.cooldown),
         })),
-        _ => Err(fail("needs exactly one of [offer] and [alert]".into())),
+        _ => Err(vec![CompileProblem::Field {
+            field: String::new(),
+            message: "needs exactly one of [offer] and [alert]".into(),
+        }]),
     }
+}
+
+/// The trigger kinds named by `names` and the condition compiled for them; every problem of
+/// either is added to `problems` (the condition is not compiled when no trigger is valid).
+pub(crate) fn compile_condition(
+    names: &[String],
+    source: &str,
+    features: &FeatureSet,
+    problems: &mut Vec<CompileProblem>,
+) -> (Vec<EventKind>, Option<Condition>) {
+    let mut triggers = Vec::new();
+    let before = problems.len();
+    for name in names {
+        let field = |message: String| CompileProblem::Field {
+            field: "triggers".into(),
+            message,
+        };
+        match EventKind::by_record_name(name) {
+            None => problems.push(field(format!(
+                "unknown trigger {name:?} (one of {})",
+                EventKind::record_names().join(", ")
+            ))),
+            Some(EventKind::Erasure) => {
+                problems.push(field("erasure requests cannot trigger rules".into()))
+            }
+            Some(kind) if !triggers.contains(&kind) => triggers.push(kind),
+            Some(_) => {}
+        }
+    }
+    if triggers.is_empty() && problems.len() > before {
+        return (triggers, None);
+    }
+    match Condition::compile_all(source, &triggers, features) {
+        Ok(condition) => (triggers, Some(condition)),
+        Err(errors) => {
+            problems.extend(errors.into_iter().map(CompileProblem::Condition));
+            (triggers, None)
+        }
+    }
+}
+
+/// The propensity model's coefficients by feature slot (each slot also added to `used_slots`);
+/// every unknown feature is added to `problems`.
+fn propensity(
+    offer: &document::OfferSpec,
+    features: &FeatureSet,
+    used_slots: &mut Vec<usize>,
+    problems: &mut Vec<CompileProblem>,
+) -> Vec<(usize, f64)> {
+    let mut coefficients = Vec::new();
+    for (name, w) in &offer.propensity.weights {
+        let Some(slot) = features.slot(name) else {
+            problems.push(CompileProblem::Field {
+                field: format!("offer.propensity.weights.{name}"),
+                message: format!("offer.propensity.weights: unknown feature `{name}`"),
+            });
+            continue;
+        };
+        coefficients.push((slot, *w));
+        if !used_slots.contains(&slot) {
+            used_slots.push(slot);
+        }
+    }
+    coefficients
 }

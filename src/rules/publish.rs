@@ -5,7 +5,7 @@ use super::book::{challenger_key, RuleBook};
 use super::document::{Format, RuleDocument, RuleState};
 use super::edit::restate;
 use super::history::{HistoryEntry, Provenance};
-use super::{compile, load, Rule, RuleError};
+use super::{load, problems, RuleError};
 use crate::features::FeatureSet;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -40,7 +40,7 @@ impl std::fmt::Display for Checked {
 }
 
 /// Reads, parses and compiles every document under `path` against `features`: all the good
-/// ones, or every error (with rule id and position).
+/// ones, or every problem of every document (with rule id, file, and line and column).
 pub fn check(path: &Path, features: &FeatureSet) -> Result<Vec<Checked>, Vec<RuleError>> {
     let files = load::files(path).map_err(|e| vec![e])?;
     if files.is_empty() {
@@ -53,28 +53,31 @@ pub fn check(path: &Path, features: &FeatureSet) -> Result<Vec<Checked>, Vec<Rul
     let mut errors = Vec::new();
     for file in files {
         let shown = file.display().to_string();
-        match load::read(&file) {
-            Err(e) => errors.push(e),
-            Ok((doc, text)) => {
-                if let Some(first) = good.iter().find(|c| c.doc.id == doc.id) {
-                    errors.push(RuleError {
-                        rule_id: doc.id.clone(),
-                        reason: format!("defined twice: in {} and in {shown}", first.path),
-                    });
-                    continue;
-                }
-                match compile(&doc, features) {
-                    Ok(Rule::Offer(_) | Rule::Alert(_)) => good.push(Checked {
-                        doc,
-                        text,
-                        path: shown,
-                    }),
-                    Err(e) => errors.push(RuleError {
-                        rule_id: e.rule_id,
-                        reason: format!("{} (in {shown})", e.reason),
-                    }),
-                }
+        let (text, format) = match load::read_text(&file) {
+            Ok(read) => read,
+            Err(e) => {
+                errors.push(e);
+                continue;
             }
+        };
+        let findings = problems::find(&text, format, features);
+        let rule_id = findings.id.clone().unwrap_or_else(|| shown.clone());
+        match findings.into_result() {
+            Err(problems) => errors.extend(problems.into_iter().map(|p| RuleError {
+                rule_id: rule_id.clone(),
+                reason: format!("{p} (in {shown})"),
+            })),
+            Ok(doc) => match good.iter().find(|c| c.doc.id == doc.id) {
+                Some(first) => errors.push(RuleError {
+                    rule_id: doc.id.clone(),
+                    reason: format!("defined twice: in {} and in {shown}", first.path),
+                }),
+                None => good.push(Checked {
+                    doc,
+                    text,
+                    path: shown,
+                }),
+            },
         }
     }
     if errors.is_empty() {
@@ -336,17 +339,21 @@ mod tests {
         std::fs::write(dir.path().join("good.toml"), good).unwrap();
         let bad = load::STARTER[1]
             .1
-            .replace("features.max_balance_30d", "features.max_balanse_30d");
+            .replace("features.max_balance_30d", "features.max_balanse_30d")
+            .replace("cooldown = \"60d\"", "cooldown = \"soon\"");
         std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
         let errors = check(dir.path(), &features).unwrap_err();
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 2, "every problem of the file: {errors:?}");
         let text = errors[0].to_string();
         assert!(
-            text.starts_with("rule offer-wealth-high-balance: condition, line 1"),
+            text.starts_with("rule offer-wealth-high-balance: line 6, column 14")
+                && text.contains(": condition: unknown feature `max_balanse_30d`"),
             "{text}"
         );
+        assert!(text.ends_with("bad.toml)"), "{text}");
+        let text = errors[1].to_string();
         assert!(
-            text.contains("max_balanse_30d") && text.contains("bad.toml"),
+            text.starts_with("rule offer-wealth-high-balance: line 13, column 1: offer.cooldown"),
             "{text}"
         );
         std::fs::remove_file(dir.path().join("bad.toml")).unwrap();

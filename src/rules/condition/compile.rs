@@ -16,6 +16,8 @@ pub(crate) struct Compiler<'c> {
     pub info: &'c SourceInfo,
     /// Feature slots read so far.
     pub slots: Vec<usize>,
+    /// Errors found beside the one a failed compile returns (see [`Compiler::both`]).
+    pub errors: Vec<ConditionError>,
 }
 
 type Out = Result<(Node, Ty), ConditionError>;
@@ -46,6 +48,24 @@ impl Compiler<'_> {
             ));
         }
         Ok(node)
+    }
+
+    /// Both operands, or an error. When both fail, the first error is kept in `self.errors` and
+    /// the second returned, so an author sees the problems of every operand in one pass, not
+    /// only the leftmost (`features.a > 1 && features.b > 2` with two unknown names: both).
+    fn both<A, B>(
+        &mut self,
+        a: Result<A, ConditionError>,
+        b: Result<B, ConditionError>,
+    ) -> Result<(A, B), ConditionError> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+            (Err(first), Err(second)) => {
+                self.errors.push(first);
+                Err(second)
+            }
+        }
     }
 
     fn boolean(&mut self, e: &IdedExpr, what: &str) -> Result<Box<Node>, ConditionError> {
@@ -152,8 +172,9 @@ impl Compiler<'_> {
                 } else {
                     "`||`"
                 };
-                let a = self.boolean(&args[0], what)?;
-                let b = self.boolean(&args[1], what)?;
+                let a = self.boolean(&args[0], what);
+                let b = self.boolean(&args[1], what);
+                let (a, b) = self.both(a, b)?;
                 let node = if name == op::LOGICAL_AND {
                     Node::And(a, b)
                 } else {
@@ -163,9 +184,11 @@ impl Compiler<'_> {
             }
             (op::LOGICAL_NOT, None, 1) => Ok((Node::Not(self.boolean(&args[0], "`!`")?), Ty::Bool)),
             (op::CONDITIONAL, None, 3) => {
-                let c = self.boolean(&args[0], "the condition of `?:`")?;
-                let (a, ta) = self.expr(&args[1])?;
-                let (b, tb) = self.expr(&args[2])?;
+                let c = self.boolean(&args[0], "the condition of `?:`");
+                let a = self.expr(&args[1]);
+                let b = self.expr(&args[2]);
+                let branches = self.both(a, b);
+                let (c, ((a, ta), (b, tb))) = self.both(c, branches)?;
                 let ty = match (ta, tb) {
                     (x, y) if x == y => x,
                     (Ty::Str(_), Ty::Str(_)) => Ty::Str(None),
@@ -205,8 +228,8 @@ impl Compiler<'_> {
                     op::GREATER => Rel::Gt,
                     _ => Rel::Ge,
                 };
-                let (a, ta) = self.value(&args[0])?;
-                let (b, tb) = self.value(&args[1])?;
+                let (a, b) = (self.value(&args[0]), self.value(&args[1]));
+                let ((a, ta), (b, tb)) = self.both(a, b)?;
                 let orderable = (ta.is_num() && tb.is_num())
                     || (ta.is_str() && tb.is_str())
                     || (ta == Ty::Bool && tb == Ty::Bool);
@@ -228,8 +251,8 @@ impl Compiler<'_> {
                     op::DIVIDE => Arith::Div,
                     _ => Arith::Rem,
                 };
-                let (a, ta) = self.value(&args[0])?;
-                let (b, tb) = self.value(&args[1])?;
+                let (a, b) = (self.value(&args[0]), self.value(&args[1]));
+                let ((a, ta), (b, tb)) = self.both(a, b)?;
                 if !ta.is_num() || ta != tb {
                     return Err(self.err(
                         id,
@@ -263,8 +286,8 @@ impl Compiler<'_> {
                     "endsWith" => StrTest::EndsWith,
                     _ => StrTest::Contains,
                 };
-                let (a, ta) = self.value(t)?;
-                let (b, tb) = self.value(&args[0])?;
+                let (a, b) = (self.value(t), self.value(&args[0]));
+                let ((a, ta), (b, tb)) = self.both(a, b)?;
                 if !ta.is_str() || !tb.is_str() {
                     return Err(self.err(
                         id,
@@ -321,8 +344,8 @@ impl Compiler<'_> {
         a: &IdedExpr,
         b: &IdedExpr,
     ) -> Result<(Box<Node>, Box<Node>), ConditionError> {
-        let (na, ta) = self.value(a)?;
-        let (nb, tb) = self.value(b)?;
+        let (na, nb) = (self.value(a), self.value(b));
+        let ((na, ta), (nb, tb)) = self.both(na, nb)?;
         let comparable = (ta.is_num() && tb.is_num())
             || (ta.is_str() && tb.is_str())
             || ta == tb

@@ -64,7 +64,8 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Compiles `source` for rules triggered by `triggers`, over the features of `features`.
+    /// Compiles `source` for rules triggered by `triggers`, over the features of `features`: the
+    /// first error of [`Condition::compile_all`].
     ///
     /// Every `event.<field>` must exist, with a type that fits its use, in every trigger kind.
     pub fn compile(
@@ -72,23 +73,47 @@ impl Condition {
         triggers: &[EventKind],
         features: &FeatureSet,
     ) -> Result<Condition, ConditionError> {
+        Self::compile_all(source, triggers, features).map_err(first)
+    }
+
+    /// As [`Condition::compile`], with every error found in one pass: each operand of `&&`, `||`,
+    /// comparisons and arithmetic is compiled even when another failed, and so is the condition
+    /// for each trigger kind. Errors come kind by kind, in the order of the source within a
+    /// kind; a place that is wrong for several kinds is reported once (never empty).
+    pub fn compile_all(
+        source: &str,
+        triggers: &[EventKind],
+        features: &FeatureSet,
+    ) -> Result<Condition, Vec<ConditionError>> {
         let program = cel::Program::compile(source).map_err(|e| {
-            let first = e.errors.first();
-            ConditionError {
-                line: first.map_or(1, |e| usize::try_from(e.pos.0).unwrap_or(1).max(1)),
-                column: first.map_or(1, |e| usize::try_from(e.pos.1).unwrap_or(1).max(1)),
-                message: first.map_or_else(|| "syntax error".to_string(), |e| e.msg.clone()),
+            let mut errors: Vec<ConditionError> = e
+                .errors
+                .iter()
+                .map(|e| ConditionError {
+                    line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
+                    column: usize::try_from(e.pos.1).unwrap_or(1).max(1),
+                    message: e.msg.clone(),
+                })
+                .collect();
+            if errors.is_empty() {
+                errors.push(ConditionError {
+                    line: 1,
+                    column: 1,
+                    message: "syntax error".into(),
+                });
             }
+            errors
         })?;
         if triggers.is_empty() {
-            return Err(ConditionError {
+            return Err(vec![ConditionError {
                 line: 1,
                 column: 1,
                 message: "a condition needs at least one trigger event kind".into(),
-            });
+            }]);
         }
         let mut programs = KindTable::<Option<eval::Node>>::default();
         let mut slots = Vec::new();
+        let mut errors: Vec<ConditionError> = Vec::new();
         for &kind in triggers {
             if programs.entry(kind).is_some() {
                 continue;
@@ -98,15 +123,35 @@ impl Condition {
                 features,
                 info: program.source_info(),
                 slots: Vec::new(),
+                errors: Vec::new(),
             };
-            let node = compiler.condition(program.expression()).map_err(|mut e| {
+            let node = compiler.condition(program.expression());
+            let mut found = compiler.errors;
+            match node {
+                Ok(node) if found.is_empty() => {
+                    slots.extend(compiler.slots);
+                    *programs.entry(kind) = Some(node);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => found.push(e),
+            }
+            found.sort_by_key(|e| (e.line, e.column));
+            for mut e in found {
+                if errors
+                    .iter()
+                    .any(|o| (o.line, o.column) == (e.line, e.column))
+                {
+                    continue;
+                }
                 if triggers.len() > 1 {
                     e.message = format!("{} (for {} events)", e.message, kind.record_name());
                 }
-                e
-            })?;
-            slots.extend(compiler.slots);
-            *programs.entry(kind) = Some(node);
+                errors.push(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         slots.sort_unstable();
         slots.dedup();
@@ -166,6 +211,15 @@ impl Condition {
     pub fn terms(&self) -> &[Arc<str>] {
         &self.terms
     }
+}
+
+/// The first of `errors` (which [`Condition::compile_all`] never leaves empty).
+fn first(errors: Vec<ConditionError>) -> ConditionError {
+    errors.into_iter().next().unwrap_or(ConditionError {
+        line: 1,
+        column: 1,
+        message: "the condition does not compile".into(),
+    })
 }
 
 #[cfg(test)]

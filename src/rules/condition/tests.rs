@@ -253,3 +253,26 @@ fn errors_are_absorbed_only_where_cel_absorbs_them() {
     });
     assert!(!c.eval(&app, None, &mut |_| None));
 }
+
+#[test]
+fn compile_all_lists_every_error_in_the_order_of_the_source() {
+    let src =
+        "features.nope_a > 1.0 && (event.colour == 'RED' || 'a' >= 1)\n  && features.nope_b < 2.0";
+    let errors = Condition::compile_all(src, &[EventKind::Transaction], &features()).unwrap_err();
+    let at: Vec<(usize, usize)> = errors.iter().map(at).collect();
+    assert_eq!(at, [(1, 1), (1, 27), (1, 56), (2, 6)], "{errors:?}");
+    assert!(errors[0].message.contains("nope_a"), "{errors:?}");
+    assert!(errors[1].message.contains("colour"), "{errors:?}");
+    assert!(errors[2].message.contains("cannot order"), "{errors:?}");
+    assert!(errors[3].message.contains("nope_b"), "{errors:?}");
+    assert_eq!(error(src), errors[0], "compile reports the first");
+
+    // A field missing in two trigger kinds is reported once, with the first kind.
+    let kinds = [EventKind::Transaction, EventKind::Feedback];
+    let errors = Condition::compile_all("event.colour == 'RED'", &kinds, &features()).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.ends_with("(for TransactionEvent events)"),
+        "{errors:?}"
+    );
+}
