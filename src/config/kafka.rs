@@ -39,6 +39,17 @@ pub struct KafkaSettings {
     /// `max.poll.interval.ms` (librdkafka's default 300 s).
     #[serde(with = "humantime_serde")]
     pub pause_after: Duration,
+    /// Event-time alignment (see `source::align`): how long a partition group waits for an
+    /// input topic's partition that has nothing buffered while it is behind its end (its records
+    /// may be older than what the other topics hold). Past it, the group goes on and the records
+    /// released meanwhile are counted in `nbo_unaligned_records_total`. `0s` waits for nothing
+    /// (records are taken as fetched, topic by topic).
+    #[serde(with = "humantime_serde")]
+    pub max_idle: Duration,
+    /// Event-time alignment: most records held per partition group; a full group releases its
+    /// oldest head without waiting (counted in `nbo_unaligned_records_total`), so memory stays
+    /// bounded however skewed the topics are.
+    pub align_max_buffered: usize,
     /// Producer compression codec (none, gzip, snappy, lz4, zstd).
     pub compression: String,
     /// Idempotent producer (`enable.idempotence`); turn off only for brokers without InitProducerId.
@@ -87,6 +98,8 @@ impl Default for KafkaSettings {
             workers: 2,
             queue_batches: 4,
             pause_after: Duration::from_secs(2),
+            max_idle: Duration::from_secs(1),
+            align_max_buffered: 50_000,
             compression: "lz4".into(),
             idempotence: true,
             // At-least-once works on every Kafka-protocol broker; production.toml turns on

@@ -146,6 +146,18 @@ impl Settings {
                 "must be within 10ms..=60s (and well below max.poll.interval.ms)",
             ));
         }
+        if k.max_idle > Duration::from_secs(10) {
+            return Err(invalid(
+                "kafka.max_idle",
+                "must be at most 10s (a longer wait holds every partition group behind one slow partition)",
+            ));
+        }
+        if k.align_max_buffered == 0 || k.align_max_buffered > 10_000_000 {
+            return Err(invalid(
+                "kafka.align_max_buffered",
+                "must be in 1..=10000000 records",
+            ));
+        }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
             return Err(invalid(
                 "kafka.compression",

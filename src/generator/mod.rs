@@ -225,8 +225,16 @@ pub fn generate(
         }
         let topic = topic_of(kind);
         let key = event.customer_id().as_bytes().to_vec();
+        // The record's timestamp is the event's own time, as a bank's producers should set it:
+        // the pipeline takes its inputs in record-timestamp order across topics
+        // (`source::align`).
+        let timestamp = event.event_time();
         loop {
-            match producer.send(BaseRecord::to(topic).key(&key).payload(&payload)) {
+            let record = BaseRecord::to(topic)
+                .key(&key)
+                .payload(&payload)
+                .timestamp(timestamp);
+            match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     std::thread::sleep(Duration::from_millis(2));

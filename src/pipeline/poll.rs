@@ -3,16 +3,23 @@
 //! next linger tick. It waits at most `kafka.pause_after` for a worker: past that, the worker's
 //! partitions are paused (see `source::dispatch`), so `recv()` goes on serving rebalances and
 //! group membership however long a worker is held up.
+//!
+//! Between `recv()` and the batches sits the event-time alignment (`source::align`): records
+//! reach a worker in record-timestamp order across the input topics of their partition group,
+//! not in the order they were fetched.
 
 use super::build::Built;
 use super::PipelineError;
 use crate::config::Settings;
+use crate::event::EventKind;
+use crate::source::align::{Aligner, Release};
 use crate::source::dispatch::Dispatcher;
+use crate::source::ends::Watermarks;
 use crate::source::Consumer;
 use crate::telemetry::http::Health;
 use crate::worker::{self, Batch, WorkerError};
 use rdkafka::consumer::Consumer as _;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -63,6 +70,14 @@ pub(super) async fn poll(
         group: group_of(consumer, *exactly_once),
         exactly_once: *exactly_once,
     };
+    let (rank_of, ranked) = ranks(kind_of);
+    let mut aligner: Aligner<(EventKind, OwnedMessage)> =
+        Aligner::new(ranked.len(), k.max_idle, k.align_max_buffered);
+    let mut ends = Watermarks::new(&ranked);
+    let mut released: Vec<(EventKind, OwnedMessage)> = Vec::new();
+    let m = crate::telemetry::metrics::metrics();
+    // When the consumer last delivered a record: a group's wait runs out only once it is quiet.
+    let mut quiet_since = std::time::Instant::now();
     let mut linger = tokio::time::interval(k.batch_linger);
     linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure: Option<PipelineError> = None;
@@ -86,42 +101,79 @@ pub(super) async fn poll(
             }
             _ = linger.tick() => {
                 let now = assignment.generation();
-                if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending) {
+                if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending, &mut aligner, &mut ends) {
                     failure = Some(e);
                     break 'poll;
                 }
                 if dispatch.retry(consumer.as_ref()).is_err() {
                     break 'poll;
                 }
-                for (w, batch) in pending.iter_mut().enumerate() {
-                    if !batch.records.is_empty()
-                        && !dispatch.is_held(w)
-                        && dispatch.send(consumer.as_ref(), w, std::mem::take(batch)).await.is_err()
-                    {
-                        break 'poll;
-                    }
-                }
-            }
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    let now = assignment.generation();
-                    if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending) {
-                        failure = Some(e);
-                        break 'poll;
-                    }
-                    let Some(kind) = kind_of.get(m.topic()).copied() else { continue };
-                    let w = m.partition().rem_euclid(k.workers as i32) as usize;
+                // A wait that has run out releases without a new record arriving. quiet {:?} buffered {}", std::time::SystemTime::now(), quiet_since.elapsed(), aligner.buffered()); }
+                aligner.release_all(std::time::Instant::now(), quiet_since, &mut ends.view(consumer), &mut |r, how| {
+                    count_unaligned(m, &r.1, how);
+                    released.push(r);
+                });
+                m.aligned_buffered.set(aligner.buffered() as i64);
+                for (kind, record) in released.drain(..) {
+                    let w = record.partition().rem_euclid(k.workers as i32) as usize;
                     if pending[w].records.is_empty() {
                         pending[w].generation = now;
                         pending[w].group = under.group.clone();
                         pending[w].received = Some(std::time::Instant::now());
                     }
-                    pending[w].records.push((kind, m.detach()));
-                    // A held worker's records (fetched before its pause took effect) wait in
-                    // its partial batch, behind the held one.
+                    pending[w].records.push((kind, record));
                     if pending[w].records.len() >= k.batch_max_events && !dispatch.is_held(w) {
                         let batch = std::mem::take(&mut pending[w]);
-                        if dispatch.send(consumer.as_ref(), w, batch).await.is_err() { break 'poll; }
+                        if dispatch.send(consumer.as_ref(), w, batch).await.is_err() {
+                            break 'poll;
+                        }
+                        quiet_since = std::time::Instant::now(); // waiting for a worker is not quiet
+                    }
+                }
+                for (w, batch) in pending.iter_mut().enumerate() {
+                    if !batch.records.is_empty() && !dispatch.is_held(w) {
+                        if dispatch.send(consumer.as_ref(), w, std::mem::take(batch)).await.is_err() {
+                            break 'poll;
+                        }
+                        quiet_since = std::time::Instant::now();
+                    }
+                }
+            }
+            msg = consumer.recv() => match msg {
+                Ok(msg) => {
+                    let now = assignment.generation();
+                    if let Err(e) = under.follow(now, consumer, &mut dispatch, &mut pending, &mut aligner, &mut ends) {
+                        failure = Some(e);
+                        break 'poll;
+                    }
+                    let Some(kind) = kind_of.get(msg.topic()).copied() else { continue };
+                    let rank = rank_of.get(msg.topic()).copied().unwrap_or(0);
+                    let partition = msg.partition();
+                    // No timestamp (a very old producer): taken as early as possible.
+                    let ts = msg.timestamp().to_millis().unwrap_or(i64::MIN);
+                    aligner.push(rank, partition, msg.offset(), ts, (kind, msg.detach()));
+                    let at = std::time::Instant::now();
+                    quiet_since = at;
+                    aligner.release(partition, at, quiet_since, &mut ends.view(consumer), &mut |r, how| {
+                        count_unaligned(m, &r.1, how);
+                        released.push(r);
+                    });
+                    let w = partition.rem_euclid(k.workers as i32) as usize;
+                    for (kind, record) in released.drain(..) {
+                        if pending[w].records.is_empty() {
+                            pending[w].generation = now;
+                            pending[w].group = under.group.clone();
+                            pending[w].received = Some(std::time::Instant::now());
+                        }
+                        pending[w].records.push((kind, record));
+                        // A held worker's records (fetched before its pause took effect) wait in
+                        // its partial batch, behind the held one.
+                        if pending[w].records.len() >= k.batch_max_events && !dispatch.is_held(w) {
+                            let batch = std::mem::take(&mut pending[w]);
+                            if dispatch.send(consumer.as_ref(), w, batch).await.is_err() { break 'poll; }
+                            // Waiting for a worker is not the consumer being quiet.
+                            quiet_since = std::time::Instant::now();
+                        }
                     }
                 }
                 Err(e) => {
@@ -163,9 +215,15 @@ impl Under {
         consumer: &Consumer,
         dispatch: &mut Dispatcher,
         pending: &mut [Batch],
+        aligner: &mut Aligner<(EventKind, OwnedMessage)>,
+        ends: &mut Watermarks,
     ) -> Result<(), PipelineError> {
         if now != self.generation {
             new_assignment(consumer, dispatch, pending, now)?;
+            // Records held for alignment are fetched again from the committed offsets, as the
+            // partial batches are.
+            aligner.clear();
+            ends.reset(consumer);
             self.generation = now;
             self.group = group_of(consumer, self.exactly_once);
         }
@@ -204,4 +262,41 @@ fn new_assignment(
         };
     }
     Ok(())
+}
+
+/// The input topics by rank (the alignment's tie-break on equal timestamps): the profile topic
+/// first (a customer's profile applies before activity of the same millisecond), erasure
+/// requests last (an erasure covers what happened up to its time), the others in the order of
+/// the input topics; and each topic's rank by name.
+fn ranks(
+    kind_of: &rustc_hash::FxHashMap<String, EventKind>,
+) -> (rustc_hash::FxHashMap<String, usize>, Vec<String>) {
+    let mut topics: Vec<(&String, &EventKind)> = kind_of.iter().collect();
+    topics.sort_by_key(|(name, kind)| {
+        let tier = match kind {
+            EventKind::Profile => 0,
+            EventKind::Erasure => 2,
+            _ => 1,
+        };
+        (tier, kind.index(), name.as_str())
+    });
+    let ranked: Vec<String> = topics.iter().map(|(name, _)| (*name).clone()).collect();
+    let rank_of = ranked
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), i))
+        .collect();
+    (rank_of, ranked)
+}
+
+/// Counts a record released out of event-time alignment.
+fn count_unaligned(m: &crate::telemetry::metrics::Metrics, record: &OwnedMessage, how: Release) {
+    let why = match how {
+        Release::Aligned => return,
+        Release::Waited => "waited",
+        Release::Full => "full",
+    };
+    m.unaligned_records
+        .with_label_values(&[record.topic(), why])
+        .inc();
 }

@@ -6,8 +6,10 @@
 //! and its state flushed (`enable.auto.offset.store=false`); librdkafka's auto-commit then commits
 //! stored offsets, and shutdown commits synchronously.
 
+pub mod align;
 pub mod assignment;
 pub mod dispatch;
+pub mod ends;
 
 use crate::config::KafkaSettings;
 use crate::telemetry::metrics;

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub late_events: IntCounterVec,
     /// Events skipped because their offset was already applied (replays).
     pub replayed_events: IntCounter,
+    /// Records released out of event-time alignment, by input topic and why: `waited` (another
+    /// topic's partition behind its end was waited out for `kafka.max_idle`) or `full` (the
+    /// partition group's buffer was full). See `source::align`.
+    pub unaligned_records: IntCounterVec,
+    /// Input records held by the event-time alignment, waiting for their turn.
+    pub aligned_buffered: IntGauge,
     /// Feature tile updates.
     pub feature_updates: IntCounter,
     /// Offers produced, by rule.
@@ -174,6 +180,22 @@ impl Metrics {
                 "nbo_replayed_events_total",
                 "Events skipped because already applied",
             ),
+            unaligned_records: counter(
+                r,
+                "nbo_unaligned_records_total",
+                "Input records released out of event-time order across topics (waited: a partition behind its end was waited out; full: the group's buffer was full)",
+                &["topic", "why"],
+            ),
+            aligned_buffered: {
+                let g = IntGauge::new(
+                    "nbo_aligned_buffered_records",
+                    "Input records held by the event-time alignment",
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                g
+            },
             feature_updates: single("nbo_feature_updates_total", "Feature tile updates"),
             offers: counter(r, "nbo_offers_total", "Offers produced", &["rule"]),
             alerts: counter(

@@ -274,17 +274,55 @@ pub fn generate_with(
     malformed_rate: f64,
     after_profiles: Option<nbo_stream::generator::AfterProfiles>,
 ) -> nbo_stream::generator::GenerateSummary {
-    use nbo_stream::generator::{self, GeneratorOptions, Limit};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    let start_ms = now - nbo_stream::generator::personas::span_ms(customers, events) - 3_600_000;
+    generate_at(
+        settings,
+        customers,
+        events,
+        seed,
+        malformed_rate,
+        after_profiles,
+        start_ms,
+    )
+}
+
+/// [`generate`] of the whole stream in one go, nothing malformed; returns what was sent and the
+/// stream's start (ms), so that a test can replay the same events itself.
+pub fn generate_from(
+    settings: &nbo_stream::config::Settings,
+    customers: u32,
+    events: u64,
+    seed: u64,
+) -> (nbo_stream::generator::GenerateSummary, i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start_ms = now - nbo_stream::generator::personas::span_ms(customers, events) - 3_600_000;
+    let summary = generate_at(settings, customers, events, seed, 0.0, None, start_ms);
+    (summary, start_ms)
+}
+
+fn generate_at(
+    settings: &nbo_stream::config::Settings,
+    customers: u32,
+    events: u64,
+    seed: u64,
+    malformed_rate: f64,
+    after_profiles: Option<nbo_stream::generator::AfterProfiles>,
+    start_ms: i64,
+) -> nbo_stream::generator::GenerateSummary {
+    use nbo_stream::generator::{self, GeneratorOptions, Limit};
     let options = GeneratorOptions {
         customers,
         rate: 0,
         limit: Limit::Events(events),
         seed,
-        start_ms: now - generator::personas::span_ms(customers, events) - 3_600_000,
+        start_ms,
         malformed_rate,
         framing: nbo_stream::codec::Framing::Confluent,
         progress: false,
