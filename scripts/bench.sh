@@ -38,7 +38,8 @@ done
 
 say "building the release binaries"
 cargo build --release --quiet --bins
-bin=target/release
+# Where cargo put them: CARGO_TARGET_DIR when set, else ./target.
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -188,19 +188,10 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         framing: Framing::Confluent,
         progress: false,
         declared: Vec::new(),
-        after_profiles: Some(generator::AfterProfiles(Arc::new({
-            let progress = progress.clone();
-            let customers = u64::from(options.customers);
-            move || {
-                // Bounded wait: the stall check below reports a pipeline that never gets there.
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while progress.records.load(Ordering::Relaxed) < customers
-                    && Instant::now() < deadline
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }))),
+        // No wait between the profiles and the activity: the pipeline takes its inputs in
+        // event-time order across topics (`source::align`), so a customer's profile is applied
+        // before the activity it governs however the topics are fetched.
+        after_profiles: None,
     };
     let client = crate::source::client_config(&settings.kafka);
     let topics = settings.topics.clone();

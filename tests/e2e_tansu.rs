@@ -48,10 +48,9 @@ async fn generated_load_through_a_real_broker_and_redis() {
             .expect("Redis (scripts/test.sh starts it)"),
     );
     let running = Running::start(&settings, store.clone());
-    let first = profiles_first(running.progress.clone(), CUSTOMERS);
-    let summary = tokio::task::block_in_place(|| {
-        generate_with(&settings, CUSTOMERS, EVENTS, 11, 0.0, Some(first))
-    });
+    // Profiles and activity in one go: the alignment applies each profile first.
+    let summary =
+        tokio::task::block_in_place(|| generate_with(&settings, CUSTOMERS, EVENTS, 11, 0.0, None));
     assert_eq!((summary.sent, summary.failed), (EVENTS, 0), "{summary}");
     let done = running.processed(EVENTS, Duration::from_secs(180)).await;
     let progress = running.stop().await;

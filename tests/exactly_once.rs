@@ -26,11 +26,7 @@ const EVENTS: u64 = 12_000;
 const CUSTOMERS: u32 = 400;
 const SEED: u64 = 21;
 
-fn generate_at(
-    settings: &Settings,
-    start_ms: i64,
-    after_profiles: Option<nbo_stream::generator::AfterProfiles>,
-) {
+fn generate_at(settings: &Settings, start_ms: i64) {
     let options = GeneratorOptions {
         customers: CUSTOMERS,
         rate: 0,
@@ -41,7 +37,7 @@ fn generate_at(
         framing: nbo_stream::codec::Framing::Confluent,
         progress: false,
         declared: Vec::new(),
-        after_profiles,
+        after_profiles: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
     let codec = nbo_stream::codec::Codec::with_defaults().unwrap();
@@ -87,12 +83,11 @@ fn all_committed(settings: &Settings) -> bool {
     })
 }
 
-/// Starts the pipeline, generates the stream into its topics (the profiles processed before
-/// any activity is sent, see `common::profiles_first`) and runs until every offset is committed.
+/// Starts the pipeline, generates the stream into its topics (profiles and activity in one go:
+/// the alignment applies each profile first) and runs until every offset is committed.
 async fn run_to_the_end(settings: &Settings, store: Arc<MemoryStore>, start_ms: i64) {
     let running = Running::start(settings, store);
-    let first = profiles_first(running.progress.clone(), CUSTOMERS);
-    tokio::task::block_in_place(|| generate_at(settings, start_ms, Some(first)));
+    tokio::task::block_in_place(|| generate_at(settings, start_ms));
     let s = settings.clone();
     let done = wait_for(Duration::from_secs(120), || all_committed(&s)).await;
     // Panics if the pipeline stopped with an error (which would say why nothing committed).

@@ -30,10 +30,9 @@ async fn generated_customers_produce_offers_alerts_audits_and_dead_letters() {
 
     let store = Arc::new(MemoryStore::new());
     let running = Running::start(&settings, store.clone());
-    let first = profiles_first(running.progress.clone(), CUSTOMERS);
-    let summary = tokio::task::block_in_place(|| {
-        generate_with(&settings, CUSTOMERS, EVENTS, 7, 0.01, Some(first))
-    });
+    // Profiles and activity in one go: the alignment applies each profile first.
+    let summary =
+        tokio::task::block_in_place(|| generate_with(&settings, CUSTOMERS, EVENTS, 7, 0.01, None));
     assert_eq!(summary.sent, EVENTS);
     assert_eq!(summary.failed, 0);
     assert!(summary.malformed > 50, "{summary}");

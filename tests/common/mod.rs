@@ -246,26 +246,7 @@ pub fn generate(
     generate_with(settings, customers, events, seed, malformed_rate, None)
 }
 
-/// A generator hook that waits (up to 60 s) until `progress` counts `customers` records: every
-/// profile is in the running pipeline's state before any activity is sent, as a bank's CRM state
-/// precedes the activity it governs. Without it, a pipeline reading its input topics side by
-/// side may take activity fetched ahead of its customer's profile, and decide it without consent.
-pub fn profiles_first(
-    progress: std::sync::Arc<nbo_stream::worker::Progress>,
-    customers: u32,
-) -> nbo_stream::generator::AfterProfiles {
-    use std::sync::atomic::Ordering;
-    nbo_stream::generator::AfterProfiles(std::sync::Arc::new(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while progress.records.load(Ordering::Relaxed) < u64::from(customers)
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }))
-}
-
-/// [`generate`] with a hook between the profiles and the activity (see [`profiles_first`]).
+/// [`generate`] with an optional hook between the profiles and the activity.
 pub fn generate_with(
     settings: &nbo_stream::config::Settings,
     customers: u32,
