@@ -142,8 +142,8 @@ pub fn decisions(series: &Series, now: i64, keep: usize) -> String {
         "<line x1=\"{LEFT}\" y1=\"{H}\" x2=\"{}\" y2=\"{H}\" stroke=\"#718096\"/>\
          <text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">UTC, per minute</text>",
         LEFT + W,
-        LEFT + W,
-        H + 30.0
+        LEFT + W - 4.0,
+        H + 45.0
     );
     let mut x = LEFT;
     for (label, colour, _) in SERIES {
