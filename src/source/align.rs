@@ -161,6 +161,10 @@ fn release_group<R>(
     out: &mut impl FnMut(R, Release),
 ) -> usize {
     let mut released = 0;
+    // Whether an empty topic-partition is behind its end: asked once per empty queue, then
+    // only of a queue this call empties (nothing arrives meanwhile).
+    let mut blocked = (0..group.queues.len())
+        .any(|r| group.queues[r].is_empty() && ends.behind(r, partition, group.next[r]));
     loop {
         // The head with the smallest timestamp; on a tie the lowest rank.
         let Some(rank) = (0..group.queues.len())
@@ -171,8 +175,6 @@ fn release_group<R>(
             group.waiting_since = None;
             break;
         };
-        let blocked = (0..group.queues.len())
-            .any(|r| group.queues[r].is_empty() && ends.behind(r, partition, group.next[r]));
         let how = if !blocked {
             group.waiting_since = None;
             Release::Aligned
@@ -190,6 +192,9 @@ fn release_group<R>(
         let Some((_, record)) = group.queues[rank].pop_front() else {
             break;
         };
+        if !blocked && group.queues[rank].is_empty() {
+            blocked = ends.behind(rank, partition, group.next[rank]);
+        }
         group.buffered -= 1;
         released += 1;
         out(record, how);

@@ -10,7 +10,7 @@ use super::align::Ends;
 use super::Consumer;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::Offset;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,9 @@ pub struct Watermarks {
     /// Topic names by rank, NUL-terminated for librdkafka.
     topics: Vec<CString>,
     /// By (rank, partition): the low and high watermarks and when they were read.
-    high: HashMap<(usize, i32), (i64, i64, Instant)>,
+    high: FxHashMap<(usize, i32), (i64, i64, Instant)>,
     /// By (rank, partition): the committed offset at the assignment (the first position).
-    committed: HashMap<(usize, i32), i64>,
+    committed: FxHashMap<(usize, i32), i64>,
 }
 
 impl Watermarks {
@@ -37,8 +37,8 @@ impl Watermarks {
                 .iter()
                 .map(|t| CString::new(t.as_str()).unwrap_or_default())
                 .collect(),
-            high: HashMap::new(),
-            committed: HashMap::new(),
+            high: FxHashMap::default(),
+            committed: FxHashMap::default(),
         }
     }
 
