@@ -2,7 +2,7 @@
 //! the decisions trail their events' own clock, kept apart from the counts (which go by when the
 //! decisions were made).
 
-use super::store::MINUTE_MS;
+use super::minutes::MINUTE_MS;
 use std::collections::VecDeque;
 
 /// Event-time lag of the decisions per minute of processing time (the last hour): how far the

@@ -11,7 +11,8 @@
 //! channel a ring of one counter per minute, for at most [`MAX_RULES`] rule ids (those past it
 //! are counted under [`OTHER_RULES`]).
 
-use super::store::{Filter, Minutes, MAX_RULES, OTHER_RULES, OUTCOMES};
+use super::minutes::{Minutes, MAX_RULES, OTHER_RULES, OUTCOMES};
+use super::rows::Filter;
 use crate::event::DecisionOutcome;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -274,21 +274,6 @@ pub fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The partition ids of `topic` (none when it does not exist), from the cluster's metadata.
-pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &impl Consumer<C>,
-    topic: &str,
-    timeout: Duration,
-) -> rdkafka::error::KafkaResult<Vec<i32>> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect())
-}
-
 /// Every partition of every topic: the rules from the beginning, the outputs from `since` (ms).
 /// A topic that does not exist yet is skipped with a warning (`nbo-stream topics create`).
 async fn assignment(
@@ -300,7 +285,7 @@ async fn assignment(
     let mut rules = TopicPartitionList::new();
     let mut outputs = TopicPartitionList::new();
     for &(name, topic) in topics {
-        let partitions = partitions_of(consumer, name, timeout)?;
+        let partitions = super::lag::partitions_of(consumer, name, timeout)?;
         if partitions.is_empty() {
             tracing::warn!(
                 topic = name,

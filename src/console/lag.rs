@@ -60,7 +60,7 @@ pub fn read(
     let mut list = TopicPartitionList::new();
     let mut per_topic = Vec::new();
     for topic in topics {
-        let partitions = super::feed::partitions_of(consumer, topic, ASK_TIMEOUT)?;
+        let partitions = partitions_of(consumer, topic, ASK_TIMEOUT)?;
         for p in &partitions {
             list.add_partition(topic, *p);
         }
@@ -140,4 +140,19 @@ pub async fn run(settings: &Settings, slot: Slot) -> anyhow::Result<()> {
             }
         });
     }
+}
+
+/// The partition ids of `topic` (none when it does not exist), from the cluster's metadata.
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
 }

@@ -21,32 +21,24 @@
 
 pub use super::event_lag::LagMinutes;
 use super::facets::{Facets, RuleFacts, Series};
+pub use super::minutes::{Minutes, MAX_RULES, OTHER_RULES, OUTCOMES, RESPONSES};
+use super::minutes::DAY_MINUTES;
+pub use super::rows::{Filter, Row};
 use crate::event::{DecisionOutcome, OfferResponseKind};
-use crate::output::{DeadLetter, DecisionAudit, NextBestOffer, RiskAlert};
-use serde::Serialize;
+use crate::output::{DeadLetter, DecisionAudit};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-/// Outcome counters per bucket (one per [`DecisionOutcome`]).
-pub const OUTCOMES: usize = DecisionOutcome::ALL.len();
-/// Response counters per bucket (one per [`OfferResponseKind`]).
-pub const RESPONSES: usize = OfferResponseKind::ALL.len();
 /// Responses kept waiting for their offer (on a replay at start, a response can be read before
 /// the offer it answers: Kafka orders nothing across topics); past it, the oldest is counted as
 /// unattributed.
 pub const MAX_PENDING: usize = 10_000;
 /// SHADOW audit records kept per rule.
 pub const KEEP_SHADOW: usize = 3;
-/// Most distinct rule ids counted one by one.
-pub const MAX_RULES: usize = 1_000;
-/// Where decisions of rule ids past [`MAX_RULES`] are counted.
-pub const OTHER_RULES: &str = "(other rules)";
 /// Most distinct dead-letter reasons kept.
 pub const MAX_REASONS: usize = 100;
 /// A ruleset version is listed on the health page while the audit showed it this recently.
 pub const VERSION_SEEN_MS: i64 = 10 * 60 * 1000;
-pub(super) const MINUTE_MS: i64 = 60_000;
-const DAY_MINUTES: usize = 24 * 60;
 
 /// Whether `outcome` is a decision of a rule (not a rule change or a console action).
 pub fn is_decision(outcome: DecisionOutcome) -> bool {
@@ -59,183 +51,6 @@ pub fn is_decision(outcome: DecisionOutcome) -> bool {
             | DecisionOutcome::RulePublished
             | DecisionOutcome::RuleBacktested
     )
-}
-
-/// One offer or alert, as the live view shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Row {
-    /// Arrival number in this console (increasing): the live stream's cursor.
-    pub seq: u64,
-    /// `offer` or `alert`.
-    pub kind: &'static str,
-    /// When it was decided or raised (ms since epoch).
-    pub at: i64,
-    /// Customer id.
-    pub customer_id: String,
-    /// Rule that decided it.
-    pub rule_id: String,
-    /// That rule's version.
-    pub rule_version: i32,
-    /// Product family (offers).
-    pub product: Option<&'static str>,
-    /// Contact channel (offers).
-    pub channel: Option<&'static str>,
-    /// Offer code (offers).
-    pub offer_code: Option<String>,
-    /// Score (offers).
-    pub score: Option<f64>,
-    /// Alert kind (alerts).
-    pub alert_kind: Option<&'static str>,
-    /// Severity (alerts).
-    pub severity: Option<&'static str>,
-    /// Why, in the rule's words.
-    pub reasons: Vec<String>,
-    /// The feature values the decision used.
-    pub features: Vec<(String, f64)>,
-}
-
-impl Row {
-    /// The row of an offer.
-    pub fn offer(o: NextBestOffer) -> Self {
-        Row {
-            seq: 0,
-            kind: "offer",
-            at: o.decided_at,
-            customer_id: o.customer_id,
-            rule_id: o.rule_id,
-            rule_version: o.rule_version,
-            product: Some(o.product_category.as_str()),
-            channel: Some(o.channel.as_str()),
-            offer_code: Some(o.offer_code),
-            score: Some(o.score),
-            alert_kind: None,
-            severity: None,
-            reasons: o.reasons.iter().map(|r| r.to_string()).collect(),
-            features: o
-                .features
-                .0
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        }
-    }
-
-    /// The row of an alert.
-    pub fn alert(a: RiskAlert) -> Self {
-        Row {
-            seq: 0,
-            kind: "alert",
-            at: a.raised_at,
-            customer_id: a.customer_id,
-            rule_id: a.rule_id,
-            rule_version: a.rule_version,
-            product: None,
-            channel: None,
-            offer_code: None,
-            score: None,
-            alert_kind: Some(a.kind.as_str()),
-            severity: Some(a.severity.as_str()),
-            reasons: a.reasons.iter().map(|r| r.to_string()).collect(),
-            features: a
-                .features
-                .0
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        }
-    }
-}
-
-/// A filter of the live view; an empty field matches everything.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct Filter {
-    /// Rule id.
-    pub rule: String,
-    /// Alert severity.
-    pub severity: String,
-    /// Offer product family.
-    pub product: String,
-    /// Offer channel.
-    pub channel: String,
-}
-
-impl Filter {
-    /// Whether `row` passes.
-    pub fn matches(&self, row: &Row) -> bool {
-        let is = |want: &str, have: Option<&str>| want.is_empty() || have == Some(want);
-        (self.rule.is_empty() || self.rule == row.rule_id)
-            && is(&self.severity, row.severity)
-            && is(&self.product, row.product)
-            && is(&self.channel, row.channel)
-    }
-}
-
-/// Counts per minute over a fixed number of minutes, newest last: `N` counters per minute (by
-/// default one per decision outcome).
-#[derive(Debug, Clone)]
-pub struct Minutes<const N: usize = OUTCOMES> {
-    len: usize,
-    buckets: VecDeque<(i64, [u32; N])>,
-}
-
-impl Minutes {
-    /// Counts one `outcome` at `at` (ms). Records older than the ring are not counted.
-    pub fn add(&mut self, at: i64, outcome: DecisionOutcome) {
-        self.count(at, outcome as usize);
-    }
-}
-
-impl<const N: usize> Minutes<N> {
-    /// A ring of `len` minutes.
-    pub fn new(len: usize) -> Self {
-        Self {
-            len,
-            buckets: VecDeque::with_capacity(len.min(DAY_MINUTES)),
-        }
-    }
-
-    /// Adds one to counter `index` (< `N`) at `at` (ms). Records older than the ring are not
-    /// counted.
-    pub fn count(&mut self, at: i64, index: usize) {
-        let minute = at.div_euclid(MINUTE_MS);
-        let newest = self.buckets.back().map_or(minute, |b| b.0.max(minute));
-        if minute <= newest - self.len as i64 {
-            return;
-        }
-        let i = match self.buckets.binary_search_by_key(&minute, |b| b.0) {
-            Ok(i) => i,
-            Err(i) => {
-                self.buckets.insert(i, (minute, [0; N]));
-                i
-            }
-        };
-        self.buckets[i].1[index] += 1;
-        while self
-            .buckets
-            .front()
-            .is_some_and(|b| b.0 <= newest - self.len as i64)
-        {
-            self.buckets.pop_front();
-        }
-    }
-
-    /// Sums per counter over the minutes from `since` (ms) on.
-    pub fn total_since(&self, since: i64) -> [u64; N] {
-        let first = since.div_euclid(MINUTE_MS);
-        let mut out = [0u64; N];
-        for (_, counts) in self.buckets.iter().filter(|b| b.0 >= first) {
-            for (o, c) in out.iter_mut().zip(counts) {
-                *o += u64::from(*c);
-            }
-        }
-        out
-    }
-
-    /// Every bucket: minute index (ms / 60,000) and counts, oldest first.
-    pub fn buckets(&self) -> impl Iterator<Item = &(i64, [u32; N])> {
-        self.buckets.iter()
-    }
 }
 
 /// Dead letters of one reason.
@@ -551,6 +366,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::minutes::MINUTE_MS;
 
     #[test]
     fn minutes_keep_only_their_window() {

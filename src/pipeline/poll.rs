@@ -151,13 +151,17 @@ pub(super) async fn poll(
                     let partition = msg.partition();
                     // No timestamp (a very old producer): taken as early as possible.
                     let ts = msg.timestamp().to_millis().unwrap_or(i64::MIN);
-                    aligner.push(rank, partition, msg.offset(), ts, (kind, msg.detach()));
+                    let opened = aligner.push(rank, partition, msg.offset(), ts, (kind, msg.detach()));
                     let at = std::time::Instant::now();
                     quiet_since = at;
-                    aligner.release(partition, at, quiet_since, &mut ends.view(consumer), &mut |r, how| {
-                        count_unaligned(m, &r.1, how);
-                        released.push(r);
-                    });
+                    // Behind a queue that already held records nothing new can go (the linger
+                    // tick finds waits that ran out).
+                    if opened {
+                        aligner.release(partition, at, quiet_since, &mut ends.view(consumer), &mut |r, how| {
+                            count_unaligned(m, &r.1, how);
+                            released.push(r);
+                        });
+                    }
                     let w = partition.rem_euclid(k.workers as i32) as usize;
                     for (kind, record) in released.drain(..) {
                         if pending[w].records.is_empty() {

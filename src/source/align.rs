@@ -77,8 +77,17 @@ impl<R> Aligner<R> {
     }
 
     /// Buffers record `record` of topic `rank`, partition `partition`, at `offset` with record
-    /// timestamp `timestamp` (ms).
-    pub fn push(&mut self, rank: usize, partition: i32, offset: i64, timestamp: i64, record: R) {
+    /// timestamp `timestamp` (ms). Returns whether the topic-partition had nothing buffered: only
+    /// then can the group release more than before (a group stops releasing at an empty queue;
+    /// a wait that runs out is found at the next release or linger tick).
+    pub fn push(
+        &mut self,
+        rank: usize,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+        record: R,
+    ) -> bool {
         let topics = self.topics;
         let group = self.groups.entry(partition).or_insert_with(|| Group {
             queues: (0..topics).map(|_| VecDeque::new()).collect(),
@@ -86,10 +95,12 @@ impl<R> Aligner<R> {
             buffered: 0,
             waiting_since: None,
         });
+        let was_empty = group.queues[rank].is_empty();
         group.queues[rank].push_back((timestamp, record));
         group.next[rank] = Some(offset + 1);
         group.buffered += 1;
         self.buffered += 1;
+        was_empty
     }
 
     /// Records buffered in every group.

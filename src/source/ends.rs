@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How long a high watermark read is trusted before it is read again. The end only grows, so a
 /// stale reading can only make a topic-partition look caught up a little early: at the live
 /// tail, where nothing older can come anyway.
-const FRESH: Duration = Duration::from_millis(2);
+const FRESH: Duration = Duration::from_millis(20);
 
 /// The input topics' ends and starting positions.
 pub struct Watermarks {
