@@ -32,6 +32,7 @@
 //! replayed through the same operator, with a report of what the rules would have decided).
 //! `registry::tooling` registers and checks this program's schemas (`schemas register|check`).
 
+pub mod backoff;
 pub mod backtest;
 pub mod catalog;
 pub mod clock;

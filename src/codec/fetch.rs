@@ -16,8 +16,8 @@
 //! past the batch), as a drain stuck on Redis is.
 
 use super::{Codec, WriterOutcome};
+use crate::backoff::Backoff;
 use crate::event::EventKind;
-use crate::sink::Backoff;
 use crate::telemetry::{http::Health, metrics};
 use futures::StreamExt;
 use std::collections::BTreeSet;

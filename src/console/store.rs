@@ -21,8 +21,8 @@
 
 pub use super::event_lag::LagMinutes;
 use super::facets::{Facets, RuleFacts, Series};
-pub use super::minutes::{Minutes, MAX_RULES, OTHER_RULES, OUTCOMES, RESPONSES};
 use super::minutes::DAY_MINUTES;
+pub use super::minutes::{Minutes, MAX_RULES, OTHER_RULES, OUTCOMES, RESPONSES};
 pub use super::rows::{Filter, Row};
 use crate::event::{DecisionOutcome, OfferResponseKind};
 use crate::output::{DeadLetter, DecisionAudit};

@@ -115,7 +115,8 @@ pub(super) async fn build(
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
     let exactly_once = settings.kafka.delivery == Delivery::ExactlyOnce;
     consumer.subscribe(&input_names)?;
-    let producer: FutureProducer = source::producer_config(&settings.kafka).create()?;
+    let producer: FutureProducer =
+        crate::sink::config::producer_config(&settings.kafka).create()?;
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
     // Exactly-once: one transactional producer per worker (a transaction belongs to one
     // producer), each fencing any earlier incarnation of its id. At-least-once: the shared one.
@@ -123,7 +124,8 @@ pub(super) async fn build(
     for index in 0..settings.kafka.workers {
         if exactly_once {
             let producer: FutureProducer =
-                source::transactional_producer_config(&settings.kafka, index).create()?;
+                crate::sink::config::transactional_producer_config(&settings.kafka, index)
+                    .create()?;
             let worker_sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
             worker_sink
                 .init_transactions(settings.kafka.transaction_timeout)

@@ -18,7 +18,7 @@
 //!
 //! librdkafka retries a record on its own until `message.timeout.ms`; what fails past that is
 //! classified here ([`SinkError::recovery`]) and acted on in `worker` (`publish_at_least_once`,
-//! `deliver_in_transaction`), with the backoff of [`Backoff`] (100 ms doubling to 5 s, as the
+//! `deliver_in_transaction`), with the backoff of [`crate::backoff::Backoff`] (100 ms doubling to 5 s, as the
 //! state store's), `/readyz` not ready while it lasts and `nbo_delivery_retries_total{mode,step}`
 //! counting each retry:
 //!
@@ -41,10 +41,12 @@
 //! batch is dropped unflushed (at-least-once) or aborted (exactly-once), and the partitions' next
 //! owner replays it from the committed offsets.
 
+pub mod config;
 pub mod transport;
 
 pub use transport::{Delivery, Transport};
 
+use crate::backoff::Backoff;
 use crate::codec::Codec;
 use crate::config::TopicSettings;
 use crate::output::{DeadLetter, Decision};
@@ -224,33 +226,6 @@ impl SinkError {
             SinkError::Transaction { step, .. } => step,
             SinkError::Encode(_) | SinkError::Produce { .. } => "publish",
         }
-    }
-}
-
-/// Capped exponential backoff between delivery attempts: 100 ms, doubling, at most 5 s (the
-/// state store's retry uses the same steps).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
-    }
-}
-
-impl Backoff {
-    /// The first wait.
-    pub const FIRST: Duration = Duration::from_millis(100);
-    /// The longest wait.
-    pub const MAX: Duration = Duration::from_secs(5);
-
-    /// The wait before the next attempt (each one twice the last, up to [`Backoff::MAX`]).
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
     }
 }
 

@@ -38,38 +38,12 @@ pub fn client_config(k: &KafkaSettings) -> ClientConfig {
     c
 }
 
-fn apply_options(c: &mut ClientConfig, k: &KafkaSettings) {
+/// Applies `kafka.options` (raw librdkafka settings, the SREs' escape hatch) last, over every
+/// client's own settings.
+pub fn apply_options(c: &mut ClientConfig, k: &KafkaSettings) {
     for (key, value) in &k.options {
         c.set(key, value);
     }
-}
-
-/// Producer configuration: idempotent (unless turned off for brokers without it), acks=all.
-pub fn producer_config(k: &KafkaSettings) -> ClientConfig {
-    let mut c = client_config(k);
-    c.set(
-        "enable.idempotence",
-        if k.idempotence { "true" } else { "false" },
-    )
-    .set("acks", "all")
-    .set("compression.type", &k.compression)
-    .set("linger.ms", "5")
-    .set("message.timeout.ms", "60000");
-    apply_options(&mut c, k);
-    c
-}
-
-/// Producer configuration of worker `index` in exactly-once mode: transactional (which implies
-/// idempotence), with its own transactional id.
-pub fn transactional_producer_config(k: &KafkaSettings, index: usize) -> ClientConfig {
-    let mut c = producer_config(k);
-    let txn_ms = k.transaction_timeout.as_millis();
-    c.set("transactional.id", k.transactional_id(index))
-        .set("transaction.timeout.ms", txn_ms.to_string())
-        // librdkafka requires a record's delivery timeout to fit in its transaction's.
-        .set("message.timeout.ms", txn_ms.min(60_000).to_string());
-    apply_options(&mut c, k);
-    c
 }
 
 /// Consumer configuration: range assignor, manual offset store; offsets are auto-committed from

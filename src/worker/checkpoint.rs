@@ -86,7 +86,7 @@ pub(super) fn state_write(
     })
 }
 
-/// Retries a state operation with exponential backoff (`sink::Backoff`: 100 ms → 5 s) until it
+/// Retries a state operation with exponential backoff (`backoff::Backoff`: 100 ms → 5 s) until it
 /// succeeds. While it fails the instance reports not ready (this worker's hold, see `Health`);
 /// nothing is committed past the work not done. Gives up (`None`) when the assignment changed
 /// since the work's generation (a rebalance that stopped waiting for it).
@@ -100,7 +100,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StateError>>,
 {
-    let mut backoff = crate::sink::Backoff::default();
+    let mut backoff = crate::backoff::Backoff::default();
     // This worker's hold on readiness while its state store fails (dropped on success or when
     // the batch is given up), so another worker's success cannot mark the instance ready.
     let mut failing = None;
