@@ -20,8 +20,8 @@
 //! *next* batch, skipping the rest of that one: on that broker a pause loses records, which is
 //! why the tests that pause run on a broker that fetches correctly.)
 
+use super::batch::Batch;
 use crate::telemetry::metrics;
-use crate::worker::Batch;
 use rdkafka::TopicPartitionList;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};

@@ -8,6 +8,7 @@
 
 pub mod align;
 pub mod assignment;
+pub mod batch;
 pub mod dispatch;
 pub mod ends;
 
