@@ -9,7 +9,9 @@
 //! ```text
 //!  source    source, pipeline   one consumer group (range assignor); the poll loop routes
 //!                               partition p to worker p mod N: per-partition order, bounded
-//!                               per-worker queues of batches; rebalances start a new generation
+//!                               per-worker queues of batches; rebalances start a new generation;
+//!                               per partition group, records in record-timestamp order across
+//!                               the input topics (source::align)
 //!  decode    codec, registry,   Confluent/plain Avro → event::Event (built-in records typed,
 //!            catalog            records of sources declared in `[[source]]` as field values);
 //!                               a record's schema id names its writer schema in the Schema
@@ -21,8 +23,14 @@
 //!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round
 //!                               trip to load a batch's misses, one to write its changes
 //!  sinks     sink               offers, alerts, audit, dead letters; offsets stored only after
-//!                               the batch's records are acknowledged and its state flushed
+//!                               the batch's records are acknowledged and its state flushed;
+//!                               the producers' settings (sink::config)
 //! ```
+//!
+//! Rules: `rules` is pure (documents, the CEL compiler, the rule book, the history format);
+//! `rules_topic` is their Kafka I/O (the watcher that hot-reloads, publishing with its history).
+//! At the side: `config`, `telemetry`, `clock`, `backoff` (the retry steps every dependency
+//! shares).
 //!
 //! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` and `cli/` (part of
 //! the binary, not of this library) parse the command line and call in here.
@@ -50,6 +58,7 @@ pub mod pipeline;
 pub mod recorded;
 pub mod registry;
 pub mod rules;
+pub mod rules_topic;
 pub mod sink;
 pub mod source;
 pub mod state;

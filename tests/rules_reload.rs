@@ -11,7 +11,7 @@ use nbo_stream::config::StateBackend;
 use nbo_stream::event::*;
 use nbo_stream::generator::encode_event;
 use nbo_stream::output::{DecisionAudit, NextBestOffer};
-use nbo_stream::rules::publish::{self, Publication};
+use nbo_stream::rules_topic::publish::{self, Publication};
 use nbo_stream::state::memory::MemoryStore;
 use nbo_stream::telemetry::metrics;
 use rdkafka::mocking::MockCluster;
@@ -333,7 +333,7 @@ async fn published_rules_take_effect_without_restart_and_broken_ones_change_noth
         "{entries:?}"
     );
     assert_eq!(entries[0].text, RULE, "the text as written");
-    let book = nbo_stream::rules::watch::read_book(
+    let book = nbo_stream::rules_topic::watch::read_book(
         &consumer,
         &settings.topics.rules,
         nbo_stream::rules::book::RuleBook::new(Arc::new(settings.features.load().unwrap()), &[])

@@ -8,8 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use nbo_stream::config::Settings;
 use nbo_stream::rules::book::RuleBook;
 use nbo_stream::rules::history::{self, Action, HistoryEntry, Provenance};
-use nbo_stream::rules::publish::{self, Checked, Destination, Publication};
-use nbo_stream::rules::{load, watch};
+use nbo_stream::rules::load;
+use nbo_stream::rules_topic::publish::{self, Checked, Destination, Publication};
+use nbo_stream::rules_topic::watch;
 use nbo_stream::{source, telemetry};
 use std::sync::Arc;
 

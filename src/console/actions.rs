@@ -372,7 +372,7 @@ pub(super) async fn rule_publish(
     Form(form): Form<RuleForm>,
 ) -> Response {
     use crate::rules::document::RuleState;
-    use crate::rules::publish::{Checked, Publication};
+    use crate::rules_topic::publish::{Checked, Publication};
     let (user, _) = match checked_form(&app, &headers, &form, Role::Publisher) {
         Ok(ok) => ok,
         Err(page) => return *page,

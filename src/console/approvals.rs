@@ -7,7 +7,7 @@
 use super::lifecycle::{change, message, Change};
 use super::*;
 use crate::rules::history::{self, Action, HistoryEntry, Provenance};
-use crate::rules::publish;
+use crate::rules_topic::publish;
 use pages::{esc, time};
 use std::fmt::Write;
 

@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::rules::history::Provenance;
-use crate::rules::publish::{self, Publication};
+use crate::rules_topic::publish::{self, Publication};
 
 /// One rule change from the console.
 pub(super) struct Change<'a> {

@@ -68,8 +68,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 impl App {
     /// Where rule changes go.
-    fn destination(&self) -> crate::rules::publish::Destination<'_> {
-        crate::rules::publish::Destination {
+    fn destination(&self) -> crate::rules_topic::publish::Destination<'_> {
+        crate::rules_topic::publish::Destination {
             rules: &self.rules_topic,
             history: &self.history_topic,
         }

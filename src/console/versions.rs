@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::rules::history::{self, Action, HistoryEntry, Provenance};
-use crate::rules::publish::{Checked, Publication};
+use crate::rules_topic::publish::{Checked, Publication};
 use pages::{esc, time};
 use std::fmt::Write;
 

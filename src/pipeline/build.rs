@@ -7,7 +7,7 @@ use crate::config::{Delivery, Settings};
 use crate::event::EventKind;
 use crate::operator::Operator;
 use crate::rules::book::RuleBook;
-use crate::rules::watch::{BuildOperator, RuleWatcher};
+use crate::rules_topic::watch::{BuildOperator, RuleWatcher};
 use crate::sink::Sink;
 use crate::source::assignment::Assignment;
 use crate::source::{self, Consumer, SourceContext};
@@ -138,7 +138,7 @@ pub(super) async fn build(
     }
 
     // Rules: read the rules topic to its end before the first event, then follow it.
-    crate::rules::watch::publish_metrics(&operator.load().rules().clone());
+    crate::rules_topic::watch::publish_metrics(&operator.load().rules().clone());
     let rules_task = if settings.rules.watch_topic {
         let mut watcher = RuleWatcher::new(
             source::rules_consumer_config(&settings.kafka).create()?,

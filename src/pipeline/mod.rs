@@ -37,7 +37,7 @@ pub enum PipelineError {
     Rules(String),
     /// The rules topic could not be read at start.
     #[error(transparent)]
-    RulesTopic(#[from] crate::rules::watch::WatchError),
+    RulesTopic(#[from] crate::rules_topic::watch::WatchError),
     /// A worker stopped on an unrecoverable error.
     #[error(transparent)]
     Worker(#[from] worker::WorkerError),

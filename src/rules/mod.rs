@@ -11,9 +11,7 @@ pub mod edit;
 pub mod history;
 pub mod load;
 pub mod problems;
-pub mod publish;
 mod schema;
-pub mod watch;
 
 use crate::event::{AlertKind, ContactChannel, EventKind, ProductCategory, Severity};
 use crate::features::FeatureSet;

@@ -71,7 +71,7 @@ pub fn consumer_config(k: &KafkaSettings) -> ClientConfig {
 }
 
 /// Configuration of the rules-topic consumer: assigned partitions, no group membership and no
-/// commits (each instance reads the compacted topic whole; see `rules::watch`).
+/// commits (each instance reads the compacted topic whole; see `rules_topic::watch`).
 pub fn rules_consumer_config(k: &KafkaSettings) -> ClientConfig {
     let mut c = client_config(k);
     c.set("group.id", format!("{}-rules", k.group_id))

@@ -10,11 +10,11 @@
 //! document changes nothing: it is logged, counted (`nbo_rule_changes_total{result="rejected"}`)
 //! and audited (outcome RULE_REJECTED), and the rules in force keep running.
 
-use super::book::{Change, RuleBook};
-use super::RuleSet;
 use crate::event::DecisionOutcome;
 use crate::operator::Operator;
 use crate::output::{Decision, DecisionAudit, FeatureValues};
+use crate::rules::book::{Change, RuleBook};
+use crate::rules::RuleSet;
 use crate::sink::Sink;
 use crate::telemetry::metrics;
 use arc_swap::ArcSwap;
@@ -215,7 +215,7 @@ impl RuleWatcher {
             audit_id: crate::decision::decision_id("rule-change", &key, version, "", &trigger),
             customer_id: String::new(),
             trigger_event_id: trigger,
-            rule_id: super::book::parse_key(&key).0.to_string(),
+            rule_id: crate::rules::book::parse_key(&key).0.to_string(),
             rule_version: version,
             ruleset_version: self.book.version(),
             outcome,

@@ -1,12 +1,12 @@
 //! `rules check`, `rules publish`, `rules promote` and `rules drop`: validate documents the way a
 //! running instance will, and write them to the rules topic.
 
-use super::book::{challenger_key, RuleBook};
-use super::document::{Format, RuleDocument, RuleState};
-use super::edit::restate;
-use super::history::{HistoryEntry, Provenance};
-use super::{load, problems, RuleError};
 use crate::features::FeatureSet;
+use crate::rules::book::{challenger_key, RuleBook};
+use crate::rules::document::{Format, RuleDocument, RuleState};
+use crate::rules::edit::restate;
+use crate::rules::history::{HistoryEntry, Provenance};
+use crate::rules::{load, problems, RuleError};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::path::Path;
@@ -168,7 +168,7 @@ pub async fn publish(
     let mut out = Vec::new();
     for item in items {
         let (key, value): (String, &[u8]) = match item {
-            Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_bytes()),
+            Publication::Document(c) => (crate::rules::book::key_of(&c.doc), c.text.as_bytes()),
             Publication::Delete(key) => (key.clone(), &[]),
         };
         let entry = HistoryEntry::new(
@@ -236,7 +236,7 @@ pub async fn request(
     who: &Provenance,
 ) -> Result<i64, rdkafka::error::KafkaError> {
     let (key, text) = match item {
-        Publication::Document(c) => (super::book::key_of(&c.doc), c.text.as_str()),
+        Publication::Document(c) => (crate::rules::book::key_of(&c.doc), c.text.as_str()),
         Publication::Delete(key) => (key.clone(), ""),
     };
     let mut entry = HistoryEntry::request(&key, text, who, crate::clock::now_ms());
@@ -268,10 +268,10 @@ pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publicati
         .versions(&request.rule_id)
         .and_then(|v| v.challenger.as_ref())
         .map(|c| c.doc.version);
-    let requested = request.requested.unwrap_or(super::history::Action::Publish);
+    let requested = request.requested.unwrap_or(crate::rules::history::Action::Publish);
     if matches!(
         requested,
-        super::history::Action::Promote | super::history::Action::Drop
+        crate::rules::history::Action::Promote | crate::rules::history::Action::Drop
     ) && challenger != Some(request.version)
     {
         return Err(fail(format!(
@@ -284,10 +284,10 @@ pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publicati
         return Ok(vec![Publication::Delete(request.key.clone())]);
     }
     let doc = RuleDocument::parse_guessing(&request.text).map_err(|e| fail(e.message))?;
-    let slot = super::book::parse_key(&super::book::key_of(&doc)).1;
+    let slot = crate::rules::book::parse_key(&crate::rules::book::key_of(&doc)).1;
     let in_force = book.versions(&doc.id).and_then(|v| match slot {
-        super::book::Slot::Champion => v.champion.as_ref(),
-        super::book::Slot::Challenger => v.challenger.as_ref(),
+        crate::rules::book::Slot::Champion => v.champion.as_ref(),
+        crate::rules::book::Slot::Challenger => v.challenger.as_ref(),
     });
     if in_force.is_some_and(|e| e.doc == doc) {
         return Err(fail("this version is already in force".into()));
@@ -298,7 +298,7 @@ pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publicati
         text: request.text.clone(),
         path: format!("request #{}", request.seq),
     }))];
-    if requested == super::history::Action::Promote {
+    if requested == crate::rules::history::Action::Promote {
         items.push(Publication::Delete(challenger_key(&request.rule_id)));
     }
     Ok(items)
