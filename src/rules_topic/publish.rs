@@ -5,7 +5,7 @@ use crate::features::FeatureSet;
 use crate::rules::book::{challenger_key, RuleBook};
 use crate::rules::document::{Format, RuleDocument, RuleState};
 use crate::rules::edit::restate;
-use crate::rules::history::{HistoryEntry, Provenance};
+use crate::rules::history::{Action, HistoryEntry, Provenance};
 use crate::rules::{load, problems, RuleError};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -268,12 +268,8 @@ pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publicati
         .versions(&request.rule_id)
         .and_then(|v| v.challenger.as_ref())
         .map(|c| c.doc.version);
-    let requested = request.requested.unwrap_or(crate::rules::history::Action::Publish);
-    if matches!(
-        requested,
-        crate::rules::history::Action::Promote | crate::rules::history::Action::Drop
-    ) && challenger != Some(request.version)
-    {
+    let requested = request.requested.unwrap_or(Action::Publish);
+    if matches!(requested, Action::Promote | Action::Drop) && challenger != Some(request.version) {
         return Err(fail(format!(
             "the request was about challenger v{}; the challenger in force is {}",
             request.version,
@@ -298,7 +294,7 @@ pub fn approval(request: &HistoryEntry, book: &RuleBook) -> Result<Vec<Publicati
         text: request.text.clone(),
         path: format!("request #{}", request.seq),
     }))];
-    if requested == crate::rules::history::Action::Promote {
+    if requested == Action::Promote {
         items.push(Publication::Delete(challenger_key(&request.rule_id)));
     }
     Ok(items)
