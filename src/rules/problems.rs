@@ -2,7 +2,7 @@
 //! text as typed: what `rules check` prints and the console's editor lists.
 //!
 //! A text that is not TOML (YAML) at all has one problem, where the parser stopped. Otherwise
-//! every missing, unknown or mistyped field is reported ([`super::schema`]), every value that is
+//! every missing, unknown or mistyped field is reported (`schema.rs`), every value that is
 //! not allowed, every trigger that is not an event type, every error of the condition and every
 //! unknown feature of the propensity model; the condition is compiled whenever it and the
 //! triggers read, even when other fields are wrong.

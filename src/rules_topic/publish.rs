@@ -147,7 +147,7 @@ pub fn drop_challenger(book: &RuleBook, id: &str) -> Result<Vec<Publication>, Ru
 pub struct Destination<'a> {
     /// The compacted rules topic the instances follow.
     pub rules: &'a str,
-    /// The history topic ([`super::history`]).
+    /// The history topic ([`crate::rules::history`]).
     pub history: &'a str,
 }
 

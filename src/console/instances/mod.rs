@@ -12,7 +12,7 @@
 //! - events per second are the histogram's count over the same window, divided by the time
 //!   between the readings: records delivered per second.
 //!
-//! Requests run concurrently, each bounded by [`ASK_TIMEOUT`], so one unreachable instance
+//! Requests run concurrently, each bounded by `ASK_TIMEOUT` (2 s), so one unreachable instance
 //! delays no other. A failed `/metrics` read keeps the last good histogram: the next window then
 //! spans the gap.
 
