@@ -108,7 +108,7 @@ pub(super) async fn poll(
                 if dispatch.retry(consumer.as_ref()).is_err() {
                     break 'poll;
                 }
-                // A wait that has run out releases without a new record arriving. quiet {:?} buffered {}", std::time::SystemTime::now(), quiet_since.elapsed(), aligner.buffered()); }
+                // A wait that has run out releases without a new record arriving.
                 aligner.release_all(std::time::Instant::now(), quiet_since, &mut ends.view(consumer), &mut |r, how| {
                     count_unaligned(m, &r.1, how);
                     released.push(r);
@@ -116,12 +116,7 @@ pub(super) async fn poll(
                 m.aligned_buffered.set(aligner.buffered() as i64);
                 for (kind, record) in released.drain(..) {
                     let w = record.partition().rem_euclid(k.workers as i32) as usize;
-                    if pending[w].records.is_empty() {
-                        pending[w].generation = now;
-                        pending[w].group = under.group.clone();
-                        pending[w].received = Some(std::time::Instant::now());
-                    }
-                    pending[w].records.push((kind, record));
+                    stage(&mut pending[w], now, &under, kind, record);
                     if pending[w].records.len() >= k.batch_max_events && !dispatch.is_held(w) {
                         let batch = std::mem::take(&mut pending[w]);
                         if dispatch.send(consumer.as_ref(), w, batch).await.is_err() {
@@ -164,12 +159,7 @@ pub(super) async fn poll(
                     }
                     let w = partition.rem_euclid(k.workers as i32) as usize;
                     for (kind, record) in released.drain(..) {
-                        if pending[w].records.is_empty() {
-                            pending[w].generation = now;
-                            pending[w].group = under.group.clone();
-                            pending[w].received = Some(std::time::Instant::now());
-                        }
-                        pending[w].records.push((kind, record));
+                        stage(&mut pending[w], now, &under, kind, record);
                         // A held worker's records (fetched before its pause took effect) wait in
                         // its partial batch, behind the held one.
                         if pending[w].records.len() >= k.batch_max_events && !dispatch.is_held(w) {
@@ -266,6 +256,17 @@ fn new_assignment(
         };
     }
     Ok(())
+}
+
+/// Adds a released record to a worker's partial batch; a batch's first record stamps it with the
+/// assignment generation, the group's metadata and when it was received.
+fn stage(batch: &mut Batch, generation: u64, under: &Under, kind: EventKind, record: OwnedMessage) {
+    if batch.records.is_empty() {
+        batch.generation = generation;
+        batch.group = under.group.clone();
+        batch.received = Some(std::time::Instant::now());
+    }
+    batch.records.push((kind, record));
 }
 
 /// The input topics by rank (the alignment's tie-break on equal timestamps): the profile topic

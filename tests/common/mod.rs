@@ -246,6 +246,15 @@ pub fn generate(
     generate_with(settings, customers, events, seed, malformed_rate, None)
 }
 
+/// Where a generated stream starts (ms) so that it ends an hour before now.
+fn stream_start(customers: u32, events: u64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now - nbo_stream::generator::personas::span_ms(customers, events) - 3_600_000
+}
+
 /// [`generate`] with an optional hook between the profiles and the activity.
 pub fn generate_with(
     settings: &nbo_stream::config::Settings,
@@ -255,11 +264,7 @@ pub fn generate_with(
     malformed_rate: f64,
     after_profiles: Option<nbo_stream::generator::AfterProfiles>,
 ) -> nbo_stream::generator::GenerateSummary {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let start_ms = now - nbo_stream::generator::personas::span_ms(customers, events) - 3_600_000;
+    let start_ms = stream_start(customers, events);
     generate_at(
         settings,
         customers,
@@ -279,11 +284,7 @@ pub fn generate_from(
     events: u64,
     seed: u64,
 ) -> (nbo_stream::generator::GenerateSummary, i64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let start_ms = now - nbo_stream::generator::personas::span_ms(customers, events) - 3_600_000;
+    let start_ms = stream_start(customers, events);
     let summary = generate_at(settings, customers, events, seed, 0.0, None, start_ms);
     (summary, start_ms)
 }
