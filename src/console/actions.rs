@@ -170,12 +170,7 @@ pub(super) async fn customer_lookup(
         return Html(customer::form(&user, Some("This console has no state store to read (state.backend = \"memory\" lives in the run process).")))
             .into_response();
     };
-    let ruleset_version = app
-        .shared
-        .rules
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .version();
+    let ruleset_version = app.ruleset_version();
     let action = audit::Action {
         outcome: crate::event::DecisionOutcome::ConsoleLookup,
         customer_id: id,
@@ -316,6 +311,17 @@ pub(super) async fn rule_backtest(
     }
 }
 
+/// The editor with `text` and one problem that has no place in it (a refused publish).
+fn refused(app: &App, user: &User, text: &str, status: StatusCode, message: String) -> Response {
+    let problems = [editor::Problem {
+        line: None,
+        column: None,
+        message,
+    }];
+    let page = editor_page(app, user, text, editor::Report::Problems(&problems));
+    (status, Html(page)).into_response()
+}
+
 /// Checks a form's user, role and CSRF token, then the document; the page to answer with when
 /// anything fails.
 fn checked_form(
@@ -404,21 +410,13 @@ pub(super) async fn rule_publish(
     ) {
         Ok(who) => who,
         Err(message) => {
-            let problems = [editor::Problem {
-                line: None,
-                column: None,
-                message,
-            }];
-            return (
+            return refused(
+                &app,
+                &user,
+                &text,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Html(editor_page(
-                    &app,
-                    &user,
-                    &text,
-                    editor::Report::Problems(&problems),
-                )),
+                message,
             )
-                .into_response();
         }
     };
     let state_name = crate::rules::edit::state_name(state);
@@ -443,23 +441,7 @@ pub(super) async fn rule_publish(
     let report = match result {
         Ok(report) if app.settings.console.require_approval => report,
         Ok(report) => format!("Published {id} v{version} as {state_name}. {report}"),
-        Err((status, message)) => {
-            let problems = [editor::Problem {
-                line: None,
-                column: None,
-                message,
-            }];
-            return (
-                status,
-                Html(editor_page(
-                    &app,
-                    &user,
-                    &text,
-                    editor::Report::Problems(&problems),
-                )),
-            )
-                .into_response();
-        }
+        Err((status, message)) => return refused(&app, &user, &text, status, message),
     };
     Html(editor_page(
         &app,

@@ -31,12 +31,7 @@ pub(super) async fn change(
     c: Change<'_>,
 ) -> Result<String, (StatusCode, String)> {
     let held = app.settings.console.require_approval && c.who.approves.is_none();
-    let ruleset_version = app
-        .shared
-        .rules
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .version();
+    let ruleset_version = app.ruleset_version();
     let action = audit::Action {
         outcome: crate::event::DecisionOutcome::RulePublished,
         customer_id: "",

@@ -67,6 +67,15 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 impl App {
+    /// The version of the rule set this console holds (what its audit records carry).
+    fn ruleset_version(&self) -> i64 {
+        self.shared
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .version()
+    }
+
     /// Where rule changes go.
     fn destination(&self) -> crate::rules_topic::publish::Destination<'_> {
         crate::rules_topic::publish::Destination {

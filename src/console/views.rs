@@ -101,12 +101,7 @@ pub(super) async fn rules(State(app): State<App>, Signed(user, _): Signed<Viewer
 }
 
 pub(super) async fn health(State(app): State<App>, Signed(user, _): Signed<Viewer>) -> Response {
-    let version = app
-        .shared
-        .rules
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .version();
+    let version = app.ruleset_version();
     let lag = app
         .shared
         .lag
