@@ -386,17 +386,19 @@ fn bench_declared(c: &mut Criterion) {
         event_id: "event_id".into(),
         event_time: "event_time".into(),
     };
-    let source = nbo_stream::catalog::register(&spec).expect("the IoT example declares");
+    let catalog = nbo_stream::catalog::Catalog::declare(&[spec]).expect("the IoT example declares");
+    let source = catalog.declared()[0].clone();
     let mut options = nbo_stream::codec::CodecOptions {
         registry: true,
-        declared: vec![(source, Framing::Confluent)],
+        declared: vec![(source.clone(), Framing::Confluent)],
         ..Default::default()
     };
     options.schema_ids.insert("WearableEvent".into(), 1);
     let codec = Codec::new(&options).expect("schemas parse");
     codec.add_writer(source.kind(), 1, Some(&source.schema_text));
     codec.add_writer(source.kind(), V2_ID, Some(WEARABLE_V2));
-    let mut factory = EventFactory::new(CUSTOMERS, SEED, START_MS).with_declared(vec![source]);
+    let mut factory =
+        EventFactory::new(CUSTOMERS, SEED, START_MS).with_declared(vec![source.clone()]);
     let events: Vec<_> = std::iter::from_fn(|| Some(factory.next_event()))
         .filter_map(|e| match e {
             Event::Declared(d) => Some(d),

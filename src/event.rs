@@ -292,6 +292,39 @@ pub struct ErasureRequest {
     pub requested_at: EpochMillis,
 }
 
+/// One value of a declared record's field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A null branch of an optional field.
+    Null,
+    /// An Avro `boolean`.
+    Bool(bool),
+    /// An Avro `int` or `long` (timestamps included).
+    Int(i64),
+    /// An Avro `float` or `double`.
+    Double(f64),
+    /// An Avro `string`.
+    Str(Text),
+    /// An Avro enum symbol: an element of the source's symbol table for the field, so filters
+    /// compare symbols by address.
+    Sym(&'static str),
+}
+
+/// A decoded record of a source declared in `[[source]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredEvent {
+    /// The source's `id` (see `SourceSpec::id` in the catalog).
+    pub source: u8,
+    /// The customer: the record's Kafka key.
+    pub customer_id: Text,
+    /// The field named by the source's `event_id`.
+    pub event_id: Text,
+    /// The field named by the source's `event_time`, UTC millis.
+    pub event_time: EpochMillis,
+    /// Every top-level field of the reader schema, in schema order.
+    pub values: Vec<Value>,
+}
+
 /// Every input record, as the operator sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -313,8 +346,8 @@ pub enum Event {
     OfferResponse(OfferResponse),
     /// From `bank.erasure-requests.v1`.
     Erasure(ErasureRequest),
-    /// From a source declared in configuration (`[[source]]`, [`crate::catalog`]).
-    Declared(Box<crate::catalog::DeclaredEvent>),
+    /// From a source declared in configuration (`[[source]]`, see the catalog).
+    Declared(Box<DeclaredEvent>),
 }
 
 /// The record type of an input event; also what a rule or feature names as its source.
@@ -338,13 +371,13 @@ pub enum EventKind {
     OfferResponse,
     /// `ErasureRequest`.
     Erasure,
-    /// A source declared in configuration, by its `id` (16..=255; [`crate::catalog`]).
+    /// A source declared in configuration, by its `id` (16..=255; see the catalog).
     Declared(u8),
 }
 
 impl EventKind {
-    /// Every built-in kind, in the order of the input topics. Declared sources follow, from
-    /// [`crate::catalog`].
+    /// Every built-in kind, in the order of the input topics. Declared sources follow, from the
+    /// configuration's catalog (`Catalog`); names, topics and fields are its rows.
     pub const ALL: [EventKind; 9] = [
         EventKind::Transaction,
         EventKind::Clickstream,
@@ -356,38 +389,6 @@ impl EventKind {
         EventKind::OfferResponse,
         EventKind::Erasure,
     ];
-
-    /// The Avro record name.
-    pub fn record_name(self) -> &'static str {
-        match self {
-            EventKind::Transaction => "TransactionEvent",
-            EventKind::Clickstream => "ClickstreamEvent",
-            EventKind::App => "AppEvent",
-            EventKind::Social => "SocialEvent",
-            EventKind::Feedback => "FeedbackEvent",
-            EventKind::Partner => "PartnerEvent",
-            EventKind::Profile => "CustomerProfile",
-            EventKind::OfferResponse => "OfferResponse",
-            EventKind::Erasure => "ErasureRequest",
-            EventKind::Declared(id) => crate::catalog::get(id).map_or("(undeclared)", |d| d.record),
-        }
-    }
-
-    /// The default topic this record arrives on.
-    pub fn default_topic(self) -> &'static str {
-        match self {
-            EventKind::Transaction => "bank.transactions.v1",
-            EventKind::Clickstream => "bank.clickstream.v1",
-            EventKind::App => "bank.app.v1",
-            EventKind::Social => "bank.social.v1",
-            EventKind::Feedback => "bank.feedback.v1",
-            EventKind::Partner => "bank.partner.v1",
-            EventKind::Profile => "bank.customer-profile.v1",
-            EventKind::OfferResponse => "bank.offer-responses.v1",
-            EventKind::Erasure => "bank.erasure-requests.v1",
-            EventKind::Declared(id) => crate::catalog::get(id).map_or("(undeclared)", |d| d.topic),
-        }
-    }
 
     /// Position in [`EventKind::ALL`] for a built-in kind, the `id` for a declared one (below
     /// [`EventKind::TABLE_LEN`]); it indexes per-kind tables and tags applied offsets in state.
@@ -409,28 +410,18 @@ impl EventKind {
     /// Bound of [`EventKind::index`].
     pub const TABLE_LEN: usize = 256;
 
-    /// The kind of an index, if it is built in or declared ([`EventKind::index`] reversed).
+    /// The kind at an index ([`EventKind::index`] reversed): a built-in kind, or the declared
+    /// source with that id (whether a configuration declares it is the catalog's
+    /// to say).
     pub fn from_index(index: usize) -> Option<EventKind> {
         EventKind::ALL.get(index).copied().or_else(|| {
             let id = u8::try_from(index).ok()?;
-            crate::catalog::get(id).map(|d| d.kind())
+            (id >= Self::MIN_DECLARED).then_some(EventKind::Declared(id))
         })
     }
 
-    /// The kind whose record is named `record`, built in or declared.
-    pub fn by_record_name(record: &str) -> Option<EventKind> {
-        EventKind::ALL
-            .into_iter()
-            .find(|k| k.record_name() == record)
-            .or_else(|| crate::catalog::by_record(record).map(|d| d.kind()))
-    }
-
-    /// Every record name a feature or rule may name: the built-ins, then declared sources.
-    pub fn record_names() -> Vec<&'static str> {
-        let mut names: Vec<_> = EventKind::ALL.iter().map(|k| k.record_name()).collect();
-        names.extend(crate::catalog::all().iter().map(|d| d.record));
-        names
-    }
+    /// The smallest id a declared source may take (below it sit the built-in kinds).
+    pub const MIN_DECLARED: u8 = 16;
 }
 
 /// Values per event kind, indexed by [`EventKind::index`]: dense for the built-ins, grown to the

@@ -69,7 +69,7 @@ pub fn run(
     settings: &Settings,
     options: &BacktestOptions,
 ) -> Result<BacktestReport, BacktestError> {
-    let features = Arc::new(settings.features.load()?);
+    let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let rules = load_rules(options.rules.as_deref(), &features)?;
     let operator = Operator::new(
         features,
@@ -127,7 +127,7 @@ pub fn replay(
         }
     }
     bar.finish_and_clear();
-    let results = tally.finish(&stats, states.len() as u64);
+    let results = tally.finish(&stats, states.len() as u64, codec);
     let elapsed = started.elapsed().as_secs_f64();
     Ok(BacktestReport {
         source: Source {

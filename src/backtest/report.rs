@@ -270,11 +270,17 @@ impl Tally {
     }
 
     /// The results, with the operator's counts and the number of customers.
-    pub fn finish(mut self, stats: &BatchStats, customers: u64) -> Results {
+    pub fn finish(
+        mut self,
+        stats: &BatchStats,
+        customers: u64,
+        codec: &crate::codec::Codec,
+    ) -> Results {
         let r = &mut self.results;
         for (kind, &n) in self.by_kind.iter() {
             if n > 0 {
-                r.events_by_type.insert(kind.record_name().to_string(), n);
+                r.events_by_type
+                    .insert(codec.record_name(kind).to_string(), n);
             }
         }
         r.events_decoded = self.by_kind.iter().map(|(_, n)| n).sum();

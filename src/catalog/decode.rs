@@ -7,8 +7,8 @@
 //! strings, enums, or a union of `null` and one of those. Nested records, arrays, maps, bytes
 //! and fixed are refused when the source is declared, naming the field.
 
-use super::record::Value;
-use crate::features::fields::{FieldType, Symbols};
+use super::field::{FieldType, Symbols};
+use crate::event::Value;
 use apache_avro::Schema;
 
 /// How one value is read.

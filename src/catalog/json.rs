@@ -3,9 +3,9 @@
 //! value, times as epoch milliseconds: Avro's JSON encoding without the union wrappers, as the
 //! built-in records are written.
 
-use super::record::{DeclaredEvent, Value};
+use super::field::FieldType;
 use super::Declared;
-use crate::features::fields::FieldType;
+use crate::event::{DeclaredEvent, Value};
 use serde_json::{Map, Number, Value as Json};
 
 impl Declared {

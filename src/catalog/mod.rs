@@ -1,38 +1,44 @@
-//! The source catalog: input channels declared in configuration (`[[source]]`), not in code.
+//! The catalog of input records: every record the pipeline reads, by name, kind and topic, with
+//! its schema and fields. One [`Catalog`] value is built when the configuration loads and passed
+//! in (`Settings::catalog`, then an `Arc` shared by the features, the rules and the codec); there
+//! is no process-wide registry, so two configurations load side by side in one process.
 //!
-//! A declared source names an Avro record, its topic, its reader schema (`.avsc`) and which of
-//! its fields are the event id and the event time; the Kafka key is the customer id. When the
-//! configuration loads, each declaration is checked and registered here: its reader schema's
+//! Its first rows are the nine built-in records ([`builtin`]): coded in the binary with typed
+//! structs and decoders, and fixed meanings (the contact policy reads complaints and negative
+//! social posts). The rows that follow are the input channels declared in configuration
+//! (`[[source]]`), not in code. A declared source names an Avro record, its topic, its reader
+//! schema (`.avsc`) and which of its fields are the event id and the event time; the Kafka key is
+//! the customer id. Each declaration is checked when the catalog is built: its reader schema's
 //! top-level fields become [`Field`]s that features (`source = "<record>"`) and rules
 //! (`triggers`, `event.<field>`) resolve by name, type-checked as for the built-in records.
 //! A new channel (IoT devices, card authorisations, call-centre transcripts) is a schema and a
 //! block of configuration, no release (`examples/iot/`).
 //!
-//! The catalog is process-wide and only grows: a process serves one configuration, and the
-//! per-customer state tags applied offsets with the source's `id`, so an id must keep its
-//! meaning for as long as state written with it lives. Registering the same declaration twice is
-//! a no-op; a different declaration under a taken id or record name is refused.
+//! The per-customer state tags applied offsets with a source's `id`, so an id must keep its
+//! meaning for as long as state written with it lives.
 //!
-//! The built-in records (the six activity channels, `CustomerProfile`, `OfferResponse`,
-//! `ErasureRequest`) keep their typed decoders and their fixed meanings (the contact policy reads
-//! complaints and negative social posts); they are not in this catalog.
+//! Names a declared source's rows hold (its record name, field names and enum symbols) live for
+//! the rest of the process once its catalog is built: enum symbols are compared by address on
+//! the hot path, and a process builds its catalog once (tests, a few times).
 
+pub mod builtin;
 pub mod decode;
+pub mod field;
 pub mod json;
-pub mod record;
+pub mod schemas;
 
 use crate::event::EventKind;
-use crate::features::fields::{Accessor, Field, FieldType};
 use apache_avro::Schema;
+pub use field::{Accessor, Field, FieldType};
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::Arc;
 
+pub use crate::event::{DeclaredEvent, Value};
 pub use decode::RecordDecoder;
-pub use record::{DeclaredEvent, Value};
 
 /// The smallest `id` a declared source may take (below it sit the built-in records' tags).
-pub const MIN_ID: u8 = 16;
+pub const MIN_ID: u8 = EventKind::MIN_DECLARED;
 
 /// One `[[source]]` block.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -67,7 +73,7 @@ fn default_event_time() -> String {
     "event_time".into()
 }
 
-/// A registered source: its declaration, compiled.
+/// A declared source: its declaration, compiled.
 #[derive(Debug)]
 pub struct Declared {
     /// The source's id (see [`SourceSpec::id`]).
@@ -76,7 +82,7 @@ pub struct Declared {
     pub record: &'static str,
     /// The record's full name (with the schema's namespace): its `type` in recorded JSON files.
     pub full_name: &'static str,
-    /// Topic named in the declaration that registered it.
+    /// Topic named in the declaration.
     pub topic: &'static str,
     /// The reader schema, as read from the file.
     pub schema_text: String,
@@ -97,6 +103,16 @@ impl Declared {
     pub fn kind(&self) -> EventKind {
         EventKind::Declared(self.id)
     }
+
+    /// Its row in the catalog.
+    pub fn row(&self) -> Row {
+        Row {
+            kind: self.kind(),
+            record: self.record,
+            topic: self.topic,
+            fields: self.fields,
+        }
+    }
 }
 
 /// Why a `[[source]]` block was refused.
@@ -109,80 +125,133 @@ pub struct SourceError {
     pub reason: String,
 }
 
-static CATALOG: RwLock<Vec<&'static Declared>> = RwLock::new(Vec::new());
-
-/// Every registered source.
-pub fn all() -> Vec<&'static Declared> {
-    CATALOG.read().map(|c| c.clone()).unwrap_or_default()
+/// One process's input records: the built-in rows, then the sources its configuration declares.
+/// Cheap to clone (the rows are shared).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    declared: Vec<Arc<Declared>>,
 }
 
-/// The source registered under `id`.
-pub fn get(id: u8) -> Option<&'static Declared> {
-    CATALOG.read().ok()?.iter().copied().find(|d| d.id == id)
+/// A record's row as features, rules and the codec read it: built in or declared alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// The record's kind.
+    pub kind: EventKind,
+    /// The Avro record name.
+    pub record: &'static str,
+    /// The topic it arrives on: the contract's default for a built-in record (`[topics]` may name
+    /// another), the declared topic for a declared source.
+    pub topic: &'static str,
+    /// Its top-level fields in schema order.
+    pub fields: &'static [Field],
 }
 
-/// The source whose record is named `record`.
-pub fn by_record(record: &str) -> Option<&'static Declared> {
-    CATALOG
-        .read()
-        .ok()?
-        .iter()
-        .copied()
-        .find(|d| d.record == record)
-}
-
-/// Checks a declaration and registers it (once per process; see the module docs).
-pub fn register(spec: &SourceSpec) -> Result<&'static Declared, SourceError> {
-    let fail = |reason: String| SourceError {
-        record: spec.record.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&spec.schema).map_err(|e| {
-        fail(format!(
-            "schema {}: {e} (paths are relative to the working directory)",
-            spec.schema.display()
-        ))
-    })?;
-    let mut catalog = CATALOG
-        .write()
-        .map_err(|_| fail("the source catalog is unusable after a panic".into()))?;
-    if let Some(known) = catalog
-        .iter()
-        .find(|d| d.id == spec.id || d.record == spec.record)
-    {
-        if known.id == spec.id
-            && known.record == spec.record
-            && known.schema_text == text
-            && known.fields[known.event_id_slot].name == spec.event_id
-            && known.fields[known.event_time_slot].name == spec.event_time
-        {
-            return Ok(known);
-        }
-        return Err(fail(format!(
-            "id {} or record name is already taken by {:?} (id {}); each source needs its own",
-            spec.id, known.record, known.id
-        )));
+impl Row {
+    /// The field named `name`.
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
     }
-    let declared = compile(spec, text).map_err(fail)?;
-    let declared: &'static Declared = Box::leak(Box::new(declared));
-    catalog.push(declared);
-    Ok(declared)
+
+    /// The field names, in schema order (for messages that list them).
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|f| f.name).collect()
+    }
 }
 
-/// Registers every declaration of a configuration, refusing the first bad one.
-pub fn register_all(specs: &[SourceSpec]) -> Result<Vec<&'static Declared>, SourceError> {
-    let mut seen_topics = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(specs.len());
-    for spec in specs {
-        if !seen_topics.insert(spec.topic.as_str()) {
-            return Err(SourceError {
+impl Catalog {
+    /// The built-in records alone (no `[[source]]`).
+    pub fn builtin() -> Arc<Catalog> {
+        Arc::new(Catalog::default())
+    }
+
+    /// Checks every declaration and builds the catalog, refusing the first bad one.
+    pub fn declare(specs: &[SourceSpec]) -> Result<Catalog, SourceError> {
+        let mut declared: Vec<Arc<Declared>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let fail = |reason: String| SourceError {
                 record: spec.record.clone(),
-                reason: format!("topic {:?} is declared twice", spec.topic),
-            });
+                reason,
+            };
+            if let Some(known) = declared
+                .iter()
+                .find(|d| d.id == spec.id || d.record == spec.record)
+            {
+                return Err(fail(format!(
+                    "id {} or record name is already taken by {:?} (id {}); each source needs its own",
+                    spec.id, known.record, known.id
+                )));
+            }
+            if let Some(twin) = declared.iter().find(|d| d.topic == spec.topic) {
+                return Err(fail(format!(
+                    "topic {:?} is declared twice (also by {:?})",
+                    spec.topic, twin.record
+                )));
+            }
+            let text = std::fs::read_to_string(&spec.schema).map_err(|e| {
+                fail(format!(
+                    "schema {}: {e} (paths are relative to the working directory)",
+                    spec.schema.display()
+                ))
+            })?;
+            declared.push(Arc::new(compile(spec, text).map_err(fail)?));
         }
-        out.push(register(spec)?);
+        Ok(Catalog { declared })
     }
-    Ok(out)
+
+    /// The declared sources, in declaration order.
+    pub fn declared(&self) -> &[Arc<Declared>] {
+        &self.declared
+    }
+
+    /// The declared source with `id`.
+    pub fn source(&self, id: u8) -> Option<&Arc<Declared>> {
+        self.declared.iter().find(|d| d.id == id)
+    }
+
+    /// Every kind: the built-ins in [`EventKind::ALL`] order, then the declared sources.
+    pub fn kinds(&self) -> impl Iterator<Item = EventKind> + '_ {
+        EventKind::ALL
+            .into_iter()
+            .chain(self.declared.iter().map(|d| d.kind()))
+    }
+
+    /// The row of `kind` (none for a source this catalog does not declare).
+    pub fn row(&self, kind: EventKind) -> Option<Row> {
+        match kind {
+            EventKind::Declared(id) => self.source(id).map(|d| d.row()),
+            _ => builtin::row_of(kind).map(|b| Row {
+                kind,
+                record: b.record(),
+                topic: b.topic,
+                fields: b.fields,
+            }),
+        }
+    }
+
+    /// The kind whose record is named `record`, built in or declared.
+    pub fn kind_of(&self, record: &str) -> Option<EventKind> {
+        self.kinds().find(|k| self.record_name(*k) == record)
+    }
+
+    /// The Avro record name of `kind` (`"(undeclared)"` for a source this catalog lacks).
+    pub fn record_name(&self, kind: EventKind) -> &'static str {
+        self.row(kind).map_or("(undeclared)", |r| r.record)
+    }
+
+    /// The topic of `kind` (see [`Row::topic`]).
+    pub fn topic(&self, kind: EventKind) -> &'static str {
+        self.row(kind).map_or("(undeclared)", |r| r.topic)
+    }
+
+    /// The fields of `kind` (none for a source this catalog lacks).
+    pub fn fields(&self, kind: EventKind) -> &'static [Field] {
+        self.row(kind).map_or(&[], |r| r.fields)
+    }
+
+    /// Every record name a feature or rule may name: the built-ins, then declared sources.
+    pub fn record_names(&self) -> Vec<&'static str> {
+        self.kinds().map(|k| self.record_name(k)).collect()
+    }
 }
 
 fn leak(s: &str) -> &'static str {
@@ -194,10 +263,7 @@ fn compile(spec: &SourceSpec, text: String) -> Result<Declared, String> {
     if spec.id < MIN_ID {
         return Err(format!("id {} is reserved; use {MIN_ID}..=255", spec.id));
     }
-    if EventKind::ALL
-        .iter()
-        .any(|k| k.record_name() == spec.record)
-    {
+    if builtin::ROWS.iter().any(|b| b.record() == spec.record) {
         return Err("is a built-in record; declare a new record name".into());
     }
     if spec.topic.trim().is_empty() {
@@ -288,35 +354,61 @@ mod tests {
         }
     }
 
+    fn one(s: &SourceSpec) -> Result<Catalog, SourceError> {
+        Catalog::declare(std::slice::from_ref(s))
+    }
+
     #[test]
-    fn a_declaration_registers_once_and_resolves_by_name_and_id() {
+    fn a_declaration_becomes_a_row_found_by_name_and_kind() {
         let dir = tempfile::tempdir().unwrap();
         let s = spec(&dir, "CallTranscript", 200, SCHEMA);
-        let d = register(&s).unwrap();
-        assert_eq!(d.kind(), EventKind::Declared(200));
-        assert_eq!(EventKind::by_record_name("CallTranscript"), Some(d.kind()));
-        assert_eq!(EventKind::Declared(200).record_name(), "CallTranscript");
-        assert_eq!(EventKind::from_index(200), Some(d.kind()));
-        let names: Vec<_> = d.fields.iter().map(|f| f.name).collect();
-        assert_eq!(names, ["call_id", "started_at", "topic", "minutes"]);
-        assert!(
-            std::ptr::eq(register(&s).unwrap(), d),
-            "same declaration, same entry"
+        let catalog = one(&s).unwrap();
+        let kind = EventKind::Declared(200);
+        assert_eq!(catalog.kind_of("CallTranscript"), Some(kind));
+        assert_eq!(
+            catalog.kind_of("TransactionEvent"),
+            Some(EventKind::Transaction)
         );
+        assert_eq!(catalog.record_name(kind), "CallTranscript");
+        assert_eq!(catalog.topic(kind), "bank.CallTranscript.200");
+        assert_eq!(EventKind::from_index(200), Some(kind));
+        let names = catalog.row(kind).unwrap().field_names();
+        assert_eq!(names, ["call_id", "started_at", "topic", "minutes"]);
+        assert_eq!(catalog.record_names().len(), 10);
+        let plain = Catalog::builtin();
+        assert_eq!(
+            plain.kind_of("CallTranscript"),
+            None,
+            "no global: another catalog lacks it"
+        );
+        assert!(plain.fields(kind).is_empty());
         let other = spec(
             &dir,
             "Other",
             200,
             &SCHEMA.replace("CallTranscript", "Other"),
         );
-        let err = register(&other).unwrap_err().to_string();
+        let err = Catalog::declare(&[s.clone(), other])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already taken by \"CallTranscript\""), "{err}");
+        let again = one(&spec(
+            &dir,
+            "Other",
+            200,
+            &SCHEMA.replace("CallTranscript", "Other"),
+        ));
+        assert_eq!(
+            again.unwrap().record_name(kind),
+            "Other",
+            "the same id means another record in another configuration"
+        );
     }
 
     #[test]
     fn bad_declarations_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let refuse = |s: SourceSpec| register(&s).unwrap_err().to_string();
+        let refuse = |s: SourceSpec| one(&s).unwrap_err().to_string();
         let text = SCHEMA.replace("CallTranscript", "Refused");
         assert!(refuse(spec(&dir, "Refused", 3, &text)).contains("reserved"));
         let wrong_name = refuse(spec(&dir, "Refusd", 201, &text));
@@ -353,7 +445,7 @@ mod tests {
                 b
             },
         ];
-        let twice = register_all(&specs).unwrap_err().to_string();
+        let twice = Catalog::declare(&specs).unwrap_err().to_string();
         assert!(twice.contains("declared twice"), "{twice}");
     }
 }

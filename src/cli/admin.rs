@@ -73,7 +73,7 @@ pub(crate) async fn schemas(command: SchemasCommand) -> Result<()> {
     let registry = registry::Registry::new(&settings.schema_registry)?;
     let url = registry.url().to_string();
     let mut local = tooling::local_schemas(&settings.topics);
-    local.extend(tooling::declared_schemas(&settings.sources));
+    local.extend(tooling::declared_schemas(&settings.catalog));
     match command {
         SchemasCommand::Check { .. } => {
             let report = tooling::check(&registry, &local)

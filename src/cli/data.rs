@@ -8,6 +8,7 @@ use nbo_stream::clock::now_ms;
 use nbo_stream::config::Settings;
 use nbo_stream::{backtest, codec, generator, recorded, source, telemetry};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `generate`: to a file with `--out`, otherwise to Kafka.
 pub(crate) async fn generate(args: GenerateArgs) -> Result<()> {
@@ -113,7 +114,7 @@ async fn to_kafka(args: GenerateArgs) -> Result<()> {
         let side = nbo_stream::registry::Side::Inputs;
         let ids = nbo_stream::registry::ids_for(&registry, &settings.topics, side).await?;
         codec_options.schema_ids.extend(ids);
-        let declared = nbo_stream::registry::tooling::declared_schemas(&settings.sources);
+        let declared = nbo_stream::registry::tooling::declared_schemas(&settings.catalog);
         let ids = nbo_stream::registry::ids_of(&registry, &declared).await?;
         codec_options.schema_ids.extend(ids);
     }
@@ -161,13 +162,9 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     Ok(())
 }
 
-/// The registered sources a configuration declares, for the generator.
-pub(crate) fn declared_sources(settings: &Settings) -> Vec<&'static nbo_stream::catalog::Declared> {
-    settings
-        .sources
-        .iter()
-        .filter_map(|s| nbo_stream::catalog::get(s.id))
-        .collect()
+/// The sources a configuration declares, for the generator.
+pub(crate) fn declared_sources(settings: &Settings) -> Vec<Arc<nbo_stream::catalog::Declared>> {
+    settings.catalog.declared().to_vec()
 }
 
 /// A start time, on the hour, from which the expected number of records ends about now (each

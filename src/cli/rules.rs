@@ -42,7 +42,7 @@ fn files(settings: &Settings) -> Result<Vec<(nbo_stream::rules::document::RuleDo
 
 /// The rules in force as the instances hold them: the files, then the rules topic.
 async fn book(settings: &Settings) -> Result<RuleBook> {
-    let features = Arc::new(settings.features.load()?);
+    let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let docs = files(settings)?;
     let book = RuleBook::from_sources(features, &docs).map_err(|e| anyhow!(load::describe(&e)))?;
     let topic = &settings.topics.rules;
@@ -216,7 +216,7 @@ fn checked(settings: &Settings, path: Option<&std::path::Path>) -> Result<Vec<Ch
     let Some(path) = path else {
         return Ok(Vec::new());
     };
-    let features = settings.features.load()?;
+    let features = settings.features.load_in(&settings.catalog)?;
     match publish::check(path, &features) {
         Ok(checked) => Ok(checked),
         Err(errors) => {

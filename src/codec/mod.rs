@@ -8,8 +8,10 @@
 mod error;
 pub mod fetch;
 pub mod resolve;
-pub mod schemas;
 mod writers;
+
+/// The contract's schemas live with the catalog of records; the codec reads them there.
+pub use crate::catalog::schemas;
 
 pub use error::DecodeError;
 pub use writers::{WriterOutcome, WriterResolution};
@@ -70,7 +72,7 @@ enum Body {
     /// A built-in record: `serde_avro_fast` straight into its struct.
     Typed(Schema),
     /// A declared source: its compiled field plan ([`crate::catalog::RecordDecoder`]).
-    Declared(&'static crate::catalog::Declared),
+    Declared(std::sync::Arc<crate::catalog::Declared>),
 }
 
 /// No decoder at this [`EventKind::index`].
@@ -125,7 +127,7 @@ pub struct CodecOptions {
     /// Framing of each built-in input kind (index = [`EventKind::index`]).
     pub input_framing: [Framing; 9],
     /// Sources declared in configuration, with their topics' framing.
-    pub declared: Vec<(&'static crate::catalog::Declared, Framing)>,
+    pub declared: Vec<(std::sync::Arc<crate::catalog::Declared>, Framing)>,
     /// Framing of the outputs this process writes.
     pub output_framing: Framing,
     /// Registry id of each record name; records not listed use their default id.
@@ -158,8 +160,8 @@ impl Codec {
             options.schema_ids.get(record).copied().unwrap_or(default)
         };
         let mut decoders = Vec::with_capacity(EventKind::ALL.len());
-        for kind in EventKind::ALL {
-            let entry = schemas::for_kind(kind);
+        for row in &crate::catalog::builtin::ROWS {
+            let (kind, entry) = (row.kind, row.schema);
             let reader = apache_avro::Schema::parse_str(entry.text).map_err(|e| SchemaError {
                 record: entry.record,
                 file: entry.file,
@@ -173,13 +175,13 @@ impl Codec {
                 reader,
             });
         }
-        for &(declared, framing) in &options.declared {
+        for (declared, framing) in &options.declared {
             decoders.push(TopicDecoder {
                 kind: declared.kind(),
-                framing,
+                framing: *framing,
                 schema_id: options.schema_ids.get(declared.record).copied(),
-                body: Body::Declared(declared),
                 reader: declared.schema.clone(),
+                body: Body::Declared(declared.clone()),
             });
         }
         let mut by_index = Box::new([NO_DECODER; EventKind::TABLE_LEN]);
@@ -350,15 +352,15 @@ impl Codec {
     /// its reader schema).
     pub fn encode_declared(
         &self,
-        event: &crate::catalog::DeclaredEvent,
+        event: &crate::event::DeclaredEvent,
         framing: Framing,
     ) -> Result<Vec<u8>, EncodeError> {
         let kind = EventKind::Declared(event.source);
         let decoder = self.decoder(kind).map_err(|e| EncodeError(e.to_string()))?;
-        let Body::Declared(source) = decoder.body else {
+        let Body::Declared(source) = &decoder.body else {
             return Err(EncodeError(format!(
-                "{} is not declared",
-                kind.record_name()
+                "source id {} is not declared",
+                event.source
             )));
         };
         let mut buf = Vec::with_capacity(128);
@@ -391,7 +393,7 @@ impl Codec {
         let Body::Typed(schema) = &self.decoder(kind)?.body else {
             return Err(DecodeError::Avro(format!(
                 "recorded files hold built-in records only; {} is a declared source",
-                kind.record_name()
+                self.record_name(kind)
             )));
         };
         let (event, rest) = match kind {
@@ -477,10 +479,27 @@ impl Codec {
         let i = self.by_index[kind.index()];
         self.decoders.get(usize::from(i)).ok_or_else(|| {
             DecodeError::Avro(format!(
-                "no decoder for {}: the source is not declared in this configuration",
-                kind.record_name()
+                "no decoder for {kind:?}: the source is not declared in this configuration"
             ))
         })
+    }
+
+    /// The sources declared in the configuration this codec was built for.
+    pub fn declared_sources(
+        &self,
+    ) -> impl Iterator<Item = &std::sync::Arc<crate::catalog::Declared>> {
+        self.decoders.iter().filter_map(|d| match &d.body {
+            Body::Declared(source) => Some(source),
+            Body::Typed(_) => None,
+        })
+    }
+
+    /// The record name of `kind`, as this codec reads it.
+    pub fn record_name(&self, kind: EventKind) -> &'static str {
+        match self.decoder(kind).map(|d| &d.body) {
+            Ok(Body::Declared(source)) => source.record,
+            _ => kind.record_name(),
+        }
     }
 }
 

@@ -177,7 +177,7 @@ pub(super) fn check(
             id("event_id", &e.event_id, limits)?;
             time("event_time", e.event_time, now_ms, limits)?;
             for v in &e.values {
-                if let crate::catalog::Value::Str(s) = v {
+                if let crate::event::Value::Str(s) = v {
                     text("string field", s, limits)?;
                 }
             }

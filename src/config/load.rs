@@ -80,11 +80,19 @@ impl Settings {
                     source_name: source_name.clone(),
                     message: e.to_string(),
                 })?;
+        let mut settings = settings;
         // Declared sources first: the features file and rules checked by `validate` name them.
-        crate::catalog::register_all(&settings.sources)
-            .map_err(|e| invalid("source", e.to_string()))?;
+        settings.declare_sources()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Builds [`Settings::catalog`] from [`Settings::sources`], refusing a bad declaration.
+    pub fn declare_sources(&mut self) -> Result<(), ConfigError> {
+        let catalog = crate::catalog::Catalog::declare(&self.sources)
+            .map_err(|e| invalid("source", e.to_string()))?;
+        self.catalog = std::sync::Arc::new(catalog);
+        Ok(())
     }
 
     /// Cross-field rules. Every refusal names the field and the reason.
@@ -235,7 +243,7 @@ impl Settings {
         }
         let features = self
             .features
-            .load()
+            .load_in(&self.catalog)
             .map_err(|e| invalid("features.file", e.to_string()))?;
         if let Err(errors) = crate::rules::load::rule_set(self.rules.path.as_deref(), &features) {
             return Err(invalid("rules.path", crate::rules::load::describe(&errors)));
@@ -315,12 +323,16 @@ impl Settings {
         crate::codec::CodecOptions {
             registry: self.schema_registry.url.is_some(),
             input_framing,
-            declared: crate::catalog::all()
-                .into_iter()
-                .filter(|d| self.sources.iter().any(|s| s.id == d.id))
+            declared: self
+                .catalog
+                .declared()
+                .iter()
                 .map(|d| {
                     let framing = self.codec.framing_overrides.get(d.topic);
-                    (d, framing.copied().unwrap_or(self.codec.input_framing))
+                    (
+                        d.clone(),
+                        framing.copied().unwrap_or(self.codec.input_framing),
+                    )
                 })
                 .collect(),
             output_framing: self.codec.output_framing,

@@ -64,6 +64,11 @@ pub struct Settings {
     /// fields that are the event id and time. Features and rules name them like built-ins.
     #[serde(rename = "source")]
     pub sources: Vec<crate::catalog::SourceSpec>,
+    /// The input records of this configuration: the built-ins, then `sources` compiled. Not read
+    /// from the file: [`Settings::load`] builds it, and [`Settings::declare_sources`] rebuilds it
+    /// after `sources` is changed in code. Features, rules and the codec read their records here.
+    #[serde(skip)]
+    pub catalog: std::sync::Arc<crate::catalog::Catalog>,
     /// The web console (`nbo-stream console`); `run` ignores it.
     pub console: console::ConsoleSettings,
 }

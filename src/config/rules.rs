@@ -13,9 +13,19 @@ pub struct FeatureSettings {
 }
 
 impl FeatureSettings {
-    /// Loads and compiles the configured features.
+    /// Loads and compiles the configured features over the built-in records alone (a features
+    /// file naming a declared source is refused: see [`FeatureSettings::load_in`]).
     pub fn load(&self) -> Result<crate::features::FeatureSet, crate::features::spec::FeatureError> {
-        crate::features::spec::load(self.file.as_deref())
+        self.load_in(&crate::catalog::Catalog::builtin())
+    }
+
+    /// Loads and compiles the configured features over the configuration's input records
+    /// (`Settings::catalog`).
+    pub fn load_in(
+        &self,
+        catalog: &std::sync::Arc<crate::catalog::Catalog>,
+    ) -> Result<crate::features::FeatureSet, crate::features::spec::FeatureError> {
+        crate::features::spec::load_in(self.file.as_deref(), catalog.clone())
     }
 }
 

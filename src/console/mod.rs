@@ -143,7 +143,7 @@ pub async fn start_with(
         .console
         .check()
         .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: {field}: {reason}"))?;
-    let features = Arc::new(settings.features.load()?);
+    let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let specs = Arc::new(crate::features::spec::specs(
         settings.features.file.as_deref(),
     )?);

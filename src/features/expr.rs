@@ -7,8 +7,9 @@
 //! which are checked when compiled. A comparison with an absent (null) field is false, except
 //! `== null`.
 
-use super::fields::{self, Accessor, FieldType, Val};
-use crate::event::{Event, EventKind};
+use crate::catalog::field::{Accessor, Field, FieldType, Val};
+use crate::catalog::Row;
+use crate::event::Event;
 
 /// A filter that does not compile: what and where (1-based column).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -262,7 +263,7 @@ impl Expr {
 struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
-    kind: EventKind,
+    row: &'a Row,
     src: &'a str,
 }
 
@@ -340,33 +341,24 @@ impl Parser<'_> {
         .inspect(|_| self.pos += 1))
     }
 
-    fn field(&mut self) -> Result<&'static fields::Field, ExprError> {
+    fn field(&mut self) -> Result<&'static Field, ExprError> {
         match self.peek().cloned() {
-            Some(Tok::Ident(name)) => match fields::find(self.kind, &name) {
+            Some(Tok::Ident(name)) => match self.row.field(&name) {
                 Some(f) => {
                     self.pos += 1;
                     Ok(f)
                 }
-                None => {
-                    let names: Vec<_> = fields::of(self.kind).iter().map(|f| f.name).collect();
-                    self.fail(format!(
-                        "{} has no field `{name}` (fields: {})",
-                        self.kind.record_name(),
-                        names.join(", ")
-                    ))
-                }
+                None => self.fail(format!(
+                    "{} has no field `{name}` (fields: {})",
+                    self.row.record,
+                    self.row.field_names().join(", ")
+                )),
             },
             _ => self.fail("expected a field name"),
         }
     }
 
-    fn check(
-        &self,
-        field: &fields::Field,
-        op: CmpOp,
-        lit: &Lit,
-        column: usize,
-    ) -> Result<(), ExprError> {
+    fn check(&self, field: &Field, op: CmpOp, lit: &Lit, column: usize) -> Result<(), ExprError> {
         let fail = |message: String| Err(ExprError { message, column });
         let ordered = matches!(op, CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge);
         match (field.ty, lit) {
@@ -394,7 +386,7 @@ impl Parser<'_> {
     }
 
     /// Turns a string literal compared with an enum field into its symbol-table entry.
-    fn resolve(field: &fields::Field, lit: Lit) -> Lit {
+    fn resolve(field: &Field, lit: Lit) -> Lit {
         match (field.ty, &lit) {
             (FieldType::Enum(symbols), Lit::Str(s)) => symbols
                 .get()
@@ -473,8 +465,8 @@ impl Parser<'_> {
     }
 }
 
-/// Compiles `src` against the fields of `kind`. An empty filter is always true.
-pub fn compile(src: &str, kind: EventKind) -> Result<Expr, ExprError> {
+/// Compiles `src` against the fields of a record's catalog row. An empty filter is always true.
+pub fn compile(src: &str, row: &Row) -> Result<Expr, ExprError> {
     let toks = lex(src)?;
     if toks.is_empty() {
         return Ok(Expr::True);
@@ -482,7 +474,7 @@ pub fn compile(src: &str, kind: EventKind) -> Result<Expr, ExprError> {
     let mut p = Parser {
         toks,
         pos: 0,
-        kind,
+        row,
         src,
     };
     let e = p.or()?;
@@ -495,7 +487,12 @@ pub fn compile(src: &str, kind: EventKind) -> Result<Expr, ExprError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Catalog;
     use crate::event::*;
+
+    fn row(kind: EventKind) -> Row {
+        Catalog::builtin().row(kind).unwrap()
+    }
 
     fn txn(method: PaymentMethod, amount: i64, merchant: Option<&str>) -> Event {
         Event::Transaction(TransactionEvent {
@@ -516,7 +513,7 @@ mod tests {
 
     #[test]
     fn evaluates_cel_subset() {
-        let k = EventKind::Transaction;
+        let k = &row(EventKind::Transaction);
         let e = txn(PaymentMethod::DebitCard, 5000, Some("TRAVEL"));
         let t = |src: &str| compile(src, k).unwrap().matches(&e);
         assert!(t(""));
@@ -537,7 +534,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem_and_the_column() {
-        let k = EventKind::Transaction;
+        let k = &row(EventKind::Transaction);
         let e = compile(r#"txn_type == "CARD_PAYMNT""#, k).unwrap_err();
         assert!(
             e.message.contains("CARD_PAYMNT") && e.message.contains("CARD_PAYMENT"),
@@ -553,7 +550,11 @@ mod tests {
         assert!(compile("amount_minor > 1 amount_minor", k).is_err());
         assert!(compile("country", k).is_err());
         assert!(compile("country > 'A'", k).is_err());
-        let social = compile("mentions_bank && sentiment <= -0.3", EventKind::Social).unwrap();
+        let social = compile(
+            "mentions_bank && sentiment <= -0.3",
+            &row(EventKind::Social),
+        )
+        .unwrap();
         assert!(format!("{social:?}").contains("flag"));
     }
 }

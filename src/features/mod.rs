@@ -7,8 +7,9 @@ pub mod fields;
 pub mod spec;
 pub mod tiles;
 
+use crate::catalog::field::{Accessor, Val};
+use crate::catalog::Catalog;
 use crate::event::{Event, EventKind, KindTable};
-use fields::{Accessor, Val};
 use std::sync::Arc;
 pub use tiles::Tiles;
 
@@ -175,11 +176,18 @@ pub struct FeatureSet {
     defs: Vec<FeatureDef>,
     by_kind: KindTable<Vec<usize>>,
     longest_window_ms: i64,
+    catalog: Arc<Catalog>,
 }
 
 impl FeatureSet {
-    /// Indexes compiled definitions.
+    /// Indexes compiled definitions over the built-in records.
     pub fn new(defs: Vec<FeatureDef>) -> Self {
+        Self::in_catalog(defs, Catalog::builtin())
+    }
+
+    /// Indexes compiled definitions over the records of `catalog` (what they were compiled
+    /// against; rules compiled with this set resolve their sources and fields in it too).
+    pub fn in_catalog(defs: Vec<FeatureDef>, catalog: Arc<Catalog>) -> Self {
         let mut by_kind = KindTable::<Vec<usize>>::default();
         for (i, d) in defs.iter().enumerate() {
             by_kind.entry(d.source).push(i);
@@ -189,7 +197,13 @@ impl FeatureSet {
             defs,
             by_kind,
             longest_window_ms,
+            catalog,
         }
+    }
+
+    /// The input records these features (and rules compiled with them) read.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Definitions in slot order.

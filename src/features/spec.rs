@@ -13,10 +13,11 @@
 //! half_life = "7d"                     # decayed_sum only
 //! ```
 
-use super::{expr, fields, tiles, Aggregation, FeatureDef, FeatureSet};
-use crate::event::EventKind;
+use super::{expr, tiles, Aggregation, FeatureDef, FeatureSet};
+use crate::catalog::{Catalog, FieldType};
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The starter features (also `features/bank.toml`), used when the config names no file.
@@ -80,7 +81,7 @@ pub enum FeatureError {
 const MIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 
-fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
+fn compile_one(spec: &Spec, catalog: &Catalog) -> Result<FeatureDef, FeatureError> {
     let fail = |reason: String| FeatureError::Definition {
         name: spec.name.clone(),
         reason,
@@ -98,15 +99,18 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
             "names starting with `_` are reserved (`_updated_at`)".into(),
         ));
     }
-    let source = EventKind::by_record_name(&spec.source).ok_or_else(|| {
-        let names = EventKind::record_names();
-        fail(format!(
-            "unknown source {:?} (one of {})",
-            spec.source,
-            names.join(", ")
-        ))
-    })?;
-    let filter = expr::compile(&spec.filter, source).map_err(|e| fail(format!("filter: {e}")))?;
+    let row = catalog
+        .kind_of(&spec.source)
+        .and_then(|k| catalog.row(k))
+        .ok_or_else(|| {
+            fail(format!(
+                "unknown source {:?} (one of {})",
+                spec.source,
+                catalog.record_names().join(", ")
+            ))
+        })?;
+    let source = row.kind;
+    let filter = expr::compile(&spec.filter, &row).map_err(|e| fail(format!("filter: {e}")))?;
     if spec.window < MIN_WINDOW || spec.window > MAX_WINDOW {
         return Err(fail(format!(
             "window {:?} is outside 1m..=365d",
@@ -150,16 +154,15 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
             )))
         }
         (Some(name), _) => {
-            let f = fields::find(source, name).ok_or_else(|| {
-                let names: Vec<_> = fields::of(source).iter().map(|f| f.name).collect();
+            let f = row.field(name).ok_or_else(|| {
                 fail(format!(
                     "{} has no field `{name}` (fields: {})",
                     spec.source,
-                    names.join(", ")
+                    row.field_names().join(", ")
                 ))
             })?;
-            let numeric = matches!(f.ty, fields::FieldType::Num | fields::FieldType::Int);
-            let text = matches!(f.ty, fields::FieldType::Str | fields::FieldType::Enum(_));
+            let numeric = matches!(f.ty, FieldType::Num | FieldType::Int);
+            let text = matches!(f.ty, FieldType::Str | FieldType::Enum(_));
             if text && aggregation == Aggregation::Last {
                 aggregation = Aggregation::LastText;
             } else if !numeric
@@ -203,8 +206,17 @@ fn compile_one(spec: &Spec) -> Result<FeatureDef, FeatureError> {
     })
 }
 
-/// Compiles the definitions in a features file's text.
+/// Compiles the definitions in a features file's text over the built-in records.
 pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
+    compile_in(text, file, Catalog::builtin())
+}
+
+/// Compiles the definitions in a features file's text over the records of `catalog`.
+pub fn compile_in(
+    text: &str,
+    file: &str,
+    catalog: Arc<Catalog>,
+) -> Result<FeatureSet, FeatureError> {
     let parsed: File = toml::from_str(text).map_err(|e| FeatureError::File {
         file: file.into(),
         reason: e.to_string(),
@@ -218,7 +230,7 @@ pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
                 reason: "defined twice".into(),
             });
         }
-        let mut def = compile_one(spec)?;
+        let mut def = compile_one(spec, &catalog)?;
         let key = (spec.source.as_str(), spec.filter.trim());
         def.filter_id = match filters.iter().position(|f| *f == key) {
             Some(i) => i as u16,
@@ -235,7 +247,7 @@ pub fn compile(text: &str, file: &str) -> Result<FeatureSet, FeatureError> {
             reason: "defines no feature".into(),
         });
     }
-    Ok(FeatureSet::new(defs))
+    Ok(FeatureSet::in_catalog(defs, catalog))
 }
 
 /// The definitions as written in the features file at `path` (or the starter set): names,
@@ -261,16 +273,22 @@ pub fn specs(path: Option<&Path>) -> Result<Vec<Spec>, FeatureError> {
     Ok(parsed.feature)
 }
 
-/// Loads the features file at `path`, or the starter set when `None`.
+/// Loads the features file at `path`, or the starter set when `None`, over the built-in records.
 pub fn load(path: Option<&Path>) -> Result<FeatureSet, FeatureError> {
+    load_in(path, Catalog::builtin())
+}
+
+/// Loads the features file at `path`, or the starter set when `None`, over the records of
+/// `catalog` (the configuration's: [`crate::config::FeatureSettings::load`]).
+pub fn load_in(path: Option<&Path>, catalog: Arc<Catalog>) -> Result<FeatureSet, FeatureError> {
     match path {
-        None => compile(STARTER, "features/bank.toml (built in)"),
+        None => compile_in(STARTER, "features/bank.toml (built in)", catalog),
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| FeatureError::File {
                 file: p.display().to_string(),
                 reason: e.to_string(),
             })?;
-            compile(&text, &p.display().to_string())
+            compile_in(&text, &p.display().to_string(), catalog)
         }
     }
 }

@@ -9,9 +9,10 @@
 //! an integer is in `0..10_000`, a float or double in `0..1_000`, a boolean is a coin; an optional
 //! field is null one time in ten.
 
-use crate::catalog::{Declared, DeclaredEvent, Value};
+use crate::catalog::Declared;
+use crate::catalog::FieldType;
 use crate::event::Text;
-use crate::features::fields::FieldType;
+use crate::event::{DeclaredEvent, Value};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

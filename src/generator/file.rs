@@ -27,7 +27,7 @@ pub struct FileOptions {
     pub clock_cap_ms: Option<i64>,
     /// Declared sources whose synthetic records join the stream (JSON lines only: Avro
     /// recorded files hold the built-in records).
-    pub declared: Vec<&'static crate::catalog::Declared>,
+    pub declared: Vec<std::sync::Arc<crate::catalog::Declared>>,
     /// Show a progress bar on stderr.
     pub progress: bool,
 }
@@ -59,7 +59,7 @@ pub fn generate_to_file(options: &FileOptions) -> Result<FileSummary, RecordedEr
     if let Some(cap) = options.clock_cap_ms {
         factory.cap_clock(cap);
     }
-    let mut writer = RecordWriter::create(&options.path, options.format)?;
+    let mut writer = RecordWriter::create_with(&options.path, options.format, &options.declared)?;
     let bar = progress_bar(options);
     let mut by_kind = crate::event::KindTable::<u64>::default();
     for i in 0..options.events {
@@ -78,7 +78,11 @@ pub fn generate_to_file(options: &FileOptions) -> Result<FileSummary, RecordedEr
         ..GenerateSummary::default()
     };
     for (kind, n) in by_kind.iter().filter(|(_, n)| **n > 0) {
-        summary.by_topic.insert(kind.record_name().to_string(), *n);
+        let name = match options.declared.iter().find(|d| d.kind() == kind) {
+            Some(source) => source.record,
+            None => kind.record_name(),
+        };
+        summary.by_topic.insert(name.to_string(), *n);
     }
     Ok(FileSummary { summary, bytes })
 }

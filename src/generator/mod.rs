@@ -51,7 +51,7 @@ pub struct GeneratorOptions {
     pub progress: bool,
     /// Declared sources whose synthetic records join the stream (see
     /// [`personas::EventFactory::with_declared`]); empty for the built-in channels only.
-    pub declared: Vec<&'static crate::catalog::Declared>,
+    pub declared: Vec<std::sync::Arc<crate::catalog::Declared>>,
     /// Called (blocking) once every customer's profile is produced and acknowledged, before any
     /// activity: the demo waits there until the pipeline holds every profile, as a bank's CRM
     /// state exists before the activity it governs.
@@ -192,7 +192,11 @@ pub fn generate(
     factory.cap_clock(crate::clock::now_ms());
     // Built-in records go to the configured topics, declared ones to their declarations'.
     let topic_of = |kind: EventKind| match kind {
-        EventKind::Declared(_) => kind.default_topic(),
+        EventKind::Declared(id) => options
+            .declared
+            .iter()
+            .find(|d| d.id == id)
+            .map_or("", |d| d.topic),
         _ => inputs[kind.index()],
     };
     let bar = progress_bar(options);

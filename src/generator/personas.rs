@@ -92,7 +92,7 @@ pub struct EventFactory {
     profiles_left: usize,
     session_step_ms: i64,
     clock_cap_ms: Option<i64>,
-    declared: Vec<&'static crate::catalog::Declared>,
+    declared: Vec<std::sync::Arc<crate::catalog::Declared>>,
 }
 
 /// Simulated time between two sessions: each customer acts about every six hours on average.
@@ -158,7 +158,7 @@ impl EventFactory {
     /// Adds records of declared sources to the stream: after each session, each source gives
     /// the session's customer one record (drawn from its schema, see [`super::declared`]) with
     /// probability 0.3. With none declared the stream is exactly as before.
-    pub fn with_declared(mut self, sources: Vec<&'static crate::catalog::Declared>) -> Self {
+    pub fn with_declared(mut self, sources: Vec<std::sync::Arc<crate::catalog::Declared>>) -> Self {
         self.declared = sources;
         self
     }
@@ -348,11 +348,11 @@ impl EventFactory {
         }
         for k in 0..self.declared.len() {
             if self.rng.random_bool(0.3) {
-                let source = self.declared[k];
+                let source = self.declared[k].clone();
                 let event_id = self.next_id(i);
                 let t = t0 + self.rng.random_range(0..300_000);
                 let customer = self.customers[i].id.clone();
-                let e = super::declared::record(&mut self.rng, source, &customer, event_id, t);
+                let e = super::declared::record(&mut self.rng, &source, &customer, event_id, t);
                 self.queue.push_back(Event::Declared(Box::new(e)));
             }
         }

@@ -51,7 +51,7 @@ pub(super) async fn build(
         .as_ref()
         .ok_or(PipelineError::NoSecret)?;
     let (codec, writer_schemas) = codec_and_registry(settings).await?;
-    let features = Arc::new(settings.features.load()?);
+    let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let docs = settings
         .rules
         .sources()

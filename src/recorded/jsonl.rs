@@ -6,11 +6,13 @@
 //! [`DeadRecord`] naming its line.
 
 use super::{DeadRecord, Record, RecordedError};
+use crate::catalog::Declared;
 use crate::codec::Codec;
 use crate::event::*;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One line: the record's type (its Avro full name) and the record.
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,11 +106,11 @@ struct DeclaredLine {
 }
 
 impl DeclaredLine {
-    fn of(event: &Event) -> Option<Self> {
+    fn of(event: &Event, sources: &[Arc<Declared>]) -> Option<Self> {
         let Event::Declared(e) = event else {
             return None;
         };
-        let source = crate::catalog::get(e.source)?;
+        let source = sources.iter().find(|d| d.id == e.source)?;
         Some(Self {
             ty: source.full_name.to_string(),
             key: e.customer_id.to_string(),
@@ -117,9 +119,9 @@ impl DeclaredLine {
     }
 
     /// The event, if the line names a declared source; `Err` says why its record is refused.
-    fn event(self) -> Option<Result<Event, String>> {
-        let source = crate::catalog::all()
-            .into_iter()
+    fn event(self, codec: &Codec) -> Option<Result<Event, String>> {
+        let source = codec
+            .declared_sources()
             .find(|d| d.full_name == self.ty || d.record == self.ty)?;
         Some(
             source
@@ -129,20 +131,24 @@ impl DeclaredLine {
     }
 }
 
-fn write_line(out: impl Write, event: &Event) -> Result<(), serde_json::Error> {
+fn write_line(
+    out: impl Write,
+    event: &Event,
+    sources: &[Arc<Declared>],
+) -> Result<(), serde_json::Error> {
     if let Some(line) = LineRef::of(event) {
         return serde_json::to_writer(out, &line);
     }
-    let line = DeclaredLine::of(event).ok_or_else(|| {
+    let line = DeclaredLine::of(event, sources).ok_or_else(|| {
         <serde_json::Error as serde::ser::Error>::custom("the event's source is not declared")
     })?;
     serde_json::to_writer(out, &line)
 }
 
-/// One event as a JSON line (without the newline).
-pub fn to_line(event: &Event) -> Result<String, serde_json::Error> {
+/// One event of a built-in record, or of one of `sources`, as a JSON line (without the newline).
+pub fn to_line(event: &Event, sources: &[Arc<Declared>]) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(256);
-    write_line(&mut out, event)?;
+    write_line(&mut out, event, sources)?;
     Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
@@ -150,21 +156,23 @@ pub fn to_line(event: &Event) -> Result<String, serde_json::Error> {
 pub struct JsonlWriter {
     path: PathBuf,
     out: BufWriter<std::fs::File>,
+    sources: Vec<Arc<Declared>>,
 }
 
 impl JsonlWriter {
-    /// Creates (truncates) `path`.
-    pub fn create(path: &Path) -> Result<Self, RecordedError> {
+    /// Creates (truncates) `path`, to hold built-in records and those of `sources`.
+    pub fn create(path: &Path, sources: &[Arc<Declared>]) -> Result<Self, RecordedError> {
         let file = std::fs::File::create(path).map_err(|e| RecordedError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
+            sources: sources.to_vec(),
         })
     }
 
     /// Appends one event as a line.
     pub fn write(&mut self, event: &Event) -> Result<(), RecordedError> {
-        write_line(&mut self.out, event).map_err(|e| RecordedError::Write {
+        write_line(&mut self.out, event, &self.sources).map_err(|e| RecordedError::Write {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
@@ -247,7 +255,7 @@ impl JsonlReader {
             // built-in parser's reason.
             Err(e) => match serde_json::from_slice::<DeclaredLine>(&self.line)
                 .ok()
-                .and_then(DeclaredLine::event)
+                .and_then(|line| line.event(codec))
             {
                 Some(Ok(event)) => event,
                 Some(Err(reason)) => return dead("json", reason),

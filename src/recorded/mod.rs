@@ -174,11 +174,21 @@ pub enum RecordWriter {
 }
 
 impl RecordWriter {
-    /// Creates (truncates) `path` and writes its header.
+    /// Creates (truncates) `path` and writes its header, for built-in records.
     pub fn create(path: &Path, format: Format) -> Result<Self, RecordedError> {
+        Self::create_with(path, format, &[])
+    }
+
+    /// As [`RecordWriter::create`], for built-in records and those of `sources` (JSON lines
+    /// only: an Avro recorded file holds the built-in records).
+    pub fn create_with(
+        path: &Path,
+        format: Format,
+        sources: &[std::sync::Arc<crate::catalog::Declared>],
+    ) -> Result<Self, RecordedError> {
         Ok(match format {
             Format::Avro => RecordWriter::Avro(Box::new(avro::AvroFileWriter::create(path)?)),
-            Format::Jsonl => RecordWriter::Jsonl(jsonl::JsonlWriter::create(path)?),
+            Format::Jsonl => RecordWriter::Jsonl(jsonl::JsonlWriter::create(path, sources)?),
         })
     }
 

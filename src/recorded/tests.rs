@@ -76,9 +76,9 @@ fn a_bad_json_line_is_dead_and_reading_goes_on() {
     let path = dir.path().join("e.jsonl");
     let evs = events(3);
     let mut text = String::new();
-    text.push_str(&jsonl::to_line(&evs[0]).unwrap());
+    text.push_str(&jsonl::to_line(&evs[0], &[]).unwrap());
     text.push_str("\n{\"type\":\"bank.nbo.Nothing\",\"record\":{}}\nnot json\n\n");
-    text.push_str(&jsonl::to_line(&evs[1]).unwrap());
+    text.push_str(&jsonl::to_line(&evs[1], &[]).unwrap());
     text.push('\n');
     std::fs::write(&path, text).unwrap();
     let read = read_all(&path);

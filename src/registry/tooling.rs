@@ -55,10 +55,10 @@ pub fn local_schemas(topics: &TopicSettings) -> Vec<LocalSchema> {
 
 /// The reader schemas of the sources declared in `[[source]]`, under their topics' subjects
 /// (after [`local_schemas`] in `schemas register|check`).
-pub fn declared_schemas(sources: &[crate::catalog::SourceSpec]) -> Vec<LocalSchema> {
-    sources
+pub fn declared_schemas(catalog: &crate::catalog::Catalog) -> Vec<LocalSchema> {
+    catalog
+        .declared()
         .iter()
-        .filter_map(|s| crate::catalog::get(s.id))
         .map(|d| LocalSchema {
             topic: d.topic.to_string(),
             subject: subject_for_topic(d.topic),

@@ -254,10 +254,10 @@ pub(crate) fn compile_condition(
             field: "triggers".into(),
             message,
         };
-        match EventKind::by_record_name(name) {
+        match features.catalog().kind_of(name) {
             None => problems.push(field(format!(
                 "unknown trigger {name:?} (one of {})",
-                EventKind::record_names().join(", ")
+                features.catalog().record_names().join(", ")
             ))),
             Some(EventKind::Erasure) => {
                 problems.push(field("erasure requests cannot trigger rules".into()))

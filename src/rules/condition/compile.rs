@@ -127,8 +127,12 @@ impl Compiler<'_> {
     fn select(&mut self, id: u64, root: &str, field: &str, test: bool) -> Out {
         match root {
             "event" => {
-                let (read, ty) =
-                    roots::event_field(self.kind, field).map_err(|m| self.err(id, m))?;
+                let catalog = self.features.catalog();
+                let (read, ty) = catalog
+                    .row(self.kind)
+                    .ok_or_else(|| format!("{:?} is not declared in this configuration", self.kind))
+                    .and_then(|row| roots::event_field(&row, field))
+                    .map_err(|m| self.err(id, m))?;
                 Ok(if test {
                     (Node::HasEvent(read), Ty::Bool)
                 } else {

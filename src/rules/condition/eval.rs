@@ -7,8 +7,8 @@
 //! true), and that anything else propagates.
 
 use super::roots::{EventRead, ProfileField};
+use crate::catalog::field::Val;
 use crate::event::Event;
-use crate::features::fields::Val;
 use crate::state::ProfileState;
 use std::cmp::Ordering;
 

@@ -145,7 +145,8 @@ impl Condition {
                     continue;
                 }
                 if triggers.len() > 1 {
-                    e.message = format!("{} (for {} events)", e.message, kind.record_name());
+                    let record = features.catalog().record_name(kind);
+                    e.message = format!("{} (for {record} events)", e.message);
                 }
                 errors.push(e);
             }

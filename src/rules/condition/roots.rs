@@ -4,8 +4,8 @@
 //! Numbers keep their CEL type: Avro `int`/`long` fields read as `int` (exactly, as `i64`), `double`
 //! fields as `double`, features as `double`.
 
+use crate::catalog::{Accessor, FieldType, Row};
 use crate::event::{ContactChannel, Event, EventKind, LifecycleStage};
-use crate::features::fields::{self, Accessor, FieldType};
 use crate::state::ProfileState;
 
 /// The static type of an expression.
@@ -96,15 +96,15 @@ fn int_accessor(kind: EventKind, name: &str) -> Option<IntAccessor> {
     Some(get)
 }
 
-/// Resolves `event.<name>` for events of `kind`: how to read it and its type.
-pub(crate) fn event_field(kind: EventKind, name: &str) -> Result<(EventRead, Ty), String> {
-    let Some(field) = fields::find(kind, name) else {
-        let names: Vec<&str> = fields::of(kind).iter().map(|f| f.name).collect();
+/// Resolves `event.<name>` for events of a record (its catalog row): how to read it and its type.
+pub(crate) fn event_field(row: &Row, name: &str) -> Result<(EventRead, Ty), String> {
+    let kind = row.kind;
+    let Some(field) = row.field(name) else {
         return Err(format!(
             "event `{}` ({}) has no field `{name}`; its fields: {}",
-            kind.record_name(),
-            kind.default_topic(),
-            names.join(", ")
+            row.record,
+            row.topic,
+            row.field_names().join(", ")
         ));
     };
     Ok(match field.ty {
@@ -123,7 +123,7 @@ pub(crate) fn event_field(kind: EventKind, name: &str) -> Result<(EventRead, Ty)
             None => {
                 return Err(format!(
                     "event field `{name}` of `{}` has no known numeric type",
-                    kind.record_name()
+                    row.record
                 ))
             }
         },
@@ -195,9 +195,11 @@ mod tests {
 
     #[test]
     fn every_numeric_event_field_has_a_cel_type() {
+        let catalog = crate::catalog::Catalog::builtin();
         for kind in EventKind::ALL {
-            for f in fields::of(kind) {
-                assert!(event_field(kind, f.name).is_ok(), "{kind:?}.{}", f.name);
+            let row = catalog.row(kind).unwrap();
+            for f in row.fields {
+                assert!(event_field(&row, f.name).is_ok(), "{kind:?}.{}", f.name);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The Avro schemas of the contract, compiled into the binary from `avro_schemas/` so that
-//! `demo`, `generate` and `run` need no files beside the executable.
+//! `demo`, `generate` and `run` need no files beside the executable: the built-in input records'
+//! (the catalog's first rows, [`super::builtin`]) and the outputs'.
 
 use crate::event::EventKind;
 
@@ -27,7 +28,7 @@ macro_rules! entry {
     };
 }
 
-/// Every record in DESIGN.md: inputs, outputs and control records.
+/// Every record in DESIGN.md: the nine inputs in [`EventKind::ALL`] order, then the outputs.
 pub const ALL: &[SchemaEntry] = &[
     entry!("TransactionEvent", "transaction_event.avsc", 1),
     entry!("ClickstreamEvent", "clickstream_event.avsc", 2),
@@ -49,10 +50,19 @@ pub fn by_record(record: &str) -> Option<&'static SchemaEntry> {
     ALL.iter().find(|e| e.record == record)
 }
 
-/// The schema entry of an input event kind.
+/// The schema of a built-in input record: the first nine entries of [`ALL`] are the inputs, in
+/// [`EventKind::ALL`] order (a declared source's schema is its catalog row's).
+pub fn input(kind: EventKind) -> Option<&'static SchemaEntry> {
+    ALL[..EventKind::ALL.len()]
+        .get(kind.index())
+        .filter(|_| !matches!(kind, EventKind::Declared(_)))
+}
+
+/// The schema of a built-in input record, for code that holds one.
+///
+/// # Panics
+/// For a declared source, which has no built-in schema: code that may meet one asks
+/// [`input`] or the [`super::Catalog`].
 pub fn for_kind(kind: EventKind) -> &'static SchemaEntry {
-    // Every EventKind has a record in ALL; the table above is the single source.
-    ALL.iter()
-        .find(|e| e.record == kind.record_name())
-        .unwrap_or(&ALL[0])
+    input(kind).unwrap_or_else(|| panic!("{kind:?} is not a built-in record; ask the catalog"))
 }
