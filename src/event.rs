@@ -325,88 +325,209 @@ pub struct DeclaredEvent {
     pub values: Vec<Value>,
 }
 
-/// Every input record, as the operator sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// From `bank.transactions.v1`.
-    Transaction(TransactionEvent),
-    /// From `bank.clickstream.v1`.
-    Clickstream(ClickstreamEvent),
-    /// From `bank.app.v1`.
-    App(AppEvent),
-    /// From `bank.social.v1`.
-    Social(SocialEvent),
-    /// From `bank.feedback.v1`.
-    Feedback(FeedbackEvent),
-    /// From `bank.partner.v1`.
-    Partner(PartnerEvent),
-    /// From `bank.customer-profile.v1`.
-    Profile(CustomerProfile),
-    /// From `bank.offer-responses.v1`.
-    OfferResponse(OfferResponse),
-    /// From `bank.erasure-requests.v1`.
-    Erasure(ErasureRequest),
-    /// From a source declared in configuration (`[[source]]`, see the catalog).
-    Declared(Box<DeclaredEvent>),
+/// The built-in input records, once: each an [`Event`] and [`EventKind`] variant with its typed
+/// struct, in the order of the input topics (which is [`EventKind::index`]). A module that needs
+/// a line per built-in record (the codec's typed decoders, recorded files, the generator's
+/// encoder) expands its own from this list: `builtin_records!(its_macro)` calls
+/// `its_macro! { Transaction(TransactionEvent), ... }`. The catalog's rows
+/// (`catalog/builtin.rs`) give each its record name, topic, schema and fields.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! builtin_records {
+    ($callback:ident) => {
+        $callback! {
+            Transaction(TransactionEvent),
+            Clickstream(ClickstreamEvent),
+            App(AppEvent),
+            Social(SocialEvent),
+            Feedback(FeedbackEvent),
+            Partner(PartnerEvent),
+            Profile(CustomerProfile),
+            OfferResponse(OfferResponse),
+            Erasure(ErasureRequest),
+        }
+    };
+}
+pub use builtin_records;
+
+/// What every built-in record's struct answers, so [`Event`] answers it for each.
+pub trait BuiltinRecord {
+    /// Bank customer id (also the Kafka key).
+    fn customer_id(&self) -> &str;
+    /// Event time, UTC millis.
+    fn event_time(&self) -> EpochMillis;
+    /// A stable id of the event.
+    fn event_id(&self) -> std::borrow::Cow<'_, str>;
 }
 
-/// The record type of an input event; also what a rule or feature names as its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum EventKind {
-    /// `TransactionEvent`.
-    Transaction,
-    /// `ClickstreamEvent`.
-    Clickstream,
-    /// `AppEvent`.
-    App,
-    /// `SocialEvent`.
-    Social,
-    /// `FeedbackEvent`.
-    Feedback,
-    /// `PartnerEvent`.
-    Partner,
-    /// `CustomerProfile`.
-    Profile,
-    /// `OfferResponse`.
-    OfferResponse,
-    /// `ErasureRequest`.
-    Erasure,
-    /// A source declared in configuration, by its `id` (16..=255; see the catalog).
-    Declared(u8),
+/// [`BuiltinRecord`] for structs with `event_id`, `customer_id` and `event_time` fields.
+macro_rules! activity_record {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl BuiltinRecord for $ty {
+            #[inline]
+            fn customer_id(&self) -> &str {
+                &self.customer_id
+            }
+            #[inline]
+            fn event_time(&self) -> EpochMillis {
+                self.event_time
+            }
+            #[inline]
+            fn event_id(&self) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(&self.event_id)
+            }
+        }
+    )+};
 }
+
+activity_record!(
+    TransactionEvent,
+    ClickstreamEvent,
+    AppEvent,
+    SocialEvent,
+    FeedbackEvent,
+    PartnerEvent,
+    OfferResponse,
+);
+
+impl BuiltinRecord for CustomerProfile {
+    fn customer_id(&self) -> &str {
+        &self.customer_id
+    }
+    /// When the CRM last changed it.
+    fn event_time(&self) -> EpochMillis {
+        self.updated_at
+    }
+    /// Derived from the customer and the change time: a profile carries no id of its own.
+    fn event_id(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(format!("profile:{}:{}", self.customer_id, self.updated_at))
+    }
+}
+
+impl BuiltinRecord for ErasureRequest {
+    fn customer_id(&self) -> &str {
+        &self.customer_id
+    }
+    /// When it was requested.
+    fn event_time(&self) -> EpochMillis {
+        self.requested_at
+    }
+    /// The request id.
+    fn event_id(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(&self.request_id)
+    }
+}
+
+impl BuiltinRecord for DeclaredEvent {
+    fn customer_id(&self) -> &str {
+        &self.customer_id
+    }
+    fn event_time(&self) -> EpochMillis {
+        self.event_time
+    }
+    fn event_id(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(&self.event_id)
+    }
+}
+
+macro_rules! events {
+    ($($variant:ident($ty:ident)),+ $(,)?) => {
+        /// Every input record, as the operator sees it.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $(
+                #[doc = concat!("A `", stringify!($ty), "`.")]
+                $variant($ty),
+            )+
+            /// From a source declared in configuration (`[[source]]`, see the catalog).
+            Declared(Box<DeclaredEvent>),
+        }
+
+        /// The record type of an input event; also what a rule or feature names as its source.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum EventKind {
+            $(
+                #[doc = concat!("`", stringify!($ty), "`.")]
+                $variant,
+            )+
+            /// A source declared in configuration, by its `id` (16..=255; see the catalog).
+            Declared(u8),
+        }
+
+        /// A built-in kind's position in the list.
+        #[allow(clippy::enum_variant_names)]
+        enum Position {
+            $($variant),+
+        }
+
+        impl EventKind {
+            /// Every built-in kind, in the order of the input topics. Declared sources follow,
+            /// from the configuration's catalog (`Catalog`); names, topics and fields are its rows.
+            pub const ALL: [EventKind; BUILTIN_KINDS] = [$(EventKind::$variant),+];
+
+            /// Position in [`EventKind::ALL`] for a built-in kind, the `id` for a declared one
+            /// (below [`EventKind::TABLE_LEN`]); it indexes per-kind tables and tags applied
+            /// offsets in state.
+            #[inline]
+            pub fn index(self) -> usize {
+                match self {
+                    $(EventKind::$variant => Position::$variant as usize,)+
+                    EventKind::Declared(id) => usize::from(id),
+                }
+            }
+        }
+
+        impl Event {
+            /// The record type.
+            #[inline]
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Event::$variant(_) => EventKind::$variant,)+
+                    Event::Declared(e) => EventKind::Declared(e.source),
+                }
+            }
+
+            /// The customer the event belongs to.
+            pub fn customer_id(&self) -> &str {
+                match self {
+                    $(Event::$variant(e) => e.customer_id(),)+
+                    Event::Declared(e) => e.customer_id(),
+                }
+            }
+
+            /// Event time (for profiles `updated_at`, for erasures `requested_at`).
+            pub fn event_time(&self) -> EpochMillis {
+                match self {
+                    $(Event::$variant(e) => e.event_time(),)+
+                    Event::Declared(e) => e.event_time(),
+                }
+            }
+
+            /// A stable id of the event (for profiles and erasures one is derived from their
+            /// fields).
+            pub fn event_id(&self) -> std::borrow::Cow<'_, str> {
+                match self {
+                    $(Event::$variant(e) => e.event_id(),)+
+                    Event::Declared(e) => e.event_id(),
+                }
+            }
+        }
+    };
+}
+
+/// How many built-in records there are.
+pub const BUILTIN_KINDS: usize = {
+    macro_rules! count {
+        ($($variant:ident($ty:ident)),+ $(,)?) => {
+            [$(stringify!($variant)),+].len()
+        };
+    }
+    builtin_records!(count)
+};
+
+builtin_records!(events);
 
 impl EventKind {
-    /// Every built-in kind, in the order of the input topics. Declared sources follow, from the
-    /// configuration's catalog (`Catalog`); names, topics and fields are its rows.
-    pub const ALL: [EventKind; 9] = [
-        EventKind::Transaction,
-        EventKind::Clickstream,
-        EventKind::App,
-        EventKind::Social,
-        EventKind::Feedback,
-        EventKind::Partner,
-        EventKind::Profile,
-        EventKind::OfferResponse,
-        EventKind::Erasure,
-    ];
-
-    /// Position in [`EventKind::ALL`] for a built-in kind, the `id` for a declared one (below
-    /// [`EventKind::TABLE_LEN`]); it indexes per-kind tables and tags applied offsets in state.
-    pub fn index(self) -> usize {
-        match self {
-            EventKind::Transaction => 0,
-            EventKind::Clickstream => 1,
-            EventKind::App => 2,
-            EventKind::Social => 3,
-            EventKind::Feedback => 4,
-            EventKind::Partner => 5,
-            EventKind::Profile => 6,
-            EventKind::OfferResponse => 7,
-            EventKind::Erasure => 8,
-            EventKind::Declared(id) => usize::from(id),
-        }
-    }
-
     /// Bound of [`EventKind::index`].
     pub const TABLE_LEN: usize = 256;
 
@@ -457,73 +578,6 @@ impl<T: Default> KindTable<T> {
             .iter()
             .enumerate()
             .filter_map(|(i, v)| Some((EventKind::from_index(i)?, v)))
-    }
-}
-
-impl Event {
-    /// The record type.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Event::Transaction(_) => EventKind::Transaction,
-            Event::Clickstream(_) => EventKind::Clickstream,
-            Event::App(_) => EventKind::App,
-            Event::Social(_) => EventKind::Social,
-            Event::Feedback(_) => EventKind::Feedback,
-            Event::Partner(_) => EventKind::Partner,
-            Event::Profile(_) => EventKind::Profile,
-            Event::OfferResponse(_) => EventKind::OfferResponse,
-            Event::Erasure(_) => EventKind::Erasure,
-            Event::Declared(e) => EventKind::Declared(e.source),
-        }
-    }
-
-    /// The customer the event belongs to.
-    pub fn customer_id(&self) -> &str {
-        match self {
-            Event::Transaction(e) => &e.customer_id,
-            Event::Clickstream(e) => &e.customer_id,
-            Event::App(e) => &e.customer_id,
-            Event::Social(e) => &e.customer_id,
-            Event::Feedback(e) => &e.customer_id,
-            Event::Partner(e) => &e.customer_id,
-            Event::Profile(e) => &e.customer_id,
-            Event::OfferResponse(e) => &e.customer_id,
-            Event::Erasure(e) => &e.customer_id,
-            Event::Declared(e) => &e.customer_id,
-        }
-    }
-
-    /// Event time (for profiles `updated_at`, for erasures `requested_at`).
-    pub fn event_time(&self) -> EpochMillis {
-        match self {
-            Event::Transaction(e) => e.event_time,
-            Event::Clickstream(e) => e.event_time,
-            Event::App(e) => e.event_time,
-            Event::Social(e) => e.event_time,
-            Event::Feedback(e) => e.event_time,
-            Event::Partner(e) => e.event_time,
-            Event::Profile(e) => e.updated_at,
-            Event::OfferResponse(e) => e.event_time,
-            Event::Erasure(e) => e.requested_at,
-            Event::Declared(e) => e.event_time,
-        }
-    }
-
-    /// A stable id of the event (for profiles and erasures one is derived from their fields).
-    pub fn event_id(&self) -> std::borrow::Cow<'_, str> {
-        use std::borrow::Cow;
-        match self {
-            Event::Transaction(e) => Cow::Borrowed(&e.event_id),
-            Event::Clickstream(e) => Cow::Borrowed(&e.event_id),
-            Event::App(e) => Cow::Borrowed(&e.event_id),
-            Event::Social(e) => Cow::Borrowed(&e.event_id),
-            Event::Feedback(e) => Cow::Borrowed(&e.event_id),
-            Event::Partner(e) => Cow::Borrowed(&e.event_id),
-            Event::OfferResponse(e) => Cow::Borrowed(&e.event_id),
-            Event::Profile(e) => Cow::Owned(format!("profile:{}:{}", e.customer_id, e.updated_at)),
-            Event::Erasure(e) => Cow::Borrowed(&e.request_id),
-            Event::Declared(e) => Cow::Borrowed(&e.event_id),
-        }
     }
 }
 

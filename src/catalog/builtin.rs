@@ -34,7 +34,7 @@ impl Builtin {
 }
 
 /// The rows, in [`EventKind::ALL`] order.
-pub static ROWS: [Builtin; 9] = [
+pub static ROWS: [Builtin; BUILTIN_KINDS] = [
     row(
         EventKind::Transaction,
         "bank.transactions.v1",

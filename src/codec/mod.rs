@@ -125,7 +125,7 @@ fn parse_schema(entry: &schemas::SchemaEntry) -> Result<Schema, SchemaError> {
 #[derive(Debug, Clone)]
 pub struct CodecOptions {
     /// Framing of each built-in input kind (index = [`EventKind::index`]).
-    pub input_framing: [Framing; 9],
+    pub input_framing: [Framing; crate::event::BUILTIN_KINDS],
     /// Sources declared in configuration, with their topics' framing.
     pub declared: Vec<(std::sync::Arc<crate::catalog::Declared>, Framing)>,
     /// Framing of the outputs this process writes.
@@ -143,7 +143,7 @@ pub struct CodecOptions {
 impl Default for CodecOptions {
     fn default() -> Self {
         Self {
-            input_framing: [Framing::Confluent; 9],
+            input_framing: [Framing::Confluent; crate::event::BUILTIN_KINDS],
             declared: Vec::new(),
             output_framing: Framing::Confluent,
             schema_ids: HashMap::new(),
@@ -396,18 +396,7 @@ impl Codec {
                 self.record_name(kind)
             )));
         };
-        let (event, rest) = match kind {
-            EventKind::Transaction => prefix(bytes, schema, Event::Transaction)?,
-            EventKind::Clickstream => prefix(bytes, schema, Event::Clickstream)?,
-            EventKind::App => prefix(bytes, schema, Event::App)?,
-            EventKind::Social => prefix(bytes, schema, Event::Social)?,
-            EventKind::Feedback => prefix(bytes, schema, Event::Feedback)?,
-            EventKind::Partner => prefix(bytes, schema, Event::Partner)?,
-            EventKind::Profile => prefix(bytes, schema, Event::Profile)?,
-            EventKind::OfferResponse => prefix(bytes, schema, Event::OfferResponse)?,
-            EventKind::Erasure => prefix(bytes, schema, Event::Erasure)?,
-            EventKind::Declared(_) => unreachable!("declared sources have a Body::Declared"),
-        };
+        let (event, rest) = typed_prefix(kind, bytes, schema)?;
         Ok((event, bytes.len() - rest))
     }
 
@@ -539,27 +528,37 @@ fn declared(
     Ok(Event::Declared(Box::new(event)))
 }
 
-/// Decodes a datum of a built-in record `kind` written with `schema` into its struct, fields and
-/// enum symbols matched by name.
-#[inline]
-fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
-    Ok(match kind {
-        EventKind::Transaction => Event::Transaction(datum(body, schema)?),
-        EventKind::Clickstream => Event::Clickstream(datum(body, schema)?),
-        EventKind::App => Event::App(datum(body, schema)?),
-        EventKind::Social => Event::Social(datum(body, schema)?),
-        EventKind::Feedback => Event::Feedback(datum(body, schema)?),
-        EventKind::Partner => Event::Partner(datum(body, schema)?),
-        EventKind::Profile => Event::Profile(datum(body, schema)?),
-        EventKind::OfferResponse => Event::OfferResponse(datum(body, schema)?),
-        EventKind::Erasure => Event::Erasure(datum(body, schema)?),
-        EventKind::Declared(_) => {
-            return Err(DecodeError::Avro(
-                "a declared source has no built-in struct".into(),
-            ))
+macro_rules! typed_decoders {
+    ($($variant:ident($ty:ident)),+ $(,)?) => {
+        /// Decodes a datum of a built-in record `kind` written with `schema` (all of `body`)
+        /// into its struct, fields and enum symbols matched by name.
+        #[inline]
+        fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
+            match kind {
+                $(EventKind::$variant => datum(body, schema).map(Event::$variant),)+
+                EventKind::Declared(_) => Err(DecodeError::Avro(
+                    "a declared source has no built-in struct".into(),
+                )),
+            }
         }
-    })
+
+        /// Decodes a built-in record's datum from the front of `body`; returns the event and the
+        /// number of bytes left after it.
+        fn typed_prefix(
+            kind: EventKind,
+            body: &[u8],
+            schema: &Schema,
+        ) -> Result<(Event, usize), DecodeError> {
+            match kind {
+                $(EventKind::$variant => prefix(body, schema, Event::$variant),)+
+                EventKind::Declared(_) => Err(DecodeError::Avro(
+                    "a declared source has no built-in struct".into(),
+                )),
+            }
+        }
+    };
 }
+crate::event::builtin_records!(typed_decoders);
 
 /// Longest array or map accepted in an input record; bounds what hostile bytes can allocate.
 pub(crate) const MAX_SEQ_LEN: usize = 10_000;

@@ -314,7 +314,7 @@ impl Settings {
 
     /// The codec options these settings describe.
     pub fn codec_options(&self) -> crate::codec::CodecOptions {
-        let mut input_framing = [self.codec.input_framing; 9];
+        let mut input_framing = [self.codec.input_framing; crate::event::BUILTIN_KINDS];
         for (i, topic) in self.topics.inputs().iter().enumerate() {
             if let Some(framing) = self.codec.framing_overrides.get(*topic) {
                 input_framing[i] = *framing;

@@ -63,7 +63,7 @@ impl Default for TopicSettings {
 
 impl TopicSettings {
     /// Input topic names in [`crate::event::EventKind::ALL`] order.
-    pub fn inputs(&self) -> [&str; 9] {
+    pub fn inputs(&self) -> [&str; crate::event::BUILTIN_KINDS] {
         [
             &self.transactions,
             &self.clickstream,

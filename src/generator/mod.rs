@@ -130,29 +130,23 @@ impl ProducerContext for Counting {
     }
 }
 
-fn record_name(event: &Event) -> &'static str {
-    event.kind().record_name()
+macro_rules! encoders {
+    ($($variant:ident($ty:ident)),+ $(,)?) => {
+        /// Encodes a built-in record in its schema, or a declared source's in its reader schema.
+        fn encode(
+            codec: &Codec,
+            event: &Event,
+            framing: Framing,
+        ) -> Result<Vec<u8>, crate::codec::EncodeError> {
+            let name = event.kind().record_name();
+            match event {
+                $(Event::$variant(e) => codec.encode_framed(name, e, framing),)+
+                Event::Declared(e) => codec.encode_declared(e, framing),
+            }
+        }
+    };
 }
-
-fn encode(
-    codec: &Codec,
-    event: &Event,
-    framing: Framing,
-) -> Result<Vec<u8>, crate::codec::EncodeError> {
-    let name = record_name(event);
-    match event {
-        Event::Transaction(e) => codec.encode_framed(name, e, framing),
-        Event::Clickstream(e) => codec.encode_framed(name, e, framing),
-        Event::App(e) => codec.encode_framed(name, e, framing),
-        Event::Social(e) => codec.encode_framed(name, e, framing),
-        Event::Feedback(e) => codec.encode_framed(name, e, framing),
-        Event::Partner(e) => codec.encode_framed(name, e, framing),
-        Event::Profile(e) => codec.encode_framed(name, e, framing),
-        Event::OfferResponse(e) => codec.encode_framed(name, e, framing),
-        Event::Erasure(e) => codec.encode_framed(name, e, framing),
-        Event::Declared(e) => codec.encode_declared(e, framing),
-    }
-}
+crate::event::builtin_records!(encoders);
 
 /// Encodes one event as the generator writes it (also used by tests and benches).
 pub fn encode_event(

@@ -93,46 +93,35 @@ fn union_schema() -> Result<&'static apache_avro::Schema, RecordedError> {
         .map_err(|e| RecordedError::Schema(e.clone()))
 }
 
-/// An event as a union value: the variant index is the branch ([`EventKind::index`] order), which
-/// is how apache-avro's serializer picks a union branch.
-#[derive(Serialize)]
-enum Branch<'a> {
-    Transaction(&'a TransactionEvent),
-    Clickstream(&'a ClickstreamEvent),
-    App(&'a AppEvent),
-    Social(&'a SocialEvent),
-    Feedback(&'a FeedbackEvent),
-    Partner(&'a PartnerEvent),
-    Profile(&'a CustomerProfile),
-    OfferResponse(&'a OfferResponse),
-    Erasure(&'a ErasureRequest),
-}
+macro_rules! branches {
+    ($($variant:ident($ty:ident)),+ $(,)?) => {
+        /// An event as a union value: the variant index is the branch ([`EventKind::index`]
+        /// order), which is how apache-avro's serializer picks a union branch.
+        #[derive(Serialize)]
+        enum Branch<'a> {
+            $($variant(&'a $ty)),+
+        }
 
-impl<'a> Branch<'a> {
-    /// The union branch of a built-in record; none for a declared source's.
-    fn of(event: &'a Event) -> Option<Self> {
-        Some(match event {
-            Event::Transaction(e) => Branch::Transaction(e),
-            Event::Clickstream(e) => Branch::Clickstream(e),
-            Event::App(e) => Branch::App(e),
-            Event::Social(e) => Branch::Social(e),
-            Event::Feedback(e) => Branch::Feedback(e),
-            Event::Partner(e) => Branch::Partner(e),
-            Event::Profile(e) => Branch::Profile(e),
-            Event::OfferResponse(e) => Branch::OfferResponse(e),
-            Event::Erasure(e) => Branch::Erasure(e),
-            Event::Declared(_) => return None,
-        })
-    }
+        impl<'a> Branch<'a> {
+            /// The union branch of a built-in record; none for a declared source's.
+            fn of(event: &'a Event) -> Option<Self> {
+                Some(match event {
+                    $(Event::$variant(e) => Branch::$variant(e),)+
+                    Event::Declared(_) => return None,
+                })
+            }
+        }
+    };
 }
+builtin_records!(branches);
 
 /// Why a declared source's record cannot be written to an Avro recorded file: its union holds
 /// the built-in records only.
 fn declared_not_recordable(event: &Event) -> String {
     format!(
-        "{} is a declared source; Avro recorded files hold the built-in records only: \
+        "event {} is of a declared source; Avro recorded files hold the built-in records only: \
          write JSON lines (a .jsonl file) to record declared sources",
-        event.kind().record_name()
+        event.event_id()
     )
 }
 

@@ -10,94 +10,58 @@ use crate::catalog::Declared;
 use crate::codec::Codec;
 use crate::event::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One line: the record's type (its Avro full name) and the record.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", content = "record")]
-enum Line {
-    #[serde(rename = "bank.nbo.TransactionEvent")]
-    Transaction(TransactionEvent),
-    #[serde(rename = "bank.nbo.ClickstreamEvent")]
-    Clickstream(ClickstreamEvent),
-    #[serde(rename = "bank.nbo.AppEvent")]
-    App(AppEvent),
-    #[serde(rename = "bank.nbo.SocialEvent")]
-    Social(SocialEvent),
-    #[serde(rename = "bank.nbo.FeedbackEvent")]
-    Feedback(FeedbackEvent),
-    #[serde(rename = "bank.nbo.PartnerEvent")]
-    Partner(PartnerEvent),
-    #[serde(rename = "bank.nbo.CustomerProfile")]
-    Profile(CustomerProfile),
-    #[serde(rename = "bank.nbo.OfferResponse")]
-    OfferResponse(OfferResponse),
-    #[serde(rename = "bank.nbo.ErasureRequest")]
-    Erasure(ErasureRequest),
-}
-
-/// The same line, borrowed, for writing without a copy.
+/// A built-in record's line, borrowed for writing: its Avro full name and the record.
 #[derive(Serialize)]
-#[serde(tag = "type", content = "record")]
-enum LineRef<'a> {
-    #[serde(rename = "bank.nbo.TransactionEvent")]
-    Transaction(&'a TransactionEvent),
-    #[serde(rename = "bank.nbo.ClickstreamEvent")]
-    Clickstream(&'a ClickstreamEvent),
-    #[serde(rename = "bank.nbo.AppEvent")]
-    App(&'a AppEvent),
-    #[serde(rename = "bank.nbo.SocialEvent")]
-    Social(&'a SocialEvent),
-    #[serde(rename = "bank.nbo.FeedbackEvent")]
-    Feedback(&'a FeedbackEvent),
-    #[serde(rename = "bank.nbo.PartnerEvent")]
-    Partner(&'a PartnerEvent),
-    #[serde(rename = "bank.nbo.CustomerProfile")]
-    Profile(&'a CustomerProfile),
-    #[serde(rename = "bank.nbo.OfferResponse")]
-    OfferResponse(&'a OfferResponse),
-    #[serde(rename = "bank.nbo.ErasureRequest")]
-    Erasure(&'a ErasureRequest),
+struct LineOut<'a, T> {
+    #[serde(rename = "type")]
+    ty: &'a str,
+    record: &'a T,
 }
 
-impl<'a> LineRef<'a> {
-    /// The line of a built-in record; none for a declared source's.
-    fn of(event: &'a Event) -> Option<Self> {
-        Some(match event {
-            Event::Transaction(e) => LineRef::Transaction(e),
-            Event::Clickstream(e) => LineRef::Clickstream(e),
-            Event::App(e) => LineRef::App(e),
-            Event::Social(e) => LineRef::Social(e),
-            Event::Feedback(e) => LineRef::Feedback(e),
-            Event::Partner(e) => LineRef::Partner(e),
-            Event::Profile(e) => LineRef::Profile(e),
-            Event::OfferResponse(e) => LineRef::OfferResponse(e),
-            Event::Erasure(e) => LineRef::Erasure(e),
-            Event::Declared(_) => return None,
-        })
-    }
+/// Any line as read: `type` names the record (built in or declared), `key` is a declared
+/// source's customer, and `record` is parsed once its type is known.
+#[derive(Deserialize)]
+struct LineIn<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(borrow)]
+    record: &'a RawValue,
 }
 
-impl From<Line> for Event {
-    fn from(line: Line) -> Self {
-        match line {
-            Line::Transaction(e) => Event::Transaction(e),
-            Line::Clickstream(e) => Event::Clickstream(e),
-            Line::App(e) => Event::App(e),
-            Line::Social(e) => Event::Social(e),
-            Line::Feedback(e) => Event::Feedback(e),
-            Line::Partner(e) => Event::Partner(e),
-            Line::Profile(e) => Event::Profile(e),
-            Line::OfferResponse(e) => Event::OfferResponse(e),
-            Line::Erasure(e) => Event::Erasure(e),
+macro_rules! lines {
+    ($($variant:ident($ty:ident)),+ $(,)?) => {
+        /// Writes a built-in record's line; `None` for a declared source's event.
+        fn write_builtin(out: impl Write, event: &Event) -> Option<Result<(), serde_json::Error>> {
+            let ty = super::full_name_str(event.kind());
+            Some(match event {
+                $(Event::$variant(e) => serde_json::to_writer(out, &LineOut { ty, record: e }),)+
+                Event::Declared(_) => return None,
+            })
         }
-    }
+
+        /// Reads the `record` of a built-in record's line.
+        fn read_builtin(kind: EventKind, record: &RawValue) -> Result<Event, String> {
+            match kind {
+                $(EventKind::$variant => serde_json::from_str::<$ty>(record.get())
+                    .map(Event::$variant)
+                    .map_err(|e| e.to_string()),)+
+                EventKind::Declared(_) => Err("a declared source has no built-in struct".into()),
+            }
+        }
+    };
 }
+builtin_records!(lines);
 
 /// A declared source's line (see the module docs).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct DeclaredLine {
     #[serde(rename = "type")]
     ty: String,
@@ -118,14 +82,26 @@ impl DeclaredLine {
         })
     }
 
-    /// The event, if the line names a declared source; `Err` says why its record is refused.
-    fn event(self, codec: &Codec) -> Option<Result<Event, String>> {
+    /// The event of a line naming a declared source of `codec`'s configuration; `None` when the
+    /// line names none, `Err` saying why its record is refused.
+    fn event(line: &LineIn<'_>, codec: &Codec) -> Option<Result<Event, String>> {
         let source = codec
             .declared_sources()
-            .find(|d| d.full_name == self.ty || d.record == self.ty)?;
+            .find(|d| d.full_name == line.ty || d.record == line.ty)?;
+        let Some(key) = &line.key else {
+            return Some(Err(format!(
+                "a {} line needs its \"key\": the customer id",
+                source.record
+            )));
+        };
+        let record: serde_json::Map<String, serde_json::Value> =
+            match serde_json::from_str(line.record.get()) {
+                Ok(record) => record,
+                Err(e) => return Some(Err(e.to_string())),
+            };
         Some(
             source
-                .from_json(&self.key, &self.record)
+                .from_json(key, &record)
                 .map(|e| Event::Declared(Box::new(e))),
         )
     }
@@ -136,8 +112,9 @@ fn write_line(
     event: &Event,
     sources: &[Arc<Declared>],
 ) -> Result<(), serde_json::Error> {
-    if let Some(line) = LineRef::of(event) {
-        return serde_json::to_writer(out, &line);
+    let mut out = out;
+    if let Some(written) = write_builtin(&mut out, event) {
+        return written;
     }
     let line = DeclaredLine::of(event, sources).ok_or_else(|| {
         <serde_json::Error as serde::ser::Error>::custom("the event's source is not declared")
@@ -249,18 +226,27 @@ impl JsonlReader {
                 detail,
             })
         };
-        let event = match serde_json::from_slice::<Line>(&self.line) {
-            Ok(line) => Event::from(line),
-            // Not a built-in record: a declared source's line, or a dead record with the
-            // built-in parser's reason.
-            Err(e) => match serde_json::from_slice::<DeclaredLine>(&self.line)
-                .ok()
-                .and_then(|line| line.event(codec))
-            {
-                Some(Ok(event)) => event,
-                Some(Err(reason)) => return dead("json", reason),
-                None => return dead("json", e.to_string()),
-            },
+        let line = match serde_json::from_slice::<LineIn>(&self.line) {
+            Ok(line) => line,
+            Err(e) => return dead("json", e.to_string()),
+        };
+        let read = match super::kind_of(&line.ty) {
+            Some(kind) => Some(read_builtin(kind, line.record)),
+            None => DeclaredLine::event(&line, codec),
+        };
+        let event = match read {
+            Some(Ok(event)) => event,
+            Some(Err(reason)) => return dead("json", reason),
+            None => {
+                return dead(
+                    "json",
+                    format!(
+                        "unknown record type {:?}: neither a built-in record nor a source this \
+                         configuration declares",
+                        line.ty
+                    ),
+                )
+            }
         };
         match codec.check_recorded(&event, self.now_ms) {
             Ok(()) => Record::Event(event),

@@ -86,6 +86,15 @@ pub fn full_name(kind: EventKind) -> String {
     format!("{NAMESPACE}.{}", kind.record_name())
 }
 
+/// [`full_name`], made once per built-in record.
+pub(crate) fn full_name_str(kind: EventKind) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| EventKind::ALL.iter().map(|k| full_name(*k)).collect())
+        .get(kind.index())
+        .map_or("", String::as_str)
+}
+
 /// Namespace of every record in `avro_schemas/`.
 pub const NAMESPACE: &str = "bank.nbo";
 
