@@ -13,7 +13,9 @@
 //!                               per partition group, records in record-timestamp order across
 //!                               the input topics (source::align)
 //!  decode    codec, registry,   Confluent/plain Avro → event::Event (built-in records typed,
-//!            catalog            records of sources declared in `[[source]]` as field values);
+//!            catalog            records of sources declared in `[[source]]` as field values;
+//!                               catalog::Catalog, one value per configuration, names every
+//!                               record, its topic, schema and fields);
 //!                               a record's schema id names its writer schema in the Schema
 //!                               Registry (registry::Registry), fetched once per id before its
 //!                               batch decodes (codec::fetch) and resolved to the topic's reader

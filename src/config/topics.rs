@@ -1,5 +1,6 @@
 //! `[topics]`: the input and output topic names.
 
+use crate::event::EventKind;
 use serde::Deserialize;
 
 /// Topic names. Inputs must be co-partitioned (same partition count, keyed by customer id).
@@ -41,16 +42,18 @@ pub struct TopicSettings {
 
 impl Default for TopicSettings {
     fn default() -> Self {
+        // The inputs' names are the catalog's rows (`catalog/builtin.rs`).
+        let input = |kind: EventKind| kind.default_topic().to_string();
         Self {
-            transactions: "bank.transactions.v1".into(),
-            clickstream: "bank.clickstream.v1".into(),
-            app: "bank.app.v1".into(),
-            social: "bank.social.v1".into(),
-            feedback: "bank.feedback.v1".into(),
-            partner: "bank.partner.v1".into(),
-            customer_profile: "bank.customer-profile.v1".into(),
-            offer_responses: "bank.offer-responses.v1".into(),
-            erasure_requests: "bank.erasure-requests.v1".into(),
+            transactions: input(EventKind::Transaction),
+            clickstream: input(EventKind::Clickstream),
+            app: input(EventKind::App),
+            social: input(EventKind::Social),
+            feedback: input(EventKind::Feedback),
+            partner: input(EventKind::Partner),
+            customer_profile: input(EventKind::Profile),
+            offer_responses: input(EventKind::OfferResponse),
+            erasure_requests: input(EventKind::Erasure),
             rules: "bank.rules.v1".into(),
             rules_history: "bank.rules-history.v1".into(),
             offers: "bank.offers.v1".into(),
@@ -62,7 +65,7 @@ impl Default for TopicSettings {
 }
 
 impl TopicSettings {
-    /// Input topic names in [`crate::event::EventKind::ALL`] order.
+    /// Input topic names in [`EventKind::ALL`] order.
     pub fn inputs(&self) -> [&str; crate::event::BUILTIN_KINDS] {
         [
             &self.transactions,
