@@ -419,7 +419,7 @@ impl Codec {
     }
 
     /// Whether writer schema `id` of `kind`'s topic has been resolved (or refused, or found
-    /// unknown within the last [`writers::UNKNOWN_ID_RETRY`]).
+    /// unknown within the last `UNKNOWN_ID_RETRY`).
     pub fn writer_known(&self, kind: EventKind, id: u32) -> bool {
         !self.writers.needs_fetch(kind, id)
     }

@@ -288,7 +288,7 @@ impl Settings {
     }
 
     /// Every input topic with the kind of record it carries: the built-ins in
-    /// [`EventKind::ALL`] order, then the declared sources.
+    /// [`crate::event::EventKind::ALL`] order, then the declared sources.
     pub fn input_topics(&self) -> Vec<(String, crate::event::EventKind)> {
         let mut out: Vec<_> = self
             .topics
