@@ -41,6 +41,8 @@
 //! Avro or JSON-lines file), `demo` (everything in one process) and `backtest` (a recorded file
 //! replayed through the same operator, with a report of what the rules would have decided).
 //! `registry::tooling` registers and checks this program's schemas (`schemas register|check`).
+//! `learning` holds the statistics of offers that learn (Beta posteriors of propensity, uplift
+//! against the control group); decisioning does not read it yet.
 
 pub mod backoff;
 pub mod backtest;
@@ -54,6 +56,7 @@ pub mod demo;
 pub mod event;
 pub mod features;
 pub mod generator;
+pub mod learning;
 pub mod operator;
 pub mod output;
 pub mod pipeline;

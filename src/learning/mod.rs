@@ -1,0 +1,11 @@
+//! Offers that learn: what the responses to offers say about their propensity, and what the
+//! offers caused against the control group. Pure and synchronous, like the features and the
+//! rules: counts in, estimates out, time and randomness passed in.
+//!
+//! - [`propensity`]: a Beta posterior per offer (and segment), with the configured propensity as
+//!   its prior, Thompson sampling for exploration, and the ramp of a new offer.
+//! - [`uplift`]: conversion of the treated against the control group, the lift with its delta-
+//!   method interval and whether it is significant.
+
+pub mod propensity;
+pub mod uplift;
