@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Parser;
 use cli::args::{Cli, Command, FeaturesCommand, TopicsCommand};
-use cli::{admin, data, rules, serve};
+use cli::{admin, data, rules, serve, simulate};
 use nbo_stream::registry;
 
 mod cli;
@@ -50,6 +50,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => serve::demo(args).await,
         Command::Generate(args) => data::generate(args).await,
         Command::Backtest(args) => data::backtest(args),
+        Command::Simulate(args) => simulate::simulate(args).await,
         Command::Topics {
             command:
                 TopicsCommand::Create {

@@ -45,6 +45,10 @@ pub(crate) enum Command {
     /// Produce synthetic bank-customer events (Avro) to every input topic, or with --out write the
     /// same stream to a file (Avro container or JSON lines) for `backtest`.
     Generate(GenerateArgs),
+    /// Answer the offers a running pipeline sends, as the customers of `generate` would (the same
+    /// --customers and --seed): each persona accepts each product at its true propensity, clicks,
+    /// declines or ignores; the answers go to the offer-responses topic.
+    Simulate(SimulateArgs),
     /// Replay recorded events (a file from `generate --out`: Avro container or JSON lines)
     /// through the same features, rules and decisioning as `run`, with in-memory state, and
     /// report what the rules would have decided.
@@ -343,6 +347,34 @@ pub(crate) struct GenerateArgs {
     /// in `[[source]]`, whose synthetic records (drawn from their schemas) join the stream.
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
+}
+
+/// Arguments of `simulate`.
+#[derive(clap::Args)]
+pub(crate) struct SimulateArgs {
+    /// Configuration: brokers, topic names, group id (the simulator's group is
+    /// `<kafka.group_id>-simulator`), codec framing; NBO_* variables override it.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Bootstrap servers (overrides the configuration's).
+    #[arg(long)]
+    pub(crate) brokers: Option<String>,
+    /// The generator's customer count.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) customers: u32,
+    /// The generator's seed; also seeds the answers.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// A TOML file replacing cells of the true-propensity table (`[LoanShopper]` `LOAN = 0.4`;
+    /// the defaults are in the README).
+    #[arg(long)]
+    pub(crate) truth: Option<PathBuf>,
+    /// How long after an offer its answer comes, in event time (never past the clock).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub(crate) delay: Duration,
+    /// Stop once no offer has arrived for this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) idle_exit: Option<Duration>,
 }
 
 /// Arguments of `backtest`.

@@ -5,6 +5,8 @@
 mod declared;
 pub mod file;
 pub mod personas;
+pub mod responder;
+pub mod simulate;
 
 use crate::codec::{Codec, Framing};
 use crate::config::TopicSettings;
@@ -111,6 +113,9 @@ pub enum GenerateError {
     /// A record could not be encoded (a defect).
     #[error(transparent)]
     Encode(#[from] crate::codec::EncodeError),
+    /// The simulator could not start.
+    #[error("simulate: {0}")]
+    Simulate(String),
 }
 
 struct Counting {

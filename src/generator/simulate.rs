@@ -1,0 +1,209 @@
+//! The loop closed against a running pipeline: read the offers it sends, answer each as the
+//! simulated customer would ([`super::responder`]), and write the answers to the offer-responses
+//! topic, where the pipeline reads them.
+//!
+//! The simulator must be told the generator's `customers` and `seed`: it rebuilds the same
+//! customers to know each one's persona. An offer for a customer it does not know (another
+//! generator, a real customer) is counted and left unanswered.
+//!
+//! Delivery: the simulator reads offers in its own consumer group (`<kafka.group_id>-simulator`)
+//! with offsets committed automatically, so after a restart it goes on where it was; an offer
+//! read twice is answered twice with the same event id, and the pipeline counts a response once
+//! per event id. Responses are keyed by customer id, stamped with their event time, and
+//! flushed before the simulator returns.
+
+use super::personas::{EventFactory, Persona};
+use super::responder::Responder;
+use super::GenerateError;
+use crate::codec::{Codec, Framing};
+use crate::config::TopicSettings;
+use crate::event::{Event, OfferResponse, Text};
+use crate::output::NextBestOffer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to answer.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// The generator's customer count (the same customers, so the same personas).
+    pub customers: u32,
+    /// The generator's seed; also seeds the answers.
+    pub seed: u64,
+    /// Who answers how.
+    pub responder: Responder,
+    /// How long after an offer is decided its answer comes (event time; never past the clock).
+    pub delay: Duration,
+    /// Framing of the responses written.
+    pub framing: Framing,
+    /// Framing of the offers read (the pipeline's `codec.output_framing`).
+    pub offer_framing: Framing,
+    /// The simulator's consumer group.
+    pub group_id: String,
+    /// Return once no offer has arrived for this long (`None`: until stopped).
+    pub idle_exit: Option<Duration>,
+}
+
+/// What the simulator did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimulateSummary {
+    /// Offers read.
+    pub offers: u64,
+    /// Answers written, by response symbol.
+    pub answers: BTreeMap<&'static str, u64>,
+    /// Offers the customer ignored (no answer).
+    pub ignored: u64,
+    /// Offers for customers the simulator does not know.
+    pub unknown_customers: u64,
+    /// Offer records that did not decode (not answered).
+    pub undecodable: u64,
+}
+
+impl std::fmt::Display for SimulateSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "offers read: {}", self.offers)?;
+        for (answer, n) in &self.answers {
+            writeln!(f, "  {answer}: {n}")?;
+        }
+        writeln!(f, "  no answer: {}", self.ignored)?;
+        if self.unknown_customers > 0 {
+            writeln!(f, "  unknown customers: {}", self.unknown_customers)?;
+        }
+        if self.undecodable > 0 {
+            writeln!(f, "  undecodable offers: {}", self.undecodable)?;
+        }
+        Ok(())
+    }
+}
+
+/// Answers offers until `stop`, or until idle for `options.idle_exit`. Blocking: run it on a
+/// blocking thread.
+pub fn simulate(
+    client: &ClientConfig,
+    topics: &TopicSettings,
+    codec: &Codec,
+    options: &SimulateOptions,
+    stop: &AtomicBool,
+) -> Result<SimulateSummary, GenerateError> {
+    let personas: HashMap<Text, Persona> = EventFactory::new(options.customers, options.seed, 0)
+        .customers()
+        .iter()
+        .map(|c| (c.id.clone(), c.persona))
+        .collect();
+    let schema: serde_avro_fast::Schema = crate::codec::schemas::by_record("NextBestOffer")
+        .map(|e| e.text)
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| GenerateError::Simulate(format!("NextBestOffer schema: {e}")))?;
+    let mut consumer_config = client.clone();
+    consumer_config
+        .set("group.id", &options.group_id)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true");
+    let consumer: BaseConsumer = consumer_config.create()?;
+    consumer.subscribe(&[topics.offers.as_str()])?;
+    let producer: ThreadedProducer<DefaultProducerContext> = client.create()?;
+    let mut summary = SimulateSummary::default();
+    let mut last_offer = Instant::now();
+    let delay_ms = i64::try_from(options.delay.as_millis()).unwrap_or(i64::MAX);
+    while !stop.load(Ordering::Relaxed) {
+        if options
+            .idle_exit
+            .is_some_and(|idle| last_offer.elapsed() >= idle)
+        {
+            break;
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        last_offer = Instant::now();
+        summary.offers += 1;
+        let offer = message
+            .payload()
+            .and_then(|p| decode_offer(p, &schema, options.offer_framing));
+        let Some(offer) = offer else {
+            summary.undecodable += 1;
+            continue;
+        };
+        let Some(persona) = personas.get(offer.customer_id.as_str()) else {
+            summary.unknown_customers += 1;
+            continue;
+        };
+        let Some(answer) =
+            options
+                .responder
+                .answer(*persona, &offer.offer_id, offer.product_category)
+        else {
+            summary.ignored += 1;
+            continue;
+        };
+        let at = offer
+            .decided_at
+            .saturating_add(delay_ms)
+            .min(crate::clock::now_ms());
+        let response = Event::OfferResponse(OfferResponse {
+            event_id: compact_str::format_compact!("response:{}", offer.offer_id),
+            customer_id: offer.customer_id.as_str().into(),
+            event_time: at,
+            offer_id: offer.offer_id.as_str().into(),
+            response: answer,
+        });
+        let payload = super::encode_event(codec, &response, options.framing)?;
+        send(
+            &producer,
+            &topics.offer_responses,
+            &offer.customer_id,
+            &payload,
+            at,
+        )?;
+        *summary.answers.entry(answer.as_str()).or_default() += 1;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    Ok(summary)
+}
+
+/// An offer record, with or without its Confluent header.
+fn decode_offer(
+    payload: &[u8],
+    schema: &serde_avro_fast::Schema,
+    framing: Framing,
+) -> Option<NextBestOffer> {
+    let datum = match framing {
+        Framing::Confluent => payload.get(5..).filter(|_| payload.first() == Some(&0))?,
+        Framing::Plain => payload,
+    };
+    serde_avro_fast::from_datum_slice(datum, schema).ok()
+}
+
+/// Sends one response, waiting while the producer's queue is full.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    timestamp: i64,
+) -> Result<(), GenerateError> {
+    let mut record = BaseRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .timestamp(timestamp);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}

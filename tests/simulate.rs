@@ -1,0 +1,111 @@
+//! The simulated customers answer the offers a running pipeline sent: every answer is the one
+//! the responder gives that customer's persona for that offer, keyed and stamped as the
+//! pipeline expects, and a second run of the simulator goes on where the first stopped.
+
+mod common;
+
+use common::*;
+use nbo_stream::codec::Codec;
+use nbo_stream::config::StateBackend;
+use nbo_stream::event::{Event, EventKind};
+use nbo_stream::generator::personas::EventFactory;
+use nbo_stream::generator::responder::{Responder, Truth};
+use nbo_stream::generator::simulate::{simulate, SimulateOptions};
+use nbo_stream::output::NextBestOffer;
+use nbo_stream::state::memory::MemoryStore;
+use rdkafka::mocking::MockCluster;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVENTS: u64 = 8_000;
+const CUSTOMERS: u32 = 600;
+const SEED: u64 = 11;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_customers_answer_the_offers_the_pipeline_sent() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let settings = test_settings(&brokers, StateBackend::Memory);
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 4, 1).unwrap();
+    }
+    let running = Running::start(&settings, Arc::new(MemoryStore::new()));
+    tokio::task::block_in_place(|| generate(&settings, CUSTOMERS, EVENTS, SEED, 0.0));
+    assert!(running.processed(EVENTS, Duration::from_secs(120)).await);
+    running.stop().await;
+    let offers: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 1);
+    assert!(
+        offers.len() > 20,
+        "the stream makes offers: {}",
+        offers.len()
+    );
+
+    let options = SimulateOptions {
+        customers: CUSTOMERS,
+        seed: SEED,
+        responder: Responder::new(Truth::default(), SEED),
+        delay: Duration::from_secs(600),
+        framing: settings.codec.input_framing,
+        offer_framing: settings.codec.output_framing,
+        group_id: unique("simulator"),
+        idle_exit: Some(Duration::from_secs(4)),
+    };
+    let codec = Codec::new(&settings.codec_options()).unwrap();
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    let stop = AtomicBool::new(false);
+    let summary = tokio::task::block_in_place(|| {
+        simulate(&client, &settings.topics, &codec, &options, &stop)
+    })
+    .unwrap();
+    assert_eq!(summary.offers as usize, offers.len(), "{summary}");
+    assert_eq!((summary.unknown_customers, summary.undecodable), (0, 0));
+    let answered: u64 = summary.answers.values().sum();
+    assert_eq!(answered + summary.ignored, summary.offers);
+    assert!(answered > 0 && summary.ignored > 0, "{summary}");
+
+    // Each answer is the responder's for that customer's persona and that offer.
+    let personas: HashMap<String, _> = EventFactory::new(CUSTOMERS, SEED, 0)
+        .customers()
+        .iter()
+        .map(|c| (c.id.to_string(), c.persona))
+        .collect();
+    let responder = Responder::new(Truth::default(), SEED);
+    let by_id: HashMap<&str, &NextBestOffer> =
+        offers.iter().map(|o| (o.offer_id.as_str(), o)).collect();
+    let records = read_topic(
+        &brokers,
+        &settings.topics.offer_responses,
+        answered as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(records.len() as u64, answered);
+    for (key, payload) in &records {
+        let Ok(Event::OfferResponse(r)) = codec.decode(
+            EventKind::OfferResponse,
+            key.as_deref(),
+            Some(payload),
+            i64::MAX,
+        ) else {
+            panic!("an offer response decodes");
+        };
+        let offer = by_id[r.offer_id.as_str()];
+        assert_eq!(r.customer_id.as_str(), offer.customer_id);
+        assert_eq!(key.as_deref(), Some(offer.customer_id.as_bytes()));
+        assert_eq!(r.event_id.as_str(), format!("response:{}", offer.offer_id));
+        assert!(r.event_time > offer.decided_at && r.event_time <= offer.decided_at + 600_000);
+        let persona = personas[&offer.customer_id];
+        assert_eq!(
+            Some(r.response),
+            responder.answer(persona, &offer.offer_id, offer.product_category)
+        );
+    }
+
+    // A second run in the same group has nothing left to answer.
+    let again = tokio::task::block_in_place(|| {
+        simulate(&client, &settings.topics, &codec, &options, &stop)
+    })
+    .unwrap();
+    assert_eq!(again.offers, 0, "{again}");
+}
