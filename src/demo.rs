@@ -1,10 +1,13 @@
 //! `nbo-stream demo`: the whole system in one process with nothing installed — librdkafka's mock
-//! cluster as the broker, the in-memory state store, the built-in generator — with live progress,
+//! cluster as the broker, the in-memory state store, the built-in generator, and the simulated
+//! customers answering the offers they get (`generator::simulate`) — with live progress,
 //! `/metrics` served while it runs, and a closing summary.
 
 use crate::clock::now_ms;
 use crate::codec::{Codec, Framing};
 use crate::config::{Settings, StateBackend};
+use crate::generator::responder::{Responder, Truth};
+use crate::generator::simulate::{SimulateOptions, SimulateSummary};
 use crate::generator::{self, personas::Persona, GeneratorOptions, Limit};
 use crate::pipeline::{self, Dependencies};
 use crate::state::{memory::MemoryStore, KeyHasher, StateStore};
@@ -64,6 +67,8 @@ pub struct DemoReport {
     pub alerts: u64,
     /// Dead letters.
     pub dead_letters: u64,
+    /// What the simulated customers answered to the offers they got.
+    pub responses: SimulateSummary,
     /// Whether `/metrics` answered during the run, and its size.
     pub metrics_bytes: Option<usize>,
     /// An example customer and its feature hash.
@@ -202,6 +207,32 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         generator::generate(&client, &topics, &gen_codec, &gen_options, &gen_stop2)
     });
 
+    // The customers answer their offers while the demo runs; the pipeline reads the answers.
+    let sim_options = SimulateOptions {
+        customers: options.customers,
+        seed: options.seed,
+        responder: Responder::new(Truth::default(), options.seed),
+        delay: Duration::from_secs(3_600),
+        framing: Framing::Confluent,
+        offer_framing: settings.codec.output_framing,
+        group_id: format!("{}-simulator", settings.kafka.group_id),
+        idle_exit: None,
+    };
+    let sim_client = crate::source::client_config(&settings.kafka);
+    let sim_topics = settings.topics.clone();
+    let sim_codec = codec.clone();
+    let sim_stop = Arc::new(AtomicBool::new(false));
+    let sim_stop2 = sim_stop.clone();
+    let simulator = tokio::task::spawn_blocking(move || {
+        generator::simulate::simulate(
+            &sim_client,
+            &sim_topics,
+            &sim_codec,
+            &sim_options,
+            &sim_stop2,
+        )
+    });
+
     let bar = if options.progress {
         ProgressBar::new(options.events)
     } else {
@@ -244,8 +275,10 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
                 }
             }
         }
+        // Done once every generated record is processed and the answers to the offers have
+        // settled: the answers are records too, so quiet for a moment means all are in.
         if let Some(s) = &summary {
-            if processed >= s.sent {
+            if processed >= s.sent && last_progress.1.elapsed() > Duration::from_secs(2) {
                 break;
             }
         }
@@ -253,6 +286,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
             last_progress = (processed, Instant::now());
         } else if last_progress.1.elapsed() > stall_limit {
             gen_stop.store(true, Ordering::Relaxed);
+            sim_stop.store(true, Ordering::Relaxed);
             let _ = stop_tx.send(true);
             return Err(DemoError::Stalled(stall_limit, processed, options.events));
         }
@@ -276,6 +310,10 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
             .ok()
             .flatten();
     }
+    sim_stop.store(true, Ordering::Relaxed);
+    let responses = simulator
+        .await
+        .map_err(|e| DemoError::Options(e.to_string()))??;
     let _ = stop_tx.send(true);
     pipeline
         .await
@@ -309,6 +347,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         offers: progress.offers.load(Ordering::Relaxed),
         alerts: progress.alerts.load(Ordering::Relaxed),
         dead_letters: progress.dead_letters.load(Ordering::Relaxed),
+        responses,
         metrics_bytes,
         example,
         elapsed: started.elapsed(),
@@ -373,6 +412,8 @@ impl std::fmt::Display for DemoReport {
         for (o, n) in &self.decisions_by_outcome {
             writeln!(f, "  {o:<34} {n:>7}")?;
         }
+        writeln!(f, "\nthe simulated customers' answers:")?;
+        write!(f, "{}", self.responses)?;
         writeln!(f, "\ndead letters: {}", self.dead_letters)?;
         match self.metrics_bytes {
             Some(n) => writeln!(f, "/metrics answered during the run ({n} bytes)")?,
