@@ -47,6 +47,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod console;
+pub mod customer;
 pub mod decision;
 pub mod demo;
 pub mod event;

@@ -4,9 +4,9 @@
 
 use super::auth::User;
 use super::pages::{esc, layout, time};
+use crate::customer::CustomerState;
 use crate::features::spec::Spec;
 use crate::output::DecisionAudit;
-use crate::state::CustomerState;
 use std::fmt::Write;
 
 /// Everything shown about one customer.

@@ -1,9 +1,9 @@
 //! Decisioning after the rules: arbitration among eligible offers, contact policy, consent and the
 //! control group, plus the deterministic ids of decisions. Pure: time comes from the trigger event.
 
+use crate::customer::{CustomerState, OfferRecord};
 use crate::event::{ContactChannel, DecisionOutcome};
 use crate::rules::OfferRule;
-use crate::state::{CustomerState, OfferRecord};
 
 /// The offers a decision is checked against. For a champion that is the customer's contact
 /// history; for a challenger it is the world in which the challenger had acted instead of its
@@ -328,8 +328,8 @@ mod tests {
         assert!(!in_control_group("C1", "r", 0));
     }
 
+    use crate::customer::{OfferRecord, ProfileState};
     use crate::event::{LifecycleStage, OfferResponseKind, ProductCategory};
-    use crate::state::{OfferRecord, ProfileState};
 
     const DAY: i64 = 24 * 3_600_000;
 

@@ -4,12 +4,12 @@
 //! versions) are decided beside them in [`super::shadow`], in a world of their own.
 
 use super::Operator;
+use crate::customer::{ContactRecord, CustomerState, OfferRecord};
 use crate::decision::{self, History};
 use crate::event::{DecisionOutcome, Event, Severity};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{OfferRule, RuleHead};
-use crate::state::{ContactRecord, CustomerState, OfferRecord};
 
 /// The event a decision answers.
 pub(super) struct Trigger<'a> {

@@ -6,13 +6,13 @@
 //! features (tiles, event time) → rules (only for events within the lateness bound) → decisioning.
 
 use crate::config::OperatorSettings;
+use crate::customer::{CustomerState, OutboxEntry, ProfileState};
 use crate::decision::Policy;
 use crate::event::{Event, KindTable};
 use crate::features::{FeatureSet, TileIndex, Tiles};
 use crate::output::Decision;
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
-use crate::state::{CustomerState, OutboxEntry, ProfileState};
 use std::sync::Arc;
 
 /// Where an event came from, for replay detection.

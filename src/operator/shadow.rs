@@ -18,11 +18,11 @@
 
 use super::decide::{Lazy, Trigger};
 use super::Operator;
+use crate::customer::{ContactRecord, CustomerState, OfferRecord};
 use crate::decision::{self, History};
 use crate::event::DecisionOutcome;
 use crate::output::{Decision, Reasons};
 use crate::rules::{AlertRule, OfferRule};
-use crate::state::{ContactRecord, CustomerState, OfferRecord};
 
 impl Operator {
     /// A challenger offer rule that holds, with its `score`, against the champions' `candidates`

@@ -3,8 +3,9 @@
 //! Format 3 (before challengers) lacks the challengers' contact history at the end of the state
 //! and the `shadow_outcome` of outbox audit records; both are empty in what it becomes.
 
-use super::{
-    AppliedOffset, ContactRecord, CustomerState, OfferRecord, OutboxEntry, ProfileState, StateError,
+use super::StateError;
+use crate::customer::{
+    AppliedOffset, ContactRecord, CustomerState, OfferRecord, OutboxEntry, ProfileState,
 };
 use crate::event::{DecisionOutcome, EpochMillis};
 use crate::features::Tiles;

@@ -7,9 +7,9 @@
 //! true), and that anything else propagates.
 
 use super::roots::{EventRead, ProfileField};
+use crate::customer::ProfileState;
 use crate::event::Event;
 use crate::features::fields::Val;
-use crate::state::ProfileState;
 use std::cmp::Ordering;
 
 /// A CEL evaluation error (missing value, overflow, division by zero, ...): which one does not

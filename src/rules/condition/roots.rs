@@ -4,9 +4,9 @@
 //! Numbers keep their CEL type: Avro `int`/`long` fields read as `int` (exactly, as `i64`), `double`
 //! fields as `double`, features as `double`.
 
+use crate::customer::ProfileState;
 use crate::event::{ContactChannel, Event, EventKind, LifecycleStage};
 use crate::features::fields::{self, Accessor, FieldType};
-use crate::state::ProfileState;
 
 /// The static type of an expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

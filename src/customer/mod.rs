@@ -1,0 +1,18 @@
+//! One customer as the operator knows them: the domain types the operator changes event by
+//! event, the rules and decisioning read, and `state` stores.
+//!
+//! - `state`: [`CustomerState`], everything kept about one customer, with the source offsets
+//!   already applied (replays are skipped) and the exactly-once outbox.
+//! - `profile`: [`ProfileState`], the CRM profile fields rules read.
+//! - `history`: the offers made and alerts raised ([`OfferRecord`], [`ContactRecord`]).
+//!
+//! Pure data and the operations on it: no I/O, no clock (times come from events). How a
+//! [`CustomerState`] is encoded and keyed in Redis belongs to `state`, which stores it.
+
+mod history;
+mod profile;
+mod state;
+
+pub use history::{ContactRecord, OfferRecord};
+pub use profile::ProfileState;
+pub use state::{AppliedOffset, CustomerState, OutboxEntry};
