@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The profile fields rules read (no raw customer id: state must not hold one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileState {
-    /// CRM `updated_at` of the profile applied.
+    /// CRM `updated_at` of the profile applied (a profile older than this one is ignored).
     pub updated_at: i64,
     /// Lifecycle stage.
     pub lifecycle_stage: LifecycleStage,
@@ -15,11 +15,12 @@ pub struct ProfileState {
     pub segment: String,
     /// Credit score, if known.
     pub credit_score: Option<i32>,
-    /// Marketing consent.
+    /// Marketing consent: without it, no offer goes out.
     pub consent_marketing: bool,
     /// Profiling consent.
     pub consent_profiling: bool,
-    /// Permitted channels.
+    /// Channels the customer may be contacted on; an offer goes out on the first of its rule's
+    /// channels listed here.
     pub contact_channels: Vec<ContactChannel>,
 }
 

@@ -1,7 +1,7 @@
 //! [`CustomerState`]: everything the operator keeps about one customer, and the bookkeeping that
 //! makes applying an event exactly once possible (applied offsets, the outbox).
 
-use super::history::{ContactRecord, OfferRecord};
+use super::history::ContactHistory;
 use super::profile::ProfileState;
 use crate::features::Tiles;
 use serde::{Deserialize, Serialize};
@@ -29,10 +29,9 @@ pub struct CustomerState {
     pub features: Vec<(u32, Tiles)>,
     /// Latest profile.
     pub profile: Option<ProfileState>,
-    /// Offers made within the contact period, with their responses.
-    pub contacts: Vec<OfferRecord>,
-    /// Alerts raised within their rules' cooldown.
-    pub alerts: Vec<ContactRecord>,
+    /// Offers made within the contact period, with their responses, and alerts raised within
+    /// their rules' cooldown.
+    pub history: ContactHistory,
     /// Event time of the last HIGH or CRITICAL alert.
     pub last_high_alert_at: Option<i64>,
     /// Event time of the customer's last complaint (feedback of kind COMPLAINT).
@@ -54,12 +53,11 @@ pub struct CustomerState {
     /// re-emits these instead of recomputing; entries are pruned once their offsets are
     /// committed. Customer ids are blanked (Redis holds no raw id) and restored from the event.
     pub outbox: Vec<OutboxEntry>,
-    /// Challengers' contact history: the offers shadow versions would have made, kept apart
-    /// from `contacts` so a challenger never changes what its champion decides, and long enough
-    /// for the same contact policy.
-    pub shadow_contacts: Vec<OfferRecord>,
-    /// The alerts shadow versions would have raised, for their own cooldowns.
-    pub shadow_alerts: Vec<ContactRecord>,
+    /// Challengers' contact history: the offers shadow versions would have made and the alerts
+    /// they would have raised, named by [`super::shadow_key`]. Kept apart from `history` so a
+    /// challenger never changes what its champion decides, and as long, for the same contact
+    /// policy.
+    pub shadow: ContactHistory,
 }
 
 /// The decisions one applied event produced, kept until its transaction commits.
@@ -104,5 +102,38 @@ impl CustomerState {
     pub fn prune_outbox(&mut self, kind: u8, partition: i32, committed: i64) {
         self.outbox
             .retain(|e| !(e.kind == kind && e.partition == partition && e.offset < committed));
+    }
+
+    /// Notes a HIGH or CRITICAL alert raised at `at` (the risk quiet period runs from the latest).
+    pub fn note_high_alert(&mut self, at: i64) {
+        latest(&mut self.last_high_alert_at, at);
+    }
+
+    /// Notes a complaint made at `at` (a quiet period runs from the latest).
+    pub fn note_complaint(&mut self, at: i64) {
+        latest(&mut self.last_complaint_at, at);
+    }
+
+    /// Notes a negative social post about the bank at `at` (a quiet period runs from the latest).
+    pub fn note_negative_social(&mut self, at: i64) {
+        latest(&mut self.last_negative_social_at, at);
+    }
+}
+
+/// Keeps the later of `slot` and `at` (events may arrive out of order).
+fn latest(slot: &mut Option<i64>, at: i64) {
+    *slot = Some(slot.unwrap_or(i64::MIN).max(at));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_period_marks_keep_the_latest_time() {
+        let mut s = CustomerState::default();
+        s.note_complaint(20);
+        s.note_complaint(10);
+        assert_eq!(s.last_complaint_at, Some(20));
     }
 }

@@ -2,7 +2,7 @@
 //! releases, so moving or regrouping the state's types must leave these bytes as they are.
 
 use super::*;
-use crate::customer::{AppliedOffset, ContactRecord, OfferRecord, OutboxEntry};
+use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
 use crate::event::{
     ContactChannel, DecisionOutcome, LifecycleStage, OfferResponseKind, ProductCategory,
 };
@@ -27,18 +27,20 @@ fn every_field_set() -> CustomerState {
             consent_profiling: false,
             contact_channels: vec![ContactChannel::Email, ContactChannel::Sms],
         }),
-        contacts: vec![OfferRecord {
-            rule_id: "offer-card".into(),
-            product: ProductCategory::CreditCard,
-            offer_id: "o1".into(),
-            at: 1_000,
-            response: Some(OfferResponseKind::Declined),
-            responded_at: Some(2_000),
-        }],
-        alerts: vec![ContactRecord {
-            rule_id: "alert-a".into(),
-            at: 900,
-        }],
+        history: ContactHistory::from_records(
+            vec![OfferRecord {
+                rule_id: "offer-card".into(),
+                product: ProductCategory::CreditCard,
+                offer_id: "o1".into(),
+                at: 1_000,
+                response: Some(OfferResponseKind::Declined),
+                responded_at: Some(2_000),
+            }],
+            vec![AlertRecord {
+                rule_id: "alert-a".into(),
+                at: 900,
+            }],
+        ),
         last_high_alert_at: Some(900),
         last_complaint_at: Some(800),
         last_negative_social_at: None,
@@ -69,18 +71,20 @@ fn every_field_set() -> CustomerState {
                 shadow_outcome: Some(DecisionOutcome::Offered),
             })],
         }],
-        shadow_contacts: vec![OfferRecord {
-            rule_id: "offer-card@v2".into(),
-            product: ProductCategory::Loan,
-            offer_id: "o2".into(),
-            at: 1_500,
-            response: None,
-            responded_at: None,
-        }],
-        shadow_alerts: vec![ContactRecord {
-            rule_id: "alert-a@v3".into(),
-            at: 950,
-        }],
+        shadow: ContactHistory::from_records(
+            vec![OfferRecord {
+                rule_id: "offer-card@v2".into(),
+                product: ProductCategory::Loan,
+                offer_id: "o2".into(),
+                at: 1_500,
+                response: None,
+                responded_at: None,
+            }],
+            vec![AlertRecord {
+                rule_id: "alert-a@v3".into(),
+                at: 950,
+            }],
+        ),
     }
 }
 
