@@ -3,7 +3,7 @@
 //! Format 3 (before challengers) lacks the challengers' contact history at the end of the state
 //! and the `shadow_outcome` of outbox audit records; both are empty in what it becomes.
 
-use super::StateError;
+use super::error::StateError;
 use crate::customer::{
     AlertRecord, AppliedOffset, ContactHistory, CustomerState, OfferRecord, OutboxEntry,
     ProfileState,

@@ -8,9 +8,12 @@
 //! operator's tile state, profile, contact history and applied offsets (postcard-encoded). Both keys
 //! carry the same hash tag, so they live in one Redis Cluster slot and are written in one MULTI.
 
+mod error;
 pub mod memory;
 mod migrate;
 pub mod redis;
+
+pub use error::StateError;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -67,7 +70,7 @@ impl CustomerKey {
 }
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
-/// [`CustomerState`]'s fields.
+/// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
 pub const STATE_FORMAT: u8 = 4;
 
 impl CustomerState {
@@ -117,24 +120,6 @@ pub struct StateWrite {
     pub updated_at: i64,
     /// TTL of both keys, seconds (longest window + margin).
     pub ttl_secs: u64,
-}
-
-/// State store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// The store could not be reached or answered an error: retry with backoff.
-    #[error("state store unavailable: {0}")]
-    Unavailable(String),
-    /// Stored bytes do not parse: permanent for that customer.
-    #[error("stored state does not parse: {0}")]
-    Corrupt(String),
-}
-
-impl StateError {
-    /// Whether retrying may succeed.
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, StateError::Unavailable(_))
-    }
 }
 
 /// Where customer state lives. Every call covers a whole batch: one round trip, never one per event.
