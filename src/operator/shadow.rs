@@ -4,11 +4,11 @@
 //!
 //! A challenger's world differs from the real one in one way: its own would-be offers and alerts
 //! (`CustomerState::shadow`, named by rule id and version, so a new challenger starts afresh)
-//! stand where its champion's real ones stand ([`HistoryView::challenger`]). Everything else is shared: the customer's consent and
-//! permitted channels, the other rules' real offers (the frequency cap), quiet periods, recent
-//! HIGH alerts (risk suppression), the control group (the same hash of customer and rule id) and
-//! arbitration against the champions' candidates of the same trigger. So its counts compare with
-//! its champion's.
+//! stand where its champion's real ones stand ([`HistoryView::challenger`]). Everything else is
+//! shared: the customer's consent and permitted channels, the other rules' real offers (the
+//! frequency cap), quiet periods, recent HIGH alerts (risk suppression), the control group (the
+//! same hash of customer and rule id) and arbitration against the champions' candidates of the
+//! same trigger. So its counts compare with its champion's.
 //!
 //! It sends nothing: each decision is a SHADOW audit record carrying the challenger's version and
 //! `shadow_outcome`, what it would have decided (OFFERED, ALERTED or the suppression). A
