@@ -100,9 +100,9 @@ impl Operator {
     /// decision benchmark.
     ///
     /// Challengers are decided beside their champions, each in its own world
-    /// ([`super::shadow`]): an offer challenger before the champions' offer is chosen, so both see
-    /// the same contacts. They write only SHADOW audits and their own contact history, so they
-    /// never change what a champion decides.
+    /// (`operator/shadow.rs`): an offer challenger before the champions' offer is chosen, so both
+    /// see the same contacts. They write only SHADOW audits and their own contact history, so
+    /// they never change what a champion decides.
     pub fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
         let kind = event.kind();
         let alerts = self.alerts_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
