@@ -12,13 +12,13 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nbo_stream::config::OperatorSettings;
+use nbo_stream::customer::CustomerState;
 use nbo_stream::event::Event;
 use nbo_stream::features::spec;
 use nbo_stream::generator::personas::EventFactory;
 use nbo_stream::operator::{BatchStats, Operator};
 use nbo_stream::rules::document::RuleDocument;
 use nbo_stream::rules::{compile, load, RuleSet};
-use nbo_stream::state::CustomerState;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;

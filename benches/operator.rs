@@ -18,12 +18,13 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::OperatorSettings;
+use nbo_stream::customer::CustomerState;
 use nbo_stream::event::{Event, EventKind};
 use nbo_stream::features::spec;
 use nbo_stream::generator::{encode_event, personas::EventFactory};
 use nbo_stream::operator::{BatchStats, Operator, SourcePos};
 use nbo_stream::rules::{load, RuleSet};
-use nbo_stream::state::{CustomerState, KeyHasher};
+use nbo_stream::state::KeyHasher;
 use nbo_stream::worker::{apply_decoded, Cache, Cached, Decoded};
 use std::hint::black_box;
 use std::sync::Arc;

@@ -21,9 +21,14 @@
 //!                               batch decodes (codec::fetch) and resolved to the topic's reader
 //!                               schema (codec::resolve); bad bytes → dead letters
 //!  operator  worker → operator  per customer: replay check, privacy gate, profile,
-//!                               features (features::{spec,expr,tiles}), rules, decision
-//!  state     state              StateStore: redis::RedisStore | memory::MemoryStore; one round
-//!                               trip to load a batch's misses, one to write its changes
+//!                               features (features::{spec,expr,tiles}), rules, decision,
+//!                               over the customer's state (customer::CustomerState: profile,
+//!                               tiles, and the contact history, customer::ContactHistory,
+//!                               which alone records, prunes and reads offers and alerts made)
+//!  state     state              stores customer::CustomerState (keys, encoding, earlier
+//!                               formats) in a StateStore: redis::RedisStore |
+//!                               memory::MemoryStore; one round trip to load a batch's misses,
+//!                               one to write its changes
 //!  sinks     sink               offers, alerts, audit, dead letters; offsets stored only after
 //!                               the batch's records are acknowledged and its state flushed;
 //!                               the producers' settings (sink::config)
@@ -31,8 +36,9 @@
 //!
 //! Rules: `rules` is pure (documents, the CEL compiler, the rule book, the history format);
 //! `rules_topic` is their Kafka I/O (the watcher that hot-reloads, publishing with its history).
-//! At the side: `config`, `telemetry`, `clock`, `backoff` (the retry steps every dependency
-//! shares).
+//! At the side: `config` (every section typed, `[schema_registry]` included), `telemetry`,
+//! `clock`, `backoff` (the retry steps every dependency shares). `customer` is the domain that
+//! `operator`, `rules` and `decision` share and `state` stores; it imports none of them.
 //!
 //! [`pipeline::run`] wires these stages and owns the shutdown order. `main.rs` and `cli/` (part of
 //! the binary, not of this library) parse the command line and call in here.
@@ -51,6 +57,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod console;
+pub mod customer;
 pub mod decision;
 pub mod demo;
 pub mod event;

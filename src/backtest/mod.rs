@@ -10,12 +10,12 @@ pub mod report;
 
 use crate::codec::Codec;
 use crate::config::Settings;
+use crate::customer::CustomerState;
 use crate::event::Text;
 use crate::features::FeatureSet;
 use crate::operator::{BatchStats, Operator};
 use crate::recorded::{Record, RecordReader, RecordedError};
 use crate::rules::RuleSet;
-use crate::state::CustomerState;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{BacktestReport, Source, Tally, Timing};
 use rustc_hash::FxHashMap;

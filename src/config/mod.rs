@@ -11,6 +11,7 @@ pub mod console;
 mod kafka;
 mod load;
 mod operator;
+mod registry;
 mod rules;
 mod secret;
 mod state;
@@ -21,6 +22,7 @@ pub use codec::*;
 pub use kafka::*;
 pub use load::*;
 pub use operator::*;
+pub use registry::*;
 pub use rules::*;
 pub use secret::*;
 pub use state::*;
@@ -28,7 +30,6 @@ pub use telemetry::*;
 pub use topics::*;
 
 use crate::codec::Framing;
-use crate::registry::RegistrySettings;
 use serde::Deserialize;
 
 /// The whole configuration of `nbo-stream run`.

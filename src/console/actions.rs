@@ -191,7 +191,7 @@ pub(super) async fn customer_lookup(
             f,
             s.pop()
                 .flatten()
-                .and_then(|bytes| crate::state::CustomerState::from_bytes(&bytes).ok()),
+                .and_then(|bytes| crate::customer::CustomerState::from_bytes(&bytes).ok()),
         ),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(error = %e, "console: reading customer state");

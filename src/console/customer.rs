@@ -4,9 +4,9 @@
 
 use super::auth::User;
 use super::pages::{esc, layout, time};
+use crate::customer::CustomerState;
 use crate::features::spec::Spec;
 use crate::output::DecisionAudit;
-use crate::state::CustomerState;
 use std::fmt::Write;
 
 /// Everything shown about one customer.
@@ -101,7 +101,8 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
              <th>Rule</th><th>Response</th></tr></thead><tbody>",
         );
         let mut contacts: Vec<(i64, String, &str, String)> = state
-            .contacts
+            .history
+            .offers()
             .iter()
             .map(|o| {
                 let response = o.response.map_or("none yet".into(), |r| {
@@ -120,7 +121,8 @@ pub fn page(user: &User, l: &Lookup<'_>) -> String {
             })
             .chain(
                 state
-                    .alerts
+                    .history
+                    .alerts()
                     .iter()
                     .map(|a| (a.at, "alert".to_string(), a.rule_id.as_str(), String::new())),
             )

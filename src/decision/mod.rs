@@ -1,65 +1,13 @@
 //! Decisioning after the rules: arbitration among eligible offers, contact policy, consent and the
 //! control group, plus the deterministic ids of decisions. Pure: time comes from the trigger event.
+//!
+//! The contact policy reads the customer's contact history through a
+//! [`HistoryView`] (the real history, or a challenger's world); the history itself, and every
+//! write to it, is [`crate::customer::ContactHistory`]'s.
 
+use crate::customer::{CustomerState, HistoryView};
 use crate::event::{ContactChannel, DecisionOutcome};
 use crate::rules::OfferRule;
-use crate::state::{CustomerState, OfferRecord};
-
-/// The offers a decision is checked against. For a champion that is the customer's contact
-/// history; for a challenger it is the world in which the challenger had acted instead of its
-/// champion: the history without its champion's offers, plus the challenger's own would-be offers
-/// (`CustomerState::shadow_contacts`). The frequency cap, cooldowns and decline suppression all
-/// read this view, so a challenger is judged as if it acted and never changes what the champion
-/// decides.
-#[derive(Debug, Clone, Copy)]
-pub struct History<'a> {
-    contacts: &'a [OfferRecord],
-    /// (rule id, the challenger's [`shadow_key`], the challengers' records).
-    challenger: Option<(&'a str, &'a str, &'a [OfferRecord])>,
-}
-
-/// How a challenger's own would-be contacts are named in `shadow_contacts` and `shadow_alerts`:
-/// by rule id *and* version, so a new challenger starts with a history of its own.
-pub fn shadow_key(rule_id: &str, version: i32) -> String {
-    format!("{rule_id}@v{version}")
-}
-
-impl<'a> History<'a> {
-    /// The customer's real contact history.
-    pub fn real(state: &'a CustomerState) -> Self {
-        Self {
-            contacts: &state.contacts,
-            challenger: None,
-        }
-    }
-
-    /// The history as rule `rule_id`'s challenger, whose records are named `key`
-    /// ([`shadow_key`]), would have had it.
-    pub fn challenger(state: &'a CustomerState, rule_id: &'a str, key: &'a str) -> Self {
-        Self {
-            contacts: &state.contacts,
-            challenger: Some((rule_id, key, &state.shadow_contacts)),
-        }
-    }
-
-    /// The offers in this history.
-    pub fn offers(&self) -> impl Iterator<Item = &'a OfferRecord> + '_ {
-        let (id, key, own): (&str, &str, &[OfferRecord]) = self.challenger.unwrap_or(("", "", &[]));
-        let challenged = self.challenger.is_some();
-        self.contacts
-            .iter()
-            .filter(move |c| !challenged || c.rule_id != id)
-            .chain(own.iter().filter(move |c| c.rule_id == key))
-    }
-
-    /// Whether offer `c` of this history was made by rule `rule_id` (its cooldown applies).
-    pub fn by_rule(&self, c: &OfferRecord, rule_id: &str) -> bool {
-        c.rule_id == rule_id
-            || self
-                .challenger
-                .is_some_and(|(id, key, _)| id == rule_id && c.rule_id == key)
-    }
-}
 
 /// Contact-policy settings, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +99,7 @@ pub fn propensity(
 /// best one.
 pub fn offer_blocked(
     rule: &OfferRule,
-    history: History<'_>,
+    history: HistoryView<'_>,
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
@@ -198,7 +146,7 @@ pub fn offer_blocked(
 pub fn admit(
     rule: &OfferRule,
     state: &CustomerState,
-    history: History<'_>,
+    history: HistoryView<'_>,
     customer_id: &str,
     at: i64,
     policy: &Policy,
@@ -252,7 +200,7 @@ fn days(ms: i64) -> String {
 /// The customer-level contact policy: frequency cap, quiet periods, recent risk.
 fn contact_policy(
     state: &CustomerState,
-    history: History<'_>,
+    history: HistoryView<'_>,
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
@@ -328,10 +276,16 @@ mod tests {
         assert!(!in_control_group("C1", "r", 0));
     }
 
+    use crate::customer::{shadow_key, ContactHistory, OfferRecord, ProfileState, Retention};
     use crate::event::{LifecycleStage, OfferResponseKind, ProductCategory};
-    use crate::state::{OfferRecord, ProfileState};
 
     const DAY: i64 = 24 * 3_600_000;
+
+    /// Keeps every record: these tests set the history up by hand.
+    const KEEP_ALL: Retention = Retention {
+        offers_ms: i64::MAX,
+        alerts_ms: i64::MAX,
+    };
 
     fn policy() -> Policy {
         Policy {
@@ -383,7 +337,11 @@ mod tests {
         s: &CustomerState,
         at: i64,
     ) -> Result<ContactChannel, DecisionOutcome> {
-        admit(r, s, History::real(s), "C1", at, &policy()).map_err(|(o, _)| o)
+        admit(r, s, real(s), "C1", at, &policy()).map_err(|(o, _)| o)
+    }
+
+    fn real(s: &CustomerState) -> HistoryView<'_> {
+        HistoryView::real(&s.history)
     }
 
     #[test]
@@ -392,10 +350,11 @@ mod tests {
         let other_card = rule("offer-other-card", ProductCategory::CreditCard);
         let loan = rule("offer-loan", ProductCategory::Loan);
         let mut s = consenting();
-        let mut declined = offer("offer-card", ProductCategory::CreditCard, 0);
-        declined.response = Some(OfferResponseKind::Declined);
-        declined.responded_at = Some(DAY);
-        s.contacts.push(declined);
+        let declined = offer("offer-card", ProductCategory::CreditCard, 0);
+        let declined_id = declined.offer_id.clone();
+        s.history.record_offer(declined, &KEEP_ALL);
+        s.history
+            .apply_response(&declined_id, OfferResponseKind::Declined, DAY);
         let at = 40 * DAY;
         assert_eq!(
             outcome(&other_card, &s, at),
@@ -406,7 +365,7 @@ mod tests {
             outcome(&card, &s, DAY + 91 * DAY),
             Ok(ContactChannel::Email)
         );
-        let why = admit(&other_card, &s, History::real(&s), "C1", at, &policy())
+        let why = admit(&other_card, &s, real(&s), "C1", at, &policy())
             .unwrap_err()
             .1;
         assert!(
@@ -427,7 +386,7 @@ mod tests {
         assert_eq!(outcome(&card, &s, 25 * DAY), Ok(ContactChannel::Email));
         s.last_complaint_at = None;
         s.last_negative_social_at = Some(10 * DAY);
-        let why = admit(&card, &s, History::real(&s), "C1", 11 * DAY, &policy())
+        let why = admit(&card, &s, real(&s), "C1", 11 * DAY, &policy())
             .unwrap_err()
             .1;
         assert!(why.contains("negative social post 24 h ago"), "{why}");
@@ -437,8 +396,10 @@ mod tests {
     fn policy_checks_run_in_the_contract_order() {
         let card = rule("offer-card", ProductCategory::CreditCard);
         let mut s = consenting();
-        s.contacts
-            .push(offer("offer-card", ProductCategory::CreditCard, 0));
+        s.history.record_offer(
+            offer("offer-card", ProductCategory::CreditCard, 0),
+            &KEEP_ALL,
+        );
         s.last_high_alert_at = Some(DAY);
         if let Some(p) = s.profile.as_mut() {
             p.consent_marketing = false;
@@ -452,7 +413,7 @@ mod tests {
             outcome(&card, &s, 31 * DAY),
             Err(DecisionOutcome::SuppressedNoConsent)
         );
-        s.contacts.clear();
+        s.history = ContactHistory::default();
         assert_eq!(
             outcome(&card, &s, 2 * DAY),
             Err(DecisionOutcome::SuppressedRisk)
@@ -460,8 +421,10 @@ mod tests {
         // Frequency cap: three offers of other rules in the period.
         s.last_high_alert_at = None;
         for i in 0..3 {
-            s.contacts
-                .push(offer(&format!("r{i}"), ProductCategory::Wealth, DAY));
+            s.history.record_offer(
+                offer(&format!("r{i}"), ProductCategory::Wealth, DAY),
+                &KEEP_ALL,
+            );
         }
         assert_eq!(
             outcome(&card, &s, 2 * DAY),
@@ -474,44 +437,51 @@ mod tests {
         let card = rule("offer-card", ProductCategory::CreditCard);
         let mut s = consenting();
         // The champion offered yesterday; the challenger never did.
-        s.contacts
-            .push(offer("offer-card", ProductCategory::CreditCard, DAY));
+        s.history.record_offer(
+            offer("offer-card", ProductCategory::CreditCard, DAY),
+            &KEEP_ALL,
+        );
         let at = 2 * DAY;
         assert_eq!(
             outcome(&card, &s, at),
             Err(DecisionOutcome::SuppressedCooldown)
         );
         let key = shadow_key("offer-card", 2);
-        let world = History::challenger(&s, "offer-card", &key);
+        let world = HistoryView::challenger(&s.history, &s.shadow, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Ok(ContactChannel::Email)
         );
         // Its own would-be offer puts it in its own cooldown; an earlier challenger's does not.
-        s.shadow_contacts.push(offer(
-            &shadow_key("offer-card", 1),
-            ProductCategory::CreditCard,
-            DAY,
-        ));
-        let world = History::challenger(&s, "offer-card", &key);
+        s.shadow.record_offer(
+            offer(
+                &shadow_key("offer-card", 1),
+                ProductCategory::CreditCard,
+                DAY,
+            ),
+            &KEEP_ALL,
+        );
+        let world = HistoryView::challenger(&s.history, &s.shadow, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Ok(ContactChannel::Email)
         );
-        s.shadow_contacts
-            .push(offer(&key, ProductCategory::CreditCard, DAY));
-        let world = History::challenger(&s, "offer-card", &key);
+        s.shadow
+            .record_offer(offer(&key, ProductCategory::CreditCard, DAY), &KEEP_ALL);
+        let world = HistoryView::challenger(&s.history, &s.shadow, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Err(DecisionOutcome::SuppressedCooldown)
         );
         // Other rules' real offers count towards its frequency cap.
-        s.shadow_contacts.clear();
+        s.shadow = ContactHistory::default();
         for i in 0..3 {
-            s.contacts
-                .push(offer(&format!("r{i}"), ProductCategory::Wealth, DAY));
+            s.history.record_offer(
+                offer(&format!("r{i}"), ProductCategory::Wealth, DAY),
+                &KEEP_ALL,
+            );
         }
-        let world = History::challenger(&s, "offer-card", &key);
+        let world = HistoryView::challenger(&s.history, &s.shadow, "offer-card", &key);
         assert_eq!(
             admit(&card, &s, world, "C1", at, &policy()).map_err(|(o, _)| o),
             Err(DecisionOutcome::SuppressedContactPolicy)

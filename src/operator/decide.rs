@@ -2,14 +2,20 @@
 //! profile, then arbitration, contact policy, consent and the control group (`decision`), with an
 //! audit record of every outcome. Champions (active versions) act here; challengers (shadow
 //! versions) are decided beside them in [`super::shadow`], in a world of their own.
+//!
+//! In order ([`Operator::decide`]): each alert rule that holds is raised or held back by its
+//! cooldown (`alert`); the offer rules that hold are scored and screened (`offer_candidates`);
+//! the best champion is chosen, then made or held back (`offer`, `make_offer`). What is made is
+//! recorded in the customer's contact history ([`crate::customer::ContactHistory`]), which the
+//! next decisions read.
 
 use super::Operator;
-use crate::decision::{self, History};
-use crate::event::{DecisionOutcome, Event, Severity};
+use crate::customer::{CustomerState, HistoryView, OfferRecord};
+use crate::decision;
+use crate::event::{ContactChannel, DecisionOutcome, Event, Severity};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
-use crate::rules::{OfferRule, RuleHead};
-use crate::state::{ContactRecord, CustomerState, OfferRecord};
+use crate::rules::{AlertRule, OfferRule, RuleHead};
 
 /// The event a decision answers.
 pub(super) struct Trigger<'a> {
@@ -20,6 +26,9 @@ pub(super) struct Trigger<'a> {
     /// Its event time: when the decision is made, for replays to give the same records.
     pub at: i64,
 }
+
+/// Offer rules that hold for one trigger, with their scores.
+type Scored<'r> = Vec<(f64, &'r OfferRule)>;
 
 impl Operator {
     pub(super) fn holds(
@@ -91,9 +100,9 @@ impl Operator {
     /// decision benchmark.
     ///
     /// Challengers are decided beside their champions, each in its own world
-    /// ([`super::shadow`]): an offer challenger before the champions' offer is chosen, so both see
-    /// the same contacts. They write only SHADOW audits and their own contact history, so they
-    /// never change what a champion decides.
+    /// (`operator/shadow.rs`): an offer challenger before the champions' offer is chosen, so both
+    /// see the same contacts. They write only SHADOW audits and their own contact history, so
+    /// they never change what a champion decides.
     pub fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
         let kind = event.kind();
         let alerts = self.alerts_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
@@ -117,52 +126,23 @@ impl Operator {
             }
             if rule.head.state == RuleState::Shadow {
                 self.challenge_alert(rule, &mut values, state, &t, out);
-                continue;
+            } else {
+                self.alert(rule, &mut values, state, &t, out);
             }
-            self.alert(rule, &mut values, state, &t, out);
         }
 
-        // Offer rules that hold, with their scores: champions not held back for this customer
-        // (their own cooldown, a declined product) enter arbitration; held ones are audited.
-        let mut candidates: Vec<(f64, &OfferRule)> = Vec::new();
-        let mut challengers: Vec<(f64, &OfferRule)> = Vec::new();
-        for &i in offers {
-            let rule = &self.rules.offers[i];
-            if !self.holds(&rule.head, &mut values, state, event) {
-                continue;
-            }
-            let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
-                values.get(self, state, slot).unwrap_or(0.0)
-            });
-            let score = p * rule.value * rule.weight;
-            if rule.head.state == RuleState::Shadow {
-                challengers.push((score, rule));
-                continue;
-            }
-            if let Err((outcome, why)) =
-                decision::offer_blocked(rule, History::real(state), at, &self.policy)
-            {
-                let features = self.used_features(&rule.head, &mut values, state);
-                let mut reasons: Reasons = rule.head.condition.terms().to_vec();
-                reasons.push(why.into());
-                out.push(Decision::Audit(
-                    self.audit(&rule.head, &t, outcome, None, reasons, features),
-                ));
-                continue;
-            }
-            candidates.push((score, rule));
-        }
+        let (mut candidates, challengers) =
+            self.offer_candidates(offers, &mut values, state, event, &t, out);
         for &(score, rule) in &challengers {
             self.challenge_offer((score, rule), &candidates, &mut values, state, &t, out);
         }
-
         self.offer(&mut candidates, &mut values, state, &t, out);
     }
 
     /// A champion alert rule that holds: raised, or held back by its cooldown.
     fn alert(
         &self,
-        rule: &crate::rules::AlertRule,
+        rule: &AlertRule,
         values: &mut Lazy,
         state: &mut CustomerState,
         t: &Trigger<'_>,
@@ -171,13 +151,10 @@ impl Operator {
         let at = t.at;
         let features = self.used_features(&rule.head, values, state);
         let mut reasons: Reasons = rule.head.condition.terms().to_vec();
-        let last = state
-            .alerts
-            .iter()
-            .filter(|a| a.rule_id == rule.head.id)
-            .map(|a| a.at)
-            .max();
-        if last.is_some_and(|last| (at - last).abs() < rule.cooldown_ms) {
+        if state
+            .history
+            .alert_cooling(&rule.head.id, at, rule.cooldown_ms)
+        {
             reasons.push("same alert raised within its cooldown".into());
             out.push(Decision::Audit(self.audit(
                 &rule.head,
@@ -189,14 +166,12 @@ impl Operator {
             )));
             return;
         }
-        // Kept for the longest alert cooldown of the rule set, not this rule's: another rule's
-        // record must outlive this rule's shorter cooldown.
-        let keep = self.longest_alert_cooldown_ms.max(self.longest_window_ms);
-        state.alerts.retain(|a| at - a.at < keep);
-        state.alerts.push(ContactRecord {
-            rule_id: rule.head.id.clone(),
-            at,
-        });
+        state
+            .history
+            .record_alert(rule.head.id.clone(), at, &self.retention);
+        if rule.severity >= Severity::High {
+            state.note_high_alert(at);
+        }
         let alert_id = decision::decision_id(
             "alert",
             &rule.head.id,
@@ -204,9 +179,6 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        if rule.severity >= Severity::High {
-            state.last_high_alert_at = Some(state.last_high_alert_at.unwrap_or(i64::MIN).max(at));
-        }
         out.push(Decision::Audit(self.audit(
             &rule.head,
             t,
@@ -229,8 +201,57 @@ impl Operator {
         }));
     }
 
+    /// The offer rules among `offers` that hold, scored, as (champions, challengers). A champion
+    /// held back for this customer whatever else is eligible (its own cooldown, a declined
+    /// product: [`decision::offer_blocked`]) is audited here and does not enter arbitration.
+    fn offer_candidates<'r>(
+        &'r self,
+        offers: &[usize],
+        values: &mut Lazy,
+        state: &CustomerState,
+        event: &Event,
+        t: &Trigger<'_>,
+        out: &mut Vec<Decision>,
+    ) -> (Scored<'r>, Scored<'r>) {
+        let mut candidates = Scored::new();
+        let mut challengers = Scored::new();
+        for &i in offers {
+            let rule = &self.rules.offers[i];
+            if !self.holds(&rule.head, values, state, event) {
+                continue;
+            }
+            let score = self.score(rule, values, state);
+            if rule.head.state == RuleState::Shadow {
+                challengers.push((score, rule));
+                continue;
+            }
+            let history = HistoryView::real(&state.history);
+            if let Err((outcome, why)) = decision::offer_blocked(rule, history, t.at, &self.policy)
+            {
+                let features = self.used_features(&rule.head, values, state);
+                let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+                reasons.push(why.into());
+                out.push(Decision::Audit(
+                    self.audit(&rule.head, t, outcome, None, reasons, features),
+                ));
+                continue;
+            }
+            candidates.push((score, rule));
+        }
+        (candidates, challengers)
+    }
+
+    /// What making this offer now is expected to be worth: the rule's propensity model over the
+    /// customer's features, times the offer's value and the rule's weight.
+    fn score(&self, rule: &OfferRule, values: &mut Lazy, state: &CustomerState) -> f64 {
+        let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
+            values.get(self, state, slot).unwrap_or(0.0)
+        });
+        p * rule.value * rule.weight
+    }
+
     /// Arbitration among the champions' candidates, then the contact policy, consent and the
-    /// control group for the best one.
+    /// control group for the best one: made (`make_offer`) or audited as held back.
     fn offer(
         &self,
         candidates: &mut [(f64, &OfferRule)],
@@ -239,7 +260,6 @@ impl Operator {
         t: &Trigger<'_>,
         out: &mut Vec<Decision>,
     ) {
-        let at = t.at;
         let eligible = candidates.len();
         let Some((score, rule)) = decision::arbitrate(candidates) else {
             return;
@@ -249,24 +269,31 @@ impl Operator {
         if eligible > 1 {
             reasons.push(format!("best of {eligible} eligible offers (score {score:.3})").into());
         }
-        let admitted = decision::admit(
-            rule,
-            state,
-            History::real(state),
-            t.customer_id,
-            at,
-            &self.policy,
-        );
-        let channel = match admitted {
-            Ok(channel) => channel,
+        let history = HistoryView::real(&state.history);
+        match decision::admit(rule, state, history, t.customer_id, t.at, &self.policy) {
+            Ok(channel) => {
+                self.make_offer(rule, (score, channel), (reasons, features), state, t, out)
+            }
             Err((outcome, why)) => {
                 reasons.push(why.into());
                 out.push(Decision::Audit(
                     self.audit(&rule.head, t, outcome, None, reasons, features),
                 ));
-                return;
             }
-        };
+        }
+    }
+
+    /// The chosen offer, admitted on `channel`: recorded in the contact history, audited and sent.
+    fn make_offer(
+        &self,
+        rule: &OfferRule,
+        (score, channel): (f64, ContactChannel),
+        (reasons, features): (Reasons, FeatureValues),
+        state: &mut CustomerState,
+        t: &Trigger<'_>,
+        out: &mut Vec<Decision>,
+    ) {
+        let at = t.at;
         let offer_id = decision::decision_id(
             "offer",
             &rule.head.id,
@@ -274,20 +301,8 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        let keep = self
-            .policy
-            .contact_retention_ms(self.longest_offer_cooldown_ms);
-        state
-            .contacts
-            .retain(|c| at - c.declined_at().unwrap_or(c.at) < keep);
-        state.contacts.push(OfferRecord {
-            rule_id: rule.head.id.clone(),
-            product: rule.product,
-            offer_id: offer_id.clone(),
-            at,
-            response: None,
-            responded_at: None,
-        });
+        let made = OfferRecord::new(rule.head.id.clone(), rule.product, offer_id.clone(), at);
+        state.history.record_offer(made, &self.retention);
         out.push(Decision::Audit(self.audit(
             &rule.head,
             t,

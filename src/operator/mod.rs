@@ -6,13 +6,13 @@
 //! features (tiles, event time) → rules (only for events within the lateness bound) → decisioning.
 
 use crate::config::OperatorSettings;
+use crate::customer::{CustomerState, OutboxEntry, ProfileState, Retention};
 use crate::decision::Policy;
 use crate::event::{Event, KindTable};
 use crate::features::{FeatureSet, TileIndex, Tiles};
 use crate::output::Decision;
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
-use crate::state::{CustomerState, OutboxEntry, ProfileState};
 use std::sync::Arc;
 
 /// Where an event came from, for replay detection.
@@ -53,9 +53,8 @@ pub struct Operator {
     lateness_ms: i64,
     validity_ms: i64,
     negative_sentiment: f64,
-    longest_offer_cooldown_ms: i64,
-    longest_alert_cooldown_ms: i64,
     policy: Policy,
+    retention: Retention,
     outbox: bool,
 }
 
@@ -106,6 +105,17 @@ impl Operator {
             .max()
             .unwrap_or(0);
         let longest_window_ms = features.longest_window_ms();
+        let policy = Policy {
+            control_group_percent,
+            ..Policy::from_settings(settings)
+        };
+        // Records are kept as long as any rule or policy reads them: an offer for the contact
+        // period, its rule's cooldown or a decline's suppression; an alert for the longest alert
+        // cooldown (another rule's record must outlive a shorter one) or the longest window.
+        let retention = Retention {
+            offers_ms: policy.contact_retention_ms(longest_offer_cooldown_ms),
+            alerts_ms: longest_alert_cooldown_ms.max(longest_window_ms),
+        };
         Self {
             features,
             rules,
@@ -115,13 +125,9 @@ impl Operator {
             lateness_ms: settings.allowed_lateness.as_millis() as i64,
             validity_ms: settings.offer_validity.as_millis() as i64,
             negative_sentiment: settings.negative_sentiment_threshold,
-            longest_offer_cooldown_ms,
-            longest_alert_cooldown_ms,
             outbox: false,
-            policy: Policy {
-                control_group_percent,
-                ..Policy::from_settings(settings)
-            },
+            policy,
+            retention,
         }
     }
 
@@ -266,20 +272,15 @@ impl Operator {
                 return;
             }
             Event::OfferResponse(r) => {
-                if let Some(offer) = state.contacts.iter_mut().find(|c| c.offer_id == r.offer_id) {
-                    if offer.responded_at.is_none_or(|t| t <= r.event_time) {
-                        offer.response = Some(r.response);
-                        offer.responded_at = Some(r.event_time);
-                    }
-                }
+                state
+                    .history
+                    .apply_response(&r.offer_id, r.response, r.event_time);
             }
             Event::Feedback(f) if f.kind == crate::event::FeedbackKind::Complaint => {
-                state.last_complaint_at =
-                    Some(state.last_complaint_at.unwrap_or(i64::MIN).max(time));
+                state.note_complaint(time);
             }
             Event::Social(s) if s.mentions_bank && s.sentiment <= self.negative_sentiment => {
-                state.last_negative_social_at =
-                    Some(state.last_negative_social_at.unwrap_or(i64::MIN).max(time));
+                state.note_negative_social(time);
             }
             _ => {}
         }

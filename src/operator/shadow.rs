@@ -3,13 +3,12 @@
 //! published.
 //!
 //! A challenger's world differs from the real one in one way: its own would-be offers and alerts
-//! (`CustomerState::shadow_contacts`, `shadow_alerts`, named by rule id and version, so a new
-//! challenger starts afresh) stand where its champion's real ones stand
-//! ([`History::challenger`]). Everything else is shared: the customer's consent and
-//! permitted channels, the other rules' real offers (the frequency cap), quiet periods, recent
-//! HIGH alerts (risk suppression), the control group (the same hash of customer and rule id) and
-//! arbitration against the champions' candidates of the same trigger. So its counts compare with
-//! its champion's.
+//! (`CustomerState::shadow`, named by rule id and version, so a new challenger starts afresh)
+//! stand where its champion's real ones stand ([`HistoryView::challenger`]). Everything else is
+//! shared: the customer's consent and permitted channels, the other rules' real offers (the
+//! frequency cap), quiet periods, recent HIGH alerts (risk suppression), the control group (the
+//! same hash of customer and rule id) and arbitration against the champions' candidates of the
+//! same trigger. So its counts compare with its champion's.
 //!
 //! It sends nothing: each decision is a SHADOW audit record carrying the challenger's version and
 //! `shadow_outcome`, what it would have decided (OFFERED, ALERTED or the suppression). A
@@ -18,11 +17,11 @@
 
 use super::decide::{Lazy, Trigger};
 use super::Operator;
-use crate::decision::{self, History};
+use crate::customer::{shadow_key, CustomerState, HistoryView, OfferRecord};
+use crate::decision;
 use crate::event::DecisionOutcome;
 use crate::output::{Decision, Reasons};
 use crate::rules::{AlertRule, OfferRule};
-use crate::state::{ContactRecord, CustomerState, OfferRecord};
 
 impl Operator {
     /// A challenger offer rule that holds, with its `score`, against the champions' `candidates`
@@ -37,8 +36,8 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) {
         let id = rule.head.id.as_str();
-        let key = decision::shadow_key(id, rule.head.version);
-        let world = History::challenger(state, id, &key);
+        let key = shadow_key(id, rule.head.version);
+        let world = HistoryView::challenger(&state.history, &state.shadow, id, &key);
         let decided = match decision::offer_blocked(rule, world, t.at, &self.policy) {
             Err(held) => Err(held),
             Ok(()) => {
@@ -73,24 +72,10 @@ impl Operator {
             Err((outcome, why)) => (outcome, format!("shadow rule: would be held back: {why}")),
         };
         if outcome == DecisionOutcome::Offered {
-            let keep = self
-                .policy
-                .contact_retention_ms(self.longest_offer_cooldown_ms);
-            state.shadow_contacts.retain(|c| t.at - c.at < keep);
-            state.shadow_contacts.push(OfferRecord {
-                rule_id: key,
-                product: rule.product,
-                offer_id: decision::decision_id(
-                    "offer",
-                    id,
-                    rule.head.version,
-                    t.customer_id,
-                    t.event_id,
-                ),
-                at: t.at,
-                response: None,
-                responded_at: None,
-            });
+            let offer_id =
+                decision::decision_id("offer", id, rule.head.version, t.customer_id, t.event_id);
+            let made = OfferRecord::new(key, rule.product, offer_id, t.at);
+            state.shadow.record_offer(made, &self.retention);
         }
         self.shadow_audit(&rule.head, (outcome, why), values, state, t, out);
     }
@@ -106,22 +91,14 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) {
         let at = t.at;
-        let key = decision::shadow_key(&rule.head.id, rule.head.version);
-        let last = state
-            .shadow_alerts
-            .iter()
-            .filter(|a| a.rule_id == key)
-            .map(|a| a.at)
-            .max();
-        let (outcome, why) = if last.is_some_and(|last| (at - last).abs() < rule.cooldown_ms) {
+        let key = shadow_key(&rule.head.id, rule.head.version);
+        let (outcome, why) = if state.shadow.alert_cooling(&key, at, rule.cooldown_ms) {
             (
                 DecisionOutcome::SuppressedCooldown,
                 "shadow rule: would be held back: same alert raised within its cooldown".into(),
             )
         } else {
-            let keep = self.longest_alert_cooldown_ms.max(self.longest_window_ms);
-            state.shadow_alerts.retain(|a| at - a.at < keep);
-            state.shadow_alerts.push(ContactRecord { rule_id: key, at });
+            state.shadow.record_alert(key, at, &self.retention);
             (
                 DecisionOutcome::Alerted,
                 format!(

@@ -158,10 +158,10 @@ fn the_champion_keeps_alerting_and_the_challenger_counts_its_own_cooldown() {
         .any(|r| r.contains("within its cooldown")));
 
     // Each version remembers its own alerts.
-    assert_eq!(state.alerts.len(), 1);
-    assert_eq!(state.alerts[0].at, T0 + 7 * MINUTE);
-    assert_eq!(state.shadow_alerts.len(), 1);
-    assert_eq!(state.shadow_alerts[0].at, T0 + 4 * MINUTE);
+    assert_eq!(state.history.alerts().len(), 1);
+    assert_eq!(state.history.alerts()[0].at, T0 + 7 * MINUTE);
+    assert_eq!(state.shadow.alerts().len(), 1);
+    assert_eq!(state.shadow.alerts()[0].at, T0 + 4 * MINUTE);
 }
 
 #[test]
@@ -203,9 +203,9 @@ fn an_offer_challenger_is_held_to_its_own_cooldown_and_the_champions_history_is_
     );
     assert_eq!(would.len(), 6);
 
-    assert_eq!(state.contacts, state_alone.contacts);
-    assert_eq!(state.shadow_contacts.len(), 1);
-    assert_eq!(state.shadow_contacts[0].at, T0 + 2 * 1_440 * MINUTE);
+    assert_eq!(state.history.offers(), state_alone.history.offers());
+    assert_eq!(state.shadow.offers().len(), 1);
+    assert_eq!(state.shadow.offers()[0].at, T0 + 2 * 1_440 * MINUTE);
     let champions = |d: &[Decision]| -> Vec<Decision> {
         d.iter()
             .filter(|d| !matches!(d, Decision::Audit(a) if a.outcome == DecisionOutcome::Shadow))
@@ -265,8 +265,7 @@ fn challengers_never_change_what_champions_decide() {
         assert_eq!(real(&out), real(&alone), "{id}");
         shadows += out.len() - real(&out).len();
         champions += real(&out).len();
-        assert_eq!(state.contacts, state_alone.contacts, "{id}");
-        assert_eq!(state.alerts, state_alone.alerts, "{id}");
+        assert_eq!(state.history, state_alone.history, "{id}");
         assert_eq!(
             state.last_high_alert_at, state_alone.last_high_alert_at,
             "{id}"

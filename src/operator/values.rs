@@ -2,8 +2,8 @@
 //! retiring of tiles no evaluation can need any more.
 
 use super::Operator;
+use crate::customer::CustomerState;
 use crate::features::{FeatureValue, TileIndex};
-use crate::state::CustomerState;
 use std::sync::Arc;
 
 impl Operator {

@@ -6,8 +6,8 @@
 //! crate's answers only `true`/`false` and a release pipeline needs the registry's reasons
 //! (`?verbose=true`).
 
-use super::{RegistryError, RegistrySettings};
-use crate::config::Secret;
+use super::RegistryError;
+use crate::config::{RegistrySettings, Secret};
 use schema_registry_converter::async_impl::schema_registry as sr;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{

@@ -1,7 +1,6 @@
 //! The Confluent Schema Registry: where a record's schema id leads to its writer schema, and
 //! where this program's own schemas are registered and checked before a release.
 //!
-//! - `settings`: the `[schema_registry]` section (URL, basic auth, TLS, timeout).
 //! - `client`: [`Registry`], the REST calls (schema by id, register, latest version,
 //!   compatibility, subjects), each failure sorted into a [`RegistryError`] that says whether to
 //!   retry.
@@ -15,13 +14,14 @@
 mod client;
 mod error;
 mod ids;
-mod settings;
 pub mod tooling;
 
+/// The `[schema_registry]` section (URL, basic auth, TLS, timeout): typed with the rest of the
+/// configuration, in `config`; named here too, beside the client it sets up.
+pub use crate::config::RegistrySettings;
 pub use client::{Compatibility, RegisteredSchema, Registry};
 pub use error::RegistryError;
 pub use ids::{ids_for, ids_of, Side};
-pub use settings::RegistrySettings;
 
 /// The subject of a topic's record values under TopicNameStrategy: `<topic>-value`.
 pub fn subject_for_topic(topic: &str) -> String {

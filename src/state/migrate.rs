@@ -3,8 +3,10 @@
 //! Format 3 (before challengers) lacks the challengers' contact history at the end of the state
 //! and the `shadow_outcome` of outbox audit records; both are empty in what it becomes.
 
-use super::{
-    AppliedOffset, ContactRecord, CustomerState, OfferRecord, OutboxEntry, ProfileState, StateError,
+use super::error::StateError;
+use crate::customer::{
+    AlertRecord, AppliedOffset, ContactHistory, CustomerState, OfferRecord, OutboxEntry,
+    ProfileState,
 };
 use crate::event::{DecisionOutcome, EpochMillis};
 use crate::features::Tiles;
@@ -19,7 +21,7 @@ struct StateV3 {
     features: Vec<(u32, Tiles)>,
     profile: Option<ProfileState>,
     contacts: Vec<OfferRecord>,
-    alerts: Vec<ContactRecord>,
+    alerts: Vec<AlertRecord>,
     last_high_alert_at: Option<i64>,
     last_complaint_at: Option<i64>,
     last_negative_social_at: Option<i64>,
@@ -89,8 +91,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
     Ok(CustomerState {
         features: v3.features,
         profile: v3.profile,
-        contacts: v3.contacts,
-        alerts: v3.alerts,
+        history: ContactHistory::from_records(v3.contacts, v3.alerts),
         last_high_alert_at: v3.last_high_alert_at,
         last_complaint_at: v3.last_complaint_at,
         last_negative_social_at: v3.last_negative_social_at,
@@ -108,8 +109,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
                 decisions: e.decisions.into_iter().map(Decision::from).collect(),
             })
             .collect(),
-        shadow_contacts: Vec::new(),
-        shadow_alerts: Vec::new(),
+        shadow: ContactHistory::default(),
     })
 }
 
@@ -136,7 +136,7 @@ mod tests {
             features: Vec::new(),
             profile: None,
             contacts: Vec::new(),
-            alerts: vec![ContactRecord {
+            alerts: vec![AlertRecord {
                 rule_id: "alert-card-velocity".into(),
                 at: 1_000,
             }],
@@ -161,13 +161,13 @@ mod tests {
         bytes.extend(postcard::to_allocvec(&v3).unwrap());
         let state = CustomerState::from_bytes(&bytes).unwrap();
         assert!(state.is_applied(0, 2, 41));
-        assert_eq!(state.alerts.len(), 1);
+        assert_eq!(state.history.alerts().len(), 1);
         assert_eq!(state.last_high_alert_at, Some(1_000));
         let Decision::Audit(a) = &state.outbox[0].decisions[0] else {
             panic!("an audit record")
         };
         assert_eq!((a.rule_version, a.shadow_outcome), (1, None));
-        assert!(state.shadow_contacts.is_empty() && state.shadow_alerts.is_empty());
+        assert_eq!(state.shadow, ContactHistory::default());
         // What it becomes is written in the current format.
         let again = CustomerState::from_bytes(&state.to_bytes().unwrap()).unwrap();
         assert_eq!(again, state);

@@ -1,7 +1,8 @@
 //! The in-process cache of the customers a worker's partitions hold: each customer's state and
 //! its Redis key, evicted least recently used between batches, emptied when the assignment changes.
 
-use crate::state::{CustomerKey, CustomerState};
+use crate::customer::CustomerState;
+use crate::state::CustomerKey;
 use crate::worker::Decoded;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

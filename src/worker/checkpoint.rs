@@ -345,8 +345,9 @@ async fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::customer::CustomerState;
     use crate::operator::BatchStats;
-    use crate::state::{CustomerKey, CustomerState};
+    use crate::state::CustomerKey;
     use std::sync::Arc;
 
     #[test]

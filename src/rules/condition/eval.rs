@@ -8,8 +8,8 @@
 
 use super::roots::{EventRead, ProfileField};
 use crate::catalog::field::Val;
+use crate::customer::ProfileState;
 use crate::event::Event;
-use crate::state::ProfileState;
 use std::cmp::Ordering;
 
 /// A CEL evaluation error (missing value, overflow, division by zero, ...): which one does not

@@ -36,9 +36,9 @@ mod eval;
 mod messages;
 mod roots;
 
+use crate::customer::ProfileState;
 use crate::event::{Event, EventKind, KindTable};
 use crate::features::FeatureSet;
-use crate::state::ProfileState;
 use std::sync::Arc;
 
 /// A condition that does not compile: where (1-based line and column of the offending part of the

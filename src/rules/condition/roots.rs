@@ -5,8 +5,8 @@
 //! fields as `double`, features as `double`.
 
 use crate::catalog::{Accessor, FieldType, Row};
+use crate::customer::ProfileState;
 use crate::event::{ContactChannel, Event, EventKind, LifecycleStage};
-use crate::state::ProfileState;
 
 /// The static type of an expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `[schema_registry]`: where the Confluent Schema Registry is and how to authenticate to it.
 
-use crate::config::Secret;
+use super::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,20 @@
+//! One customer as the operator knows them: the domain types the operator changes event by
+//! event, the rules and decisioning read, and `state` stores.
+//!
+//! - `state`: [`CustomerState`], everything kept about one customer, with the source offsets
+//!   already applied (replays are skipped) and the exactly-once outbox.
+//! - `profile`: [`ProfileState`], the CRM profile fields rules read.
+//! - `history`: [`ContactHistory`], the offers made and alerts raised, the one place they are
+//!   recorded, pruned and read; [`HistoryView`], that history as one decision (a champion's or a
+//!   challenger's) checks it.
+//!
+//! Pure data and the operations on it: no I/O, no clock (times come from events). How a
+//! [`CustomerState`] is encoded and keyed in Redis belongs to `state`, which stores it.
+
+mod history;
+mod profile;
+mod state;
+
+pub use history::{shadow_key, AlertRecord, ContactHistory, HistoryView, OfferRecord, Retention};
+pub use profile::ProfileState;
+pub use state::{AppliedOffset, CustomerState, OutboxEntry};

@@ -1,0 +1,105 @@
+//! The stored encoding of [`CustomerState`] (format 4) byte for byte: Redis holds state across
+//! releases, so moving or regrouping the state's types must leave these bytes as they are.
+
+use super::*;
+use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
+use crate::event::{
+    ContactChannel, DecisionOutcome, LifecycleStage, OfferResponseKind, ProductCategory,
+};
+use crate::features::{Aggregation, Tiles};
+use crate::output::{Decision, DecisionAudit};
+
+/// What format 4 wrote for [`every_field_set`].
+const FORMAT_4: &str = "0401070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000010a616c6572742d61407633ec0e";
+
+/// A state with every stored field set (and `next_retire_at`, which is not stored).
+fn every_field_set() -> CustomerState {
+    let mut tiles = Tiles::new(Aggregation::Sum);
+    tiles.add(Aggregation::Sum, 60_000, 1_000, 2.5, 0);
+    CustomerState {
+        features: vec![(7, tiles)],
+        profile: Some(ProfileState {
+            updated_at: 5,
+            lifecycle_stage: LifecycleStage::Mature,
+            segment: "MASS".into(),
+            credit_score: Some(700),
+            consent_marketing: true,
+            consent_profiling: false,
+            contact_channels: vec![ContactChannel::Email, ContactChannel::Sms],
+        }),
+        history: ContactHistory::from_records(
+            vec![OfferRecord {
+                rule_id: "offer-card".into(),
+                product: ProductCategory::CreditCard,
+                offer_id: "o1".into(),
+                at: 1_000,
+                response: Some(OfferResponseKind::Declined),
+                responded_at: Some(2_000),
+            }],
+            vec![AlertRecord {
+                rule_id: "alert-a".into(),
+                at: 900,
+            }],
+        ),
+        last_high_alert_at: Some(900),
+        last_complaint_at: Some(800),
+        last_negative_social_at: None,
+        applied: vec![AppliedOffset {
+            kind: 1,
+            partition: 2,
+            offset: 3,
+        }],
+        max_event_time: 2_000,
+        next_retire_at: 99,
+        erased_before: Some(10),
+        outbox: vec![OutboxEntry {
+            kind: 1,
+            partition: 2,
+            offset: 3,
+            decisions: vec![Decision::Audit(DecisionAudit {
+                audit_id: "a".into(),
+                customer_id: String::new(),
+                trigger_event_id: "E".into(),
+                rule_id: "alert-a".into(),
+                rule_version: 2,
+                ruleset_version: 3,
+                outcome: DecisionOutcome::Alerted,
+                decision_id: None,
+                reasons: vec!["x".into()],
+                features: [("f", 1.0)].into_iter().collect(),
+                decided_at: 900,
+                shadow_outcome: Some(DecisionOutcome::Offered),
+            })],
+        }],
+        shadow: ContactHistory::from_records(
+            vec![OfferRecord {
+                rule_id: "offer-card@v2".into(),
+                product: ProductCategory::Loan,
+                offer_id: "o2".into(),
+                at: 1_500,
+                response: None,
+                responded_at: None,
+            }],
+            vec![AlertRecord {
+                rule_id: "alert-a@v3".into(),
+                at: 950,
+            }],
+        ),
+    }
+}
+
+#[test]
+fn format_4_is_written_byte_for_byte_as_before() {
+    let state = every_field_set();
+    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_4);
+}
+
+#[test]
+fn format_4_reads_back_as_written() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_4).unwrap()).unwrap();
+    let written = CustomerState {
+        next_retire_at: 0,
+        ..every_field_set()
+    };
+    assert_eq!(read, written);
+}
