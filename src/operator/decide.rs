@@ -215,8 +215,15 @@ impl Operator {
     ) -> (Scored<'r>, Scored<'r>) {
         let mut candidates = Scored::new();
         let mut challengers = Scored::new();
+        // Consent per purpose: without profiling consent, no offer is chosen from the
+        // customer's features (nor audited with them); contextual offers still are. A customer
+        // whose profile is not known yet is left to the marketing-consent check in `admit`.
+        let profiling = state.profile.as_ref().is_none_or(|p| p.consent_profiling);
         for &i in offers {
             let rule = &self.rules.offers[i];
+            if !profiling && rule.personalised() {
+                continue;
+            }
             if !self.holds(&rule.head, values, state, event) {
                 continue;
             }

@@ -436,3 +436,139 @@ fn an_erasure_keeps_the_outbox_of_decisions_not_yet_committed() {
         "decisions already made still go out"
     );
 }
+
+/// A profile with marketing consent and the given profiling consent.
+fn profile_profiling(profiling: bool) -> Event {
+    let Event::Profile(mut p) = profile(true) else {
+        unreachable!("profile() makes a profile")
+    };
+    p.consent_profiling = profiling;
+    Event::Profile(p)
+}
+
+#[test]
+fn without_profiling_consent_no_offer_is_chosen_from_features_but_alerts_still_are() {
+    let mut run = Run::new();
+    run.feed(profile_profiling(false));
+    // Enough debit-card spend for the credit-card offer, fast enough for the velocity alert.
+    for i in 0..12 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * 60_000,
+            60_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    assert!(run.offers().is_empty());
+    let offer_audits = run
+        .out
+        .iter()
+        .filter(|d| matches!(d, Decision::Audit(a) if a.rule_id.starts_with("offer-")))
+        .count();
+    assert_eq!(offer_audits, 0, "offer rules were not evaluated at all");
+    assert_eq!(
+        run.alerts().len(),
+        1,
+        "fraud alerts do not need profiling consent"
+    );
+    // The same customer with profiling consent gets the offer.
+    let mut run = Run::new();
+    run.feed(profile_profiling(true));
+    for i in 0..4 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * 10 * H,
+            50_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    assert_eq!(run.offers().len(), 1);
+}
+
+#[test]
+fn without_profiling_consent_a_contextual_offer_still_goes_out() {
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let offer = |id: &str, condition: &str, propensity: &str| {
+        format!(
+            r#"id = "{id}"
+version = 1
+description = "test"
+triggers = ["TransactionEvent"]
+condition = "{condition}"
+[offer]
+offer_code = "{id}"
+product = "SAVINGS"
+value = 10.0
+channels = ["EMAIL"]
+cooldown = "1d"
+propensity = {propensity}
+"#
+        )
+    };
+    let files = [
+        (
+            "contextual",
+            offer(
+                "offer-contextual",
+                "event.txn_type == 'SALARY'",
+                "{ intercept = -1.0 }",
+            ),
+        ),
+        (
+            "profiled",
+            offer(
+                "offer-profiled",
+                "event.txn_type == 'SALARY' && features.deposits_30d >= 0.0",
+                "{ intercept = 3.0 }",
+            ),
+        ),
+        (
+            "profiled-score",
+            offer(
+                "offer-profiled-score",
+                "event.txn_type == 'SALARY'",
+                "{ intercept = 3.0, weights = { deposits_30d = 0.001 } }",
+            ),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    let rules = crate::rules::load::rule_set(Some(dir.path()), &features).unwrap();
+    let personalised: Vec<bool> = rules.offers.iter().map(|r| r.personalised()).collect();
+    assert_eq!(personalised.iter().filter(|p| **p).count(), 2);
+    let salary = |n: usize, t: i64| {
+        let Event::Transaction(mut e) = card(n, t, 300_000, PaymentMethod::Account, "DE") else {
+            unreachable!("card() makes a transaction")
+        };
+        e.txn_type = TxnType::Salary;
+        Event::Transaction(e)
+    };
+    let run_with = |profiling: bool| {
+        let mut run = Run::new();
+        run.op = Operator::new(
+            features.clone(),
+            rules.clone(),
+            &crate::config::OperatorSettings::default(),
+            0,
+        );
+        run.op.align(&mut run.state);
+        run.feed(profile_profiling(profiling));
+        run.feed(salary(1, T0));
+        run.offers()
+            .iter()
+            .map(|o| o.rule_id.clone())
+            .collect::<Vec<_>>()
+    };
+    // With consent the profiled offers score higher and win arbitration; without it only the
+    // contextual one is considered.
+    let with_consent = run_with(true);
+    assert!(
+        matches!(with_consent.as_slice(), [r] if r.starts_with("offer-profiled")),
+        "{with_consent:?}"
+    );
+    assert_eq!(run_with(false), ["offer-contextual"]);
+}

@@ -62,6 +62,16 @@ pub struct OfferRule {
     pub validity_ms: Option<i64>,
 }
 
+impl OfferRule {
+    /// Whether the offer is chosen from the customer's profile of behaviour: its condition or
+    /// its propensity model reads features. Such a rule is not evaluated for a customer who
+    /// has not consented to profiling; a rule that reads only the triggering event and the CRM
+    /// profile (contextual marketing) is.
+    pub fn personalised(&self) -> bool {
+        !self.head.condition.feature_slots().is_empty() || !self.coefficients.is_empty()
+    }
+}
+
 /// A rule that raises a risk alert.
 #[derive(Debug, Clone)]
 pub struct AlertRule {
