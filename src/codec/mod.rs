@@ -236,10 +236,10 @@ impl Codec {
                         Some(WriterResolution::Transcode(t)) => {
                             self.transcode_body(decoder, t, id, body, key, now_ms)
                         }
-                        Some(WriterResolution::Direct { writer, fallback }) => {
+                        Some(WriterResolution::Direct { plan, fallback }) => {
                             // Only a failed decode goes the long way; a record that decodes but
                             // fails validation has the value the transcoder would give it.
-                            match typed(decoder.kind, body, writer) {
+                            match typed(decoder.kind, body, plan) {
                                 Ok(event) => self.validate(event, key, now_ms),
                                 Err(_) => {
                                     self.transcode_body(decoder, fallback, id, body, key, now_ms)
@@ -520,20 +520,42 @@ fn declared(
     Ok(Event::Declared(Box::new(event)))
 }
 
-/// Decodes a datum of a built-in record `kind` written with `schema` into its struct, fields and
-/// enum symbols matched by name.
+/// What reads one datum into a built-in record's struct: the schema it was written with, or a
+/// plan compiled for its writer.
+trait Datum {
+    /// Decodes all of `body` into a `T`.
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError>;
+}
+
+impl Datum for Schema {
+    #[inline]
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError> {
+        datum(body, self)
+    }
+}
+
+impl Datum for resolve::Plan {
+    #[inline]
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError> {
+        self.read(body)
+            .map_err(|e| DecodeError::Avro(e.to_string()))
+    }
+}
+
+/// Decodes a datum of a built-in record `kind` with `schema` (or plan) into its struct, fields
+/// and enum symbols matched by name.
 #[inline]
-fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
+fn typed(kind: EventKind, body: &[u8], schema: &impl Datum) -> Result<Event, DecodeError> {
     Ok(match kind {
-        EventKind::Transaction => Event::Transaction(datum(body, schema)?),
-        EventKind::Clickstream => Event::Clickstream(datum(body, schema)?),
-        EventKind::App => Event::App(datum(body, schema)?),
-        EventKind::Social => Event::Social(datum(body, schema)?),
-        EventKind::Feedback => Event::Feedback(datum(body, schema)?),
-        EventKind::Partner => Event::Partner(datum(body, schema)?),
-        EventKind::Profile => Event::Profile(datum(body, schema)?),
-        EventKind::OfferResponse => Event::OfferResponse(datum(body, schema)?),
-        EventKind::Erasure => Event::Erasure(datum(body, schema)?),
+        EventKind::Transaction => Event::Transaction(schema.datum(body)?),
+        EventKind::Clickstream => Event::Clickstream(schema.datum(body)?),
+        EventKind::App => Event::App(schema.datum(body)?),
+        EventKind::Social => Event::Social(schema.datum(body)?),
+        EventKind::Feedback => Event::Feedback(schema.datum(body)?),
+        EventKind::Partner => Event::Partner(schema.datum(body)?),
+        EventKind::Profile => Event::Profile(schema.datum(body)?),
+        EventKind::OfferResponse => Event::OfferResponse(schema.datum(body)?),
+        EventKind::Erasure => Event::Erasure(schema.datum(body)?),
         EventKind::Declared(_) => {
             return Err(DecodeError::Avro(
                 "a declared source has no built-in struct".into(),
