@@ -19,7 +19,8 @@
 //! Group `resolve` (throughput in records/s) decodes the same records through a codec in Schema
 //! Registry mode: `writer_eq_reader` (writer id resolved to the reader schema itself: the fast
 //! path) and `writer_v2` (written with `tests/fixtures/schemas/transaction_event_v2.avsc`: fields
-//! reordered, a new optional field, enum indexes moved; transcoded, then decoded and validated).
+//! reordered, a new optional field, enum indexes moved; it reads by name, so it is decoded along
+//! the plan compiled for its id, straight into the struct, then validated).
 //!
 //! Group `declared` (records/s) decodes records of a source declared in configuration (the IoT
 //! example's `WearableEvent`, made by the generator from its schema) in registry mode:

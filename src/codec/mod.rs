@@ -238,10 +238,10 @@ impl Codec {
                         Some(WriterResolution::Transcode(t)) => {
                             self.transcode_body(decoder, t, id, body, key, now_ms)
                         }
-                        Some(WriterResolution::Direct { writer, fallback }) => {
+                        Some(WriterResolution::Direct { plan, fallback }) => {
                             // Only a failed decode goes the long way; a record that decodes but
                             // fails validation has the value the transcoder would give it.
-                            match typed(decoder.kind, body, writer) {
+                            match typed(decoder.kind, body, plan) {
                                 Ok(event) => self.validate(event, key, now_ms),
                                 Err(_) => {
                                     self.transcode_body(decoder, fallback, id, body, key, now_ms)
@@ -528,14 +528,36 @@ fn declared(
     Ok(Event::Declared(Box::new(event)))
 }
 
+/// What reads one datum into a built-in record's struct: the schema it was written with, or a
+/// plan compiled for its writer.
+trait Datum {
+    /// Decodes all of `body` into a `T`.
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError>;
+}
+
+impl Datum for Schema {
+    #[inline]
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError> {
+        datum(body, self)
+    }
+}
+
+impl Datum for resolve::Plan {
+    #[inline]
+    fn datum<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DecodeError> {
+        self.read(body)
+            .map_err(|e| DecodeError::Avro(e.to_string()))
+    }
+}
+
 macro_rules! typed_decoders {
     ($($variant:ident($ty:ident)),+ $(,)?) => {
-        /// Decodes a datum of a built-in record `kind` written with `schema` (all of `body`)
-        /// into its struct, fields and enum symbols matched by name.
+        /// Decodes a datum of a built-in record `kind` with `schema` (or plan) into its struct,
+        /// fields and enum symbols matched by name.
         #[inline]
-        fn typed(kind: EventKind, body: &[u8], schema: &Schema) -> Result<Event, DecodeError> {
+        fn typed(kind: EventKind, body: &[u8], schema: &impl Datum) -> Result<Event, DecodeError> {
             match kind {
-                $(EventKind::$variant => datum(body, schema).map(Event::$variant),)+
+                $(EventKind::$variant => schema.datum(body).map(Event::$variant),)+
                 EventKind::Declared(_) => Err(DecodeError::Avro(
                     "a declared source has no built-in struct".into(),
                 )),

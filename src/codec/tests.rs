@@ -446,6 +446,29 @@ fn with_a_registry_a_new_writer_id_is_fetched_once_then_resolved() {
 }
 
 #[test]
+fn a_direct_record_the_plan_cannot_read_gets_the_transcoders_error() {
+    let codec = registry_codec();
+    codec.add_writer(EventKind::Transaction, 101, Some(TXN_V2));
+    assert!(codec.writer_is_direct(EventKind::Transaction, 101));
+    let bytes = written_as_v2(&codec, &txn(), 101);
+    let decode = |b: &[u8]| codec.decode(EventKind::Transaction, Some(b"C1"), Some(b), NOW);
+    // Cut anywhere in the body: the plan fails, the transcoder's error stands (no panic).
+    for end in 5..bytes.len() {
+        let e = decode(&bytes[..end]).unwrap_err();
+        assert_eq!(e.kind(), "avro_decode", "cut at {end}: {e}");
+        assert!(e.to_string().contains("writer schema 101"), "{e}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(decode(&longer).unwrap_err().kind(), "trailing_bytes");
+    // A record that decodes but fails validation is refused as the transcoded one would be.
+    let mut far = txn();
+    far.event_time = NOW + 3_600_000;
+    let far = written_as_v2(&codec, &far, 101);
+    assert_eq!(decode(&far).unwrap_err().kind(), "invalid_field");
+}
+
+#[test]
 fn unknown_ids_and_incompatible_writers_are_refused_with_their_reasons() {
     let codec = registry_codec();
     let mut payload = encoded(&codec, &txn());

@@ -19,11 +19,12 @@ pub enum WriterResolution {
     /// Transcoded to the reader schema first.
     Transcode(Transcoder),
     /// Decoded straight from the writer's bytes into the reader's struct, by field and symbol
-    /// name ([`resolve::by_name`]); a record that fails that way is decoded again through the
-    /// transcoder, whose result or error stands.
+    /// name ([`resolve::by_name`]) along a plan compiled for the writer ([`resolve::plan`]); a
+    /// record that fails that way is decoded again through the transcoder, whose result or error
+    /// stands.
     Direct {
-        /// The writer schema, for the typed decoder.
-        writer: serde_avro_fast::Schema,
+        /// How the writer's bytes are read into the struct.
+        plan: resolve::Plan,
         /// The authoritative path, for the records the direct decode fails on.
         fallback: Transcoder,
     },
@@ -161,11 +162,13 @@ pub(super) fn resolve_writer(
     match resolve::resolve(&writer, reader) {
         Ok(Resolution::Identity) => (WriterResolution::Identity, WriterOutcome::Identity),
         Ok(Resolution::Transcode(fallback)) => {
+            // A writer the plan does not cover (a union other than `null` with one type, a
+            // rarer logical type) is transcoded: slower, the same values.
             let direct = (typed && resolve::by_name(&writer, reader))
-                .then(|| text.parse::<serde_avro_fast::Schema>().ok())
+                .then(|| resolve::plan::compile(&writer, reader))
                 .flatten();
             let resolution = match direct {
-                Some(writer) => WriterResolution::Direct { writer, fallback },
+                Some(plan) => WriterResolution::Direct { plan, fallback },
                 None => WriterResolution::Transcode(fallback),
             };
             (resolution, WriterOutcome::Resolved)

@@ -1,14 +1,15 @@
 //! Whether a writer schema can be decoded straight into the reader's typed struct, skipping the
 //! transcoding step.
 //!
-//! The typed decoder (`serde_avro_fast`) is driven by the schema it is given and hands serde
-//! record fields *by name* and enum symbols *by name*. Given the writer schema, it therefore
-//! already does much of Avro's resolution: reordered fields land in their places, writer fields
-//! the struct lacks are skipped, enum symbols match by name whatever their index, and an int is
-//! read as a long. What it cannot do is fill a reader field from its default (serde would leave
-//! an `Option` at `None` silently, or fail), match by alias, or apply the promotions and union
-//! re-mappings whose values serde would see differently. [`by_name`] says yes only when none of
-//! those is needed, so the direct decode gives exactly the value the transcoder would.
+//! Serde's derived structs and enums take record fields *by name* and enum symbols *by name*.
+//! A decoder that reads the writer's bytes and hands serde the names therefore already does much
+//! of Avro's resolution: reordered fields land in their places, writer fields the struct lacks
+//! are skipped, enum symbols match by name whatever their index, and an int is read as a long
+//! ([`super::plan`] is that decoder). What it cannot do is fill a reader field from its default
+//! (serde would leave an `Option` at `None` silently, or fail), match by alias, or apply the
+//! promotions and union re-mappings whose values serde would see differently. [`by_name`] says
+//! yes only when none of those is needed, so the direct decode gives exactly the value the
+//! transcoder would.
 //!
 //! What depends on the data stays with the transcoder: a record the direct decode fails on (an
 //! enum symbol the reader lacks, which the reader's enum default may resolve; or malformed bytes)

@@ -16,15 +16,28 @@
 //! a reader schema does): the transcoder allocates nothing per record, copies unchanged runs of
 //! bytes whole, and keeps decode at the typed decoder's speed (`cargo bench --bench decode`,
 //! group `resolve`).
+//!
+//! The commonest writer change (fields reordered or added, enum symbols moved, an int where the
+//! reader has a long) needs no transcoding at all: serde takes fields and symbols by name
+//! ([`by_name`]). Such a writer gets a [`Plan`] instead, compiled once like the transcoder:
+//! the writer's layout with every field and symbol already matched to the reader's name, which
+//! decodes the writer's bytes straight into the struct. It reads each byte once, where
+//! transcoding reads it twice (once to rewrite, once to decode) and writes it once, and skips the
+//! writer's extra fields without handing them to serde: on `resolve/writer_v2` it is faster than
+//! the generic decoder on the reader's own schema. The transcoder stays the authority: a record
+//! the plan fails on (a symbol the reader lacks, malformed bytes) is transcoded, whose result or
+//! error stands.
 
 mod compile;
 mod direct;
 mod exec;
+pub mod plan;
 
 use apache_avro::Schema;
 
 pub use direct::by_name;
 pub use exec::TranscodeError;
+pub use plan::Plan;
 
 /// How records of one writer schema are read as the reader schema.
 #[derive(Debug)]
