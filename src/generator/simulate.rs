@@ -7,10 +7,11 @@
 //! generator, a real customer) is counted and left unanswered.
 //!
 //! Delivery: the simulator reads offers in its own consumer group (`<kafka.group_id>-simulator`)
-//! with offsets committed automatically, so after a restart it goes on where it was; an offer
-//! read twice is answered twice with the same event id, and the pipeline counts a response once
-//! per event id. Responses are keyed by customer id, stamped with their event time, and
-//! flushed before the simulator returns.
+//! with offsets committed automatically, so after a restart it goes on where it was. Answers are
+//! at least once: an offer read twice (a crash before its offset was committed) is answered twice,
+//! with the same event id and the same answer; the pipeline's contact history keeps the latest
+//! answer per offer, so a repeat changes nothing there. Responses are keyed by customer id,
+//! stamped with their event time, and flushed before the simulator returns.
 
 use super::personas::{EventFactory, Persona};
 use super::responder::Responder;
