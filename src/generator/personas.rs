@@ -27,6 +27,17 @@ pub enum Persona {
 }
 
 impl Persona {
+    /// Every persona.
+    pub const ALL: [Persona; 7] = [
+        Persona::CardHeavySpender,
+        Persona::HighSaver,
+        Persona::LoanShopper,
+        Persona::Unhappy,
+        Persona::FraudVictim,
+        Persona::Dormant,
+        Persona::Ordinary,
+    ];
+
     fn pick(rng: &mut ChaCha8Rng) -> Self {
         match rng.random_range(0..100) {
             0..20 => Persona::CardHeavySpender,
@@ -541,14 +552,7 @@ mod tests {
             assert!(events.iter().any(|e| e.kind() == *kind), "no {kind:?}");
         }
         let f = EventFactory::new(1_000, 1, 0);
-        for persona in [
-            Persona::CardHeavySpender,
-            Persona::HighSaver,
-            Persona::LoanShopper,
-            Persona::Unhappy,
-            Persona::FraudVictim,
-            Persona::Dormant,
-        ] {
+        for persona in Persona::ALL {
             assert!(
                 f.customers().iter().any(|c| c.persona == persona),
                 "no {persona:?}"

@@ -30,15 +30,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
 /// Every persona, in the table's row order.
-pub const PERSONAS: [Persona; 7] = [
-    Persona::CardHeavySpender,
-    Persona::HighSaver,
-    Persona::LoanShopper,
-    Persona::Unhappy,
-    Persona::FraudVictim,
-    Persona::Dormant,
-    Persona::Ordinary,
-];
+pub const PERSONAS: [Persona; 7] = Persona::ALL;
 
 /// The default acceptance per persona (rows, [`PERSONAS`] order) and product (columns,
 /// [`ProductCategory::ALL`] order).
