@@ -15,6 +15,7 @@
 
 pub mod avro;
 pub mod jsonl;
+pub mod union;
 
 use crate::codec::Codec;
 use crate::event::{Event, EventKind};

@@ -21,7 +21,7 @@ fn read_all(path: &Path) -> Vec<Record> {
 
 #[test]
 fn the_union_schema_parses_and_names_every_input_record_once() {
-    let text = avro::union_schema_json().unwrap();
+    let text = union::union_schema_json().unwrap();
     let schema = apache_avro::Schema::parse_str(&text).unwrap();
     let apache_avro::Schema::Union(union) = schema else {
         panic!("not a union");

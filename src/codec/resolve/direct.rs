@@ -15,7 +15,8 @@
 //! enum symbol the reader lacks, which the reader's enum default may resolve; or malformed bytes)
 //! is decoded again through the transcoder, whose result or error is the authoritative one.
 
-use apache_avro::schema::{NamesRef, ResolvedSchema};
+use super::{deref, Names};
+use apache_avro::schema::ResolvedSchema;
 use apache_avro::Schema;
 
 /// Deepest nesting checked; deeper schemas are left to the transcoder.
@@ -32,18 +33,6 @@ pub fn by_name(writer: &Schema, reader: &Schema) -> bool {
         reader: r.get_names(),
     };
     names.same_by_name(writer, reader, 0)
-}
-
-struct Names<'s, 'a> {
-    writer: &'s NamesRef<'a>,
-    reader: &'s NamesRef<'a>,
-}
-
-fn deref<'a>(s: &'a Schema, names: &NamesRef<'a>) -> Option<&'a Schema> {
-    match s {
-        Schema::Ref { name } => names.get(name).copied(),
-        other => Some(other),
-    }
 }
 
 impl<'a> Names<'_, 'a> {

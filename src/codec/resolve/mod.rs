@@ -77,5 +77,20 @@ impl Transcoder {
     }
 }
 
+/// The named types of a writer and a reader schema, for the resolutions that walk both
+/// ([`direct`], [`plan`]).
+struct Names<'s, 'a> {
+    writer: &'s apache_avro::schema::NamesRef<'a>,
+    reader: &'s apache_avro::schema::NamesRef<'a>,
+}
+
+/// `s`, or the named type it refers to.
+fn deref<'a>(s: &'a Schema, names: &apache_avro::schema::NamesRef<'a>) -> Option<&'a Schema> {
+    match s {
+        Schema::Ref { name } => names.get(name).copied(),
+        other => Some(other),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,8 @@
 
 mod de;
 
-use apache_avro::schema::{NamesRef, ResolvedSchema, UuidSchema};
+use super::{deref, Names};
+use apache_avro::schema::{ResolvedSchema, UuidSchema};
 use apache_avro::Schema;
 
 pub use de::PlanError;
@@ -88,18 +89,6 @@ impl Plan {
     /// Decodes all of `body` into a `T`; trailing bytes are an error.
     pub fn read<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, PlanError> {
         de::read(&self.root, body)
-    }
-}
-
-struct Names<'s, 'a> {
-    writer: &'s NamesRef<'a>,
-    reader: &'s NamesRef<'a>,
-}
-
-fn deref<'a>(s: &'a Schema, names: &NamesRef<'a>) -> Option<&'a Schema> {
-    match s {
-        Schema::Ref { name } => names.get(name).copied(),
-        other => Some(other),
     }
 }
 
