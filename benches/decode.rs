@@ -256,6 +256,8 @@ fn offers(records: &[Record]) -> Vec<NextBestOffer> {
                 trigger_event_id: txn.event_id.to_string(),
                 decided_at: txn.event_time,
                 expires_at: txn.event_time + 7 * 86_400_000,
+                propensity: Some(0.12),
+                explored: false,
             }
         })
         .collect()

@@ -217,6 +217,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         offer_framing: settings.codec.output_framing,
         group_id: format!("{}-simulator", settings.kafka.group_id),
         idle_exit: None,
+        delivery_receipts: true,
     };
     let sim_client = crate::source::client_config(&settings.kafka);
     let sim_topics = settings.topics.clone();

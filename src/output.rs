@@ -112,6 +112,14 @@ pub struct NextBestOffer {
     pub decided_at: EpochMillis,
     /// When the offer lapses.
     pub expires_at: EpochMillis,
+    /// The propensity the decision ranked it by: learned from responses, with the configured
+    /// one as its prior (`None` in offers written before it was recorded).
+    #[serde(default)]
+    pub propensity: Option<f64>,
+    /// The decision explored: it ranked by a draw from the learned posterior, not its mean
+    /// (`operator.learning.exploration`).
+    #[serde(default)]
+    pub explored: bool,
 }
 
 /// A risk alert (`bank.alerts.v1`).

@@ -567,6 +567,8 @@ async fn every_page_answers_within_200_ms_with_10_000_decisions_held() {
                 trigger_event_id: format!("e{i}"),
                 decided_at: at,
                 expires_at: at + 7 * 86_400_000,
+                propensity: Some(0.3),
+                explored: false,
             };
             let bytes = codec
                 .encode_framed("NextBestOffer", &offer, framing)

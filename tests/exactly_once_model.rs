@@ -415,6 +415,7 @@ impl Run {
             assignment: assignment.clone(),
             input_topics: s.input_topic_table(),
             writer_schemas: None,
+            models: None,
         };
         (Arc::new(ctx), assignment)
     }

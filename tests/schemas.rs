@@ -184,6 +184,8 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
                 trigger_event_id: "e".into(),
                 decided_at: T,
                 expires_at: T + 1,
+                propensity: Some(0.12),
+                explored: false,
             },
             f,
         ),

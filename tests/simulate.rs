@@ -51,6 +51,7 @@ async fn simulated_customers_answer_the_offers_the_pipeline_sent() {
         offer_framing: settings.codec.output_framing,
         group_id: unique("simulator"),
         idle_exit: Some(Duration::from_secs(4)),
+        delivery_receipts: false,
     };
     let codec = Codec::new(&settings.codec_options()).unwrap();
     let client = nbo_stream::source::client_config(&settings.kafka);

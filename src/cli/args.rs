@@ -375,6 +375,10 @@ pub(crate) struct SimulateArgs {
     /// Stop once no offer has arrived for this long (default: run until Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) idle_exit: Option<Duration>,
+    /// Do not confirm each offer DELIVERED before answering it (by default every offer gets a
+    /// delivery receipt, so the learned propensity counts unanswered offers too).
+    #[arg(long)]
+    pub(crate) no_receipts: bool,
 }
 
 /// Arguments of `backtest`.

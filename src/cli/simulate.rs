@@ -38,6 +38,7 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
         offer_framing: settings.codec.output_framing,
         group_id: format!("{}-simulator", settings.kafka.group_id),
         idle_exit: args.idle_exit,
+        delivery_receipts: !args.no_receipts,
     };
     let codec = codec::Codec::new(&settings.codec_options())?;
     let client = source::client_config(&settings.kafka);

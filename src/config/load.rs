@@ -273,6 +273,25 @@ impl Settings {
                 "must be within 0..=100",
             ));
         }
+        let learning = &self.operator.learning;
+        if !(learning.prior_evidence.is_finite() && learning.prior_evidence > 0.0) {
+            return Err(invalid(
+                "operator.learning.prior_evidence",
+                "must be a positive number of responses",
+            ));
+        }
+        if !(0.0..=1.0).contains(&learning.exploration) {
+            return Err(invalid(
+                "operator.learning.exploration",
+                "must be a share within 0..=1",
+            ));
+        }
+        if learning.refresh.is_zero() {
+            return Err(invalid(
+                "operator.learning.refresh",
+                "must be longer than 0",
+            ));
+        }
         if self
             .telemetry
             .listen

@@ -38,6 +38,48 @@ pub struct OperatorSettings {
     pub negative_sentiment_threshold: f64,
     /// Percentage (0..=100) of customers held out of each offer rule as a control group.
     pub control_group_percent: u8,
+    /// Offers that learn from their responses (`[operator.learning]`).
+    pub learning: LearningSettings,
+}
+
+/// `[operator.learning]`: propensities learned from the responses to offers.
+///
+/// Each offer rule's configured propensity (its logistic model) is the prior of a Beta
+/// posterior worth `prior_evidence` responses; every offer that gets a response is a trial, and
+/// an accepted one a positive. Arbitration ranks by the posterior's mean, except for the
+/// `exploration` share of decisions, which draw from it (Thompson sampling) so that an offer
+/// with little evidence still gets tried. See `learning::model`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearningSettings {
+    /// Learn from responses and rank by the learned propensity. `false`: the configured
+    /// propensity alone, as before, and responses only update the contact history.
+    pub enabled: bool,
+    /// How many responses a rule's configured propensity is worth (a rule's
+    /// `propensity.evidence` overrides it). Greater than 0.
+    pub prior_evidence: f64,
+    /// Share of decisions (0..=1) that explore: rank by a draw from the posterior instead of
+    /// its mean. Each decision records whether it explored.
+    pub exploration: f64,
+    /// How often each instance reloads every model from the store, to take in what the other
+    /// instances learned (its own responses are taken in at every checkpoint).
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for LearningSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // Fifty responses: the configured propensity leads until about fifty offers have
+            // been answered, then the evidence does.
+            prior_evidence: 50.0,
+            // One decision in twenty explores: enough to find a better offer within days at
+            // bank volumes, little enough to cost almost nothing.
+            exploration: 0.05,
+            refresh: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for OperatorSettings {
@@ -56,6 +98,7 @@ impl Default for OperatorSettings {
             negative_sentiment_threshold: -0.5,
             // 5%: enough to measure uplift at bank scale without losing much revenue.
             control_group_percent: 5,
+            learning: LearningSettings::default(),
         }
     }
 }

@@ -35,6 +35,31 @@ pub struct OfferRecord {
     pub response: Option<OfferResponseKind>,
     /// Event time of that response.
     pub responded_at: Option<i64>,
+    /// What the offer's learned model has counted of it ([`Counted`] bits): an offer counts
+    /// once as a trial and once as a positive, however many responses it gets.
+    pub counted: u8,
+}
+
+/// The bits of [`OfferRecord::counted`].
+pub struct Counted;
+
+impl Counted {
+    /// Counted as a trial (it got a response).
+    pub const TRIAL: u8 = 1;
+    /// Counted as a positive (it was accepted).
+    pub const POSITIVE: u8 = 2;
+}
+
+/// What one response adds to its offer's learned model: the offer, and whether it is a new
+/// trial and a new positive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learnt<'a> {
+    /// The offer answered.
+    pub offer: &'a OfferRecord,
+    /// First response to it: one more trial.
+    pub trial: bool,
+    /// First acceptance of it: one more positive.
+    pub positive: bool,
 }
 
 impl OfferRecord {
@@ -47,6 +72,7 @@ impl OfferRecord {
             at,
             response: None,
             responded_at: None,
+            counted: 0,
         }
     }
 
@@ -123,6 +149,21 @@ impl ContactHistory {
             .map(|a| a.at)
             .max();
         last.is_some_and(|last| (at - last).abs() < cooldown_ms)
+    }
+
+    /// Marks what a response to offer `offer_id` (`accepted` or not) teaches its model, and
+    /// answers it when that is something not counted before (`None`: nothing new, or the offer
+    /// is not held).
+    pub fn learn(&mut self, offer_id: &str, accepted: bool) -> Option<Learnt<'_>> {
+        let offer = self.offers.iter_mut().find(|c| c.offer_id == offer_id)?;
+        let trial = offer.counted & Counted::TRIAL == 0;
+        let positive = accepted && offer.counted & Counted::POSITIVE == 0;
+        offer.counted |= Counted::TRIAL | if accepted { Counted::POSITIVE } else { 0 };
+        (trial || positive).then_some(Learnt {
+            offer,
+            trial,
+            positive,
+        })
     }
 
     /// The customer's `response` to offer `offer_id`, at event time `at`. A response older than

@@ -15,6 +15,8 @@ mod history;
 mod profile;
 mod state;
 
-pub use history::{shadow_key, AlertRecord, ContactHistory, HistoryView, OfferRecord, Retention};
+pub use history::{
+    shadow_key, AlertRecord, ContactHistory, Counted, HistoryView, Learnt, OfferRecord, Retention,
+};
 pub use profile::ProfileState;
 pub use state::{AppliedOffset, CustomerState, OutboxEntry};

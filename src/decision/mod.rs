@@ -329,6 +329,7 @@ mod tests {
             at,
             response: None,
             responded_at: None,
+            counted: 0,
         }
     }
 

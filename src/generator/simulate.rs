@@ -6,6 +6,9 @@
 //! customers to know each one's persona. An offer for a customer it does not know (another
 //! generator, a real customer) is counted and left unanswered.
 //!
+//! With `delivery_receipts`, every offer to a known customer is first confirmed DELIVERED (event
+//! id `delivered:<offer-id>`, one second after it was decided), then answered or not.
+//!
 //! Delivery: the simulator reads offers in its own consumer group (`<kafka.group_id>-simulator`)
 //! with offsets committed automatically, so after a restart it goes on where it was. Answers are
 //! at least once: an offer read twice (a crash before its offset was committed) is answered twice,
@@ -18,7 +21,7 @@ use super::responder::Responder;
 use super::GenerateError;
 use crate::codec::{Codec, Framing};
 use crate::config::TopicSettings;
-use crate::event::{Event, OfferResponse, Text};
+use crate::event::{Event, OfferResponse, OfferResponseKind, Text};
 use crate::output::NextBestOffer;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -46,6 +49,10 @@ pub struct SimulateOptions {
     pub group_id: String,
     /// Return once no offer has arrived for this long (`None`: until stopped).
     pub idle_exit: Option<Duration>,
+    /// Also confirm each offer's delivery (a DELIVERED response one second after it was
+    /// decided), as a channel's delivery receipts do: then every offer a customer received is a
+    /// trial for the learned propensity, answered or not.
+    pub delivery_receipts: bool,
 }
 
 /// What the simulator did.
@@ -53,6 +60,8 @@ pub struct SimulateOptions {
 pub struct SimulateSummary {
     /// Offers read.
     pub offers: u64,
+    /// Delivery receipts written (DELIVERED).
+    pub delivered: u64,
     /// Answers written, by response symbol.
     pub answers: BTreeMap<&'static str, u64>,
     /// Offers the customer ignored (no answer).
@@ -66,6 +75,9 @@ pub struct SimulateSummary {
 impl std::fmt::Display for SimulateSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "offers read: {}", self.offers)?;
+        if self.delivered > 0 {
+            writeln!(f, "  delivered: {}", self.delivered)?;
+        }
         for (answer, n) in &self.answers {
             writeln!(f, "  {answer}: {n}")?;
         }
@@ -134,6 +146,22 @@ pub fn simulate(
             summary.unknown_customers += 1;
             continue;
         };
+        if options.delivery_receipts {
+            let at = offer
+                .decided_at
+                .saturating_add(1_000)
+                .min(crate::clock::now_ms());
+            let receipt = response(&offer, "delivered", OfferResponseKind::Delivered, at);
+            let payload = super::encode_event(codec, &receipt, options.framing)?;
+            send(
+                &producer,
+                &topics.offer_responses,
+                &offer.customer_id,
+                &payload,
+                at,
+            )?;
+            summary.delivered += 1;
+        }
         let Some(answer) =
             options
                 .responder
@@ -146,14 +174,8 @@ pub fn simulate(
             .decided_at
             .saturating_add(delay_ms)
             .min(crate::clock::now_ms());
-        let response = Event::OfferResponse(OfferResponse {
-            event_id: compact_str::format_compact!("response:{}", offer.offer_id),
-            customer_id: offer.customer_id.as_str().into(),
-            event_time: at,
-            offer_id: offer.offer_id.as_str().into(),
-            response: answer,
-        });
-        let payload = super::encode_event(codec, &response, options.framing)?;
+        let answer_event = response(&offer, "response", answer, at);
+        let payload = super::encode_event(codec, &answer_event, options.framing)?;
         send(
             &producer,
             &topics.offer_responses,
@@ -165,6 +187,17 @@ pub fn simulate(
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(summary)
+}
+
+/// The response `kind` to `offer` at `at`, its event id `<prefix>:<offer id>`.
+fn response(offer: &NextBestOffer, prefix: &str, kind: OfferResponseKind, at: i64) -> Event {
+    Event::OfferResponse(OfferResponse {
+        event_id: compact_str::format_compact!("{prefix}:{}", offer.offer_id),
+        customer_id: offer.customer_id.as_str().into(),
+        event_time: at,
+        offer_id: offer.offer_id.as_str().into(),
+        response: kind,
+    })
 }
 
 /// An offer record, with or without its Confluent header.

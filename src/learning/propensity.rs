@@ -52,6 +52,18 @@ impl Posterior {
         }
     }
 
+    /// The posterior after `counts`: the prior with the positives added to α and the other
+    /// trials to β.
+    pub fn with_counts(prior: Prior, counts: super::model::Counts) -> Self {
+        let mut p = Self::new(prior);
+        let positives = counts.positives.min(counts.trials);
+        p.responses = counts.trials;
+        p.positives = positives;
+        p.alpha += positives as f64;
+        p.beta += (counts.trials - positives) as f64;
+        p
+    }
+
     /// Learns from one response.
     pub fn observe(&mut self, positive: bool) {
         self.responses += 1;

@@ -13,6 +13,7 @@ use super::Operator;
 use crate::customer::{CustomerState, HistoryView, OfferRecord};
 use crate::decision;
 use crate::event::{ContactChannel, DecisionOutcome, Event, Severity};
+use crate::learning::model::{draw_key, Learned, Used};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{AlertRule, OfferRule, RuleHead};
@@ -25,6 +26,13 @@ pub(super) struct Trigger<'a> {
     pub event_id: &'a str,
     /// Its event time: when the decision is made, for replays to give the same records.
     pub at: i64,
+}
+
+/// An offer admitted: its score, the channel it goes out on and the propensity behind it.
+struct Made {
+    score: f64,
+    channel: ContactChannel,
+    used: Used,
 }
 
 /// Offer rules that hold for one trigger, with their scores.
@@ -227,7 +235,7 @@ impl Operator {
             if !self.holds(&rule.head, values, state, event) {
                 continue;
             }
-            let score = self.score(rule, values, state);
+            let score = self.score(rule, values, state, t);
             if rule.head.state == RuleState::Shadow {
                 challengers.push((score, rule));
                 continue;
@@ -248,13 +256,51 @@ impl Operator {
         (candidates, challengers)
     }
 
-    /// What making this offer now is expected to be worth: the rule's propensity model over the
-    /// customer's features, times the offer's value and the rule's weight.
-    fn score(&self, rule: &OfferRule, values: &mut Lazy, state: &CustomerState) -> f64 {
-        let p = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
+    /// What making this offer now is expected to be worth: its propensity
+    /// ([`Operator::propensity`]) times the offer's value and the rule's weight (the levers).
+    fn score(
+        &self,
+        rule: &OfferRule,
+        values: &mut Lazy,
+        state: &CustomerState,
+        t: &Trigger<'_>,
+    ) -> f64 {
+        self.propensity(rule, values, state, t).propensity * rule.value * rule.weight
+    }
+
+    /// The propensity of this offer for this customer now. The rule's configured model over the
+    /// customer's features is the prior; with learning on, what the offer's model (for the
+    /// customer's segment) learned from responses moves it, and a bounded share of decisions
+    /// draws from the posterior instead of taking its mean (`learning::model::Learned`). The
+    /// draw is keyed by customer, event and rule, so the same decision draws the same again.
+    /// For a customer who has not consented to profiling, the configured propensity alone.
+    fn propensity(
+        &self,
+        rule: &OfferRule,
+        values: &mut Lazy,
+        state: &CustomerState,
+        t: &Trigger<'_>,
+    ) -> Used {
+        let configured = decision::propensity(rule.intercept, &rule.coefficients, |slot| {
             values.get(self, state, slot).unwrap_or(0.0)
         });
-        p * rule.value * rule.weight
+        let profiling = state.profile.as_ref().is_none_or(|p| p.consent_profiling);
+        match &self.learning {
+            Some(l) if profiling => {
+                let segment = rule.segment.map_or("", |s| s.of(state.profile.as_ref()));
+                let counts = l.models.counts(&rule.head.id, segment);
+                let learned = Learned {
+                    evidence: rule.evidence.unwrap_or(l.prior_evidence),
+                    exploration: l.exploration,
+                };
+                let key = draw_key(&[t.customer_id, t.event_id, &rule.head.id]);
+                learned.propensity(configured, counts, key)
+            }
+            _ => Used {
+                propensity: configured,
+                explored: false,
+            },
+        }
     }
 
     /// Arbitration among the champions' candidates, then the contact policy, consent and the
@@ -279,7 +325,14 @@ impl Operator {
         let history = HistoryView::real(&state.history);
         match decision::admit(rule, state, history, t.customer_id, t.at, &self.policy) {
             Ok(channel) => {
-                self.make_offer(rule, (score, channel), (reasons, features), state, t, out)
+                // The same propensity the score was made of: the same key draws the same.
+                let used = self.propensity(rule, values, state, t);
+                let made = Made {
+                    score,
+                    channel,
+                    used,
+                };
+                self.make_offer(rule, made, (reasons, features), state, t, out)
             }
             Err((outcome, why)) => {
                 reasons.push(why.into());
@@ -294,7 +347,11 @@ impl Operator {
     fn make_offer(
         &self,
         rule: &OfferRule,
-        (score, channel): (f64, ContactChannel),
+        Made {
+            score,
+            channel,
+            used,
+        }: Made,
         (reasons, features): (Reasons, FeatureValues),
         state: &mut CustomerState,
         t: &Trigger<'_>,
@@ -332,6 +389,8 @@ impl Operator {
             trigger_event_id: t.event_id.to_string(),
             decided_at: at,
             expires_at: at + rule.validity_ms.unwrap_or(self.validity_ms),
+            propensity: Some(used.propensity),
+            explored: used.explored,
         }));
     }
 }

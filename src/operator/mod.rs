@@ -10,6 +10,7 @@ use crate::customer::{CustomerState, OutboxEntry, ProfileState, Retention};
 use crate::decision::Policy;
 use crate::event::{Event, KindTable};
 use crate::features::{FeatureSet, TileIndex, Tiles};
+use crate::learning::model::{Models, Observation};
 use crate::output::Decision;
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
@@ -41,6 +42,9 @@ pub struct BatchStats {
     pub feature_updates: u64,
     /// Events dropped because the customer was erased after them.
     pub erased: u64,
+    /// Responses to learn from, for the model store (`learning::store`): the worker records
+    /// them at its checkpoint, before it stores the customers' state.
+    pub learned: Vec<crate::learning::model::Observation>,
 }
 
 /// The operator: features and rules, built once per rule-set version.
@@ -56,6 +60,18 @@ pub struct Operator {
     policy: Policy,
     retention: Retention,
     outbox: bool,
+    /// The learned propensities and how decisions use them (`None`: learning is off).
+    learning: Option<Learning>,
+}
+
+/// What decisioning learns from: the shared model table and the configured way to use it.
+#[derive(Debug, Clone)]
+struct Learning {
+    models: Arc<Models>,
+    /// `operator.learning.prior_evidence`, the default of a rule's `propensity.evidence`.
+    prior_evidence: f64,
+    exploration: f64,
+    refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for Operator {
@@ -128,7 +144,43 @@ impl Operator {
             outbox: false,
             policy,
             retention,
+            learning: settings.learning.enabled.then(|| Learning {
+                models: Models::new(),
+                prior_evidence: settings.learning.prior_evidence,
+                exploration: settings.learning.exploration,
+                refresh: settings.learning.refresh,
+            }),
         }
+    }
+
+    /// Reads learned propensities from `models`, the table every worker and rule-set version
+    /// shares (by default the operator has a table of its own). Nothing when learning is off.
+    pub fn with_models(mut self, models: Arc<Models>) -> Self {
+        if let Some(l) = &mut self.learning {
+            l.models = models;
+        }
+        self
+    }
+
+    /// The table of learned propensities decisions read (`None`: learning is off).
+    pub fn models(&self) -> Option<&Arc<Models>> {
+        self.learning.as_ref().map(|l| &l.models)
+    }
+
+    /// How often the models are reloaded from the store (`operator.learning.refresh`).
+    pub fn learning_refresh(&self) -> Option<std::time::Duration> {
+        self.learning.as_ref().map(|l| l.refresh)
+    }
+
+    /// The prior of offer rule `rule_id`'s models as the metrics show them: its configured
+    /// propensity for a customer with every feature at zero (its intercept), and its weight.
+    pub fn model_prior(&self, rule_id: &str) -> Option<crate::learning::propensity::Prior> {
+        let l = self.learning.as_ref()?;
+        let rule = self.rules.offers.iter().find(|r| r.head.id == rule_id)?;
+        Some(crate::learning::propensity::Prior {
+            propensity: crate::decision::propensity(rule.intercept, &[], |_| 0.0),
+            evidence: rule.evidence.unwrap_or(l.prior_evidence),
+        })
     }
 
     /// Keeps each applied event's decisions in the customer's outbox until its transaction
@@ -272,6 +324,9 @@ impl Operator {
                 return;
             }
             Event::OfferResponse(r) => {
+                if let Some(o) = self.observation(state, &r.offer_id, r.response) {
+                    stats.learned.push(o);
+                }
                 state
                     .history
                     .apply_response(&r.offer_id, r.response, r.event_time);
@@ -338,6 +393,45 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// What a response teaches: the offer it answers (in the customer's contact history) and
+    /// that offer's rule and segment. Nothing when learning is off, when the customer has not
+    /// consented to profiling (their responses are not learned from), or when the offer is no
+    /// longer held or its rule is gone from the rule set.
+    fn observation(
+        &self,
+        state: &mut CustomerState,
+        offer_id: &str,
+        response: crate::event::OfferResponseKind,
+    ) -> Option<Observation> {
+        self.learning.as_ref()?;
+        if !state.profile.as_ref().is_none_or(|p| p.consent_profiling) {
+            return None;
+        }
+        let accepted = response == crate::event::OfferResponseKind::Accepted;
+        let rule_id = &state
+            .history
+            .offers()
+            .iter()
+            .find(|c| c.offer_id == offer_id)?
+            .rule_id;
+        let rule = self.rules.offers.iter().find(|r| &r.head.id == rule_id)?;
+        let segment = rule
+            .segment
+            .map_or("", |s| s.of(state.profile.as_ref()))
+            .to_string();
+        let learnt = state.history.learn(offer_id, accepted)?;
+        Some(Observation {
+            rule_id: learnt.offer.rule_id.clone(),
+            segment,
+            offer_id: offer_id.to_string(),
+            offered_at: learnt.offer.at,
+            trial: learnt.trial,
+            positive: learnt.positive,
+        })
+    }
+}
+
 /// Filter results for one event: each distinct filter (see `FeatureDef::filter_id`) is evaluated
 /// once, however many features share it. On the stack; ids past its size are evaluated directly.
 #[derive(Default)]
@@ -359,6 +453,8 @@ mod decide;
 mod shadow;
 mod values;
 
+#[cfg(test)]
+mod learning_tests;
 #[cfg(test)]
 mod shadow_tests;
 #[cfg(test)]

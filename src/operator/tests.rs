@@ -3,8 +3,8 @@ use crate::event::*;
 use crate::features::FeatureValue;
 use crate::output::{NextBestOffer, RiskAlert};
 
-const H: i64 = 3_600_000;
-const T0: i64 = 1_800_000_000_000;
+pub(super) const H: i64 = 3_600_000;
+pub(super) const T0: i64 = 1_800_000_000_000;
 
 fn operator() -> Operator {
     let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
@@ -17,7 +17,13 @@ fn operator() -> Operator {
     )
 }
 
-fn card(n: usize, t: i64, amount_minor: i64, method: PaymentMethod, country: &str) -> Event {
+pub(super) fn card(
+    n: usize,
+    t: i64,
+    amount_minor: i64,
+    method: PaymentMethod,
+    country: &str,
+) -> Event {
     Event::Transaction(TransactionEvent {
         event_id: format!("E{n}").into(),
         customer_id: "C1".into(),
@@ -47,16 +53,16 @@ fn profile(consent: bool) -> Event {
     })
 }
 
-struct Run {
-    op: Operator,
-    state: CustomerState,
-    out: Vec<Decision>,
-    stats: BatchStats,
+pub(super) struct Run {
+    pub(super) op: Operator,
+    pub(super) state: CustomerState,
+    pub(super) out: Vec<Decision>,
+    pub(super) stats: BatchStats,
     offset: i64,
 }
 
 impl Run {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let op = operator();
         let mut state = CustomerState::default();
         op.align(&mut state);
@@ -68,7 +74,7 @@ impl Run {
             offset: 0,
         }
     }
-    fn feed(&mut self, e: Event) {
+    pub(super) fn feed(&mut self, e: Event) {
         self.offset += 1;
         let pos = SourcePos {
             kind: e.kind().index() as u8,
@@ -83,7 +89,7 @@ impl Run {
             &mut self.stats,
         );
     }
-    fn offers(&self) -> Vec<&NextBestOffer> {
+    pub(super) fn offers(&self) -> Vec<&NextBestOffer> {
         self.out
             .iter()
             .filter_map(|d| match d {
@@ -438,7 +444,7 @@ fn an_erasure_keeps_the_outbox_of_decisions_not_yet_committed() {
 }
 
 /// A profile with marketing consent and the given profiling consent.
-fn profile_profiling(profiling: bool) -> Event {
+pub(super) fn profile_profiling(profiling: bool) -> Event {
     let Event::Profile(mut p) = profile(true) else {
         unreachable!("profile() makes a profile")
     };

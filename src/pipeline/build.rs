@@ -58,6 +58,8 @@ pub(super) async fn build(
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
     let book = RuleBook::from_sources(features.clone(), &docs)
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
+    // One table of learned propensities for every worker and every rule-set version.
+    let models = crate::learning::model::Models::new();
     let build: BuildOperator = {
         let (features, op_settings) = (features.clone(), settings.operator.clone());
         // Exactly-once keeps each event's decisions in the customer's outbox (see `sink`).
@@ -70,6 +72,7 @@ pub(super) async fn build(
                 op_settings.control_group_percent,
             )
             .with_outbox(outbox)
+            .with_models(models.clone())
         })
     };
     let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
@@ -153,6 +156,14 @@ pub(super) async fn build(
     } else {
         None
     };
+    // What was learned before this start, before the first decision. The models are the
+    // consumer group's: every instance of this application shares them.
+    let model_store = deps.store.models(&settings.kafka.group_id);
+    if let Some(store) = &model_store {
+        worker::load_models(&**store, &operator.load())
+            .await
+            .map_err(PipelineError::Models)?;
+    }
 
     // Looked up per record: a fast non-cryptographic hash (topic names are not attacker input).
     let kind_of: rustc_hash::FxHashMap<String, EventKind> = inputs.iter().cloned().collect();
@@ -178,6 +189,7 @@ pub(super) async fn build(
         progress: deps.progress,
         input_topics,
         writer_schemas,
+        models: model_store,
     });
 
     Ok(Built {

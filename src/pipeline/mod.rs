@@ -51,6 +51,12 @@ pub enum PipelineError {
     /// The Schema Registry could not give the ids of this program's output schemas at start.
     #[error("schema registry: the ids of the output schemas could not be obtained: {0}")]
     Registry(#[from] crate::registry::RegistryError),
+    /// The learned models could not be read from the state store at start.
+    #[error(
+        "the learned offer models could not be read at start: {0} (they are kept beside the \
+         customers' state: check that the state store answers)"
+    )]
+    Models(crate::state::StateError),
     /// Missing secret.
     #[error("customer_key_secret is not set: export NBO_CUSTOMER_KEY_SECRET (at least 16 bytes)")]
     NoSecret,

@@ -20,6 +20,8 @@
 //! cooldown = "30d"                           # no second offer of this rule within this
 //! validity = "7d"                            # optional; default operator.offer_validity
 //! propensity = { intercept = -2.0, weights = { debit_card_spend_30d = 0.0008 } }
+//! # optional: evidence = 50 (the prior's weight in responses; default operator.learning's),
+//! #           segment = "profile.segment" (one learned model per segment; default one model)
 //!
 //! # [alert]
 //! # kind = "FRAUD"                           # FRAUD CREDIT_RISK COMPLAINT_ESCALATION ATTRITION
@@ -112,6 +114,14 @@ pub struct PropensitySpec {
     /// Weight per feature name.
     #[serde(default)]
     pub weights: BTreeMap<String, f64>,
+    /// How many responses the configured propensity is worth as the prior of the learned one;
+    /// default `operator.learning.prior_evidence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<f64>,
+    /// What the learned propensity is split by, one model per value (`profile.segment`,
+    /// `profile.lifecycle_stage`); default one model for the offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 /// The alert part of a rule document.
@@ -264,6 +274,26 @@ impl RuleDocument {
                     fail(
                         "offer.propensity",
                         "offer.propensity numbers must be finite",
+                    );
+                }
+                if o.propensity
+                    .evidence
+                    .is_some_and(|e| !(e.is_finite() && e > 0.0))
+                {
+                    fail(
+                        "offer.propensity.evidence",
+                        "offer.propensity.evidence must be a positive number of responses",
+                    );
+                }
+                if let Some(Err(why)) = o
+                    .propensity
+                    .segment
+                    .as_deref()
+                    .map(crate::learning::model::SegmentBy::parse)
+                {
+                    fail(
+                        "offer.propensity.segment",
+                        &format!("offer.propensity.segment: {why}"),
                     );
                 }
             }

@@ -315,6 +315,12 @@ fn fields(doc: &RuleDocument) -> Vec<(String, String)> {
         for (name, w) in &propensity.weights {
             out.push((format!("offer.propensity.weights.{name}"), w.to_string()));
         }
+        if let Some(evidence) = propensity.evidence {
+            out.push(("offer.propensity.evidence".into(), evidence.to_string()));
+        }
+        if let Some(segment) = &propensity.segment {
+            out.push(("offer.propensity.segment".into(), segment.clone()));
+        }
     }
     if let Some(AlertSpec {
         kind,

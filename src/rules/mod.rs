@@ -54,6 +54,11 @@ pub struct OfferRule {
     pub intercept: f64,
     /// Logistic propensity model: weight per feature slot.
     pub coefficients: Vec<(usize, f64)>,
+    /// The configured propensity's weight, in responses, as the prior of the learned one
+    /// (`None`: `operator.learning.prior_evidence`).
+    pub evidence: Option<f64>,
+    /// What the learned propensity is split by (`None`: one model for the offer).
+    pub segment: Option<crate::learning::model::SegmentBy>,
     /// Channels in order of preference; the first one the customer permits is used.
     pub channels: Vec<ContactChannel>,
     /// No second offer of this rule to a customer within this many milliseconds.
@@ -232,6 +237,12 @@ pub fn compile_all(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, Ve
             weight: o.weight,
             intercept: o.propensity.intercept,
             coefficients,
+            evidence: o.propensity.evidence,
+            segment: o
+                .propensity
+                .segment
+                .as_deref()
+                .and_then(|s| crate::learning::model::SegmentBy::parse(s).ok()),
             channels: o.channels.clone(),
             cooldown_ms: ms(o.cooldown),
             validity_ms: o.validity.map(ms),

@@ -91,6 +91,8 @@ const OFFER: &[Field] = &[
 const PROPENSITY: &[Field] = &[
     required("intercept", Kind::Value(typed::<f64>)),
     optional("weights", Kind::Value(typed::<BTreeMap<String, f64>>)),
+    optional("evidence", Kind::Value(typed::<f64>)),
+    optional("segment", Kind::Value(typed::<String>)),
 ];
 
 const ALERT: &[Field] = &[

@@ -1,5 +1,6 @@
-//! The stored encoding of [`CustomerState`] (format 4) byte for byte: Redis holds state across
-//! releases, so moving or regrouping the state's types must leave these bytes as they are.
+//! The stored encoding of [`CustomerState`] (format 5) byte for byte: Redis holds state across
+//! releases, so moving or regrouping the state's types must leave these bytes as they are. What
+//! format 4 wrote still reads (`migrate.rs`).
 
 use super::*;
 use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
@@ -11,6 +12,9 @@ use crate::output::{Decision, DecisionAudit};
 
 /// What format 4 wrote for [`every_field_set`].
 const FORMAT_4: &str = "0401070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000010a616c6572742d61407633ec0e";
+
+/// What format 5 writes for [`every_field_set`].
+const FORMAT_5: &str = "0501070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f010107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b817000000010a616c6572742d61407633ec0e";
 
 /// A state with every stored field set (and `next_retire_at`, which is not stored).
 fn every_field_set() -> CustomerState {
@@ -35,6 +39,7 @@ fn every_field_set() -> CustomerState {
                 at: 1_000,
                 response: Some(OfferResponseKind::Declined),
                 responded_at: Some(2_000),
+                counted: 1,
             }],
             vec![AlertRecord {
                 rule_id: "alert-a".into(),
@@ -79,6 +84,7 @@ fn every_field_set() -> CustomerState {
                 at: 1_500,
                 response: None,
                 responded_at: None,
+                counted: 0,
             }],
             vec![AlertRecord {
                 rule_id: "alert-a@v3".into(),
@@ -89,17 +95,33 @@ fn every_field_set() -> CustomerState {
 }
 
 #[test]
-fn format_4_is_written_byte_for_byte_as_before() {
+fn format_5_is_written_byte_for_byte_as_before() {
     let state = every_field_set();
-    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_4);
+    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_5);
 }
 
 #[test]
-fn format_4_reads_back_as_written() {
-    let read = CustomerState::from_bytes(&hex::decode(FORMAT_4).unwrap()).unwrap();
+fn format_5_reads_back_as_written() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_5).unwrap()).unwrap();
     let written = CustomerState {
         next_retire_at: 0,
         ..every_field_set()
     };
+    assert_eq!(read, written);
+}
+
+#[test]
+fn format_4_reads_with_nothing_counted() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_4).unwrap()).unwrap();
+    let mut written = CustomerState {
+        next_retire_at: 0,
+        ..every_field_set()
+    };
+    let offers = written.history.offers().to_vec();
+    let uncounted = offers
+        .into_iter()
+        .map(|o| OfferRecord { counted: 0, ..o })
+        .collect();
+    written.history = ContactHistory::from_records(uncounted, written.history.alerts().to_vec());
     assert_eq!(read, written);
 }

@@ -16,6 +16,8 @@ struct Entry {
 pub struct MemoryStore {
     entries: DashMap<CustomerKey, Entry>,
     round_trips: AtomicU64,
+    /// The learned models beside the state, lost with it.
+    models: std::sync::Arc<super::models::MemoryModels>,
 }
 
 impl MemoryStore {
@@ -83,5 +85,10 @@ impl StateStore for MemoryStore {
 
     fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The models of every namespace: a memory store serves one application.
+    fn models(&self, _namespace: &str) -> Option<std::sync::Arc<dyn super::models::ModelStore>> {
+        Some(self.models.clone())
     }
 }

@@ -2,13 +2,20 @@
 //!
 //! Format 3 (before challengers) lacks the challengers' contact history at the end of the state
 //! and the `shadow_outcome` of outbox audit records; both are empty in what it becomes.
+//!
+//! Format 4 (before offers that learn) lacks the `propensity` and `explored` of outbox offers
+//! (`None` and `false` in what it becomes, as in an Avro offer record written before them) and
+//! what the learned models have counted of each offer held (nothing: responses to offers made
+//! before the upgrade are learned from as they come).
 
 use super::error::StateError;
 use crate::customer::{
     AlertRecord, AppliedOffset, ContactHistory, CustomerState, OfferRecord, OutboxEntry,
     ProfileState,
 };
-use crate::event::{DecisionOutcome, EpochMillis};
+use crate::event::{
+    ContactChannel, DecisionOutcome, EpochMillis, OfferResponseKind, ProductCategory,
+};
 use crate::features::Tiles;
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use serde::{Deserialize, Serialize};
@@ -16,11 +23,157 @@ use serde::{Deserialize, Serialize};
 /// The format byte of state written before challengers.
 pub(super) const FORMAT_3: u8 = 3;
 
+/// The format byte of state written before offers recorded their propensity.
+pub(super) const FORMAT_4: u8 = 4;
+
+/// An offer held in the contact history, as formats 3 and 4 stored it.
+#[derive(Serialize, Deserialize)]
+struct OfferRecordV4 {
+    rule_id: String,
+    product: ProductCategory,
+    offer_id: String,
+    at: i64,
+    response: Option<OfferResponseKind>,
+    responded_at: Option<i64>,
+}
+
+impl From<OfferRecordV4> for OfferRecord {
+    fn from(r: OfferRecordV4) -> Self {
+        OfferRecord {
+            response: r.response,
+            responded_at: r.responded_at,
+            ..OfferRecord::new(r.rule_id, r.product, r.offer_id, r.at)
+        }
+    }
+}
+
+/// A contact history as format 4 stored it.
+#[derive(Serialize, Deserialize)]
+struct HistoryV4 {
+    offers: Vec<OfferRecordV4>,
+    alerts: Vec<AlertRecord>,
+}
+
+impl From<HistoryV4> for ContactHistory {
+    fn from(h: HistoryV4) -> Self {
+        ContactHistory::from_records(h.offers.into_iter().map(Into::into).collect(), h.alerts)
+    }
+}
+
+/// An offer as formats 3 and 4 stored it in the outbox.
+#[derive(Serialize, Deserialize)]
+struct OfferV4 {
+    offer_id: String,
+    customer_id: String,
+    offer_code: String,
+    product_category: ProductCategory,
+    channel: ContactChannel,
+    score: f64,
+    rule_id: String,
+    rule_version: i32,
+    reasons: Reasons,
+    features: FeatureValues,
+    trigger_event_id: String,
+    decided_at: EpochMillis,
+    expires_at: EpochMillis,
+}
+
+impl From<OfferV4> for NextBestOffer {
+    fn from(o: OfferV4) -> Self {
+        NextBestOffer {
+            offer_id: o.offer_id,
+            customer_id: o.customer_id,
+            offer_code: o.offer_code,
+            product_category: o.product_category,
+            channel: o.channel,
+            score: o.score,
+            rule_id: o.rule_id,
+            rule_version: o.rule_version,
+            reasons: o.reasons,
+            features: o.features,
+            trigger_event_id: o.trigger_event_id,
+            decided_at: o.decided_at,
+            expires_at: o.expires_at,
+            propensity: None,
+            explored: false,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateV4 {
+    features: Vec<(u32, Tiles)>,
+    profile: Option<ProfileState>,
+    history: HistoryV4,
+    last_high_alert_at: Option<i64>,
+    last_complaint_at: Option<i64>,
+    last_negative_social_at: Option<i64>,
+    applied: Vec<AppliedOffset>,
+    max_event_time: i64,
+    erased_before: Option<i64>,
+    outbox: Vec<OutboxV4>,
+    shadow: HistoryV4,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutboxV4 {
+    kind: u8,
+    partition: i32,
+    offset: i64,
+    decisions: Vec<DecisionV4>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum DecisionV4 {
+    Offer(OfferV4),
+    Alert(RiskAlert),
+    Audit(DecisionAudit),
+}
+
+impl From<DecisionV4> for Decision {
+    fn from(d: DecisionV4) -> Self {
+        match d {
+            DecisionV4::Offer(o) => Decision::Offer(o.into()),
+            DecisionV4::Alert(a) => Decision::Alert(a),
+            DecisionV4::Audit(a) => Decision::Audit(a),
+        }
+    }
+}
+
+/// Reads a format-4 state body.
+pub(super) fn from_format_4(body: &[u8]) -> Result<CustomerState, StateError> {
+    let v4: StateV4 =
+        postcard::from_bytes(body).map_err(|e| StateError::Corrupt(format!("format 4: {e}")))?;
+    Ok(CustomerState {
+        features: v4.features,
+        profile: v4.profile,
+        history: v4.history.into(),
+        last_high_alert_at: v4.last_high_alert_at,
+        last_complaint_at: v4.last_complaint_at,
+        last_negative_social_at: v4.last_negative_social_at,
+        applied: v4.applied,
+        max_event_time: v4.max_event_time,
+        next_retire_at: 0,
+        erased_before: v4.erased_before,
+        outbox: v4
+            .outbox
+            .into_iter()
+            .map(|e| OutboxEntry {
+                kind: e.kind,
+                partition: e.partition,
+                offset: e.offset,
+                decisions: e.decisions.into_iter().map(Decision::from).collect(),
+            })
+            .collect(),
+        shadow: v4.shadow.into(),
+    })
+}
+
 #[derive(Serialize, Deserialize)]
 struct StateV3 {
     features: Vec<(u32, Tiles)>,
     profile: Option<ProfileState>,
-    contacts: Vec<OfferRecord>,
+    contacts: Vec<OfferRecordV4>,
     alerts: Vec<AlertRecord>,
     last_high_alert_at: Option<i64>,
     last_complaint_at: Option<i64>,
@@ -41,7 +194,7 @@ struct OutboxV3 {
 
 #[derive(Serialize, Deserialize)]
 enum DecisionV3 {
-    Offer(NextBestOffer),
+    Offer(OfferV4),
     Alert(RiskAlert),
     Audit(AuditV3),
 }
@@ -64,7 +217,7 @@ struct AuditV3 {
 impl From<DecisionV3> for Decision {
     fn from(d: DecisionV3) -> Self {
         match d {
-            DecisionV3::Offer(o) => Decision::Offer(o),
+            DecisionV3::Offer(o) => Decision::Offer(o.into()),
             DecisionV3::Alert(a) => Decision::Alert(a),
             DecisionV3::Audit(a) => Decision::Audit(DecisionAudit {
                 audit_id: a.audit_id,
@@ -91,7 +244,10 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
     Ok(CustomerState {
         features: v3.features,
         profile: v3.profile,
-        history: ContactHistory::from_records(v3.contacts, v3.alerts),
+        history: ContactHistory::from_records(
+            v3.contacts.into_iter().map(Into::into).collect(),
+            v3.alerts,
+        ),
         last_high_alert_at: v3.last_high_alert_at,
         last_complaint_at: v3.last_complaint_at,
         last_negative_social_at: v3.last_negative_social_at,
@@ -116,6 +272,68 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offer_in_a_format_4_outbox_reads_without_its_propensity() {
+        let offer = OfferV4 {
+            offer_id: "o1".into(),
+            customer_id: String::new(),
+            offer_code: "CC-1".into(),
+            product_category: ProductCategory::CreditCard,
+            channel: ContactChannel::Email,
+            score: 12.5,
+            rule_id: "offer-card".into(),
+            rule_version: 2,
+            reasons: vec!["x".into()],
+            features: [("f", 1.0)].into_iter().collect(),
+            trigger_event_id: "E1".into(),
+            decided_at: 1_000,
+            expires_at: 2_000,
+        };
+        let v4 = StateV4 {
+            features: Vec::new(),
+            profile: None,
+            history: HistoryV4 {
+                offers: vec![OfferRecordV4 {
+                    rule_id: "offer-card".into(),
+                    product: ProductCategory::CreditCard,
+                    offer_id: "o0".into(),
+                    at: 500,
+                    response: Some(OfferResponseKind::Clicked),
+                    responded_at: Some(600),
+                }],
+                alerts: Vec::new(),
+            },
+            last_high_alert_at: None,
+            last_complaint_at: None,
+            last_negative_social_at: None,
+            applied: Vec::new(),
+            max_event_time: 1_000,
+            erased_before: None,
+            outbox: vec![OutboxV4 {
+                kind: 0,
+                partition: 1,
+                offset: 7,
+                decisions: vec![DecisionV4::Offer(offer)],
+            }],
+            shadow: HistoryV4 {
+                offers: Vec::new(),
+                alerts: Vec::new(),
+            },
+        };
+        let mut bytes = vec![FORMAT_4];
+        bytes.extend(postcard::to_allocvec(&v4).unwrap());
+        let state = CustomerState::from_bytes(&bytes).unwrap();
+        let Decision::Offer(o) = &state.outbox[0].decisions[0] else {
+            panic!("an offer")
+        };
+        assert_eq!((o.score, o.propensity, o.explored), (12.5, None, false));
+        assert_eq!(o.offer_code, "CC-1");
+        let held = &state.history.offers()[0];
+        assert_eq!((held.responded_at, held.counted), (Some(600), 0));
+        let again = CustomerState::from_bytes(&state.to_bytes().unwrap()).unwrap();
+        assert_eq!(again, state);
+    }
 
     #[test]
     fn state_written_in_format_3_reads_with_its_outbox() {

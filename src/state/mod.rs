@@ -11,6 +11,7 @@
 mod error;
 pub mod memory;
 mod migrate;
+pub mod models;
 pub mod redis;
 
 pub use error::StateError;
@@ -71,7 +72,7 @@ impl CustomerKey {
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
-pub const STATE_FORMAT: u8 = 4;
+pub const STATE_FORMAT: u8 = 5;
 
 impl CustomerState {
     /// Serialized form stored under `nbo:state:{..}`: one format byte ([`STATE_FORMAT`]), then
@@ -88,6 +89,7 @@ impl CustomerState {
             Some((&STATE_FORMAT, body)) => {
                 postcard::from_bytes(body).map_err(|e| StateError::Corrupt(e.to_string()))
             }
+            Some((&migrate::FORMAT_4, body)) => migrate::from_format_4(body),
             Some((&migrate::FORMAT_3, body)) => migrate::from_format_3(body),
             Some((other, _)) => Err(StateError::Corrupt(format!(
                 "state format {other}, this release reads format {STATE_FORMAT}"
@@ -133,6 +135,12 @@ pub trait StateStore: Send + Sync {
     async fn feature_hash(&self, key: &CustomerKey) -> Result<Vec<(String, String)>, StateError>;
     /// Round trips made so far (for the round-trips-per-event metric).
     fn round_trips(&self) -> u64;
+    /// Where the learned models of the application `namespace` (its consumer group) are kept
+    /// beside this state (`None`: in the pipeline's memory only, lost with the process).
+    fn models(&self, namespace: &str) -> Option<std::sync::Arc<dyn models::ModelStore>> {
+        let _ = namespace;
+        None
+    }
 }
 
 #[cfg(test)]

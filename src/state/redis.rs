@@ -128,6 +128,58 @@ impl RedisStore {
             .ignore();
     }
 
+    /// Commands on keys of other kinds than a customer's (the learned models'), each with the
+    /// hash tag of its keys, in one round trip: one pipeline standalone, one per hash slot (in
+    /// parallel) on a cluster. Not atomic across commands: each must be whole on its own (a
+    /// script). The answers come back in the commands' order.
+    pub async fn each(
+        &self,
+        cmds: &[(String, redis::Cmd)],
+    ) -> Result<Vec<redis::Value>, StateError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Conn::Single(_) = self.conn {
+            let mut pipe = redis::pipe();
+            for (_, cmd) in cmds {
+                pipe.add_command(cmd.clone());
+            }
+            return self.query(&pipe).await;
+        }
+        let mut by_slot: std::collections::BTreeMap<u16, (redis::Pipeline, Vec<usize>)> =
+            Default::default();
+        for (i, (tag, cmd)) in cmds.iter().enumerate() {
+            let (pipe, at) = by_slot
+                .entry(slot_of(tag))
+                .or_insert_with(|| (redis::pipe(), Vec::new()));
+            pipe.add_command(cmd.clone());
+            at.push(i);
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let answers = futures::future::try_join_all(
+            by_slot
+                .values()
+                .map(|(p, _)| self.send::<Vec<redis::Value>>(p)),
+        )
+        .await?;
+        let mut out = vec![redis::Value::Nil; cmds.len()];
+        for ((_, at), values) in by_slot.values().zip(answers) {
+            for (i, v) in at.iter().zip(values) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Another handle on the same connection (its round trips counted apart).
+    pub fn handle(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            timeout: self.timeout,
+            round_trips: AtomicU64::new(0),
+        }
+    }
+
     /// A raw command, for tests and `features show`.
     pub async fn raw<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StateError> {
         let fut = async {
@@ -224,11 +276,23 @@ impl StateStore for RedisStore {
     fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
+
+    fn models(&self, namespace: &str) -> Option<std::sync::Arc<dyn super::models::ModelStore>> {
+        Some(std::sync::Arc::new(super::models::RedisModels::new(
+            self.handle(),
+            namespace,
+        )))
+    }
 }
 
 /// The Redis Cluster hash slot of a customer's keys: CRC16 (XMODEM) of the hash tag, mod 16384.
 fn slot(key: &CustomerKey) -> u16 {
-    let crc = key.0.bytes().fold(0u16, |mut crc, b| {
+    slot_of(&key.0)
+}
+
+/// The hash slot of the keys whose hash tag is `tag`.
+fn slot_of(tag: &str) -> u16 {
+    let crc = tag.bytes().fold(0u16, |mut crc, b| {
         crc ^= u16::from(b) << 8;
         for _ in 0..8 {
             crc = if crc & 0x8000 != 0 {

@@ -3,8 +3,8 @@
 //! partition), never a customer id. The hot path counts in locals and publishes once per batch.
 
 use prometheus::{
-    exponential_buckets, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    exponential_buckets, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::OnceLock;
 
@@ -101,6 +101,26 @@ pub struct Metrics {
     pub ready: Gauge,
     /// Events written by the generator, by topic.
     pub generated_events: IntCounterVec,
+    /// Offers that got a response, learned from, by offer rule and segment.
+    pub offer_model_responses: IntGaugeVec,
+    /// Of them, accepted.
+    pub offer_model_positives: IntGaugeVec,
+    /// The learned propensity (posterior mean, with the rule's intercept as the prior), by
+    /// offer rule and segment.
+    pub offer_model_propensity: GaugeVec,
+    /// The evidence behind it: the prior's weight plus the responses.
+    pub offer_model_evidence: GaugeVec,
+    /// Offers made by a decision that explored (ranked by a draw, not the mean), by rule.
+    pub offers_explored: IntCounterVec,
+}
+
+fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -317,6 +337,34 @@ impl Metrics {
                 "nbo_generated_events_total",
                 "Events written by the generator",
                 &["topic"],
+            ),
+            offer_model_responses: gauge_vec(
+                "nbo_offer_model_responses",
+                "Offers that got a response, learned from, by offer rule and segment",
+                &["rule", "segment"],
+            ),
+            offer_model_positives: gauge_vec(
+                "nbo_offer_model_positives",
+                "Offers accepted, learned from, by offer rule and segment",
+                &["rule", "segment"],
+            ),
+            offer_model_propensity: float_gauges(
+                r,
+                "nbo_offer_model_propensity",
+                "Learned propensity (posterior mean; the rule's intercept is the prior), by offer rule and segment",
+                &["rule", "segment"],
+            ),
+            offer_model_evidence: float_gauges(
+                r,
+                "nbo_offer_model_evidence",
+                "Evidence behind the learned propensity: the prior's weight in responses plus the responses",
+                &["rule", "segment"],
+            ),
+            offers_explored: counter(
+                r,
+                "nbo_offers_explored_total",
+                "Offers made by a decision that explored (ranked by a draw from the learned posterior)",
+                &["rule"],
             ),
             registry,
         }

@@ -193,6 +193,7 @@ impl Worker {
                 local.flush();
             }
         }
+        interval.learned.append(&mut stats.learned);
         for (key, offset) in &read.last_offsets {
             interval.offsets.insert(*key, *offset);
         }

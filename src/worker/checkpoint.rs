@@ -4,6 +4,7 @@
 //! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
 //!
 //! A checkpoint, in this order (the order is what makes replays safe, see `sink`):
+//! 0. the responses the interval learned from, counted in the model store (`learn`);
 //! 1. every dirty customer's state, applied offsets and outbox (and the delta of its public
 //!    feature hash) written to the state store in one round trip, retried until it succeeds —
 //!    each customer atomically;
@@ -167,6 +168,8 @@ pub(super) struct Interval {
     pub received: Vec<(Instant, usize)>,
     /// Totals for the progress counters.
     pub counts: Counts,
+    /// Responses learned from, counted in the model store before the state is stored.
+    pub learned: Vec<crate::learning::model::Observation>,
 }
 
 impl Interval {
@@ -228,6 +231,10 @@ pub(super) async fn take(
     let started = Instant::now();
     let operator = ctx.operator.load_full();
     let batch_no = shard.batches.load(Ordering::Relaxed);
+    // Learned responses first, then the state that marks them counted (see `state::models`).
+    if !super::learn::record(ctx, &operator, &taken.learned, taken.generation).await {
+        return Ok(());
+    }
     let Some(writes) = flush(
         ctx,
         shard,
@@ -291,6 +298,7 @@ pub(super) async fn take(
     p.offers.fetch_add(counts.offers, Ordering::Relaxed);
     p.alerts.fetch_add(counts.alerts, Ordering::Relaxed);
     shard.evict(ctx.cache_max);
+    super::learn::refresh_if_due(ctx, &operator).await;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ pub(super) fn count_decisions(decisions: &[Decision]) {
         match d {
             Decision::Offer(o) => {
                 m.offers.with_label_values(&[&o.rule_id]).inc();
+                if o.explored {
+                    m.offers_explored.with_label_values(&[&o.rule_id]).inc();
+                }
                 m.event_time_lag
                     .observe((produced_at - o.decided_at).max(0) as f64 / 1000.0);
             }

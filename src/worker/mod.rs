@@ -15,12 +15,14 @@ mod batch;
 mod cache;
 mod checkpoint;
 mod delivery;
+mod learn;
 mod transaction;
 
 pub use batch::{apply_decoded, Decoded};
 pub use cache::{each_prefetched, Cache, Cached, Shard};
 pub use checkpoint::FULL_REWRITE;
 pub use delivery::DEAD_LETTER_MAX_BYTES;
+pub use learn::load as load_models;
 
 use crate::codec::Codec;
 use crate::operator::Operator;
@@ -103,6 +105,9 @@ pub struct WorkerContext {
     /// Fetches the writer schemas of new schema ids before a batch decodes (with a Schema
     /// Registry; `None` without one).
     pub writer_schemas: Option<Arc<crate::codec::fetch::Fetcher>>,
+    /// Where the learned offer models are kept (`None`: learning only in this process's
+    /// memory, or off).
+    pub models: Option<Arc<dyn crate::state::models::ModelStore>>,
 }
 
 /// A failure that stops the pipeline (the supervisor restarts it; restart is safe).

@@ -1,0 +1,224 @@
+//! Offers that learn, in the operator: what a response teaches (once per offer), whose
+//! responses are not learned from, and how the learned counts move the propensity an offer is
+//! ranked and recorded by.
+
+use super::tests::{card, profile_profiling, Run, H, T0};
+use super::*;
+use crate::config::OperatorSettings;
+use crate::event::*;
+use crate::learning::model::{Counts, ModelTotals};
+
+/// Two contextual offers for a salary payment: `offer-a` (configured propensity 0.5) and
+/// `offer-b` (0.269, one model per profile segment), of equal value.
+fn two_offers() -> RuleSet {
+    let features = crate::features::spec::load(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let offer = |id: &str, propensity: &str| {
+        format!(
+            r#"id = "{id}"
+version = 1
+description = "test"
+triggers = ["TransactionEvent"]
+condition = "event.txn_type == 'SALARY'"
+[offer]
+offer_code = "{id}"
+product = "SAVINGS"
+value = 10.0
+channels = ["EMAIL"]
+cooldown = "1d"
+propensity = {propensity}
+"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("a.toml"),
+        offer("offer-a", "{ intercept = 0.0 }"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        offer(
+            "offer-b",
+            r#"{ intercept = -1.0, evidence = 20, segment = "profile.segment" }"#,
+        ),
+    )
+    .unwrap();
+    crate::rules::load::rule_set(Some(dir.path()), &features).unwrap()
+}
+
+fn salary(n: usize, t: i64) -> Event {
+    let Event::Transaction(mut e) = card(n, t, 300_000, PaymentMethod::Account, "DE") else {
+        unreachable!("card() makes a transaction")
+    };
+    e.txn_type = TxnType::Salary;
+    Event::Transaction(e)
+}
+
+fn response(n: usize, offer_id: &str, kind: OfferResponseKind, t: i64) -> Event {
+    Event::OfferResponse(OfferResponse {
+        event_id: format!("R{n}").into(),
+        customer_id: "C1".into(),
+        event_time: t,
+        offer_id: offer_id.into(),
+        response: kind,
+    })
+}
+
+/// A run over [`two_offers`] with exploration off, so every decision takes the posterior mean.
+fn run(models: Option<&[ModelTotals]>) -> Run {
+    let mut settings = OperatorSettings::default();
+    settings.learning.exploration = 0.0;
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let mut run = Run::new();
+    run.op = Operator::new(features, two_offers(), &settings, 0);
+    if let Some(totals) = models {
+        run.op.models().unwrap().set(totals);
+    }
+    run.op.align(&mut run.state);
+    run.feed(profile_profiling(true));
+    run
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+#[test]
+fn without_responses_the_offer_records_its_configured_propensity() {
+    let mut run = run(None);
+    run.feed(salary(1, T0));
+    let offers = run.offers();
+    let o = offers[0];
+    assert_eq!(o.rule_id, "offer-a");
+    assert_eq!((o.propensity, o.explored), (Some(0.5), false));
+    assert_eq!(o.score, 0.5 * 10.0);
+}
+
+#[test]
+fn learned_counts_move_the_propensity_and_the_ranking() {
+    // offer-a was offered 1,000 times and accepted 10 times: (0.5·50 + 10) / (50 + 1000).
+    let learned = [ModelTotals {
+        rule_id: "offer-a".into(),
+        segment: String::new(),
+        counts: Counts {
+            trials: 1_000,
+            positives: 10,
+        },
+    }];
+    let mut run = run(Some(&learned));
+    run.feed(salary(1, T0));
+    let offers = run.offers();
+    let o = offers[0];
+    assert_eq!(o.rule_id, "offer-b", "the learned rate ranks offer-a below");
+    assert!((o.propensity.unwrap() - sigmoid(-1.0)).abs() < 1e-12);
+    // The same counts for another segment than the customer's leave offer-b at its prior.
+    let elsewhere = [ModelTotals {
+        rule_id: "offer-b".into(),
+        segment: "AFFLUENT".into(),
+        counts: Counts {
+            trials: 1_000,
+            positives: 900,
+        },
+    }];
+    let mut run = self::run(Some(&elsewhere));
+    run.feed(salary(1, T0));
+    assert_eq!(run.offers()[0].rule_id, "offer-a");
+    // In the customer's own segment (MASS) they lift offer-b: (0.269·20 + 900) / (20 + 1000).
+    let mass = [ModelTotals {
+        segment: "MASS".into(),
+        ..elsewhere[0].clone()
+    }];
+    let mut run = self::run(Some(&mass));
+    run.feed(salary(1, T0));
+    let o = run.offers()[0].clone();
+    assert_eq!(o.rule_id, "offer-b");
+    let expected = (sigmoid(-1.0) * 20.0 + 900.0) / 1_020.0;
+    assert!((o.propensity.unwrap() - expected).abs() < 1e-12);
+    assert!((o.score - expected * 10.0).abs() < 1e-9);
+}
+
+#[test]
+fn each_offer_is_learned_from_once_however_many_responses_it_gets() {
+    let mut run = run(None);
+    run.feed(salary(1, T0));
+    let offer_id = run.offers()[0].offer_id.clone();
+    run.feed(response(
+        1,
+        &offer_id,
+        OfferResponseKind::Delivered,
+        T0 + 1_000,
+    ));
+    run.feed(response(2, &offer_id, OfferResponseKind::Clicked, T0 + H));
+    run.feed(response(
+        3,
+        &offer_id,
+        OfferResponseKind::Accepted,
+        T0 + 2 * H,
+    ));
+    run.feed(response(
+        4,
+        &offer_id,
+        OfferResponseKind::Accepted,
+        T0 + 3 * H,
+    ));
+    run.feed(response(
+        5,
+        "not-an-offer-we-made",
+        OfferResponseKind::Accepted,
+        T0,
+    ));
+    let learned: Vec<(bool, bool)> = run
+        .stats
+        .learned
+        .iter()
+        .map(|o| (o.trial, o.positive))
+        .collect();
+    assert_eq!(learned, [(true, false), (false, true)]);
+    let first = &run.stats.learned[0];
+    assert_eq!(
+        (first.rule_id.as_str(), first.segment.as_str()),
+        ("offer-a", "")
+    );
+    assert_eq!(
+        (first.offer_id.as_str(), first.offered_at),
+        (&*offer_id, T0)
+    );
+}
+
+#[test]
+fn without_profiling_consent_responses_are_not_learned_from_nor_counts_used() {
+    let learned = [ModelTotals {
+        rule_id: "offer-a".into(),
+        segment: String::new(),
+        counts: Counts {
+            trials: 1_000,
+            positives: 10,
+        },
+    }];
+    let mut run = run(Some(&learned));
+    run.feed(profile_profiling(false));
+    run.feed(salary(1, T0));
+    let offers = run.offers();
+    let o = offers[0];
+    // Contextual offers still go out, ranked by their configured propensity alone.
+    assert_eq!((o.rule_id.as_str(), o.propensity), ("offer-a", Some(0.5)));
+    let offer_id = o.offer_id.clone();
+    run.feed(response(1, &offer_id, OfferResponseKind::Accepted, T0 + H));
+    assert!(run.stats.learned.is_empty());
+}
+
+#[test]
+fn with_learning_off_responses_teach_nothing() {
+    let mut settings = OperatorSettings::default();
+    settings.learning.enabled = false;
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let mut run = Run::new();
+    run.op = Operator::new(features, two_offers(), &settings, 0);
+    assert!(run.op.models().is_none());
+    run.op.align(&mut run.state);
+    run.feed(profile_profiling(true));
+    run.feed(salary(1, T0));
+    let offer_id = run.offers()[0].offer_id.clone();
+    run.feed(response(1, &offer_id, OfferResponseKind::Accepted, T0 + H));
+    assert!(run.stats.learned.is_empty());
+}

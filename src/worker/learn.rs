@@ -1,0 +1,97 @@
+//! Offers that learn, in the worker: the responses of a checkpoint interval are counted in the
+//! model store *before* the interval's customers are stored (the order that makes a replayed
+//! response count once, see `state::models`), and the totals the store answers go into the
+//! table every decision reads. Every `operator.learning.refresh`, one worker reloads every model
+//! of the rule set, which takes in what the other instances learned.
+
+use super::checkpoint::with_retry;
+use super::WorkerContext;
+use crate::learning::model::{ModelTotals, Models, Observation};
+use crate::learning::propensity::Posterior;
+use crate::operator::Operator;
+use crate::state::models::ModelStore;
+use crate::state::StateError;
+use crate::telemetry::metrics;
+
+/// Counts `observations` in the store (retried until it answers, like the state it precedes)
+/// and takes the totals into the operator's table. `false` when the work was given up because
+/// its partitions were reassigned meanwhile; `true` otherwise, also when learning is off.
+pub(super) async fn record(
+    ctx: &WorkerContext,
+    operator: &Operator,
+    observations: &[Observation],
+    generation: u64,
+) -> bool {
+    let (Some(models), Some(store)) = (operator.models(), &ctx.models) else {
+        return true;
+    };
+    if observations.is_empty() {
+        return true;
+    }
+    let store = &store;
+    let Some(totals) = with_retry(ctx, "learn", generation, || store.record(observations)).await
+    else {
+        return false;
+    };
+    take(operator, models, &totals);
+    true
+}
+
+/// Reloads every model of the operator's rule set when a reload is due and no other worker
+/// took it. A failure is logged and counted, and the next checkpoint tries again: decisions go
+/// on with what the table holds.
+pub(super) async fn refresh_if_due(ctx: &WorkerContext, operator: &Operator) {
+    let (Some(models), Some(store), Some(every)) =
+        (operator.models(), &ctx.models, operator.learning_refresh())
+    else {
+        return;
+    };
+    if !models.claim_reload(every) {
+        return;
+    }
+    if let Err(e) = load(&**store, operator).await {
+        metrics().state_errors.with_label_values(&["learn"]).inc();
+        tracing::warn!(error = %e, "learned models not reloaded; decisions use what they have");
+    }
+}
+
+/// Loads every model of the operator's rule set from `store` into its table (at start, before
+/// the first decision, so a restart decides with what was learned before it).
+pub async fn load(store: &dyn ModelStore, operator: &Operator) -> Result<(), StateError> {
+    let Some(models) = operator.models() else {
+        return Ok(());
+    };
+    let ids: Vec<String> = operator
+        .rules()
+        .offers
+        .iter()
+        .map(|r| r.head.id.clone())
+        .collect();
+    let totals = store.load(&ids).await?;
+    take(operator, models, &totals);
+    Ok(())
+}
+
+/// Sets the table and the model metrics from the store's totals.
+fn take(operator: &Operator, models: &Models, totals: &[ModelTotals]) {
+    models.set(totals);
+    let m = metrics();
+    for t in totals {
+        let labels = [t.rule_id.as_str(), t.segment.as_str()];
+        m.offer_model_responses
+            .with_label_values(&labels)
+            .set(t.counts.trials as i64);
+        m.offer_model_positives
+            .with_label_values(&labels)
+            .set(t.counts.positives as i64);
+        if let Some(prior) = operator.model_prior(&t.rule_id) {
+            let posterior = Posterior::with_counts(prior, t.counts);
+            m.offer_model_propensity
+                .with_label_values(&labels)
+                .set(posterior.mean());
+            m.offer_model_evidence
+                .with_label_values(&labels)
+                .set(posterior.evidence());
+        }
+    }
+}

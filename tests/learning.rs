@@ -1,0 +1,215 @@
+//! Offers that learn, end to end on Redis: a running pipeline learns from the responses to the
+//! offers it sent, keeps what it learned across a restart (the first offers after it are ranked
+//! by the learned propensity), and counts each offer once however often its responses are
+//! replayed.
+
+mod common;
+
+use common::console::{produce_consenting_profile, produce_payment};
+use common::*;
+use nbo_stream::codec::{Codec, Framing};
+use nbo_stream::config::{Settings, StateBackend};
+use nbo_stream::event::{OfferResponse, OfferResponseKind};
+use nbo_stream::learning::model::{Counts, Observation};
+use nbo_stream::output::NextBestOffer;
+use nbo_stream::state::redis::RedisStore;
+use nbo_stream::state::StateStore;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One offer for any card payment of a customer who consents: configured propensity 0.5 (an
+/// intercept of 0), worth 10 responses as the prior.
+const RULE: &str = r#"id = "offer-learn"
+version = 1
+description = "learns from its responses"
+triggers = ["TransactionEvent"]
+condition = "event.amount_minor > 0"
+[offer]
+offer_code = "LEARN-1"
+product = "SAVINGS"
+value = 10.0
+channels = ["EMAIL"]
+cooldown = "30d"
+propensity = { intercept = 0.0, evidence = 10 }
+"#;
+
+/// Writes responses to offers with one producer (a producer per record would take longer than
+/// the test itself).
+fn respond(settings: &Settings, answers: &[(&NextBestOffer, OfferResponseKind, u32)]) {
+    let producer: BaseProducer = nbo_stream::source::client_config(&settings.kafka)
+        .create()
+        .unwrap();
+    let codec = Codec::with_defaults().unwrap();
+    for (offer, kind, n) in answers {
+        let r = OfferResponse {
+            event_id: format!("{}:{}:{n}", kind.as_str(), offer.offer_id).into(),
+            customer_id: offer.customer_id.as_str().into(),
+            event_time: offer.decided_at + 60_000,
+            offer_id: offer.offer_id.as_str().into(),
+            response: *kind,
+        };
+        let payload = codec
+            .encode_framed("OfferResponse", &r, Framing::Confluent)
+            .unwrap();
+        let record = BaseRecord::to(&settings.topics.offer_responses)
+            .key(offer.customer_id.as_str())
+            .payload(&payload);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Customers `ids` (their profiles first, so that each payment finds its customer's consent)
+/// each make a card payment; waits until the pipeline has read them after `before` records.
+async fn customers_pay(
+    settings: &Settings,
+    running: &Running,
+    ids: std::ops::Range<u32>,
+    before: u64,
+) {
+    let customer = |i: u32| format!("L{i:03}");
+    for i in ids.clone() {
+        produce_consenting_profile(settings, &customer(i)).await;
+    }
+    let n = u64::from(ids.end - ids.start);
+    assert!(running.processed(before + n, Duration::from_secs(60)).await);
+    for i in ids {
+        produce_payment(settings, &customer(i), 5_000).await;
+    }
+    assert!(
+        running
+            .processed(before + 2 * n, Duration::from_secs(60))
+            .await
+    );
+}
+
+async fn model(store: &RedisStore, settings: &Settings) -> Vec<(String, String)> {
+    let key = format!("nbo:model:{{{}:offer-learn}}", settings.kafka.group_id);
+    let mut fields: Vec<(String, String)> =
+        store.raw(redis::cmd("HGETALL").arg(&key)).await.unwrap();
+    fields.sort();
+    fields
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_learns_from_responses_keeps_it_across_a_restart_and_counts_each_offer_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("offer-learn.toml"), RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    // Every customer is offered (no control group), so the counts below are exact.
+    settings.operator.control_group_percent = 0;
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+
+    // 40 customers get an offer; each confirms its delivery twice, and every fourth accepts,
+    // twice too (a channel's retries): 40 trials, 10 positives.
+    let running = Running::start(&settings, store.clone());
+    customers_pay(&settings, &running, 0..40, 0).await;
+    let offers: Vec<NextBestOffer> =
+        outputs(&brokers, &settings.topics.offers, "NextBestOffer", 40);
+    assert_eq!(offers.len(), 40);
+    assert!(offers
+        .iter()
+        .all(|o| o.explored || o.propensity == Some(0.5)));
+    let mut answers = Vec::new();
+    for (i, offer) in offers.iter().enumerate() {
+        for n in 0..2 {
+            answers.push((offer, OfferResponseKind::Delivered, n));
+            if i % 4 == 0 {
+                answers.push((offer, OfferResponseKind::Accepted, n));
+            }
+        }
+    }
+    respond(&settings, &answers);
+    assert!(
+        running
+            .processed(80 + 80 + 20, Duration::from_secs(60))
+            .await
+    );
+    running.stop().await;
+    assert_eq!(
+        model(&store, &settings).await,
+        [
+            ("format".to_string(), "1".to_string()),
+            ("k:".to_string(), "10".to_string()),
+            ("n:".to_string(), "40".to_string()),
+        ]
+    );
+
+    // After a restart the first offers are ranked by what was learned before it:
+    // (0.5·10 + 10) / (10 + 40) = 0.3. The responses, replayed whole, count nothing again.
+    let running = Running::start(&settings, store.clone());
+    let replayed: Vec<_> = offers
+        .iter()
+        .map(|o| (o, OfferResponseKind::Delivered, 0))
+        .collect();
+    respond(&settings, &replayed);
+    assert!(running.processed(40, Duration::from_secs(60)).await);
+    customers_pay(&settings, &running, 40..60, 40).await;
+    running.stop().await;
+    let all: Vec<NextBestOffer> = outputs(&brokers, &settings.topics.offers, "NextBestOffer", 60);
+    let after: Vec<&NextBestOffer> = all
+        .iter()
+        .filter(|o| o.customer_id.as_str() >= "L040")
+        .collect();
+    assert_eq!(after.len(), 20);
+    let mean: Vec<&&NextBestOffer> = after.iter().filter(|o| !o.explored).collect();
+    assert!(mean.len() >= 15, "at most a few of 20 explore");
+    for o in mean {
+        assert!((o.propensity.unwrap() - 0.3).abs() < 1e-12, "{o:?}");
+        assert!((o.score - 3.0).abs() < 1e-9);
+    }
+    let fields = model(&store, &settings).await;
+    assert!(
+        fields.contains(&("n:".to_string(), "40".to_string())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("k:".to_string(), "10".to_string())),
+        "{fields:?}"
+    );
+}
+
+/// The store's side of "never twice": an observation replayed before the customer's marks were
+/// stored (a crash between the two writes of a checkpoint) is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_counts_a_replayed_observation_once() {
+    let mut settings = test_settings("unused:9092", StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let store = RedisStore::connect(&settings.redis).await.unwrap();
+    let models = store.models(&settings.kafka.group_id).unwrap();
+    let seen = |trial, positive| Observation {
+        rule_id: "offer-replayed".into(),
+        segment: "MASS".into(),
+        offer_id: "o1".into(),
+        offered_at: 1_800_000_000_000,
+        trial,
+        positive,
+    };
+    for _ in 0..2 {
+        models.record(&[seen(true, false)]).await.unwrap();
+    }
+    for _ in 0..3 {
+        models.record(&[seen(false, true)]).await.unwrap();
+    }
+    let loaded = models.load(&["offer-replayed".into()]).await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(
+        (loaded[0].segment.as_str(), loaded[0].counts),
+        (
+            "MASS",
+            Counts {
+                trials: 1,
+                positives: 1
+            }
+        )
+    );
+}
