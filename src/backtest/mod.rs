@@ -4,9 +4,13 @@
 //!
 //! Per customer, events are applied in file order, state starting empty and aligned with the
 //! feature set, exactly as the worker applies a partition's events. Records that cannot be decoded
-//! or validated are counted with their reason and skipped; they never stop the replay.
+//! or validated are counted with their reason and skipped; they never stop the replay. The
+//! offers learn from the recorded responses as the pipeline would, in file order (the counts
+//! taken in after each event). [`world`] runs the same operator against simulated customers who
+//! answer its offers.
 
 pub mod report;
+pub mod world;
 
 use crate::codec::Codec;
 use crate::config::Settings;
@@ -100,6 +104,7 @@ pub fn replay(
     let mut states: FxHashMap<Text, CustomerState> = FxHashMap::default();
     let mut tally = Tally::new(operator.rules().version, options.samples);
     let mut stats = BatchStats::default();
+    let learned = crate::state::models::MemoryModels::default();
     let mut out = Vec::new();
     let mut n: u64 = 0;
     while let Some(record) = reader.next_record(codec) {
@@ -115,6 +120,12 @@ pub fn replay(
                     });
                 out.clear();
                 operator.apply(state, &event, None, &mut out, &mut stats);
+                if !stats.learned.is_empty() {
+                    if let Some(models) = operator.models() {
+                        models.set(&learned.record_now(&stats.learned));
+                    }
+                    stats.learned.clear();
+                }
                 for decision in &out {
                     tally.decision(decision);
                 }

@@ -379,6 +379,24 @@ pub(crate) struct SimulateArgs {
     /// delivery receipt, so the learned propensity counts unanswered offers too).
     #[arg(long)]
     pub(crate) no_receipts: bool,
+    /// Run the whole loop in this process instead (generated events → the operator → these
+    /// customers' answers → back to the operator), without Kafka or Redis, and report what the
+    /// offers learned against the truth table.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// With --offline: stop once this many offers have been learned from.
+    #[arg(long, default_value_t = 50_000)]
+    pub(crate) responses: u64,
+    /// With --offline: stop after this many generated events in any case.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub(crate) max_events: u64,
+    /// With --offline: split the customers in two halves, one ranked by learned propensities and
+    /// one by the configured ones, and report the acceptance of each with the gain's interval.
+    #[arg(long)]
+    pub(crate) ab: bool,
+    /// With --offline: a directory of rule documents (default: the configuration's rules).
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
 }
 
 /// Arguments of `backtest`.

@@ -4,6 +4,7 @@ use super::admin::load_lenient;
 use super::args::SimulateArgs;
 use super::serve::shutdown_signal;
 use anyhow::{Context, Result};
+use nbo_stream::backtest::world::{self, Half, WorldOptions, WorldReport};
 use nbo_stream::config::Settings;
 use nbo_stream::generator::responder::{Responder, Truth};
 use nbo_stream::generator::simulate::SimulateOptions;
@@ -18,7 +19,7 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
         None => Settings::default(),
     };
     telemetry::init_logs(&settings.telemetry);
-    if let Some(brokers) = args.brokers {
+    if let Some(brokers) = args.brokers.clone() {
         settings.kafka.brokers = brokers;
     }
     let truth = match &args.truth {
@@ -29,6 +30,9 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
         }
         None => Truth::default(),
     };
+    if args.offline {
+        return offline(&settings, &args, truth);
+    }
     let options = SimulateOptions {
         customers: args.customers,
         seed: args.seed,
@@ -57,4 +61,123 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
     })?;
     print!("{summary}");
     Ok(())
+}
+
+/// `simulate --offline`: the world in this process (`backtest::world`), reported as a table.
+fn offline(settings: &Settings, args: &SimulateArgs, truth: Truth) -> Result<()> {
+    let features = settings.features.load_in(&settings.catalog)?;
+    let rules = match &args.rules {
+        Some(dir) => nbo_stream::backtest::load_rules(Some(dir), &features)?,
+        None => {
+            let docs = settings
+                .rules
+                .sources()
+                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?;
+            nbo_stream::rules::book::RuleBook::from_sources(std::sync::Arc::new(features), &docs)
+                .map_err(|e| anyhow::anyhow!(nbo_stream::rules::load::describe(&e)))?
+                .rule_set()
+        }
+    };
+    let options = WorldOptions {
+        customers: args.customers,
+        seed: args.seed,
+        responder: Responder::new(truth, args.seed),
+        responses: args.responses,
+        max_events: args.max_events,
+        delay_ms: args.delay.as_millis() as i64,
+        ab: args.ab,
+    };
+    eprintln!(
+        "simulating {} customers (seed {}) until {} offers are learned from{}",
+        options.customers,
+        options.seed,
+        options.responses,
+        if options.ab {
+            ", half ranked by learned propensities"
+        } else {
+            ""
+        }
+    );
+    let started = std::time::Instant::now();
+    let report = world::run(settings, rules, &options)?;
+    print!("{}", render(&report));
+    eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The report as a table, then the A/B.
+fn render(report: &WorldReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} events, {} offers learned from",
+        report.events, report.responses
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:<10} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "offer rule", "segment", "responses", "accepted", "learned", "truth", "error"
+    );
+    let mut worst: Option<f64> = None;
+    for m in &report.models {
+        let error = m.learned() - m.truth;
+        if m.trials >= 1_000 {
+            worst = Some(worst.unwrap_or(0.0).max(error.abs()));
+        }
+        let segment = if m.segment.is_empty() {
+            "(all)"
+        } else {
+            &m.segment
+        };
+        let _ = writeln!(
+            out,
+            "{:<36} {:<10} {:>9} {:>9} {:>8.4} {:>8.4} {:>+7.4}",
+            m.rule_id,
+            segment,
+            m.trials,
+            m.positives,
+            m.learned(),
+            m.truth,
+            error
+        );
+    }
+    if let Some(w) = worst {
+        let _ = writeln!(
+            out,
+            "largest |learned - truth| with >= 1000 responses: {w:.4}"
+        );
+    }
+    let rate = |h: Half| h.accepted as f64 / h.offers.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "learned arbitration: {} offers, {} accepted ({:.4})",
+        report.learned.offers,
+        report.learned.accepted,
+        rate(report.learned)
+    );
+    if let Some(c) = report.configured {
+        let _ = writeln!(
+            out,
+            "configured arbitration: {} offers, {} accepted ({:.4})",
+            c.offers,
+            c.accepted,
+            rate(c)
+        );
+        if let Some(g) = report.gain() {
+            let _ = writeln!(
+                out,
+                "gain in acceptance: {:+.4} (95% interval {:+.4} .. {:+.4}){}",
+                g.value,
+                g.low,
+                g.high,
+                if g.significant() {
+                    ", significant"
+                } else {
+                    ", not significant"
+                }
+            );
+        }
+    }
+    out
 }
