@@ -35,6 +35,8 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
                 channel: (i % 3 != 0).then_some("EMAIL"),
                 offer_code: (i % 3 != 0).then(|| "CC-GOLD".to_string()),
                 score: (i % 3 != 0).then_some(0.42),
+                propensity: (i % 3 != 0).then_some(0.12),
+                explored: i % 20 == 0,
                 alert_kind: (i % 3 == 0).then_some("FRAUD"),
                 severity: (i % 3 == 0).then_some("HIGH"),
                 reasons: vec!["card spend 30d above 2,000".into()],

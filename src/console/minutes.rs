@@ -44,6 +44,12 @@ impl<const N: usize> Minutes<N> {
     /// Adds one to counter `index` (< `N`) at `at` (ms). Records older than the ring are not
     /// counted.
     pub fn count(&mut self, at: i64, index: usize) {
+        self.count_by(at, index, 1);
+    }
+
+    /// Adds `amount` to counter `index` (< `N`) at `at` (ms), saturating. Records older than the
+    /// ring are not counted.
+    pub fn count_by(&mut self, at: i64, index: usize, amount: u32) {
         let minute = at.div_euclid(MINUTE_MS);
         let newest = self.buckets.back().map_or(minute, |b| b.0.max(minute));
         if minute <= newest - self.len as i64 {
@@ -56,7 +62,8 @@ impl<const N: usize> Minutes<N> {
                 i
             }
         };
-        self.buckets[i].1[index] += 1;
+        let counter = &mut self.buckets[i].1[index];
+        *counter = counter.saturating_add(amount);
         while self
             .buckets
             .front()

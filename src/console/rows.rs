@@ -27,6 +27,10 @@ pub struct Row {
     pub offer_code: Option<String>,
     /// Score (offers).
     pub score: Option<f64>,
+    /// The propensity the offer was ranked by (offers that record it).
+    pub propensity: Option<f64>,
+    /// The offer's decision explored (ranked by a draw from the learned posterior).
+    pub explored: bool,
     /// Alert kind (alerts).
     pub alert_kind: Option<&'static str>,
     /// Severity (alerts).
@@ -51,6 +55,8 @@ impl Row {
             channel: Some(o.channel.as_str()),
             offer_code: Some(o.offer_code),
             score: Some(o.score),
+            propensity: o.propensity,
+            explored: o.explored,
             alert_kind: None,
             severity: None,
             reasons: o.reasons.iter().map(|r| r.to_string()).collect(),
@@ -76,6 +82,8 @@ impl Row {
             channel: None,
             offer_code: None,
             score: None,
+            propensity: None,
+            explored: false,
             alert_kind: Some(a.kind.as_str()),
             severity: Some(a.severity.as_str()),
             reasons: a.reasons.iter().map(|r| r.to_string()).collect(),

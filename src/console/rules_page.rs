@@ -172,7 +172,13 @@ pub fn rules(
             description = esc(&d.description),
             triggers = esc(&d.triggers.join(", ")),
             condition = esc(&d.condition),
-            would = if challenger { would_have(store, &d.id, d.version, user) } else { String::new() },
+            would = if challenger {
+                would_have(store, &d.id, d.version, user)
+            } else if offer {
+                propensity_line(store, &d.id, now)
+            } else {
+                String::new()
+            },
             hour = counts_cells(&hour, offer.then_some(&hour_r)),
             day = counts_cells(&day, offer.then_some(&day_r)),
         );
@@ -185,6 +191,18 @@ pub fn rules(
         "<p><a href=\"/rules/approvals\" id=\"approvals-link\">Changes awaiting approval</a></p>",
     );
     layout("Rules", user, "/rules", &body)
+}
+
+/// The propensity behind an offer rule's offers of the last day: their mean, and how many of
+/// their decisions explored.
+fn propensity_line(store: &Store, id: &str, now: i64) -> String {
+    match store.propensity_since(id, now - 86_400_000) {
+        Some((n, mean, explored)) => format!(
+            "<br><span class=\"muted\" id=\"propensity-{}\">propensity: mean {mean:.3} over the last day's {n} offers, {explored} of them exploring</span>",
+            esc(id)
+        ),
+        None => String::new(),
+    }
 }
 
 /// A challenger's latest decisions, with the customer (masked for viewers), the time and what it

@@ -80,6 +80,9 @@ pub struct Store {
     offer_rules: HashMap<Arc<str>, Arc<str>>,
     offer_order: VecDeque<Arc<str>>,
     responses: HashMap<Arc<str>, Minutes<RESPONSES>>,
+    /// Per offer rule, per minute: offers that recorded their propensity, the sum of those
+    /// propensities in ten-thousandths, and offers whose decision explored.
+    propensities: HashMap<Arc<str>, Minutes<3>>,
     unattributed: u64,
     pending: HashMap<Arc<str>, Vec<(OfferResponseKind, i64)>>,
     pending_order: VecDeque<Arc<str>>,
@@ -108,6 +111,7 @@ impl Store {
             offer_rules: HashMap::new(),
             offer_order: VecDeque::new(),
             responses: HashMap::new(),
+            propensities: HashMap::new(),
             unattributed: 0,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
@@ -186,6 +190,13 @@ impl Store {
             .count(at, response as usize);
     }
 
+    /// The offers of rule `id` made since `since` (ms) that recorded their propensity: how
+    /// many, their mean propensity, and how many explored.
+    pub fn propensity_since(&self, id: &str, since: i64) -> Option<(u64, f64, u64)> {
+        let [n, sum, explored] = self.propensities.get(id)?.total_since(since);
+        (n > 0).then(|| (n, sum as f64 / 10_000.0 / n as f64, explored))
+    }
+
     /// Responses to the offers of rule `id` per minute, by response, over the last day.
     pub fn responses(&self, id: &str) -> Option<&Minutes<RESPONSES>> {
         self.responses.get(id)
@@ -207,6 +218,23 @@ impl Store {
     pub fn push_row(&mut self, mut row: Row, at: i64) -> Row {
         if let Some(channel) = row.channel {
             self.facets.offer(&row.rule_id, channel, at);
+        }
+        if let Some(p) = row.propensity {
+            let known = self.propensities.contains_key(row.rule_id.as_str());
+            let key: Arc<str> = if known || self.propensities.len() < MAX_RULES {
+                Arc::from(row.rule_id.as_str())
+            } else {
+                Arc::from(OTHER_RULES)
+            };
+            let minutes = self
+                .propensities
+                .entry(key)
+                .or_insert_with(|| Minutes::new(DAY_MINUTES));
+            minutes.count(at, 0);
+            minutes.count_by(at, 1, (p.clamp(0.0, 1.0) * 10_000.0).round() as u32);
+            if row.explored {
+                minutes.count(at, 2);
+            }
         }
         row.seq = self.next_seq;
         self.next_seq += 1;
@@ -385,6 +413,27 @@ mod tests {
     }
 
     #[test]
+    fn the_propensity_behind_a_rules_offers_is_their_mean_with_the_explored_counted() {
+        let mut s = Store::new(10, 24, 10);
+        for (i, (p, explored)) in [(0.1, false), (0.3, true), (0.2, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut row = sample(60_000 * i as i64);
+            row.kind = "offer";
+            row.rule_id = "card".into();
+            row.propensity = Some(p);
+            row.explored = explored;
+            s.push_row(row, 60_000 * i as i64);
+        }
+        let (n, mean, explored) = s.propensity_since("card", 0).unwrap();
+        assert_eq!((n, explored), (3, 1));
+        assert!((mean - 0.2).abs() < 1e-9, "{mean}");
+        assert_eq!(s.propensity_since("card", 120_000).map(|p| p.0), Some(1));
+        assert_eq!(s.propensity_since("loan", 0), None);
+    }
+
+    #[test]
     fn rows_are_bounded_and_newest_first() {
         let mut s = Store::new(3, 1, 2);
         for i in 0..5 {
@@ -481,6 +530,8 @@ mod tests {
             channel: None,
             offer_code: None,
             score: None,
+            propensity: None,
+            explored: false,
             alert_kind: Some("FRAUD"),
             severity: Some("HIGH"),
             reasons: vec![],

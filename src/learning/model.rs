@@ -190,6 +190,45 @@ pub struct Used {
     pub propensity: f64,
     /// Drawn from the posterior (Thompson sampling) rather than its mean.
     pub explored: bool,
+    /// The configured propensity it started from (the prior).
+    pub configured: f64,
+    /// What its model had learned (`None`: not learned from: learning off, or no profiling
+    /// consent).
+    pub counts: Option<Counts>,
+}
+
+impl Used {
+    /// The configured propensity alone.
+    pub fn configured(propensity: f64) -> Self {
+        Self {
+            propensity,
+            explored: false,
+            configured: propensity,
+            counts: None,
+        }
+    }
+
+    /// The decision record's words for it.
+    pub fn reason(&self) -> String {
+        let p = self.propensity;
+        match self.counts {
+            None => format!("propensity {p:.3} (configured)"),
+            Some(c) if c.trials == 0 && !self.explored => {
+                format!("propensity {p:.3} (configured; no responses learned from yet)")
+            }
+            Some(c) => format!(
+                "propensity {p:.3} ({}{} responses learned from, {} accepted; configured {:.3})",
+                if self.explored {
+                    "exploring: drawn from the posterior of "
+                } else {
+                    ""
+                },
+                c.trials,
+                c.positives,
+                self.configured
+            ),
+        }
+    }
 }
 
 impl Learned {
@@ -206,17 +245,18 @@ impl Learned {
             counts,
         );
         let u = (draw_key >> 11) as f64 / (1u64 << 53) as f64;
-        if u < self.exploration {
+        let explored = u < self.exploration;
+        let propensity = if explored {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(draw_key);
-            Used {
-                propensity: posterior.sample(&mut rng),
-                explored: true,
-            }
+            posterior.sample(&mut rng)
         } else {
-            Used {
-                propensity: posterior.mean(),
-                explored: false,
-            }
+            posterior.mean()
+        };
+        Used {
+            propensity,
+            explored,
+            configured,
+            counts: Some(counts),
         }
     }
 }

@@ -296,10 +296,7 @@ impl Operator {
                 let key = draw_key(&[t.customer_id, t.event_id, &rule.head.id]);
                 learned.propensity(configured, counts, key)
             }
-            _ => Used {
-                propensity: configured,
-                explored: false,
-            },
+            _ => Used::configured(configured),
         }
     }
 
@@ -327,6 +324,7 @@ impl Operator {
             Ok(channel) => {
                 // The same propensity the score was made of: the same key draws the same.
                 let used = self.propensity(rule, values, state, t);
+                reasons.push(used.reason().into());
                 let made = Made {
                     score,
                     channel,

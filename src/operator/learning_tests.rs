@@ -7,6 +7,7 @@ use super::*;
 use crate::config::OperatorSettings;
 use crate::event::*;
 use crate::learning::model::{Counts, ModelTotals};
+use crate::output::NextBestOffer;
 
 /// Two contextual offers for a salary payment: `offer-a` (configured propensity 0.5) and
 /// `offer-b` (0.269, one model per profile segment), of equal value.
@@ -92,6 +93,11 @@ fn without_responses_the_offer_records_its_configured_propensity() {
     assert_eq!(o.rule_id, "offer-a");
     assert_eq!((o.propensity, o.explored), (Some(0.5), false));
     assert_eq!(o.score, 0.5 * 10.0);
+    let said = |o: &NextBestOffer, words: &str| o.reasons.iter().any(|r| r.contains(words));
+    assert!(said(
+        o,
+        "propensity 0.500 (configured; no responses learned from yet)"
+    ));
 }
 
 #[test]
@@ -135,6 +141,10 @@ fn learned_counts_move_the_propensity_and_the_ranking() {
     let expected = (sigmoid(-1.0) * 20.0 + 900.0) / 1_020.0;
     assert!((o.propensity.unwrap() - expected).abs() < 1e-12);
     assert!((o.score - expected * 10.0).abs() < 1e-9);
+    let why = format!(
+        "propensity {expected:.3} (1000 responses learned from, 900 accepted; configured 0.269)"
+    );
+    assert!(o.reasons.iter().any(|r| **r == *why), "{:?}", o.reasons);
 }
 
 #[test]
@@ -202,6 +212,10 @@ fn without_profiling_consent_responses_are_not_learned_from_nor_counts_used() {
     let o = offers[0];
     // Contextual offers still go out, ranked by their configured propensity alone.
     assert_eq!((o.rule_id.as_str(), o.propensity), ("offer-a", Some(0.5)));
+    assert!(o
+        .reasons
+        .iter()
+        .any(|r| &**r == "propensity 0.500 (configured)"));
     let offer_id = o.offer_id.clone();
     run.feed(response(1, &offer_id, OfferResponseKind::Accepted, T0 + H));
     assert!(run.stats.learned.is_empty());
