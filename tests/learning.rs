@@ -138,6 +138,7 @@ async fn a_pipeline_learns_from_responses_keeps_it_across_a_restart_and_counts_e
     assert_eq!(
         model(&store, &settings).await,
         [
+            ("e:".to_string(), "20".to_string()),
             ("format".to_string(), "1".to_string()),
             ("k:".to_string(), "10".to_string()),
             ("n:".to_string(), "40".to_string()),
@@ -192,6 +193,7 @@ async fn the_store_counts_a_replayed_observation_once() {
         offer_id: "o1".into(),
         offered_at: 1_800_000_000_000,
         trial,
+        expected: if trial { 0.25 } else { 0.0 },
         positive,
     };
     for _ in 0..2 {
@@ -208,7 +210,8 @@ async fn the_store_counts_a_replayed_observation_once() {
             "MASS",
             Counts {
                 trials: 1,
-                positives: 1
+                positives: 1,
+                expected: 0.25,
             }
         )
     );

@@ -58,14 +58,21 @@ pub struct ModelRow {
     pub trials: u64,
     /// Of them, accepted.
     pub positives: u64,
+    /// The positives the configured model expected of them.
+    pub expected: f64,
+    /// The prior's weight in responses.
+    pub evidence: f64,
     /// The mean true propensity of the customers those offers went to (the responder's table).
     pub truth: f64,
 }
 
 impl ModelRow {
-    /// What was learned: the accepted share of the offers learned from.
+    /// What was learned: the model's propensity over the offers it learned from, their mean
+    /// configured propensity recalibrated, `(k + w·E/n) / (n + w)` (see `learning::propensity`).
     pub fn learned(&self) -> f64 {
-        self.positives as f64 / self.trials.max(1) as f64
+        let n = self.trials as f64;
+        let mean_configured = self.expected / n.max(1.0);
+        (self.positives as f64 + self.evidence * mean_configured) / (n + self.evidence)
     }
 }
 
@@ -225,12 +232,17 @@ pub fn run(
                 .get(&(t.rule_id.clone(), t.segment.clone()))
                 .copied()
                 .unwrap_or(0.0);
+            let evidence = learner
+                .model_prior(&t.rule_id)
+                .map_or(learning_settings.learning.prior_evidence, |p| p.evidence);
             ModelRow {
                 truth: sum / t.counts.trials.max(1) as f64,
                 rule_id: t.rule_id,
                 segment: t.segment,
                 trials: t.counts.trials,
                 positives: t.counts.positives,
+                expected: t.counts.expected,
+                evidence,
             }
         })
         .collect();

@@ -38,6 +38,9 @@ pub struct OfferRecord {
     /// What the offer's learned model has counted of it ([`Counted`] bits): an offer counts
     /// once as a trial and once as a positive, however many responses it gets.
     pub counted: u8,
+    /// The configured propensity the offer was made at (what its learned model expected);
+    /// 0 when not known (an offer made before offers learned), and then it is not learned from.
+    pub configured: f64,
 }
 
 /// The bits of [`OfferRecord::counted`].
@@ -73,6 +76,7 @@ impl OfferRecord {
             response: None,
             responded_at: None,
             counted: 0,
+            configured: 0.0,
         }
     }
 
@@ -153,9 +157,12 @@ impl ContactHistory {
 
     /// Marks what a response to offer `offer_id` (`accepted` or not) teaches its model, and
     /// answers it when that is something not counted before (`None`: nothing new, or the offer
-    /// is not held).
+    /// is not held, or its configured propensity is not known).
     pub fn learn(&mut self, offer_id: &str, accepted: bool) -> Option<Learnt<'_>> {
-        let offer = self.offers.iter_mut().find(|c| c.offer_id == offer_id)?;
+        let offer = self
+            .offers
+            .iter_mut()
+            .find(|c| c.offer_id == offer_id && c.configured > 0.0)?;
         let trial = offer.counted & Counted::TRIAL == 0;
         let positive = accepted && offer.counted & Counted::POSITIVE == 0;
         offer.counted |= Counted::TRIAL | if accepted { Counted::POSITIVE } else { 0 };

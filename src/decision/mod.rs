@@ -330,6 +330,7 @@ mod tests {
             response: None,
             responded_at: None,
             counted: 0,
+            configured: 0.0,
         }
     }
 

@@ -1,10 +1,12 @@
 //! The learned side of an offer's propensity, as decisioning reads it: counts per offer and
 //! segment ([`Counts`]), held for every worker in one [`Models`] table, and the propensity a
-//! decision uses ([`Learned::propensity`]): the posterior mean, or (for the bounded share of
-//! decisions that explore) a Thompson draw.
+//! decision uses ([`Learned::propensity`]): the configured propensity recalibrated by the
+//! posterior mean of the offer's factor, or (for the bounded share of decisions that explore) by
+//! a Thompson draw (see [`super::propensity`]).
 //!
 //! What counts: an offer is one trial the first time any response to it arrives (DELIVERED,
-//! CLICKED, DECLINED or ACCEPTED), and one positive the first time it is ACCEPTED. Each offer
+//! CLICKED, DECLINED or ACCEPTED), adding its configured propensity to the model's expected
+//! positives, and one positive the first time it is ACCEPTED. Each offer
 //! counts once whatever the number of its responses or their replays: the customer's contact
 //! history marks what was counted of each offer it holds (`customer::Counted`), and the store
 //! remembers the offers it counted recently, for a replay of responses whose marks were not
@@ -17,12 +19,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Responses learned from for one offer (and segment).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
     /// Offers that received a response.
     pub trials: u64,
     /// Of them, offers accepted.
     pub positives: u64,
+    /// The positives the configured model expected of them: the sum of their configured
+    /// propensities.
+    pub expected: f64,
 }
 
 /// What an offer's models are split by: one model per value (`None`: one model for the offer).
@@ -67,7 +72,7 @@ impl SegmentBy {
 pub const UNKNOWN_SEGMENT: &str = "UNKNOWN";
 
 /// One response to learn from: the offer it answers, its model, and whether it accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     /// The offer rule that made the offer.
     pub rule_id: String,
@@ -79,12 +84,15 @@ pub struct Observation {
     pub offered_at: i64,
     /// The offer's first response: one more trial.
     pub trial: bool,
+    /// The offer's configured propensity, added to the model's expected positives with its
+    /// trial.
+    pub expected: f64,
     /// The offer's first acceptance: one more positive.
     pub positive: bool,
 }
 
 /// The counts of one model after a store update or load.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelTotals {
     /// Offer rule.
     pub rule_id: String,
@@ -217,7 +225,8 @@ impl Used {
                 format!("propensity {p:.3} (configured; no responses learned from yet)")
             }
             Some(c) => format!(
-                "propensity {p:.3} ({}{} responses learned from, {} accepted; configured {:.3})",
+                "propensity {p:.3} ({}{} responses learned from, {} accepted where {:.1} were \
+                 expected; configured {:.3})",
                 if self.explored {
                     "exploring: drawn from the posterior of "
                 } else {
@@ -225,6 +234,7 @@ impl Used {
                 },
                 c.trials,
                 c.positives,
+                c.expected,
                 self.configured
             ),
         }
@@ -237,13 +247,11 @@ impl Learned {
     /// by `draw_key`, a stable hash of customer, event and rule, so a replay decides the same)
     /// a draw from the posterior seeded by the same key.
     pub fn propensity(&self, configured: f64, counts: Counts, draw_key: u64) -> Used {
-        let posterior = Posterior::with_counts(
-            Prior {
-                propensity: configured,
-                evidence: self.evidence,
-            },
-            counts,
-        );
+        let prior = Prior {
+            propensity: configured,
+            evidence: self.evidence,
+        };
+        let posterior = Posterior::with_counts(prior, counts);
         let u = (draw_key >> 11) as f64 / (1u64 << 53) as f64;
         let explored = u < self.exploration;
         let propensity = if explored {
@@ -289,12 +297,13 @@ mod tests {
         };
         let used = l.propensity(0.2, Counts::default(), draw_key(&["c", "e", "r"]));
         assert!((used.propensity - 0.2).abs() < 1e-12 && !used.explored);
-        // 1,000 offers, 100 accepted: (10 + 100) / (50 + 1000).
+        // 1,000 offers at 0.2, 100 accepted: (10 + 100) / (50 + 1000).
         let used = l.propensity(
             0.2,
             Counts {
                 trials: 1_000,
                 positives: 100,
+                expected: 200.0,
             },
             7,
         );
@@ -329,7 +338,11 @@ mod tests {
         let t = |rule: &str, segment: &str, trials, positives| ModelTotals {
             rule_id: rule.into(),
             segment: segment.into(),
-            counts: Counts { trials, positives },
+            counts: Counts {
+                trials,
+                positives,
+                expected: 0.0,
+            },
         };
         models.set(&[t("a", "MASS", 10, 1), t("a", "AFFLUENT", 5, 2)]);
         models.set(&[t("a", "MASS", 12, 1)]);

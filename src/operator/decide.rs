@@ -363,7 +363,10 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        let made = OfferRecord::new(rule.head.id.clone(), rule.product, offer_id.clone(), at);
+        let made = OfferRecord {
+            configured: used.configured,
+            ..OfferRecord::new(rule.head.id.clone(), rule.product, offer_id.clone(), at)
+        };
         state.history.record_offer(made, &self.retention);
         out.push(Decision::Audit(self.audit(
             &rule.head,

@@ -102,13 +102,14 @@ fn without_responses_the_offer_records_its_configured_propensity() {
 
 #[test]
 fn learned_counts_move_the_propensity_and_the_ranking() {
-    // offer-a was offered 1,000 times and accepted 10 times: (0.5·50 + 10) / (50 + 1000).
+    // offer-a was offered 1,000 times at 0.5 and accepted 10 times: (0.5·50 + 10) / (50 + 1000).
     let learned = [ModelTotals {
         rule_id: "offer-a".into(),
         segment: String::new(),
         counts: Counts {
             trials: 1_000,
             positives: 10,
+            expected: 500.0,
         },
     }];
     let mut run = run(Some(&learned));
@@ -124,6 +125,7 @@ fn learned_counts_move_the_propensity_and_the_ranking() {
         counts: Counts {
             trials: 1_000,
             positives: 900,
+            expected: 1_000.0 * sigmoid(-1.0),
         },
     }];
     let mut run = self::run(Some(&elsewhere));
@@ -142,7 +144,7 @@ fn learned_counts_move_the_propensity_and_the_ranking() {
     assert!((o.propensity.unwrap() - expected).abs() < 1e-12);
     assert!((o.score - expected * 10.0).abs() < 1e-9);
     let why = format!(
-        "propensity {expected:.3} (1000 responses learned from, 900 accepted; configured 0.269)"
+        "propensity {expected:.3} (1000 responses learned from, 900 accepted where 268.9 were expected; configured 0.269)"
     );
     assert!(o.reasons.iter().any(|r| **r == *why), "{:?}", o.reasons);
 }
@@ -203,6 +205,7 @@ fn without_profiling_consent_responses_are_not_learned_from_nor_counts_used() {
         counts: Counts {
             trials: 1_000,
             positives: 10,
+            expected: 500.0,
         },
     }];
     let mut run = run(Some(&learned));

@@ -427,6 +427,11 @@ impl Operator {
             offer_id: offer_id.to_string(),
             offered_at: learnt.offer.at,
             trial: learnt.trial,
+            expected: if learnt.trial {
+                learnt.offer.configured
+            } else {
+                0.0
+            },
             positive: learnt.positive,
         })
     }

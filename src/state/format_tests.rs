@@ -14,7 +14,7 @@ use crate::output::{Decision, DecisionAudit};
 const FORMAT_4: &str = "0401070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000010a616c6572742d61407633ec0e";
 
 /// What format 5 writes for [`every_field_set`].
-const FORMAT_5: &str = "0501070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f010107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b817000000010a616c6572742d61407633ec0e";
+const FORMAT_5: &str = "0501070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e";
 
 /// A state with every stored field set (and `next_retire_at`, which is not stored).
 fn every_field_set() -> CustomerState {
@@ -40,6 +40,7 @@ fn every_field_set() -> CustomerState {
                 response: Some(OfferResponseKind::Declined),
                 responded_at: Some(2_000),
                 counted: 1,
+                configured: 0.25,
             }],
             vec![AlertRecord {
                 rule_id: "alert-a".into(),
@@ -85,6 +86,7 @@ fn every_field_set() -> CustomerState {
                 response: None,
                 responded_at: None,
                 counted: 0,
+                configured: 0.0,
             }],
             vec![AlertRecord {
                 rule_id: "alert-a@v3".into(),
@@ -120,7 +122,11 @@ fn format_4_reads_with_nothing_counted() {
     let offers = written.history.offers().to_vec();
     let uncounted = offers
         .into_iter()
-        .map(|o| OfferRecord { counted: 0, ..o })
+        .map(|o| OfferRecord {
+            counted: 0,
+            configured: 0.0,
+            ..o
+        })
         .collect();
     written.history = ContactHistory::from_records(uncounted, written.history.alerts().to_vec());
     assert_eq!(read, written);

@@ -5,8 +5,9 @@
 //!
 //! Format 4 (before offers that learn) lacks the `propensity` and `explored` of outbox offers
 //! (`None` and `false` in what it becomes, as in an Avro offer record written before them) and
-//! what the learned models have counted of each offer held (nothing: responses to offers made
-//! before the upgrade are learned from as they come).
+//! what the learned models have counted of each offer held and the configured propensity it was
+//! made at (nothing, and not known: responses to offers made before the upgrade are not learned
+//! from).
 
 use super::error::StateError;
 use crate::customer::{
@@ -330,7 +331,10 @@ mod tests {
         assert_eq!((o.score, o.propensity, o.explored), (12.5, None, false));
         assert_eq!(o.offer_code, "CC-1");
         let held = &state.history.offers()[0];
-        assert_eq!((held.responded_at, held.counted), (Some(600), 0));
+        assert_eq!(
+            (held.responded_at, held.counted, held.configured),
+            (Some(600), 0, 0.0)
+        );
         let again = CustomerState::from_bytes(&state.to_bytes().unwrap()).unwrap();
         assert_eq!(again, state);
     }

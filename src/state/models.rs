@@ -5,7 +5,8 @@
 //! namespace is the application's consumer group (`kafka.group_id`): its instances share their
 //! models, and two applications on one Redis (two tenants, two test runs) keep theirs apart.
 //! - `nbo:model:{<namespace>:<rule-id>}`: a hash with `format` ([`MODEL_FORMAT`]) and, per
-//!   segment, `n:<segment>` (trials) and `k:<segment>` (positives);
+//!   segment, `n:<segment>` (trials), `k:<segment>` (positives) and `e:<segment>` (the
+//!   positives the configured model expected of those trials);
 //! - `nbo:model:{<namespace>:<rule-id>}:seen:<day>`: offers made that day and counted lately, as
 //!   `t:<offer-id>` (as a trial) and `p:<offer-id>` (as a positive); the set expires
 //!   [`REPLAY_WINDOW_SECS`] after its last count.
@@ -43,12 +44,14 @@ pub trait ModelStore: Send + Sync {
 pub const REPLAY_WINDOW_SECS: u64 = 2 * 86_400;
 
 /// Counts an observation once: KEYS = model hash, day's seen set; ARGV = offer id, segment,
-/// trial (1/0), positive (1/0), seen-set TTL in seconds, format. Answers the model's trials
-/// and positives.
+/// trial (1/0), positive (1/0), seen-set TTL in seconds, format, expected positives of the
+/// trial. Answers the model's trials, positives and expected positives (the last as text: a Lua
+/// number would come back truncated to an integer).
 const RECORD: &str = r"
 local offer, segment = ARGV[1], ARGV[2]
 if ARGV[3] == '1' and redis.call('SADD', KEYS[2], 't:' .. offer) == 1 then
   redis.call('HINCRBY', KEYS[1], 'n:' .. segment, 1)
+  redis.call('HINCRBYFLOAT', KEYS[1], 'e:' .. segment, ARGV[7])
 end
 if ARGV[4] == '1' and redis.call('SADD', KEYS[2], 'p:' .. offer) == 1 then
   redis.call('HINCRBY', KEYS[1], 'k:' .. segment, 1)
@@ -56,7 +59,8 @@ end
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('HSET', KEYS[1], 'format', ARGV[6])
 return {tonumber(redis.call('HGET', KEYS[1], 'n:' .. segment) or '0'),
-        tonumber(redis.call('HGET', KEYS[1], 'k:' .. segment) or '0')}
+        tonumber(redis.call('HGET', KEYS[1], 'k:' .. segment) or '0'),
+        redis.call('HGET', KEYS[1], 'e:' .. segment) or '0'}
 ";
 
 /// `nbo:model:{<namespace>:<rule-id>}`.
@@ -105,13 +109,12 @@ fn parse_hash(
         let Some((which, segment)) = field.split_once(':') else {
             continue;
         };
-        let n: u64 = value
-            .parse()
-            .map_err(|_| StateError::Corrupt(format!("{key}: {field} = {value:?}")))?;
+        let bad = || StateError::Corrupt(format!("{key}: {field} = {value:?}"));
         let counts = by_segment.entry(segment.to_string()).or_default();
         match which {
-            "n" => counts.trials = n,
-            "k" => counts.positives = n,
+            "n" => counts.trials = value.parse().map_err(|_| bad())?,
+            "k" => counts.positives = value.parse().map_err(|_| bad())?,
+            "e" => counts.expected = value.parse().map_err(|_| bad())?,
             _ => {}
         }
     }
@@ -143,18 +146,26 @@ impl ModelStore for RedisModels {
                     .arg(if o.trial { "1" } else { "0" })
                     .arg(if o.positive { "1" } else { "0" })
                     .arg(REPLAY_WINDOW_SECS)
-                    .arg(MODEL_FORMAT);
+                    .arg(MODEL_FORMAT)
+                    .arg(o.expected);
                 (self.tag(&o.rule_id), cmd)
             })
             .collect();
         let answers = self.redis.each(&cmds).await?;
         let mut latest: HashMap<(String, String), Counts> = HashMap::new();
         for (o, answer) in observations.iter().zip(answers) {
-            let (trials, positives): (u64, u64) = redis::from_redis_value(answer)
+            let (trials, positives, expected): (u64, u64, String) = redis::from_redis_value(answer)
                 .map_err(|e| StateError::Corrupt(format!("model update answer: {e}")))?;
+            let expected = expected.parse().map_err(|_| {
+                StateError::Corrupt(format!("model update answer: expected = {expected:?}"))
+            })?;
             latest.insert(
                 (o.rule_id.clone(), o.segment.clone()),
-                Counts { trials, positives },
+                Counts {
+                    trials,
+                    positives,
+                    expected,
+                },
             );
         }
         Ok(latest
@@ -229,6 +240,7 @@ impl MemoryModels {
             let c = counts.entry(key.clone()).or_default();
             if o.trial && seen.insert(format!("t:{}:{}", o.rule_id, o.offer_id)) {
                 c.trials += 1;
+                c.expected += o.expected;
             }
             if o.positive && seen.insert(format!("p:{}:{}", o.rule_id, o.offer_id)) {
                 c.positives += 1;
@@ -259,6 +271,7 @@ mod tests {
             offer_id: offer.into(),
             offered_at: 1_000,
             trial: true,
+            expected: 0.25,
             positive,
         }
     }
@@ -272,7 +285,8 @@ mod tests {
             totals[0].counts,
             Counts {
                 trials: 2,
-                positives: 1
+                positives: 1,
+                expected: 0.5,
             }
         );
     }
@@ -290,6 +304,7 @@ mod tests {
             ("format".to_string(), "1".to_string()),
             ("n:MASS".to_string(), "10".to_string()),
             ("k:MASS".to_string(), "3".to_string()),
+            ("e:MASS".to_string(), "2.5".to_string()),
         ]
         .into();
         let totals = parse_hash(&key, "offer-a", fields).unwrap();
@@ -297,7 +312,8 @@ mod tests {
             totals[0].counts,
             Counts {
                 trials: 10,
-                positives: 3
+                positives: 3,
+                expected: 2.5,
             }
         );
     }

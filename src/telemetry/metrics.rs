@@ -105,8 +105,8 @@ pub struct Metrics {
     pub offer_model_responses: IntGaugeVec,
     /// Of them, accepted.
     pub offer_model_positives: IntGaugeVec,
-    /// The learned propensity (posterior mean, with the rule's intercept as the prior), by
-    /// offer rule and segment.
+    /// The learned propensity over the offers learned from (their mean configured propensity,
+    /// recalibrated), by offer rule and segment.
     pub offer_model_propensity: GaugeVec,
     /// The evidence behind it: the prior's weight plus the responses.
     pub offer_model_evidence: GaugeVec,
@@ -351,7 +351,7 @@ impl Metrics {
             offer_model_propensity: float_gauges(
                 r,
                 "nbo_offer_model_propensity",
-                "Learned propensity (posterior mean; the rule's intercept is the prior), by offer rule and segment",
+                "Learned propensity over the offers learned from (their configured propensities, recalibrated by the responses), by offer rule and segment",
                 &["rule", "segment"],
             ),
             offer_model_evidence: float_gauges(

@@ -84,7 +84,11 @@ fn take(operator: &Operator, models: &Models, totals: &[ModelTotals]) {
         m.offer_model_positives
             .with_label_values(&labels)
             .set(t.counts.positives as i64);
-        if let Some(prior) = operator.model_prior(&t.rule_id) {
+        if let Some(mut prior) = operator.model_prior(&t.rule_id) {
+            // The model's mean over its offers: their mean configured propensity as the prior.
+            if t.counts.trials > 0 {
+                prior.propensity = t.counts.expected / t.counts.trials as f64;
+            }
             let posterior = Posterior::with_counts(prior, t.counts);
             m.offer_model_propensity
                 .with_label_values(&labels)
