@@ -384,4 +384,21 @@ mod tests {
         );
         assert!(report.gain().is_some());
     }
+
+    #[test]
+    fn among_competing_offers_learned_arbitration_gains_acceptance() {
+        let settings = Settings::default();
+        let features = settings.features.load_in(&settings.catalog).unwrap();
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/learning-ab/offers");
+        let rules = crate::rules::load::rule_set(Some(&dir), &features).unwrap();
+        let options = WorldOptions {
+            customers: 50_000,
+            responses: 10_000,
+            ..options(true)
+        };
+        let report = run(&settings, rules, &options).unwrap();
+        let gain = report.gain().unwrap();
+        assert!(gain.low > 0.0, "{gain:?} {report:?}");
+    }
 }
