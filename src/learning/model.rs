@@ -15,7 +15,6 @@
 use super::propensity::{Posterior, Prior};
 use crate::customer::ProfileState;
 use rand::SeedableRng;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Responses learned from for one offer (and segment).
@@ -102,7 +101,8 @@ pub struct ModelTotals {
     pub counts: Counts,
 }
 
-type Table = HashMap<String, HashMap<String, Counts>>;
+/// Looked up on every offer decision: a fast hash (rule ids and segments are not attacker input).
+type Table = rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<String, Counts>>;
 
 /// The counts of every model, shared by the workers: read on every offer decision without a
 /// lock, replaced whole (copy on write) when the store reports new totals.

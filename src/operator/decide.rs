@@ -235,9 +235,8 @@ impl Operator {
             if !self.holds(&rule.head, values, state, event) {
                 continue;
             }
-            let score = self.score(rule, values, state, t);
             if rule.head.state == RuleState::Shadow {
-                challengers.push((score, rule));
+                challengers.push((self.score(rule, values, state, t), rule));
                 continue;
             }
             let history = HistoryView::real(&state.history);
@@ -251,7 +250,8 @@ impl Operator {
                 ));
                 continue;
             }
-            candidates.push((score, rule));
+            // Scored only once it may be chosen: a held-back offer needs no propensity.
+            candidates.push((self.score(rule, values, state, t), rule));
         }
         (candidates, challengers)
     }
