@@ -109,8 +109,8 @@ type Table = rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<String, Counts>
 #[derive(Debug, Default)]
 pub struct Models {
     table: arc_swap::ArcSwap<Table>,
-    /// When the table was last reloaded whole, in milliseconds since the first reload claimed
-    /// (`u64::MAX`: never), so that one worker of many does it per period.
+    /// When the table was last reloaded whole, in milliseconds (plus one) since `epoch` (0:
+    /// never), so that one worker of many does it per period.
     reloaded: std::sync::atomic::AtomicU64,
     epoch: std::sync::OnceLock<std::time::Instant>,
 }

@@ -42,7 +42,7 @@ pub struct BatchStats {
     pub feature_updates: u64,
     /// Events dropped because the customer was erased after them.
     pub erased: u64,
-    /// Responses to learn from, for the model store (`learning::store`): the worker records
+    /// Responses to learn from, for the model store (`state::models`): the worker records
     /// them at its checkpoint, before it stores the customers' state.
     pub learned: Vec<crate::learning::model::Observation>,
 }
@@ -172,8 +172,9 @@ impl Operator {
         self.learning.as_ref().map(|l| l.refresh)
     }
 
-    /// The prior of offer rule `rule_id`'s models as the metrics show them: its configured
-    /// propensity for a customer with every feature at zero (its intercept), and its weight.
+    /// The prior of offer rule `rule_id`'s models as the metrics show them: its weight, and its
+    /// configured propensity for a customer with every feature at zero (its intercept), which
+    /// stands for the model until it has learned from an offer.
     pub fn model_prior(&self, rule_id: &str) -> Option<crate::learning::propensity::Prior> {
         let l = self.learning.as_ref()?;
         let rule = self.rules.offers.iter().find(|r| r.head.id == rule_id)?;
