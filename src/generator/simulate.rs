@@ -146,20 +146,19 @@ pub fn simulate(
             summary.unknown_customers += 1;
             continue;
         };
-        if options.delivery_receipts {
+        // A response `after` ms past the decision (never past the clock), keyed by the customer.
+        let respond = |prefix: &str, kind: OfferResponseKind, after: i64| {
             let at = offer
                 .decided_at
-                .saturating_add(1_000)
+                .saturating_add(after)
                 .min(crate::clock::now_ms());
-            let receipt = response(&offer, "delivered", OfferResponseKind::Delivered, at);
-            let payload = super::encode_event(codec, &receipt, options.framing)?;
-            send(
-                &producer,
-                &topics.offer_responses,
-                &offer.customer_id,
-                &payload,
-                at,
-            )?;
+            let event = response(&offer, prefix, kind, at);
+            let payload = super::encode_event(codec, &event, options.framing)?;
+            let topic = &topics.offer_responses;
+            send(&producer, topic, &offer.customer_id, &payload, at)
+        };
+        if options.delivery_receipts {
+            respond("delivered", OfferResponseKind::Delivered, 1_000)?;
             summary.delivered += 1;
         }
         let Some(answer) =
@@ -170,19 +169,7 @@ pub fn simulate(
             summary.ignored += 1;
             continue;
         };
-        let at = offer
-            .decided_at
-            .saturating_add(delay_ms)
-            .min(crate::clock::now_ms());
-        let answer_event = response(&offer, "response", answer, at);
-        let payload = super::encode_event(codec, &answer_event, options.framing)?;
-        send(
-            &producer,
-            &topics.offer_responses,
-            &offer.customer_id,
-            &payload,
-            at,
-        )?;
+        respond("response", answer, delay_ms)?;
         *summary.answers.entry(answer.as_str()).or_default() += 1;
     }
     producer.flush(Duration::from_secs(30))?;

@@ -2,7 +2,7 @@
 //! responses are not learned from, and how the learned counts move the propensity an offer is
 //! ranked and recorded by.
 
-use super::tests::{card, profile_profiling, Run, H, T0};
+use super::tests::{card, profile_profiling, savings_offer, Run, H, T0};
 use super::*;
 use crate::config::OperatorSettings;
 use crate::event::*;
@@ -14,23 +14,8 @@ use crate::output::NextBestOffer;
 fn two_offers() -> RuleSet {
     let features = crate::features::spec::load(None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let offer = |id: &str, propensity: &str| {
-        format!(
-            r#"id = "{id}"
-version = 1
-description = "test"
-triggers = ["TransactionEvent"]
-condition = "event.txn_type == 'SALARY'"
-[offer]
-offer_code = "{id}"
-product = "SAVINGS"
-value = 10.0
-channels = ["EMAIL"]
-cooldown = "1d"
-propensity = {propensity}
-"#
-        )
-    };
+    let offer =
+        |id: &str, propensity: &str| savings_offer(id, "event.txn_type == 'SALARY'", propensity);
     std::fs::write(
         dir.path().join("a.toml"),
         offer("offer-a", "{ intercept = 0.0 }"),
@@ -80,6 +65,19 @@ fn run(models: Option<&[ModelTotals]>) -> Run {
     run
 }
 
+/// offer-a's model after 1,000 offers at 0.5, 10 of them accepted.
+fn offer_a_seldom_accepted() -> [ModelTotals; 1] {
+    [ModelTotals {
+        rule_id: "offer-a".into(),
+        segment: String::new(),
+        counts: Counts {
+            trials: 1_000,
+            positives: 10,
+            expected: 500.0,
+        },
+    }]
+}
+
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -103,15 +101,7 @@ fn without_responses_the_offer_records_its_configured_propensity() {
 #[test]
 fn learned_counts_move_the_propensity_and_the_ranking() {
     // offer-a was offered 1,000 times at 0.5 and accepted 10 times: (0.5·50 + 10) / (50 + 1000).
-    let learned = [ModelTotals {
-        rule_id: "offer-a".into(),
-        segment: String::new(),
-        counts: Counts {
-            trials: 1_000,
-            positives: 10,
-            expected: 500.0,
-        },
-    }];
+    let learned = offer_a_seldom_accepted();
     let mut run = run(Some(&learned));
     run.feed(salary(1, T0));
     let offers = run.offers();
@@ -199,15 +189,7 @@ fn each_offer_is_learned_from_once_however_many_responses_it_gets() {
 
 #[test]
 fn without_profiling_consent_responses_are_not_learned_from_nor_counts_used() {
-    let learned = [ModelTotals {
-        rule_id: "offer-a".into(),
-        segment: String::new(),
-        counts: Counts {
-            trials: 1_000,
-            positives: 10,
-            expected: 500.0,
-        },
-    }];
+    let learned = offer_a_seldom_accepted();
     let mut run = run(Some(&learned));
     run.feed(profile_profiling(false));
     run.feed(salary(1, T0));

@@ -493,13 +493,11 @@ fn without_profiling_consent_no_offer_is_chosen_from_features_but_alerts_still_a
     assert_eq!(run.offers().len(), 1);
 }
 
-#[test]
-fn without_profiling_consent_a_contextual_offer_still_goes_out() {
-    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let offer = |id: &str, condition: &str, propensity: &str| {
-        format!(
-            r#"id = "{id}"
+/// A savings offer rule triggered by transactions: `id`, its condition and its `propensity`
+/// table, worth 10, by e-mail, with a one-day cooldown.
+pub(super) fn savings_offer(id: &str, condition: &str, propensity: &str) -> String {
+    format!(
+        r#"id = "{id}"
 version = 1
 description = "test"
 triggers = ["TransactionEvent"]
@@ -512,8 +510,14 @@ channels = ["EMAIL"]
 cooldown = "1d"
 propensity = {propensity}
 "#
-        )
-    };
+    )
+}
+
+#[test]
+fn without_profiling_consent_a_contextual_offer_still_goes_out() {
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let offer = savings_offer;
     let files = [
         (
             "contextual",

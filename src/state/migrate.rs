@@ -141,6 +141,21 @@ impl From<DecisionV4> for Decision {
     }
 }
 
+/// An outbox entry of an earlier format, its decisions read as this release's.
+fn outbox_entry<D: Into<Decision>>(
+    kind: u8,
+    partition: i32,
+    offset: i64,
+    decisions: Vec<D>,
+) -> OutboxEntry {
+    OutboxEntry {
+        kind,
+        partition,
+        offset,
+        decisions: decisions.into_iter().map(Into::into).collect(),
+    }
+}
+
 /// Reads a format-4 state body.
 pub(super) fn from_format_4(body: &[u8]) -> Result<CustomerState, StateError> {
     let v4: StateV4 =
@@ -159,12 +174,7 @@ pub(super) fn from_format_4(body: &[u8]) -> Result<CustomerState, StateError> {
         outbox: v4
             .outbox
             .into_iter()
-            .map(|e| OutboxEntry {
-                kind: e.kind,
-                partition: e.partition,
-                offset: e.offset,
-                decisions: e.decisions.into_iter().map(Decision::from).collect(),
-            })
+            .map(|e| outbox_entry(e.kind, e.partition, e.offset, e.decisions))
             .collect(),
         shadow: v4.shadow.into(),
     })
@@ -259,12 +269,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
         outbox: v3
             .outbox
             .into_iter()
-            .map(|e| OutboxEntry {
-                kind: e.kind,
-                partition: e.partition,
-                offset: e.offset,
-                decisions: e.decisions.into_iter().map(Decision::from).collect(),
-            })
+            .map(|e| outbox_entry(e.kind, e.partition, e.offset, e.decisions))
             .collect(),
         shadow: ContactHistory::default(),
     })
