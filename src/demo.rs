@@ -197,6 +197,8 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         // event-time order across topics (`source::align`), so a customer's profile is applied
         // before the activity it governs however the topics are fetched.
         after_profiles: None,
+        // Customers open products on their own too: the control group's conversions.
+        own_conversions: Some(Truth::default()),
     };
     let client = crate::source::client_config(&settings.kafka);
     let topics = settings.topics.clone();

@@ -281,6 +281,26 @@ pub struct OfferResponse {
     pub response: OfferResponseKind,
 }
 
+/// A product the customer opened, from the CRM (`bank.product-openings.v1`): a conversion,
+/// whether an offer led to it or not. Uplift counts it against the offers of its product family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductOpened {
+    /// Unique id set by the producing system.
+    pub event_id: Text,
+    /// Bank customer id.
+    pub customer_id: Text,
+    /// When it was opened (UTC millis).
+    pub event_time: EpochMillis,
+    /// The product family opened.
+    pub product_category: ProductCategory,
+    /// The new account or contract.
+    pub account_id: Text,
+    /// Where it was opened, as the CRM names it (`BRANCH`, `WEB`, `APP`, `OFFER`...).
+    pub channel: Text,
+    /// The offer it answered, when the CRM knows one.
+    pub offer_id: Option<Text>,
+}
+
 /// A right-to-erasure request (`bank.erasure-requests.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErasureRequest {
@@ -345,6 +365,7 @@ macro_rules! builtin_records {
             Profile(CustomerProfile),
             OfferResponse(OfferResponse),
             Erasure(ErasureRequest),
+            ProductOpened(ProductOpened),
         }
     };
 }
@@ -388,6 +409,7 @@ activity_record!(
     FeedbackEvent,
     PartnerEvent,
     OfferResponse,
+    ProductOpened,
 );
 
 impl BuiltinRecord for CustomerProfile {

@@ -63,6 +63,7 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "customer-profile.toml",
     "offer-responses.toml",
     "erasure-requests.toml",
+    "product-openings.toml",
     "rules.toml",
     "rules-history.toml",
     "offers.toml",

@@ -38,6 +38,7 @@ fn generate_at(settings: &Settings, start_ms: i64) {
         progress: false,
         declared: Vec::new(),
         after_profiles: None,
+        own_conversions: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
     let codec = nbo_stream::codec::Codec::with_defaults().unwrap();

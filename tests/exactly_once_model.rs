@@ -317,7 +317,7 @@ impl StateStore for DyingStore {
 
 /// The input: per (topic, partition), its records in offset order.
 struct Input {
-    topics: [String; 9],
+    topics: [String; nbo_stream::event::BUILTIN_KINDS],
     logs: BTreeMap<(usize, i32), Vec<Record>>,
 }
 

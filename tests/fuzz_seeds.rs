@@ -23,7 +23,7 @@ fn seeds_dir() -> PathBuf {
 fn one_of_each_kind() -> Vec<Event> {
     let mut factory = EventFactory::new(200, 3, FUZZ_NOW_MS - 10 * 86_400_000);
     factory.cap_clock(FUZZ_NOW_MS - 60_000);
-    let mut found: Vec<Option<Event>> = vec![None; 9];
+    let mut found: Vec<Option<Event>> = vec![None; EventKind::ALL.len()];
     for _ in 0..5_000 {
         let e = factory.next_event();
         let i = e.kind().index();
@@ -44,6 +44,17 @@ fn one_of_each_kind() -> Vec<Event> {
             request_id: "ER-1".into(),
             customer_id: "C0000002".into(),
             requested_at: at,
+        })
+    });
+    found[EventKind::ProductOpened.index()].get_or_insert_with(|| {
+        Event::ProductOpened(nbo_stream::event::ProductOpened {
+            event_id: "PO-1".into(),
+            customer_id: "C0000003".into(),
+            event_time: at,
+            product_category: nbo_stream::event::ProductCategory::CreditCard,
+            account_id: "A-77".into(),
+            channel: "OFFER".into(),
+            offer_id: Some("offer-1".into()),
         })
     });
     found.into_iter().map(|e| e.expect("a kind")).collect()
@@ -70,7 +81,7 @@ fn seed_name(kind: EventKind, framing: Framing) -> String {
 fn every_seed_is_a_valid_record_of_its_kind_and_framing() {
     let codec = Codec::with_defaults().unwrap();
     let plain = Codec::new(&CodecOptions {
-        input_framing: [Framing::Plain; 9],
+        input_framing: [Framing::Plain; nbo_stream::event::BUILTIN_KINDS],
         ..CodecOptions::default()
     })
     .unwrap();
@@ -92,7 +103,10 @@ fn every_seed_is_a_valid_record_of_its_kind_and_framing() {
             });
             // The target's layout, read back as the target reads it.
             let selector = bytes[0];
-            assert_eq!(EventKind::ALL[usize::from(selector & 0x0f) % 9], kind);
+            assert_eq!(
+                EventKind::ALL[usize::from(selector & 0x0f) % EventKind::ALL.len()],
+                kind
+            );
             assert_eq!(selector & 0x10 != 0, framing == Framing::Plain);
             assert_ne!(selector & 0x60, 0, "seeds carry a key");
             let key_len = usize::from(bytes[1]);
@@ -130,7 +144,7 @@ fn the_registry_seed_is_a_v2_transaction_that_resolves() {
         let v2 = apache_avro::Schema::parse_str(TRANSACTION_V2).unwrap();
         let value = apache_avro::from_avro_datum(&v1, &mut &plain[..], Some(&v2)).unwrap();
         let key = event.customer_id().as_bytes();
-        let mut out = vec![9 | 0x20, key.len() as u8];
+        let mut out = vec![EventKind::ALL.len() as u8 | 0x20, key.len() as u8];
         out.extend_from_slice(key);
         out.extend_from_slice(&[0, 0, 0, 0, 1]);
         out.extend(apache_avro::to_avro_datum(&v2, value).unwrap());
@@ -138,7 +152,11 @@ fn the_registry_seed_is_a_v2_transaction_that_resolves() {
     }
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (FUZZ_WRITE_SEEDS=1 writes it)", path.display()));
-    assert_eq!(bytes[0] & 0x0f, 9, "the registry codec's nibble");
+    assert_eq!(
+        usize::from(bytes[0] & 0x0f),
+        EventKind::ALL.len(),
+        "the registry codec's nibble"
+    );
     let (key, value) = bytes[2..].split_at(usize::from(bytes[1]));
     let registry = Codec::new(&CodecOptions {
         registry: true,

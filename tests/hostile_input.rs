@@ -212,6 +212,7 @@ impl Builder {
             Event::Profile(_) => {}
             Event::OfferResponse(e) => e.event_id.insert(0, 'X'),
             Event::Erasure(e) => e.request_id.insert(0, 'X'),
+            Event::ProductOpened(e) => e.event_id.insert(0, 'X'),
             Event::Declared(e) => e.event_id.insert(0, 'X'),
         }
         event
@@ -425,6 +426,10 @@ fn huge_string(event: &mut Event, len: usize) -> &'static str {
             e.request_id = huge;
             "request_id"
         }
+        Event::ProductOpened(e) => {
+            e.account_id = huge;
+            "account_id"
+        }
         Event::Declared(e) => {
             e.event_id = huge;
             "event_id"
@@ -452,6 +457,7 @@ fn set_customer(event: &mut Event, id: &str) {
         Event::Profile(e) => e.customer_id = id,
         Event::OfferResponse(e) => e.customer_id = id,
         Event::Erasure(e) => e.customer_id = id,
+        Event::ProductOpened(e) => e.customer_id = id,
         Event::Declared(e) => e.customer_id = id,
     }
 }
@@ -470,6 +476,7 @@ fn set_time(event: &mut Event, millis: i64) -> &'static str {
             return "updated_at";
         }
         Event::OfferResponse(e) => e.event_time = millis,
+        Event::ProductOpened(e) => e.event_time = millis,
         Event::Erasure(e) => {
             e.requested_at = millis;
             return "requested_at";

@@ -167,6 +167,22 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
         ),
     );
     push(
+        "ProductOpened",
+        codec.encode_framed(
+            "ProductOpened",
+            &ProductOpened {
+                event_id: "e".into(),
+                customer_id: "c".into(),
+                event_time: T,
+                product_category: ProductCategory::Savings,
+                account_id: "a".into(),
+                channel: "BRANCH".into(),
+                offer_id: None,
+            },
+            f,
+        ),
+    );
+    push(
         "NextBestOffer",
         codec.encode_framed(
             "NextBestOffer",

@@ -129,7 +129,7 @@ fn two_configurations_load_side_by_side_each_with_its_own_records() {
         .unwrap();
     let bytes = calls_codec.encode_declared(&event, Framing::Plain).unwrap();
     let plain = nbo_stream::codec::CodecOptions {
-        input_framing: [Framing::Plain; 9],
+        input_framing: [Framing::Plain; nbo_stream::event::BUILTIN_KINDS],
         declared: vec![(source.clone(), Framing::Plain)],
         ..Default::default()
     };

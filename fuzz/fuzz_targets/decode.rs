@@ -2,8 +2,8 @@
 //! bound or accept a record its validation forbids.
 //!
 //! Input layout (tests/fuzz_seeds.rs writes and checks the seeds in fuzz/seeds/decode/ with it):
-//! - byte 0, the selector: bits 0-3 the record kind (`EventKind::ALL[n]` for n < 9; n ≥ 9 selects
-//!   the Schema Registry codec and kind `EventKind::ALL[n - 9]`, where TransactionEvent's id 1 names
+//! - byte 0, the selector: bits 0-3 the record kind (`EventKind::ALL[n]` for n < 10; n ≥ 10 selects
+//!   the Schema Registry codec and kind `EventKind::ALL[n - 10]`, where TransactionEvent's id 1 names
 //!   the v2 writer of tests/fixtures/schemas, so its records go through the transcoder, and every
 //!   other kind's id names its reader schema), bit 4 plain framing (else Confluent), bits 5-6 the Kafka key (0: none; else byte 1 gives its length, capped by
 //!   what is left, and the key bytes follow), bit 7 also run `decode_datum_prefix` (the recorded
@@ -28,7 +28,7 @@ fn codecs() -> &'static (Codec, Codec, Codec) {
     CODECS.get_or_init(|| {
         let confluent = Codec::with_defaults().expect("the contract's schemas parse");
         let plain = Codec::new(&CodecOptions {
-            input_framing: [Framing::Plain; 9],
+            input_framing: [Framing::Plain; nbo_stream::event::BUILTIN_KINDS],
             ..CodecOptions::default()
         })
         .expect("the contract's schemas parse");

@@ -9,6 +9,7 @@
 //! taken in after each event). [`world`] runs the same operator against simulated customers who
 //! answer its offers.
 
+pub mod exposures;
 pub mod report;
 pub mod world;
 

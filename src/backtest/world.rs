@@ -11,11 +11,16 @@
 //! - with `ab`, an A/B of learned arbitration against the configured propensities: customers are
 //!   split in two halves by a hash of their id, each half decided by its own operator over the
 //!   same stream, and each half's acceptance (offers accepted per offer made) compared, with the
-//!   difference's 95% interval.
+//!   difference's 95% interval;
+//! - per offer rule, its uplift against the control group, with the truth it estimates
+//!   ([`super::exposures`]). Customers also open products on their own at the truth's base
+//!   rates, and an accepted offer opens its product: both reach the operator as `ProductOpened`
+//!   records, as the CRM's would.
 
+use super::exposures::{Exposures, UpliftRow};
 use crate::config::Settings;
 use crate::customer::CustomerState;
-use crate::event::{Event, OfferResponse, OfferResponseKind, ProductCategory, Text};
+use crate::event::{Event, OfferResponse, OfferResponseKind, ProductCategory, ProductOpened, Text};
 use crate::generator::personas::{EventFactory, Persona};
 use crate::generator::responder::Responder;
 use crate::learning::model::draw_key;
@@ -90,6 +95,8 @@ pub struct Half {
 pub struct WorldReport {
     /// Events generated and decided.
     pub events: u64,
+    /// The event time they span, first to last.
+    pub span_ms: i64,
     /// Offers learned from (trials) by the learning operator.
     pub responses: u64,
     /// Per model, sorted by rule and segment.
@@ -98,6 +105,11 @@ pub struct WorldReport {
     pub learned: Half,
     /// Configured arbitration's half (`ab` only).
     pub configured: Option<Half>,
+    /// Per offer rule, its uplift against the control group and the truth, sorted by rule.
+    pub uplift: Vec<UpliftRow>,
+    /// The uplift window the run used (the configured one, or the rule set's shortest cooldown
+    /// when shorter).
+    pub uplift_window_ms: i64,
 }
 
 impl WorldReport {
@@ -112,6 +124,9 @@ impl WorldReport {
     }
 }
 
+/// Event time of the world's first event (2027-01-15).
+const START_MS: i64 = 1_800_000_000_000;
+
 /// A pending answer, applied when the stream reaches its time.
 type Pending = BTreeMap<(i64, u64), Event>;
 
@@ -123,65 +138,64 @@ pub fn run(
     options: &WorldOptions,
 ) -> Result<WorldReport, super::BacktestError> {
     let features = Arc::new(settings.features.load_in(&settings.catalog)?);
+    // One offer of a rule per treated customer and window, so the truth is exact (see
+    // `exposures`): the window is at most the shortest cooldown.
+    let shortest_cooldown = rules
+        .offers
+        .iter()
+        .map(|r| r.cooldown_ms)
+        .filter(|c| *c > 0)
+        .min();
+    let window_ms = (settings.operator.uplift.window.as_millis() as i64)
+        .min(shortest_cooldown.unwrap_or(i64::MAX));
     let mut learning_settings = settings.operator.clone();
     learning_settings.learning.enabled = true;
-    let learner = Operator::new(
-        features.clone(),
-        rules.clone(),
-        &learning_settings,
-        settings.operator.control_group_percent,
-    );
-    let mut configured_settings = settings.operator.clone();
+    learning_settings.uplift.window = std::time::Duration::from_millis(window_ms as u64);
+    let mut configured_settings = learning_settings.clone();
     configured_settings.learning.enabled = false;
-    let configured = Operator::new(
-        features,
-        rules,
-        &configured_settings,
-        settings.operator.control_group_percent,
-    );
+    let exposures = Exposures::new(&rules, window_ms, options.delay_ms.max(1_001));
+    let percent = settings.operator.control_group_percent;
+    let learner = Operator::new(features.clone(), rules.clone(), &learning_settings, percent);
+    let configured = Operator::new(features, rules, &configured_settings, percent);
+    let sides = Sides {
+        learner: &learner,
+        configured: &configured,
+        ab: options.ab,
+    };
     let store = MemoryModels::default();
-    let mut factory = EventFactory::new(options.customers, options.seed, 1_800_000_000_000);
-    let personas: Vec<Persona> = factory.customers().iter().map(|c| c.persona).collect();
-    let mut states: FxHashMap<Text, CustomerState> = FxHashMap::default();
+    let truth = options.responder.truth();
+    let mut factory = EventFactory::new(options.customers, options.seed, START_MS)
+        .with_own_conversions(truth, options.seed);
+    let mut ledger = Ledger {
+        personas: factory.customers().iter().map(|c| c.persona).collect(),
+        states: FxHashMap::default(),
+        out: Vec::new(),
+        stats: BatchStats::default(),
+        exposures,
+    };
     let mut pending = Pending::new();
     let mut offered: FxHashMap<String, (Persona, ProductCategory)> = FxHashMap::default();
     let mut truth_sums: BTreeMap<(String, String), f64> = BTreeMap::new();
     let (mut learned_half, mut configured_half) = (Half::default(), Half::default());
-    let mut stats = BatchStats::default();
-    let mut out = Vec::new();
-    let (mut events, mut trials, mut seq) = (0u64, 0u64, 0u64);
+    let (mut events, mut trials, mut seq, mut end) = (0u64, 0u64, 0u64, START_MS);
     while events < options.max_events && trials < options.responses {
         let event = factory.next_event();
         let at = event.event_time();
+        end = end.max(at);
         while let Some(entry) = pending.first_entry() {
             if entry.key().0 > at {
                 break;
             }
             let answer = entry.remove();
-            apply(
-                &learner,
-                &configured,
-                options,
-                &mut states,
-                &answer,
-                &mut out,
-                &mut stats,
-            );
+            ledger.apply(&sides, &answer, truth);
         }
         events += 1;
         let in_b = options.ab && in_configured_half(event.customer_id());
-        apply(
-            &learner,
-            &configured,
-            options,
-            &mut states,
-            &event,
-            &mut out,
-            &mut stats,
-        );
-        for d in out.drain(..) {
+        ledger.apply(&sides, &event, truth);
+        for d in std::mem::take(&mut ledger.out) {
             let Decision::Offer(o) = d else { continue };
-            let Some(persona) = customer_index(&o.customer_id).and_then(|i| personas.get(i)) else {
+            let Some(persona) = customer_index(&o.customer_id).and_then(|i| ledger.personas.get(i))
+            else {
                 continue;
             };
             let half = if in_b {
@@ -197,26 +211,24 @@ pub fn run(
                 half.accepted += 1;
             }
             offered.insert(o.offer_id.clone(), (*persona, o.product_category));
-            let mut schedule = |kind, at: i64| {
+            let mut schedule = |at: i64, event: Event| {
                 seq += 1;
-                let r = OfferResponse {
-                    event_id: format!("{}:{}", kind_name(kind), o.offer_id).into(),
-                    customer_id: o.customer_id.as_str().into(),
-                    event_time: at,
-                    offer_id: o.offer_id.as_str().into(),
-                    response: kind,
-                };
-                pending.insert((at, seq), Event::OfferResponse(r));
+                pending.insert((at, seq), event);
             };
-            schedule(OfferResponseKind::Delivered, o.decided_at + 1_000);
+            let receipt = o.decided_at + 1_000;
+            schedule(receipt, response(&o, OfferResponseKind::Delivered, receipt));
             if let Some(kind) = answer {
-                schedule(kind, o.decided_at + options.delay_ms.max(1_001));
+                let at = o.decided_at + options.delay_ms.max(1_001);
+                schedule(at, response(&o, kind, at));
+                if kind == OfferResponseKind::Accepted {
+                    schedule(at, opened(&o, at));
+                }
             }
         }
         trials += take_learned(
             &learner,
             &store,
-            &mut stats,
+            &mut ledger.stats,
             &offered,
             &options.responder,
             &mut truth_sums,
@@ -248,36 +260,83 @@ pub fn run(
         .collect();
     Ok(WorldReport {
         events,
+        span_ms: end - START_MS,
         responses: trials,
         models,
         learned: learned_half,
         configured: options.ab.then_some(configured_half),
+        uplift: ledger.exposures.report(end, truth),
+        uplift_window_ms: window_ms,
     })
 }
 
-/// Applies one event to its customer, decided by the operator of the customer's half.
-fn apply(
-    learner: &Operator,
-    configured: &Operator,
-    options: &WorldOptions,
-    states: &mut FxHashMap<Text, CustomerState>,
-    event: &Event,
-    out: &mut Vec<Decision>,
-    stats: &mut BatchStats,
-) {
-    let operator = if options.ab && in_configured_half(event.customer_id()) {
-        configured
-    } else {
-        learner
-    };
-    let state = states
-        .entry(Text::from(event.customer_id()))
-        .or_insert_with(|| {
-            let mut s = CustomerState::default();
-            operator.align(&mut s);
-            s
-        });
-    operator.apply(state, event, None, out, stats);
+/// The two operators, and whether customers are split between them.
+struct Sides<'a> {
+    learner: &'a Operator,
+    configured: &'a Operator,
+    ab: bool,
+}
+
+/// The customers' state and what their events produced.
+struct Ledger {
+    personas: Vec<Persona>,
+    states: FxHashMap<Text, CustomerState>,
+    out: Vec<Decision>,
+    stats: BatchStats,
+    exposures: Exposures,
+}
+
+impl Ledger {
+    /// Applies one event to its customer, decided by the operator of the customer's half, and
+    /// takes the uplift it counted.
+    fn apply(
+        &mut self,
+        sides: &Sides<'_>,
+        event: &Event,
+        truth: &crate::generator::responder::Truth,
+    ) {
+        let operator = if sides.ab && in_configured_half(event.customer_id()) {
+            sides.configured
+        } else {
+            sides.learner
+        };
+        let state = self
+            .states
+            .entry(Text::from(event.customer_id()))
+            .or_insert_with(|| {
+                let mut s = CustomerState::default();
+                operator.align(&mut s);
+                s
+            });
+        operator.apply(state, event, None, &mut self.out, &mut self.stats);
+        let persona = customer_index(event.customer_id()).and_then(|i| self.personas.get(i));
+        self.exposures
+            .take(&mut self.stats.uplift, persona.copied(), truth);
+    }
+}
+
+/// The response `kind` to offer `o` at `at`.
+fn response(o: &crate::output::NextBestOffer, kind: OfferResponseKind, at: i64) -> Event {
+    Event::OfferResponse(OfferResponse {
+        event_id: format!("{}:{}", kind_name(kind), o.offer_id).into(),
+        customer_id: o.customer_id.as_str().into(),
+        event_time: at,
+        offer_id: o.offer_id.as_str().into(),
+        response: kind,
+    })
+}
+
+/// The product an accepted offer `o` opened, at `at`.
+fn opened(o: &crate::output::NextBestOffer, at: i64) -> Event {
+    Event::ProductOpened(ProductOpened {
+        event_id: format!("opened:{}", o.offer_id).into(),
+        customer_id: o.customer_id.as_str().into(),
+        event_time: at,
+        product_category: o.product_category,
+        account_id: format!("A-{}", o.offer_id).into(),
+        channel: "OFFER".into(),
+        offer_id: Some(o.offer_id.as_str().into()),
+    })
 }
 
 /// Takes what the learning operator learned into its table, as a checkpoint does, adding each
@@ -383,6 +442,32 @@ mod tests {
             "the configured half teaches nothing"
         );
         assert!(report.gain().is_some());
+    }
+
+    #[test]
+    fn each_offers_uplift_is_measured_against_its_control_group_and_its_truth() {
+        let settings = Settings::default();
+        let options = WorldOptions {
+            customers: 5_000,
+            responses: u64::MAX,
+            max_events: 400_000,
+            ..options(false)
+        };
+        let report = run(&settings, rules(&settings), &options).unwrap();
+        assert_eq!(
+            report.uplift_window_ms,
+            14 * 86_400_000,
+            "the shortest cooldown"
+        );
+        assert!(report.span_ms > 7 * 86_400_000, "{}", report.span_ms);
+        assert!(report.uplift.len() >= 3, "{:?}", report.uplift);
+        for row in &report.uplift {
+            let (t, c) = (row.groups.treated, row.groups.control);
+            assert!(t.customers > c.customers, "{row:?}");
+            assert!(c.customers > 0 && t.converted > 0, "{row:?}");
+            assert!(row.truth > 0.0 && row.truth < 0.5, "{row:?}");
+            assert_eq!(row.covers(), Some(true), "{row:?} {:?}", row.uplift());
+        }
     }
 
     #[test]

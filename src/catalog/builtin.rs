@@ -1,10 +1,10 @@
-//! The nine built-in input records: the catalog's first rows, coded in the binary with typed
+//! The ten built-in input records: the catalog's first rows, coded in the binary with typed
 //! structs ([`crate::event`]) and typed decoders. Each row names its record, its default topic,
 //! its schema (from [`super::schemas`]) and its fields; everything else that speaks of a built-in
 //! record by name (features, rules, the codec, recorded files, the registry tooling) reads it
 //! here or through the [`super::Catalog`].
 //!
-//! Adding a tenth built-in record: its struct and enum types in `event.rs` (with an `Event`
+//! Adding an eleventh built-in record: its struct and enum types in `event.rs` (with an `Event`
 //! variant and an `EventKind`), its schema in `avro_schemas/` with a line in
 //! [`super::schemas::ALL`], its field table and row below, its topic under `[topics]`, and its
 //! arms where the typed fast paths match on the kind (the README lists them).
@@ -59,6 +59,12 @@ pub static ROWS: [Builtin; BUILTIN_KINDS] = [
         OFFER_RESPONSE,
     ),
     row(EventKind::Erasure, "bank.erasure-requests.v1", 8, ERASURE),
+    row(
+        EventKind::ProductOpened,
+        "bank.product-openings.v1",
+        9,
+        PRODUCT_OPENED,
+    ),
 ];
 
 const fn row(
@@ -206,6 +212,15 @@ static ERASURE: &[Field] = fields!(Erasure {
     request_id: str,
     customer_id: str,
     requested_at: num
+});
+static PRODUCT_OPENED: &[Field] = fields!(ProductOpened {
+    event_id: str,
+    customer_id: str,
+    event_time: num,
+    product_category: (ProductCategory),
+    account_id: str,
+    channel: str,
+    offer_id: opt_str,
 });
 
 #[cfg(test)]

@@ -347,6 +347,11 @@ pub(crate) struct GenerateArgs {
     /// in `[[source]]`, whose synthetic records (drawn from their schemas) join the stream.
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
+    /// Also write the products customers open on their own, without an offer, at the
+    /// simulator's base rates (`bank.product-openings.v1`): the conversions uplift is measured
+    /// on. `simulate` writes the products opened by accepted offers. Kafka only.
+    #[arg(long, conflicts_with = "out")]
+    pub(crate) own_conversions: bool,
 }
 
 /// Arguments of `simulate`.
@@ -397,6 +402,10 @@ pub(crate) struct SimulateArgs {
     /// With --offline: a directory of rule documents (default: the configuration's rules).
     #[arg(long)]
     pub(crate) rules: Option<PathBuf>,
+    /// With --offline: run this many seeds (the seed, the seed + 1, ...) and report how often
+    /// each offer's uplift interval covered the simulator's true effect.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) seeds: u64,
 }
 
 /// Arguments of `backtest`.

@@ -80,6 +80,7 @@ async fn to_kafka(args: GenerateArgs) -> Result<()> {
         malformed_rate,
         compression,
         config,
+        own_conversions,
         ..
     } = args;
     let brokers = brokers.context("give --brokers, or --out FILE to write a file")?;
@@ -106,6 +107,7 @@ async fn to_kafka(args: GenerateArgs) -> Result<()> {
         progress: true,
         declared: declared_sources(&settings),
         after_profiles: None,
+        own_conversions: own_conversions.then(nbo_stream::generator::responder::Truth::default),
     };
     let mut codec_options = settings.codec_options();
     if settings.schema_registry.url.is_some() {

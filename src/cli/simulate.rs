@@ -78,31 +78,76 @@ fn offline(settings: &Settings, args: &SimulateArgs, truth: Truth) -> Result<()>
                 .rule_set()
         }
     };
-    let options = WorldOptions {
-        customers: args.customers,
-        seed: args.seed,
-        responder: Responder::new(truth, args.seed),
-        responses: args.responses,
-        max_events: args.max_events,
-        delay_ms: args.delay.as_millis() as i64,
-        ab: args.ab,
-    };
-    eprintln!(
-        "simulating {} customers (seed {}) until {} offers are learned from{}",
-        options.customers,
-        options.seed,
-        options.responses,
-        if options.ab {
-            ", half ranked by learned propensities"
-        } else {
-            ""
-        }
-    );
-    let started = std::time::Instant::now();
-    let report = world::run(settings, rules, &options)?;
-    print!("{}", render(&report));
-    eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
+    let mut coverage = Coverage::default();
+    for seed in args.seed..args.seed.saturating_add(args.seeds) {
+        let options = WorldOptions {
+            customers: args.customers,
+            seed,
+            responder: Responder::new(truth.clone(), seed),
+            responses: args.responses,
+            max_events: args.max_events,
+            delay_ms: args.delay.as_millis() as i64,
+            ab: args.ab,
+        };
+        eprintln!(
+            "simulating {} customers (seed {seed}) until {} offers are learned from{}",
+            options.customers,
+            options.responses,
+            if options.ab {
+                ", half ranked by learned propensities"
+            } else {
+                ""
+            }
+        );
+        let started = std::time::Instant::now();
+        let report = world::run(settings, rules.clone(), &options)?;
+        print!("{}", render(&report));
+        coverage.add(&report);
+        eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
+    }
+    if args.seeds > 1 {
+        print!("{coverage}");
+    }
     Ok(())
+}
+
+/// Per offer rule over several seeds: in how many the uplift's and the lift's intervals
+/// covered the truth.
+#[derive(Default)]
+struct Coverage {
+    /// rule → (seeds measured, uplift covered, lifts measured, lift covered).
+    rules: std::collections::BTreeMap<String, [u32; 4]>,
+}
+
+impl Coverage {
+    fn add(&mut self, report: &WorldReport) {
+        for row in &report.uplift {
+            let Some(covers) = row.covers() else { continue };
+            let c = self.rules.entry(row.rule_id.clone()).or_default();
+            c[0] += 1;
+            c[1] += u32::from(covers);
+            if let Some(lift) = row.lift_covers() {
+                c[2] += 1;
+                c[3] += u32::from(lift);
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "uplift coverage of the truth by the 95% intervals:")?;
+        writeln!(f, "{:<36} {:>14} {:>14}", "offer rule", "uplift", "lift")?;
+        for (rule, [n, covered, lifts, lift_covered]) in &self.rules {
+            writeln!(
+                f,
+                "{rule:<36} {:>14} {:>14}",
+                format!("{covered} of {n}"),
+                format!("{lift_covered} of {lifts}")
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The report as a table, then the A/B.
@@ -111,8 +156,10 @@ fn render(report: &WorldReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} events, {} offers learned from",
-        report.events, report.responses
+        "{} events over {:.1} days, {} offers learned from",
+        report.events,
+        report.span_ms as f64 / 86_400_000.0,
+        report.responses
     );
     let _ = writeln!(
         out,
@@ -156,6 +203,7 @@ fn render(report: &WorldReport) -> String {
         report.learned.accepted,
         rate(report.learned)
     );
+    render_uplift(&mut out, report);
     if let Some(c) = report.configured {
         let _ = writeln!(
             out,
@@ -180,4 +228,46 @@ fn render(report: &WorldReport) -> String {
         }
     }
     out
+}
+
+/// The uplift table: per offer rule, treated against control with the 95% intervals, and the
+/// simulator's truth.
+fn render_uplift(out: &mut String, report: &WorldReport) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "uplift against the control group (window {} d):",
+        report.uplift_window_ms / 86_400_000
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:>15} {:>13} {:>26} {:>8} {:>24} {:>7}",
+        "offer rule", "treated", "control", "uplift (95%)", "truth", "lift (95%)", "truth"
+    );
+    let rate = |a: nbo_stream::learning::uplift::Arm| format!("{}/{}", a.converted, a.customers);
+    for row in &report.uplift {
+        let (uplift, lift) = match row.uplift() {
+            Some(u) => (
+                format!(
+                    "{:+.4} ({:+.4}..{:+.4})",
+                    u.absolute.value, u.absolute.low, u.absolute.high
+                ),
+                u.lift.map_or("-".into(), |l| {
+                    format!("{:+.2} ({:+.2}..{:+.2})", l.value, l.low, l.high)
+                }),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<36} {:>15} {:>13} {:>26} {:>+8.4} {:>24} {:>7}",
+            row.rule_id,
+            rate(row.groups.treated),
+            rate(row.groups.control),
+            uplift,
+            row.truth,
+            lift,
+            row.truth_lift.map_or("-".into(), |t| format!("{t:+.2}")),
+        );
+    }
 }

@@ -172,6 +172,15 @@ pub(super) fn check(
             time("event_time", e.event_time, now_ms, limits)?;
             id("offer_id", &e.offer_id, limits)?;
         }
+        Event::ProductOpened(e) => {
+            id("event_id", &e.event_id, limits)?;
+            time("event_time", e.event_time, now_ms, limits)?;
+            text("account_id", &e.account_id, limits)?;
+            text("channel", &e.channel, limits)?;
+            if let Some(offer) = &e.offer_id {
+                id("offer_id", offer, limits)?;
+            }
+        }
         Event::Declared(e) => {
             // Field names are the source's own; the limits are the built-in records'.
             id("event_id", &e.event_id, limits)?;

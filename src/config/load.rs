@@ -273,6 +273,22 @@ impl Settings {
                 "must be within 0..=100",
             ));
         }
+        if self.operator.uplift.window.is_zero() {
+            return Err(invalid(
+                "operator.uplift.window",
+                "must be greater than 0 (how long after an offer a product opened counts)",
+            ));
+        }
+        if self
+            .operator
+            .control_group_period
+            .is_some_and(|p| p.as_millis() < 1_000)
+        {
+            return Err(invalid(
+                "operator.control_group_period",
+                "must be at least 1s, or left out for a membership that never rotates",
+            ));
+        }
         let learning = &self.operator.learning;
         if !(learning.prior_evidence.is_finite() && learning.prior_evidence > 0.0) {
             return Err(invalid(

@@ -38,17 +38,49 @@ pub struct OperatorSettings {
     pub negative_sentiment_threshold: f64,
     /// Percentage (0..=100) of customers held out of each offer rule as a control group.
     pub control_group_percent: u8,
+    /// How long a customer's control-group membership lasts. Membership is a hash of the
+    /// customer, the rule and the period the decision falls in (event time over this), so each
+    /// period draws a new control group and no customer is held out for good. Unset: a hash of
+    /// customer and rule alone, fixed for as long as the rule lives.
+    #[serde(with = "humantime_serde")]
+    pub control_group_period: Option<Duration>,
+    /// What the offers caused, against the control group (`[operator.uplift]`).
+    pub uplift: UpliftSettings,
     /// Offers that learn from their responses (`[operator.learning]`).
     pub learning: LearningSettings,
 }
 
+/// `[operator.uplift]`: conversions of the treated against the control group, per offer rule.
+///
+/// A customer counts once per window and rule: as treated at the first offer the rule made
+/// them, as control at the first offer the control group held back. Either converts when a
+/// product of the offer's family is opened (`bank.product-openings.v1`) within the window.
+/// See `learning::uplift`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpliftSettings {
+    /// How long after an exposure a product opened counts as its conversion. Greater than 0.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for UpliftSettings {
+    fn default() -> Self {
+        Self {
+            // Thirty days: the contact period, so the records it reads are kept anyway.
+            window: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// `[operator.learning]`: propensities learned from the responses to offers.
 ///
-/// Each offer rule's configured propensity (its logistic model) is the prior of a Beta
-/// posterior worth `prior_evidence` responses; every offer that gets a response is a trial, and
-/// an accepted one a positive. Arbitration ranks by the posterior's mean, except for the
-/// `exploration` share of decisions, which draw from it (Thompson sampling) so that an offer
-/// with little evidence still gets tried. See `learning::model`.
+/// Each offer rule's configured propensity (its logistic model) is recalibrated by a factor
+/// learned from the responses, whose prior is worth `prior_evidence` responses: every offer that
+/// gets a response is a trial, and an accepted one a positive. Arbitration ranks by the
+/// posterior's mean, except for the `exploration` share of decisions, which draw from it
+/// (Thompson sampling) so that an offer with little evidence still gets tried. See
+/// `learning::propensity` and `learning::model`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LearningSettings {
@@ -98,6 +130,8 @@ impl Default for OperatorSettings {
             negative_sentiment_threshold: -0.5,
             // 5%: enough to measure uplift at bank scale without losing much revenue.
             control_group_percent: 5,
+            control_group_period: None,
+            uplift: UpliftSettings::default(),
             learning: LearningSettings::default(),
         }
     }

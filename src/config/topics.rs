@@ -25,6 +25,8 @@ pub struct TopicSettings {
     pub offer_responses: String,
     /// `ErasureRequest` input.
     pub erasure_requests: String,
+    /// `ProductOpened` input (the CRM's conversions).
+    pub product_openings: String,
     /// Rule documents (compacted; used by hot reload).
     pub rules: String,
     /// Every published rule change with who, when, why and the text (never compacted): what
@@ -54,6 +56,7 @@ impl Default for TopicSettings {
             customer_profile: input(EventKind::Profile),
             offer_responses: input(EventKind::OfferResponse),
             erasure_requests: input(EventKind::Erasure),
+            product_openings: input(EventKind::ProductOpened),
             rules: "bank.rules.v1".into(),
             rules_history: "bank.rules-history.v1".into(),
             offers: "bank.offers.v1".into(),
@@ -77,6 +80,7 @@ impl TopicSettings {
             &self.customer_profile,
             &self.offer_responses,
             &self.erasure_requests,
+            &self.product_openings,
         ]
     }
 

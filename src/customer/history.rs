@@ -51,6 +51,12 @@ impl Counted {
     pub const TRIAL: u8 = 1;
     /// Counted as a positive (it was accepted).
     pub const POSITIVE: u8 = 2;
+    /// Counted as its customer's exposure to the rule, for uplift: the first offer of the rule
+    /// (or, for a control-group member, the first offer held back) in an uplift window.
+    pub const EXPOSED: u8 = 4;
+    /// Counted as a conversion of that exposure: the customer opened a product of the offer's
+    /// family within the window.
+    pub const CONVERTED: u8 = 8;
 }
 
 /// What one response adds to its offer's learned model: the offer, and whether it is a new
@@ -173,6 +179,38 @@ impl ContactHistory {
         })
     }
 
+    /// Whether a record named `key` was counted as an exposure within `window_ms` of `at` (before
+    /// or after it: a late event is counted against an exposure made after it, too).
+    pub fn exposed_within(&self, key: &str, at: i64, window_ms: i64) -> bool {
+        self.offers.iter().any(|c| {
+            c.rule_id == key && c.counted & Counted::EXPOSED != 0 && (at - c.at).abs() < window_ms
+        })
+    }
+
+    /// A product of family `product` opened at `at`: marks every exposure of that family it
+    /// converts (one made at most `window_ms` before it, not converted yet) and answers their
+    /// records.
+    pub fn convert(
+        &mut self,
+        product: ProductCategory,
+        at: i64,
+        window_ms: i64,
+    ) -> Vec<&OfferRecord> {
+        self.offers
+            .iter_mut()
+            .filter(|c| {
+                c.product == product
+                    && c.counted & (Counted::EXPOSED | Counted::CONVERTED) == Counted::EXPOSED
+                    && c.at <= at
+                    && at - c.at < window_ms
+            })
+            .map(|c| {
+                c.counted |= Counted::CONVERTED;
+                &*c
+            })
+            .collect()
+    }
+
     /// The customer's `response` to offer `offer_id`, at event time `at`. A response older than
     /// the one held, or to an offer not held (pruned, or made before a reset), changes nothing.
     pub fn apply_response(&mut self, offer_id: &str, response: OfferResponseKind, at: i64) {
@@ -189,6 +227,18 @@ impl ContactHistory {
 /// rule id *and* version, so a new challenger starts with a history of its own.
 pub fn shadow_key(rule_id: &str, version: i32) -> String {
     format!("{rule_id}@v{version}")
+}
+
+/// How a control-group member's first held-back offer of rule `rule_id` is named in the
+/// challengers' history (`CustomerState::shadow`), where uplift finds it: never a challenger's
+/// [`shadow_key`], so no decision reads it.
+pub fn control_key(rule_id: &str) -> String {
+    format!("{rule_id}@control")
+}
+
+/// The rule of a [`control_key`] (`None`: a challenger's record).
+pub fn control_rule(key: &str) -> Option<&str> {
+    key.strip_suffix("@control")
 }
 
 /// The offers a decision is checked against. For a champion that is the customer's contact

@@ -16,7 +16,8 @@ mod profile;
 mod state;
 
 pub use history::{
-    shadow_key, AlertRecord, ContactHistory, Counted, HistoryView, Learnt, OfferRecord, Retention,
+    control_key, control_rule, shadow_key, AlertRecord, ContactHistory, Counted, HistoryView,
+    Learnt, OfferRecord, Retention,
 };
 pub use profile::ProfileState;
 pub use state::{AppliedOffset, CustomerState, OutboxEntry};

@@ -24,6 +24,10 @@ pub struct Policy {
     pub complaint_quiet_ms: i64,
     /// Percentage (0..=100) of customers held out per rule as a control group.
     pub control_group_percent: u8,
+    /// How long a control-group membership lasts (0: for as long as the rule lives).
+    pub control_group_period_ms: i64,
+    /// How long after an exposure a product opened is its conversion (uplift).
+    pub uplift_window_ms: i64,
 }
 
 impl Policy {
@@ -36,14 +40,25 @@ impl Policy {
             decline_suppression_ms: s.decline_suppression.as_millis() as i64,
             complaint_quiet_ms: s.complaint_quiet_period.as_millis() as i64,
             control_group_percent: s.control_group_percent,
+            control_group_period_ms: s.control_group_period.map_or(0, |p| p.as_millis() as i64),
+            uplift_window_ms: s.uplift.window.as_millis() as i64,
         }
     }
 
-    /// How long an offer record must be kept for this policy and a rule cooldown.
+    /// How long an offer record must be kept for this policy and a rule cooldown (the uplift
+    /// window too: an exposure must be held while a conversion can still count).
     pub fn contact_retention_ms(&self, cooldown_ms: i64) -> i64 {
         self.contact_period_ms
             .max(cooldown_ms)
             .max(self.decline_suppression_ms)
+            .max(self.uplift_window_ms)
+    }
+
+    /// Whether `customer_id` is in rule `rule_id`'s control group at event time `at`.
+    pub fn in_control_group(&self, customer_id: &str, rule_id: &str, at: i64) -> bool {
+        let period =
+            (self.control_group_period_ms > 0).then(|| at.div_euclid(self.control_group_period_ms));
+        in_control_group(customer_id, rule_id, self.control_group_percent, period)
     }
 }
 
@@ -179,7 +194,7 @@ pub fn admit(
                 "no permitted channel for this offer".into(),
             )
         })?;
-    if in_control_group(customer_id, &rule.head.id, policy.control_group_percent) {
+    if policy.in_control_group(customer_id, &rule.head.id, at) {
         return Err((
             DecisionOutcome::ControlGroup,
             format!("held out ({}% control group)", policy.control_group_percent),
@@ -238,8 +253,15 @@ fn contact_policy(
     Ok(())
 }
 
-/// Deterministic control-group membership from a hash of customer and rule.
-pub fn in_control_group(customer_id: &str, rule_id: &str, percent: u8) -> bool {
+/// Deterministic control-group membership from a hash of customer and rule, and of the period's
+/// index when membership rotates (`period`: event time divided by the period). Without a period
+/// the hash is the one every earlier release used, so a customer's membership is unchanged.
+pub fn in_control_group(
+    customer_id: &str,
+    rule_id: &str,
+    percent: u8,
+    period: Option<i64>,
+) -> bool {
     if percent == 0 {
         return false;
     }
@@ -247,6 +269,10 @@ pub fn in_control_group(customer_id: &str, rule_id: &str, percent: u8) -> bool {
     h.update(customer_id.as_bytes());
     h.update(&[0u8]);
     h.update(rule_id.as_bytes());
+    if let Some(period) = period {
+        h.update(&[0u8]);
+        h.update(&period.to_le_bytes());
+    }
     h.digest() % 100 < u64::from(percent)
 }
 
@@ -266,14 +292,37 @@ mod tests {
     #[test]
     fn control_group_is_stable_and_near_its_percentage() {
         let held = (0..10_000)
-            .filter(|i| in_control_group(&format!("C{i}"), "r", 10))
+            .filter(|i| in_control_group(&format!("C{i}"), "r", 10, None))
             .count();
         assert!((800..1200).contains(&held), "{held}");
         assert_eq!(
-            in_control_group("C1", "r", 10),
-            in_control_group("C1", "r", 10)
+            in_control_group("C1", "r", 10, None),
+            in_control_group("C1", "r", 10, None)
         );
-        assert!(!in_control_group("C1", "r", 0));
+        assert!(!in_control_group("C1", "r", 0, None));
+    }
+
+    #[test]
+    fn a_control_group_period_draws_a_new_group_each_period_and_keeps_it_within_one() {
+        let p = Policy {
+            control_group_percent: 10,
+            control_group_period_ms: 90 * DAY,
+            ..policy()
+        };
+        let held_in = |at: i64| -> Vec<usize> {
+            (0..4_000)
+                .filter(|i| p.in_control_group(&format!("C{i}"), "r", at))
+                .collect()
+        };
+        let (first, later_same, next) = (held_in(DAY), held_in(89 * DAY), held_in(91 * DAY));
+        assert_eq!(first, later_same, "the same period, the same group");
+        assert!((300..500).contains(&next.len()), "{}", next.len());
+        let kept = next.iter().filter(|i| first.contains(i)).count();
+        assert!(
+            kept < first.len() / 4,
+            "a new draw: {kept} of {} kept",
+            first.len()
+        );
     }
 
     use crate::customer::{shadow_key, ContactHistory, OfferRecord, ProfileState, Retention};

@@ -2,6 +2,7 @@
 //! rate, with a progress bar and a closing summary. Also the load generator for benchmarks: it
 //! encodes with the pipeline's own codec and produces with a threaded, batching producer.
 
+pub mod conversions;
 mod declared;
 pub mod file;
 pub mod personas;
@@ -58,6 +59,9 @@ pub struct GeneratorOptions {
     /// activity: the demo waits there until the pipeline holds every profile, as a bank's CRM
     /// state exists before the activity it governs.
     pub after_profiles: Option<AfterProfiles>,
+    /// Customers also open products on their own at these base rates (`None`: no
+    /// `ProductOpened` records; see [`personas::EventFactory::with_own_conversions`]).
+    pub own_conversions: Option<responder::Truth>,
 }
 
 /// A hook run between the profiles and the activity (see [`GeneratorOptions::after_profiles`]).
@@ -188,6 +192,9 @@ pub fn generate(
     let inputs = topics.inputs();
     let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms)
         .with_declared(options.declared.clone());
+    if let Some(truth) = &options.own_conversions {
+        factory = factory.with_own_conversions(truth, options.seed);
+    }
     factory.cap_clock(crate::clock::now_ms());
     // Built-in records go to the configured topics, declared ones to their declarations'.
     let topic_of = |kind: EventKind| match kind {

@@ -104,6 +104,7 @@ pub struct EventFactory {
     session_step_ms: i64,
     clock_cap_ms: Option<i64>,
     declared: Vec<std::sync::Arc<crate::catalog::Declared>>,
+    own_conversions: Option<super::conversions::OwnConversions>,
 }
 
 /// Simulated time between two sessions: each customer acts about every six hours on average.
@@ -157,7 +158,20 @@ impl EventFactory {
             session_step_ms: session_step_ms(n),
             clock_cap_ms: None,
             declared: Vec::new(),
+            own_conversions: None,
         }
+    }
+
+    /// Adds the customers' own conversions to the stream: products opened without an offer, at
+    /// `truth`'s base rates (see [`super::conversions`]). The other records stay as they were.
+    pub fn with_own_conversions(mut self, truth: &super::responder::Truth, seed: u64) -> Self {
+        self.own_conversions = Some(super::conversions::OwnConversions::new(
+            truth,
+            self.customers.len(),
+            seed,
+            self.clock_ms,
+        ));
+        self
     }
 
     /// Never emit an event time past `cap_ms` (the wall clock: the pipeline dead-letters events
@@ -250,6 +264,9 @@ impl EventFactory {
             Some(cap) => self.clock_ms.min(cap - 1_000_000),
             None => self.clock_ms,
         };
+        if let Some(clock) = &mut self.own_conversions {
+            clock.take_due(t0, &self.customers, &mut self.queue);
+        }
         let persona = self.customers[i].persona;
         let home = self.customers[i].home;
         match persona {

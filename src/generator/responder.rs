@@ -23,6 +23,16 @@
 //! | FraudVictim        | 0.01 | 0.01     | 0.01        | 0.01   | 0.03      | 0.01    | 0.01  |
 //! | Dormant            | 0.01 | 0.01     | 0.02        | 0.02   | 0.01      | 0.05    | 0.01  |
 //! | Ordinary           | 0.05 | 0.03     | 0.08        | 0.04   | 0.06      | 0.06    | 0.02  |
+//!
+//! Customers also open products on their own, without an offer, at a base rate per product
+//! family: the share of customers who open one within 30 days (the `[base_rate]` table of the
+//! same TOML file). An accepted offer opens its product too; a customer who would have opened
+//! it anyway is counted once, so an offer's true effect on conversion within a window of
+//! `W` is `p · (1 − b_W)`, with `b_W` the base rate over `W` ([`Truth::base_within`]).
+//!
+//! | base rate (30 days) | LOAN | MORTGAGE | CREDIT_CARD | WEALTH | INSURANCE | SAVINGS | OTHER |
+//! |---------------------|------|----------|-------------|--------|-----------|---------|-------|
+//! | every persona       | 0.02 | 0.005    | 0.03        | 0.01   | 0.02      | 0.04    | 0.01  |
 
 use super::personas::Persona;
 use crate::event::{OfferResponseKind, ProductCategory};
@@ -44,15 +54,26 @@ const DEFAULT: [[f64; 7]; 7] = [
     [0.05, 0.03, 0.08, 0.04, 0.06, 0.06, 0.02],
 ];
 
-/// The simulator's true acceptance per persona and product.
+/// The default share of customers who open each product family on their own within
+/// [`BASE_PERIOD_MS`] ([`ProductCategory::ALL`] order).
+const DEFAULT_BASE: [f64; 7] = [0.02, 0.005, 0.03, 0.01, 0.02, 0.04, 0.01];
+
+/// The period of the base rates: 30 days.
+pub const BASE_PERIOD_MS: i64 = 30 * 86_400_000;
+
+/// The simulator's true acceptance per persona and product, and its base conversion rates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truth {
     table: [[f64; 7]; 7],
+    base: [f64; 7],
 }
 
 impl Default for Truth {
     fn default() -> Self {
-        Self { table: DEFAULT }
+        Self {
+            table: DEFAULT,
+            base: DEFAULT_BASE,
+        }
     }
 }
 
@@ -62,39 +83,78 @@ impl Truth {
         self.table[persona_row(persona)][product as usize]
     }
 
+    /// The share of customers who open a `product` on their own within 30 days.
+    pub fn base_rate(&self, product: ProductCategory) -> f64 {
+        self.base[product as usize]
+    }
+
+    /// The share who open a `product` on their own within `window_ms` (the same constant rate).
+    pub fn base_within(&self, product: ProductCategory, window_ms: i64) -> f64 {
+        let b = self.base_rate(product);
+        1.0 - (1.0 - b).powf(window_ms as f64 / BASE_PERIOD_MS as f64)
+    }
+
+    /// The rate of `product`'s own conversions per customer and millisecond.
+    pub fn base_per_ms(&self, product: ProductCategory) -> f64 {
+        -(1.0 - self.base_rate(product).min(0.999_999)).ln() / BASE_PERIOD_MS as f64
+    }
+
     /// The defaults with the cells a TOML text sets replaced: a table per persona, a key per
-    /// product symbol, e.g. `[LoanShopper]` / `LOAN = 0.4`. Unknown names and values outside 0..=1
-    /// are refused with the cell named.
+    /// product symbol, e.g. `[LoanShopper]` / `LOAN = 0.4`, and `[base_rate]` for the own
+    /// conversions. Unknown names and values outside 0..=1 are refused with the cell named.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let cells: BTreeMap<String, BTreeMap<String, f64>> =
             toml::from_str(text).map_err(|e| format!("truth table: {e}"))?;
         let mut truth = Truth::default();
         for (persona, row) in cells {
+            if persona == "base_rate" {
+                for (product, value) in row {
+                    let c = product_of("base_rate", &product)?;
+                    check_share("base_rate", &product, value)?;
+                    truth.base[c as usize] = value;
+                }
+                continue;
+            }
             let p = PERSONAS
                 .iter()
                 .find(|p| format!("{p:?}") == persona)
                 .ok_or_else(|| {
-                    format!("truth table: unknown persona {persona:?} (one of {PERSONAS:?})")
+                    format!(
+                        "truth table: unknown persona {persona:?} (one of {PERSONAS:?}, or base_rate)"
+                    )
                 })?;
             for (product, value) in row {
-                let c = ProductCategory::ALL
-                    .iter()
-                    .find(|c| c.as_str() == product)
-                    .ok_or_else(|| {
-                        format!(
-                            "truth table: [{persona}] {product:?} is not a product (one of {})",
-                            ProductCategory::symbols().join(", ")
-                        )
-                    })?;
-                if !(0.0..=1.0).contains(&value) {
-                    return Err(format!(
-                        "truth table: [{persona}] {product} = {value} is not a propensity in 0..=1"
-                    ));
-                }
-                truth.table[persona_row(*p)][*c as usize] = value;
+                let c = product_of(&persona, &product)?;
+                check_share(&persona, &product, value)?;
+                truth.table[persona_row(*p)][c as usize] = value;
             }
         }
         Ok(truth)
+    }
+}
+
+/// The product family a truth file's key names.
+fn product_of(table: &str, product: &str) -> Result<ProductCategory, String> {
+    ProductCategory::ALL
+        .iter()
+        .copied()
+        .find(|c| c.as_str() == product)
+        .ok_or_else(|| {
+            format!(
+                "truth table: [{table}] {product:?} is not a product (one of {})",
+                ProductCategory::symbols().join(", ")
+            )
+        })
+}
+
+/// A truth file's value, which must be a share in 0..=1.
+fn check_share(table: &str, product: &str, value: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "truth table: [{table}] {product} = {value} is not a share in 0..=1"
+        ))
     }
 }
 
@@ -212,6 +272,14 @@ mod tests {
         assert!(bad.contains("\"BOAT\" is not a product"), "{bad}");
         let bad = Truth::from_toml("[LoanShopper]\nLOAN = 1.5\n").unwrap_err();
         assert!(bad.contains("LOAN = 1.5"), "{bad}");
+        let t = Truth::from_toml("[base_rate]\nSAVINGS = 0.1\n").unwrap();
+        assert_eq!(t.base_rate(ProductCategory::Savings), 0.1);
+        assert_eq!(t.base_rate(ProductCategory::Loan), 0.02);
+        // 10% in 30 days is 1 − 0.9² = 19% in 60 days.
+        let sixty = t.base_within(ProductCategory::Savings, 2 * BASE_PERIOD_MS);
+        assert!((sixty - 0.19).abs() < 1e-12, "{sixty}");
+        let bad = Truth::from_toml("[base_rate]\nLOAN = -0.1\n").unwrap_err();
+        assert!(bad.contains("[base_rate] LOAN = -0.1"), "{bad}");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! With `delivery_receipts`, every offer to a known customer is first confirmed DELIVERED (event
 //! id `delivered:<offer-id>`, one second after it was decided), then answered or not.
 //!
+//! An accepted offer opens its product: the simulator also writes a `ProductOpened` record (event
+//! id `opened:<offer-id>`, channel `OFFER`, the offer's id) to the product-openings topic at the
+//! answer's time, as the bank's CRM would. The products customers open on their own come from
+//! the generator (`generate --own-conversions`).
+//!
 //! Delivery: the simulator reads offers in its own consumer group (`<kafka.group_id>-simulator`)
 //! with offsets committed automatically, so after a restart it goes on where it was. Answers are
 //! at least once: an offer read twice (a crash before its offset was committed) is answered twice,
@@ -21,7 +26,7 @@ use super::responder::Responder;
 use super::GenerateError;
 use crate::codec::{Codec, Framing};
 use crate::config::TopicSettings;
-use crate::event::{Event, OfferResponse, OfferResponseKind, Text};
+use crate::event::{Event, OfferResponse, OfferResponseKind, ProductOpened, Text};
 use crate::output::NextBestOffer;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -64,6 +69,8 @@ pub struct SimulateSummary {
     pub delivered: u64,
     /// Answers written, by response symbol.
     pub answers: BTreeMap<&'static str, u64>,
+    /// Products opened by accepted offers (`ProductOpened` records written).
+    pub opened: u64,
     /// Offers the customer ignored (no answer).
     pub ignored: u64,
     /// Offers for customers the simulator does not know.
@@ -82,6 +89,9 @@ impl std::fmt::Display for SimulateSummary {
             writeln!(f, "  {answer}: {n}")?;
         }
         writeln!(f, "  no answer: {}", self.ignored)?;
+        if self.opened > 0 {
+            writeln!(f, "  products opened: {}", self.opened)?;
+        }
         if self.unknown_customers > 0 {
             writeln!(f, "  unknown customers: {}", self.unknown_customers)?;
         }
@@ -171,6 +181,21 @@ pub fn simulate(
         };
         respond("response", answer, delay_ms)?;
         *summary.answers.entry(answer.as_str()).or_default() += 1;
+        if answer == OfferResponseKind::Accepted {
+            let at = offer
+                .decided_at
+                .saturating_add(delay_ms)
+                .min(crate::clock::now_ms());
+            let payload = super::encode_event(codec, &opened(&offer, at), options.framing)?;
+            send(
+                &producer,
+                &topics.product_openings,
+                &offer.customer_id,
+                &payload,
+                at,
+            )?;
+            summary.opened += 1;
+        }
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(summary)
@@ -184,6 +209,19 @@ fn response(offer: &NextBestOffer, prefix: &str, kind: OfferResponseKind, at: i6
         event_time: at,
         offer_id: offer.offer_id.as_str().into(),
         response: kind,
+    })
+}
+
+/// The product accepted `offer` opened, at `at`.
+fn opened(offer: &NextBestOffer, at: i64) -> Event {
+    Event::ProductOpened(ProductOpened {
+        event_id: compact_str::format_compact!("opened:{}", offer.offer_id),
+        customer_id: offer.customer_id.as_str().into(),
+        event_time: at,
+        product_category: offer.product_category,
+        account_id: compact_str::format_compact!("A-{}", offer.offer_id),
+        channel: "OFFER".into(),
+        offer_id: Some(offer.offer_id.as_str().into()),
     })
 }
 

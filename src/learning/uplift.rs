@@ -14,6 +14,71 @@
 //! it, with `SE = √(Var(p_t) + Var(p_c))`: it stays defined when the control group never
 //! converted, where the lift does not.
 
+/// Which side of an offer rule's comparison a customer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// Sent the rule's offer.
+    Treated,
+    /// Held out by the control group when the rule's offer would have been sent.
+    Control,
+}
+
+impl Group {
+    /// The metrics' label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Treated => "treated",
+            Group::Control => "control",
+        }
+    }
+}
+
+/// One count of an offer rule's uplift, made as the operator decides: a customer exposed to the
+/// rule (the first offer made, or held back, in a window), or such an exposure converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The exposure's id (the offer's, or the held-back decision's): a store counts each
+    /// exposure, and each conversion of it, once.
+    pub exposure_id: String,
+    /// When the exposure was made (event time).
+    pub exposed_at: i64,
+    /// The offer rule.
+    pub rule_id: String,
+    /// The customer's side.
+    pub group: Group,
+    /// `false`: an exposure; `true`: its conversion.
+    pub converted: bool,
+}
+
+/// An offer rule's two groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Groups {
+    /// Customers sent the offer, and their conversions.
+    pub treated: Arm,
+    /// Customers held out, and their conversions.
+    pub control: Arm,
+}
+
+impl Groups {
+    /// Adds one tally.
+    pub fn add(&mut self, t: &Tally) {
+        let arm = match t.group {
+            Group::Treated => &mut self.treated,
+            Group::Control => &mut self.control,
+        };
+        if t.converted {
+            arm.converted += 1;
+        } else {
+            arm.customers += 1;
+        }
+    }
+
+    /// The treated against the control (`None` until both have customers).
+    pub fn uplift(&self) -> Option<Uplift> {
+        uplift(self.treated, self.control)
+    }
+}
+
 /// The z-value of a two-sided 95% interval.
 pub const Z_95: f64 = 1.959_963_984_540_054;
 

@@ -10,10 +10,11 @@
 //! next decisions read.
 
 use super::Operator;
-use crate::customer::{CustomerState, HistoryView, OfferRecord};
+use crate::customer::{control_key, Counted, CustomerState, HistoryView, OfferRecord};
 use crate::decision;
 use crate::event::{ContactChannel, DecisionOutcome, Event, Severity};
 use crate::learning::model::{draw_key, Learned, Used};
+use crate::learning::uplift::{Group, Tally};
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{AlertRule, OfferRule, RuleHead};
@@ -111,12 +112,20 @@ impl Operator {
     /// (`operator/shadow.rs`): an offer challenger before the champions' offer is chosen, so both
     /// see the same contacts. They write only SHADOW audits and their own contact history, so
     /// they never change what a champion decides.
-    pub fn decide(&self, state: &mut CustomerState, event: &Event, out: &mut Vec<Decision>) {
+    ///
+    /// Answers the uplift exposure the offer decision counted, if it counted one: the first
+    /// offer of its rule in the uplift window, made or held back by the control group.
+    pub fn decide(
+        &self,
+        state: &mut CustomerState,
+        event: &Event,
+        out: &mut Vec<Decision>,
+    ) -> Option<Tally> {
         let kind = event.kind();
         let alerts = self.alerts_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
         let offers = self.offers_by_kind.get(kind).map_or(&[][..], Vec::as_slice);
         if alerts.is_empty() && offers.is_empty() {
-            return;
+            return None;
         }
         let at = event.event_time();
         let mut values = Lazy::new(self.features.defs().len(), at);
@@ -144,7 +153,7 @@ impl Operator {
         for &(score, rule) in &challengers {
             self.challenge_offer((score, rule), &candidates, &mut values, state, &t, out);
         }
-        self.offer(&mut candidates, &mut values, state, &t, out);
+        self.offer(&mut candidates, &mut values, state, &t, out)
     }
 
     /// A champion alert rule that holds: raised, or held back by its cooldown.
@@ -301,7 +310,8 @@ impl Operator {
     }
 
     /// Arbitration among the champions' candidates, then the contact policy, consent and the
-    /// control group for the best one: made (`make_offer`) or audited as held back.
+    /// control group for the best one: made (`make_offer`) or audited as held back. Answers
+    /// the uplift exposure counted, if any.
     fn offer(
         &self,
         candidates: &mut [(f64, &OfferRule)],
@@ -309,11 +319,9 @@ impl Operator {
         state: &mut CustomerState,
         t: &Trigger<'_>,
         out: &mut Vec<Decision>,
-    ) {
+    ) -> Option<Tally> {
         let eligible = candidates.len();
-        let Some((score, rule)) = decision::arbitrate(candidates) else {
-            return;
-        };
+        let (score, rule) = decision::arbitrate(candidates)?;
         let features = self.used_features(&rule.head, values, state);
         let mut reasons: Reasons = rule.head.condition.terms().to_vec();
         if eligible > 1 {
@@ -337,11 +345,53 @@ impl Operator {
                 out.push(Decision::Audit(
                     self.audit(&rule.head, t, outcome, None, reasons, features),
                 ));
+                (outcome == DecisionOutcome::ControlGroup)
+                    .then(|| self.hold_out(rule, state, t))
+                    .flatten()
             }
         }
     }
 
+    /// A control-group member held out of `rule`'s offer: counted as the rule's control
+    /// exposure when it is the first in the uplift window, and then kept in the challengers'
+    /// history under the rule's [`control_key`], where a product opened finds it.
+    fn hold_out(
+        &self,
+        rule: &OfferRule,
+        state: &mut CustomerState,
+        t: &Trigger<'_>,
+    ) -> Option<Tally> {
+        let key = control_key(&rule.head.id);
+        if state
+            .shadow
+            .exposed_within(&key, t.at, self.policy.uplift_window_ms)
+        {
+            return None;
+        }
+        let id = decision::decision_id(
+            "control",
+            &rule.head.id,
+            rule.head.version,
+            t.customer_id,
+            t.event_id,
+        );
+        let held = OfferRecord {
+            counted: Counted::EXPOSED,
+            ..OfferRecord::new(key, rule.product, id.clone(), t.at)
+        };
+        state.shadow.record_offer(held, &self.retention);
+        Some(Tally {
+            exposure_id: id,
+            exposed_at: t.at,
+            rule_id: rule.head.id.clone(),
+            group: Group::Control,
+            converted: false,
+        })
+    }
+
     /// The chosen offer, admitted on `channel`: recorded in the contact history, audited and sent.
+    /// Answers its customer's uplift exposure to the rule when it is one (the first offer of the
+    /// rule in the uplift window), which its record then carries.
     fn make_offer(
         &self,
         rule: &OfferRule,
@@ -354,7 +404,7 @@ impl Operator {
         state: &mut CustomerState,
         t: &Trigger<'_>,
         out: &mut Vec<Decision>,
-    ) {
+    ) -> Option<Tally> {
         let at = t.at;
         let offer_id = decision::decision_id(
             "offer",
@@ -363,11 +413,23 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
+        let exposed =
+            !state
+                .history
+                .exposed_within(&rule.head.id, at, self.policy.uplift_window_ms);
         let made = OfferRecord {
             configured: used.configured,
+            counted: if exposed { Counted::EXPOSED } else { 0 },
             ..OfferRecord::new(rule.head.id.clone(), rule.product, offer_id.clone(), at)
         };
         state.history.record_offer(made, &self.retention);
+        let tally = exposed.then(|| Tally {
+            exposure_id: offer_id.clone(),
+            exposed_at: at,
+            rule_id: rule.head.id.clone(),
+            group: Group::Treated,
+            converted: false,
+        });
         out.push(Decision::Audit(self.audit(
             &rule.head,
             t,
@@ -393,6 +455,7 @@ impl Operator {
             propensity: Some(used.propensity),
             explored: used.explored,
         }));
+        tally
     }
 }
 

@@ -11,6 +11,7 @@ use crate::decision::Policy;
 use crate::event::{Event, KindTable};
 use crate::features::{FeatureSet, TileIndex, Tiles};
 use crate::learning::model::{Models, Observation};
+use crate::learning::uplift::{Group, Tally};
 use crate::output::Decision;
 use crate::rules::document::RuleState;
 use crate::rules::{RuleHead, RuleSet};
@@ -45,6 +46,8 @@ pub struct BatchStats {
     /// Responses to learn from, for the model store (`state::models`): the worker records
     /// them at its checkpoint, before it stores the customers' state.
     pub learned: Vec<crate::learning::model::Observation>,
+    /// Exposures and conversions of the offer rules' treated and control groups (uplift).
+    pub uplift: Vec<crate::learning::uplift::Tally>,
 }
 
 /// The operator: features and rules, built once per rule-set version.
@@ -332,6 +335,7 @@ impl Operator {
                     .history
                     .apply_response(&r.offer_id, r.response, r.event_time);
             }
+            Event::ProductOpened(p) => self.convert(state, p, stats),
             Event::Feedback(f) if f.kind == crate::event::FeedbackKind::Complaint => {
                 state.note_complaint(time);
             }
@@ -390,11 +394,45 @@ impl Operator {
             stats.no_trigger += 1;
             return;
         }
-        self.decide(state, event, out);
+        if let Some(exposed) = self.decide(state, event, out) {
+            stats.uplift.push(exposed);
+        }
     }
 }
 
 impl Operator {
+    /// A product opened: the conversion of every exposure of its family within the uplift
+    /// window, treated (the contact history) or control (the control group's records).
+    fn convert(
+        &self,
+        state: &mut CustomerState,
+        opened: &crate::event::ProductOpened,
+        stats: &mut BatchStats,
+    ) {
+        let (product, at) = (opened.product_category, opened.event_time);
+        let window = self.policy.uplift_window_ms;
+        for c in state.history.convert(product, at, window) {
+            stats.uplift.push(Tally {
+                exposure_id: c.offer_id.clone(),
+                exposed_at: c.at,
+                rule_id: c.rule_id.clone(),
+                group: Group::Treated,
+                converted: true,
+            });
+        }
+        for c in state.shadow.convert(product, at, window) {
+            if let Some(rule_id) = crate::customer::control_rule(&c.rule_id) {
+                stats.uplift.push(Tally {
+                    exposure_id: c.offer_id.clone(),
+                    exposed_at: c.at,
+                    rule_id: rule_id.to_string(),
+                    group: Group::Control,
+                    converted: true,
+                });
+            }
+        }
+    }
+
     /// What a response teaches: the offer it answers (in the customer's contact history) and
     /// that offer's rule and segment. Nothing when learning is off, when the customer has not
     /// consented to profiling (their responses are not learned from), or when the offer is no
@@ -465,3 +503,5 @@ mod learning_tests;
 mod shadow_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod uplift_tests;

@@ -95,8 +95,8 @@ impl EventSet {
     }
 
     /// Activity records per input topic index.
-    pub fn by_kind(&self) -> [usize; 9] {
-        let mut n = [0; 9];
+    pub fn by_kind(&self) -> [usize; nbo_stream::event::BUILTIN_KINDS] {
+        let mut n = [0; nbo_stream::event::BUILTIN_KINDS];
         self.activity.iter().for_each(|r| n[r.kind] += 1);
         n
     }
@@ -336,6 +336,7 @@ impl RunSpec {
             ("customer_profile", &t.customer_profile),
             ("offer_responses", &t.offer_responses),
             ("erasure_requests", &t.erasure_requests),
+            ("product_openings", &t.product_openings),
             ("rules", &t.rules),
             ("offers", &t.offers),
             ("alerts", &t.alerts),

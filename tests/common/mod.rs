@@ -50,6 +50,7 @@ pub fn test_settings(brokers: &str, backend: StateBackend) -> Settings {
         &mut t.customer_profile,
         &mut t.offer_responses,
         &mut t.erasure_requests,
+        &mut t.product_openings,
         &mut t.rules,
         &mut t.rules_history,
         &mut t.offers,
@@ -310,6 +311,7 @@ fn generate_at(
         progress: false,
         declared: Vec::new(),
         after_profiles,
+        own_conversions: None,
     };
     let client = nbo_stream::source::client_config(&settings.kafka);
     let codec = Codec::with_defaults().unwrap();
