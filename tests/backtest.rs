@@ -34,6 +34,7 @@ fn record(path: &Path, format: Format) {
         clock_cap_ms: None,
         declared: Vec::new(),
         progress: false,
+        own_conversions: None,
     })
     .unwrap();
 }
@@ -284,4 +285,52 @@ fn generate_out_then_backtest_through_the_binary() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Kafka only"));
+}
+
+/// Customers who open products on their own, and no response to any offer: what a backtest
+/// measures of each offer's uplift is base-rate conversions on both sides, with nothing caused.
+#[test]
+fn a_backtest_measures_each_offers_uplift_from_the_products_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opened.jsonl");
+    let truth = nbo_stream::generator::responder::Truth::from_toml(
+        "[base_rate]\nCREDIT_CARD = 0.6\nWEALTH = 0.6\nLOAN = 0.6\nINSURANCE = 0.6\n",
+    )
+    .unwrap();
+    generate_to_file(&FileOptions {
+        path: path.clone(),
+        format: Format::Jsonl,
+        customers: 1_000,
+        events: 60_000,
+        seed: SEED,
+        start_ms: START,
+        clock_cap_ms: None,
+        declared: Vec::new(),
+        progress: false,
+        own_conversions: Some(truth),
+    })
+    .unwrap();
+    let mut settings = Settings::default();
+    settings.operator.control_group_percent = 50;
+    let report = backtest::run(&settings, &options(&path)).unwrap();
+    let opened = report.results.events_by_type["ProductOpened"];
+    assert!(opened > 100, "{opened} products opened");
+    let card = report.results.uplift["offer-credit-card-heavy-debit"];
+    let (t, c) = (card.treated, card.control);
+    assert!(t.customers > 20 && c.customers > 20, "{card:?}");
+    assert!(t.converted > 0 && c.converted > 0, "{card:?}");
+    // Nobody answered an offer, so the offer caused nothing: zero is within the interval.
+    for (rule, groups) in &report.results.uplift {
+        if let Some(u) = groups.uplift() {
+            assert!(
+                u.absolute.low <= 0.0 && 0.0 <= u.absolute.high,
+                "{rule}: {u}"
+            );
+        }
+    }
+    let text = report.to_string();
+    assert!(
+        text.contains("uplift against the control group") && text.contains("treated "),
+        "{text}"
+    );
 }

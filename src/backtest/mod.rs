@@ -130,6 +130,7 @@ pub fn replay(
                 for decision in &out {
                     tally.decision(decision);
                 }
+                tally.uplift(&mut stats.uplift);
             }
             Record::Dead(dead) => tally.dead(dead),
         }

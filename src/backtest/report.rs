@@ -3,6 +3,7 @@
 //! from the audit records, one per decision. Serializable, so `backtest --json` prints it whole.
 
 use crate::event::{DecisionOutcome, Event, KindTable};
+use crate::learning::uplift::Groups;
 use crate::operator::BatchStats;
 use crate::output::{Decision, DecisionAudit, FeatureValues};
 use crate::recorded::{DeadRecord, Format};
@@ -129,6 +130,10 @@ pub struct Results {
     pub suppressions_by_reason: Counts,
     /// The first decision of each rule and outcome, in file order, up to the sample count.
     pub samples: Vec<SampleDecision>,
+    /// Per offer rule, its treated and control customers and their conversions (products of
+    /// the offer's family opened within `operator.uplift.window`).
+    #[serde(default)]
+    pub uplift: BTreeMap<String, Groups>,
 }
 
 /// Dead records kept as examples.
@@ -211,6 +216,17 @@ impl Tally {
                 detail: dead.detail,
                 count: dead.count,
             });
+        }
+    }
+
+    /// Takes the uplift exposures and conversions the operator counted.
+    pub fn uplift(&mut self, tallies: &mut Vec<crate::learning::uplift::Tally>) {
+        for t in tallies.drain(..) {
+            self.results
+                .uplift
+                .entry(t.rule_id.clone())
+                .or_default()
+                .add(&t);
         }
     }
 
@@ -345,6 +361,24 @@ impl std::fmt::Display for BacktestReport {
         }
         section(f, "decisions by outcome", &r.decisions_by_outcome)?;
         section(f, "suppressions by reason", &r.suppressions_by_reason)?;
+        if !r.uplift.is_empty() {
+            writeln!(
+                f,
+                "\nuplift against the control group (conversions/customers):"
+            )?;
+            for (rule, g) in &r.uplift {
+                let (t, c) = (g.treated, g.control);
+                let measured = g.uplift().map_or_else(
+                    || "not measured yet (a group is empty)".to_string(),
+                    |u| u.to_string(),
+                );
+                writeln!(
+                    f,
+                    "  {rule:<40} treated {}/{}, control {}/{}: {measured}",
+                    t.converted, t.customers, c.converted, c.customers
+                )?;
+            }
+        }
         if !r.samples.is_empty() {
             writeln!(f, "\nsample decisions:")?;
             for s in &r.samples {

@@ -349,8 +349,8 @@ pub(crate) struct GenerateArgs {
     pub(crate) config: Option<PathBuf>,
     /// Also write the products customers open on their own, without an offer, at the
     /// simulator's base rates (`bank.product-openings.v1`): the conversions uplift is measured
-    /// on. `simulate` writes the products opened by accepted offers. Kafka only.
-    #[arg(long, conflicts_with = "out")]
+    /// on. `simulate` writes the products opened by accepted offers.
+    #[arg(long)]
     pub(crate) own_conversions: bool,
 }
 

@@ -28,6 +28,7 @@ fn to_file(args: GenerateArgs, path: PathBuf) -> Result<()> {
         start_ms,
         malformed_rate,
         config,
+        own_conversions,
         ..
     } = args;
     let declared = match &config {
@@ -54,6 +55,7 @@ fn to_file(args: GenerateArgs, path: PathBuf) -> Result<()> {
         clock_cap_ms: Some(now_ms()),
         declared,
         progress: true,
+        own_conversions: own_conversions.then(nbo_stream::generator::responder::Truth::default),
     };
     let written = tokio::task::block_in_place(|| generator::file::generate_to_file(&options))?;
     println!("start_ms={} seed={seed}", options.start_ms);

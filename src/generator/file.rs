@@ -30,6 +30,8 @@ pub struct FileOptions {
     pub declared: Vec<std::sync::Arc<crate::catalog::Declared>>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Customers also open products on their own at these base rates (`None`: none).
+    pub own_conversions: Option<super::responder::Truth>,
 }
 
 /// What was written.
@@ -56,6 +58,9 @@ pub fn generate_to_file(options: &FileOptions) -> Result<FileSummary, RecordedEr
     let started = Instant::now();
     let mut factory = EventFactory::new(options.customers, options.seed, options.start_ms)
         .with_declared(options.declared.clone());
+    if let Some(truth) = &options.own_conversions {
+        factory = factory.with_own_conversions(truth, options.seed);
+    }
     if let Some(cap) = options.clock_cap_ms {
         factory.cap_clock(cap);
     }
