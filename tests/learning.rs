@@ -1,15 +1,16 @@
 //! Offers that learn, end to end on Redis: a running pipeline learns from the responses to the
 //! offers it sent, keeps what it learned across a restart (the first offers after it are ranked
 //! by the learned propensity), and counts each offer once however often its responses are
-//! replayed.
+//! replayed. And what the offers caused: the treated and control customers and the products they
+//! opened, counted in Redis once each.
 
 mod common;
 
-use common::console::{produce_consenting_profile, produce_payment};
+use common::console::{produce_consenting_profile, produce_input, produce_payment};
 use common::*;
 use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::{Settings, StateBackend};
-use nbo_stream::event::{OfferResponse, OfferResponseKind};
+use nbo_stream::event::{OfferResponse, OfferResponseKind, ProductCategory, ProductOpened};
 use nbo_stream::learning::model::{Counts, Observation};
 use nbo_stream::output::NextBestOffer;
 use nbo_stream::state::redis::RedisStore;
@@ -215,4 +216,120 @@ async fn the_store_counts_a_replayed_observation_once() {
             }
         )
     );
+}
+
+/// The treated and control customers of `offer-learn` and their conversions, as Redis holds them.
+async fn uplift(store: &RedisStore, settings: &Settings) -> Vec<(String, String)> {
+    let key = nbo_stream::state::uplift::uplift_key(&settings.kafka.group_id, "offer-learn");
+    let mut fields: Vec<(String, String)> =
+        store.raw(redis::cmd("HGETALL").arg(&key)).await.unwrap();
+    fields.sort();
+    fields
+}
+
+/// Customer `id` opens a product of family `product` now.
+async fn opens(settings: &Settings, id: &str, n: u32, product: ProductCategory) {
+    let opened = ProductOpened {
+        event_id: format!("OPEN-{id}-{n}").into(),
+        customer_id: id.into(),
+        event_time: nbo_stream::clock::now_ms(),
+        product_category: product,
+        account_id: format!("A-{id}-{n}").into(),
+        channel: "BRANCH".into(),
+        offer_id: None,
+    };
+    let topic = &settings.topics.product_openings;
+    produce_input(settings, topic, "ProductOpened", id, &opened).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_counts_treated_and_control_customers_and_their_conversions_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("offer-learn.toml"), RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    settings.operator.control_group_percent = 50;
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+    let control = (0..40)
+        .filter(|i| {
+            nbo_stream::decision::in_control_group(&format!("L{i:03}"), "offer-learn", 50, None)
+        })
+        .count();
+    assert!(control > 5 && control < 35, "{control}");
+    let treated = 40 - control;
+
+    // 40 customers pay: the treated get the offer, the control group's are held out. Then
+    // every one of them opens a savings account, one of them twice, and one a loan too.
+    let running = Running::start(&settings, store.clone());
+    customers_pay(&settings, &running, 0..40, 0).await;
+    let offers: Vec<NextBestOffer> =
+        outputs(&brokers, &settings.topics.offers, "NextBestOffer", treated);
+    assert_eq!(offers.len(), treated);
+    for i in 0..40 {
+        opens(&settings, &format!("L{i:03}"), 0, ProductCategory::Savings).await;
+    }
+    opens(&settings, "L000", 1, ProductCategory::Savings).await;
+    opens(&settings, "L001", 2, ProductCategory::Loan).await;
+    assert!(running.processed(80 + 42, Duration::from_secs(60)).await);
+    running.stop().await;
+    let expected = [
+        ("control:k".to_string(), control.to_string()),
+        ("control:n".to_string(), control.to_string()),
+        ("format".to_string(), "1".to_string()),
+        ("treated:k".to_string(), treated.to_string()),
+        ("treated:n".to_string(), treated.to_string()),
+    ];
+    assert_eq!(uplift(&store, &settings).await, expected);
+
+    // After a restart, a second opening of the same family converts nothing more.
+    let running = Running::start(&settings, store.clone());
+    for i in 0..10 {
+        opens(&settings, &format!("L{i:03}"), 3, ProductCategory::Savings).await;
+    }
+    assert!(running.processed(10, Duration::from_secs(60)).await);
+    running.stop().await;
+    assert_eq!(uplift(&store, &settings).await, expected);
+}
+
+/// The store's side of "once" for uplift: a tally replayed before the customer's marks were
+/// stored is counted once, and the totals read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_counts_a_replayed_uplift_tally_once() {
+    use nbo_stream::learning::uplift::{Group, Tally};
+    let mut settings = test_settings("unused:9092", StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let store = RedisStore::connect(&settings.redis).await.unwrap();
+    let models = store.models(&settings.kafka.group_id).unwrap();
+    let tally = |id: &str, group, converted| Tally {
+        exposure_id: id.into(),
+        exposed_at: 1_800_000_000_000,
+        rule_id: "offer-replayed".into(),
+        group,
+        converted,
+    };
+    for _ in 0..2 {
+        models
+            .record_uplift(&[
+                tally("e1", Group::Treated, false),
+                tally("e2", Group::Control, false),
+                tally("e1", Group::Treated, true),
+            ])
+            .await
+            .unwrap();
+    }
+    let loaded = models
+        .load_uplift(&["offer-replayed".into(), "offer-never-seen".into()])
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    let (rule, g) = &loaded[0];
+    assert_eq!(rule, "offer-replayed");
+    assert_eq!((g.treated.customers, g.treated.converted), (1, 1));
+    assert_eq!((g.control.customers, g.control.converted), (1, 0));
 }

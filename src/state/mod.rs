@@ -13,6 +13,7 @@ pub mod memory;
 mod migrate;
 pub mod models;
 pub mod redis;
+pub mod uplift;
 
 pub use error::StateError;
 

@@ -22,8 +22,10 @@
 //! another instance; neither takes days).
 
 use super::redis::RedisStore;
+use super::uplift;
 use super::StateError;
 use crate::learning::model::{Counts, ModelTotals, Observation};
+use crate::learning::uplift::{Groups, Tally};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -38,6 +40,11 @@ pub trait ModelStore: Send + Sync {
     async fn record(&self, observations: &[Observation]) -> Result<Vec<ModelTotals>, StateError>;
     /// Every model of the rules `rule_ids`.
     async fn load(&self, rule_ids: &[String]) -> Result<Vec<ModelTotals>, StateError>;
+    /// Counts each uplift exposure and conversion unless it was counted before (see
+    /// `state::uplift`); answers the groups of every rule touched, in the store.
+    async fn record_uplift(&self, tallies: &[Tally]) -> Result<Vec<(String, Groups)>, StateError>;
+    /// The uplift groups of the rules `rule_ids` that have any.
+    async fn load_uplift(&self, rule_ids: &[String]) -> Result<Vec<(String, Groups)>, StateError>;
 }
 
 /// How long the store remembers an offer it counted: longer than any replay of its response.
@@ -197,12 +204,64 @@ impl ModelStore for RedisModels {
         }
         Ok(out)
     }
+
+    async fn record_uplift(&self, tallies: &[Tally]) -> Result<Vec<(String, Groups)>, StateError> {
+        let cmds: Vec<(String, redis::Cmd)> = tallies
+            .iter()
+            .map(|t| {
+                let key = uplift::uplift_key(&self.namespace, &t.rule_id);
+                let seen = format!("{key}:seen:{}", t.exposed_at.div_euclid(DAY_MS));
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(uplift::RECORD)
+                    .arg(2)
+                    .arg(&key)
+                    .arg(seen)
+                    .arg(uplift::seen_member(t))
+                    .arg(uplift::field(t))
+                    .arg(REPLAY_WINDOW_SECS)
+                    .arg(uplift::UPLIFT_FORMAT);
+                (self.tag(&t.rule_id), cmd)
+            })
+            .collect();
+        let answers = self.redis.each(&cmds).await?;
+        let mut latest: HashMap<String, Groups> = HashMap::new();
+        for (t, answer) in tallies.iter().zip(answers) {
+            let key = uplift::uplift_key(&self.namespace, &t.rule_id);
+            let fields: HashMap<String, String> = redis::from_redis_value(answer)
+                .map_err(|e| StateError::Corrupt(format!("{key}: {e}")))?;
+            latest.insert(t.rule_id.clone(), uplift::parse(&key, &fields)?);
+        }
+        Ok(latest.into_iter().collect())
+    }
+
+    async fn load_uplift(&self, rule_ids: &[String]) -> Result<Vec<(String, Groups)>, StateError> {
+        let cmds: Vec<(String, redis::Cmd)> = rule_ids
+            .iter()
+            .map(|id| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(uplift::uplift_key(&self.namespace, id));
+                (self.tag(id), cmd)
+            })
+            .collect();
+        let answers = self.redis.each(&cmds).await?;
+        let mut out = Vec::new();
+        for (id, answer) in rule_ids.iter().zip(answers) {
+            let key = uplift::uplift_key(&self.namespace, id);
+            let fields: HashMap<String, String> = redis::from_redis_value(answer)
+                .map_err(|e| StateError::Corrupt(format!("{key}: {e}")))?;
+            if !fields.is_empty() {
+                out.push((id.clone(), uplift::parse(&key, &fields)?));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Models in this process only (the memory state backend, tests, backtests): lost with it.
 #[derive(Debug, Default)]
 pub struct MemoryModels {
     inner: Mutex<(CountsByModel, HashSet<String>)>,
+    uplift: Mutex<uplift::MemoryUplift>,
 }
 
 /// Counts by (rule id, segment).
@@ -226,6 +285,16 @@ impl ModelStore for MemoryModels {
                 counts: *counts,
             })
             .collect())
+    }
+
+    async fn record_uplift(&self, tallies: &[Tally]) -> Result<Vec<(String, Groups)>, StateError> {
+        let mut uplift = self.uplift.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(uplift.record(tallies))
+    }
+
+    async fn load_uplift(&self, rule_ids: &[String]) -> Result<Vec<(String, Groups)>, StateError> {
+        let uplift = self.uplift.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(uplift.load(rule_ids))
     }
 }
 

@@ -112,6 +112,16 @@ pub struct Metrics {
     pub offer_model_evidence: GaugeVec,
     /// Offers made by a decision that explored (ranked by a draw, not the mean), by rule.
     pub offers_explored: IntCounterVec,
+    /// Customers exposed to an offer rule (once per uplift window), by rule and group
+    /// (`treated`, `control`): the store's totals, every instance's.
+    pub uplift_customers: IntGaugeVec,
+    /// Of them, converted within the window (a product of the offer's family opened).
+    pub uplift_conversions: IntGaugeVec,
+    /// What an offer rule caused, by rule, `measure` (`uplift`: `p_t − p_c`; `lift`:
+    /// `p_t / p_c − 1`) and `bound` (`value`, `low`, `high`: the 95% interval).
+    pub offer_uplift: GaugeVec,
+    /// 1 when the offer rule's uplift (and lift) interval leaves out zero, by rule.
+    pub offer_uplift_significant: IntGaugeVec,
 }
 
 fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -364,6 +374,27 @@ impl Metrics {
                 r,
                 "nbo_offers_explored_total",
                 "Offers made by a decision that explored (ranked by a draw from the learned posterior)",
+                &["rule"],
+            ),
+            uplift_customers: gauge_vec(
+                "nbo_uplift_customers",
+                "Customers exposed to an offer rule once per uplift window, by rule and group (treated, control)",
+                &["rule", "group"],
+            ),
+            uplift_conversions: gauge_vec(
+                "nbo_uplift_conversions",
+                "Exposed customers who opened a product of the offer's family within the uplift window, by rule and group",
+                &["rule", "group"],
+            ),
+            offer_uplift: float_gauges(
+                r,
+                "nbo_offer_uplift",
+                "What an offer rule caused against its control group: measure uplift (p_t - p_c) or lift (p_t/p_c - 1), bound value/low/high (95% interval)",
+                &["rule", "measure", "bound"],
+            ),
+            offer_uplift_significant: gauge_vec(
+                "nbo_offer_uplift_significant",
+                "1 when the offer rule's uplift interval (and its lift's) leaves out zero",
                 &["rule"],
             ),
             registry,

@@ -194,6 +194,7 @@ impl Worker {
             }
         }
         interval.learned.append(&mut stats.learned);
+        interval.uplift.append(&mut stats.uplift);
         for (key, offset) in &read.last_offsets {
             interval.offsets.insert(*key, *offset);
         }

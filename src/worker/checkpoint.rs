@@ -4,7 +4,8 @@
 //! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
 //!
 //! A checkpoint, in this order (the order is what makes replays safe, see `sink`):
-//! 0. the responses the interval learned from, counted in the model store (`learn`);
+//! 0. the responses the interval learned from, and its uplift exposures and conversions,
+//!    counted in the model store (`learn`);
 //! 1. every dirty customer's state, applied offsets and outbox (and the delta of its public
 //!    feature hash) written to the state store in one round trip, retried until it succeeds —
 //!    each customer atomically;
@@ -170,6 +171,8 @@ pub(super) struct Interval {
     pub counts: Counts,
     /// Responses learned from, counted in the model store before the state is stored.
     pub learned: Vec<crate::learning::model::Observation>,
+    /// Uplift exposures and conversions, counted in the model store with `learned`.
+    pub uplift: Vec<crate::learning::uplift::Tally>,
 }
 
 impl Interval {
@@ -231,8 +234,11 @@ pub(super) async fn take(
     let started = Instant::now();
     let operator = ctx.operator.load_full();
     let batch_no = shard.batches.load(Ordering::Relaxed);
-    // Learned responses first, then the state that marks them counted (see `state::models`).
-    if !super::learn::record(ctx, &operator, &taken.learned, taken.generation).await {
+    // Learned responses and uplift tallies first, then the state that marks them counted (see
+    // `state::models`).
+    if !super::learn::record(ctx, &operator, &taken.learned, taken.generation).await
+        || !super::learn::record_uplift(ctx, &taken.uplift, taken.generation).await
+    {
         return Ok(());
     }
     let Some(writes) = flush(

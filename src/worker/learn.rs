@@ -2,12 +2,14 @@
 //! model store *before* the interval's customers are stored (the order that makes a replayed
 //! response count once, see `state::models`), and the totals the store answers go into the
 //! table every decision reads. Every `operator.learning.refresh`, one worker reloads every model
-//! of the rule set, which takes in what the other instances learned.
+//! of the rule set, which takes in what the other instances learned. The interval's uplift
+//! exposures and conversions are counted the same way, and the totals set the uplift metrics.
 
 use super::checkpoint::with_retry;
 use super::WorkerContext;
 use crate::learning::model::{ModelTotals, Models, Observation};
 use crate::learning::propensity::Posterior;
+use crate::learning::uplift::{Groups, Tally};
 use crate::operator::Operator;
 use crate::state::models::ModelStore;
 use crate::state::StateError;
@@ -35,6 +37,51 @@ pub(super) async fn record(
     };
     take(operator, models, &totals);
     true
+}
+
+/// Counts the uplift `tallies` in the store, like [`record`] (also when learning is off), and
+/// sets the uplift metrics of the rules touched from the totals.
+pub(super) async fn record_uplift(ctx: &WorkerContext, tallies: &[Tally], generation: u64) -> bool {
+    let Some(store) = &ctx.models else {
+        return true;
+    };
+    if tallies.is_empty() {
+        return true;
+    }
+    let Some(totals) = with_retry(ctx, "uplift", generation, || store.record_uplift(tallies)).await
+    else {
+        return false;
+    };
+    show_uplift(&totals);
+    true
+}
+
+/// The uplift metrics of each rule: its groups, and the uplift and lift with their intervals.
+fn show_uplift(totals: &[(String, Groups)]) {
+    let m = metrics();
+    for (rule, g) in totals {
+        for (label, arm) in [("treated", g.treated), ("control", g.control)] {
+            m.uplift_customers
+                .with_label_values(&[rule, label])
+                .set(arm.customers as i64);
+            m.uplift_conversions
+                .with_label_values(&[rule, label])
+                .set(arm.converted as i64);
+        }
+        let Some(u) = g.uplift() else { continue };
+        let estimates = [("uplift", Some(u.absolute)), ("lift", u.lift)];
+        for (what, estimate) in estimates {
+            let Some(e) = estimate else { continue };
+            for (bound, v) in [("value", e.value), ("low", e.low), ("high", e.high)] {
+                m.offer_uplift
+                    .with_label_values(&[rule, what, bound])
+                    .set(v);
+            }
+        }
+        m.offer_uplift_significant
+            .with_label_values(&[rule])
+            .set(i64::from(u.significant()));
+    }
 }
 
 /// Reloads every model of the operator's rule set when a reload is due and no other worker
@@ -69,6 +116,7 @@ pub async fn load(store: &dyn ModelStore, operator: &Operator) -> Result<(), Sta
         .collect();
     let totals = store.load(&ids).await?;
     take(operator, models, &totals);
+    show_uplift(&store.load_uplift(&ids).await?);
     Ok(())
 }
 
