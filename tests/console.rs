@@ -446,6 +446,29 @@ async fn an_accepted_offer_counts_towards_its_rule_and_health_shows_the_lag() {
         "acceptance of the offer rule: {row}"
     );
 
+    // The customer opens the card: the offer rule's treated customer converted. With no control
+    // group in this run, there is nothing yet to measure it against, and the page says so.
+    let opened = nbo_stream::event::ProductOpened {
+        event_id: "OPEN-500".into(),
+        customer_id: "CUST-000500".into(),
+        event_time: nbo_stream::clock::now_ms(),
+        product_category: nbo_stream::event::ProductCategory::CreditCard,
+        account_id: "CARD-500".into(),
+        channel: "OFFER".into(),
+        offer_id: Some(offers[0].offer_id.as_str().into()),
+    };
+    let topic = &settings.topics.product_openings;
+    produce_input(settings, topic, "ProductOpened", "CUST-000500", &opened).await;
+    let expected = "uplift against the control group: treated 1/1 converted, control 0/0: not measured until both groups have customers";
+    for _ in 0..100 {
+        page = get(&http, format!("{base}/rules"), &viewer).await.1;
+        if page.contains(expected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(page.contains(expected), "{page}");
+
     // The chart follows the filters: the offer counts under its product and its channel, not
     // under an alert severity or another channel; the live view redraws it from /live/chart.
     let chart = |query: &'static str| {

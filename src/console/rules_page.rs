@@ -175,7 +175,7 @@ pub fn rules(
             would = if challenger {
                 would_have(store, &d.id, d.version, user)
             } else if offer {
-                propensity_line(store, &d.id, now)
+                propensity_line(store, &d.id, now) + &uplift_line(store, &d.id)
             } else {
                 String::new()
             },
@@ -203,6 +203,29 @@ fn propensity_line(store: &Store, id: &str, now: i64) -> String {
         ),
         None => String::new(),
     }
+}
+
+/// What an offer rule caused against its control group: the two groups' conversions within the
+/// uplift window, the uplift and lift with their 95% intervals, and the verdict.
+fn uplift_line(store: &Store, id: &str) -> String {
+    let Some(g) = store.uplift(id) else {
+        return String::new();
+    };
+    let (t, c) = (g.treated, g.control);
+    let measured = g.uplift().map_or_else(
+        || "not measured until both groups have customers".to_string(),
+        |u| u.to_string(),
+    );
+    format!(
+        "<br><span class=\"muted\" id=\"uplift-{}\">uplift against the control group: \
+         treated {}/{} converted, control {}/{}: {}</span>",
+        esc(id),
+        t.converted,
+        t.customers,
+        c.converted,
+        c.customers,
+        esc(&measured)
+    )
 }
 
 /// A challenger's latest decisions, with the customer (masked for viewers), the time and what it

@@ -88,6 +88,9 @@ pub struct Store {
     pending_order: VecDeque<Arc<str>>,
     shadow: HashMap<String, VecDeque<DecisionAudit>>,
     lag: LagMinutes,
+    /// Per offer rule, its treated and control groups as the state store held them when the
+    /// rules page last read them.
+    uplift: HashMap<String, crate::learning::uplift::Groups>,
 }
 
 impl Store {
@@ -112,6 +115,7 @@ impl Store {
             offer_order: VecDeque::new(),
             responses: HashMap::new(),
             propensities: HashMap::new(),
+            uplift: HashMap::new(),
             unattributed: 0,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
@@ -188,6 +192,16 @@ impl Store {
             .entry(key)
             .or_insert_with(|| Minutes::new(DAY_MINUTES))
             .count(at, response as usize);
+    }
+
+    /// Replaces the uplift groups with the state store's latest reading.
+    pub fn set_uplift(&mut self, groups: Vec<(String, crate::learning::uplift::Groups)>) {
+        self.uplift = groups.into_iter().collect();
+    }
+
+    /// Offer rule `id`'s treated and control groups, when the store has counted any.
+    pub fn uplift(&self, id: &str) -> Option<crate::learning::uplift::Groups> {
+        self.uplift.get(id).copied()
     }
 
     /// The offers of rule `id` made since `since` (ms) that recorded their propensity: how

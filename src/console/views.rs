@@ -96,8 +96,42 @@ pub(super) async fn rules(State(app): State<App>, Signed(user, _): Signed<Viewer
             book.version(),
         )
     };
-    let store = lock(&app.shared.store);
+    let uplift = read_uplift(&app, &docs).await;
+    let mut store = lock(&app.shared.store);
+    if let Some(groups) = uplift {
+        store.set_uplift(groups);
+    }
     Html(rules_page::rules(&docs, version, &store, &user, now_ms())).into_response()
+}
+
+/// The offer rules' uplift groups from the state store, beside the pipeline's learned models
+/// (`None`: no store, or it did not answer within two seconds; the page shows the last reading).
+async fn read_uplift(
+    app: &App,
+    docs: &[(
+        crate::rules::book::Slot,
+        crate::rules::document::RuleDocument,
+    )],
+) -> Option<Vec<(String, crate::learning::uplift::Groups)>> {
+    let (state, _) = app.state.as_ref()?;
+    let models = state.models(&app.settings.kafka.group_id)?;
+    let ids: Vec<String> = docs
+        .iter()
+        .filter(|(_, d)| d.is_offer())
+        .map(|(_, d)| d.id.clone())
+        .collect();
+    let wait = std::time::Duration::from_secs(2);
+    match tokio::time::timeout(wait, models.load_uplift(&ids)).await {
+        Ok(Ok(groups)) => Some(groups),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "uplift not read for the rules page");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("uplift not read for the rules page: the state store took over 2s");
+            None
+        }
+    }
 }
 
 pub(super) async fn health(State(app): State<App>, Signed(user, _): Signed<Viewer>) -> Response {
