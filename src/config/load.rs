@@ -290,6 +290,12 @@ impl Settings {
             ));
         }
         let learning = &self.operator.learning;
+        if !(learning.ramp_start > 0.0 && learning.ramp_start <= 1.0) {
+            return Err(invalid(
+                "operator.learning.ramp_start",
+                "must be a share above 0 and at most 1 (0.02: a new offer starts with 2% of its customers)",
+            ));
+        }
         if !(learning.prior_evidence.is_finite() && learning.prior_evidence > 0.0) {
             return Err(invalid(
                 "operator.learning.prior_evidence",

@@ -97,6 +97,12 @@ pub struct LearningSettings {
     /// instances learned (its own responses are taken in at every checkpoint).
     #[serde(with = "humantime_serde")]
     pub refresh: Duration,
+    /// A new offer's ramp: it reaches `ramp_start` of the customers it would be chosen for, and
+    /// all of them once its model (for the customer's segment) has this many accepted offers,
+    /// in step between. 0: no ramp, every offer reaches every customer from the start.
+    pub ramp_positives: u64,
+    /// The share (0..=1, above 0) of customers a new offer starts from.
+    pub ramp_start: f64,
 }
 
 impl Default for LearningSettings {
@@ -110,6 +116,9 @@ impl Default for LearningSettings {
             // bank volumes, little enough to cost almost nothing.
             exploration: 0.05,
             refresh: Duration::from_secs(10),
+            // No ramp unless configured: a first deployment's offers are all new.
+            ramp_positives: 0,
+            ramp_start: 0.02,
         }
     }
 }

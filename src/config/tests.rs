@@ -126,3 +126,39 @@ fn a_registry_password_in_the_file_is_refused() {
     );
     assert!(!err.contains("in-the-file"), "{err}");
 }
+
+#[test]
+fn uplift_and_ramp_settings_load_and_bad_ones_name_their_field() {
+    let f = file(&memory_config(
+        "[operator]\ncontrol_group_period = \"90d\"\n[operator.uplift]\nwindow = \"14d\"\n[operator.learning]\nramp_positives = 200\n",
+    ));
+    let s = Settings::load(Some(f.path())).unwrap();
+    assert_eq!(
+        s.operator.control_group_period,
+        Some(Duration::from_secs(90 * 86_400))
+    );
+    assert_eq!(s.operator.uplift.window, Duration::from_secs(14 * 86_400));
+    assert_eq!(s.operator.learning.ramp_positives, 200);
+    let mut s = Settings {
+        customer_key_secret: Some(Secret::new("0123456789abcdef0123")),
+        ..Settings::default()
+    };
+    s.validate().unwrap();
+    for (field, edit) in [
+        (
+            "operator.uplift.window",
+            (|s: &mut Settings| s.operator.uplift.window = Duration::ZERO) as fn(&mut Settings),
+        ),
+        ("operator.control_group_period", |s| {
+            s.operator.control_group_period = Some(Duration::from_millis(10))
+        }),
+        ("operator.learning.ramp_start", |s| {
+            s.operator.learning.ramp_start = 0.0
+        }),
+    ] {
+        let mut bad = s.clone();
+        edit(&mut bad);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}

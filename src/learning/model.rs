@@ -182,6 +182,35 @@ impl Models {
     }
 }
 
+/// How a new offer reaches its customers: at first a small share of those it would be chosen
+/// for, growing in step with its accepted offers until, at `positives`, it reaches all of them
+/// (Pega's ramp for a new action). Which customers are in is a hash of customer and rule, so a
+/// customer let in stays in as the share grows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ramp {
+    /// Positives (accepted offers) at which the offer reaches every customer.
+    pub positives: u64,
+    /// The share (0..=1) it starts from, with no positive.
+    pub start: f64,
+}
+
+impl Ramp {
+    /// The share of customers an offer reaches after `positives` accepted offers.
+    pub fn share(&self, positives: u64) -> f64 {
+        if positives >= self.positives {
+            return 1.0;
+        }
+        let done = positives as f64 / self.positives as f64;
+        self.start + (1.0 - self.start) * done
+    }
+
+    /// Whether the customer of `key` (a [`draw_key`] of customer and rule) is reached.
+    pub fn admits(&self, positives: u64, key: u64) -> bool {
+        let u = (key >> 11) as f64 / (1u64 << 53) as f64;
+        u < self.share(positives)
+    }
+}
+
 /// How a decision turns the configured and the learned propensity into the one it uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Learned {
@@ -288,6 +317,28 @@ pub fn draw_key(parts: &[&str]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ramp_grows_with_the_positives_and_keeps_whom_it_let_in() {
+        let ramp = Ramp {
+            positives: 200,
+            start: 0.02,
+        };
+        assert_eq!(ramp.share(0), 0.02);
+        assert!((ramp.share(100) - 0.51).abs() < 1e-12);
+        assert_eq!(ramp.share(200), 1.0);
+        assert_eq!(ramp.share(5_000), 1.0);
+        let keys: Vec<u64> = (0..20_000)
+            .map(|i| draw_key(&[&format!("C{i}"), "offer-new", "ramp"]))
+            .collect();
+        let reached = |p: u64| keys.iter().filter(|k| ramp.admits(p, **k)).count();
+        assert!((300..500).contains(&reached(0)), "{}", reached(0));
+        assert!((9_800..10_600).contains(&reached(100)), "{}", reached(100));
+        assert_eq!(reached(200), 20_000);
+        assert!(keys
+            .iter()
+            .all(|k| !ramp.admits(0, *k) || ramp.admits(50, *k)));
+    }
 
     #[test]
     fn with_no_responses_the_mean_is_the_configured_propensity() {

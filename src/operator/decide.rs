@@ -259,10 +259,25 @@ impl Operator {
                 ));
                 continue;
             }
+            if !self.ramped_in(rule, state, t) {
+                continue;
+            }
             // Scored only once it may be chosen: a held-back offer needs no propensity.
             candidates.push((self.score(rule, values, state, t), rule));
         }
         (candidates, challengers)
+    }
+
+    /// Whether a new offer's ramp (`operator.learning.ramp_positives`) reaches this customer yet:
+    /// a share of customers growing with the positives of the offer's model for the customer's
+    /// segment. An offer not reached is left out of arbitration, as if its rule did not hold.
+    fn ramped_in(&self, rule: &OfferRule, state: &CustomerState, t: &Trigger<'_>) -> bool {
+        let Some((l, ramp)) = self.learning.as_ref().and_then(|l| Some((l, l.ramp?))) else {
+            return true;
+        };
+        let segment = rule.segment.map_or("", |s| s.of(state.profile.as_ref()));
+        let positives = l.models.counts(&rule.head.id, segment).positives;
+        ramp.admits(positives, draw_key(&[t.customer_id, &rule.head.id, "ramp"]))
     }
 
     /// What making this offer now is expected to be worth: its propensity

@@ -221,3 +221,46 @@ fn with_learning_off_responses_teach_nothing() {
     run.feed(response(1, &offer_id, OfferResponseKind::Accepted, T0 + H));
     assert!(run.stats.learned.is_empty());
 }
+
+/// A run over [`two_offers`] with a ramp: a new offer starts with a share of customers too small
+/// for customer C1, and reaches everyone at 100 positives.
+fn ramped_run(models: &[ModelTotals]) -> Run {
+    let mut settings = OperatorSettings::default();
+    settings.learning.exploration = 0.0;
+    settings.learning.ramp_positives = 100;
+    settings.learning.ramp_start = 1e-9;
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let mut run = Run::new();
+    run.op = Operator::new(features, two_offers(), &settings, 0);
+    run.op.models().unwrap().set(models);
+    run.op.align(&mut run.state);
+    run.feed(profile_profiling(true));
+    run
+}
+
+#[test]
+fn a_new_offer_ramps_up_with_its_positives() {
+    // Neither offer has a positive: neither reaches C1, so nothing is offered.
+    let mut run = ramped_run(&[]);
+    run.feed(salary(1, T0));
+    assert!(run.offers().is_empty(), "{:?}", run.offers());
+    // offer-a has 100 positives (as expected of 200 offers at 0.5): it reaches everyone and
+    // keeps its configured 0.5; offer-b, still new, reaches nobody yet.
+    let proven = [ModelTotals {
+        rule_id: "offer-a".into(),
+        segment: String::new(),
+        counts: Counts {
+            trials: 200,
+            positives: 100,
+            expected: 100.0,
+        },
+    }];
+    let mut run = ramped_run(&proven);
+    run.feed(salary(1, T0));
+    let offers = run.offers();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(
+        (offers[0].rule_id.as_str(), offers[0].propensity),
+        ("offer-a", Some(0.5))
+    );
+}

@@ -75,6 +75,8 @@ struct Learning {
     prior_evidence: f64,
     exploration: f64,
     refresh: std::time::Duration,
+    /// A new offer's ramp (`None`: none).
+    ramp: Option<crate::learning::model::Ramp>,
 }
 
 impl std::fmt::Debug for Operator {
@@ -152,6 +154,12 @@ impl Operator {
                 prior_evidence: settings.learning.prior_evidence,
                 exploration: settings.learning.exploration,
                 refresh: settings.learning.refresh,
+                ramp: (settings.learning.ramp_positives > 0).then_some(
+                    crate::learning::model::Ramp {
+                        positives: settings.learning.ramp_positives,
+                        start: settings.learning.ramp_start,
+                    },
+                ),
             }),
         }
     }
