@@ -139,7 +139,7 @@ fn uplift_and_ramp_settings_load_and_bad_ones_name_their_field() {
     );
     assert_eq!(s.operator.uplift.window, Duration::from_secs(14 * 86_400));
     assert_eq!(s.operator.learning.ramp_positives, 200);
-    let mut s = Settings {
+    let s = Settings {
         customer_key_secret: Some(Secret::new("0123456789abcdef0123")),
         ..Settings::default()
     };
