@@ -103,6 +103,36 @@ async fn simulated_customers_answer_the_offers_the_pipeline_sent() {
         );
     }
 
+    // Each accepted offer opened its product, as the CRM would record it.
+    let accepted = summary.answers.get("ACCEPTED").copied().unwrap_or(0);
+    assert!(accepted > 0, "{summary}");
+    assert_eq!(summary.opened, accepted, "{summary}");
+    let opened = read_topic(
+        &brokers,
+        &settings.topics.product_openings,
+        accepted as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(opened.len() as u64, accepted);
+    for (key, payload) in &opened {
+        let Ok(Event::ProductOpened(p)) = codec.decode(
+            EventKind::ProductOpened,
+            key.as_deref(),
+            Some(payload),
+            i64::MAX,
+        ) else {
+            panic!("a product opened decodes");
+        };
+        let offer = by_id[p.offer_id.as_deref().expect("the offer it answered")];
+        assert_eq!(p.customer_id.as_str(), offer.customer_id);
+        assert_eq!(p.product_category, offer.product_category);
+        let persona = personas[&offer.customer_id];
+        assert_eq!(
+            responder.answer(persona, &offer.offer_id, offer.product_category),
+            Some(nbo_stream::event::OfferResponseKind::Accepted)
+        );
+    }
+
     // A second run in the same group has nothing left to answer.
     let again = tokio::task::block_in_place(|| {
         simulate(&client, &settings.topics, &codec, &options, &stop)
