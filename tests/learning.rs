@@ -309,6 +309,7 @@ async fn the_store_counts_a_replayed_uplift_tally_once() {
     let tally = |id: &str, group, converted| Tally {
         exposure_id: id.into(),
         exposed_at: 1_800_000_000_000,
+        counted_at: 1_800_000_000_000,
         rule_id: "offer-replayed".into(),
         group,
         converted,

@@ -133,7 +133,7 @@ impl Exposures {
             arm.converted += u64::from(e.converted);
             let seen = (end - e.at).clamp(0, self.window_ms);
             let base = truth.base_within(e.product, seen);
-            let answered = e.at + self.delay_ms <= end;
+            let answered = e.at + self.delay_ms <= end && self.delay_ms < self.window_ms;
             sums.effect += if answered { e.propensity } else { 0.0 } * (1.0 - base);
             sums.base += base;
             sums.n += 1.0;

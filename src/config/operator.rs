@@ -99,7 +99,8 @@ pub struct LearningSettings {
     pub refresh: Duration,
     /// A new offer's ramp: it reaches `ramp_start` of the customers it would be chosen for, and
     /// all of them once its model (for the customer's segment) has this many accepted offers,
-    /// in step between. 0: no ramp, every offer reaches every customer from the start.
+    /// in step between. Any offer short of the count is held back so, also one seldom accepted
+    /// or in a small segment. 0: no ramp, every offer reaches every customer from the start.
     pub ramp_positives: u64,
     /// The share (0..=1, above 0) of customers a new offer starts from.
     pub ramp_start: f64,

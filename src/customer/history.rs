@@ -100,7 +100,7 @@ impl OfferRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// An offer, from when it was made, or declined if it was: the contact period, the longest
-    /// offer cooldown and the decline suppression, whichever is longest.
+    /// offer cooldown, the decline suppression and the uplift window, whichever is longest.
     pub offers_ms: i64,
     /// An alert, from when it was raised: the longest alert cooldown of the rule set (another
     /// rule's record must outlive a rule's shorter cooldown) or the longest feature window,

@@ -50,6 +50,9 @@ pub struct Tally {
     pub exposure_id: String,
     /// When the exposure was made (event time).
     pub exposed_at: i64,
+    /// When this tally was counted (event time): the exposure's, or the product's opening for a
+    /// conversion. A store remembers what it counted lately by this day.
+    pub counted_at: i64,
     /// The offer rule.
     pub rule_id: String,
     /// The customer's side.
@@ -193,9 +196,9 @@ pub fn uplift(treated: Arm, control: Arm) -> Option<Uplift> {
 }
 
 impl std::fmt::Display for Uplift {
-    /// `+0.0200 (95% +0.0070..+0.0330), lift +50% (+3%..+97%), significant`: the absolute
-    /// uplift, then the lift when the control group converted, and the lift's verdict (the
-    /// uplift's while there is no lift).
+    /// `+0.0200 (95% +0.0060..+0.0323), lift +50% (+3%..+97%), significant`: the absolute
+    /// uplift, then the lift when the control group converted, and the verdict
+    /// ([`Uplift::significant`]).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let a = &self.absolute;
         write!(f, "{:+.4} (95% {:+.4}..{:+.4})", a.value, a.low, a.high)?;

@@ -377,9 +377,11 @@ impl Operator {
         t: &Trigger<'_>,
     ) -> Option<Tally> {
         let key = control_key(&rule.head.id);
-        if state
-            .shadow
-            .exposed_within(&key, t.at, self.policy.uplift_window_ms)
+        let window = self.policy.uplift_window_ms;
+        // One group per customer and window: a rotating control group can take in a customer
+        // treated lately, who stays counted as treated.
+        if state.shadow.exposed_within(&key, t.at, window)
+            || state.history.exposed_within(&rule.head.id, t.at, window)
         {
             return None;
         }
@@ -398,6 +400,7 @@ impl Operator {
         Some(Tally {
             exposure_id: id,
             exposed_at: t.at,
+            counted_at: t.at,
             rule_id: rule.head.id.clone(),
             group: Group::Control,
             converted: false,
@@ -428,10 +431,12 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        let exposed =
-            !state
-                .history
-                .exposed_within(&rule.head.id, at, self.policy.uplift_window_ms);
+        // One group per customer and window (see `hold_out`).
+        let window = self.policy.uplift_window_ms;
+        let exposed = !state.history.exposed_within(&rule.head.id, at, window)
+            && !state
+                .shadow
+                .exposed_within(&control_key(&rule.head.id), at, window);
         let made = OfferRecord {
             configured: used.configured,
             counted: if exposed { Counted::EXPOSED } else { 0 },
@@ -441,6 +446,7 @@ impl Operator {
         let tally = exposed.then(|| Tally {
             exposure_id: offer_id.clone(),
             exposed_at: at,
+            counted_at: at,
             rule_id: rule.head.id.clone(),
             group: Group::Treated,
             converted: false,

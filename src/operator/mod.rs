@@ -131,8 +131,9 @@ impl Operator {
             ..Policy::from_settings(settings)
         };
         // Records are kept as long as any rule or policy reads them: an offer for the contact
-        // period, its rule's cooldown or a decline's suppression; an alert for the longest alert
-        // cooldown (another rule's record must outlive a shorter one) or the longest window.
+        // period, its rule's cooldown, a decline's suppression or the uplift window; an alert
+        // for the longest alert cooldown (another rule's record must outlive a shorter one) or
+        // the longest window.
         let retention = Retention {
             offers_ms: policy.contact_retention_ms(longest_offer_cooldown_ms),
             alerts_ms: longest_alert_cooldown_ms.max(longest_window_ms),
@@ -423,6 +424,7 @@ impl Operator {
             stats.uplift.push(Tally {
                 exposure_id: c.offer_id.clone(),
                 exposed_at: c.at,
+                counted_at: at,
                 rule_id: c.rule_id.clone(),
                 group: Group::Treated,
                 converted: true,
@@ -433,6 +435,7 @@ impl Operator {
                 stats.uplift.push(Tally {
                     exposure_id: c.offer_id.clone(),
                     exposed_at: c.at,
+                    counted_at: at,
                     rule_id: rule_id.to_string(),
                     group: Group::Control,
                     converted: true,

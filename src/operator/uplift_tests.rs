@@ -11,6 +11,10 @@ const DAY: i64 = 24 * H;
 /// A run over one savings offer for salary payments (one-day cooldown), the control group
 /// holding out `control_percent` of customers.
 fn run(control_percent: u8) -> Run {
+    run_with(control_percent, OperatorSettings::default())
+}
+
+fn run_with(control_percent: u8, settings: OperatorSettings) -> Run {
     let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -24,12 +28,7 @@ fn run(control_percent: u8) -> Run {
     .unwrap();
     let rules = crate::rules::load::rule_set(Some(dir.path()), &features).unwrap();
     let mut run = Run::new();
-    run.op = Operator::new(
-        features,
-        rules,
-        &OperatorSettings::default(),
-        control_percent,
-    );
+    run.op = Operator::new(features, rules, &settings, control_percent);
     run.op.align(&mut run.state);
     run.feed(profile_profiling(true));
     run
@@ -123,4 +122,37 @@ fn an_opening_after_the_window_is_no_conversion() {
     assert_eq!(tallies(&mut run).len(), 1);
     run.feed(opened(1, ProductCategory::Savings, T0 + 30 * DAY));
     assert!(tallies(&mut run).is_empty());
+}
+
+#[test]
+fn a_customer_treated_lately_who_joins_a_rotated_control_group_stays_treated() {
+    let settings = OperatorSettings {
+        control_group_period: Some(std::time::Duration::from_secs(86_400)),
+        ..OperatorSettings::default()
+    };
+    let held =
+        |k: i64| crate::decision::in_control_group("C1", "offer-a", 50, Some((T0 + k * DAY) / DAY));
+    let treated_day = (0..20)
+        .find(|k| !held(*k))
+        .expect("a day out of the control group");
+    let control_day = (treated_day + 2..treated_day + 25)
+        .find(|k| held(*k))
+        .expect("a later day in it");
+    let mut run = run_with(50, settings);
+    run.feed(salary(1, T0 + treated_day * DAY));
+    assert_eq!(run.offers().len(), 1);
+    let offer_id = run.offers()[0].offer_id.clone();
+    assert_eq!(
+        tallies(&mut run),
+        [(Group::Treated, false, offer_id.clone())]
+    );
+    run.feed(salary(2, T0 + control_day * DAY));
+    assert_eq!(run.offers().len(), 1, "held out on the later day");
+    assert!(tallies(&mut run).is_empty(), "not counted in both groups");
+    run.feed(opened(
+        1,
+        ProductCategory::Savings,
+        T0 + (control_day + 1) * DAY,
+    ));
+    assert_eq!(tallies(&mut run), [(Group::Treated, true, offer_id)]);
 }

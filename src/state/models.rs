@@ -210,7 +210,7 @@ impl ModelStore for RedisModels {
             .iter()
             .map(|t| {
                 let key = uplift::uplift_key(&self.namespace, &t.rule_id);
-                let seen = format!("{key}:seen:{}", t.exposed_at.div_euclid(DAY_MS));
+                let seen = format!("{key}:seen:{}", t.counted_at.div_euclid(DAY_MS));
                 let mut cmd = redis::cmd("EVAL");
                 cmd.arg(uplift::RECORD)
                     .arg(2)

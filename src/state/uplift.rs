@@ -6,9 +6,9 @@
 //! - `nbo:uplift:{<namespace>:<rule-id>}`: a hash with `format` ([`UPLIFT_FORMAT`]) and
 //!   `treated:n`, `treated:k`, `control:n`, `control:k` (customers exposed, and of them
 //!   converted, per group);
-//! - `nbo:uplift:{<namespace>:<rule-id>}:seen:<day>`: the exposures of that day counted lately,
-//!   as `n:<exposure-id>` and `k:<exposure-id>`, expiring [`super::models::REPLAY_WINDOW_SECS`]
-//!   after its last count.
+//! - `nbo:uplift:{<namespace>:<rule-id>}:seen:<day>`: the exposures and conversions counted on
+//!   that day (event time), as `n:<exposure-id>` and `k:<exposure-id>`, expiring
+//!   [`super::models::REPLAY_WINDOW_SECS`] after its last count.
 //!
 //! Delivery is the learned models' (see `state::models`): the worker counts an interval's tallies
 //! before it stores the customers' state that marks them counted, and the day's set counts a
@@ -129,6 +129,7 @@ mod tests {
         Tally {
             exposure_id: id.into(),
             exposed_at: 1_000,
+            counted_at: 1_000,
             rule_id: "offer-a".into(),
             group,
             converted,

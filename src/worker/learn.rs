@@ -103,20 +103,21 @@ pub(super) async fn refresh_if_due(ctx: &WorkerContext, operator: &Operator) {
 }
 
 /// Loads every model of the operator's rule set from `store` into its table (at start, before
-/// the first decision, so a restart decides with what was learned before it).
+/// the first decision, so a restart decides with what was learned before it), and sets the
+/// uplift metrics from the store's counts (also with learning off).
 pub async fn load(store: &dyn ModelStore, operator: &Operator) -> Result<(), StateError> {
-    let Some(models) = operator.models() else {
-        return Ok(());
-    };
     let ids: Vec<String> = operator
         .rules()
         .offers
         .iter()
         .map(|r| r.head.id.clone())
         .collect();
+    show_uplift(&store.load_uplift(&ids).await?);
+    let Some(models) = operator.models() else {
+        return Ok(());
+    };
     let totals = store.load(&ids).await?;
     take(operator, models, &totals);
-    show_uplift(&store.load_uplift(&ids).await?);
     Ok(())
 }
 
