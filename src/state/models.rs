@@ -206,30 +206,40 @@ impl ModelStore for RedisModels {
     }
 
     async fn record_uplift(&self, tallies: &[Tally]) -> Result<Vec<(String, Groups)>, StateError> {
-        let cmds: Vec<(String, redis::Cmd)> = tallies
+        // One script per rule and day of count, in the order the tallies came.
+        let mut by_day: Vec<((&str, i64), Vec<&Tally>)> = Vec::new();
+        for t in tallies {
+            let at = (t.rule_id.as_str(), t.counted_at.div_euclid(DAY_MS));
+            match by_day.iter_mut().find(|(k, _)| *k == at) {
+                Some((_, ts)) => ts.push(t),
+                None => by_day.push((at, vec![t])),
+            }
+        }
+        let cmds: Vec<(String, redis::Cmd)> = by_day
             .iter()
-            .map(|t| {
-                let key = uplift::uplift_key(&self.namespace, &t.rule_id);
-                let seen = format!("{key}:seen:{}", t.counted_at.div_euclid(DAY_MS));
+            .map(|((rule_id, day), ts)| {
+                let key = uplift::uplift_key(&self.namespace, rule_id);
                 let mut cmd = redis::cmd("EVAL");
                 cmd.arg(uplift::RECORD)
                     .arg(2)
                     .arg(&key)
-                    .arg(seen)
-                    .arg(uplift::seen_member(t))
-                    .arg(uplift::field(t))
+                    .arg(format!("{key}:seen:{day}"))
                     .arg(REPLAY_WINDOW_SECS)
                     .arg(uplift::UPLIFT_FORMAT);
-                (self.tag(&t.rule_id), cmd)
+                for t in ts {
+                    cmd.arg(uplift::seen_member(t)).arg(uplift::field(t));
+                }
+                (self.tag(rule_id), cmd)
             })
             .collect();
         let answers = self.redis.each(&cmds).await?;
+        // The last answer of a rule is its newest total (one rule's scripts run in order).
         let mut latest: HashMap<String, Groups> = HashMap::new();
-        for (t, answer) in tallies.iter().zip(answers) {
-            let key = uplift::uplift_key(&self.namespace, &t.rule_id);
+        for (((rule_id, _), _), answer) in by_day.iter().zip(answers) {
+            let key = uplift::uplift_key(&self.namespace, rule_id);
             let fields: HashMap<String, String> = redis::from_redis_value(answer)
                 .map_err(|e| StateError::Corrupt(format!("{key}: {e}")))?;
-            latest.insert(t.rule_id.clone(), uplift::parse(&key, &fields)?);
+            latest.insert(rule_id.to_string(), uplift::parse(&key, &fields)?);
         }
         Ok(latest.into_iter().collect())
     }

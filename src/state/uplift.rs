@@ -21,14 +21,18 @@ use std::collections::HashMap;
 /// Version of the uplift layout, the hash's `format` field.
 pub const UPLIFT_FORMAT: u32 = 1;
 
-/// Counts a tally once: KEYS = uplift hash, day's seen set; ARGV = seen member, hash field,
-/// seen-set TTL in seconds, format. Answers the hash.
+/// Counts the tallies of one rule and day, each once: KEYS = uplift hash, day's seen set;
+/// ARGV = seen-set TTL in seconds, format, then per tally its seen member and hash field.
+/// Answers the hash. One script per rule and day, not per tally: a checkpoint's thousands of
+/// exposures cost Redis a few commands.
 pub(super) const RECORD: &str = r"
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+for i = 3, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i + 1], 1)
+  end
 end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[1], 'format', ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'format', ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 ";
 
