@@ -86,6 +86,30 @@ async fn customers_pay(
     );
 }
 
+/// A mock cluster with every topic, settings for a pipeline on Redis with [`RULE`] and a control
+/// group of `control_percent`, the rules' folder (kept while the test runs) and the store.
+async fn on_redis(
+    control_percent: u8,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    Settings,
+    tempfile::TempDir,
+    Arc<RedisStore>,
+) {
+    let cluster = MockCluster::new(1).unwrap();
+    let mut settings = test_settings(&cluster.bootstrap_servers(), StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("offer-learn.toml"), RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    settings.operator.control_group_percent = control_percent;
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+    (cluster, settings, rules, store)
+}
+
 async fn model(store: &RedisStore, settings: &Settings) -> Vec<(String, String)> {
     let key = format!("nbo:model:{{{}:offer-learn}}", settings.kafka.group_id);
     let mut fields: Vec<(String, String)> =
@@ -96,19 +120,9 @@ async fn model(store: &RedisStore, settings: &Settings) -> Vec<(String, String)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_learns_from_responses_keeps_it_across_a_restart_and_counts_each_offer_once() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let mut settings = test_settings(&brokers, StateBackend::Redis);
-    settings.redis.url = redis_url();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("offer-learn.toml"), RULE).unwrap();
-    settings.rules.path = Some(rules.path().to_path_buf());
     // Every customer is offered (no control group), so the counts below are exact.
-    settings.operator.control_group_percent = 0;
-    for topic in settings.topics.all() {
-        cluster.create_topic(topic, 2, 1).unwrap();
-    }
-    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+    let (cluster, settings, _rules, store) = on_redis(0).await;
+    let brokers = cluster.bootstrap_servers();
 
     // 40 customers get an offer; each confirms its delivery twice, and every fourth accepts,
     // twice too (a channel's retries): 40 trials, 10 positives.
@@ -244,18 +258,8 @@ async fn opens(settings: &Settings, id: &str, n: u32, product: ProductCategory) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_counts_treated_and_control_customers_and_their_conversions_once() {
-    let cluster = MockCluster::new(1).unwrap();
+    let (cluster, settings, _rules, store) = on_redis(50).await;
     let brokers = cluster.bootstrap_servers();
-    let mut settings = test_settings(&brokers, StateBackend::Redis);
-    settings.redis.url = redis_url();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("offer-learn.toml"), RULE).unwrap();
-    settings.rules.path = Some(rules.path().to_path_buf());
-    settings.operator.control_group_percent = 50;
-    for topic in settings.topics.all() {
-        cluster.create_topic(topic, 2, 1).unwrap();
-    }
-    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
     let control = (0..40)
         .filter(|i| {
             nbo_stream::decision::in_control_group(&format!("L{i:03}"), "offer-learn", 50, None)
