@@ -12,6 +12,7 @@ use nbo_stream::codec::{Codec, Framing};
 use nbo_stream::config::{Settings, StateBackend};
 use nbo_stream::event::{OfferResponse, OfferResponseKind, ProductCategory, ProductOpened};
 use nbo_stream::learning::model::{Counts, Observation};
+use nbo_stream::learning::ranking;
 use nbo_stream::output::NextBestOffer;
 use nbo_stream::state::redis::RedisStore;
 use nbo_stream::state::StateStore;
@@ -202,20 +203,34 @@ async fn the_store_counts_a_replayed_observation_once() {
     settings.redis.url = redis_url();
     let store = RedisStore::connect(&settings.redis).await.unwrap();
     let models = store.models(&settings.kafka.group_id).unwrap();
-    let seen = |trial, positive| Observation {
+    let seen = |offer: &str, configured, trial, positive| Observation {
         rule_id: "offer-replayed".into(),
         segment: "MASS".into(),
-        offer_id: "o1".into(),
+        offer_id: offer.into(),
         offered_at: 1_800_000_000_000,
         trial,
-        expected: if trial { 0.25 } else { 0.0 },
+        configured,
         positive,
+        score_bin: Some(ranking::bin(configured)),
     };
     for _ in 0..2 {
-        models.record(&[seen(true, false)]).await.unwrap();
+        models
+            .record(&[seen("o1", 0.25, true, false)])
+            .await
+            .unwrap();
     }
     for _ in 0..3 {
-        models.record(&[seen(false, true)]).await.unwrap();
+        models
+            .record(&[seen("o1", 0.25, false, true)])
+            .await
+            .unwrap();
+    }
+    // A second offer, scored lower and declined, replayed too.
+    for _ in 0..2 {
+        models
+            .record(&[seen("o2", 0.125, true, false)])
+            .await
+            .unwrap();
     }
     let loaded = models.load(&["offer-replayed".into()]).await.unwrap();
     assert_eq!(loaded.len(), 1);
@@ -224,12 +239,24 @@ async fn the_store_counts_a_replayed_observation_once() {
         (
             "MASS",
             Counts {
-                trials: 1,
+                trials: 2,
                 positives: 1,
-                expected: 0.25,
+                expected: 0.375,
             }
         )
     );
+    // Each offer counted once in its score's bin: the accepted one ranked above the other.
+    let ranked = loaded[0].ranking.as_ref().expect("the model's ranking");
+    let (high, low) = (ranking::bin(0.25), ranking::bin(0.125));
+    assert_eq!(
+        (
+            ranked.trials[usize::from(high)],
+            ranked.positives[usize::from(high)]
+        ),
+        (1, 1)
+    );
+    assert_eq!(ranked.trials[usize::from(low)], 1);
+    assert_eq!(ranked.auc(), Some(1.0));
 }
 
 /// The treated and control customers of `offer-learn` and their conversions, as Redis holds them.

@@ -8,6 +8,7 @@
 //! What it reports ([`WorldReport`]):
 //! - per offer rule and segment, what was learned against the truth: the accepted share of the
 //!   offers it learned from, and the mean true propensity of the customers who received them;
+//!   and how well the rule's scores ranked them (AUC), where they read features;
 //! - with `ab`, an A/B of learned arbitration against the configured propensities: customers are
 //!   split in two halves by a hash of their id, each half decided by its own operator over the
 //!   same stream, and each half's acceptance (offers accepted per offer made) compared, with the
@@ -69,6 +70,9 @@ pub struct ModelRow {
     pub evidence: f64,
     /// The mean true propensity of the customers those offers went to (the responder's table).
     pub truth: f64,
+    /// How well the rule's scored propensity ranked those offers (AUC, `learning::ranking`),
+    /// where it scores features and both answers were seen.
+    pub auc: Option<f64>,
 }
 
 impl ModelRow {
@@ -234,12 +238,25 @@ pub fn run(
             &mut truth_sums,
         );
     }
+    let rule_ids: Vec<String> = learner
+        .rules()
+        .offers
+        .iter()
+        .map(|r| r.head.id.clone())
+        .collect();
+    let rankings: BTreeMap<(String, String), Option<f64>> = store
+        .load_now(&rule_ids)
+        .into_iter()
+        .map(|t| ((t.rule_id, t.segment), t.ranking.and_then(|r| r.auc())))
+        .collect();
     let models = learner
         .models()
         .map(|m| m.all())
         .unwrap_or_default()
         .into_iter()
         .map(|t| {
+            let model = (t.rule_id.clone(), t.segment.clone());
+            let auc = rankings.get(&model).copied().flatten();
             let sum = truth_sums
                 .get(&(t.rule_id.clone(), t.segment.clone()))
                 .copied()
@@ -255,6 +272,7 @@ pub fn run(
                 positives: t.counts.positives,
                 expected: t.counts.expected,
                 evidence,
+                auc,
             }
         })
         .collect();
@@ -421,6 +439,10 @@ mod tests {
             .iter()
             .all(|m| m.truth > 0.0 && m.truth < 0.5 && m.positives <= m.trials));
         assert!(report.learned.offers >= report.responses && report.configured.is_none());
+        // The built-in offers score features: a model that saw both answers has its AUC.
+        let ranked: Vec<f64> = report.models.iter().filter_map(|m| m.auc).collect();
+        assert!(!ranked.is_empty(), "{report:?}");
+        assert!(ranked.iter().all(|a| (0.0..=1.0).contains(a)), "{ranked:?}");
         assert_eq!(
             run(&settings, rules(&settings), &options(false)).unwrap(),
             report

@@ -163,8 +163,8 @@ fn render(report: &WorldReport) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<36} {:<10} {:>9} {:>9} {:>8} {:>8} {:>7}",
-        "offer rule", "segment", "responses", "accepted", "learned", "truth", "error"
+        "{:<36} {:<10} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6}",
+        "offer rule", "segment", "responses", "accepted", "learned", "truth", "error", "auc"
     );
     let mut worst: Option<f64> = None;
     for m in &report.models {
@@ -177,16 +177,18 @@ fn render(report: &WorldReport) -> String {
         } else {
             &m.segment
         };
+        let auc = m.auc.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
         let _ = writeln!(
             out,
-            "{:<36} {:<10} {:>9} {:>9} {:>8.4} {:>8.4} {:>+7.4}",
+            "{:<36} {:<10} {:>9} {:>9} {:>8.4} {:>8.4} {:>+7.4} {:>6}",
             m.rule_id,
             segment,
             m.trials,
             m.positives,
             m.learned(),
             m.truth,
-            error
+            error,
+            auc
         );
     }
     if let Some(w) = worst {

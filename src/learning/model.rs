@@ -85,9 +85,12 @@ pub struct Observation {
     pub trial: bool,
     /// The offer's configured propensity, added to the model's expected positives with its
     /// trial.
-    pub expected: f64,
+    pub configured: f64,
     /// The offer's first acceptance: one more positive.
     pub positive: bool,
+    /// The bin of the configured propensity in the model's ranking (`learning::ranking`),
+    /// where the rule's propensity scores features; `None`: the model ranks nobody.
+    pub score_bin: Option<u8>,
 }
 
 /// The counts of one model after a store update or load.
@@ -99,6 +102,9 @@ pub struct ModelTotals {
     pub segment: String,
     /// What has been learned.
     pub counts: Counts,
+    /// How its scores rank the offers learned from, where the rule scores features and the
+    /// store read it (a whole load; `None` in the totals a record answers).
+    pub ranking: Option<Box<super::ranking::Ranking>>,
 }
 
 /// Looked up on every offer decision: a fast hash (rule ids and segments are not attacker input).
@@ -174,6 +180,7 @@ impl Models {
                     rule_id: rule.clone(),
                     segment: segment.clone(),
                     counts: *counts,
+                    ranking: None,
                 })
             })
             .collect();
@@ -394,6 +401,7 @@ mod tests {
                 positives,
                 expected: 0.0,
             },
+            ranking: None,
         };
         models.set(&[t("a", "MASS", 10, 1), t("a", "AFFLUENT", 5, 2)]);
         models.set(&[t("a", "MASS", 12, 1)]);

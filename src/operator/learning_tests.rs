@@ -75,6 +75,7 @@ fn offer_a_seldom_accepted() -> [ModelTotals; 1] {
             positives: 10,
             expected: 500.0,
         },
+        ranking: None,
     }]
 }
 
@@ -117,6 +118,7 @@ fn learned_counts_move_the_propensity_and_the_ranking() {
             positives: 900,
             expected: 1_000.0 * sigmoid(-1.0),
         },
+        ranking: None,
     }];
     let mut run = self::run(Some(&elsewhere));
     run.feed(salary(1, T0));
@@ -254,6 +256,7 @@ fn a_new_offer_ramps_up_with_its_positives() {
             positives: 100,
             expected: 100.0,
         },
+        ranking: None,
     }];
     let mut run = ramped_run(&proven);
     run.feed(salary(1, T0));

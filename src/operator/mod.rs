@@ -477,12 +477,10 @@ impl Operator {
             offer_id: offer_id.to_string(),
             offered_at: learnt.offer.at,
             trial: learnt.trial,
-            expected: if learnt.trial {
-                learnt.offer.configured
-            } else {
-                0.0
-            },
+            configured: learnt.offer.configured,
             positive: learnt.positive,
+            score_bin: (!rule.coefficients.is_empty())
+                .then(|| crate::learning::ranking::bin(learnt.offer.configured)),
         })
     }
 }

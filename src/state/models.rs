@@ -6,7 +6,10 @@
 //! models, and two applications on one Redis (two tenants, two test runs) keep theirs apart.
 //! - `nbo:model:{<namespace>:<rule-id>}`: a hash with `format` ([`MODEL_FORMAT`]) and, per
 //!   segment, `n:<segment>` (trials), `k:<segment>` (positives) and `e:<segment>` (the
-//!   positives the configured model expected of those trials);
+//!   positives the configured model expected of those trials); where the rule's propensity
+//!   scores features, also `hn:<bin>:<segment>` and `hk:<bin>:<segment>`, the trials and
+//!   positives whose configured propensity fell in each bin of the model's ranking histogram
+//!   (`learning::ranking`, for its AUC);
 //! - `nbo:model:{<namespace>:<rule-id>}:seen:<day>`: offers made that day and counted lately, as
 //!   `t:<offer-id>` (as a trial) and `p:<offer-id>` (as a positive); the set expires
 //!   [`REPLAY_WINDOW_SECS`] after its last count.
@@ -25,6 +28,7 @@ use super::redis::RedisStore;
 use super::uplift;
 use super::StateError;
 use crate::learning::model::{Counts, ModelTotals, Observation};
+use crate::learning::ranking::Ranking;
 use crate::learning::uplift::{Groups, Tally};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -52,16 +56,22 @@ pub const REPLAY_WINDOW_SECS: u64 = 2 * 86_400;
 
 /// Counts an observation once: KEYS = model hash, day's seen set; ARGV = offer id, segment,
 /// trial (1/0), positive (1/0), seen-set TTL in seconds, format, expected positives of the
-/// trial. Answers the model's trials, positives and expected positives (the last as text: a Lua
+/// trial, the score's ranking bin (empty: not ranked). Answers the model's trials, positives and expected positives (the last as text: a Lua
 /// number would come back truncated to an integer).
 const RECORD: &str = r"
 local offer, segment = ARGV[1], ARGV[2]
 if ARGV[3] == '1' and redis.call('SADD', KEYS[2], 't:' .. offer) == 1 then
   redis.call('HINCRBY', KEYS[1], 'n:' .. segment, 1)
   redis.call('HINCRBYFLOAT', KEYS[1], 'e:' .. segment, ARGV[7])
+  if ARGV[8] ~= '' then
+    redis.call('HINCRBY', KEYS[1], 'hn:' .. ARGV[8] .. ':' .. segment, 1)
+  end
 end
 if ARGV[4] == '1' and redis.call('SADD', KEYS[2], 'p:' .. offer) == 1 then
   redis.call('HINCRBY', KEYS[1], 'k:' .. segment, 1)
+  if ARGV[8] ~= '' then
+    redis.call('HINCRBY', KEYS[1], 'hk:' .. ARGV[8] .. ':' .. segment, 1)
+  end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('HSET', KEYS[1], 'format', ARGV[6])
@@ -111,13 +121,25 @@ fn parse_hash(
             )));
         }
     }
-    let mut by_segment: HashMap<String, Counts> = HashMap::new();
+    let mut by_segment: HashMap<String, (Counts, Option<Box<Ranking>>)> = HashMap::new();
     for (field, value) in fields {
-        let Some((which, segment)) = field.split_once(':') else {
+        let Some((which, rest)) = field.split_once(':') else {
             continue;
         };
         let bad = || StateError::Corrupt(format!("{key}: {field} = {value:?}"));
-        let counts = by_segment.entry(segment.to_string()).or_default();
+        if let ("hn" | "hk", Some((bin, segment))) = (which, rest.split_once(':')) {
+            let bin: u8 = bin.parse().map_err(|_| bad())?;
+            let n: u64 = value.parse().map_err(|_| bad())?;
+            let (_, ranking) = by_segment.entry(segment.to_string()).or_default();
+            let ranking = ranking.get_or_insert_with(Box::default);
+            let counts = match which {
+                "hn" => &mut ranking.trials,
+                _ => &mut ranking.positives,
+            };
+            *counts.get_mut(usize::from(bin)).ok_or_else(bad)? = n;
+            continue;
+        }
+        let (counts, _) = by_segment.entry(rest.to_string()).or_default();
         match which {
             "n" => counts.trials = value.parse().map_err(|_| bad())?,
             "k" => counts.positives = value.parse().map_err(|_| bad())?,
@@ -127,10 +149,11 @@ fn parse_hash(
     }
     Ok(by_segment
         .into_iter()
-        .map(|(segment, counts)| ModelTotals {
+        .map(|(segment, (counts, ranking))| ModelTotals {
             rule_id: rule_id.to_string(),
             segment,
             counts,
+            ranking,
         })
         .collect())
 }
@@ -154,7 +177,8 @@ impl ModelStore for RedisModels {
                     .arg(if o.positive { "1" } else { "0" })
                     .arg(REPLAY_WINDOW_SECS)
                     .arg(MODEL_FORMAT)
-                    .arg(o.expected);
+                    .arg(o.configured)
+                    .arg(o.score_bin.map_or_else(String::new, |b| b.to_string()));
                 (self.tag(&o.rule_id), cmd)
             })
             .collect();
@@ -181,6 +205,7 @@ impl ModelStore for RedisModels {
                 rule_id,
                 segment,
                 counts,
+                ranking: None,
             })
             .collect())
     }
@@ -274,8 +299,8 @@ pub struct MemoryModels {
     uplift: Mutex<uplift::MemoryUplift>,
 }
 
-/// Counts by (rule id, segment).
-type CountsByModel = HashMap<(String, String), Counts>;
+/// Counts, and the ranking where one is kept, by (rule id, segment).
+type CountsByModel = HashMap<(String, String), (Counts, Option<Box<Ranking>>)>;
 
 #[async_trait::async_trait]
 impl ModelStore for MemoryModels {
@@ -284,17 +309,7 @@ impl ModelStore for MemoryModels {
     }
 
     async fn load(&self, rule_ids: &[String]) -> Result<Vec<ModelTotals>, StateError> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(inner
-            .0
-            .iter()
-            .filter(|((rule, _), _)| rule_ids.contains(rule))
-            .map(|((rule_id, segment), counts)| ModelTotals {
-                rule_id: rule_id.clone(),
-                segment: segment.clone(),
-                counts: *counts,
-            })
-            .collect())
+        Ok(self.load_now(rule_ids))
     }
 
     async fn record_uplift(&self, tallies: &[Tally]) -> Result<Vec<(String, Groups)>, StateError> {
@@ -312,17 +327,23 @@ impl MemoryModels {
     /// [`ModelStore::record`], synchronously (for the backtest, which has no runtime to wait on).
     pub fn record_now(&self, observations: &[Observation]) -> Vec<ModelTotals> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (counts, seen) = &mut *inner;
+        let (models, seen) = &mut *inner;
         let mut touched = Vec::new();
         for o in observations {
             let key = (o.rule_id.clone(), o.segment.clone());
-            let c = counts.entry(key.clone()).or_default();
+            let (c, ranking) = models.entry(key.clone()).or_default();
             if o.trial && seen.insert(format!("t:{}:{}", o.rule_id, o.offer_id)) {
                 c.trials += 1;
-                c.expected += o.expected;
+                c.expected += o.configured;
+                if let Some(bin) = o.score_bin {
+                    ranking.get_or_insert_with(Box::default).trial(bin);
+                }
             }
             if o.positive && seen.insert(format!("p:{}:{}", o.rule_id, o.offer_id)) {
                 c.positives += 1;
+                if let Some(bin) = o.score_bin {
+                    ranking.get_or_insert_with(Box::default).positive(bin);
+                }
             }
             if !touched.contains(&key) {
                 touched.push(key);
@@ -331,9 +352,26 @@ impl MemoryModels {
         touched
             .into_iter()
             .map(|key| ModelTotals {
-                counts: counts[&key],
+                counts: models[&key].0,
+                ranking: None,
                 rule_id: key.0,
                 segment: key.1,
+            })
+            .collect()
+    }
+
+    /// [`ModelStore::load`], synchronously.
+    pub fn load_now(&self, rule_ids: &[String]) -> Vec<ModelTotals> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .0
+            .iter()
+            .filter(|((rule, _), _)| rule_ids.contains(rule))
+            .map(|((rule_id, segment), (counts, ranking))| ModelTotals {
+                rule_id: rule_id.clone(),
+                segment: segment.clone(),
+                counts: *counts,
+                ranking: ranking.clone(),
             })
             .collect()
     }
@@ -350,8 +388,9 @@ mod tests {
             offer_id: offer.into(),
             offered_at: 1_000,
             trial: true,
-            expected: 0.25,
+            configured: 0.25,
             positive,
+            score_bin: Some(crate::learning::ranking::bin(0.25)),
         }
     }
 
@@ -368,6 +407,11 @@ mod tests {
                 expected: 0.5,
             }
         );
+        let loaded = store.load_now(&["offer-a".to_string()]);
+        let ranking = loaded[0].ranking.as_ref().expect("a ranked model");
+        let bin = usize::from(crate::learning::ranking::bin(0.25));
+        assert_eq!((ranking.trials[bin], ranking.positives[bin]), (2, 1));
+        assert_eq!(ranking.auc(), Some(0.5));
     }
 
     #[test]
@@ -384,9 +428,16 @@ mod tests {
             ("n:MASS".to_string(), "10".to_string()),
             ("k:MASS".to_string(), "3".to_string()),
             ("e:MASS".to_string(), "2.5".to_string()),
+            ("hn:20:MASS".to_string(), "6".to_string()),
+            ("hn:40:MASS".to_string(), "4".to_string()),
+            ("hk:40:MASS".to_string(), "3".to_string()),
         ]
         .into();
         let totals = parse_hash(&key, "offer-a", fields).unwrap();
+        // Three accepted offers, all scored above the six declined of bin 20 and tied with
+        // the one of bin 40: (3 × 6 + 3 × 0.5) / (3 × 7).
+        let auc = totals[0].ranking.as_ref().and_then(|r| r.auc()).unwrap();
+        assert!((auc - 19.5 / 21.0).abs() < 1e-12, "{auc}");
         assert_eq!(
             totals[0].counts,
             Counts {

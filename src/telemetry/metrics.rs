@@ -110,6 +110,9 @@ pub struct Metrics {
     pub offer_model_propensity: GaugeVec,
     /// The evidence behind it: the prior's weight plus the responses.
     pub offer_model_evidence: GaugeVec,
+    /// How well the model's scores rank the offers learned from (AUC: accepted above the
+    /// rest), by offer rule and segment, for rules whose propensity scores features.
+    pub offer_model_auc: GaugeVec,
     /// Offers made by a decision that explored (ranked by a draw, not the mean), by rule.
     pub offers_explored: IntCounterVec,
     /// Customers exposed to an offer rule (once per uplift window), by rule and group
@@ -368,6 +371,12 @@ impl Metrics {
                 r,
                 "nbo_offer_model_evidence",
                 "Evidence behind the learned propensity: the prior's weight in responses plus the responses",
+                &["rule", "segment"],
+            ),
+            offer_model_auc: float_gauges(
+                r,
+                "nbo_offer_model_auc",
+                "AUC of the model's propensity over the offers learned from (accepted ranked above the rest; 0.5 ranks at random), by offer rule and segment, for rules whose propensity scores features",
                 &["rule", "segment"],
             ),
             offers_explored: counter(

@@ -2,7 +2,8 @@
 //! model store *before* the interval's customers are stored (the order that makes a replayed
 //! response count once, see `state::models`), and the totals the store answers go into the
 //! table every decision reads. Every `operator.learning.refresh`, one worker reloads every model
-//! of the rule set, which takes in what the other instances learned. The interval's uplift
+//! of the rule set, which takes in what the other instances learned (and the rankings behind the
+//! AUC metric, which only a whole load reads). The interval's uplift
 //! exposures and conversions are counted the same way, and the totals set the uplift metrics.
 
 use super::checkpoint::with_retry;
@@ -145,6 +146,9 @@ fn take(operator: &Operator, models: &Models, totals: &[ModelTotals]) {
             m.offer_model_evidence
                 .with_label_values(&labels)
                 .set(posterior.evidence());
+        }
+        if let Some(auc) = t.ranking.as_ref().and_then(|r| r.auc()) {
+            m.offer_model_auc.with_label_values(&labels).set(auc);
         }
     }
 }
