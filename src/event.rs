@@ -559,12 +559,16 @@ impl EventKind {
     pub fn from_index(index: usize) -> Option<EventKind> {
         EventKind::ALL.get(index).copied().or_else(|| {
             let id = u8::try_from(index).ok()?;
-            (id >= Self::MIN_DECLARED).then_some(EventKind::Declared(id))
+            (id >= Self::MIN_DECLARED || id == Self::INBOUND).then_some(EventKind::Declared(id))
         })
     }
 
     /// The smallest id a declared source may take (below it sit the built-in kinds).
     pub const MIN_DECLARED: u8 = 16;
+
+    /// The source id of the inbound request (`catalog::inbound`), below the declared ones: an
+    /// `InboundRequest` is decided on, never consumed or stored.
+    pub const INBOUND: u8 = 15;
 }
 
 /// Values per event kind, indexed by [`EventKind::index`]: dense for the built-ins, grown to the

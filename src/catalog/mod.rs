@@ -17,6 +17,10 @@
 //! The per-customer state tags applied offsets with a source's `id`, so an id must keep its
 //! meaning for as long as state written with it lives.
 //!
+//! One more row is always there, though no topic carries it: `InboundRequest` ([`inbound`]), a
+//! channel's request to `nbo-stream api`, which rules name as a trigger to answer inbound
+//! requests and whose fields (the channel, the placement) their conditions read.
+//!
 //! Names a declared source's rows hold (its record name, field names and enum symbols) live for
 //! the rest of the process once its catalog is built: enum symbols are compared by address on
 //! the hot path, and a process builds its catalog once (tests, a few times).
@@ -24,6 +28,7 @@
 pub mod builtin;
 pub mod decode;
 pub mod field;
+pub mod inbound;
 pub mod json;
 pub mod schemas;
 
@@ -193,6 +198,7 @@ impl Catalog {
                     spec.schema.display()
                 ))
             })?;
+            check(spec).map_err(fail)?;
             declared.push(Arc::new(compile(spec, text).map_err(fail)?));
         }
         Ok(Catalog { declared })
@@ -218,6 +224,7 @@ impl Catalog {
     /// The row of `kind` (none for a source this catalog does not declare).
     pub fn row(&self, kind: EventKind) -> Option<Row> {
         match kind {
+            EventKind::Declared(EventKind::INBOUND) => Some(inbound::declared().row()),
             EventKind::Declared(id) => self.source(id).map(|d| d.row()),
             _ => builtin::row_of(kind).map(|b| Row {
                 kind,
@@ -228,8 +235,11 @@ impl Catalog {
         }
     }
 
-    /// The kind whose record is named `record`, built in or declared.
+    /// The kind whose record is named `record`, built in or declared, or the inbound request.
     pub fn kind_of(&self, record: &str) -> Option<EventKind> {
+        if record == inbound::RECORD {
+            return Some(EventKind::Declared(EventKind::INBOUND));
+        }
         self.kinds().find(|k| self.record_name(*k) == record)
     }
 
@@ -259,16 +269,22 @@ fn leak(s: &str) -> &'static str {
 }
 
 /// Checks the declaration against its schema and builds the field table and the decoder.
-fn compile(spec: &SourceSpec, text: String) -> Result<Declared, String> {
+/// What a declaration may not be: an id or record name of the built-in rows, or no topic.
+fn check(spec: &SourceSpec) -> Result<(), String> {
     if spec.id < MIN_ID {
         return Err(format!("id {} is reserved; use {MIN_ID}..=255", spec.id));
     }
-    if builtin::ROWS.iter().any(|b| b.record() == spec.record) {
+    if builtin::ROWS.iter().any(|b| b.record() == spec.record) || spec.record == inbound::RECORD {
         return Err("is a built-in record; declare a new record name".into());
     }
     if spec.topic.trim().is_empty() {
         return Err("topic must not be empty".into());
     }
+    Ok(())
+}
+
+/// A source's row from its declaration and its reader schema's text.
+fn compile(spec: &SourceSpec, text: String) -> Result<Declared, String> {
     let schema = Schema::parse_str(&text)
         .map_err(|e| format!("schema {} does not parse: {e}", spec.schema.display()))?;
     let Schema::Record(record) = &schema else {

@@ -5,7 +5,7 @@
 //! [`HistoryView`] (the real history, or a challenger's world); the history itself, and every
 //! write to it, is [`crate::customer::ContactHistory`]'s.
 
-use crate::customer::{CustomerState, HistoryView};
+use crate::customer::{CustomerState, HistoryView, ProfileState};
 use crate::event::{ContactChannel, DecisionOutcome};
 use crate::rules::OfferRule;
 
@@ -168,21 +168,7 @@ pub fn admit(
 ) -> Result<ContactChannel, (DecisionOutcome, String)> {
     offer_blocked(rule, history, at, policy)?;
     contact_policy(state, history, at, policy)?;
-    let profile = match &state.profile {
-        Some(p) if p.consent_marketing => p,
-        Some(_) => {
-            return Err((
-                DecisionOutcome::SuppressedNoConsent,
-                "no marketing consent".into(),
-            ))
-        }
-        None => {
-            return Err((
-                DecisionOutcome::SuppressedNoConsent,
-                "no profile, so no known consent".into(),
-            ))
-        }
-    };
+    let profile = marketing_consent(state)?;
     let channel = rule
         .channels
         .iter()
@@ -201,6 +187,44 @@ pub fn admit(
         ));
     }
     Ok(channel)
+}
+
+/// [`admit`] for an offer answering an inbound request: the customer is in the channel that
+/// asks, so no outbound channel needs their permission; the offer's own block, the contact
+/// policy, marketing consent and the control group hold as for the stream, in that order.
+pub fn admit_inbound(
+    rule: &OfferRule,
+    state: &CustomerState,
+    history: HistoryView<'_>,
+    customer_id: &str,
+    at: i64,
+    policy: &Policy,
+) -> Result<(), (DecisionOutcome, String)> {
+    offer_blocked(rule, history, at, policy)?;
+    contact_policy(state, history, at, policy)?;
+    marketing_consent(state)?;
+    if policy.in_control_group(customer_id, &rule.head.id, at) {
+        return Err((
+            DecisionOutcome::ControlGroup,
+            format!("held out ({}% control group)", policy.control_group_percent),
+        ));
+    }
+    Ok(())
+}
+
+/// The customer's profile, when it grants marketing consent.
+fn marketing_consent(state: &CustomerState) -> Result<&ProfileState, (DecisionOutcome, String)> {
+    match &state.profile {
+        Some(p) if p.consent_marketing => Ok(p),
+        Some(_) => Err((
+            DecisionOutcome::SuppressedNoConsent,
+            "no marketing consent".into(),
+        )),
+        None => Err((
+            DecisionOutcome::SuppressedNoConsent,
+            "no profile, so no known consent".into(),
+        )),
+    }
 }
 
 fn days(ms: i64) -> String {

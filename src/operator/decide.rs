@@ -27,6 +27,8 @@ pub(super) struct Trigger<'a> {
     pub event_id: &'a str,
     /// Its event time: when the decision is made, for replays to give the same records.
     pub at: i64,
+    /// The channel asking, when the trigger is an inbound request (`operator::inbound`).
+    pub inbound: Option<&'a str>,
 }
 
 /// An offer admitted: its score, the channel it goes out on and the propensity behind it.
@@ -134,6 +136,7 @@ impl Operator {
             customer_id: event.customer_id(),
             event_id: &event_id,
             at,
+            inbound: None,
         };
 
         for &i in alerts {
@@ -221,7 +224,7 @@ impl Operator {
     /// The offer rules among `offers` that hold, scored, as (champions, challengers). A champion
     /// held back for this customer whatever else is eligible (its own cooldown, a declined
     /// product: [`decision::offer_blocked`]) is audited here and does not enter arbitration.
-    fn offer_candidates<'r>(
+    pub(super) fn offer_candidates<'r>(
         &'r self,
         offers: &[usize],
         values: &mut Lazy,
@@ -327,7 +330,7 @@ impl Operator {
     /// Arbitration among the champions' candidates, then the contact policy, consent and the
     /// control group for the best one: made (`make_offer`) or audited as held back. Answers
     /// the uplift exposure counted, if any.
-    fn offer(
+    pub(super) fn offer(
         &self,
         candidates: &mut [(f64, &OfferRule)],
         values: &mut Lazy,
@@ -342,8 +345,11 @@ impl Operator {
         if eligible > 1 {
             reasons.push(format!("best of {eligible} eligible offers (score {score:.3})").into());
         }
+        if let Some(channel) = t.inbound {
+            reasons.push(format!("inbound request from {channel}").into());
+        }
         let history = HistoryView::real(&state.history);
-        match decision::admit(rule, state, history, t.customer_id, t.at, &self.policy) {
+        match self.admit(rule, state, history, t) {
             Ok(channel) => {
                 // The same propensity the score was made of: the same key draws the same.
                 let used = self.propensity(rule, values, state, t);
@@ -364,6 +370,31 @@ impl Operator {
                     .then(|| self.hold_out(rule, state, t))
                     .flatten()
             }
+        }
+    }
+
+    /// The contact policy, consent and the control group for an offer chosen in `history`:
+    /// `decision::admit` for the stream (the outbound channel it goes out on), and
+    /// `decision::admit_inbound` for an inbound request, whose customer is in the channel that
+    /// asks (the offer's record keeps its first outbound channel; the answer goes back to the
+    /// channel asking).
+    pub(super) fn admit(
+        &self,
+        rule: &OfferRule,
+        state: &CustomerState,
+        history: HistoryView<'_>,
+        t: &Trigger<'_>,
+    ) -> Result<ContactChannel, (DecisionOutcome, String)> {
+        let (customer, at) = (t.customer_id, t.at);
+        match t.inbound {
+            None => decision::admit(rule, state, history, customer, at, &self.policy),
+            Some(_) => decision::admit_inbound(rule, state, history, customer, at, &self.policy)
+                .map(|()| {
+                    rule.channels
+                        .first()
+                        .copied()
+                        .unwrap_or(ContactChannel::Push)
+                }),
         }
     }
 
@@ -488,7 +519,7 @@ pub(super) struct Lazy {
 }
 
 impl Lazy {
-    fn new(slots: usize, at: i64) -> Self {
+    pub(super) fn new(slots: usize, at: i64) -> Self {
         Self {
             at,
             cache: vec![None; slots],

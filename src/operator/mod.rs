@@ -503,9 +503,12 @@ impl FilterMemo {
 }
 
 mod decide;
+pub mod inbound;
 mod shadow;
 mod values;
 
+#[cfg(test)]
+mod inbound_tests;
 #[cfg(test)]
 mod learning_tests;
 #[cfg(test)]

@@ -54,7 +54,7 @@ impl Operator {
                 if !won {
                     return; // lost arbitration: not audited, as for a champion
                 }
-                decision::admit(rule, state, world, t.customer_id, t.at, &self.policy)
+                self.admit(rule, state, world, t)
                     .map(|channel| (channel, eligible))
             }
         };

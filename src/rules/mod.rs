@@ -247,6 +247,18 @@ pub fn compile_all(doc: &RuleDocument, features: &FeatureSet) -> Result<Rule, Ve
             cooldown_ms: ms(o.cooldown),
             validity_ms: o.validity.map(ms),
         })),
+        (None, Some(_), _)
+            if head
+                .triggers
+                .contains(&EventKind::Declared(EventKind::INBOUND)) =>
+        {
+            Err(vec![CompileProblem::Field {
+                field: "triggers".into(),
+                message: "an alert rule cannot trigger on InboundRequest: inbound requests are \
+                          answered with offers; raise alerts from the events the stream takes in"
+                    .into(),
+            }])
+        }
         (None, Some(a), _) => Ok(Rule::Alert(AlertRule {
             head,
             kind: a.kind,
@@ -277,8 +289,9 @@ pub(crate) fn compile_condition(
         };
         match features.catalog().kind_of(name) {
             None => problems.push(field(format!(
-                "unknown trigger {name:?} (one of {})",
-                features.catalog().record_names().join(", ")
+                "unknown trigger {name:?} (one of {}, {})",
+                features.catalog().record_names().join(", "),
+                crate::catalog::inbound::RECORD
             ))),
             Some(EventKind::Erasure) => {
                 problems.push(field("erasure requests cannot trigger rules".into()))

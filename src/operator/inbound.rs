@@ -1,0 +1,143 @@
+//! Inbound decisions: a channel asks for the best offers for a customer now (`nbo-stream api`).
+//!
+//! The request is an `InboundRequest` event (`catalog::inbound`), and the offer rules that name
+//! it as a trigger decide on it as the stream decides on its events: each that holds is scored
+//! and screened (its own cooldown, a declined product, the ramp), challengers are decided beside
+//! their champions, then arbitration ranks them. Up to the number wanted are made, best first,
+//! each through the contact policy, consent and the control group (`Operator::admit`, with no
+//! outbound channel to permit: the customer is in the channel asking) and each recorded in the
+//! customer's contact history before the next is admitted, so the frequency cap counts them
+//! as the stream counts its own. Every outcome is audited with the asking channel in its reasons.
+
+use super::decide::{Lazy, Trigger};
+use super::Operator;
+use crate::catalog::inbound::Request;
+use crate::customer::CustomerState;
+use crate::event::DecisionOutcome;
+use crate::learning::uplift::Tally;
+use crate::output::Decision;
+
+/// Why an inbound request got no offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppression {
+    /// The customer has not consented to marketing (or no profile is known yet).
+    NoConsent,
+    /// The contact policy held it back: the frequency cap, a quiet period after a complaint or
+    /// a negative post, a recent high alert, or the offers' own cooldowns.
+    ContactPolicy,
+    /// The customer is in the control group of the best offer.
+    ControlGroup,
+    /// No offer rule serving inbound requests holds for the customer.
+    NoEligibleRule,
+}
+
+impl Suppression {
+    /// The API's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::NoConsent => "NO_CONSENT",
+            Suppression::ContactPolicy => "CONTACT_POLICY",
+            Suppression::ControlGroup => "CONTROL_GROUP",
+            Suppression::NoEligibleRule => "NO_ELIGIBLE_RULE",
+        }
+    }
+
+    /// The suppression an audit outcome stands for (`None`: not a suppression).
+    fn of(outcome: DecisionOutcome) -> Option<Self> {
+        match outcome {
+            DecisionOutcome::SuppressedNoConsent => Some(Suppression::NoConsent),
+            DecisionOutcome::SuppressedContactPolicy
+            | DecisionOutcome::SuppressedCooldown
+            | DecisionOutcome::SuppressedRisk => Some(Suppression::ContactPolicy),
+            DecisionOutcome::ControlGroup => Some(Suppression::ControlGroup),
+            _ => None,
+        }
+    }
+}
+
+/// What an inbound request decided, beyond the records it appended.
+#[derive(Debug, Default)]
+pub struct InboundOutcome {
+    /// Offers made.
+    pub offers: usize,
+    /// Why none was made, when none was: the first held-back champion's reason, or no eligible
+    /// rule.
+    pub suppressed: Option<Suppression>,
+    /// The uplift exposures the offers (or the control group) counted.
+    pub uplift: Vec<Tally>,
+}
+
+impl Operator {
+    /// Decides `request` for the customer whose state is `state` (aligned, as for
+    /// [`Operator::apply`]): up to `wanted` offers, best first, appended to `out` as
+    /// `Decision::Offer` records with an audit record for each outcome, offered or held back.
+    /// The offers made are recorded in `state`'s contact history.
+    pub fn decide_inbound(
+        &self,
+        state: &mut CustomerState,
+        request: Request,
+        wanted: usize,
+        out: &mut Vec<Decision>,
+    ) -> InboundOutcome {
+        let channel = request.channel.clone();
+        let event = request.event();
+        let mut outcome = InboundOutcome::default();
+        let offers = self
+            .offers_by_kind
+            .get(event.kind())
+            .map_or(&[][..], Vec::as_slice);
+        let at = event.event_time();
+        let mut values = Lazy::new(self.features.defs().len(), at);
+        let event_id = event.event_id();
+        let t = Trigger {
+            customer_id: event.customer_id(),
+            event_id: &event_id,
+            at,
+            inbound: Some(&channel),
+        };
+        let first = out.len();
+        let (mut candidates, challengers) =
+            self.offer_candidates(offers, &mut values, state, &event, &t, out);
+        for &(score, rule) in &challengers {
+            self.challenge_offer((score, rule), &candidates, &mut values, state, &t, out);
+        }
+        let mut rest = &mut candidates[..];
+        while outcome.offers < wanted && !rest.is_empty() {
+            let before = out.len();
+            outcome
+                .uplift
+                .extend(self.offer(rest, &mut values, state, &t, out));
+            // `offer` ranked `rest` and decided its first: offered, or held back.
+            match out[before..].iter().find_map(champion_outcome) {
+                Some(DecisionOutcome::Offered) => outcome.offers += 1,
+                // The customer, not the offer, was held back: the next would be too.
+                Some(
+                    DecisionOutcome::SuppressedNoConsent
+                    | DecisionOutcome::SuppressedContactPolicy
+                    | DecisionOutcome::SuppressedRisk,
+                ) => break,
+                _ => {}
+            }
+            rest = &mut rest[1..];
+        }
+        if outcome.offers == 0 {
+            outcome.suppressed = Some(
+                out[first..]
+                    .iter()
+                    .filter_map(champion_outcome)
+                    .find_map(Suppression::of)
+                    .unwrap_or(Suppression::NoEligibleRule),
+            );
+        }
+        outcome
+    }
+}
+
+/// The outcome of a champion's audit record (challengers' SHADOW records say nothing of what
+/// the customer gets).
+fn champion_outcome(d: &Decision) -> Option<DecisionOutcome> {
+    match d {
+        Decision::Audit(a) if a.outcome != DecisionOutcome::Shadow => Some(a.outcome),
+        _ => None,
+    }
+}
