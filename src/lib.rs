@@ -48,8 +48,13 @@
 //! replayed through the same operator, with a report of what the rules would have decided).
 //! `registry::tooling` registers and checks this program's schemas (`schemas register|check`).
 //! `learning` holds the statistics of offers that learn (Beta posteriors of propensity, uplift
-//! against the control group); decisioning does not read it yet.
+//! against the control group, the AUC of a model's ranking), which decisioning reads.
+//!
+//! Beside the stream: `api` answers inbound decisions over HTTP (`nbo-stream api`), reading the
+//! customers' state the stream stores and deciding with the same operator
+//! (`operator::inbound`, on `InboundRequest` records of `catalog::inbound`).
 
+pub mod api;
 pub mod backoff;
 pub mod backtest;
 pub mod catalog;

@@ -47,6 +47,11 @@ async fn run(cli: Cli) -> Result<()> {
             config,
             hash_password,
         } => serve::console(config, hash_password).await,
+        Command::Api {
+            config,
+            hash_key,
+            new_key,
+        } => serve::api(config, hash_key, new_key).await,
         Command::Demo(args) => serve::demo(args).await,
         Command::Generate(args) => data::generate(args).await,
         Command::Backtest(args) => data::backtest(args),

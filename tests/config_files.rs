@@ -17,6 +17,12 @@ fn example_configs_load_and_environment_overrides_the_file() {
         .check()
         .unwrap_or_else(|(field, reason)| panic!("production.toml: {field}: {reason}"));
     assert_eq!(production.console.users.len(), 3);
+    production
+        .api
+        .check()
+        .unwrap_or_else(|(field, reason)| panic!("production.toml: {field}: {reason}"));
+    assert_eq!(production.api.keys.len(), 2);
+    assert!(production.api.knows_channel("ATM") && production.api.knows_channel("APP"));
     std::env::set_var("NBO_KAFKA__BROKERS", "override:9092");
     std::env::set_var("NBO_KAFKA__WORKERS", "3");
     let s = Settings::load(Some(&dir.join("local.toml"))).unwrap();

@@ -38,6 +38,22 @@ pub(crate) enum Command {
         #[arg(long)]
         hash_password: bool,
     },
+    /// Inbound decisions over HTTP: `POST /v1/decisions` answers a channel (app, web, call
+    /// centre, branch) with the best offers for a customer now, from the state the stream keeps
+    /// in Redis and the same rules; every answer is audited. Serves on api.listen; keys, rates
+    /// and bounds are under [api] (see deploy/config/production.toml and openapi/).
+    Api {
+        /// TOML configuration with an [api] section; NBO_* variables override it.
+        #[arg(long, short, required_unless_present_any = ["hash_key", "new_key"])]
+        config: Option<PathBuf>,
+        /// Read an API key on standard input, print its SHA-256 for an [[api.key]] block's
+        /// sha256, and exit.
+        #[arg(long)]
+        hash_key: bool,
+        /// Print a new random API key and its SHA-256, and exit.
+        #[arg(long, conflicts_with = "hash_key")]
+        new_key: bool,
+    },
     /// The whole system in one process with nothing installed: embedded mock broker, in-memory
     /// state, built-in generator. The mock broker stalls past ~57,000 records per partition, so
     /// --events is capped at 400,000; use `run` with a real broker for more.

@@ -85,6 +85,45 @@ pub(crate) async fn console(config: Option<PathBuf>, hash_password: bool) -> Res
     Ok(())
 }
 
+/// `api`: inbound decisions until a signal; with `--hash-key` or `--new-key`, a key's hash.
+pub(crate) async fn api(config: Option<PathBuf>, hash_key: bool, new_key: bool) -> Result<()> {
+    use nbo_stream::api::keys;
+    if new_key {
+        let key = keys::new_key();
+        println!("key:    {key}\nsha256: {}", keys::hash_key(&key));
+        println!("(give the key to the client; put the sha256 in an [[api.key]] block)");
+        return Ok(());
+    }
+    if hash_key {
+        let mut key = String::new();
+        std::io::stdin()
+            .read_line(&mut key)
+            .context("reading the key from standard input")?;
+        let key = key.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(
+            key.chars().count() >= keys::MIN_KEY_CHARS,
+            "a key needs at least {} characters: use `nbo-stream api --new-key`",
+            keys::MIN_KEY_CHARS
+        );
+        println!("{}", keys::hash_key(key));
+        return Ok(());
+    }
+    let config = config.context("--config is required")?;
+    let settings = Settings::load(Some(&config))?;
+    telemetry::init_logs(&settings.telemetry);
+    let health = telemetry::http::Health::default();
+    let metrics = telemetry::http::serve(&settings.telemetry.listen, health.clone())
+        .await
+        .with_context(|| format!("binding telemetry.listen {}", settings.telemetry.listen))?;
+    let addr = nbo_stream::api::start(&settings).await?;
+    health.set_ready(true);
+    println!("api: http://{addr}/v1/decisions (metrics on http://{metrics}/metrics)");
+    tracing::info!(%addr, "api up");
+    shutdown_signal().await;
+    tracing::info!("api stopped");
+    Ok(())
+}
+
 /// `demo`: the embedded broker, in-memory state and the generator, with a report at the end.
 pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
     telemetry::init_logs(&TelemetrySettings {

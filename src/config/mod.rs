@@ -6,6 +6,7 @@
 //! `redis.password`, `schema_registry.password`) belong in the environment, never in a file in the
 //! repo; they never reach logs. A file that sets `schema_registry.password` is refused.
 
+pub mod api;
 mod codec;
 pub mod console;
 mod kafka;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub catalog: std::sync::Arc<crate::catalog::Catalog>,
     /// The web console (`nbo-stream console`); `run` ignores it.
     pub console: console::ConsoleSettings,
+    /// Inbound decisions over HTTP (`nbo-stream api`); `run` ignores it.
+    pub api: api::ApiSettings,
 }
 
 #[cfg(test)]

@@ -99,8 +99,10 @@ fn compile_one(spec: &Spec, catalog: &Catalog) -> Result<FeatureDef, FeatureErro
             "names starting with `_` are reserved (`_updated_at`)".into(),
         ));
     }
+    // Features count what the stream takes in: an inbound request is decided on, not taken in.
     let row = catalog
         .kind_of(&spec.source)
+        .filter(|k| *k != crate::event::EventKind::Declared(crate::event::EventKind::INBOUND))
         .and_then(|k| catalog.row(k))
         .ok_or_else(|| {
             fail(format!(

@@ -3,8 +3,8 @@
 //! partition), never a customer id. The hot path counts in locals and publishes once per batch.
 
 use prometheus::{
-    exponential_buckets, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry,
+    exponential_buckets, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::OnceLock;
 
@@ -125,6 +125,12 @@ pub struct Metrics {
     pub offer_uplift: GaugeVec,
     /// 1 when the offer rule's uplift (and lift) interval leaves out zero, by rule.
     pub offer_uplift_significant: IntGaugeVec,
+    /// Inbound decisions (`nbo-stream api`): request received to answer sent, by channel.
+    pub api_decision_seconds: HistogramVec,
+    /// Inbound decisions answered, by channel and outcome (`OFFERED`, or the suppression).
+    pub api_decisions: IntCounterVec,
+    /// Inbound requests refused, by error code (`no_key`, `over_rate`, `bad_json`, ...).
+    pub api_refused: IntCounterVec,
 }
 
 fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -405,6 +411,33 @@ impl Metrics {
                 "nbo_offer_uplift_significant",
                 "1 when the offer rule's uplift interval (and its lift's) leaves out zero",
                 &["rule"],
+            ),
+            api_decision_seconds: {
+                let name = "nbo_api_decision_seconds";
+                let opts = HistogramOpts::new(
+                    name,
+                    "Inbound decision, request received to answer sent, by channel",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+                ]);
+                let h = HistogramVec::new(opts, &["channel"])
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                r.register(Box::new(h.clone()))
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                h
+            },
+            api_decisions: counter(
+                r,
+                "nbo_api_decisions_total",
+                "Inbound decisions answered, by channel and outcome (OFFERED or the suppression)",
+                &["channel", "outcome"],
+            ),
+            api_refused: counter(
+                r,
+                "nbo_api_refused_total",
+                "Inbound requests refused, by error code",
+                &["code"],
             ),
             registry,
         }

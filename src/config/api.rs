@@ -1,0 +1,173 @@
+//! `[api]`: inbound decisions over HTTP (`nbo-stream api`), for the channels that ask for the
+//! best offers for a customer now (the app, the web site, the call centre, the branch).
+
+use serde::Deserialize;
+
+/// The channels every deployment knows; `api.channels` adds its own.
+pub const BUILTIN_CHANNELS: [&str; 4] = ["APP", "WEB", "CALL_CENTRE", "BRANCH"];
+
+/// One client of the API: a channel's system, with its key and its rate.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Who holds the key (logs and metrics name it; never the key).
+    pub name: String,
+    /// The key's SHA-256, in hex, as `nbo-stream api hash-key` prints it. The key itself is a
+    /// random secret of at least 32 characters that the client sends in `Authorization: Bearer`;
+    /// the configuration holds only its hash.
+    pub sha256: String,
+    /// Requests per second allowed on average; beyond the burst, a request gets 429.
+    #[serde(default = "default_rate")]
+    pub rate_per_second: f64,
+    /// Requests allowed at once above the rate (the token bucket's size).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_rate() -> f64 {
+    500.0
+}
+
+fn default_burst() -> u32 {
+    100
+}
+
+/// The API's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Address the API serves on.
+    pub listen: String,
+    /// The clients allowed in, each with its key's hash and rate. None: nothing answers (every
+    /// request gets 401), so an API started without keys is closed, not open.
+    #[serde(rename = "key")]
+    pub keys: Vec<ApiKey>,
+    /// Channels beyond the built-in APP, WEB, CALL_CENTRE and BRANCH (upper-case words).
+    pub channels: Vec<String>,
+    /// The largest request body, in bytes; a larger one gets 413.
+    pub max_body_bytes: usize,
+    /// The longest customer id, placement or intent, in characters; a longer one gets 400.
+    pub max_id_chars: usize,
+    /// The most offers one request may ask for.
+    pub max_offers: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8090".into(),
+            keys: Vec::new(),
+            channels: Vec::new(),
+            max_body_bytes: 4_096,
+            max_id_chars: 64,
+            max_offers: 5,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// Checks the settings; the first problem as (field, reason).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        for (i, key) in self.keys.iter().enumerate() {
+            let field = |f: &str| format!("api.key[{i}].{f}");
+            if key.name.trim().is_empty() {
+                return Err((field("name"), "must not be empty".into()));
+            }
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err((
+                    field("sha256"),
+                    "must be 64 hex digits, the SHA-256 of the key (`nbo-stream api hash-key`)"
+                        .into(),
+                ));
+            }
+            if !(key.rate_per_second > 0.0 && key.rate_per_second.is_finite()) {
+                return Err((field("rate_per_second"), "must be above 0".into()));
+            }
+            if key.burst == 0 {
+                return Err((field("burst"), "must be at least 1".into()));
+            }
+            if self.keys[..i].iter().any(|k| k.sha256 == key.sha256) {
+                return Err((field("sha256"), "the same key is given twice".into()));
+            }
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            if c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                return Err((
+                    format!("api.channels[{i}]"),
+                    format!("{c:?}: a channel is an upper-case word (A-Z and _)"),
+                ));
+            }
+        }
+        if self.max_body_bytes < 256 {
+            return Err(("api.max_body_bytes".into(), "must be at least 256".into()));
+        }
+        if self.max_id_chars == 0 || self.max_offers == 0 {
+            let field = if self.max_offers == 0 {
+                "api.max_offers"
+            } else {
+                "api.max_id_chars"
+            };
+            return Err((field.into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether `channel` is one the API answers.
+    pub fn knows_channel(&self, channel: &str) -> bool {
+        BUILTIN_CHANNELS.contains(&channel) || self.channels.iter().any(|c| c == channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sha256: &str) -> ApiKey {
+        ApiKey {
+            name: "app".into(),
+            sha256: sha256.into(),
+            rate_per_second: 10.0,
+            burst: 5,
+        }
+    }
+
+    #[test]
+    fn a_bad_setting_is_refused_with_its_field() {
+        let hash = "ab".repeat(32);
+        let ok = ApiSettings {
+            keys: vec![key(&hash)],
+            channels: vec!["ATM".into()],
+            ..ApiSettings::default()
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let field = |s: ApiSettings| s.check().unwrap_err().0;
+        let short = ApiSettings {
+            keys: vec![key("abc")],
+            ..ok.clone()
+        };
+        assert_eq!(field(short), "api.key[0].sha256");
+        let twice = ApiSettings {
+            keys: vec![key(&hash), key(&hash)],
+            ..ok.clone()
+        };
+        assert_eq!(field(twice), "api.key[1].sha256");
+        let slow = ApiSettings {
+            keys: vec![ApiKey {
+                rate_per_second: 0.0,
+                ..key(&hash)
+            }],
+            ..ok.clone()
+        };
+        assert_eq!(field(slow), "api.key[0].rate_per_second");
+        let lower = ApiSettings {
+            channels: vec!["kiosk".into()],
+            ..ok.clone()
+        };
+        assert_eq!(field(lower), "api.channels[0]");
+        let none = ApiSettings {
+            max_offers: 0,
+            ..ok
+        };
+        assert_eq!(field(none), "api.max_offers");
+    }
+}

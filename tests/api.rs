@@ -1,0 +1,276 @@
+//! Inbound decisions end to end: a pipeline on Redis takes in customers' profiles and payments,
+//! then `nbo-stream api` (started in process, over HTTP) answers channels from the state the
+//! stream stored: the offer a feature qualifies the customer for, or why there is none (no
+//! consent, the control group, no eligible rule), each audited on the audit topic. Bad requests
+//! get their 4xx and record nothing.
+
+mod common;
+
+use common::console::{produce_consenting_profile, produce_input, produce_payment};
+use common::*;
+use nbo_stream::api::request::DecisionAnswer;
+use nbo_stream::config::api::ApiKey;
+use nbo_stream::config::{Settings, StateBackend};
+use nbo_stream::event::{ContactChannel, CustomerProfile, DecisionOutcome, LifecycleStage};
+use nbo_stream::output::DecisionAudit;
+use nbo_stream::state::redis::RedisStore;
+use rdkafka::mocking::MockCluster;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The app's offer: a credit card for a customer who paid by credit card in the last 30 days.
+const APP_RULE: &str = r#"id = "offer-app-card"
+version = 1
+description = "in the app, a card upgrade for credit-card users"
+triggers = ["InboundRequest"]
+condition = "event.channel == 'APP' && features.credit_card_txn_count_30d >= 1.0"
+[offer]
+offer_code = "APP-CARD-1"
+product = "CREDIT_CARD"
+value = 50.0
+channels = ["PUSH"]
+cooldown = "1d"
+propensity = { intercept = -1.0, weights = { credit_card_txn_count_30d = 0.5 } }
+"#;
+
+/// The call centre's offer: a loan, for anyone who calls.
+const CALL_RULE: &str = r#"id = "offer-call-loan"
+version = 1
+description = "on a call, a personal loan"
+triggers = ["InboundRequest"]
+condition = "event.channel == 'CALL_CENTRE'"
+[offer]
+offer_code = "CALL-LOAN-1"
+product = "LOAN"
+value = 80.0
+channels = ["CALL"]
+cooldown = "1d"
+propensity = { intercept = -2.0 }
+"#;
+
+const CONTROL_PERCENT: u8 = 20;
+
+fn in_control(customer: &str, rule: &str) -> bool {
+    nbo_stream::decision::in_control_group(customer, rule, CONTROL_PERCENT, None)
+}
+
+/// A customer id of the form `<prefix><n>` for which `want` holds.
+fn customer_where(prefix: &str, want: impl Fn(&str) -> bool) -> String {
+    (0..10_000)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|c| want(c))
+        .expect("a customer id")
+}
+
+async fn profile_without_marketing(settings: &Settings, customer: &str) {
+    let profile = CustomerProfile {
+        customer_id: customer.into(),
+        updated_at: nbo_stream::clock::now_ms() - 60_000,
+        lifecycle_stage: LifecycleStage::Growing,
+        segment: "MASS".into(),
+        credit_score: Some(700),
+        consent_marketing: false,
+        consent_profiling: true,
+        contact_channels: vec![ContactChannel::Email],
+    };
+    let topic = &settings.topics.customer_profile;
+    produce_input(settings, topic, "CustomerProfile", customer, &profile).await;
+}
+
+/// One request to the API: the status and the JSON body.
+async fn ask(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn decision(customer: &str, channel: &str) -> String {
+    serde_json::json!({"customer_id": customer, "channel": channel, "context": {"placement": "home"}})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+    settings.operator.control_group_percent = CONTROL_PERCENT;
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("app.toml"), APP_RULE).unwrap();
+    std::fs::write(rules.path().join("call.toml"), CALL_RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+
+    // Four customers: a card user, one without marketing consent, one with nothing the rules
+    // read, and one in the call centre offer's control group.
+    let card_user = customer_where("U", |c| !in_control(c, "offer-app-card"));
+    let no_marketing = customer_where("N", |c| !in_control(c, "offer-app-card"));
+    let quiet = customer_where("Q", |c| !in_control(c, "offer-app-card"));
+    let held_out = customer_where("H", |c| in_control(c, "offer-call-loan"));
+    let running = Running::start(&settings, store.clone());
+    for c in [&card_user, &quiet, &held_out] {
+        produce_consenting_profile(&settings, c).await;
+    }
+    profile_without_marketing(&settings, &no_marketing).await;
+    assert!(running.processed(4, Duration::from_secs(60)).await);
+    produce_payment(&settings, &card_user, 5_000).await;
+    produce_payment(&settings, &no_marketing, 5_000).await;
+    assert!(running.processed(6, Duration::from_secs(60)).await);
+    running.stop().await;
+
+    let key = nbo_stream::api::keys::new_key();
+    settings.api.listen = "127.0.0.1:0".into();
+    settings.api.max_id_chars = 16;
+    settings.api.keys = vec![ApiKey {
+        name: "mobile-app".into(),
+        sha256: nbo_stream::api::keys::hash_key(&key),
+        rate_per_second: 1_000.0,
+        burst: 100,
+    }];
+    let addr = nbo_stream::api::start_with(&settings, store.clone())
+        .await
+        .unwrap();
+    let url = format!("http://{addr}/v1/decisions");
+    let client = reqwest::Client::new();
+
+    // The card user, in the app: the offer their payment qualifies them for, with the feature.
+    let (status, body) = ask(&client, &url, Some(&key), decision(&card_user, "APP")).await;
+    assert_eq!(status, 200, "{body}");
+    let offered: DecisionAnswer = serde_json::from_value(body).unwrap();
+    assert_eq!(offered.offers.len(), 1, "{offered:?}");
+    let offer = &offered.offers[0];
+    assert_eq!(
+        (offer.rule_id.as_str(), offer.product.as_str(), offer.value),
+        ("offer-app-card", "CREDIT_CARD", 50.0)
+    );
+    assert_eq!(offer.features["credit_card_txn_count_30d"], 1.0);
+    let propensity = offer.propensity.unwrap();
+    assert!(
+        (propensity - 1.0 / (1.0 + 0.5f64.exp())).abs() < 1e-9,
+        "{propensity}"
+    );
+    assert!((offer.priority - propensity * 50.0).abs() < 1e-9);
+    assert!(offered.suppressed.is_none());
+    assert!(offer
+        .reasons
+        .iter()
+        .any(|r| r == "inbound request from APP"));
+
+    // Why not: no consent, nothing the rules read, the control group.
+    let reason = |body: &serde_json::Value| body["suppressed"]["reason"].as_str().map(String::from);
+    let (status, body) = ask(&client, &url, Some(&key), decision(&no_marketing, "APP")).await;
+    assert_eq!(
+        (status, reason(&body).as_deref()),
+        (200, Some("NO_CONSENT")),
+        "{body}"
+    );
+    let (status, body) = ask(&client, &url, Some(&key), decision(&quiet, "APP")).await;
+    assert_eq!(
+        (status, reason(&body).as_deref()),
+        (200, Some("NO_ELIGIBLE_RULE")),
+        "{body}"
+    );
+    let (status, body) = ask(
+        &client,
+        &url,
+        Some(&key),
+        decision(&held_out, "CALL_CENTRE"),
+    )
+    .await;
+    assert_eq!(
+        (status, reason(&body).as_deref()),
+        (200, Some("CONTROL_GROUP")),
+        "{body}"
+    );
+
+    // Bad requests: each its status and code, and nothing decided.
+    let bad: [(Option<&str>, String, u16, &str); 7] = [
+        (None, decision(&card_user, "APP"), 401, "no_key"),
+        (
+            Some("not-a-key"),
+            decision(&card_user, "APP"),
+            401,
+            "wrong_key",
+        ),
+        (Some(&key), "{\"customer_id\":".into(), 400, "bad_json"),
+        (
+            Some(&key),
+            decision(&card_user, "FAX"),
+            400,
+            "unknown_channel",
+        ),
+        (
+            Some(&key),
+            decision("C-much-longer-than-sixteen", "APP"),
+            400,
+            "bad_customer_id",
+        ),
+        (Some(&key), "x".repeat(5_000), 413, "too_large"),
+        (Some(&key), decision("", "APP"), 400, "bad_customer_id"),
+    ];
+    for (key, body, status, code) in bad {
+        let (got, answer) = ask(&client, &url, key, body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+
+    // The audit topic holds the three decisions a rule held for (the offer, the consent and
+    // the control group), each naming the decision it answered, and nothing else.
+    let topic = &settings.topics.decisions_audit;
+    let records = read_topic(&brokers, topic, 4, Duration::from_secs(5));
+    let audits: Vec<DecisionAudit> = decode_outputs(&records, "DecisionAudit");
+    let mut seen: Vec<(String, DecisionOutcome)> = audits
+        .iter()
+        .map(|a| (a.customer_id.clone(), a.outcome))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (card_user.clone(), DecisionOutcome::Offered),
+        (no_marketing.clone(), DecisionOutcome::SuppressedNoConsent),
+        (held_out.clone(), DecisionOutcome::ControlGroup),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    let offered_audit = audits.iter().find(|a| a.customer_id == card_user).unwrap();
+    assert_eq!(offered_audit.trigger_event_id, offered.decision_id);
+    assert_eq!(
+        offered_audit.decision_id.as_deref(),
+        Some(offer.offer_id.as_str())
+    );
+
+    // The contract is served.
+    let openapi = client
+        .get(format!("http://{addr}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let openapi: serde_json::Value = serde_json::from_slice(&openapi).unwrap();
+    assert_eq!(openapi["openapi"], "3.0.3");
+    assert!(openapi["paths"]["/v1/decisions"]["post"].is_object());
+}
