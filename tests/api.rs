@@ -105,6 +105,25 @@ fn decision(customer: &str, channel: &str) -> String {
         .to_string()
 }
 
+/// Starts the API of `settings` on a free port with one key (ids up to 16 characters);
+/// answers its address and the key.
+async fn start_api(
+    settings: &mut Settings,
+    store: Arc<dyn nbo_stream::state::StateStore>,
+) -> (std::net::SocketAddr, String) {
+    let key = nbo_stream::api::keys::new_key();
+    settings.api.listen = "127.0.0.1:0".into();
+    settings.api.max_id_chars = 16;
+    settings.api.keys = vec![ApiKey {
+        name: "mobile-app".into(),
+        sha256: nbo_stream::api::keys::hash_key(&key),
+        rate_per_second: 1_000.0,
+        burst: 100,
+    }];
+    let addr = nbo_stream::api::start_with(settings, store).await.unwrap();
+    (addr, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
     let cluster = MockCluster::new(1).unwrap();
@@ -138,18 +157,7 @@ async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
     assert!(running.processed(6, Duration::from_secs(60)).await);
     running.stop().await;
 
-    let key = nbo_stream::api::keys::new_key();
-    settings.api.listen = "127.0.0.1:0".into();
-    settings.api.max_id_chars = 16;
-    settings.api.keys = vec![ApiKey {
-        name: "mobile-app".into(),
-        sha256: nbo_stream::api::keys::hash_key(&key),
-        rate_per_second: 1_000.0,
-        burst: 100,
-    }];
-    let addr = nbo_stream::api::start_with(&settings, store.clone())
-        .await
-        .unwrap();
+    let (addr, key) = start_api(&mut settings, store.clone()).await;
     let url = format!("http://{addr}/v1/decisions");
     let client = reqwest::Client::new();
 
@@ -273,4 +281,84 @@ async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
     let openapi: serde_json::Value = serde_json::from_slice(&openapi).unwrap();
     assert_eq!(openapi["openapi"], "3.0.3");
     assert!(openapi["paths"]["/v1/decisions"]["post"].is_object());
+}
+
+/// A Redis of the test's own on `port`, killed when dropped.
+struct OwnRedis(std::process::Child);
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH (scripts/test.sh installs it)");
+        Self(child)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_the_api_answers_503_and_recovers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port);
+    let cluster = MockCluster::new(1).unwrap();
+    let mut settings = test_settings(&cluster.bootstrap_servers(), StateBackend::Redis);
+    settings.redis.url = format!("redis://127.0.0.1:{port}");
+    settings.redis.timeout = Duration::from_millis(500);
+    for topic in settings.topics.all() {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let store = connect_within(&settings, Duration::from_secs(10)).await;
+    let (addr, key) = start_api(&mut settings, Arc::new(store)).await;
+    let url = format!("http://{addr}/v1/decisions");
+    let client = reqwest::Client::new();
+    let ask_now = || ask(&client, &url, Some(&key), decision("C1", "WEB"));
+
+    // A customer the stream has not seen: no profile, so no known consent.
+    let (status, body) = ask_now().await;
+    assert_eq!(status, 200, "{body}");
+    drop(redis);
+    let (status, body) = ask_now().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let _redis = OwnRedis::start(port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = ask_now().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The store of `settings`, once its Redis answers (within `timeout`).
+async fn connect_within(settings: &Settings, timeout: Duration) -> RedisStore {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match RedisStore::connect(&settings.redis).await {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{}: {e}", settings.redis.url),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
