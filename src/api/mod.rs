@@ -155,7 +155,12 @@ async fn answer(
     let channel = request.channel.to_string();
     let customer_id = request.customer_id.to_string();
     tracing::debug!(client = %client.name, %channel, "inbound decision");
+    let stage = std::time::Instant::now();
     let mut state = load(api, &customer_id).await?;
+    let stages = &metrics().api_stage_seconds;
+    stages
+        .with_label_values(&["state"])
+        .observe(stage.elapsed().as_secs_f64());
     let operator = api.operator.load_full();
     operator.align(&mut state);
     let mut out = Vec::new();
@@ -165,9 +170,13 @@ async fn answer(
         .filter(|d| matches!(d, Decision::Audit(_)))
         .cloned()
         .collect();
+    let stage = std::time::Instant::now();
     api.audit.publish(&audits, &[]).await.map_err(|e| {
         ApiError::unavailable(format!("the audit topic did not take the record: {e}"))
     })?;
+    stages
+        .with_label_values(&["audit"])
+        .observe(stage.elapsed().as_secs_f64());
     let answer = DecisionAnswer {
         decision_id,
         customer_id,

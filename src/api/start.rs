@@ -97,7 +97,11 @@ pub async fn start_with(
             }
         });
     }
-    let producer = crate::sink::config::producer_config(&settings.kafka).create()?;
+    // An answer waits for its audit's acknowledgement: nothing lingers to fill a batch (what
+    // arrives while a request is in flight still goes out together).
+    let producer = crate::sink::config::producer_config(&settings.kafka)
+        .set("linger.ms", "0")
+        .create()?;
     let audit = Arc::new(Sink::new(producer, codec, &settings.topics));
     let api = Arc::new(Api::new(
         settings.api.clone(),

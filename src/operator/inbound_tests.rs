@@ -162,3 +162,13 @@ cooldown = "1h"
         "{err}"
     );
 }
+
+#[test]
+fn the_inbound_example_rules_compile_and_answer_inbound_requests_only() {
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inbound/offers");
+    let rules = crate::rules::load::rule_set(Some(&dir), &features).unwrap();
+    let inbound = EventKind::Declared(EventKind::INBOUND);
+    assert_eq!(rules.offers.len(), 4);
+    assert!(rules.offers.iter().all(|r| r.head.triggers == [inbound]));
+}

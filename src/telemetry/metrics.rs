@@ -127,6 +127,9 @@ pub struct Metrics {
     pub offer_uplift_significant: IntGaugeVec,
     /// Inbound decisions (`nbo-stream api`): request received to answer sent, by channel.
     pub api_decision_seconds: HistogramVec,
+    /// Inbound decisions: the time of each stage that waits on another system, by `stage`
+    /// (`state`: the customer's state read from Redis; `audit`: the audit records acknowledged).
+    pub api_stage_seconds: HistogramVec,
     /// Inbound decisions answered, by channel and outcome (`OFFERED`, or the suppression).
     pub api_decisions: IntCounterVec,
     /// Inbound requests refused, by error code (`no_key`, `over_rate`, `bad_json`, ...).
@@ -422,6 +425,21 @@ impl Metrics {
                     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
                 ]);
                 let h = HistogramVec::new(opts, &["channel"])
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                r.register(Box::new(h.clone()))
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                h
+            },
+            api_stage_seconds: {
+                let name = "nbo_api_stage_seconds";
+                let opts = HistogramOpts::new(
+                    name,
+                    "Inbound decision stages that wait on another system (state: Redis read; audit: audit records acknowledged)",
+                )
+                .buckets(vec![
+                    0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 1.0,
+                ]);
+                let h = HistogramVec::new(opts, &["stage"])
                     .unwrap_or_else(|e| panic!("metric {name}: {e}"));
                 r.register(Box::new(h.clone()))
                     .unwrap_or_else(|e| panic!("metric {name}: {e}"));
