@@ -220,7 +220,7 @@ done
 echo
 echo "inbound decisions, $CUSTOMERS customers with state, $RATE/s for ${SECS}s (rules: examples/inbound/offers)"
 echo
-echo "| stream | decisions/s | p50 ms | p99 ms | p99.9 ms | in the API: p50 / p99 ms | Redis read p99 ms | audit ack p99 ms | API CPU s per 1,000 | failed |"
+echo "| stream | decisions/s | p50 ms | p99 ms | p99.9 ms | in the API: p50 / p99 ms | state read p99 ms | audit write p99 ms | API CPU s per 1,000 | failed |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "idle" "$idle"
 row "taking $STREAM_RATE events/s ($taken taken in)" "$busy"

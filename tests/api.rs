@@ -1,8 +1,8 @@
 //! Inbound decisions end to end: a pipeline on Redis takes in customers' profiles and payments,
 //! then `nbo-stream api` (started in process, over HTTP) answers channels from the state the
 //! stream stored: the offer a feature qualifies the customer for, or why there is none (no
-//! consent, the control group, no eligible rule), each audited on the audit topic. Bad requests
-//! get their 4xx and record nothing.
+//! consent, the control group, no eligible rule), each audited on the audit topic through the
+//! outbox in Redis. Bad requests get their 4xx and record nothing.
 
 mod common;
 
@@ -109,7 +109,7 @@ fn decision(customer: &str, channel: &str) -> String {
 /// answers its address and the key.
 async fn start_api(
     settings: &mut Settings,
-    store: Arc<dyn nbo_stream::state::StateStore>,
+    store: Arc<RedisStore>,
 ) -> (std::net::SocketAddr, String) {
     let key = nbo_stream::api::keys::new_key();
     settings.api.listen = "127.0.0.1:0".into();
@@ -262,6 +262,17 @@ async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
     ];
     expected.sort();
     assert_eq!(seen, expected);
+    // They went through the outbox in Redis, which the drainer empties behind them.
+    let outbox = nbo_stream::api::outbox::outbox_key(&settings.kafka.group_id);
+    let mut left = -1;
+    for _ in 0..50 {
+        left = store.raw(redis::cmd("XLEN").arg(&outbox)).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "{outbox} is drained");
     let offered_audit = audits.iter().find(|a| a.customer_id == card_user).unwrap();
     assert_eq!(offered_audit.trigger_event_id, offered.decision_id);
     assert_eq!(

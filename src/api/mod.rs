@@ -7,9 +7,9 @@
 //! A process of its own, scaled apart from the stream: it holds no partitions. Per request it
 //! reads the customer's state from the state store (one Redis read), decides with the rule set
 //! in force (`catalog::inbound`, `operator::inbound`: the rules that name `InboundRequest`),
-//! writes the decision's audit records to the audit topic and waits for the broker's
-//! acknowledgement, then answers. No audit, no answer: a request whose audit cannot be written,
-//! or whose state cannot be read, gets 503 and nothing is offered.
+//! writes the decision's audit records to the outbox in Redis ([`outbox`], moved to the audit
+//! topic behind the answer), then answers. No audit, no answer: a request whose audit cannot be
+//! written, or whose state cannot be read, gets 503 and nothing is offered.
 //!
 //! Freshness: the state read is what the stream's last checkpoint stored, so a decision sees
 //! the events the stream has taken in up to one `state.checkpoint_interval` (plus the stream's
@@ -25,6 +25,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod outbox;
 pub mod request;
 mod start;
 
@@ -34,8 +35,7 @@ use crate::config::api::ApiSettings;
 use crate::customer::CustomerState;
 use crate::operator::inbound::InboundOutcome;
 use crate::operator::Operator;
-use crate::output::Decision;
-use crate::sink::Sink;
+use crate::output::{Decision, DecisionAudit};
 use crate::state::{KeyHasher, StateStore};
 use crate::telemetry::metrics;
 use arc_swap::ArcSwap;
@@ -60,19 +60,19 @@ pub struct Api {
     operator: Arc<ArcSwap<Operator>>,
     store: Arc<dyn StateStore>,
     hasher: KeyHasher,
-    audit: Arc<Sink>,
+    audit: Arc<outbox::Outbox>,
 }
 
 impl Api {
     /// The API over `operator` (the rule set in force, swapped when it changes), `store` (the
-    /// stream's state), `hasher` (the stream's customer keys) and `audit` (a sink whose audit
-    /// topic takes the decisions' records).
+    /// stream's state), `hasher` (the stream's customer keys) and `audit` (the outbox that takes
+    /// the decisions' records before each answer).
     pub fn new(
         settings: ApiSettings,
         operator: Arc<ArcSwap<Operator>>,
         store: Arc<dyn StateStore>,
         hasher: KeyHasher,
-        audit: Arc<Sink>,
+        audit: Arc<outbox::Outbox>,
     ) -> Self {
         Self {
             keys: Keys::new(&settings.keys),
@@ -165,14 +165,16 @@ async fn answer(
     operator.align(&mut state);
     let mut out = Vec::new();
     let outcome = operator.decide_inbound(&mut state, request, wanted, &mut out);
-    let audits: Vec<Decision> = out
+    let audits: Vec<&DecisionAudit> = out
         .iter()
-        .filter(|d| matches!(d, Decision::Audit(_)))
-        .cloned()
+        .filter_map(|d| match d {
+            Decision::Audit(a) => Some(a),
+            _ => None,
+        })
         .collect();
     let stage = std::time::Instant::now();
-    api.audit.publish(&audits, &[]).await.map_err(|e| {
-        ApiError::unavailable(format!("the audit topic did not take the record: {e}"))
+    api.audit.put(&audits).await.map_err(|e| {
+        ApiError::unavailable(format!("the audit outbox did not take the record: {e}"))
     })?;
     stages
         .with_label_values(&["audit"])

@@ -2,12 +2,13 @@
 //! models (loaded, then reloaded every `operator.learning.refresh`), the audit producer, the
 //! state store, and the HTTP listener. Anything that cannot start fails the start, saying what.
 
+use super::outbox::Outbox;
 use super::{router, Api};
 use crate::config::Settings;
 use crate::operator::Operator;
 use crate::rules::book::RuleBook;
 use crate::rules_topic::watch::{BuildOperator, RuleWatcher};
-use crate::sink::Sink;
+use crate::state::redis::RedisStore;
 use crate::state::{KeyHasher, StateStore};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 /// Starts the API with the state store of `settings` (Redis), serving until the process ends;
 /// answers the address it listens on.
 pub async fn start(settings: &Settings) -> anyhow::Result<SocketAddr> {
-    let store: Arc<dyn StateStore> = match settings.state.backend {
+    let store = match settings.state.backend {
         crate::config::StateBackend::Redis => Arc::new(
             crate::state::redis::RedisStore::connect(&settings.redis)
                 .await
@@ -31,11 +32,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<SocketAddr> {
     start_with(settings, store).await
 }
 
-/// [`start`] with the state store given (tests).
-pub async fn start_with(
-    settings: &Settings,
-    store: Arc<dyn StateStore>,
-) -> anyhow::Result<SocketAddr> {
+/// [`start`] with the Redis store given (tests).
+pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::Result<SocketAddr> {
     settings
         .api
         .check()
@@ -97,16 +95,16 @@ pub async fn start_with(
             }
         });
     }
-    // An answer waits for its audit's acknowledgement: nothing lingers to fill a batch (what
-    // arrives while a request is in flight still goes out together).
-    let producer = crate::sink::config::producer_config(&settings.kafka)
-        .set("linger.ms", "0")
-        .create()?;
-    let audit = Arc::new(Sink::new(producer, codec, &settings.topics));
+    // Answers wait for the outbox, not the broker: its drainer batches as the producer likes.
+    let producer = crate::sink::config::producer_config(&settings.kafka).create()?;
+    let audit = Arc::new(Outbox::new(store.clone(), &settings.kafka.group_id, codec));
+    audit
+        .clone()
+        .spawn_drainer(producer, settings.topics.decisions_audit.clone());
     let api = Arc::new(Api::new(
         settings.api.clone(),
         operator,
-        store,
+        store as Arc<dyn StateStore>,
         KeyHasher::new(secret.expose().as_bytes()),
         audit,
     ));

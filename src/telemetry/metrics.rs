@@ -128,12 +128,19 @@ pub struct Metrics {
     /// Inbound decisions (`nbo-stream api`): request received to answer sent, by channel.
     pub api_decision_seconds: HistogramVec,
     /// Inbound decisions: the time of each stage that waits on another system, by `stage`
-    /// (`state`: the customer's state read from Redis; `audit`: the audit records acknowledged).
+    /// (`state`: the customer's state read from Redis; `audit`: the audit records written to the
+    /// outbox in Redis).
     pub api_stage_seconds: HistogramVec,
     /// Inbound decisions answered, by channel and outcome (`OFFERED`, or the suppression).
     pub api_decisions: IntCounterVec,
     /// Inbound requests refused, by error code (`no_key`, `over_rate`, `bad_json`, ...).
     pub api_refused: IntCounterVec,
+    /// Audit records in the API's outbox, not yet on the audit topic (`api::outbox`).
+    pub api_outbox_pending: IntGauge,
+    /// Audit records moved from the outbox to the audit topic.
+    pub api_outbox_moved: IntCounter,
+    /// Rounds of the outbox's drainer that failed (Redis or the broker), retried.
+    pub api_outbox_errors: IntCounter,
 }
 
 fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -434,7 +441,7 @@ impl Metrics {
                 let name = "nbo_api_stage_seconds";
                 let opts = HistogramOpts::new(
                     name,
-                    "Inbound decision stages that wait on another system (state: Redis read; audit: audit records acknowledged)",
+                    "Inbound decision stages that wait on another system (state: the customer's state read from Redis; audit: the audit records written to the outbox in Redis)",
                 )
                 .buckets(vec![
                     0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 1.0,
@@ -456,6 +463,24 @@ impl Metrics {
                 "nbo_api_refused_total",
                 "Inbound requests refused, by error code",
                 &["code"],
+            ),
+            api_outbox_pending: {
+                let g = IntGauge::new(
+                    "nbo_api_outbox_pending",
+                    "Audit records in the API's outbox (Redis), not yet on the audit topic",
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                g
+            },
+            api_outbox_moved: single(
+                "nbo_api_outbox_moved_total",
+                "Audit records moved from the API's outbox to the audit topic",
+            ),
+            api_outbox_errors: single(
+                "nbo_api_outbox_errors_total",
+                "Rounds of the API's outbox drainer that failed (Redis or the broker), retried",
             ),
             registry,
         }
