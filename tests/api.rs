@@ -373,3 +373,70 @@ async fn connect_within(settings: &Settings, timeout: Duration) -> RedisStore {
         }
     }
 }
+
+/// On a real broker: a decision sees a payment the stream has just taken in within the
+/// documented freshness (one checkpoint interval plus the stream's lag), and the API answers
+/// while the stream is stopped and started again (it holds no partitions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tansu_a_decision_sees_a_payment_within_a_checkpoint_and_answers_through_a_restart() {
+    let (_broker, brokers) = start_tansu();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+    settings.state.checkpoint_interval = Duration::from_secs(1);
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("app.toml"), APP_RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    let mut specs = nbo_stream::topics::embedded().unwrap();
+    nbo_stream::topics::apply_names(&mut specs, &settings.topics);
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    nbo_stream::topics::create(&client, &specs, Some(2))
+        .await
+        .unwrap();
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+    let customer = customer_where("T", |c| !in_control(c, "offer-app-card"));
+
+    let running = Running::start(&settings, store.clone());
+    produce_consenting_profile(&settings, &customer).await;
+    assert!(running.processed(1, Duration::from_secs(60)).await);
+    let (addr, key) = start_api(&mut settings, store.clone()).await;
+    let url = format!("http://{addr}/v1/decisions");
+    let http = reqwest::Client::new();
+    let ask_now = || ask(&http, &url, Some(&key), decision(&customer, "APP"));
+    let (status, body) = ask_now().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["suppressed"]["reason"], "NO_ELIGIBLE_RULE",
+        "no card use yet"
+    );
+
+    // The payment, taken in by the stream: the next decisions offer the card.
+    let paid = std::time::Instant::now();
+    produce_payment(&settings, &customer, 5_000).await;
+    let bound = settings.state.checkpoint_interval + Duration::from_secs(10);
+    loop {
+        let (status, body) = ask_now().await;
+        assert_eq!(status, 200, "{body}");
+        if body["offers"][0]["rule_id"] == "offer-app-card" {
+            break;
+        }
+        assert!(
+            paid.elapsed() < bound,
+            "the payment was not seen within {bound:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen_after = paid.elapsed();
+
+    // The stream stops and starts again; the API answers throughout.
+    running.stop().await;
+    let (status, body) = ask_now().await;
+    assert_eq!(
+        (status, body["offers"][0]["rule_id"].as_str()),
+        (200, Some("offer-app-card"))
+    );
+    let running = Running::start(&settings, store.clone());
+    let (status, _) = ask_now().await;
+    assert_eq!(status, 200);
+    running.stop().await;
+    eprintln!("payment seen by the API {seen_after:?} after it was produced");
+}
