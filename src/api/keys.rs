@@ -19,7 +19,7 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// A new random key (48 hex characters of 192 random bits), for `nbo-stream api new-key`.
+/// A new random key (48 hex characters of 192 random bits), for `nbo-stream api --new-key`.
 pub fn new_key() -> String {
     let mut bytes = [0u8; 24];
     rand::Rng::fill(&mut rand::rng(), &mut bytes);

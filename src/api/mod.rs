@@ -42,7 +42,7 @@ use arc_swap::ArcSwap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use error::ApiError;
@@ -88,8 +88,10 @@ impl Api {
 /// The API's routes.
 pub fn router(api: Arc<Api>) -> Router {
     let limit = api.settings.max_body_bytes;
+    // The key is checked before the body is read: an unknown client costs no body read.
+    let authorized = axum::middleware::from_fn_with_state(api.clone(), authorize);
     Router::new()
-        .route("/v1/decisions", post(decide))
+        .route("/v1/decisions", post(decide).route_layer(authorized))
         .route(
             "/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -98,15 +100,39 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// `POST /v1/decisions`. The key is checked first (so an unknown client learns nothing of the
-/// body's limits), then the body, then the state is read and the decision made and audited.
+/// Lets a request with a configured key, within its rate, on to the handler; answers the rest
+/// 401 or 429 before their body is read.
+async fn authorize(
+    State(api): State<Arc<Api>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match api.keys.admit(authorization) {
+        Ok(client) => {
+            tracing::trace!(client = %client.name, "inbound request admitted");
+            next.run(request).await
+        }
+        Err(why) => {
+            let e = ApiError::refused(why);
+            metrics().api_refused.with_label_values(&[e.code]).inc();
+            e.into_response()
+        }
+    }
+}
+
+/// `POST /v1/decisions`, for a client [`authorize`] let in: the body is checked, then the state
+/// is read and the decision made and audited.
 async fn decide(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
     let started = std::time::Instant::now();
-    let answer = answer(&api, &headers, body).await;
+    let answer = answer(&api, body).await;
     match &answer {
         Ok((channel, a)) => {
             let outcome = a
@@ -128,13 +154,8 @@ async fn decide(
 
 async fn answer(
     api: &Api,
-    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(String, DecisionAnswer), ApiError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = api.keys.admit(authorization).map_err(ApiError::refused)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError {
@@ -154,7 +175,7 @@ async fn answer(
     let (request, wanted) = DecisionRequest::parse(&body, &api.settings, &decision_id, at)?;
     let channel = request.channel.to_string();
     let customer_id = request.customer_id.to_string();
-    tracing::debug!(client = %client.name, %channel, "inbound decision");
+    tracing::debug!(%channel, "inbound decision");
     let stage = std::time::Instant::now();
     let mut state = load(api, &customer_id).await?;
     let stages = &metrics().api_stage_seconds;
@@ -186,7 +207,7 @@ async fn answer(
         decided_at: at,
         ruleset_version: operator.rules().version,
         offers: offers(&operator, &out),
-        suppressed: suppressed(&outcome, &out),
+        suppressed: suppressed(&outcome),
     };
     Ok((channel, answer))
 }
@@ -227,10 +248,13 @@ fn offers(operator: &Operator, out: &[Decision]) -> Vec<OfferAnswer> {
         .collect()
 }
 
-fn suppressed(outcome: &InboundOutcome, out: &[Decision]) -> Option<SuppressedAnswer> {
+fn suppressed(outcome: &InboundOutcome) -> Option<SuppressedAnswer> {
     outcome.suppressed.map(|s| SuppressedAnswer {
         reason: s.as_str().to_string(),
-        detail: request::suppression_detail(out),
+        detail: outcome
+            .detail
+            .clone()
+            .unwrap_or_else(|| "no offer rule serving this channel holds for the customer".into()),
     })
 }
 

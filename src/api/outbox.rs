@@ -1,28 +1,40 @@
 //! The audit outbox: **where an inbound decision's audit is made durable before its answer**,
 //! and how it reaches the audit topic behind the answer.
 //!
-//! An answer waits for its audit records to be in Redis (one XADD each, in one round trip, to
-//! the stream `nbo:outbox:{<group_id>}`), not for the broker: a broker taking the stream's
+//! An answer waits for its audit records to be in Redis (one script adds them all, atomically,
+//! to the stream `nbo:outbox:{<group_id>}`), not for the broker: a broker taking the stream's
 //! load answers a produce in tens of milliseconds at its worst, Redis in a few. No audit, no
-//! answer still holds: a request whose records cannot be written gets 503.
+//! answer still holds: a request whose records cannot be written gets 503, and so does one that
+//! finds the outbox holding more than `api.outbox_max` records (a broker down for long must not
+//! fill the Redis the stream keeps its state in).
+//!
+//! Redis holds no raw customer id: each entry is sealed ([`Sealer`]: ChaCha20-Poly1305, a fresh
+//! nonce per entry, the key derived from `NBO_CUSTOMER_KEY_SECRET`), with the customer id and
+//! the encoded record inside.
 //!
 //! Behind the answers, a drainer in every API instance reads the outbox as one consumer of the
-//! group `api` (XREADGROUP), produces what it read to the audit topic, and once the broker has
-//! acknowledged all of it, acknowledges and deletes those entries (XACK, XDEL). Delivery to the
-//! topic is at least once: a crash between the broker's acknowledgement and the XACK sends
-//! those records again (their `audit_id` names a duplicate). Entries read by an instance that
-//! died are claimed by another after [`CLAIM_IDLE_MS`] (XAUTOCLAIM). While the broker is
-//! down the outbox grows (`nbo_api_outbox_pending`) and answers go on.
+//! group `api` (XREADGROUP, on a Redis connection of its own so that its reads never queue with
+//! the answers'), produces what it read to the audit topic, and once the broker has acknowledged
+//! all of it, acknowledges and deletes those entries in one script (XACK and XDEL together).
+//! Delivery to the topic is at least once: a crash between the broker's acknowledgement and the
+//! script sends those records again (their `audit_id` names a duplicate). Entries read by an
+//! instance that died are claimed by another after [`CLAIM_IDLE_MS`] (XAUTOCLAIM). An entry that
+//! cannot be opened (deleted while pending, or sealed with another secret) is logged, counted
+//! and deleted. While the broker is down the outbox grows (`nbo_api_outbox_pending`, read every
+//! second) and answers go on, up to the bound.
 
 use crate::codec::Codec;
 use crate::output::DecisionAudit;
 use crate::state::redis::RedisStore;
 use crate::state::StateError;
 use crate::telemetry::metrics;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use redis::Value;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The consumer group of every API instance's drainer.
 const GROUP: &str = "api";
@@ -31,105 +43,202 @@ const BATCH: usize = 512;
 /// An entry read by a drainer and not acknowledged for this long is claimed by another.
 pub const CLAIM_IDLE_MS: u64 = 30_000;
 
+/// Adds every record of one answer at once: KEYS = the outbox; ARGV = nonce, sealed record,
+/// nonce, sealed record, ...
+const PUT: &str = r"
+for i = 1, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 's', ARGV[i + 1])
+end
+return #ARGV / 2
+";
+
+/// Acknowledges and deletes entries at once, so none stays pending once deleted and none is
+/// left behind once acknowledged: KEYS = the outbox; ARGV = the group, then the ids.
+const DONE: &str = r"
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+return redis.call('XDEL', KEYS[1], unpack(ids))
+";
+
 /// `nbo:outbox:{<namespace>}`.
 pub fn outbox_key(namespace: &str) -> String {
     format!("nbo:outbox:{{{namespace}}}")
 }
 
+/// Seals an outbox entry (a record's key and bytes) so that Redis holds neither in the clear.
+pub struct Sealer(ChaCha20Poly1305);
+
+impl Sealer {
+    /// The sealer of the application whose customer-key secret is `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"nbo-stream audit outbox v1");
+        let key = mac.finalize().into_bytes();
+        Self(ChaCha20Poly1305::new(Key::from_slice(&key)))
+    }
+
+    /// `key` and `record` sealed under a fresh nonce: (nonce, sealed bytes).
+    pub fn seal(&self, key: &[u8], record: &[u8]) -> ([u8; 12], Vec<u8>) {
+        let mut nonce = [0u8; 12];
+        rand::Rng::fill(&mut rand::rng(), &mut nonce);
+        let mut plain = Vec::with_capacity(4 + key.len() + record.len());
+        plain.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        plain.extend_from_slice(key);
+        plain.extend_from_slice(record);
+        let sealed = self
+            .0
+            .encrypt(Nonce::from_slice(&nonce), plain.as_slice())
+            .expect("ChaCha20-Poly1305 seals any length a record has");
+        (nonce, sealed)
+    }
+
+    /// The key and record an entry holds, if it opens (same secret, untouched bytes).
+    pub fn open(&self, nonce: &[u8], sealed: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        if nonce.len() != 12 {
+            return None;
+        }
+        let plain = self.0.decrypt(Nonce::from_slice(nonce), sealed).ok()?;
+        let len = u32::from_be_bytes(plain.get(..4)?.try_into().ok()?) as usize;
+        let key = plain.get(4..4 + len)?.to_vec();
+        let record = plain.get(4 + len..)?.to_vec();
+        Some((key, record))
+    }
+}
+
 /// The outbox of one application (its consumer group's namespace).
 pub struct Outbox {
+    /// The answers' connection (writes).
     redis: Arc<RedisStore>,
     key: String,
     tag: String,
     codec: Arc<Codec>,
+    sealer: Sealer,
+    /// Records the outbox held at its last reading; above `max`, answers get 503.
+    pending: AtomicI64,
+    max: i64,
 }
 
-/// One entry read back: its id, the record's key (the customer) and its encoded bytes.
+/// One entry read back: its id, and its record's key and bytes (`None`: it does not open).
 struct Entry {
     id: String,
-    key: Vec<u8>,
-    payload: Vec<u8>,
+    record: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Outbox {
-    /// The outbox of application `namespace` in `redis`; records encoded by `codec`.
-    pub fn new(redis: Arc<RedisStore>, namespace: &str, codec: Arc<Codec>) -> Self {
+    /// The outbox of application `namespace`, written through `redis`; records encoded by
+    /// `codec` and sealed by `sealer`, at most `max` waiting.
+    pub fn new(
+        redis: Arc<RedisStore>,
+        namespace: &str,
+        codec: Arc<Codec>,
+        sealer: Sealer,
+        max: u64,
+    ) -> Self {
         Self {
             redis,
             key: outbox_key(namespace),
             tag: namespace.to_string(),
             codec,
+            sealer,
+            pending: AtomicI64::new(0),
+            max: i64::try_from(max).unwrap_or(i64::MAX),
         }
     }
 
-    /// Writes the audit records, encoded as the audit topic takes them, in one round trip.
+    /// Writes the audit records, encoded as the audit topic takes them and sealed, in one
+    /// script (all or none). Refused while the outbox holds more than its bound.
     pub async fn put(&self, audits: &[&DecisionAudit]) -> Result<(), StateError> {
-        let mut cmds = Vec::with_capacity(audits.len());
+        if audits.is_empty() {
+            return Ok(());
+        }
+        let pending = self.pending.load(Ordering::Relaxed);
+        if pending > self.max {
+            return Err(StateError::Unavailable(format!(
+                "the audit outbox holds {pending} records, over api.outbox_max ({}): the audit topic is not taking them",
+                self.max
+            )));
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT).arg(1).arg(&self.key);
         for a in audits {
-            let payload = self
+            let encoded = self
                 .codec
                 .encode("DecisionAudit", a)
                 .map_err(|e| StateError::Corrupt(format!("encoding an audit record: {e}")))?;
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(&self.key)
-                .arg("*")
-                .arg("k")
-                .arg(a.customer_id.as_bytes())
-                .arg("v")
-                .arg(payload);
-            cmds.push((self.tag.clone(), cmd));
+            let (nonce, sealed) = self.sealer.seal(a.customer_id.as_bytes(), &encoded);
+            cmd.arg(nonce.as_slice()).arg(sealed);
         }
-        self.redis.each(&cmds).await.map(|_| ())
+        self.redis
+            .each(&[(self.tag.clone(), cmd)])
+            .await
+            .map(|_| ())
     }
 
-    /// Creates the drainers' group if it is not there yet (reading from the outbox's start).
-    async fn create_group(&self) -> Result<(), StateError> {
-        let mut cmd = redis::cmd("XGROUP");
-        cmd.arg("CREATE")
-            .arg(&self.key)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM");
-        match self.redis.raw::<Value>(&cmd).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Moves the outbox to `topic` through `producer` for the life of the process, as consumer
-    /// `consumer` of the group.
-    pub fn spawn_drainer(self: Arc<Self>, producer: FutureProducer, topic: String) {
+    /// Moves the outbox to `topic` through `producer` for the life of the process, reading
+    /// through `reader` (a connection of the drainer's own) as a consumer named afresh.
+    pub fn spawn_drainer(
+        self: Arc<Self>,
+        reader: RedisStore,
+        producer: FutureProducer,
+        topic: String,
+    ) {
         let mut id = [0u8; 8];
         rand::Rng::fill(&mut rand::rng(), &mut id);
         let consumer = format!("api-{}", hex::encode(id));
-        tokio::spawn(async move { self.drain(&producer, &topic, &consumer).await });
+        let drainer = Drainer {
+            outbox: self,
+            redis: reader,
+            producer,
+            topic,
+            consumer,
+        };
+        tokio::spawn(async move { drainer.run().await });
     }
+}
 
-    async fn drain(&self, producer: &FutureProducer, topic: &str, consumer: &str) {
+/// One API instance's drainer.
+struct Drainer {
+    outbox: Arc<Outbox>,
+    redis: RedisStore,
+    producer: FutureProducer,
+    topic: String,
+    consumer: String,
+}
+
+impl Drainer {
+    async fn run(&self) {
         let mut backoff = crate::backoff::Backoff::default();
         let mut group_ready = false;
         // After a failure, this consumer's own pending entries are read again first.
         let mut retry_own = false;
         let mut rounds: u64 = 0;
+        let mut shown: Option<Instant> = None;
         loop {
             rounds += 1;
+            // The backlog is read every second whatever the rounds do: the alert and the bound
+            // need it most while the broker is down.
+            if shown.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                self.show_pending().await;
+                shown = Some(Instant::now());
+            }
             let step = async {
                 if !group_ready {
-                    self.create_group().await.map_err(|e| e.to_string())?;
+                    self.create_group().await?;
                     group_ready = true;
                 }
                 // Now and then, take over what a dead instance read and never acknowledged.
                 let entries = if rounds.is_multiple_of(200) {
-                    self.claim(consumer).await?
+                    self.claim().await?
                 } else {
-                    self.read(consumer, if retry_own { "0" } else { ">" })
-                        .await?
+                    self.read(if retry_own { "0" } else { ">" }).await?
                 };
                 if entries.is_empty() {
                     return Ok::<bool, String>(false);
                 }
-                self.send(producer, topic, &entries).await?;
+                self.send(&entries).await?;
                 self.done(&entries).await?;
                 Ok(true)
             };
@@ -138,7 +247,6 @@ impl Outbox {
                     retry_own = false;
                     backoff = crate::backoff::Backoff::default();
                     if !moved {
-                        self.show_pending().await;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
@@ -152,39 +260,57 @@ impl Outbox {
         }
     }
 
+    /// Creates the drainers' group if it is not there yet (reading from the outbox's start).
+    async fn create_group(&self) -> Result<(), String> {
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE")
+            .arg(&self.outbox.key)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        match self.redis.raw::<Value>(&cmd).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Up to [`BATCH`] entries: new ones (`>`), or this consumer's pending ones (`0`).
-    async fn read(&self, consumer: &str, from: &str) -> Result<Vec<Entry>, String> {
+    async fn read(&self, from: &str) -> Result<Vec<Entry>, String> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
-            .arg(consumer)
+            .arg(&self.consumer)
             .arg("COUNT")
             .arg(BATCH)
             .arg("STREAMS")
-            .arg(&self.key)
+            .arg(&self.outbox.key)
             .arg(from);
         let answer: Value = self.redis.raw(&cmd).await.map_err(|e| e.to_string())?;
         // [[key, [[id, [field, value, ...]], ...]]], or nil when nothing is there.
-        let Value::Array(streams) = answer else {
-            return Ok(Vec::new());
+        let streams = match answer {
+            Value::Nil => return Ok(Vec::new()),
+            Value::Array(streams) => streams,
+            other => return Err(format!("XREADGROUP answered {other:?}")),
         };
         let mut out = Vec::new();
         for stream in streams {
-            if let Value::Array(mut parts) = stream {
-                if parts.len() == 2 {
-                    out.extend(entries(parts.remove(1)));
+            match stream {
+                Value::Array(mut parts) if parts.len() == 2 => {
+                    out.extend(self.entries(parts.remove(1))?);
                 }
+                other => return Err(format!("XREADGROUP answered a stream as {other:?}")),
             }
         }
         Ok(out)
     }
 
     /// Claims entries other consumers read more than [`CLAIM_IDLE_MS`] ago.
-    async fn claim(&self, consumer: &str) -> Result<Vec<Entry>, String> {
+    async fn claim(&self) -> Result<Vec<Entry>, String> {
         let mut cmd = redis::cmd("XAUTOCLAIM");
-        cmd.arg(&self.key)
+        cmd.arg(&self.outbox.key)
             .arg(GROUP)
-            .arg(consumer)
+            .arg(&self.consumer)
             .arg(CLAIM_IDLE_MS)
             .arg("0-0")
             .arg("COUNT")
@@ -192,23 +318,65 @@ impl Outbox {
         let answer: Value = self.redis.raw(&cmd).await.map_err(|e| e.to_string())?;
         // [next-id, [[id, [field, value, ...]], ...], [deleted ids]].
         match answer {
-            Value::Array(mut parts) if parts.len() >= 2 => Ok(entries(parts.remove(1))),
-            _ => Ok(Vec::new()),
+            Value::Array(mut parts) if parts.len() >= 2 => self.entries(parts.remove(1)),
+            other => Err(format!("XAUTOCLAIM answered {other:?}")),
         }
     }
 
+    /// The entries of an XREADGROUP or XAUTOCLAIM answer: `[[id, [field, value, ...]], ...]`;
+    /// an entry deleted while pending comes as `[id, nil]` and is kept, unopened, so that
+    /// `done` removes it.
+    fn entries(&self, list: Value) -> Result<Vec<Entry>, String> {
+        let Value::Array(items) = list else {
+            return Err(format!("expected a list of entries, got {list:?}"));
+        };
+        let bytes = |v: &Value| match v {
+            Value::BulkString(b) => Some(b.clone()),
+            Value::SimpleString(s) => Some(s.clone().into_bytes()),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::Array(parts) = item else {
+                return Err(format!("expected an entry, got {item:?}"));
+            };
+            let id = parts
+                .first()
+                .and_then(bytes)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| format!("an entry without an id: {parts:?}"))?;
+            let (mut nonce, mut sealed) = (None, None);
+            if let Some(Value::Array(fields)) = parts.get(1) {
+                for pair in fields.chunks(2) {
+                    match (pair.first().and_then(bytes), pair.get(1).and_then(bytes)) {
+                        (Some(f), Some(v)) if f == b"n" => nonce = Some(v),
+                        (Some(f), Some(v)) if f == b"s" => sealed = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+            let record = match (nonce, sealed) {
+                (Some(n), Some(s)) => self.outbox.sealer.open(&n, &s),
+                _ => None,
+            };
+            out.push(Entry { id, record });
+        }
+        Ok(out)
+    }
+
     /// Produces `entries` and waits until the broker has acknowledged every one.
-    async fn send(
-        &self,
-        producer: &FutureProducer,
-        topic: &str,
-        entries: &[Entry],
-    ) -> Result<(), String> {
+    async fn send(&self, entries: &[Entry]) -> Result<(), String> {
+        let topic = self.topic.as_str();
         let mut pending = Vec::with_capacity(entries.len());
         for e in entries {
-            let mut record = FutureRecord::to(topic).key(&e.key).payload(&e.payload);
+            let Some((key, payload)) = &e.record else {
+                metrics().api_outbox_errors.inc();
+                tracing::error!(entry = %e.id, "audit outbox: an entry that does not open (deleted, or sealed with another secret) is dropped");
+                continue;
+            };
+            let mut record = FutureRecord::to(topic).key(key).payload(payload);
             loop {
-                match producer.send_result(record) {
+                match self.producer.send_result(record) {
                     Ok(delivery) => {
                         pending.push(delivery);
                         break;
@@ -226,6 +394,7 @@ impl Outbox {
                 }
             }
         }
+        let sent = pending.len() as u64;
         for delivery in pending {
             match delivery.await {
                 Ok(Ok(_)) => {}
@@ -233,70 +402,53 @@ impl Outbox {
                 Err(_) => return Err("the producer was dropped".into()),
             }
         }
-        metrics().api_outbox_moved.inc_by(entries.len() as u64);
+        metrics().api_outbox_moved.inc_by(sent);
         Ok(())
     }
 
-    /// Acknowledges and deletes `entries` (they are on the audit topic).
+    /// Acknowledges and deletes `entries` in one script (they are on the audit topic).
     async fn done(&self, entries: &[Entry]) -> Result<(), String> {
-        let mut ack = redis::cmd("XACK");
-        ack.arg(&self.key).arg(GROUP);
-        let mut del = redis::cmd("XDEL");
-        del.arg(&self.key);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DONE).arg(1).arg(&self.outbox.key).arg(GROUP);
         for e in entries {
-            ack.arg(&e.id);
-            del.arg(&e.id);
+            cmd.arg(&e.id);
         }
-        let cmds = [(self.tag.clone(), ack), (self.tag.clone(), del)];
         self.redis
-            .each(&cmds)
+            .each(&[(self.outbox.tag.clone(), cmd)])
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
+    /// Reads the backlog into the gauge and the outbox's bound.
     async fn show_pending(&self) {
         let mut cmd = redis::cmd("XLEN");
-        cmd.arg(&self.key);
+        cmd.arg(&self.outbox.key);
         if let Ok(n) = self.redis.raw::<i64>(&cmd).await {
+            self.outbox.pending.store(n, Ordering::Relaxed);
             metrics().api_outbox_pending.set(n);
         }
     }
 }
 
-/// The entries of an XREADGROUP or XAUTOCLAIM answer: `[[id, [field, value, ...]], ...]`.
-fn entries(list: Value) -> Vec<Entry> {
-    let Value::Array(items) = list else {
-        return Vec::new();
-    };
-    let text = |v: &Value| match v {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
-        _ => None,
-    };
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let Value::Array(parts) = item else {
-                return None;
-            };
-            let id = String::from_utf8(text(parts.first()?)?).ok()?;
-            let Value::Array(fields) = parts.get(1)? else {
-                return None;
-            };
-            let (mut key, mut payload) = (None, None);
-            for pair in fields.chunks(2) {
-                match (pair.first().and_then(text), pair.get(1).and_then(text)) {
-                    (Some(f), Some(v)) if f == b"k" => key = Some(v),
-                    (Some(f), Some(v)) if f == b"v" => payload = Some(v),
-                    _ => {}
-                }
-            }
-            Some(Entry {
-                id,
-                key: key.unwrap_or_default(),
-                payload: payload?,
-            })
-        })
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_opens_with_its_secret_only_and_shows_no_customer_id() {
+        let sealer = Sealer::new(b"the customer key secret of this run");
+        let (nonce, sealed) = sealer.seal(b"C0000042", b"the encoded audit record");
+        assert!(!sealed.windows(8).any(|w| w == b"C0000042"));
+        assert_eq!(
+            sealer.open(&nonce, &sealed),
+            Some((b"C0000042".to_vec(), b"the encoded audit record".to_vec()))
+        );
+        assert_eq!(Sealer::new(b"another secret").open(&nonce, &sealed), None);
+        let mut touched = sealed.clone();
+        touched[0] ^= 1;
+        assert_eq!(sealer.open(&nonce, &touched), None);
+        let (again, _) = sealer.seal(b"C0000042", b"the encoded audit record");
+        assert_ne!(again, nonce, "a fresh nonce per entry");
+    }
 }

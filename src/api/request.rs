@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::catalog::inbound::Request;
 use crate::config::api::ApiSettings;
-use crate::output::{Decision, NextBestOffer};
+use crate::output::NextBestOffer;
 use serde::{Deserialize, Serialize};
 
 /// The request body.
@@ -193,22 +193,6 @@ impl OfferAnswer {
             expires_at: o.expires_at,
         }
     }
-}
-
-/// The detail of a suppression: the last reason of the first champion audit held back.
-pub fn suppression_detail(decisions: &[Decision]) -> String {
-    decisions
-        .iter()
-        .find_map(|d| match d {
-            Decision::Audit(a)
-                if a.outcome != crate::event::DecisionOutcome::Shadow
-                    && a.outcome != crate::event::DecisionOutcome::Offered =>
-            {
-                a.reasons.last().map(ToString::to_string)
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| "no offer rule serving this channel holds for the customer".into())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! models (loaded, then reloaded every `operator.learning.refresh`), the audit producer, the
 //! state store, and the HTTP listener. Anything that cannot start fails the start, saying what.
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, Sealer};
 use super::{router, Api};
 use crate::config::Settings;
 use crate::operator::Operator;
@@ -95,12 +95,28 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
             }
         });
     }
-    // Answers wait for the outbox, not the broker: its drainer batches as the producer likes.
+    // Answers wait for the outbox, not the broker: its drainer batches as the producer likes,
+    // reading through a connection of its own.
     let producer = crate::sink::config::producer_config(&settings.kafka).create()?;
-    let audit = Arc::new(Outbox::new(store.clone(), &settings.kafka.group_id, codec));
+    let sealer = Sealer::new(secret.expose().as_bytes());
+    let audit = Arc::new(Outbox::new(
+        store.clone(),
+        &settings.kafka.group_id,
+        codec,
+        sealer,
+        settings.api.outbox_max,
+    ));
+    let reader = RedisStore::connect(&settings.redis)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting the audit outbox to Redis at {}",
+                settings.redis.url
+            )
+        })?;
     audit
         .clone()
-        .spawn_drainer(producer, settings.topics.decisions_audit.clone());
+        .spawn_drainer(reader, producer, settings.topics.decisions_audit.clone());
     let api = Arc::new(Api::new(
         settings.api.clone(),
         operator,

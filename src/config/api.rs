@@ -12,11 +12,12 @@ pub const BUILTIN_CHANNELS: [&str; 4] = ["APP", "WEB", "CALL_CENTRE", "BRANCH"];
 pub struct ApiKey {
     /// Who holds the key (logs and metrics name it; never the key).
     pub name: String,
-    /// The key's SHA-256, in hex, as `nbo-stream api hash-key` prints it. The key itself is a
+    /// The key's SHA-256, in hex, as `nbo-stream api --hash-key` prints it. The key itself is a
     /// random secret of at least 32 characters that the client sends in `Authorization: Bearer`;
     /// the configuration holds only its hash.
     pub sha256: String,
-    /// Requests per second allowed on average; beyond the burst, a request gets 429.
+    /// Requests per second allowed on average, per API instance (N instances allow N times
+    /// it); beyond the burst, a request gets 429.
     #[serde(default = "default_rate")]
     pub rate_per_second: f64,
     /// Requests allowed at once above the rate (the token bucket's size).
@@ -50,6 +51,10 @@ pub struct ApiSettings {
     pub max_id_chars: usize,
     /// The most offers one request may ask for.
     pub max_offers: usize,
+    /// The most audit records the outbox in Redis may hold while the audit topic does not take
+    /// them (a broker down); beyond it, requests get 503 (no audit, no answer) rather than fill
+    /// the Redis that holds the stream's state.
+    pub outbox_max: u64,
 }
 
 impl Default for ApiSettings {
@@ -61,6 +66,7 @@ impl Default for ApiSettings {
             max_body_bytes: 4_096,
             max_id_chars: 64,
             max_offers: 5,
+            outbox_max: 1_000_000,
         }
     }
 }
@@ -76,7 +82,7 @@ impl ApiSettings {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err((
                     field("sha256"),
-                    "must be 64 hex digits, the SHA-256 of the key (`nbo-stream api hash-key`)"
+                    "must be 64 hex digits, the SHA-256 of the key (`nbo-stream api --hash-key`)"
                         .into(),
                 ));
             }
@@ -86,7 +92,10 @@ impl ApiSettings {
             if key.burst == 0 {
                 return Err((field("burst"), "must be at least 1".into()));
             }
-            if self.keys[..i].iter().any(|k| k.sha256 == key.sha256) {
+            if self.keys[..i]
+                .iter()
+                .any(|k| k.sha256.eq_ignore_ascii_case(&key.sha256))
+            {
                 return Err((field("sha256"), "the same key is given twice".into()));
             }
         }

@@ -7,7 +7,9 @@
 //! each through the contact policy, consent and the control group (`Operator::admit`, with no
 //! outbound channel to permit: the customer is in the channel asking) and each recorded in the
 //! customer's contact history before the next is admitted, so the frequency cap counts them
-//! as the stream counts its own. Every outcome is audited with the asking channel in its reasons.
+//! as the stream counts its own. The first offer held back ends the answer: a control-group
+//! member gets nothing in place of the offer it was held out of, as on the stream. Every outcome
+//! is audited with the asking channel in its reasons.
 
 use super::decide::{Lazy, Trigger};
 use super::Operator;
@@ -60,9 +62,12 @@ impl Suppression {
 pub struct InboundOutcome {
     /// Offers made.
     pub offers: usize,
-    /// Why none was made, when none was: the first held-back champion's reason, or no eligible
-    /// rule.
+    /// Why none was made, when none was: what held back the best offer arbitration chose (the
+    /// customer's consent, the contact policy, the control group), else what held back the
+    /// offers before it (their cooldowns), else no eligible rule.
     pub suppressed: Option<Suppression>,
+    /// The suppression's words, from its audit record.
+    pub detail: Option<String>,
     /// The uplift exposures the offers (or the control group) counted.
     pub uplift: Vec<Tally>,
 }
@@ -101,43 +106,47 @@ impl Operator {
         for &(score, rule) in &challengers {
             self.challenge_offer((score, rule), &candidates, &mut values, state, &t, out);
         }
+        let screened = out.len();
         let mut rest = &mut candidates[..];
         while outcome.offers < wanted && !rest.is_empty() {
             let before = out.len();
             outcome
                 .uplift
                 .extend(self.offer(rest, &mut values, state, &t, out));
-            // `offer` ranked `rest` and decided its first: offered, or held back.
-            match out[before..].iter().find_map(champion_outcome) {
-                Some(DecisionOutcome::Offered) => outcome.offers += 1,
-                // The customer, not the offer, was held back: the next would be too.
-                Some(
-                    DecisionOutcome::SuppressedNoConsent
-                    | DecisionOutcome::SuppressedContactPolicy
-                    | DecisionOutcome::SuppressedRisk,
-                ) => break,
-                _ => {}
+            // `offer` ranked `rest` and decided its first: offered, or held back. Held back,
+            // nothing more is offered: the customer (consent, the contact policy) would be
+            // held back again, and a control-group member gets nothing in place of the offer
+            // it was held out of, as on the stream.
+            match out[before..].iter().find_map(champion_audit) {
+                Some((DecisionOutcome::Offered, _)) => outcome.offers += 1,
+                Some(_) => break,
+                None => {}
             }
             rest = &mut rest[1..];
         }
         if outcome.offers == 0 {
-            outcome.suppressed = Some(
-                out[first..]
-                    .iter()
-                    .filter_map(champion_outcome)
-                    .find_map(Suppression::of)
-                    .unwrap_or(Suppression::NoEligibleRule),
-            );
+            // What held back the chosen offer speaks first; then the offers screened out
+            // before arbitration (their cooldowns).
+            let held = out[screened..]
+                .iter()
+                .chain(&out[first..screened])
+                .filter_map(champion_audit)
+                .find_map(|(o, why)| Suppression::of(o).map(|s| (s, why)));
+            let (suppressed, detail) = held.unwrap_or((Suppression::NoEligibleRule, None));
+            outcome.suppressed = Some(suppressed);
+            outcome.detail = detail;
         }
         outcome
     }
 }
 
-/// The outcome of a champion's audit record (challengers' SHADOW records say nothing of what
-/// the customer gets).
-fn champion_outcome(d: &Decision) -> Option<DecisionOutcome> {
+/// The outcome of a champion's audit record and its last reason (challengers' SHADOW records
+/// say nothing of what the customer gets).
+fn champion_audit(d: &Decision) -> Option<(DecisionOutcome, Option<String>)> {
     match d {
-        Decision::Audit(a) if a.outcome != DecisionOutcome::Shadow => Some(a.outcome),
+        Decision::Audit(a) if a.outcome != DecisionOutcome::Shadow => {
+            Some((a.outcome, a.reasons.last().map(ToString::to_string)))
+        }
         _ => None,
     }
 }

@@ -1,10 +1,11 @@
-//! Redis state store: one pipeline to load a batch's customers, one to write them.
+//! Redis state store: one pipeline to load a batch's customers, one round trip to write them.
 //!
-//! Standalone Redis: the writes go in MULTI/EXEC transactions of [`WRITE_CHUNK`] customers each,
+//! Standalone Redis: the writes go in MULTI/EXEC transactions of [`TRANSACTION_CUSTOMERS`] customers each,
 //! all sent at once over the multiplexed connection (one round trip). Redis runs a transaction
 //! without serving anyone else, so one transaction for a whole checkpoint (thousands of
 //! customers) held every other client (the API's reads, the console) for tens of milliseconds;
-//! between two chunks others get their turn. Atomicity is per customer, which is what delivery
+//! between two transactions others get their turn. If one transaction fails the call fails and
+//! is retried whole, while the others already sent still land (the same data again). Atomicity is per customer, which is what delivery
 //! needs: each customer's state carries the offsets it has applied, so after a crash between
 //! two chunks the customers written skip the replay and the others take it. Redis Cluster: a
 //! pipeline cannot cross slots, and both of a customer's keys carry the same hash tag
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 /// Customers per MULTI/EXEC of a standalone write: a transaction of 32 customers (about 100
 /// commands) keeps Redis from others for a few hundred microseconds at most.
-pub const WRITE_CHUNK: usize = 32;
+pub const TRANSACTION_CUSTOMERS: usize = 32;
 
 #[derive(Clone)]
 enum Conn {
@@ -253,7 +254,7 @@ impl StateStore for RedisStore {
         match &self.conn {
             Conn::Single(_) => {
                 let pipes: Vec<redis::Pipeline> = writes
-                    .chunks(WRITE_CHUNK)
+                    .chunks(TRANSACTION_CUSTOMERS)
                     .map(|chunk| {
                         let mut pipe = redis::pipe();
                         pipe.atomic();

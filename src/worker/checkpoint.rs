@@ -343,10 +343,11 @@ async fn flush(
     }
     if !writes.is_empty() {
         let flush_started = Instant::now();
-        // In chunks, one after another, each retried on its own: one transaction of a whole
-        // interval's customers (tens of thousands under load) holds Redis for seconds and outlasts
-        // `redis.timeout`, so it would fail again at every retry; chunks sent all at once queue
-        // behind each other on the connection and time out the same way.
+        // In chunks, one after another, each retried on its own: a whole interval's customers
+        // (tens of thousands under load) in one call outlast `redis.timeout`, so they would fail
+        // again at every retry; chunks sent all at once queue behind each other on the
+        // connection and time out the same way. Within a chunk the store writes transactions of
+        // `state::redis::TRANSACTION_CUSTOMERS`, so Redis serves others between them.
         for chunk in writes.chunks(WRITE_CHUNK) {
             with_retry(ctx, "store", generation, || ctx.store.store(chunk)).await?;
         }
