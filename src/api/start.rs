@@ -5,9 +5,8 @@
 use super::outbox::{Outbox, Sealer};
 use super::{router, Api};
 use crate::config::Settings;
-use crate::operator::Operator;
 use crate::rules::book::RuleBook;
-use crate::rules_topic::watch::{BuildOperator, RuleWatcher};
+use crate::rules_topic::watch::{operator_builder, RuleWatcher};
 use crate::state::redis::RedisStore;
 use crate::state::{KeyHasher, StateStore};
 use anyhow::Context;
@@ -50,19 +49,7 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
     let book = RuleBook::from_sources(features.clone(), &docs)
         .map_err(|e| anyhow::anyhow!(crate::rules::load::describe(&e)))?;
     let models = crate::learning::model::Models::new();
-    let build: BuildOperator = {
-        let op_settings = settings.operator.clone();
-        let models = models.clone();
-        Box::new(move |rules| {
-            Operator::new(
-                features.clone(),
-                rules,
-                &op_settings,
-                op_settings.control_group_percent,
-            )
-            .with_models(models.clone())
-        })
-    };
+    let build = operator_builder(features, &settings.operator, models, false);
     let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
     if settings.rules.watch_topic {
         let mut watcher = RuleWatcher::new(

@@ -4,8 +4,8 @@
 //! record by name (features, rules, the codec, recorded files, the registry tooling) reads it
 //! here or through the [`super::Catalog`].
 //!
-//! Adding an eleventh built-in record: its struct and enum types in `event.rs` (with an `Event`
-//! variant and an `EventKind`), its schema in `avro_schemas/` with a line in
+//! Adding an eleventh built-in record: its struct and enum types in `event/records.rs`, its line
+//! in `builtin_records!` of `event/mod.rs` (which makes its `Event` variant and `EventKind`), its schema in `avro_schemas/` with a line in
 //! [`super::schemas::ALL`], its field table and row below, its topic under `[topics]`, and its
 //! arms where the typed fast paths match on the kind (the README lists them).
 

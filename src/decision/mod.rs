@@ -166,9 +166,7 @@ pub fn admit(
     at: i64,
     policy: &Policy,
 ) -> Result<ContactChannel, (DecisionOutcome, String)> {
-    offer_blocked(rule, history, at, policy)?;
-    contact_policy(state, history, at, policy)?;
-    let profile = marketing_consent(state)?;
+    let profile = contactable(rule, state, history, at, policy)?;
     let channel = rule
         .channels
         .iter()
@@ -180,12 +178,7 @@ pub fn admit(
                 "no permitted channel for this offer".into(),
             )
         })?;
-    if policy.in_control_group(customer_id, &rule.head.id, at) {
-        return Err((
-            DecisionOutcome::ControlGroup,
-            format!("held out ({}% control group)", policy.control_group_percent),
-        ));
-    }
+    not_held_out(rule, customer_id, at, policy)?;
     Ok(channel)
 }
 
@@ -200,9 +193,31 @@ pub fn admit_inbound(
     at: i64,
     policy: &Policy,
 ) -> Result<(), (DecisionOutcome, String)> {
+    contactable(rule, state, history, at, policy)?;
+    not_held_out(rule, customer_id, at, policy)
+}
+
+/// The checks before the channel, for [`admit`] and [`admit_inbound`]: the offer's own block,
+/// the contact policy, marketing consent; the consenting profile.
+fn contactable<'s>(
+    rule: &OfferRule,
+    state: &'s CustomerState,
+    history: HistoryView<'_>,
+    at: i64,
+    policy: &Policy,
+) -> Result<&'s ProfileState, (DecisionOutcome, String)> {
     offer_blocked(rule, history, at, policy)?;
     contact_policy(state, history, at, policy)?;
-    marketing_consent(state)?;
+    marketing_consent(state)
+}
+
+/// The control group, last of the checks: held out of the rule's offer, or not.
+fn not_held_out(
+    rule: &OfferRule,
+    customer_id: &str,
+    at: i64,
+    policy: &Policy,
+) -> Result<(), (DecisionOutcome, String)> {
     if policy.in_control_group(customer_id, &rule.head.id, at) {
         return Err((
             DecisionOutcome::ControlGroup,

@@ -5,9 +5,8 @@
 use super::{codec_and_registry, ConsumerOffsets, Dependencies, PipelineError};
 use crate::config::{Delivery, Settings};
 use crate::event::EventKind;
-use crate::operator::Operator;
 use crate::rules::book::RuleBook;
-use crate::rules_topic::watch::{BuildOperator, RuleWatcher};
+use crate::rules_topic::watch::{operator_builder, RuleWatcher};
 use crate::sink::Sink;
 use crate::source::assignment::Assignment;
 use crate::source::{self, Consumer, SourceContext};
@@ -60,21 +59,9 @@ pub(super) async fn build(
         .map_err(|e| PipelineError::Rules(crate::rules::load::describe(&e)))?;
     // One table of learned propensities for every worker and every rule-set version.
     let models = crate::learning::model::Models::new();
-    let build: BuildOperator = {
-        let (features, op_settings) = (features.clone(), settings.operator.clone());
-        // Exactly-once keeps each event's decisions in the customer's outbox (see `sink`).
-        let outbox = settings.kafka.delivery == Delivery::ExactlyOnce;
-        Box::new(move |rules| {
-            Operator::new(
-                features.clone(),
-                rules,
-                &op_settings,
-                op_settings.control_group_percent,
-            )
-            .with_outbox(outbox)
-            .with_models(models.clone())
-        })
-    };
+    // Exactly-once keeps each event's decisions in the customer's outbox (see `sink`).
+    let outbox = settings.kafka.delivery == Delivery::ExactlyOnce;
+    let build = operator_builder(features.clone(), &settings.operator, models, outbox);
     let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
     let ttl_secs = (Duration::from_millis(features.longest_window_ms() as u64)
         + settings.state.ttl_margin)

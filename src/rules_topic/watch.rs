@@ -28,6 +28,28 @@ use tokio::sync::watch;
 /// Builds an operator for a rule set (same features and settings every time).
 pub type BuildOperator = Box<dyn Fn(RuleSet) -> Operator + Send + Sync>;
 
+/// The builder `run` and `api` both follow the rules topic with: operators over `features` and
+/// `settings`, sharing one table of learned propensities (`models`), keeping each event's
+/// decisions in the customer's outbox when `outbox` (exactly-once).
+pub fn operator_builder(
+    features: std::sync::Arc<crate::features::FeatureSet>,
+    settings: &crate::config::OperatorSettings,
+    models: std::sync::Arc<crate::learning::model::Models>,
+    outbox: bool,
+) -> BuildOperator {
+    let settings = settings.clone();
+    Box::new(move |rules| {
+        Operator::new(
+            features.clone(),
+            rules,
+            &settings,
+            settings.control_group_percent,
+        )
+        .with_outbox(outbox)
+        .with_models(models.clone())
+    })
+}
+
 /// Why the rules topic could not be followed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
