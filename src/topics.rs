@@ -64,6 +64,7 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "offer-responses.toml",
     "erasure-requests.toml",
     "product-openings.toml",
+    "inbound-contacts.toml",
     "rules.toml",
     "rules-history.toml",
     "offers.toml",

@@ -440,3 +440,160 @@ async fn on_tansu_a_decision_sees_a_payment_within_a_checkpoint_and_answers_thro
     running.stop().await;
     eprintln!("payment seen by the API {seen_after:?} after it was produced");
 }
+
+/// The app's offer for anyone who opens it: a savings account.
+const APP_SAVINGS_RULE: &str = r#"id = "offer-app-savings"
+version = 1
+description = "in the app, a savings account"
+triggers = ["InboundRequest"]
+condition = "event.channel == 'APP'"
+[offer]
+offer_code = "APP-SAV-1"
+product = "SAVINGS"
+value = 20.0
+channels = ["PUSH"]
+cooldown = "1d"
+propensity = { intercept = 0.0 }
+"#;
+
+/// The stream's offer: a credit card, by e-mail, after a card payment of 50.00 or more.
+const STREAM_CARD_RULE: &str = r#"id = "offer-stream-card"
+version = 1
+description = "after a large card payment, a credit card by e-mail"
+triggers = ["TransactionEvent"]
+condition = "event.amount_minor >= 5000"
+[offer]
+offer_code = "MAIL-CARD-1"
+product = "CREDIT_CARD"
+value = 50.0
+channels = ["EMAIL"]
+cooldown = "1d"
+propensity = { intercept = 0.0 }
+"#;
+
+/// The offer rules of `customer`'s contact history as the stream last stored it.
+async fn stored_offers(settings: &Settings, store: &RedisStore, customer: &str) -> Vec<String> {
+    use nbo_stream::state::StateStore;
+    let secret = settings.customer_key_secret.as_ref().unwrap().expose();
+    let key = nbo_stream::state::KeyHasher::new(secret.as_bytes()).key(customer);
+    let stored = store.load(&[key]).await.unwrap().pop().flatten();
+    stored.map_or_else(Vec::new, |bytes| {
+        nbo_stream::state::CustomerState::from_bytes(&bytes)
+            .unwrap()
+            .history
+            .offers()
+            .iter()
+            .map(|o| o.rule_id.clone())
+            .collect()
+    })
+}
+
+/// Waits until the stream has stored an offer of `rule` in `customer`'s history.
+async fn until_stored(settings: &Settings, store: &RedisStore, customer: &str, rule: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let offers = stored_offers(settings, store, customer).await;
+        if offers.iter().any(|r| r == rule) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream did not store {customer}'s offer of {rule} within 30 s: it holds {offers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tansu_inbound_and_stream_offers_share_one_contact_policy() {
+    let (_broker, brokers) = start_tansu();
+    let mut settings = test_settings(&brokers, StateBackend::Redis);
+    settings.redis.url = redis_url();
+    settings.state.checkpoint_interval = Duration::from_secs(1);
+    settings.operator.control_group_percent = 0;
+    // One offer per customer per period, whoever makes it.
+    settings.operator.max_offers_per_period = 1;
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("app.toml"), APP_SAVINGS_RULE).unwrap();
+    std::fs::write(rules.path().join("stream.toml"), STREAM_CARD_RULE).unwrap();
+    settings.rules.path = Some(rules.path().to_path_buf());
+    let mut specs = nbo_stream::topics::embedded().unwrap();
+    nbo_stream::topics::apply_names(&mut specs, &settings.topics);
+    let client = nbo_stream::source::client_config(&settings.kafka);
+    nbo_stream::topics::create(&client, &specs, Some(2))
+        .await
+        .unwrap();
+    let store = Arc::new(RedisStore::connect(&settings.redis).await.unwrap());
+    let (inbound_first, stream_first) = ("IN1", "ST1");
+
+    let running = Running::start(&settings, store.clone());
+    produce_consenting_profile(&settings, inbound_first).await;
+    produce_consenting_profile(&settings, stream_first).await;
+    assert!(running.processed(2, Duration::from_secs(60)).await);
+    let (addr, key) = start_api(&mut settings, store.clone()).await;
+    let url = format!("http://{addr}/v1/decisions");
+    let http = reqwest::Client::new();
+
+    // Inbound first: the app's offer is made, and at once it counts for the API's next answer
+    // (from the pending list: the stream may not have it yet).
+    let body = decision(inbound_first, "APP");
+    let (status, first) = ask(&http, &url, Some(&key), body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["offers"][0]["rule_id"], "offer-app-savings",
+        "{first}"
+    );
+    let (status, again) = ask(&http, &url, Some(&key), body).await;
+    assert_eq!(
+        (status, again["suppressed"]["reason"].as_str()),
+        (200, Some("CONTACT_POLICY")),
+        "{again}"
+    );
+    // The stream takes the contact into the customer's history from its topic; then a large
+    // card payment qualifies the customer for the stream's offer, which the cap holds back.
+    until_stored(&settings, &store, inbound_first, "offer-app-savings").await;
+    produce_payment(&settings, inbound_first, 9_000).await;
+
+    // Stream first: its offer is made and stored; the app's answer is then held back.
+    produce_payment(&settings, stream_first, 9_000).await;
+    until_stored(&settings, &store, stream_first, "offer-stream-card").await;
+    let (status, held) = ask(&http, &url, Some(&key), decision(stream_first, "APP")).await;
+    assert_eq!(
+        (status, held["suppressed"]["reason"].as_str()),
+        (200, Some("CONTACT_POLICY")),
+        "{held}"
+    );
+    assert!(
+        held["suppressed"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1 offers already in the contact period")),
+        "{held}"
+    );
+
+    // The audit topic: the stream held its offer back from the customer the app reached first,
+    // and made it to the other.
+    let records = read_topic(
+        &brokers,
+        &settings.topics.decisions_audit,
+        5,
+        Duration::from_secs(30),
+    );
+    let audits: Vec<DecisionAudit> = decode_outputs(&records, "DecisionAudit");
+    let stream_outcome = |customer: &str| {
+        audits
+            .iter()
+            .find(|a| a.customer_id == customer && a.rule_id == "offer-stream-card")
+            .map(|a| a.outcome)
+    };
+    assert_eq!(
+        stream_outcome(inbound_first),
+        Some(DecisionOutcome::SuppressedContactPolicy),
+        "{audits:#?}"
+    );
+    assert_eq!(
+        stream_outcome(stream_first),
+        Some(DecisionOutcome::Offered),
+        "{audits:#?}"
+    );
+    running.stop().await;
+}

@@ -57,6 +57,20 @@ fn one_of_each_kind() -> Vec<Event> {
             offer_id: Some("offer-1".into()),
         })
     });
+    found[EventKind::InboundContact.index()].get_or_insert_with(|| {
+        Event::InboundContact(nbo_stream::event::InboundContact {
+            event_id: "offer-2".into(),
+            customer_id: "C0000004".into(),
+            event_time: at,
+            decision_id: "in-1".into(),
+            channel: "APP".into(),
+            rule_id: "credit-card".into(),
+            rule_version: 2,
+            product_category: nbo_stream::event::ProductCategory::CreditCard,
+            propensity: 0.25,
+            outcome: nbo_stream::event::InboundContactKind::Offered,
+        })
+    });
     found.into_iter().map(|e| e.expect("a kind")).collect()
 }
 

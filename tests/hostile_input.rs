@@ -213,6 +213,7 @@ impl Builder {
             Event::OfferResponse(e) => e.event_id.insert(0, 'X'),
             Event::Erasure(e) => e.request_id.insert(0, 'X'),
             Event::ProductOpened(e) => e.event_id.insert(0, 'X'),
+            Event::InboundContact(e) => e.event_id.insert(0, 'X'),
             Event::Declared(e) => e.event_id.insert(0, 'X'),
         }
         event
@@ -430,6 +431,10 @@ fn huge_string(event: &mut Event, len: usize) -> &'static str {
             e.account_id = huge;
             "account_id"
         }
+        Event::InboundContact(e) => {
+            e.channel = huge;
+            "channel"
+        }
         Event::Declared(e) => {
             e.event_id = huge;
             "event_id"
@@ -458,6 +463,7 @@ fn set_customer(event: &mut Event, id: &str) {
         Event::OfferResponse(e) => e.customer_id = id,
         Event::Erasure(e) => e.customer_id = id,
         Event::ProductOpened(e) => e.customer_id = id,
+        Event::InboundContact(e) => e.customer_id = id,
         Event::Declared(e) => e.customer_id = id,
     }
 }
@@ -477,6 +483,7 @@ fn set_time(event: &mut Event, millis: i64) -> &'static str {
         }
         Event::OfferResponse(e) => e.event_time = millis,
         Event::ProductOpened(e) => e.event_time = millis,
+        Event::InboundContact(e) => e.event_time = millis,
         Event::Erasure(e) => {
             e.requested_at = millis;
             return "requested_at";

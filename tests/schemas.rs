@@ -183,6 +183,25 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
         ),
     );
     push(
+        "InboundContact",
+        codec.encode_framed(
+            "InboundContact",
+            &InboundContact {
+                event_id: "o".into(),
+                customer_id: "c".into(),
+                event_time: T,
+                decision_id: "d".into(),
+                channel: "APP".into(),
+                rule_id: "r".into(),
+                rule_version: 2,
+                product_category: ProductCategory::Savings,
+                propensity: 0.25,
+                outcome: InboundContactKind::ControlGroup,
+            },
+            f,
+        ),
+    );
+    push(
         "NextBestOffer",
         codec.encode_framed(
             "NextBestOffer",

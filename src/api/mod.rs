@@ -20,9 +20,12 @@
 //! has a token bucket (`rate_per_second`, `burst`). Bodies are bounded (`api.max_body_bytes`),
 //! ids and context attributes too (`api.max_id_chars`). Errors are JSON with a stable code.
 //!
-//! Not yet: an inbound offer is a contact in the state the API decided on, but that state is
-//! not written back, so the stream's next decisions do not see it (see the README).
+//! One contact policy: each contact an answer makes (an offer, a control-group member held out)
+//! is written with its audit to the outbox, from which it reaches `bank.inbound-contacts.v1` and
+//! the stream's contact history, and to the customer's pending list, which the API merges into
+//! the state it reads until the stream has stored the contact ([`contacts`]).
 
+pub mod contacts;
 pub mod error;
 pub mod keys;
 pub mod outbox;
@@ -33,10 +36,12 @@ pub use start::{start, start_with};
 
 use crate::config::api::ApiSettings;
 use crate::customer::CustomerState;
+use crate::event::InboundContact;
 use crate::operator::inbound::InboundOutcome;
 use crate::operator::Operator;
 use crate::output::{Decision, DecisionAudit};
-use crate::state::{KeyHasher, StateStore};
+use crate::state::redis::RedisStore;
+use crate::state::{CustomerKey, KeyHasher};
 use crate::telemetry::metrics;
 use arc_swap::ArcSwap;
 use axum::body::Bytes;
@@ -58,29 +63,29 @@ pub struct Api {
     settings: ApiSettings,
     keys: Keys,
     operator: Arc<ArcSwap<Operator>>,
-    store: Arc<dyn StateStore>,
+    redis: Arc<RedisStore>,
     hasher: KeyHasher,
-    audit: Arc<outbox::Outbox>,
+    outbox: Arc<outbox::Outbox>,
 }
 
 impl Api {
-    /// The API over `operator` (the rule set in force, swapped when it changes), `store` (the
-    /// stream's state), `hasher` (the stream's customer keys) and `audit` (the outbox that takes
-    /// the decisions' records before each answer).
+    /// The API over `operator` (the rule set in force, swapped when it changes), `redis` (the
+    /// stream's state, and the pending contacts), `hasher` (the stream's customer keys) and
+    /// `outbox` (which takes the decisions' audit records and contacts before each answer).
     pub fn new(
         settings: ApiSettings,
         operator: Arc<ArcSwap<Operator>>,
-        store: Arc<dyn StateStore>,
+        redis: Arc<RedisStore>,
         hasher: KeyHasher,
-        audit: Arc<outbox::Outbox>,
+        outbox: Arc<outbox::Outbox>,
     ) -> Self {
         Self {
             keys: Keys::new(&settings.keys),
             settings,
             operator,
-            store,
+            redis,
             hasher,
-            audit,
+            outbox,
         }
     }
 }
@@ -177,13 +182,17 @@ async fn answer(
     let customer_id = request.customer_id.to_string();
     tracing::debug!(%channel, "inbound decision");
     let stage = std::time::Instant::now();
-    let mut state = load(api, &customer_id).await?;
+    let key = api.hasher.key(&customer_id);
+    let (mut state, pending) = load(api, &key, &customer_id).await?;
     let stages = &metrics().api_stage_seconds;
     stages
         .with_label_values(&["state"])
         .observe(stage.elapsed().as_secs_f64());
     let operator = api.operator.load_full();
     operator.align(&mut state);
+    for c in &pending {
+        operator.take_contact(&mut state, c);
+    }
     let mut out = Vec::new();
     let outcome = operator.decide_inbound(&mut state, request, wanted, &mut out);
     let audits: Vec<&DecisionAudit> = out
@@ -194,9 +203,13 @@ async fn answer(
         })
         .collect();
     let stage = std::time::Instant::now();
-    api.audit.put(&audits).await.map_err(|e| {
-        ApiError::unavailable(format!("the audit outbox did not take the record: {e}"))
-    })?;
+    record(api, &key, &audits, &outcome.contacts)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "the outbox did not take the decision's records: {e}"
+            ))
+        })?;
     stages
         .with_label_values(&["audit"])
         .observe(stage.elapsed().as_secs_f64());
@@ -212,22 +225,60 @@ async fn answer(
     Ok((channel, answer))
 }
 
-/// The customer's state as the stream last stored it (a new customer's is empty).
-async fn load(api: &Api, customer_id: &str) -> Result<CustomerState, ApiError> {
-    let key = api.hasher.key(customer_id);
-    let loaded = api
-        .store
-        .load(std::slice::from_ref(&key))
+/// The customer's state as the stream last stored it (a new customer's is empty), and the
+/// contacts the API made that are pending ([`contacts`]): one round trip.
+async fn load(
+    api: &Api,
+    key: &CustomerKey,
+    customer_id: &str,
+) -> Result<(CustomerState, Vec<InboundContact>), ApiError> {
+    let mut get = redis::cmd("GET");
+    get.arg(key.state_key());
+    let mut pending = redis::cmd("LRANGE");
+    pending.arg(contacts::pending_key(key)).arg(0).arg(-1);
+    let answers = api
+        .redis
+        .each(&[(key.0.clone(), get), (key.0.clone(), pending)])
         .await
         .map_err(|e| ApiError::unavailable(format!("the state store did not answer: {e}")))?;
-    match loaded.into_iter().next().flatten() {
-        None => Ok(CustomerState::default()),
-        Some(bytes) => CustomerState::from_bytes(&bytes).map_err(|e| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "bad_state",
-            message: format!("the customer's stored state does not read: {e}"),
-        }),
+    let state = match answers.first() {
+        Some(redis::Value::BulkString(bytes)) => {
+            CustomerState::from_bytes(bytes).map_err(|e| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "bad_state",
+                message: format!("the customer's stored state does not read: {e}"),
+            })?
+        }
+        _ => CustomerState::default(),
+    };
+    let pending = answers
+        .get(1)
+        .map_or_else(Vec::new, |v| contacts::read(customer_id, v));
+    Ok((state, pending))
+}
+
+/// Makes a decision durable before its answer, in one round trip: its audit records and
+/// contacts to the outbox (all or none), and its contacts to the customer's pending list. The
+/// two are not one transaction (on a Redis Cluster they live in different slots): when the
+/// second fails the request gets 503 while its records still reach their topics, so the
+/// contact is counted though the channel may not have shown it (the policy errs towards fewer
+/// contacts, never more).
+async fn record(
+    api: &Api,
+    key: &CustomerKey,
+    audits: &[&DecisionAudit],
+    made: &[InboundContact],
+) -> Result<(), crate::state::StateError> {
+    let mut writes = Vec::with_capacity(2);
+    writes.extend(api.outbox.put(audits, made)?);
+    if !made.is_empty() {
+        writes.push(contacts::note(
+            key,
+            made,
+            api.settings.pending_contacts_ttl,
+        )?);
     }
+    api.redis.each(&writes).await.map(|_| ())
 }
 
 /// The offers made, best first, with their rules' values.

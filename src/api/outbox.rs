@@ -1,8 +1,11 @@
-//! The audit outbox: **where an inbound decision's audit is made durable before its answer**,
-//! and how it reaches the audit topic behind the answer.
+//! The outbox: **where an inbound decision's audit and contacts are made durable before its
+//! answer**, and how they reach their topics behind the answer: the audit records the audit
+//! topic, the contacts (`InboundContact`) `bank.inbound-contacts.v1`, from which the stream
+//! records them in the customers' contact histories.
 //!
-//! An answer waits for its audit records to be in Redis (one script adds them all, atomically,
-//! to the stream `nbo:outbox:{<group_id>}`), not for the broker: a broker taking the stream's
+//! An answer waits for its audit records and contacts to be in Redis (one script adds them all,
+//! atomically, to the stream `nbo:outbox:{<group_id>}`, each entry with its destination), not
+//! for the broker: a broker taking the stream's
 //! load answers a produce in tens of milliseconds at its worst, Redis in a few. No audit, no
 //! answer still holds: a request whose records cannot be written gets 503, and so does one that
 //! finds the outbox holding more than `api.outbox_max` records (a broker down for long must not
@@ -14,16 +17,19 @@
 //!
 //! Behind the answers, a drainer in every API instance reads the outbox as one consumer of the
 //! group `api` (XREADGROUP, on a Redis connection of its own so that its reads never queue with
-//! the answers'), produces what it read to the audit topic, and once the broker has acknowledged
-//! all of it, acknowledges and deletes those entries in one script (XACK and XDEL together).
-//! Delivery to the topic is at least once: a crash between the broker's acknowledgement and the
-//! script sends those records again (their `audit_id` names a duplicate). Entries read by an
+//! the answers'), produces what it read to each entry's topic (keyed by customer id), and once
+//! the broker has acknowledged all of it, acknowledges and deletes those entries in one script
+//! (XACK and XDEL together). Delivery to the topics is at least once: a crash between the
+//! broker's acknowledgement and the script sends those records again (an audit record's
+//! `audit_id` names a duplicate; the stream takes a contact whose offer it holds already as
+//! nothing new). Entries read by an
 //! instance that died are claimed by another after [`CLAIM_IDLE_MS`] (XAUTOCLAIM). An entry that
 //! cannot be opened (deleted while pending, or sealed with another secret) is logged, counted
 //! and deleted. While the broker is down the outbox grows (`nbo_api_outbox_pending`, read every
 //! second) and answers go on, up to the bound.
 
 use crate::codec::Codec;
+use crate::event::{EventKind, InboundContact};
 use crate::output::DecisionAudit;
 use crate::state::redis::RedisStore;
 use crate::state::StateError;
@@ -43,14 +49,32 @@ const BATCH: usize = 512;
 /// An entry read by a drainer and not acknowledged for this long is claimed by another.
 pub const CLAIM_IDLE_MS: u64 = 30_000;
 
-/// Adds every record of one answer at once: KEYS = the outbox; ARGV = nonce, sealed record,
-/// nonce, sealed record, ...
+/// Adds every record of one answer at once: KEYS = the outbox; ARGV = destination, nonce,
+/// sealed record, destination, nonce, sealed record, ...
 const PUT: &str = r"
-for i = 1, #ARGV, 2 do
-  redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 's', ARGV[i + 1])
+for i = 1, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'n', ARGV[i + 1], 's', ARGV[i + 2])
 end
-return #ARGV / 2
+return #ARGV / 3
 ";
+
+/// Where an outbox entry goes: its field `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The audit topic (`a`; also an entry without `t`, written before contacts were).
+    Audit,
+    /// The inbound contacts' topic (`c`), from which the stream records them.
+    Contacts,
+}
+
+impl Destination {
+    fn tag(self) -> &'static str {
+        match self {
+            Destination::Audit => "a",
+            Destination::Contacts => "c",
+        }
+    }
+}
 
 /// Acknowledges and deletes entries at once, so none stays pending once deleted and none is
 /// left behind once acknowledged: KEYS = the outbox; ARGV = the group, then the ids.
@@ -110,8 +134,6 @@ impl Sealer {
 
 /// The outbox of one application (its consumer group's namespace).
 pub struct Outbox {
-    /// The answers' connection (writes).
-    redis: Arc<RedisStore>,
     key: String,
     tag: String,
     codec: Arc<Codec>,
@@ -121,24 +143,19 @@ pub struct Outbox {
     max: i64,
 }
 
-/// One entry read back: its id, and its record's key and bytes (`None`: it does not open).
+/// One entry read back: its id, where it goes, and its record's key and bytes (`None`: it does
+/// not open).
 struct Entry {
     id: String,
+    to: Destination,
     record: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Outbox {
-    /// The outbox of application `namespace`, written through `redis`; records encoded by
-    /// `codec` and sealed by `sealer`, at most `max` waiting.
-    pub fn new(
-        redis: Arc<RedisStore>,
-        namespace: &str,
-        codec: Arc<Codec>,
-        sealer: Sealer,
-        max: u64,
-    ) -> Self {
+    /// The outbox of application `namespace` (written by the answers' scripts, [`Outbox::put`]);
+    /// records encoded by `codec` and sealed by `sealer`, at most `max` waiting.
+    pub fn new(namespace: &str, codec: Arc<Codec>, sealer: Sealer, max: u64) -> Self {
         Self {
-            redis,
             key: outbox_key(namespace),
             tag: namespace.to_string(),
             codec,
@@ -148,42 +165,55 @@ impl Outbox {
         }
     }
 
-    /// Writes the audit records, encoded as the audit topic takes them and sealed, in one
-    /// script (all or none). Refused while the outbox holds more than its bound.
-    pub async fn put(&self, audits: &[&DecisionAudit]) -> Result<(), StateError> {
-        if audits.is_empty() {
-            return Ok(());
+    /// The script that writes an answer's audit records and contacts, encoded as their topics
+    /// take them and sealed, all or none, with the outbox's hash tag (`None`: nothing to write).
+    /// Refused while the outbox holds more than its bound.
+    pub fn put(
+        &self,
+        audits: &[&DecisionAudit],
+        contacts: &[InboundContact],
+    ) -> Result<Option<(String, redis::Cmd)>, StateError> {
+        if audits.is_empty() && contacts.is_empty() {
+            return Ok(None);
         }
         let pending = self.pending.load(Ordering::Relaxed);
         if pending > self.max {
             return Err(StateError::Unavailable(format!(
-                "the audit outbox holds {pending} records, over api.outbox_max ({}): the audit topic is not taking them",
+                "the outbox holds {pending} records, over api.outbox_max ({}): the audit and contacts topics are not taking them",
                 self.max
             )));
         }
+        let failed = |e: crate::codec::EncodeError| StateError::Corrupt(format!("encoding: {e}"));
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(PUT).arg(1).arg(&self.key);
+        let mut add = |to: Destination, customer: &str, encoded: Vec<u8>| {
+            let (nonce, sealed) = self.sealer.seal(customer.as_bytes(), &encoded);
+            cmd.arg(to.tag()).arg(nonce.as_slice()).arg(sealed);
+        };
         for a in audits {
+            let encoded = self.codec.encode("DecisionAudit", a).map_err(failed)?;
+            add(Destination::Audit, &a.customer_id, encoded);
+        }
+        let framing = self.codec.input_framing(EventKind::InboundContact);
+        for c in contacts {
             let encoded = self
                 .codec
-                .encode("DecisionAudit", a)
-                .map_err(|e| StateError::Corrupt(format!("encoding an audit record: {e}")))?;
-            let (nonce, sealed) = self.sealer.seal(a.customer_id.as_bytes(), &encoded);
-            cmd.arg(nonce.as_slice()).arg(sealed);
+                .encode_framed(InboundContact::RECORD, c, framing)
+                .map_err(failed)?;
+            add(Destination::Contacts, &c.customer_id, encoded);
         }
-        self.redis
-            .each(&[(self.tag.clone(), cmd)])
-            .await
-            .map(|_| ())
+        Ok(Some((self.tag.clone(), cmd)))
     }
 
-    /// Moves the outbox to `topic` through `producer` for the life of the process, reading
-    /// through `reader` (a connection of the drainer's own) as a consumer named afresh.
+    /// Moves the outbox to its topics (`audit`, `contacts`) through `producer` for the life of
+    /// the process, reading through `reader` (a connection of the drainer's own) as a consumer
+    /// named afresh.
     pub fn spawn_drainer(
         self: Arc<Self>,
         reader: RedisStore,
         producer: FutureProducer,
-        topic: String,
+        audit: String,
+        contacts: String,
     ) {
         let mut id = [0u8; 8];
         rand::Rng::fill(&mut rand::rng(), &mut id);
@@ -192,7 +222,8 @@ impl Outbox {
             outbox: self,
             redis: reader,
             producer,
-            topic,
+            audit,
+            contacts,
             consumer,
         };
         tokio::spawn(async move { drainer.run().await });
@@ -204,7 +235,8 @@ struct Drainer {
     outbox: Arc<Outbox>,
     redis: RedisStore,
     producer: FutureProducer,
-    topic: String,
+    audit: String,
+    contacts: String,
     consumer: String,
 }
 
@@ -345,12 +377,13 @@ impl Drainer {
                 .and_then(bytes)
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| format!("an entry without an id: {parts:?}"))?;
-            let (mut nonce, mut sealed) = (None, None);
+            let (mut nonce, mut sealed, mut to) = (None, None, Destination::Audit);
             if let Some(Value::Array(fields)) = parts.get(1) {
                 for pair in fields.chunks(2) {
                     match (pair.first().and_then(bytes), pair.get(1).and_then(bytes)) {
                         (Some(f), Some(v)) if f == b"n" => nonce = Some(v),
                         (Some(f), Some(v)) if f == b"s" => sealed = Some(v),
+                        (Some(f), Some(v)) if f == b"t" && v == b"c" => to = Destination::Contacts,
                         _ => {}
                     }
                 }
@@ -359,16 +392,19 @@ impl Drainer {
                 (Some(n), Some(s)) => self.outbox.sealer.open(&n, &s),
                 _ => None,
             };
-            out.push(Entry { id, record });
+            out.push(Entry { id, to, record });
         }
         Ok(out)
     }
 
     /// Produces `entries` and waits until the broker has acknowledged every one.
     async fn send(&self, entries: &[Entry]) -> Result<(), String> {
-        let topic = self.topic.as_str();
         let mut pending = Vec::with_capacity(entries.len());
         for e in entries {
+            let topic = match e.to {
+                Destination::Audit => self.audit.as_str(),
+                Destination::Contacts => self.contacts.as_str(),
+            };
             let Some((key, payload)) = &e.record else {
                 metrics().api_outbox_errors.inc();
                 tracing::error!(entry = %e.id, "audit outbox: an entry that does not open (deleted, or sealed with another secret) is dropped");
@@ -378,7 +414,7 @@ impl Drainer {
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
-                        pending.push(delivery);
+                        pending.push((topic, delivery));
                         break;
                     }
                     Err((
@@ -395,10 +431,10 @@ impl Drainer {
             }
         }
         let sent = pending.len() as u64;
-        for delivery in pending {
+        for (topic, delivery) in pending {
             match delivery.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(format!("the audit topic {topic} refused: {e}")),
+                Ok(Err((e, _))) => return Err(format!("the topic {topic} refused: {e}")),
                 Err(_) => return Err("the producer was dropped".into()),
             }
         }
@@ -406,7 +442,7 @@ impl Drainer {
         Ok(())
     }
 
-    /// Acknowledges and deletes `entries` in one script (they are on the audit topic).
+    /// Acknowledges and deletes `entries` in one script (they are on their topics).
     async fn done(&self, entries: &[Entry]) -> Result<(), String> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DONE).arg(1).arg(&self.outbox.key).arg(GROUP);

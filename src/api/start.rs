@@ -40,7 +40,9 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
     let secret = settings.customer_key_secret.as_ref().context(
         "set NBO_CUSTOMER_KEY_SECRET (the `run` instances' key) to read the customers' state",
     )?;
-    let (codec, _) = crate::pipeline::codec_and_registry(settings).await?;
+    let (codec, _) =
+        crate::pipeline::codec_and_registry(settings, &[crate::event::InboundContact::RECORD])
+            .await?;
     let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let docs = settings
         .rules
@@ -86,8 +88,7 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
     // reading through a connection of its own.
     let producer = crate::sink::config::producer_config(&settings.kafka).create()?;
     let sealer = Sealer::new(secret.expose().as_bytes());
-    let audit = Arc::new(Outbox::new(
-        store.clone(),
+    let outbox = Arc::new(Outbox::new(
         &settings.kafka.group_id,
         codec,
         sealer,
@@ -101,15 +102,18 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
                 settings.redis.url
             )
         })?;
-    audit
-        .clone()
-        .spawn_drainer(reader, producer, settings.topics.decisions_audit.clone());
+    outbox.clone().spawn_drainer(
+        reader,
+        producer,
+        settings.topics.decisions_audit.clone(),
+        settings.topics.inbound_contacts.clone(),
+    );
     let api = Arc::new(Api::new(
         settings.api.clone(),
         operator,
-        store as Arc<dyn StateStore>,
+        store,
         KeyHasher::new(secret.expose().as_bytes()),
-        audit,
+        outbox,
     ));
     let listener = tokio::net::TcpListener::bind(&settings.api.listen)
         .await

@@ -1,10 +1,10 @@
-//! The ten built-in input records: the catalog's first rows, coded in the binary with typed
+//! The eleven built-in input records: the catalog's first rows, coded in the binary with typed
 //! structs ([`crate::event`]) and typed decoders. Each row names its record, its default topic,
 //! its schema (from [`super::schemas`]) and its fields; everything else that speaks of a built-in
 //! record by name (features, rules, the codec, recorded files, the registry tooling) reads it
 //! here or through the [`super::Catalog`].
 //!
-//! Adding an eleventh built-in record: its struct and enum types in `event/records.rs`, its line
+//! Adding a twelfth built-in record: its struct and enum types in `event/records.rs`, its line
 //! in `builtin_records!` of `event/mod.rs` (which makes its `Event` variant and `EventKind`), its schema in `avro_schemas/` with a line in
 //! [`super::schemas::ALL`], its field table and row below, its topic under `[topics]`, and its
 //! arms where the typed fast paths match on the kind (the README lists them).
@@ -64,6 +64,12 @@ pub static ROWS: [Builtin; BUILTIN_KINDS] = [
         "bank.product-openings.v1",
         9,
         PRODUCT_OPENED,
+    ),
+    row(
+        EventKind::InboundContact,
+        "bank.inbound-contacts.v1",
+        10,
+        INBOUND_CONTACT,
     ),
 ];
 
@@ -221,6 +227,18 @@ static PRODUCT_OPENED: &[Field] = fields!(ProductOpened {
     account_id: str,
     channel: str,
     offer_id: opt_str,
+});
+static INBOUND_CONTACT: &[Field] = fields!(InboundContact {
+    event_id: str,
+    customer_id: str,
+    event_time: num,
+    decision_id: str,
+    channel: str,
+    rule_id: str,
+    rule_version: num,
+    product_category: (ProductCategory),
+    propensity: num,
+    outcome: (InboundContactKind),
 });
 
 #[cfg(test)]

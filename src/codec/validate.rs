@@ -181,6 +181,19 @@ pub(super) fn check(
                 id("offer_id", offer, limits)?;
             }
         }
+        Event::InboundContact(e) => {
+            id("event_id", &e.event_id, limits)?;
+            time("event_time", e.event_time, now_ms, limits)?;
+            id("decision_id", &e.decision_id, limits)?;
+            text("channel", &e.channel, limits)?;
+            id("rule_id", &e.rule_id, limits)?;
+            if !(0.0..=1.0).contains(&e.propensity) {
+                return Err(invalid(
+                    "propensity",
+                    format!("{} is outside 0..1", e.propensity),
+                ));
+            }
+        }
         Event::Declared(e) => {
             // Field names are the source's own; the limits are the built-in records'.
             id("event_id", &e.event_id, limits)?;

@@ -55,6 +55,13 @@ pub struct ApiSettings {
     /// them (a broker down); beyond it, requests get 503 (no audit, no answer) rather than fill
     /// the Redis that holds the stream's state.
     pub outbox_max: u64,
+    /// How long the API keeps the contacts it made in the customer's pending list
+    /// (`nbo:inbound:{<customer-key>}`), merged into the state it reads until the stream has
+    /// taken them from `bank.inbound-contacts.v1` and stored them. Longer than the stream's lag
+    /// plus one `state.checkpoint_interval` at its worst: a contact that outlives its pending
+    /// entry before the stream stores it is not seen by the API's next decisions meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub pending_contacts_ttl: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -67,6 +74,7 @@ impl Default for ApiSettings {
             max_id_chars: 64,
             max_offers: 5,
             outbox_max: 1_000_000,
+            pending_contacts_ttl: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -109,6 +117,12 @@ impl ApiSettings {
         }
         if self.max_body_bytes < 256 {
             return Err(("api.max_body_bytes".into(), "must be at least 256".into()));
+        }
+        if self.pending_contacts_ttl < std::time::Duration::from_secs(1) {
+            return Err((
+                "api.pending_contacts_ttl".into(),
+                "must be at least 1s (longer than the stream's lag; an hour by default)".into(),
+            ));
         }
         if self.max_id_chars == 0 || self.max_offers == 0 {
             let field = if self.max_offers == 0 {

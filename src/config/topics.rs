@@ -27,6 +27,9 @@ pub struct TopicSettings {
     pub erasure_requests: String,
     /// `ProductOpened` input (the CRM's conversions).
     pub product_openings: String,
+    /// `InboundContact` input: the contacts `nbo-stream api` made, taken into the stream's
+    /// contact history.
+    pub inbound_contacts: String,
     /// Rule documents (compacted; used by hot reload).
     pub rules: String,
     /// Every published rule change with who, when, why and the text (never compacted): what
@@ -57,6 +60,7 @@ impl Default for TopicSettings {
             offer_responses: input(EventKind::OfferResponse),
             erasure_requests: input(EventKind::Erasure),
             product_openings: input(EventKind::ProductOpened),
+            inbound_contacts: input(EventKind::InboundContact),
             rules: "bank.rules.v1".into(),
             rules_history: "bank.rules-history.v1".into(),
             offers: "bank.offers.v1".into(),
@@ -81,6 +85,7 @@ impl TopicSettings {
             &self.offer_responses,
             &self.erasure_requests,
             &self.product_openings,
+            &self.inbound_contacts,
         ]
     }
 

@@ -160,7 +160,7 @@ pub async fn start_with(
     };
     // Built once, at start (a registry that cannot answer fails the start, saying so): the audit
     // writer frames with it, and the feed decodes offer responses with it.
-    let (codec, fetcher) = crate::pipeline::codec_and_registry(settings).await?;
+    let (codec, fetcher) = crate::pipeline::codec_and_registry(settings, &[]).await?;
     let audit = Arc::new(audit::AuditWriter::new(
         &settings.kafka,
         &settings.topics.decisions_audit,

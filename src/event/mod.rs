@@ -41,6 +41,7 @@ macro_rules! builtin_records {
             OfferResponse(OfferResponse),
             Erasure(ErasureRequest),
             ProductOpened(ProductOpened),
+            InboundContact(InboundContact),
         }
     };
 }
@@ -85,6 +86,7 @@ activity_record!(
     PartnerEvent,
     OfferResponse,
     ProductOpened,
+    InboundContact,
 );
 
 impl BuiltinRecord for CustomerProfile {

@@ -91,6 +91,11 @@ avro_enum!(
     OfferResponseKind { Delivered = "DELIVERED", Clicked = "CLICKED", Accepted = "ACCEPTED", Declined = "DECLINED" }
 );
 avro_enum!(
+    /// What an inbound decision recorded as a contact: an offer made, or a control-group member
+    /// held out of one.
+    InboundContactKind { Offered = "OFFERED", ControlGroup = "CONTROL_GROUP" }
+);
+avro_enum!(
     /// Family of a risk alert.
     AlertKind { Fraud = "FRAUD", CreditRisk = "CREDIT_RISK", ComplaintEscalation = "COMPLAINT_ESCALATION", Attrition = "ATTRITION" }
 );
@@ -304,6 +309,40 @@ pub struct ErasureRequest {
     pub customer_id: Text,
     /// When it was requested (UTC millis).
     pub requested_at: EpochMillis,
+}
+
+/// A contact an inbound decision made (`bank.inbound-contacts.v1`, written by `nbo-stream api`):
+/// an offer answered to a channel, or a control-group member held out of one. The stream takes
+/// it into the customer's contact history as it takes its own offers, so the frequency cap, the
+/// offer's cooldown, the decline suppression, learning and uplift count it (`operator::contacts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundContact {
+    /// The offer's id (for a control-group member, the id of its held-out exposure).
+    pub event_id: Text,
+    /// Bank customer id.
+    pub customer_id: Text,
+    /// When the API decided (UTC millis).
+    pub event_time: EpochMillis,
+    /// The API's decision id (one per request; a request may make several offers).
+    pub decision_id: Text,
+    /// The channel that asked (APP, WEB, CALL_CENTRE, BRANCH, or one in `api.channels`).
+    pub channel: Text,
+    /// The offer rule.
+    pub rule_id: Text,
+    /// Its version when it decided.
+    pub rule_version: i32,
+    /// The product family offered.
+    pub product_category: ProductCategory,
+    /// The rule's configured propensity for the customer (what its learned model expects of
+    /// the offer); 0 when not known.
+    pub propensity: f64,
+    /// Offered, or held out as a member of the control group.
+    pub outcome: InboundContactKind,
+}
+
+impl InboundContact {
+    /// Its Avro record name.
+    pub const RECORD: &'static str = "InboundContact";
 }
 
 /// One value of a declared record's field.

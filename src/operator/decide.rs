@@ -10,11 +10,11 @@
 //! next decisions read.
 
 use super::Operator;
-use crate::customer::{control_key, Counted, CustomerState, HistoryView, OfferRecord};
+use crate::customer::{CustomerState, HistoryView};
 use crate::decision;
 use crate::event::{ContactChannel, DecisionOutcome, Event, Severity};
 use crate::learning::model::{draw_key, Learned, Used};
-use crate::learning::uplift::{Group, Tally};
+use crate::learning::uplift::Tally;
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
 use crate::rules::document::RuleState;
 use crate::rules::{AlertRule, OfferRule, RuleHead};
@@ -398,24 +398,14 @@ impl Operator {
         }
     }
 
-    /// A control-group member held out of `rule`'s offer: counted as the rule's control
-    /// exposure when it is the first in the uplift window, and then kept in the challengers'
-    /// history under the rule's [`control_key`], where a product opened finds it.
+    /// A control-group member held out of `rule`'s offer, recorded (`record_held`) under the
+    /// id of the decision held back.
     fn hold_out(
         &self,
         rule: &OfferRule,
         state: &mut CustomerState,
         t: &Trigger<'_>,
     ) -> Option<Tally> {
-        let key = control_key(&rule.head.id);
-        let window = self.policy.uplift_window_ms;
-        // One group per customer and window: a rotating control group can take in a customer
-        // treated lately, who stays counted as treated.
-        if state.shadow.exposed_within(&key, t.at, window)
-            || state.history.exposed_within(&rule.head.id, t.at, window)
-        {
-            return None;
-        }
         let id = decision::decision_id(
             "control",
             &rule.head.id,
@@ -423,19 +413,7 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        let held = OfferRecord {
-            counted: Counted::EXPOSED,
-            ..OfferRecord::new(key, rule.product, id.clone(), t.at)
-        };
-        state.shadow.record_offer(held, &self.retention);
-        Some(Tally {
-            exposure_id: id,
-            exposed_at: t.at,
-            counted_at: t.at,
-            rule_id: rule.head.id.clone(),
-            group: Group::Control,
-            converted: false,
-        })
+        self.record_held(state, &rule.head.id, rule.product, &id, t.at)
     }
 
     /// The chosen offer, admitted on `channel`: recorded in the contact history, audited and sent.
@@ -462,26 +440,14 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
-        // One group per customer and window (see `hold_out`).
-        let window = self.policy.uplift_window_ms;
-        let exposed = !state.history.exposed_within(&rule.head.id, at, window)
-            && !state
-                .shadow
-                .exposed_within(&control_key(&rule.head.id), at, window);
-        let made = OfferRecord {
-            configured: used.configured,
-            counted: if exposed { Counted::EXPOSED } else { 0 },
-            ..OfferRecord::new(rule.head.id.clone(), rule.product, offer_id.clone(), at)
-        };
-        state.history.record_offer(made, &self.retention);
-        let tally = exposed.then(|| Tally {
-            exposure_id: offer_id.clone(),
-            exposed_at: at,
-            counted_at: at,
-            rule_id: rule.head.id.clone(),
-            group: Group::Treated,
-            converted: false,
-        });
+        let tally = self.record_made(
+            state,
+            &rule.head.id,
+            rule.product,
+            &offer_id,
+            at,
+            used.configured,
+        );
         out.push(Decision::Audit(self.audit(
             &rule.head,
             t,

@@ -15,8 +15,8 @@ use super::decide::{Lazy, Trigger};
 use super::Operator;
 use crate::catalog::inbound::Request;
 use crate::customer::CustomerState;
-use crate::event::DecisionOutcome;
-use crate::learning::uplift::Tally;
+use crate::event::{DecisionOutcome, InboundContact, InboundContactKind, Text};
+use crate::learning::uplift::{Group, Tally};
 use crate::output::Decision;
 
 /// Why an inbound request got no offer.
@@ -70,6 +70,9 @@ pub struct InboundOutcome {
     pub detail: Option<String>,
     /// The uplift exposures the offers (or the control group) counted.
     pub uplift: Vec<Tally>,
+    /// The contacts made, to publish (`bank.inbound-contacts.v1`) so that the stream records
+    /// them: each offer made, and the control-group exposure of a member held out.
+    pub contacts: Vec<InboundContact>,
 }
 
 impl Operator {
@@ -85,6 +88,7 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) -> InboundOutcome {
         let channel = request.channel.clone();
+        let decision_id = request.decision_id.clone();
         let event = request.event();
         let mut outcome = InboundOutcome::default();
         let offers = self
@@ -124,6 +128,7 @@ impl Operator {
             }
             rest = &mut rest[1..];
         }
+        outcome.contacts = self.contacts(state, &out[first..], &outcome.uplift, &t, &decision_id);
         if outcome.offers == 0 {
             // What held back the chosen offer speaks first; then the offers screened out
             // before arbitration (their cooldowns).
@@ -137,6 +142,70 @@ impl Operator {
             outcome.detail = detail;
         }
         outcome
+    }
+}
+
+impl Operator {
+    /// The contacts an inbound decision made: its offers (`made`, recorded in `state`'s
+    /// history) and its control-group exposures (from `uplift`).
+    fn contacts(
+        &self,
+        state: &CustomerState,
+        made: &[Decision],
+        uplift: &[Tally],
+        t: &Trigger<'_>,
+        decision_id: &Text,
+    ) -> Vec<InboundContact> {
+        let contact =
+            |event_id: &str, rule_id: &str, version, product, propensity, outcome| InboundContact {
+                event_id: event_id.into(),
+                customer_id: t.customer_id.into(),
+                event_time: t.at,
+                decision_id: decision_id.clone(),
+                channel: t.inbound.unwrap_or_default().into(),
+                rule_id: rule_id.into(),
+                rule_version: version,
+                product_category: product,
+                propensity,
+                outcome,
+            };
+        let offers = made.iter().filter_map(|d| match d {
+            Decision::Offer(o) => {
+                let configured = state
+                    .history
+                    .offers()
+                    .iter()
+                    .find(|r| r.offer_id == o.offer_id)
+                    .map_or(0.0, |r| r.configured);
+                Some(contact(
+                    &o.offer_id,
+                    &o.rule_id,
+                    o.rule_version,
+                    o.product_category,
+                    configured,
+                    InboundContactKind::Offered,
+                ))
+            }
+            _ => None,
+        });
+        let held = uplift
+            .iter()
+            .filter(|x| x.group == Group::Control)
+            .filter_map(|x| {
+                let rule = self.rules.offers.iter().find(|r| {
+                    r.head.id == x.rule_id
+                        && r.head.state == crate::rules::document::RuleState::Active
+                })?;
+                Some(contact(
+                    &x.exposure_id,
+                    &x.rule_id,
+                    rule.head.version,
+                    rule.product,
+                    0.0,
+                    InboundContactKind::ControlGroup,
+                ))
+            });
+        offers.chain(held).collect()
     }
 }
 

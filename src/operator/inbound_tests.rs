@@ -172,3 +172,103 @@ fn the_inbound_example_rules_compile_and_answer_inbound_requests_only() {
     assert_eq!(rules.offers.len(), 4);
     assert!(rules.offers.iter().all(|r| r.head.triggers == [inbound]));
 }
+
+#[test]
+fn an_inbound_offer_reaches_the_streams_history_once_and_cools_its_rule_there() {
+    // The API's side: one offer made, one contact to publish.
+    let mut api = run(0, OperatorSettings::default());
+    api.feed(profile_profiling(true));
+    let (outcome, offered) = ask(&mut api, 1, "APP", T0, 1);
+    assert_eq!(offered, ["offer-app-best"]);
+    let [contact] = &outcome.contacts[..] else {
+        panic!("one contact: {:?}", outcome.contacts);
+    };
+    assert_eq!(contact.event_id, api.offers()[0].offer_id);
+    assert_eq!(
+        (
+            &*contact.customer_id,
+            &*contact.decision_id,
+            &*contact.channel,
+            &*contact.rule_id,
+            contact.rule_version,
+            contact.product_category,
+            contact.event_time,
+            contact.outcome,
+        ),
+        (
+            "C1",
+            "D1",
+            "APP",
+            "offer-app-best",
+            1,
+            ProductCategory::Savings,
+            T0,
+            InboundContactKind::Offered
+        )
+    );
+    assert!(
+        (contact.propensity - 0.5).abs() < 1e-12,
+        "the configured propensity (intercept 0): {}",
+        contact.propensity
+    );
+    // The stream's side takes it from its topic: recorded once (the outbox may deliver it
+    // twice), counted as the rule's uplift exposure once.
+    let mut stream = run(0, OperatorSettings::default());
+    stream.feed(profile_profiling(true));
+    stream.feed(Event::InboundContact(contact.clone()));
+    stream.feed(Event::InboundContact(contact.clone()));
+    let held: Vec<_> = stream
+        .state
+        .history
+        .offers()
+        .iter()
+        .map(|o| {
+            (
+                o.offer_id.as_str(),
+                o.rule_id.as_str(),
+                o.configured,
+                o.counted,
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [(
+            &*contact.event_id,
+            "offer-app-best",
+            contact.propensity,
+            crate::customer::Counted::EXPOSED
+        )]
+    );
+    assert_eq!(stream.stats.uplift.len(), 1);
+    assert!(stream.out.is_empty(), "a contact taken in decides nothing");
+    // The stream's state now holds the contact: its rule cools down for the next decision.
+    let (_, offered) = ask(&mut stream, 2, "APP", T0 + H, 1);
+    assert_eq!(offered, ["offer-app-next"]);
+}
+
+#[test]
+fn a_control_group_member_held_out_inbound_is_the_streams_control_exposure() {
+    let mut api = run(100, OperatorSettings::default());
+    api.feed(profile_profiling(true));
+    let (outcome, _) = ask(&mut api, 1, "CALL_CENTRE", T0, 1);
+    assert_eq!(outcome.suppressed, Some(Suppression::ControlGroup));
+    let [contact] = &outcome.contacts[..] else {
+        panic!("one contact: {:?}", outcome.contacts);
+    };
+    assert_eq!(contact.outcome, InboundContactKind::ControlGroup);
+    assert_eq!(contact.rule_id, "offer-call");
+    let mut stream = run(100, OperatorSettings::default());
+    stream.feed(profile_profiling(true));
+    stream.feed(Event::InboundContact(contact.clone()));
+    stream.feed(Event::InboundContact(contact.clone()));
+    let [tally] = &stream.stats.uplift[..] else {
+        panic!("one exposure: {:?}", stream.stats.uplift);
+    };
+    assert_eq!(tally.group, crate::learning::uplift::Group::Control);
+    assert_eq!(tally.exposure_id, &*contact.event_id);
+    assert!(
+        stream.state.history.offers().is_empty(),
+        "nothing was offered"
+    );
+}

@@ -345,6 +345,7 @@ impl Operator {
                     .apply_response(&r.offer_id, r.response, r.event_time);
             }
             Event::ProductOpened(p) => self.convert(state, p, stats),
+            Event::InboundContact(c) => stats.uplift.extend(self.take_contact(state, c)),
             Event::Feedback(f) if f.kind == crate::event::FeedbackKind::Complaint => {
                 state.note_complaint(time);
             }
@@ -502,6 +503,7 @@ impl FilterMemo {
     }
 }
 
+mod contacts;
 mod decide;
 pub mod inbound;
 mod shadow;

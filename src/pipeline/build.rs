@@ -49,7 +49,7 @@ pub(super) async fn build(
         .customer_key_secret
         .as_ref()
         .ok_or(PipelineError::NoSecret)?;
-    let (codec, writer_schemas) = codec_and_registry(settings).await?;
+    let (codec, writer_schemas) = codec_and_registry(settings, &[]).await?;
     let features = Arc::new(settings.features.load_in(&settings.catalog)?);
     let docs = settings
         .rules

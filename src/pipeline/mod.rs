@@ -93,9 +93,12 @@ pub struct Dependencies {
 }
 
 /// The codec, and with a Schema Registry the fetcher of writer schemas: outputs are framed with
-/// the ids the registry gives their schemas (looked up, or registered, once at start).
+/// the ids the registry gives their schemas (looked up, or registered, once at start), and so
+/// are the input records named in `writes` that this process writes too (the API writes
+/// `InboundContact`).
 pub async fn codec_and_registry(
     settings: &Settings,
+    writes: &[&str],
 ) -> Result<(Arc<Codec>, Option<Arc<crate::codec::fetch::Fetcher>>), PipelineError> {
     let mut options = settings.codec_options();
     if settings.schema_registry.url.is_none() {
@@ -105,9 +108,10 @@ pub async fn codec_and_registry(
     let outputs: Vec<_> = crate::registry::tooling::local_schemas(&settings.topics)
         .into_iter()
         .filter(|s| {
-            crate::event::EventKind::ALL
-                .iter()
-                .all(|k| k.record_name() != s.record)
+            writes.contains(&s.record.as_str())
+                || crate::event::EventKind::ALL
+                    .iter()
+                    .all(|k| k.record_name() != s.record)
         })
         .collect();
     let ids = crate::registry::ids_of(&registry, &outputs).await?;

@@ -337,6 +337,7 @@ impl RunSpec {
             ("offer_responses", &t.offer_responses),
             ("erasure_requests", &t.erasure_requests),
             ("product_openings", &t.product_openings),
+            ("inbound_contacts", &t.inbound_contacts),
             ("rules", &t.rules),
             ("offers", &t.offers),
             ("alerts", &t.alerts),

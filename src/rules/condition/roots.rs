@@ -61,7 +61,7 @@ pub(crate) enum EventRead {
 }
 
 /// Avro `double` fields (every other numeric field is an `int` or `long`).
-const DOUBLE_FIELDS: &[&str] = &["sentiment", "latitude", "longitude"];
+const DOUBLE_FIELDS: &[&str] = &["sentiment", "latitude", "longitude", "propensity"];
 
 /// The exact reader of an integer field, by kind and name.
 fn int_accessor(kind: EventKind, name: &str) -> Option<IntAccessor> {
@@ -85,6 +85,10 @@ fn int_accessor(kind: EventKind, name: &str) -> Option<IntAccessor> {
         },
         (EventKind::Feedback, "satisfaction") => |e| match e {
             Event::Feedback(x) => x.satisfaction.map(i64::from),
+            _ => None,
+        },
+        (EventKind::InboundContact, "rule_version") => |e| match e {
+            Event::InboundContact(x) => Some(i64::from(x.rule_version)),
             _ => None,
         },
         (EventKind::Profile, "credit_score") => |e| match e {
