@@ -6,10 +6,10 @@
 
 mod common;
 
+use common::api::{ask, decision, start_api};
 use common::console::{produce_consenting_profile, produce_input, produce_payment};
 use common::*;
 use nbo_stream::api::request::DecisionAnswer;
-use nbo_stream::config::api::ApiKey;
 use nbo_stream::config::{Settings, StateBackend};
 use nbo_stream::event::{ContactChannel, CustomerProfile, DecisionOutcome, LifecycleStage};
 use nbo_stream::output::DecisionAudit;
@@ -75,53 +75,6 @@ async fn profile_without_marketing(settings: &Settings, customer: &str) {
     };
     let topic = &settings.topics.customer_profile;
     produce_input(settings, topic, "CustomerProfile", customer, &profile).await;
-}
-
-/// One request to the API: the status and the JSON body.
-async fn ask(
-    client: &reqwest::Client,
-    url: &str,
-    key: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> (u16, serde_json::Value) {
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
-}
-
-fn decision(customer: &str, channel: &str) -> String {
-    serde_json::json!({"customer_id": customer, "channel": channel, "context": {"placement": "home"}})
-        .to_string()
-}
-
-/// Starts the API of `settings` on a free port with one key (ids up to 16 characters);
-/// answers its address and the key.
-async fn start_api(
-    settings: &mut Settings,
-    store: Arc<RedisStore>,
-) -> (std::net::SocketAddr, String) {
-    let key = nbo_stream::api::keys::new_key();
-    settings.api.listen = "127.0.0.1:0".into();
-    settings.api.max_id_chars = 16;
-    settings.api.keys = vec![ApiKey {
-        name: "mobile-app".into(),
-        sha256: nbo_stream::api::keys::hash_key(&key),
-        rate_per_second: 1_000.0,
-        burst: 100,
-    }];
-    let addr = nbo_stream::api::start_with(settings, store).await.unwrap();
-    (addr, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,12 +380,14 @@ async fn on_tansu_a_decision_sees_a_payment_within_a_checkpoint_and_answers_thro
     }
     let seen_after = paid.elapsed();
 
-    // The stream stops and starts again; the API answers throughout.
+    // The stream stops and starts again; the API answers throughout, and the card it just
+    // offered is cooling down (one contact policy: its own contacts count at once).
     running.stop().await;
     let (status, body) = ask_now().await;
     assert_eq!(
-        (status, body["offers"][0]["rule_id"].as_str()),
-        (200, Some("offer-app-card"))
+        (status, body["suppressed"]["reason"].as_str()),
+        (200, Some("CONTACT_POLICY")),
+        "{body}"
     );
     let running = Running::start(&settings, store.clone());
     let (status, _) = ask_now().await;

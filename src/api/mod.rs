@@ -30,6 +30,7 @@ pub mod error;
 pub mod keys;
 pub mod outbox;
 pub mod request;
+pub mod serve;
 mod start;
 
 pub use start::{start, start_with};
@@ -130,14 +131,25 @@ async fn authorize(
     }
 }
 
-/// `POST /v1/decisions`, for a client [`authorize`] let in: the body is checked, then the state
-/// is read and the decision made and audited.
+/// `POST /v1/decisions`, for a client [`authorize`] let in: the body is read (within
+/// `api.read_timeout`, else 408) and checked, then the state is read and the decision made and
+/// audited.
 async fn decide(
     State(api): State<Arc<Api>>,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
+    use axum::extract::FromRequest;
     let started = std::time::Instant::now();
-    let answer = answer(&api, body).await;
+    // The body within `api.read_timeout` (the headers' bound is the connection's, `serve`).
+    let read = api.settings.read_timeout;
+    let answer = match tokio::time::timeout(read, Bytes::from_request(request, &())).await {
+        Ok(body) => answer(&api, body).await,
+        Err(_) => Err(ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "slow_body",
+            message: format!("the body did not arrive within {read:?} (api.read_timeout)"),
+        }),
+    };
     match &answer {
         Ok((channel, a)) => {
             let outcome = a

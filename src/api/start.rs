@@ -37,6 +37,13 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
         .api
         .check()
         .map_err(|(field, reason)| anyhow::anyhow!("invalid configuration: {field}: {reason}"))?;
+    // Certificates are read first: a bad file fails the start before anything connects.
+    let tls = settings
+        .api
+        .tls
+        .as_ref()
+        .map(super::serve::acceptor)
+        .transpose()?;
     let secret = settings.customer_key_secret.as_ref().context(
         "set NBO_CUSTOMER_KEY_SECRET (the `run` instances' key) to read the customers' state",
     )?;
@@ -120,10 +127,11 @@ pub async fn start_with(settings: &Settings, store: Arc<RedisStore>) -> anyhow::
         .with_context(|| format!("binding api.listen {}", settings.api.listen))?;
     let addr = listener.local_addr()?;
     let app = router(api);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the API stopped serving");
-        }
-    });
+    tokio::spawn(super::serve::serve(
+        listener,
+        app,
+        tls,
+        settings.api.read_timeout,
+    ));
     Ok(addr)
 }

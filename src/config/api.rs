@@ -62,6 +62,28 @@ pub struct ApiSettings {
     /// entry before the stream stores it is not seen by the API's next decisions meanwhile.
     #[serde(with = "humantime_serde")]
     pub pending_contacts_ttl: std::time::Duration,
+    /// How long a client may take to send a request's headers, and again its body: past it the
+    /// connection is closed (headers) or the request gets 408 (body), so slow or stalled
+    /// clients cannot hold connections and memory. Also bounds the TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: std::time::Duration,
+    /// TLS, and mutual TLS with `client_ca` (`[api.tls]`). Unset: plain HTTP, for an API
+    /// behind a TLS-terminating proxy or service mesh.
+    pub tls: Option<ApiTls>,
+}
+
+/// `[api.tls]`: the API serves HTTPS; with `client_ca`, only to clients presenting a
+/// certificate that CA signs (mutual TLS), on top of their API keys.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTls {
+    /// PEM file with the server's certificate chain (its own certificate first).
+    pub cert: std::path::PathBuf,
+    /// PEM file with the server certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// PEM file with the CA certificates that sign the clients' certificates. Set: a client
+    /// without such a certificate fails the handshake (mutual TLS).
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiSettings {
@@ -75,6 +97,8 @@ impl Default for ApiSettings {
             max_offers: 5,
             outbox_max: 1_000_000,
             pending_contacts_ttl: std::time::Duration::from_secs(3600),
+            read_timeout: std::time::Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -117,6 +141,12 @@ impl ApiSettings {
         }
         if self.max_body_bytes < 256 {
             return Err(("api.max_body_bytes".into(), "must be at least 256".into()));
+        }
+        if self.read_timeout < std::time::Duration::from_millis(10) {
+            return Err((
+                "api.read_timeout".into(),
+                "must be at least 10ms (5s by default)".into(),
+            ));
         }
         if self.pending_contacts_ttl < std::time::Duration::from_secs(1) {
             return Err((

@@ -452,6 +452,7 @@ pub fn hasher(settings: &nbo_stream::config::Settings) -> nbo_stream::state::Key
     nbo_stream::state::KeyHasher::new(secret.expose().as_bytes())
 }
 
+pub mod api;
 pub mod console;
 pub mod harness;
 pub mod procs;
