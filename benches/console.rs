@@ -91,7 +91,7 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
     let live = |filter: &Filter| {
         let series = store.chart_for(filter, &|_| RuleFacts::default());
         let chart = chart::decisions(&series, now, 6 * 60);
-        pages::live(&store, filter, &rule_ids, &chart, &user)
+        pages::live(&store, filter, &rule_ids, &chart, "", &user)
     };
     group.bench_function("live_page", |b| {
         b.iter(|| black_box(live(&Filter::default())))

@@ -747,3 +747,76 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_shows_the_api_instances_answers_by_channel() {
+    // An API instance in this process, with its telemetry endpoint serving this process's
+    // metrics, as `nbo-stream api` does.
+    let health = nbo_stream::telemetry::http::Health::default();
+    let telemetry = nbo_stream::telemetry::http::serve("127.0.0.1:0", health)
+        .await
+        .unwrap();
+    let run = ConsoleRun::start_with(|s| {
+        s.console.api_instances = vec![format!("http://{telemetry}")];
+        s.console.instances_every = Duration::from_secs(1);
+    })
+    .await;
+    let mut settings = run.settings.clone();
+    settings.state.backend = StateBackend::Redis;
+    settings.redis.url = redis_url();
+    let store = std::sync::Arc::new(
+        nbo_stream::state::redis::RedisStore::connect(&settings.redis)
+            .await
+            .unwrap(),
+    );
+    let (addr, key) = common::api::start_api(&mut settings, store).await;
+    let url = format!("http://{addr}/v1/decisions");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let viewer = sign_in(&http, &run.base, "vera", "viewer-pass")
+        .await
+        .expect("viewer signs in");
+    let (status, page) = get(&http, format!("{}/live", run.base), &viewer).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Inbound decisions by channel"), "{page}");
+
+    // Answers on two channels (no inbound rule: each is NO_ELIGIBLE_RULE), until a reading
+    // window holds them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let table = loop {
+        for channel in ["APP", "APP", "CALL_CENTRE"] {
+            let body = common::api::decision("C1", channel);
+            let (status, answer) = common::api::ask(&http, &url, Some(&key), body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        let (status, table) = get(&http, format!("{}/live/channels", run.base), &viewer).await;
+        assert_eq!(status, 200);
+        if table.contains("data-channel=\"APP\"") && table.contains("data-channel=\"CALL_CENTRE\"")
+        {
+            break table;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no channel rows in 15 s: {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(table.contains("1 API instance(s)"), "{table}");
+    assert!(!table.contains("could not be read"), "{table}");
+    // The APP row: answers per second above zero, none offered, all for want of a rule.
+    let row = &table[table.find("data-channel=\"APP\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.trim_end_matches("</td>"))
+        .collect();
+    assert_eq!(cells[0], "APP", "{row}");
+    let answers: f64 = cells[1].parse().unwrap();
+    let no_rule: f64 = cells[6].parse().unwrap();
+    assert!(answers > 0.0 && no_rule > 0.0, "{row}");
+    assert_eq!(cells[2], "0%", "{row}");
+    run.stop().await;
+}

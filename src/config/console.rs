@@ -112,7 +112,12 @@ pub struct ConsoleSettings {
     /// `"http://10.0.0.5:9464"`; `/readyz` and `/metrics` are read below it. Empty: the health
     /// page says how to list them.
     pub instances: Vec<String>,
-    /// How often each of `instances` is read. The latency and rate shown cover the time
+    /// The `nbo-stream api` instances whose answers the live view shows by channel (answers per
+    /// second by outcome, p99 latency): the base URL of each one's telemetry endpoint
+    /// (`telemetry.listen`); `/metrics` is read below it, every `instances_every`. Empty: the
+    /// live view has no channel table.
+    pub api_instances: Vec<String>,
+    /// How often each of `instances` (and `api_instances`) is read. The latency and rate shown cover the time
     /// between the last two readings.
     #[serde(with = "humantime_serde")]
     pub instances_every: Duration,
@@ -141,6 +146,7 @@ impl Default for ConsoleSettings {
             keep_offer_ids: 100_000,
             lag_every: Duration::from_secs(10),
             instances: Vec::new(),
+            api_instances: Vec::new(),
             // A Prometheus server's usual scrape interval: a window long enough to hold events.
             instances_every: Duration::from_secs(10),
             require_approval: false,

@@ -104,6 +104,8 @@ struct App {
     /// The latest reading of each of `console.instances` (the feed has no part in it, so it is
     /// here rather than in [`Shared`]).
     instances: instances::Slot,
+    /// The latest view of `console.api_instances`: inbound answers by channel.
+    channels: instances::channels::Slot,
     /// Four-eyes requests being answered, or answered, from this console.
     claims: Arc<Mutex<std::collections::HashSet<i64>>>,
     settings: Arc<Settings>,
@@ -198,6 +200,17 @@ pub async fn start_with(
             tracing::error!(error = %e, "console: reading the instances stopped");
         }
     });
+    let channels_slot = instances::channels::Slot::default();
+    let (every, urls, slot) = (
+        c.instances_every,
+        c.api_instances.clone(),
+        channels_slot.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = instances::channels::run(every, urls, slot).await {
+            tracing::error!(error = %e, "console: reading the API instances stopped");
+        }
+    });
     let feed_settings = settings.clone();
     let feed_shared = shared.clone();
     tokio::spawn(async move {
@@ -218,6 +231,7 @@ pub async fn start_with(
         history_topic: settings.topics.rules_history.clone(),
         files: Arc::new(docs.clone()),
         instances: instances_slot,
+        channels: channels_slot,
         claims: Default::default(),
         settings: Arc::new(settings.clone()),
         backtests: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -244,6 +258,7 @@ fn router(app: App) -> Router {
         .route("/live", get(live))
         .route("/live/stream", get(live_stream))
         .route("/live/chart", get(live_chart))
+        .route("/live/channels", get(live_channels))
         .route("/rules", get(rules))
         .route("/health", get(health))
         .route("/customer", get(customer_form).post(customer_lookup))

@@ -2,6 +2,7 @@
 //! why there is no front-end build). Every value from a record or a rule is escaped.
 
 use super::auth::User;
+use super::instances::channels::View as ChannelsView;
 use super::instances::window::Estimate;
 use super::instances::{Instance, State};
 use super::lag::Lag;
@@ -149,7 +150,14 @@ pub fn row_html(row: &Row, user: &User) -> String {
 }
 
 /// The live view: filters, the chart, the latest offers and alerts (pushed on by `live.js`).
-pub fn live(store: &Store, filter: &Filter, rules: &[String], chart: &str, user: &User) -> String {
+pub fn live(
+    store: &Store,
+    filter: &Filter,
+    rules: &[String],
+    chart: &str,
+    inbound: &str,
+    user: &User,
+) -> String {
     let products: Vec<&str> = ProductCategory::symbols().to_vec();
     let channels: Vec<&str> = ContactChannel::symbols().to_vec();
     let severities: Vec<&str> = Severity::symbols().to_vec();
@@ -177,6 +185,12 @@ pub fn live(store: &Store, filter: &Filter, rules: &[String], chart: &str, user:
             )
         }
     );
+    if !inbound.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Inbound decisions by channel</h2><div id=\"channels\">{inbound}</div>"
+        );
+    }
     let _ = write!(
         body,
         "<h2>Latest offers and alerts <span id=\"status\" class=\"muted\">connecting…</span></h2>\
@@ -188,6 +202,69 @@ pub fn live(store: &Store, filter: &Filter, rules: &[String], chart: &str, user:
     }
     body.push_str("</tbody></table><script src=\"/assets/live.js\"></script>");
     layout("Live", user, "/live", &body)
+}
+
+/// The API instances' answers by channel over the last window: answers per second, the share
+/// offered, each suppression per second and the p99 latency (`live.js` redraws it).
+pub fn channels(view: &ChannelsView, now: i64) -> String {
+    const OUTCOMES: [(&str, &str); 4] = [
+        ("NO_CONSENT", "No consent"),
+        ("CONTACT_POLICY", "Contact policy"),
+        ("CONTROL_GROUP", "Control group"),
+        ("NO_ELIGIBLE_RULE", "No eligible rule"),
+    ];
+    if view.at == 0 {
+        return "<p class=\"muted\">Not read yet.</p>".into();
+    }
+    let mut out = format!(
+        "<p class=\"muted\">{} API instance(s), read {} s ago; rates over the last two readings.</p>",
+        view.instances,
+        ((now - view.at).max(0) / 1000)
+    );
+    for (url, why) in &view.errors {
+        let _ = write!(
+            out,
+            "<p class=\"error\">{} could not be read: {}</p>",
+            esc(url),
+            esc(why)
+        );
+    }
+    out.push_str(
+        "<table id=\"channel-table\"><thead><tr><th>Channel</th><th>Answers/s</th><th>Offered</th>",
+    );
+    for (_, title) in OUTCOMES {
+        let _ = write!(out, "<th>{title} /s</th>");
+    }
+    out.push_str("<th>p99</th></tr></thead><tbody>");
+    if view.channels.is_empty() {
+        out.push_str("<tr><td colspan=\"8\" class=\"muted\">No answers in the window.</td></tr>");
+    }
+    for c in &view.channels {
+        let total = c.total();
+        let rate = |outcome: &str| c.per_second.get(outcome).copied().unwrap_or(0.0);
+        let offered = if total > 0.0 {
+            format!("{:.0}%", 100.0 * rate("OFFERED") / total)
+        } else {
+            "-".into()
+        };
+        let _ = write!(
+            out,
+            "<tr data-channel=\"{0}\"><td>{0}</td><td>{1:.1}</td><td>{offered}</td>",
+            esc(&c.name),
+            total
+        );
+        for (outcome, _) in OUTCOMES {
+            let _ = write!(out, "<td>{:.1}</td>", rate(outcome));
+        }
+        let p99 = match c.p99 {
+            Some(Estimate::Within(s)) => latency(s),
+            Some(Estimate::Above(s)) => format!("over {}", latency(s)),
+            None => "-".into(),
+        };
+        let _ = write!(out, "<td>{p99}</td></tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
 }
 
 /// The consumer lag of the instances' group by input topic.

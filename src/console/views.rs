@@ -42,8 +42,33 @@ pub(super) async fn live(
 ) -> Response {
     let rules = rule_ids(&app);
     let chart = chart_svg(&app, &filter);
+    let channels = channels_html(&app);
     let store = lock(&app.shared.store);
-    Html(pages::live(&store, &filter, &rules, &chart, &user)).into_response()
+    Html(pages::live(
+        &store, &filter, &rules, &chart, &channels, &user,
+    ))
+    .into_response()
+}
+
+/// The inbound channels' table as it stands (empty without `console.api_instances`).
+fn channels_html(app: &App) -> String {
+    if app.settings.console.api_instances.is_empty() {
+        return String::new();
+    }
+    let view = app
+        .channels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    pages::channels(&view, now_ms())
+}
+
+/// The inbound channels' table alone, for the live view to redraw (`live.js`).
+pub(super) async fn live_channels(
+    State(app): State<App>,
+    Signed(_, _): Signed<Viewer>,
+) -> Response {
+    Html(channels_html(&app)).into_response()
 }
 
 /// The decisions chart alone, for the live view to redraw (`live.js`, every few seconds).

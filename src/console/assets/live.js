@@ -1,5 +1,6 @@
 // Live view: appends offers and alerts pushed by the console (server-sent events) to the table,
-// with the page's filters, and redraws the decisions chart (same filters) every few seconds.
+// with the page's filters, and redraws the decisions chart (same filters) and the inbound
+// channels' table every few seconds.
 // Rows and the chart arrive as HTML/SVG the server rendered and escaped.
 (function () {
   "use strict";
@@ -34,4 +35,13 @@
       .catch(function () { /* the next redraw tries again */ });
   }
   if (chart) { setInterval(redraw, CHART_EVERY_MS); }
+  // The inbound channels' table, when the console reads API instances.
+  var channels = document.getElementById("channels");
+  function reread() {
+    fetch("/live/channels", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) { channels.innerHTML = html; } })
+      .catch(function () { /* the next reading tries again */ });
+  }
+  if (channels) { setInterval(reread, CHART_EVERY_MS); }
 })();

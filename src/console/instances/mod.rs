@@ -1,4 +1,6 @@
-//! Readiness and processing latency of each `run` instance, for the health page.
+//! Readiness and processing latency of each `run` instance, for the health page; and the
+//! inbound answers of each `nbo-stream api` instance by channel, for the live view
+//! ([`channels`]).
 //!
 //! Every `console.instances_every` the console reads, from each base URL in
 //! `console.instances` (an instance's `telemetry.listen`), `/readyz` (200: ready) and then
@@ -16,6 +18,7 @@
 //! delays no other. A failed `/metrics` read keeps the last good histogram: the next window then
 //! spans the gap.
 
+pub mod channels;
 pub mod parse;
 pub mod window;
 
@@ -96,11 +99,7 @@ pub async fn run(every: Duration, slot: Slot) -> anyhow::Result<()> {
     if urls.is_empty() {
         return Ok(());
     }
-    let client = reqwest::Client::builder()
-        .timeout(ASK_TIMEOUT)
-        // A redirect is an answer of its own (not ready), never followed elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = client()?;
     let mut previous: Vec<Previous> = vec![None; urls.len()];
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,8 +155,24 @@ async fn read(client: &reqwest::Client, url: &str, previous: &mut Previous) -> R
     reading
 }
 
+/// The client every reading uses: each request bounded by [`ASK_TIMEOUT`], no redirects.
+fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(ASK_TIMEOUT)
+        // A redirect is an answer of its own (not ready), never followed elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
 /// The latency histogram from `<base>/metrics`, or why not.
 async fn latency(client: &reqwest::Client, base: &str) -> Result<Histogram, String> {
+    let samples = metrics(client, base).await?;
+    Histogram::from_samples(&samples, LATENCY)
+        .ok_or_else(|| format!("/metrics has no {LATENCY} histogram"))
+}
+
+/// Every sample of `<base>/metrics`, or why not.
+async fn metrics(client: &reqwest::Client, base: &str) -> Result<Vec<parse::Sample>, String> {
     let mut response = client
         .get(format!("{base}/metrics"))
         .send()
@@ -174,9 +189,7 @@ async fn latency(client: &reqwest::Client, base: &str) -> Result<Histogram, Stri
         body.extend_from_slice(&chunk);
     }
     let text = String::from_utf8(body).map_err(|_| "/metrics is not UTF-8".to_string())?;
-    let samples = parse::parse(&text).map_err(|e| e.to_string())?;
-    Histogram::from_samples(&samples, LATENCY)
-        .ok_or_else(|| format!("/metrics has no {LATENCY} histogram"))
+    parse::parse(&text).map_err(|e| e.to_string())
 }
 
 /// An HTTP error with its causes (reqwest's own message names only the request).

@@ -71,6 +71,22 @@ impl Histogram {
         Some(Histogram { buckets })
     }
 
+    /// This histogram and `other` together (two instances' windows). `None` when their bounds
+    /// differ.
+    pub fn plus(&self, other: &Histogram) -> Option<Histogram> {
+        if self.buckets.len() != other.buckets.len() {
+            return None;
+        }
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        for (&(le, a), &(le_other, b)) in self.buckets.iter().zip(&other.buckets) {
+            if le != le_other {
+                return None;
+            }
+            buckets.push((le, a + b));
+        }
+        Some(Histogram { buckets })
+    }
+
     /// The `q` quantile (0 < q ≤ 1); `None` with no observations.
     pub fn quantile(&self, q: f64) -> Option<Estimate> {
         let total = self.count();
