@@ -429,8 +429,7 @@ propensity = { intercept = 0.0 }
 /// The offer rules of `customer`'s contact history as the stream last stored it.
 async fn stored_offers(settings: &Settings, store: &RedisStore, customer: &str) -> Vec<String> {
     use nbo_stream::state::StateStore;
-    let secret = settings.customer_key_secret.as_ref().unwrap().expose();
-    let key = nbo_stream::state::KeyHasher::new(secret.as_bytes()).key(customer);
+    let key = hasher(settings).key(customer);
     let stored = store.load(&[key]).await.unwrap().pop().flatten();
     stored.map_or_else(Vec::new, |bytes| {
         nbo_stream::state::CustomerState::from_bytes(&bytes)
@@ -551,4 +550,64 @@ async fn on_tansu_inbound_and_stream_offers_share_one_contact_policy() {
         "{audits:#?}"
     );
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pending_list_keeps_the_newest_contacts_for_its_ttl_and_an_erasure_deletes_it() {
+    use nbo_stream::event::{InboundContact, InboundContactKind, ProductCategory};
+    use nbo_stream::state::{StateStore, StateWrite};
+    let mut settings = test_settings("127.0.0.1:9", StateBackend::Redis);
+    settings.redis.url = redis_url();
+    let store = RedisStore::connect(&settings.redis).await.unwrap();
+    let key = hasher(&settings).key("P1");
+    let contact = |n: usize| InboundContact {
+        event_id: format!("offer-{n}").into(),
+        customer_id: "P1".into(),
+        event_time: 1_700_000_000_000 + n as i64,
+        decision_id: format!("in-{n}").into(),
+        channel: "APP".into(),
+        rule_id: "offer-app-savings".into(),
+        rule_version: 1,
+        product_category: ProductCategory::Savings,
+        propensity: 0.5,
+        outcome: InboundContactKind::Offered,
+    };
+    let contacts: Vec<InboundContact> = (0..40).map(contact).collect();
+    let note = |batch: &[InboundContact]| {
+        nbo_stream::api::contacts::note(&key, batch, Duration::from_secs(60)).unwrap()
+    };
+    store
+        .each(&[note(&contacts[..30]), note(&contacts[30..])])
+        .await
+        .unwrap();
+
+    // The newest 32, oldest first, each read back whole with the customer's id.
+    let mut range = redis::cmd("LRANGE");
+    range.arg(key.pending_contacts_key()).arg(0).arg(-1);
+    let listed: redis::Value = store.raw(&range).await.unwrap();
+    let read = nbo_stream::api::contacts::read("P1", &listed);
+    assert_eq!(read.len(), nbo_stream::api::contacts::KEPT);
+    assert_eq!(read, contacts[40 - nbo_stream::api::contacts::KEPT..]);
+    let mut ttl = redis::cmd("PTTL");
+    ttl.arg(key.pending_contacts_key());
+    let left: i64 = store.raw(&ttl).await.unwrap();
+    assert!((50_000..=60_000).contains(&left), "{left} ms left");
+
+    // An erasure's state write deletes it with the state.
+    let erased = StateWrite {
+        key: key.clone(),
+        state: vec![0],
+        features: Vec::new(),
+        removed: Vec::new(),
+        replace: true,
+        erased: true,
+        updated_at: 0,
+        ttl_secs: 60,
+    };
+    store.store(&[erased]).await.unwrap();
+    let left: Vec<redis::Value> = match store.raw::<redis::Value>(&range).await.unwrap() {
+        redis::Value::Array(items) => items,
+        other => panic!("{other:?}"),
+    };
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -13,10 +13,14 @@
 //!   twice).
 //!
 //! Entries hold no customer id (the key is the customer's keyed hash): the record is stored
-//! with its `customer_id` empty, postcard-encoded.
+//! with its `customer_id` empty, postcard-encoded after a format byte ([`ENTRY_FORMAT`]).
 
 use crate::event::InboundContact;
 use crate::state::{CustomerKey, StateError};
+
+/// The first byte of a pending entry: the encoding of what follows. Bump it with any change to
+/// [`InboundContact`]; an entry of another format is skipped when read.
+pub const ENTRY_FORMAT: u8 = 1;
 
 /// Pending contacts kept per customer (the newest): far more than the frequency cap lets
 /// through in a stream's lag.
@@ -31,11 +35,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return #ARGV - 2
 ";
 
-/// `nbo:inbound:{<customer-key>}`: the customer's pending contacts.
-pub fn pending_key(key: &CustomerKey) -> String {
-    format!("nbo:inbound:{{{}}}", key.0)
-}
-
 /// The command that notes `contacts` in `key`'s pending list for `ttl`, with its hash tag.
 pub fn note(
     key: &CustomerKey,
@@ -45,7 +44,7 @@ pub fn note(
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(NOTE)
         .arg(1)
-        .arg(pending_key(key))
+        .arg(key.pending_contacts_key())
         .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
         .arg(KEPT);
     for c in contacts {
@@ -53,7 +52,8 @@ pub fn note(
             customer_id: Default::default(),
             ..c.clone()
         };
-        let bytes = postcard::to_allocvec(&anonymous)
+        let mut bytes = vec![ENTRY_FORMAT];
+        postcard::to_io(&anonymous, &mut bytes)
             .map_err(|e| StateError::Corrupt(format!("encoding a pending contact: {e}")))?;
         cmd.arg(bytes);
     }
@@ -61,8 +61,8 @@ pub fn note(
 }
 
 /// The contacts of a pending list as read (LRANGE 0 -1), for customer `customer_id`. An entry
-/// that does not decode (written by another version) is skipped: the stream's copy of it
-/// arrives all the same.
+/// of another format, or that does not decode, is skipped: the stream's copy of it arrives all
+/// the same.
 pub fn read(customer_id: &str, value: &redis::Value) -> Vec<InboundContact> {
     let redis::Value::Array(items) = value else {
         return Vec::new();
@@ -70,7 +70,10 @@ pub fn read(customer_id: &str, value: &redis::Value) -> Vec<InboundContact> {
     items
         .iter()
         .filter_map(|v| match v {
-            redis::Value::BulkString(b) => postcard::from_bytes::<InboundContact>(b).ok(),
+            redis::Value::BulkString(b) => match b.split_first() {
+                Some((&ENTRY_FORMAT, body)) => postcard::from_bytes::<InboundContact>(body).ok(),
+                _ => None,
+            },
             _ => None,
         })
         .map(|c| InboundContact {
@@ -110,14 +113,19 @@ mod tests {
         let packed = cmd.get_packed_command();
         assert!(!packed.windows(8).any(|w| w == b"C0000042"));
         assert!(packed.windows(17).any(|w| w == b"nbo:inbound:{abc}"));
-        let entry = postcard::to_allocvec(&InboundContact {
+        let mut entry = vec![ENTRY_FORMAT];
+        let body = postcard::to_allocvec(&InboundContact {
             customer_id: Default::default(),
             ..c.clone()
         })
         .unwrap();
+        entry.extend_from_slice(&body);
+        let mut other_format = vec![ENTRY_FORMAT + 1];
+        other_format.extend_from_slice(&body);
         let list = redis::Value::Array(vec![
             redis::Value::BulkString(entry),
             redis::Value::BulkString(b"not a contact".to_vec()),
+            redis::Value::BulkString(other_format),
         ]);
         assert_eq!(read("C0000042", &list), vec![c]);
         assert!(read("C0000042", &redis::Value::Nil).is_empty());

@@ -5,10 +5,11 @@
 //! `GET /v1/openapi.json`.
 //!
 //! A process of its own, scaled apart from the stream: it holds no partitions. Per request it
-//! reads the customer's state from the state store (one Redis read), decides with the rule set
-//! in force (`catalog::inbound`, `operator::inbound`: the rules that name `InboundRequest`),
-//! writes the decision's audit records to the outbox in Redis ([`outbox`], moved to the audit
-//! topic behind the answer), then answers. No audit, no answer: a request whose audit cannot be
+//! reads the customer's state and pending contacts (one Redis round trip), decides with the
+//! rule set in force (`catalog::inbound`, `operator::inbound`: the rules that name
+//! `InboundRequest`), writes the decision's audit records and contacts to the outbox in Redis
+//! ([`outbox`], moved to their topics behind the answer) and its contacts to the pending list
+//! (one round trip), then answers. No audit, no answer: a request whose records cannot be
 //! written, or whose state cannot be read, gets 503 and nothing is offered.
 //!
 //! Freshness: the state read is what the stream's last checkpoint stored, so a decision sees
@@ -18,7 +19,9 @@
 //!
 //! Access: every request needs a configured key (`api.key`, stored as its SHA-256), and each key
 //! has a token bucket (`rate_per_second`, `burst`). Bodies are bounded (`api.max_body_bytes`),
-//! ids and context attributes too (`api.max_id_chars`). Errors are JSON with a stable code.
+//! ids and context attributes too (`api.max_id_chars`), and slow clients by `api.read_timeout`.
+//! `[api.tls]` serves HTTPS, and with `client_ca` only to clients with a certificate that CA
+//! signs ([`serve`]). Errors are JSON with a stable code.
 //!
 //! One contact policy: each contact an answer makes (an offer, a control-group member held out)
 //! is written with its audit to the outbox, from which it reaches `bank.inbound-contacts.v1` and
@@ -139,10 +142,12 @@ async fn decide(
     request: axum::extract::Request,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
     use axum::extract::FromRequest;
-    let started = std::time::Instant::now();
     // The body within `api.read_timeout` (the headers' bound is the connection's, `serve`).
     let read = api.settings.read_timeout;
-    let answer = match tokio::time::timeout(read, Bytes::from_request(request, &())).await {
+    let body = tokio::time::timeout(read, Bytes::from_request(request, &())).await;
+    // Timed from the whole request in: the client's upload is not the decision's latency.
+    let started = std::time::Instant::now();
+    let answer = match body {
         Ok(body) => answer(&api, body).await,
         Err(_) => Err(ApiError {
             status: StatusCode::REQUEST_TIMEOUT,
@@ -247,7 +252,7 @@ async fn load(
     let mut get = redis::cmd("GET");
     get.arg(key.state_key());
     let mut pending = redis::cmd("LRANGE");
-    pending.arg(contacts::pending_key(key)).arg(0).arg(-1);
+    pending.arg(key.pending_contacts_key()).arg(0).arg(-1);
     let answers = api
         .redis
         .each(&[(key.0.clone(), get), (key.0.clone(), pending)])

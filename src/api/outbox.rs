@@ -4,8 +4,10 @@
 //! records them in the customers' contact histories.
 //!
 //! An answer waits for its audit records and contacts to be in Redis (one script adds them all,
-//! atomically, to the stream `nbo:outbox:{<group_id>}`, each entry with its destination), not
-//! for the broker: a broker taking the stream's
+//! atomically, to the stream `nbo:outbox:{<group_id>}`, each entry with its destination and its
+//! decision time, which becomes the record's Kafka timestamp: the stream orders inputs across
+//! topics by it, so a contact that waited here still comes before the customer's answer to it),
+//! not for the broker: a broker taking the stream's
 //! load answers a produce in tens of milliseconds at its worst, Redis in a few. No audit, no
 //! answer still holds: a request whose records cannot be written gets 503, and so does one that
 //! finds the outbox holding more than `api.outbox_max` records (a broker down for long must not
@@ -22,11 +24,13 @@
 //! (XACK and XDEL together). Delivery to the topics is at least once: a crash between the
 //! broker's acknowledgement and the script sends those records again (an audit record's
 //! `audit_id` names a duplicate; the stream takes a contact whose offer it holds already as
-//! nothing new). Entries read by an
-//! instance that died are claimed by another after [`CLAIM_IDLE_MS`] (XAUTOCLAIM). An entry that
-//! cannot be opened (deleted while pending, or sealed with another secret) is logged, counted
-//! and deleted. While the broker is down the outbox grows (`nbo_api_outbox_pending`, read every
-//! second) and answers go on, up to the bound.
+//! nothing new). Entries read by an instance that died are claimed by another after
+//! [`CLAIM_IDLE_MS`] (XAUTOCLAIM). An entry that cannot be opened (deleted while pending, or
+//! sealed with another secret) is logged, counted and deleted. While the broker is down the
+//! outbox grows (`nbo_api_outbox_pending`, read every second) and answers go on, up to the bound.
+//!
+//! Upgrading from a release whose drainer knew only the audit topic: stop its instances before
+//! starting new ones (an old drainer would send contacts to the audit topic).
 
 use crate::codec::Codec;
 use crate::event::{EventKind, InboundContact};
@@ -49,13 +53,13 @@ const BATCH: usize = 512;
 /// An entry read by a drainer and not acknowledged for this long is claimed by another.
 pub const CLAIM_IDLE_MS: u64 = 30_000;
 
-/// Adds every record of one answer at once: KEYS = the outbox; ARGV = destination, nonce,
-/// sealed record, destination, nonce, sealed record, ...
+/// Adds every record of one answer at once: KEYS = the outbox; ARGV = destination, decision
+/// time, nonce, sealed record, then the same for the next record, ...
 const PUT: &str = r"
-for i = 1, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'n', ARGV[i + 1], 's', ARGV[i + 2])
+for i = 1, #ARGV, 4 do
+  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'ts', ARGV[i + 1], 'n', ARGV[i + 2], 's', ARGV[i + 3])
 end
-return #ARGV / 3
+return #ARGV / 4
 ";
 
 /// Where an outbox entry goes: its field `t`.
@@ -148,6 +152,9 @@ pub struct Outbox {
 struct Entry {
     id: String,
     to: Destination,
+    /// The decision time: the record's Kafka timestamp, so that the stream orders a contact
+    /// by when it was made however long it waited here (none in an entry written before).
+    at: Option<i64>,
     record: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -186,13 +193,13 @@ impl Outbox {
         let failed = |e: crate::codec::EncodeError| StateError::Corrupt(format!("encoding: {e}"));
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(PUT).arg(1).arg(&self.key);
-        let mut add = |to: Destination, customer: &str, encoded: Vec<u8>| {
+        let mut add = |to: Destination, customer: &str, at: i64, encoded: Vec<u8>| {
             let (nonce, sealed) = self.sealer.seal(customer.as_bytes(), &encoded);
-            cmd.arg(to.tag()).arg(nonce.as_slice()).arg(sealed);
+            cmd.arg(to.tag()).arg(at).arg(nonce.as_slice()).arg(sealed);
         };
         for a in audits {
             let encoded = self.codec.encode("DecisionAudit", a).map_err(failed)?;
-            add(Destination::Audit, &a.customer_id, encoded);
+            add(Destination::Audit, &a.customer_id, a.decided_at, encoded);
         }
         let framing = self.codec.input_framing(EventKind::InboundContact);
         for c in contacts {
@@ -200,7 +207,7 @@ impl Outbox {
                 .codec
                 .encode_framed(InboundContact::RECORD, c, framing)
                 .map_err(failed)?;
-            add(Destination::Contacts, &c.customer_id, encoded);
+            add(Destination::Contacts, &c.customer_id, c.event_time, encoded);
         }
         Ok(Some((self.tag.clone(), cmd)))
     }
@@ -285,7 +292,7 @@ impl Drainer {
                 Err(e) => {
                     retry_own = true;
                     metrics().api_outbox_errors.inc();
-                    tracing::warn!(error = %e, "audit outbox: not moved to the audit topic yet; retrying");
+                    tracing::warn!(error = %e, "outbox: not moved to its topics yet; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
@@ -378,12 +385,16 @@ impl Drainer {
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| format!("an entry without an id: {parts:?}"))?;
             let (mut nonce, mut sealed, mut to) = (None, None, Destination::Audit);
+            let mut at: Option<i64> = None;
             if let Some(Value::Array(fields)) = parts.get(1) {
                 for pair in fields.chunks(2) {
                     match (pair.first().and_then(bytes), pair.get(1).and_then(bytes)) {
                         (Some(f), Some(v)) if f == b"n" => nonce = Some(v),
                         (Some(f), Some(v)) if f == b"s" => sealed = Some(v),
                         (Some(f), Some(v)) if f == b"t" && v == b"c" => to = Destination::Contacts,
+                        (Some(f), Some(v)) if f == b"ts" => {
+                            at = std::str::from_utf8(&v).ok().and_then(|t| t.parse().ok());
+                        }
                         _ => {}
                     }
                 }
@@ -392,7 +403,7 @@ impl Drainer {
                 (Some(n), Some(s)) => self.outbox.sealer.open(&n, &s),
                 _ => None,
             };
-            out.push(Entry { id, to, record });
+            out.push(Entry { id, to, at, record });
         }
         Ok(out)
     }
@@ -407,10 +418,13 @@ impl Drainer {
             };
             let Some((key, payload)) = &e.record else {
                 metrics().api_outbox_errors.inc();
-                tracing::error!(entry = %e.id, "audit outbox: an entry that does not open (deleted, or sealed with another secret) is dropped");
+                tracing::error!(entry = %e.id, "outbox: an entry that does not open (deleted, or sealed with another secret) is dropped");
                 continue;
             };
             let mut record = FutureRecord::to(topic).key(key).payload(payload);
+            if let Some(at) = e.at {
+                record = record.timestamp(at);
+            }
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {

@@ -3,7 +3,9 @@
 //!
 //! Each accepted connection gets `api.read_timeout` for its TLS handshake (with `[api.tls]`) and
 //! again for each request's headers (hyper closes a connection whose headers do not arrive in
-//! time); the body's own bound is the handler's (`read_body`: 408). With `api.tls.client_ca`,
+//! time). Hyper starts that wait when the previous answer has gone, so it is also how long a
+//! kept-alive connection may sit idle: clients' pools should drop idle connections sooner. The
+//! body's own bound is the handler's (`decide`: 408). With `api.tls.client_ca`,
 //! rustls refuses in the handshake a client that presents no certificate that CA signs, before
 //! any HTTP is read. Connections are HTTP/1.1 with keep-alive.
 
@@ -23,51 +25,60 @@ pub fn acceptor(tls: &ApiTls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     let read = |field: &str, path: &std::path::Path| {
         std::fs::read(path).with_context(|| format!("api.tls.{field}: {}", path.display()))
     };
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&read("cert", &tls.cert)?)
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "api.tls.cert: {}: not a PEM certificate chain: {e}",
-                    tls.cert.display()
-                )
-            })?;
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "api.tls.cert: {}: holds no certificate",
-        tls.cert.display()
-    );
-    let key = PrivateKeyDer::from_pem_slice(&read("key", &tls.key)?).map_err(|e| {
-        anyhow::anyhow!(
-            "api.tls.key: {}: not a PEM private key: {e}",
-            tls.key.display()
-        )
-    })?;
+    let cert = read("cert", &tls.cert)?;
+    let key = read("key", &tls.key)?;
+    let client_ca = tls
+        .client_ca
+        .as_ref()
+        .map(|path| read("client_ca", path))
+        .transpose()?;
+    acceptor_from_pem(&cert, &key, client_ca.as_deref()).map_err(|(field, reason)| {
+        let path = match field {
+            "cert" => &tls.cert,
+            "key" => &tls.key,
+            _ => tls.client_ca.as_ref().unwrap_or(&tls.cert),
+        };
+        anyhow::anyhow!("api.tls.{field}: {}: {reason}", path.display())
+    })
+}
+
+/// [`acceptor`] from the PEM texts themselves (the test Schema Registry serves with it too);
+/// an error names the field it comes from (`cert`, `key`, `client_ca`) and why.
+pub fn acceptor_from_pem(
+    cert: &[u8],
+    key: &[u8],
+    client_ca: Option<&[u8]>,
+) -> Result<tokio_rustls::TlsAcceptor, (&'static str, String)> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ("cert", format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(("cert", "holds no certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| ("key", format!("not a PEM private key: {e}")))?;
     let builder = rustls::ServerConfig::builder();
-    let builder = match &tls.client_ca {
+    let builder = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(path) => {
+        Some(ca) => {
+            let bad = |e: String| ("client_ca", e);
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&read("client_ca", path)?) {
-                let cert = cert.map_err(|e| {
-                    anyhow::anyhow!(
-                        "api.tls.client_ca: {}: not a PEM certificate: {e}",
-                        path.display()
-                    )
-                })?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("api.tls.client_ca: {}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
                 .build()
-                .with_context(|| format!("api.tls.client_ca: {}", path.display()))?;
+                .map_err(|e| bad(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .context("api.tls: the certificate and the key do not make a server configuration")?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        (
+            "cert",
+            format!("the certificate and the key do not make a server configuration: {e}"),
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -51,9 +51,9 @@ pub struct ApiSettings {
     pub max_id_chars: usize,
     /// The most offers one request may ask for.
     pub max_offers: usize,
-    /// The most audit records the outbox in Redis may hold while the audit topic does not take
-    /// them (a broker down); beyond it, requests get 503 (no audit, no answer) rather than fill
-    /// the Redis that holds the stream's state.
+    /// The most records (audit records and contacts) the outbox in Redis may hold while their
+    /// topics do not take them (a broker down); beyond it, requests get 503 (no audit, no
+    /// answer) rather than fill the Redis that holds the stream's state.
     pub outbox_max: u64,
     /// How long the API keeps the contacts it made in the customer's pending list
     /// (`nbo:inbound:{<customer-key>}`), merged into the state it reads until the stream has
@@ -64,7 +64,9 @@ pub struct ApiSettings {
     pub pending_contacts_ttl: std::time::Duration,
     /// How long a client may take to send a request's headers, and again its body: past it the
     /// connection is closed (headers) or the request gets 408 (body), so slow or stalled
-    /// clients cannot hold connections and memory. Also bounds the TLS handshake.
+    /// clients cannot hold connections and memory. Also bounds the TLS handshake, and how long
+    /// a kept-alive connection may sit idle between requests (the wait for the next request's
+    /// headers): a client's pool should drop idle connections sooner than this.
     #[serde(with = "humantime_serde")]
     pub read_timeout: std::time::Duration,
     /// TLS, and mutual TLS with `client_ca` (`[api.tls]`). Unset: plain HTTP, for an API
@@ -97,7 +99,7 @@ impl Default for ApiSettings {
             max_offers: 5,
             outbox_max: 1_000_000,
             pending_contacts_ttl: std::time::Duration::from_secs(3600),
-            read_timeout: std::time::Duration::from_secs(5),
+            read_timeout: std::time::Duration::from_secs(30),
             tls: None,
         }
     }
@@ -145,7 +147,7 @@ impl ApiSettings {
         if self.read_timeout < std::time::Duration::from_millis(10) {
             return Err((
                 "api.read_timeout".into(),
-                "must be at least 10ms (5s by default)".into(),
+                "must be at least 10ms (30s by default)".into(),
             ));
         }
         if self.pending_contacts_ttl < std::time::Duration::from_secs(1) {

@@ -84,14 +84,21 @@ impl Operator {
     }
 
     /// Takes a contact an inbound decision made into the customer's state, as the stream
-    /// records its own (answers the uplift exposure it counts). A contact already held is not
-    /// taken again: the API's outbox delivers at least once, and the API merges contacts the
-    /// stream may have stored already.
-    pub fn take_contact(&self, state: &mut CustomerState, c: &InboundContact) -> Option<Tally> {
+    /// records its own, and answers the uplift exposure it counts; `None` when it is nothing
+    /// new: a contact already held (the API's outbox delivers at least once, and the API merges
+    /// contacts the stream may have stored already), or one made before the customer's erasure.
+    pub fn take_contact(
+        &self,
+        state: &mut CustomerState,
+        c: &InboundContact,
+    ) -> Option<Option<Tally>> {
+        if state.erased_before.is_some_and(|t| c.event_time <= t) {
+            return None;
+        }
         let held = |h: &crate::customer::ContactHistory| {
             h.offers().iter().any(|o| o.offer_id == c.event_id)
         };
-        match c.outcome {
+        Some(match c.outcome {
             InboundContactKind::Offered if !held(&state.history) => self.record_made(
                 state,
                 &c.rule_id,
@@ -107,7 +114,7 @@ impl Operator {
                 &c.event_id,
                 c.event_time,
             ),
-            _ => None,
-        }
+            _ => return None,
+        })
     }
 }

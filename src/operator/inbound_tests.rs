@@ -272,3 +272,21 @@ fn a_control_group_member_held_out_inbound_is_the_streams_control_exposure() {
         "nothing was offered"
     );
 }
+
+#[test]
+fn a_contact_made_before_an_erasure_is_not_taken() {
+    let mut api = run(0, OperatorSettings::default());
+    api.feed(profile_profiling(true));
+    let (outcome, _) = ask(&mut api, 1, "APP", T0, 1);
+    let contact = outcome.contacts[0].clone();
+    let mut stream = run(0, OperatorSettings::default());
+    stream.feed(Event::Erasure(ErasureRequest {
+        request_id: "ER1".into(),
+        customer_id: "C1".into(),
+        requested_at: T0 + H,
+    }));
+    assert_eq!(stream.op.take_contact(&mut stream.state, &contact), None);
+    stream.feed(Event::InboundContact(contact));
+    assert!(stream.state.history.offers().is_empty());
+    assert!(stream.stats.uplift.is_empty());
+}

@@ -345,7 +345,15 @@ impl Operator {
                     .apply_response(&r.offer_id, r.response, r.event_time);
             }
             Event::ProductOpened(p) => self.convert(state, p, stats),
-            Event::InboundContact(c) => stats.uplift.extend(self.take_contact(state, c)),
+            Event::InboundContact(c) => match self.take_contact(state, c) {
+                // A new contact goes on like any event: features may count it, rules may
+                // trigger on it. One held already (the outbox's redelivery) is nothing new.
+                Some(exposed) => stats.uplift.extend(exposed),
+                None => {
+                    stats.applied += 1;
+                    return;
+                }
+            },
             Event::Feedback(f) if f.kind == crate::event::FeedbackKind::Complaint => {
                 state.note_complaint(time);
             }

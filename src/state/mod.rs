@@ -69,6 +69,11 @@ impl CustomerKey {
     pub fn state_key(&self) -> String {
         format!("nbo:state:{{{}}}", self.0)
     }
+    /// `nbo:inbound:{<customer-key>}`: the contacts `nbo-stream api` made that the stream may not
+    /// have stored yet (`api::contacts`); deleted with the state at an erasure.
+    pub fn pending_contacts_key(&self) -> String {
+        format!("nbo:inbound:{{{}}}", self.0)
+    }
 }
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to

@@ -120,6 +120,7 @@ impl RedisStore {
             pipe.del(&features_key).ignore();
         }
         if w.erased {
+            pipe.del(w.key.pending_contacts_key()).ignore();
             pipe.set_ex(w.key.state_key(), w.state.as_slice(), w.ttl_secs)
                 .ignore();
             return;

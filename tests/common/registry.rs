@@ -91,32 +91,10 @@ impl TestRegistry {
     /// A registry without auth, over TLS with the PEM certificate chain `cert` and key `key`
     /// (for `localhost`); with `client_ca`, a client must present a certificate it signs.
     pub async fn start_tls(cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> TestRegistry {
-        use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::*};
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
-            .collect::<Result<_, _>>()
-            .expect("server certificate PEM");
-        let key = PrivateKeyDer::from_pem_slice(key).expect("server key PEM");
-        let builder = rustls::ServerConfig::builder();
-        let builder = match client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(ca) {
-                    roots.add(cert.expect("client CA PEM")).expect("client CA");
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .expect("client verifier");
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let config = builder
-            .with_single_cert(chain, key)
-            .expect("server TLS config");
-        Self::launch(
-            None,
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
-        )
+        // The API's own acceptor: the same rustls configuration, from the PEM texts.
+        let tls = nbo_stream::api::serve::acceptor_from_pem(cert, key, client_ca)
+            .unwrap_or_else(|(field, why)| panic!("test TLS {field}: {why}"));
+        Self::launch(None, Some(tls))
     }
 
     fn launch(

@@ -39,8 +39,13 @@
   var channels = document.getElementById("channels");
   function reread() {
     fetch("/live/channels", { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html) { channels.innerHTML = html; } })
+      // A redirect (the session ended) answers the sign-in page: never put in the table.
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+      .then(function (html) {
+        if (html && (html.indexOf("<p") === 0 || html.indexOf("<table") === 0)) {
+          channels.innerHTML = html;
+        }
+      })
       .catch(function () { /* the next reading tries again */ });
   }
   if (channels) { setInterval(reread, CHART_EVERY_MS); }

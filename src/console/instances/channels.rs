@@ -7,8 +7,8 @@
 //! instances ([`super`]), what is shown is the difference of the last two readings: answers per
 //! second by channel and outcome, and the p99 of the answers in that window, summed over the
 //! instances. The audit topic could not give this: a request no rule held for is not audited.
-//! An instance that restarted between two readings (a counter that went down) counts from its
-//! next reading; one that cannot be read is named with why.
+//! An instance that restarted between two readings (a counter that went down or vanished)
+//! counts from its next reading; one that cannot be read is named with why.
 
 use super::parse::Sample;
 use super::window::{Estimate, Histogram};
@@ -88,14 +88,21 @@ impl Reading {
     }
 }
 
-/// The answers between `before` and `now`, `seconds` apart, added to `into`. A series that
-/// went down (a restart) adds nothing.
+/// The answers between `before` and `now`, `seconds` apart, added to `into`. An instance that
+/// restarted in between (a counter went down) adds nothing: its next window counts.
 fn add_window(
     before: &Reading,
     now: &Reading,
     seconds: f64,
     into: &mut BTreeMap<String, (BTreeMap<String, f64>, Option<Histogram>)>,
 ) {
+    let restarted = before
+        .decisions
+        .iter()
+        .any(|(series, &count)| now.decisions.get(series).is_none_or(|&n| n < count));
+    if restarted {
+        return;
+    }
     for ((channel, outcome), &count) in &now.decisions {
         let earlier = before
             .decisions
