@@ -65,6 +65,7 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "erasure-requests.toml",
     "product-openings.toml",
     "inbound-contacts.toml",
+    "alert-outcomes.toml",
     "rules.toml",
     "rules-history.toml",
     "offers.toml",

@@ -84,6 +84,9 @@ async fn the_api_answers_from_the_streams_state_and_audits_every_answer() {
     let mut settings = test_settings(&brokers, StateBackend::Redis);
     settings.redis.url = redis_url();
     settings.operator.control_group_percent = CONTROL_PERCENT;
+    // The answer's propensity is checked exactly: no decision explores (a draw from the
+    // posterior, 5% of decisions by default).
+    settings.operator.learning.exploration = 0.0;
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("app.toml"), APP_RULE).unwrap();
     std::fs::write(rules.path().join("call.toml"), CALL_RULE).unwrap();

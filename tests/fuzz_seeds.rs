@@ -71,6 +71,19 @@ fn one_of_each_kind() -> Vec<Event> {
             outcome: nbo_stream::event::InboundContactKind::Offered,
         })
     });
+    found[EventKind::AlertOutcome.index()].get_or_insert_with(|| {
+        Event::AlertOutcome(nbo_stream::event::AlertOutcome {
+            event_id: "case-1".into(),
+            customer_id: "C0000005".into(),
+            event_time: at,
+            alert_id: "alert-1".into(),
+            label: nbo_stream::event::AlertLabel::ConfirmedRisk,
+            fraud_party: Some(nbo_stream::event::FraudParty::ThirdParty),
+            amount_minor: Some(125_000),
+            currency: Some("EUR".into()),
+            closed_by: "investigator-7".into(),
+        })
+    });
     found.into_iter().map(|e| e.expect("a kind")).collect()
 }
 

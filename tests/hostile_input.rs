@@ -214,6 +214,7 @@ impl Builder {
             Event::Erasure(e) => e.request_id.insert(0, 'X'),
             Event::ProductOpened(e) => e.event_id.insert(0, 'X'),
             Event::InboundContact(e) => e.event_id.insert(0, 'X'),
+            Event::AlertOutcome(e) => e.event_id.insert(0, 'X'),
             Event::Declared(e) => e.event_id.insert(0, 'X'),
         }
         event
@@ -435,6 +436,10 @@ fn huge_string(event: &mut Event, len: usize) -> &'static str {
             e.channel = huge;
             "channel"
         }
+        Event::AlertOutcome(e) => {
+            e.closed_by = huge;
+            "closed_by"
+        }
         Event::Declared(e) => {
             e.event_id = huge;
             "event_id"
@@ -464,6 +469,7 @@ fn set_customer(event: &mut Event, id: &str) {
         Event::Erasure(e) => e.customer_id = id,
         Event::ProductOpened(e) => e.customer_id = id,
         Event::InboundContact(e) => e.customer_id = id,
+        Event::AlertOutcome(e) => e.customer_id = id,
         Event::Declared(e) => e.customer_id = id,
     }
 }
@@ -484,6 +490,7 @@ fn set_time(event: &mut Event, millis: i64) -> &'static str {
         Event::OfferResponse(e) => e.event_time = millis,
         Event::ProductOpened(e) => e.event_time = millis,
         Event::InboundContact(e) => e.event_time = millis,
+        Event::AlertOutcome(e) => e.event_time = millis,
         Event::Erasure(e) => {
             e.requested_at = millis;
             return "requested_at";

@@ -222,7 +222,7 @@ async fn schemas_register_then_check_passes_and_registering_again_changes_nothin
     let client = client(&registry.url());
     let mut subjects = client.subjects().await.unwrap();
     subjects.sort();
-    assert_eq!(subjects.len(), 15, "11 inputs and 4 outputs: {subjects:?}");
+    assert_eq!(subjects.len(), 16, "12 inputs and 4 outputs: {subjects:?}");
     for topic in [
         "bank.transactions.v1",
         "bank.erasure-requests.v1",
@@ -257,7 +257,7 @@ async fn schemas_register_then_check_passes_and_registering_again_changes_nothin
         String::from_utf8_lossy(&out.stdout)
             .matches("registered (version 1")
             .count(),
-        15,
+        16,
         "{}",
         text(&out)
     );
@@ -269,7 +269,7 @@ async fn schemas_register_then_check_passes_and_registering_again_changes_nothin
         table,
         "same versions and ids"
     );
-    assert_eq!(client.subjects().await.unwrap().len(), 15);
+    assert_eq!(client.subjects().await.unwrap().len(), 16);
 }
 
 #[tokio::test]

@@ -202,6 +202,24 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
         ),
     );
     push(
+        "AlertOutcome",
+        codec.encode_framed(
+            "AlertOutcome",
+            &AlertOutcome {
+                event_id: "e".into(),
+                customer_id: "c".into(),
+                event_time: T,
+                alert_id: "a".into(),
+                label: AlertLabel::FalsePositive,
+                fraud_party: None,
+                amount_minor: Some(1),
+                currency: Some("EUR".into()),
+                closed_by: "x".into(),
+            },
+            f,
+        ),
+    );
+    push(
         "NextBestOffer",
         codec.encode_framed(
             "NextBestOffer",

@@ -2,7 +2,7 @@
 //! of the same client library `run` uses — the floor the pipeline's drain rate is compared with
 //! (`scripts/bench.sh`).
 //!
-//! It assigns itself every partition of every input topic of the configuration (the eleven
+//! It assigns itself every partition of every input topic of the configuration (the twelve
 //! built-in ones and the declared sources) from the beginning, with no consumer group, reads
 //! until it has `--records` records (or the topics stay quiet for `--idle`), touches each payload
 //! and prints one line: `records=N seconds=S rate=R` (seconds from the first record to the last).

@@ -1,10 +1,10 @@
-//! The eleven built-in input records: the catalog's first rows, coded in the binary with typed
+//! The twelve built-in input records: the catalog's first rows, coded in the binary with typed
 //! structs ([`crate::event`]) and typed decoders. Each row names its record, its default topic,
 //! its schema (from [`super::schemas`]) and its fields; everything else that speaks of a built-in
 //! record by name (features, rules, the codec, recorded files, the registry tooling) reads it
 //! here or through the [`super::Catalog`].
 //!
-//! Adding a twelfth built-in record: its struct and enum types in `event/records.rs`, its line
+//! Adding a thirteenth built-in record: its struct and enum types in `event/records.rs`, its line
 //! in `builtin_records!` of `event/mod.rs` (which makes its `Event` variant and `EventKind`), its schema in `avro_schemas/` with a line in
 //! [`super::schemas::ALL`], its field table and row below, its topic under `[topics]`, and its
 //! arms where the typed fast paths match on the kind (the README lists them).
@@ -70,6 +70,12 @@ pub static ROWS: [Builtin; BUILTIN_KINDS] = [
         "bank.inbound-contacts.v1",
         10,
         INBOUND_CONTACT,
+    ),
+    row(
+        EventKind::AlertOutcome,
+        "bank.alert-outcomes.v1",
+        11,
+        ALERT_OUTCOME,
     ),
 ];
 
@@ -239,6 +245,17 @@ static INBOUND_CONTACT: &[Field] = fields!(InboundContact {
     product_category: (ProductCategory),
     propensity: num,
     outcome: (InboundContactKind),
+});
+static ALERT_OUTCOME: &[Field] = fields!(AlertOutcome {
+    event_id: str,
+    customer_id: str,
+    event_time: num,
+    alert_id: str,
+    label: (AlertLabel),
+    fraud_party: (opt FraudParty),
+    amount_minor: opt_num,
+    currency: opt_str,
+    closed_by: str,
 });
 
 #[cfg(test)]

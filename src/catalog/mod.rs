@@ -3,7 +3,7 @@
 //! in (`Settings::catalog`, then an `Arc` shared by the features, the rules and the codec); there
 //! is no process-wide registry, so two configurations load side by side in one process.
 //!
-//! Its first rows are the eleven built-in records ([`builtin`]): coded in the binary with typed
+//! Its first rows are the twelve built-in records ([`builtin`]): coded in the binary with typed
 //! structs and decoders, and fixed meanings (the contact policy reads complaints and negative
 //! social posts). The rows that follow are the input channels declared in configuration
 //! (`[[source]]`), not in code. A declared source names an Avro record, its topic, its reader

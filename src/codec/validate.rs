@@ -194,6 +194,18 @@ pub(super) fn check(
                 ));
             }
         }
+        Event::AlertOutcome(e) => {
+            id("event_id", &e.event_id, limits)?;
+            time("event_time", e.event_time, now_ms, limits)?;
+            id("alert_id", &e.alert_id, limits)?;
+            text("closed_by", &e.closed_by, limits)?;
+            if let Some(a) = e.amount_minor {
+                amount("amount_minor", a, limits)?;
+            }
+            if let Some(c) = &e.currency {
+                currency(c)?;
+            }
+        }
         Event::Declared(e) => {
             // Field names are the source's own; the limits are the built-in records'.
             id("event_id", &e.event_id, limits)?;

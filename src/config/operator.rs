@@ -44,6 +44,11 @@ pub struct OperatorSettings {
     /// customer and rule alone, fixed for as long as the rule lives.
     #[serde(with = "humantime_serde")]
     pub control_group_period: Option<Duration>,
+    /// How long an alert is kept for its case's outcome (`bank.alert-outcomes.v1`): an outcome
+    /// for an alert raised longer ago than this finds no alert and is dead-lettered. Cases take
+    /// weeks to close; 90 days by default.
+    #[serde(with = "humantime_serde")]
+    pub alert_outcome_window: Duration,
     /// What the offers caused, against the control group (`[operator.uplift]`).
     pub uplift: UpliftSettings,
     /// Offers that learn from their responses (`[operator.learning]`).
@@ -141,6 +146,7 @@ impl Default for OperatorSettings {
             // 5%: enough to measure uplift at bank scale without losing much revenue.
             control_group_percent: 5,
             control_group_period: None,
+            alert_outcome_window: Duration::from_secs(90 * 24 * 3600),
             uplift: UpliftSettings::default(),
             learning: LearningSettings::default(),
         }

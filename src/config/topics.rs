@@ -30,6 +30,8 @@ pub struct TopicSettings {
     /// `InboundContact` input: the contacts `nbo-stream api` made, taken into the stream's
     /// contact history.
     pub inbound_contacts: String,
+    /// `AlertOutcome` input: investigators' closures of alerts' cases.
+    pub alert_outcomes: String,
     /// Rule documents (compacted; used by hot reload).
     pub rules: String,
     /// Every published rule change with who, when, why and the text (never compacted): what
@@ -61,6 +63,7 @@ impl Default for TopicSettings {
             erasure_requests: input(EventKind::Erasure),
             product_openings: input(EventKind::ProductOpened),
             inbound_contacts: input(EventKind::InboundContact),
+            alert_outcomes: input(EventKind::AlertOutcome),
             rules: "bank.rules.v1".into(),
             rules_history: "bank.rules-history.v1".into(),
             offers: "bank.offers.v1".into(),
@@ -86,6 +89,7 @@ impl TopicSettings {
             &self.erasure_requests,
             &self.product_openings,
             &self.inbound_contacts,
+            &self.alert_outcomes,
         ]
     }
 

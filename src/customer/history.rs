@@ -8,16 +8,34 @@
 //! would-be offers and alerts are named by [`shadow_key`], so a challenger's world is the real
 //! history with its champion's offers replaced by its own ([`HistoryView::challenger`]).
 
-use crate::event::{OfferResponseKind, ProductCategory};
+use crate::event::{AlertLabel, OfferResponseKind, ProductCategory};
 use serde::{Deserialize, Serialize};
 
-/// An alert raised for the customer, for alert cooldowns.
+/// An alert raised for the customer: for alert cooldowns, and for its case's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Rule that raised it (in the challengers' history, its [`shadow_key`]).
     pub rule_id: String,
     /// Its `raised_at` (the trigger's event time).
     pub at: i64,
+    /// Its `alert_id` (empty in the challengers' history, whose alerts are never sent, and for
+    /// an alert raised before alerts kept their ids).
+    pub alert_id: String,
+    /// The version of the rule that raised it.
+    pub version: i32,
+    /// How its case was closed (`bank.alert-outcomes.v1`), once it was.
+    pub label: Option<AlertLabel>,
+}
+
+/// What an alert's outcome found in the history ([`ContactHistory::label_alert`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labelled<'a> {
+    /// The alert, labelled now: its outcome counts.
+    New(&'a AlertRecord),
+    /// The alert was labelled before (a replayed or repeated outcome): nothing new.
+    Again,
+    /// No alert of that id is held (never raised for this customer, or pruned, or erased).
+    Unknown,
 }
 
 /// An offer made, with what the customer did with it (from `bank.offer-responses.v1`).
@@ -142,11 +160,39 @@ impl ContactHistory {
         self.offers.push(offer);
     }
 
-    /// Records an alert raised by rule `rule_id` at `at`, after dropping the alerts older than
-    /// the retention at that time.
-    pub fn record_alert(&mut self, rule_id: String, at: i64, keep: &Retention) {
+    /// Records alert `alert_id` raised by version `version` of rule `rule_id` at `at`, after
+    /// dropping the alerts older than the retention at that time.
+    pub fn record_alert(
+        &mut self,
+        rule_id: String,
+        at: i64,
+        (alert_id, version): (String, i32),
+        keep: &Retention,
+    ) {
         self.alerts.retain(|a| at - a.at < keep.alerts_ms);
-        self.alerts.push(AlertRecord { rule_id, at });
+        self.alerts.push(AlertRecord {
+            rule_id,
+            at,
+            alert_id,
+            version,
+            label: None,
+        });
+    }
+
+    /// Labels alert `alert_id` with its case's outcome, the first time one arrives.
+    pub fn label_alert(&mut self, alert_id: &str, label: AlertLabel) -> Labelled<'_> {
+        let Some(alert) = self
+            .alerts
+            .iter_mut()
+            .find(|a| !a.alert_id.is_empty() && a.alert_id == alert_id)
+        else {
+            return Labelled::Unknown;
+        };
+        if alert.label.is_some() {
+            return Labelled::Again;
+        }
+        alert.label = Some(label);
+        Labelled::New(alert)
     }
 
     /// Whether rule `rule_id`'s latest alert is within `cooldown_ms` of `at`, before or after it
@@ -319,9 +365,9 @@ mod tests {
         let ids: Vec<_> = h.offers().iter().map(|o| o.offer_id.as_str()).collect();
         assert_eq!(ids, ["o2", "o3"]);
 
-        h.record_alert("a".into(), 0, &KEEP);
-        h.record_alert("b".into(), 40, &KEEP);
-        h.record_alert("a".into(), 60, &KEEP);
+        h.record_alert("a".into(), 0, (String::new(), 1), &KEEP);
+        h.record_alert("b".into(), 40, (String::new(), 1), &KEEP);
+        h.record_alert("a".into(), 60, (String::new(), 1), &KEEP);
         let kept: Vec<_> = h.alerts().iter().map(|a| a.at).collect();
         assert_eq!(kept, [40, 60]);
     }
@@ -344,7 +390,7 @@ mod tests {
     #[test]
     fn an_alert_cools_down_on_both_sides_of_its_time() {
         let mut h = ContactHistory::default();
-        h.record_alert("a".into(), 100, &KEEP);
+        h.record_alert("a".into(), 100, (String::new(), 1), &KEEP);
         assert!(h.alert_cooling("a", 130, 40));
         assert!(h.alert_cooling("a", 70, 40));
         assert!(!h.alert_cooling("a", 140, 40));

@@ -17,7 +17,7 @@ mod state;
 
 pub use history::{
     control_key, control_rule, shadow_key, AlertRecord, ContactHistory, Counted, HistoryView,
-    Learnt, OfferRecord, Retention,
+    Labelled, Learnt, OfferRecord, Retention,
 };
 pub use profile::ProfileState;
 pub use state::{AppliedOffset, CustomerState, OutboxEntry};

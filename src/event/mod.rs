@@ -42,6 +42,7 @@ macro_rules! builtin_records {
             Erasure(ErasureRequest),
             ProductOpened(ProductOpened),
             InboundContact(InboundContact),
+            AlertOutcome(AlertOutcome),
         }
     };
 }
@@ -87,6 +88,7 @@ activity_record!(
     OfferResponse,
     ProductOpened,
     InboundContact,
+    AlertOutcome,
 );
 
 impl BuiltinRecord for CustomerProfile {

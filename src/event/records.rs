@@ -96,6 +96,19 @@ avro_enum!(
     InboundContactKind { Offered = "OFFERED", ControlGroup = "CONTROL_GROUP" }
 );
 avro_enum!(
+    /// How an investigator closed the case of an alert. `CONFIRMED_RISK`: the risk was real
+    /// (fraud, a default, a complaint that escalated); `VALUABLE_ALERT`: not confirmed, but worth
+    /// the look (the customer was warned, a limit changed); `FALSE_POSITIVE`: nothing there;
+    /// `DUPLICATE`: closed as another case's, so it says nothing of the rule and is not counted
+    /// as closed.
+    AlertLabel { ConfirmedRisk = "CONFIRMED_RISK", ValuableAlert = "VALUABLE_ALERT", FalsePositive = "FALSE_POSITIVE", Duplicate = "DUPLICATE" }
+);
+avro_enum!(
+    /// Whose fraud a confirmed case was: the customer's own (first party) or someone else's
+    /// using the customer's account or card (third party).
+    FraudParty { FirstParty = "FIRST_PARTY", ThirdParty = "THIRD_PARTY" }
+);
+avro_enum!(
     /// Family of a risk alert.
     AlertKind { Fraud = "FRAUD", CreditRisk = "CREDIT_RISK", ComplaintEscalation = "COMPLAINT_ESCALATION", Attrition = "ATTRITION" }
 );
@@ -343,6 +356,32 @@ pub struct InboundContact {
 impl InboundContact {
     /// Its Avro record name.
     pub const RECORD: &'static str = "InboundContact";
+}
+
+/// An investigator's closure of an alert's case (`bank.alert-outcomes.v1`, from the case
+/// management system): how the alert turned out, which is how a fraud team judges the rule
+/// that raised it. The stream labels the alert in the customer's state and counts it per rule
+/// and version; an outcome for an alert it does not hold is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertOutcome {
+    /// Unique id of the closure, set by the case system.
+    pub event_id: Text,
+    /// Bank customer id (the alert's).
+    pub customer_id: Text,
+    /// When the case was closed (UTC millis).
+    pub event_time: EpochMillis,
+    /// The alert closed (`RiskAlert.alert_id`).
+    pub alert_id: Text,
+    /// How it turned out.
+    pub label: AlertLabel,
+    /// Whose fraud, when confirmed fraud.
+    pub fraud_party: Option<FraudParty>,
+    /// The amount at risk that the alert prevented (or, not prevented, lost), in minor units.
+    pub amount_minor: Option<i64>,
+    /// ISO 4217 currency of `amount_minor`.
+    pub currency: Option<Text>,
+    /// Who closed it: an investigator's or a team's id in the case system.
+    pub closed_by: Text,
 }
 
 /// One value of a declared record's field.

@@ -186,12 +186,6 @@ impl Operator {
             )));
             return;
         }
-        state
-            .history
-            .record_alert(rule.head.id.clone(), at, &self.retention);
-        if rule.severity >= Severity::High {
-            state.note_high_alert(at);
-        }
         let alert_id = decision::decision_id(
             "alert",
             &rule.head.id,
@@ -199,6 +193,15 @@ impl Operator {
             t.customer_id,
             t.event_id,
         );
+        state.history.record_alert(
+            rule.head.id.clone(),
+            at,
+            (alert_id.clone(), rule.head.version),
+            &self.retention,
+        );
+        if rule.severity >= Severity::High {
+            state.note_high_alert(at);
+        }
         out.push(Decision::Audit(self.audit(
             &rule.head,
             t,

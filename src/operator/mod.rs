@@ -48,6 +48,10 @@ pub struct BatchStats {
     pub learned: Vec<crate::learning::model::Observation>,
     /// Exposures and conversions of the offer rules' treated and control groups (uplift).
     pub uplift: Vec<crate::learning::uplift::Tally>,
+    /// Alerts' cases closed, for their rules' quality (`outcomes`).
+    pub closed: Vec<outcomes::Closed>,
+    /// Inputs refused after decoding, to dead-letter (`outcomes`).
+    pub rejected: Vec<outcomes::Rejected>,
 }
 
 /// The operator: features and rules, built once per rule-set version.
@@ -132,11 +136,15 @@ impl Operator {
         };
         // Records are kept as long as any rule or policy reads them: an offer for the contact
         // period, its rule's cooldown, a decline's suppression or the uplift window; an alert
-        // for the longest alert cooldown (another rule's record must outlive a shorter one) or
-        // the longest window.
+        // for the longest alert cooldown (another rule's record must outlive a shorter one),
+        // the longest window, or its case's outcome (`operator.alert_outcome_window`).
+        let outcome_ms =
+            i64::try_from(settings.alert_outcome_window.as_millis()).unwrap_or(i64::MAX);
         let retention = Retention {
             offers_ms: policy.contact_retention_ms(longest_offer_cooldown_ms),
-            alerts_ms: longest_alert_cooldown_ms.max(longest_window_ms),
+            alerts_ms: longest_alert_cooldown_ms
+                .max(longest_window_ms)
+                .max(outcome_ms),
         };
         Self {
             features,
@@ -261,7 +269,11 @@ impl Operator {
             state.mark_applied(p.kind, p.partition, p.offset);
         }
         let first_decision = out.len();
+        let first_rejected = stats.rejected.len();
         self.apply_new(state, event, out, stats);
+        for r in &mut stats.rejected[first_rejected..] {
+            r.pos = pos;
+        }
         if let (true, Some(p)) = (self.outbox, pos) {
             if out.len() > first_decision {
                 let decisions = out[first_decision..]
@@ -318,6 +330,16 @@ impl Operator {
                     ..CustomerState::default()
                 };
                 self.align(state);
+                stats.applied += 1;
+                return;
+            }
+            // Before the erasure's own check: an outcome is answered (counted, or dead-lettered
+            // with its reason), never dropped silently, whenever the case was closed.
+            Event::AlertOutcome(o) => {
+                match self.close_alert(state, o) {
+                    Ok(closed) => stats.closed.extend(closed),
+                    Err(rejected) => stats.rejected.push(rejected),
+                }
                 stats.applied += 1;
                 return;
             }
@@ -514,6 +536,7 @@ impl FilterMemo {
 mod contacts;
 mod decide;
 pub mod inbound;
+pub mod outcomes;
 mod shadow;
 mod values;
 

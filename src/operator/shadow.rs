@@ -98,7 +98,9 @@ impl Operator {
                 "shadow rule: would be held back: same alert raised within its cooldown".into(),
             )
         } else {
-            state.shadow.record_alert(key, at, &self.retention);
+            state
+                .shadow
+                .record_alert(key, at, (String::new(), rule.head.version), &self.retention);
             (
                 DecisionOutcome::Alerted,
                 format!(

@@ -582,3 +582,85 @@ fn without_profiling_consent_a_contextual_offer_still_goes_out() {
     );
     assert_eq!(run_with(false), ["offer-contextual"]);
 }
+
+/// An investigator's closure of `alert_id` at `at`.
+fn outcome(n: usize, alert_id: &str, label: AlertLabel, at: i64) -> Event {
+    Event::AlertOutcome(AlertOutcome {
+        event_id: format!("case-{n}").into(),
+        customer_id: "C1".into(),
+        event_time: at,
+        alert_id: alert_id.into(),
+        label,
+        fraud_party: Some(FraudParty::ThirdParty),
+        amount_minor: Some(250_000),
+        currency: Some("EUR".into()),
+        closed_by: "investigator-7".into(),
+    })
+}
+
+#[test]
+fn an_alerts_outcome_labels_it_once_and_an_unknown_one_is_refused_with_the_reason() {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    for i in 0..12 {
+        run.feed(card(
+            i,
+            T0 + i as i64 * 60_000,
+            20_000,
+            PaymentMethod::DebitCard,
+            "DE",
+        ));
+    }
+    let alert_id = run.alerts()[0].alert_id.clone();
+    run.feed(outcome(1, &alert_id, AlertLabel::ConfirmedRisk, T0 + 2 * H));
+    let [closed] = &run.stats.closed[..] else {
+        panic!("one closed: {:?}", run.stats.closed);
+    };
+    assert_eq!(
+        (closed.rule_id.as_str(), closed.version, closed.label),
+        (
+            "alert-card-velocity",
+            run.alerts()[0].rule_version,
+            AlertLabel::ConfirmedRisk
+        )
+    );
+    assert_eq!(closed.amount, Some((250_000, "EUR".to_string())));
+    assert_eq!(
+        closed.to_close_ms,
+        2 * H - 7 * 60_000,
+        "from the alert (E7) to the closure"
+    );
+    // The same closure again (another offset: the case system sent it twice), or relabelled:
+    // counted once.
+    run.feed(outcome(1, &alert_id, AlertLabel::ConfirmedRisk, T0 + 2 * H));
+    run.feed(outcome(2, &alert_id, AlertLabel::FalsePositive, T0 + 3 * H));
+    assert_eq!(run.stats.closed.len(), 1);
+    assert!(run.stats.rejected.is_empty());
+    // An alert this customer never had: refused, with where it came from and why.
+    run.feed(outcome(
+        3,
+        "alert-nobody-raised",
+        AlertLabel::FalsePositive,
+        T0 + 3 * H,
+    ));
+    let [refused] = &run.stats.rejected[..] else {
+        panic!("one refused: {:?}", run.stats.rejected);
+    };
+    assert_eq!(refused.kind, "unknown_alert");
+    assert!(
+        refused.reason.contains("alert-nobody-raised"),
+        "{}",
+        refused.reason
+    );
+    assert!(refused.pos.is_some());
+    // Erased since: refused as such, even for a case closed before the erasure.
+    run.feed(Event::Erasure(ErasureRequest {
+        request_id: "ER1".into(),
+        customer_id: "C1".into(),
+        requested_at: T0 + 4 * H,
+    }));
+    run.feed(outcome(4, &alert_id, AlertLabel::ConfirmedRisk, T0 + 3 * H));
+    assert_eq!(run.stats.rejected.len(), 2);
+    assert_eq!(run.stats.rejected[1].kind, "erased_alert");
+    assert_eq!(run.stats.closed.len(), 1);
+}

@@ -1,6 +1,6 @@
 //! Avro object container files of input records.
 //!
-//! Writing uses apache-avro's `Writer` (the reference implementation) with a union of the eleven
+//! Writing uses apache-avro's `Writer` (the reference implementation) with a union of the twelve
 //! input record schemas, so any Avro tool reads the file. Reading is this module's own loop over
 //! the container's blocks (header, then `count`, `size`, data, 16-byte sync marker per block),
 //! decoding each datum with the pipeline's [`Codec`]: as fast as the consumer path, and able to go

@@ -1,7 +1,7 @@
 //! Recorded events: the input stream kept in a file instead of Kafka, for `generate --out` and
 //! `backtest`. Two formats, both readable by other tools:
 //!
-//! - **Avro object container file** ([`avro`]): the schema is a union of the eleven input record
+//! - **Avro object container file** ([`avro`]): the schema is a union of the twelve input record
 //!   schemas of `avro_schemas/` (in [`EventKind::ALL`] order), the codec `null`; any Avro library
 //!   reads it (`avro-tools tojson`, Python `fastavro`, Spark).
 //! - **JSON lines** ([`jsonl`]): one object per line, `{"type":"bank.nbo.TransactionEvent",

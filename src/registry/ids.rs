@@ -41,7 +41,7 @@ pub async fn ids_of(
 /// Which of this program's schemas: the input records' or its own outputs'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// The eleven input records (what `generate` and the API write).
+    /// The twelve input records (what `generate`, the API and the case systems write).
     Inputs,
     /// Offers, alerts, audits and dead letters (what `run` writes).
     Outputs,

@@ -291,7 +291,7 @@ mod tests {
     fn every_input_and_output_schema_has_its_topics_subject() {
         let topics = TopicSettings::default();
         let local = local_schemas(&topics);
-        assert_eq!(local.len(), 15, "eleven inputs and four outputs");
+        assert_eq!(local.len(), 16, "twelve inputs and four outputs");
         let find = |record: &str| local.iter().find(|s| s.record == record).unwrap();
         assert_eq!(
             find("TransactionEvent").subject,

@@ -1,11 +1,11 @@
-//! The stored encoding of [`CustomerState`] (format 5) byte for byte: Redis holds state across
+//! The stored encoding of [`CustomerState`] (format 6) byte for byte: Redis holds state across
 //! releases, so moving or regrouping the state's types must leave these bytes as they are. What
-//! format 4 wrote still reads (`migrate.rs`).
+//! formats 4 and 5 wrote still reads (`migrate.rs`).
 
 use super::*;
 use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
 use crate::event::{
-    ContactChannel, DecisionOutcome, LifecycleStage, OfferResponseKind, ProductCategory,
+    AlertLabel, ContactChannel, DecisionOutcome, LifecycleStage, OfferResponseKind, ProductCategory,
 };
 use crate::features::{Aggregation, Tiles};
 use crate::output::{Decision, DecisionAudit};
@@ -13,8 +13,11 @@ use crate::output::{Decision, DecisionAudit};
 /// What format 4 wrote for [`every_field_set`].
 const FORMAT_4: &str = "0401070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000010a616c6572742d61407633ec0e";
 
-/// What format 5 writes for [`every_field_set`].
+/// What format 5 wrote for [`every_field_set`].
 const FORMAT_5: &str = "0501070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e";
+
+/// What format 6 writes for [`every_field_set`].
+const FORMAT_6: &str = "0601070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e000600";
 
 /// A state with every stored field set (and `next_retire_at`, which is not stored).
 fn every_field_set() -> CustomerState {
@@ -45,6 +48,9 @@ fn every_field_set() -> CustomerState {
             vec![AlertRecord {
                 rule_id: "alert-a".into(),
                 at: 900,
+                alert_id: "al-1".into(),
+                version: 2,
+                label: Some(AlertLabel::ConfirmedRisk),
             }],
         ),
         last_high_alert_at: Some(900),
@@ -91,25 +97,58 @@ fn every_field_set() -> CustomerState {
             vec![AlertRecord {
                 rule_id: "alert-a@v3".into(),
                 at: 950,
+                alert_id: String::new(),
+                version: 3,
+                label: None,
             }],
         ),
     }
 }
 
 #[test]
-fn format_5_is_written_byte_for_byte_as_before() {
+fn format_6_is_written_byte_for_byte_as_before() {
     let state = every_field_set();
-    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_5);
+    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_6);
 }
 
 #[test]
-fn format_5_reads_back_as_written() {
-    let read = CustomerState::from_bytes(&hex::decode(FORMAT_5).unwrap()).unwrap();
+fn format_6_reads_back_as_written() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_6).unwrap()).unwrap();
     let written = CustomerState {
         next_retire_at: 0,
         ..every_field_set()
     };
     assert_eq!(read, written);
+}
+
+/// `state` as formats before 6 kept it: alerts without their ids, versions and labels.
+fn without_alert_ids(mut state: CustomerState) -> CustomerState {
+    let strip = |h: &ContactHistory| {
+        let alerts = h
+            .alerts()
+            .iter()
+            .map(|a| AlertRecord {
+                alert_id: String::new(),
+                version: 0,
+                label: None,
+                ..a.clone()
+            })
+            .collect();
+        ContactHistory::from_records(h.offers().to_vec(), alerts)
+    };
+    state.history = strip(&state.history);
+    state.shadow = strip(&state.shadow);
+    state
+}
+
+#[test]
+fn format_5_reads_with_alerts_without_ids() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_5).unwrap()).unwrap();
+    let written = CustomerState {
+        next_retire_at: 0,
+        ..every_field_set()
+    };
+    assert_eq!(read, without_alert_ids(written));
 }
 
 #[test]
@@ -129,5 +168,5 @@ fn format_4_reads_with_nothing_counted() {
         })
         .collect();
     written.history = ContactHistory::from_records(uncounted, written.history.alerts().to_vec());
-    assert_eq!(read, written);
+    assert_eq!(read, without_alert_ids(written));
 }

@@ -8,6 +8,10 @@
 //! what the learned models have counted of each offer held and the configured propensity it was
 //! made at (nothing, and not known: responses to offers made before the upgrade are not learned
 //! from).
+//!
+//! Format 5 (before alert outcomes) lacks each alert's id, rule version and label: an alert
+//! raised before the upgrade keeps its cooldown, and an outcome for it is dead-lettered as
+//! unknown (its id was not kept).
 
 use super::error::StateError;
 use crate::customer::{
@@ -26,6 +30,81 @@ pub(super) const FORMAT_3: u8 = 3;
 
 /// The format byte of state written before offers recorded their propensity.
 pub(super) const FORMAT_4: u8 = 4;
+
+/// The format byte of state written before alerts kept their ids and outcomes.
+pub(super) const FORMAT_5: u8 = 5;
+
+/// An alert as formats 3 to 5 stored it.
+#[derive(Serialize, Deserialize)]
+struct AlertRecordV5 {
+    rule_id: String,
+    at: i64,
+}
+
+impl From<AlertRecordV5> for AlertRecord {
+    fn from(a: AlertRecordV5) -> Self {
+        AlertRecord {
+            rule_id: a.rule_id,
+            at: a.at,
+            alert_id: String::new(),
+            version: 0,
+            label: None,
+        }
+    }
+}
+
+fn alerts(v: Vec<AlertRecordV5>) -> Vec<AlertRecord> {
+    v.into_iter().map(Into::into).collect()
+}
+
+/// A contact history as format 5 stored it.
+#[derive(Serialize, Deserialize)]
+struct HistoryV5 {
+    offers: Vec<OfferRecord>,
+    alerts: Vec<AlertRecordV5>,
+}
+
+impl From<HistoryV5> for ContactHistory {
+    fn from(h: HistoryV5) -> Self {
+        ContactHistory::from_records(h.offers, alerts(h.alerts))
+    }
+}
+
+/// A state as format 5 stored it.
+#[derive(Serialize, Deserialize)]
+struct StateV5 {
+    features: Vec<(u32, Tiles)>,
+    profile: Option<ProfileState>,
+    history: HistoryV5,
+    last_high_alert_at: Option<i64>,
+    last_complaint_at: Option<i64>,
+    last_negative_social_at: Option<i64>,
+    applied: Vec<AppliedOffset>,
+    max_event_time: i64,
+    erased_before: Option<i64>,
+    outbox: Vec<OutboxEntry>,
+    shadow: HistoryV5,
+}
+
+/// Reads a format-5 state body.
+pub(super) fn from_format_5(body: &[u8]) -> Result<CustomerState, StateError> {
+    let v5: StateV5 =
+        postcard::from_bytes(body).map_err(|e| StateError::Corrupt(format!("format 5: {e}")))?;
+    Ok(CustomerState {
+        features: v5.features,
+        profile: v5.profile,
+        history: v5.history.into(),
+        last_high_alert_at: v5.last_high_alert_at,
+        last_complaint_at: v5.last_complaint_at,
+        last_negative_social_at: v5.last_negative_social_at,
+        applied: v5.applied,
+        max_event_time: v5.max_event_time,
+        next_retire_at: 0,
+        erased_before: v5.erased_before,
+        outbox: v5.outbox,
+        shadow: v5.shadow.into(),
+    })
+}
 
 /// An offer held in the contact history, as formats 3 and 4 stored it.
 #[derive(Serialize, Deserialize)]
@@ -52,12 +131,15 @@ impl From<OfferRecordV4> for OfferRecord {
 #[derive(Serialize, Deserialize)]
 struct HistoryV4 {
     offers: Vec<OfferRecordV4>,
-    alerts: Vec<AlertRecord>,
+    alerts: Vec<AlertRecordV5>,
 }
 
 impl From<HistoryV4> for ContactHistory {
     fn from(h: HistoryV4) -> Self {
-        ContactHistory::from_records(h.offers.into_iter().map(Into::into).collect(), h.alerts)
+        ContactHistory::from_records(
+            h.offers.into_iter().map(Into::into).collect(),
+            alerts(h.alerts),
+        )
     }
 }
 
@@ -185,7 +267,7 @@ struct StateV3 {
     features: Vec<(u32, Tiles)>,
     profile: Option<ProfileState>,
     contacts: Vec<OfferRecordV4>,
-    alerts: Vec<AlertRecord>,
+    alerts: Vec<AlertRecordV5>,
     last_high_alert_at: Option<i64>,
     last_complaint_at: Option<i64>,
     last_negative_social_at: Option<i64>,
@@ -257,7 +339,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
         profile: v3.profile,
         history: ContactHistory::from_records(
             v3.contacts.into_iter().map(Into::into).collect(),
-            v3.alerts,
+            alerts(v3.alerts),
         ),
         last_high_alert_at: v3.last_high_alert_at,
         last_complaint_at: v3.last_complaint_at,
@@ -363,7 +445,7 @@ mod tests {
             features: Vec::new(),
             profile: None,
             contacts: Vec::new(),
-            alerts: vec![AlertRecord {
+            alerts: vec![AlertRecordV5 {
                 rule_id: "alert-card-velocity".into(),
                 at: 1_000,
             }],

@@ -141,6 +141,15 @@ pub struct Metrics {
     pub api_outbox_moved: IntCounter,
     /// Rounds of the outbox's drainer that failed (Redis or the broker), retried.
     pub api_outbox_errors: IntCounter,
+    /// Alerts' cases closed (`bank.alert-outcomes.v1`), by rule, rule version and label
+    /// (`CONFIRMED_RISK`, `VALUABLE_ALERT`, `FALSE_POSITIVE`, `DUPLICATE`): precision per rule is
+    /// `CONFIRMED_RISK` over the labels but `DUPLICATE`.
+    pub alert_outcomes: IntCounterVec,
+    /// The amounts at stake in the closed cases, in minor units, by rule, label and currency
+    /// (for `CONFIRMED_RISK`: the amount prevented).
+    pub alert_outcome_amount: IntCounterVec,
+    /// From an alert to its case's closure, by rule.
+    pub alert_time_to_close: HistogramVec,
 }
 
 fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -467,7 +476,7 @@ impl Metrics {
             api_outbox_pending: {
                 let g = IntGauge::new(
                     "nbo_api_outbox_pending",
-                    "Audit records in the API's outbox (Redis), not yet on the audit topic",
+                    "Records (audit records and contacts) in the API's outbox (Redis), not yet on their topics",
                 )
                 .unwrap_or_else(|e| panic!("{e}"));
                 r.register(Box::new(g.clone()))
@@ -476,12 +485,45 @@ impl Metrics {
             },
             api_outbox_moved: single(
                 "nbo_api_outbox_moved_total",
-                "Audit records moved from the API's outbox to the audit topic",
+                "Records moved from the API's outbox to their topics (audit, inbound contacts)",
             ),
             api_outbox_errors: single(
                 "nbo_api_outbox_errors_total",
                 "Rounds of the API's outbox drainer that failed (Redis or the broker), retried",
             ),
+            alert_outcomes: counter(
+                r,
+                "nbo_alert_outcomes_total",
+                "Alerts' cases closed, by rule, rule version and label (precision: CONFIRMED_RISK over the labels but DUPLICATE)",
+                &["rule", "version", "label"],
+            ),
+            alert_outcome_amount: counter(
+                r,
+                "nbo_alert_outcome_amount_minor_total",
+                "Amounts at stake in alerts' closed cases, minor units, by rule, label and currency (CONFIRMED_RISK: prevented)",
+                &["rule", "label", "currency"],
+            ),
+            alert_time_to_close: {
+                let name = "nbo_alert_time_to_close_seconds";
+                let hour = 3600.0;
+                let opts = HistogramOpts::new(name, "From an alert to its case's closure, by rule")
+                    .buckets(vec![
+                        hour,
+                        4.0 * hour,
+                        12.0 * hour,
+                        24.0 * hour,
+                        3.0 * 24.0 * hour,
+                        7.0 * 24.0 * hour,
+                        14.0 * 24.0 * hour,
+                        30.0 * 24.0 * hour,
+                        90.0 * 24.0 * hour,
+                    ]);
+                let h = HistogramVec::new(opts, &["rule"])
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                r.register(Box::new(h.clone()))
+                    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+                h
+            },
             registry,
         }
     }

@@ -126,7 +126,7 @@ impl Worker {
             // Revoked while it waited: the partitions' next owner replays the batch.
             return Ok(());
         }
-        let read = decode(&ctx, &batch, now_ms());
+        let mut read = decode(&ctx, &batch, now_ms());
         tracing::trace!(first = ?read.first_offsets, last = ?read.last_offsets, dead = read.dead.len(), "batch decoded");
         let Some(loads) =
             load_missing(&ctx, shard, &operator, &read.decoded, batch.generation).await
@@ -158,6 +158,10 @@ impl Worker {
             &mut late,
             &mut self.interval.dirty,
         );
+        // Inputs the operator refused go to the dead letters with the batch's own, delivered
+        // as they are (in the checkpoint's transaction with exactly-once).
+        dead_letter_rejected(&ctx, &batch, &mut stats, &mut read.dead, now_ms());
+        count_closed(&stats.closed);
 
         let interval = &mut self.interval;
         if exactly_once {
@@ -214,6 +218,64 @@ impl Worker {
             "batch applied"
         );
         Ok(())
+    }
+}
+
+/// The dead letters of the records the operator refused after decoding (`stats.rejected`):
+/// their bytes from the batch, with the reason. A refusal is deterministic (the same record on
+/// the same state), so a replayed batch refuses it again.
+fn dead_letter_rejected(
+    ctx: &WorkerContext,
+    batch: &Batch,
+    stats: &mut BatchStats,
+    dead: &mut Vec<DeadLetter>,
+    now: i64,
+) {
+    use rdkafka::Message;
+    let m = metrics();
+    for r in stats.rejected.drain(..) {
+        let Some(pos) = r.pos else { continue };
+        let Some((_, msg)) = batch.records.iter().find(|(kind, msg)| {
+            kind.index() == usize::from(pos.kind)
+                && msg.partition() == pos.partition
+                && msg.offset() == pos.offset
+        }) else {
+            continue;
+        };
+        let topic = &ctx.input_topics[usize::from(pos.kind)];
+        m.dead_letters.with_label_values(&[topic, r.kind]).inc();
+        tracing::warn!(topic = %topic, partition = pos.partition, offset = pos.offset, reason = %r.reason, "input refused; dead-lettered");
+        let (payload, _) = capped(msg.payload());
+        let (key, _) = capped(msg.key());
+        dead.push(DeadLetter {
+            source_topic: msg.topic().to_string(),
+            source_partition: msg.partition(),
+            source_offset: msg.offset(),
+            key,
+            payload,
+            error_kind: r.kind.to_string(),
+            error: r.reason,
+            at: now,
+        });
+    }
+}
+
+/// Alerts' cases closed in the batch, into their rules' metrics.
+fn count_closed(closed: &[crate::operator::outcomes::Closed]) {
+    let m = metrics();
+    for c in closed {
+        let version = c.version.to_string();
+        m.alert_outcomes
+            .with_label_values(&[c.rule_id.as_str(), version.as_str(), c.label.as_str()])
+            .inc();
+        if let Some((amount, currency)) = &c.amount {
+            m.alert_outcome_amount
+                .with_label_values(&[c.rule_id.as_str(), c.label.as_str(), currency.as_str()])
+                .inc_by(u64::try_from(*amount).unwrap_or(0));
+        }
+        m.alert_time_to_close
+            .with_label_values(&[c.rule_id.as_str()])
+            .observe(c.to_close_ms as f64 / 1000.0);
     }
 }
 

@@ -338,6 +338,7 @@ impl RunSpec {
             ("erasure_requests", &t.erasure_requests),
             ("product_openings", &t.product_openings),
             ("inbound_contacts", &t.inbound_contacts),
+            ("alert_outcomes", &t.alert_outcomes),
             ("rules", &t.rules),
             ("offers", &t.offers),
             ("alerts", &t.alerts),

@@ -52,6 +52,7 @@ pub fn test_settings(brokers: &str, backend: StateBackend) -> Settings {
         &mut t.erasure_requests,
         &mut t.product_openings,
         &mut t.inbound_contacts,
+        &mut t.alert_outcomes,
         &mut t.rules,
         &mut t.rules_history,
         &mut t.offers,
