@@ -131,6 +131,9 @@ pub fn replay(
                     tally.decision(decision);
                 }
                 tally.uplift(&mut stats.uplift);
+                // Alert outcomes are not scored by a backtest yet (issue 26's `--labels`).
+                stats.closed.clear();
+                stats.rejected.clear();
             }
             Record::Dead(dead) => tally.dead(dead),
         }

@@ -330,6 +330,9 @@ impl Ledger {
         let persona = customer_index(event.customer_id()).and_then(|i| self.personas.get(i));
         self.exposures
             .take(&mut self.stats.uplift, persona.copied(), truth);
+        // The simulated world raises no alert outcomes yet (issue 26).
+        self.stats.closed.clear();
+        self.stats.rejected.clear();
     }
 }
 

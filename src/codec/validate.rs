@@ -201,8 +201,9 @@ pub(super) fn check(
             text("closed_by", &e.closed_by, limits)?;
             if let Some(a) = e.amount_minor {
                 amount("amount_minor", a, limits)?;
-            }
-            if let Some(c) = &e.currency {
+                let Some(c) = &e.currency else {
+                    return Err(invalid("currency", "must be given with amount_minor"));
+                };
                 currency(c)?;
             }
         }

@@ -121,8 +121,9 @@ pub struct Retention {
     /// offer cooldown, the decline suppression and the uplift window, whichever is longest.
     pub offers_ms: i64,
     /// An alert, from when it was raised: the longest alert cooldown of the rule set (another
-    /// rule's record must outlive a rule's shorter cooldown) or the longest feature window,
-    /// whichever is longer.
+    /// rule's record must outlive a rule's shorter cooldown), the longest feature window, or
+    /// (for the customer's real alerts) `operator.alert_outcome_window`, for its case's outcome,
+    /// whichever is longest.
     pub alerts_ms: i64,
 }
 

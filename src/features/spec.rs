@@ -99,10 +99,14 @@ fn compile_one(spec: &Spec, catalog: &Catalog) -> Result<FeatureDef, FeatureErro
             "names starting with `_` are reserved (`_updated_at`)".into(),
         ));
     }
-    // Features count what the stream takes in: an inbound request is decided on, not taken in.
+    // Features count what the stream takes in: an inbound request is decided on, not taken in,
+    // and an alert's outcome labels the alert (`operator::outcomes`), counted in no window.
     let row = catalog
         .kind_of(&spec.source)
-        .filter(|k| *k != crate::event::EventKind::Declared(crate::event::EventKind::INBOUND))
+        .filter(|k| {
+            *k != crate::event::EventKind::Declared(crate::event::EventKind::INBOUND)
+                && *k != crate::event::EventKind::AlertOutcome
+        })
         .and_then(|k| catalog.row(k))
         .ok_or_else(|| {
             fail(format!(

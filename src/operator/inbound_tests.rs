@@ -142,25 +142,12 @@ fn each_suppression_says_why() {
 
 #[test]
 fn an_alert_rule_cannot_trigger_on_inbound_requests() {
-    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
-    let doc: crate::rules::document::RuleDocument = toml::from_str(
-        r#"id = "alert-inbound"
-version = 1
-description = "test"
-triggers = ["InboundRequest"]
-condition = "event.channel == 'APP'"
-[alert]
-kind = "FRAUD"
-severity = "HIGH"
-cooldown = "1h"
-"#,
-    )
-    .unwrap();
-    let err = crate::rules::compile(&doc, &features).unwrap_err();
-    assert!(
-        err.reason.contains("cannot trigger on InboundRequest"),
-        "{err}"
-    );
+    let err = super::tests::compile_error(&super::tests::alert_rule(
+        "alert-inbound",
+        "InboundRequest",
+        "event.channel == 'APP'",
+    ));
+    assert!(err.contains("cannot trigger on InboundRequest"), "{err}");
 }
 
 #[test]

@@ -66,6 +66,11 @@ pub struct Operator {
     negative_sentiment: f64,
     policy: Policy,
     retention: Retention,
+    /// The challengers' alerts' retention: their cooldowns and windows only (they are never
+    /// sent, so no case closes them).
+    shadow_retention: Retention,
+    /// `operator.alert_outcome_window`, ms.
+    alert_outcome_ms: i64,
     outbox: bool,
     /// The learned propensities and how decisions use them (`None`: learning is off).
     learning: Option<Learning>,
@@ -146,6 +151,10 @@ impl Operator {
                 .max(longest_window_ms)
                 .max(outcome_ms),
         };
+        let shadow_retention = Retention {
+            alerts_ms: longest_alert_cooldown_ms.max(longest_window_ms),
+            ..retention
+        };
         Self {
             features,
             rules,
@@ -158,6 +167,8 @@ impl Operator {
             outbox: false,
             policy,
             retention,
+            shadow_retention,
+            alert_outcome_ms: outcome_ms,
             learning: settings.learning.enabled.then(|| Learning {
                 models: Models::new(),
                 prior_evidence: settings.learning.prior_evidence,
@@ -266,14 +277,21 @@ impl Operator {
                 }
                 return;
             }
+            // An outcome refused changes nothing and is not marked applied: a replay of its
+            // record (after a transaction that did not commit) refuses it again, so its dead
+            // letter goes out with the replay.
+            if let Event::AlertOutcome(o) = event {
+                if let Some(mut refused) = self.refusal(state, o) {
+                    refused.pos = pos;
+                    stats.rejected.push(refused);
+                    stats.applied += 1;
+                    return;
+                }
+            }
             state.mark_applied(p.kind, p.partition, p.offset);
         }
         let first_decision = out.len();
-        let first_rejected = stats.rejected.len();
         self.apply_new(state, event, out, stats);
-        for r in &mut stats.rejected[first_rejected..] {
-            r.pos = pos;
-        }
         if let (true, Some(p)) = (self.outbox, pos) {
             if out.len() > first_decision {
                 let decisions = out[first_decision..]

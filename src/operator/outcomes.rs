@@ -39,13 +39,57 @@ pub struct Rejected {
 }
 
 impl Operator {
-    /// Labels the alert `outcome` closes; answers what it counts, or why it was refused
-    /// (`Ok(None)`: the alert was labelled before, a replayed or repeated outcome).
+    /// Why `outcome` finds no alert to label, if it does not: its alert is not held for this
+    /// customer, or was raised longer than `operator.alert_outcome_window` before the closure.
+    /// Nothing in `state` changes.
+    pub(super) fn refusal(
+        &self,
+        state: &CustomerState,
+        outcome: &AlertOutcome,
+    ) -> Option<Rejected> {
+        let alert = state
+            .history
+            .alerts()
+            .iter()
+            .find(|a| !a.alert_id.is_empty() && a.alert_id == outcome.alert_id);
+        let id = &outcome.alert_id;
+        match alert {
+            Some(a) if outcome.event_time - a.at <= self.alert_outcome_ms => None,
+            Some(_) => Some(Rejected {
+                pos: None,
+                kind: "unknown_alert",
+                reason: format!(
+                    "alert {id:?} was raised more than operator.alert_outcome_window before its case was closed"
+                ),
+            }),
+            None if state.erased_before.is_some() => Some(Rejected {
+                pos: None,
+                kind: "erased_alert",
+                reason: format!(
+                    "alert {id:?} is not held: its customer was erased, and outcomes of an erased customer's alerts are not kept"
+                ),
+            }),
+            None => Some(Rejected {
+                pos: None,
+                kind: "unknown_alert",
+                reason: format!(
+                    "alert {id:?} is not held for this customer: never raised for them, raised more than operator.alert_outcome_window ago, or before alerts kept their ids"
+                ),
+            }),
+        }
+    }
+
+    /// Labels the alert `outcome` closes; answers what it counts (`Ok(None)`: the alert was
+    /// labelled before, a replayed or repeated outcome, counted in
+    /// `nbo_alert_outcomes_ignored_total`), or why it was refused ([`Operator::refusal`]).
     pub(super) fn close_alert(
         &self,
         state: &mut CustomerState,
         outcome: &AlertOutcome,
     ) -> Result<Option<Closed>, Rejected> {
+        if let Some(refused) = self.refusal(state, outcome) {
+            return Err(refused);
+        }
         match state.history.label_alert(&outcome.alert_id, outcome.label) {
             Labelled::New(alert) => Ok(Some(Closed {
                 rule_id: alert.rule_id.clone(),
@@ -57,22 +101,17 @@ impl Operator {
                     .map(|a| (a, outcome.currency.as_deref().unwrap_or("").to_string())),
                 to_close_ms: (outcome.event_time - alert.at).max(0),
             })),
-            Labelled::Again => Ok(None),
-            Labelled::Unknown if state.erased_before.is_some() => Err(Rejected {
-                pos: None,
-                kind: "erased_alert",
-                reason: format!(
-                    "alert {:?}: its customer was erased; outcomes of an erased customer's alerts are not kept",
-                    outcome.alert_id
-                ),
-            }),
+            Labelled::Again => {
+                crate::telemetry::metrics()
+                    .alert_outcomes_ignored
+                    .with_label_values(&["already_labelled"])
+                    .inc();
+                Ok(None)
+            }
             Labelled::Unknown => Err(Rejected {
                 pos: None,
                 kind: "unknown_alert",
-                reason: format!(
-                    "alert {:?} is not held for this customer: never raised for them, raised more than operator.alert_outcome_window ago, or before alerts kept their ids",
-                    outcome.alert_id
-                ),
+                reason: format!("alert {:?} is not held for this customer", outcome.alert_id),
             }),
         }
     }

@@ -98,9 +98,12 @@ impl Operator {
                 "shadow rule: would be held back: same alert raised within its cooldown".into(),
             )
         } else {
-            state
-                .shadow
-                .record_alert(key, at, (String::new(), rule.head.version), &self.retention);
+            state.shadow.record_alert(
+                key,
+                at,
+                (String::new(), rule.head.version),
+                &self.shadow_retention,
+            );
             (
                 DecisionOutcome::Alerted,
                 format!(

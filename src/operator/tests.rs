@@ -168,17 +168,7 @@ fn no_offer_without_marketing_consent_but_an_audit_saying_why() {
 
 #[test]
 fn card_velocity_alerts_once_per_cooldown_and_blocks_marketing() {
-    let mut run = Run::new();
-    run.feed(profile(true));
-    for i in 0..12 {
-        run.feed(card(
-            i,
-            T0 + i as i64 * 60_000,
-            20_000,
-            PaymentMethod::DebitCard,
-            "DE",
-        ));
-    }
+    let (run, _) = velocity_alert_raised();
     let alerts = run.alerts();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].rule_id, "alert-card-velocity");
@@ -457,15 +447,7 @@ fn without_profiling_consent_no_offer_is_chosen_from_features_but_alerts_still_a
     let mut run = Run::new();
     run.feed(profile_profiling(false));
     // Enough debit-card spend for the credit-card offer, fast enough for the velocity alert.
-    for i in 0..12 {
-        run.feed(card(
-            i,
-            T0 + i as i64 * 60_000,
-            60_000,
-            PaymentMethod::DebitCard,
-            "DE",
-        ));
-    }
+    twelve_card_payments(&mut run, 60_000);
     assert!(run.offers().is_empty());
     let offer_audits = run
         .out
@@ -583,6 +565,49 @@ fn without_profiling_consent_a_contextual_offer_still_goes_out() {
     assert_eq!(run_with(false), ["offer-contextual"]);
 }
 
+/// A consenting customer's twelve card payments in twelve minutes: the velocity alert raised
+/// (by the seventh), and its id.
+fn velocity_alert_raised() -> (Run, String) {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    twelve_card_payments(&mut run, 20_000);
+    let alert_id = run.alerts()[0].alert_id.clone();
+    (run, alert_id)
+}
+
+/// Twelve debit-card payments of `amount_minor` in Germany, a minute apart from `T0`.
+fn twelve_card_payments(run: &mut Run, amount_minor: i64) {
+    for i in 0..12 {
+        let at = T0 + i as i64 * 60_000;
+        run.feed(card(i, at, amount_minor, PaymentMethod::DebitCard, "DE"));
+    }
+}
+
+/// An alert rule document triggered by `trigger` when `condition` holds.
+pub(super) fn alert_rule(id: &str, trigger: &str, condition: &str) -> String {
+    format!(
+        r#"id = "{id}"
+version = 1
+description = "test"
+triggers = ["{trigger}"]
+condition = "{condition}"
+[alert]
+kind = "FRAUD"
+severity = "HIGH"
+cooldown = "1h"
+"#
+    )
+}
+
+/// Why rule document `text` does not compile.
+pub(super) fn compile_error(text: &str) -> String {
+    let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
+    let doc: crate::rules::document::RuleDocument = toml::from_str(text).unwrap();
+    crate::rules::compile(&doc, &features)
+        .unwrap_err()
+        .to_string()
+}
+
 /// An investigator's closure of `alert_id` at `at`.
 fn outcome(n: usize, alert_id: &str, label: AlertLabel, at: i64) -> Event {
     Event::AlertOutcome(AlertOutcome {
@@ -600,18 +625,7 @@ fn outcome(n: usize, alert_id: &str, label: AlertLabel, at: i64) -> Event {
 
 #[test]
 fn an_alerts_outcome_labels_it_once_and_an_unknown_one_is_refused_with_the_reason() {
-    let mut run = Run::new();
-    run.feed(profile(true));
-    for i in 0..12 {
-        run.feed(card(
-            i,
-            T0 + i as i64 * 60_000,
-            20_000,
-            PaymentMethod::DebitCard,
-            "DE",
-        ));
-    }
-    let alert_id = run.alerts()[0].alert_id.clone();
+    let (mut run, alert_id) = velocity_alert_raised();
     run.feed(outcome(1, &alert_id, AlertLabel::ConfirmedRisk, T0 + 2 * H));
     let [closed] = &run.stats.closed[..] else {
         panic!("one closed: {:?}", run.stats.closed);
@@ -663,4 +677,41 @@ fn an_alerts_outcome_labels_it_once_and_an_unknown_one_is_refused_with_the_reaso
     assert_eq!(run.stats.rejected.len(), 2);
     assert_eq!(run.stats.rejected[1].kind, "erased_alert");
     assert_eq!(run.stats.closed.len(), 1);
+}
+
+#[test]
+fn a_refused_outcome_is_not_marked_applied_so_its_replay_is_refused_again() {
+    let mut run = Run::new();
+    let e = outcome(1, "alert-nobody-raised", AlertLabel::FalsePositive, T0);
+    let pos = SourcePos {
+        kind: e.kind().index() as u8,
+        partition: 0,
+        offset: 42,
+    };
+    for _ in 0..2 {
+        run.op
+            .apply(&mut run.state, &e, Some(pos), &mut run.out, &mut run.stats);
+    }
+    assert_eq!(run.stats.rejected.len(), 2, "refused again on the replay");
+    assert!(run.stats.rejected.iter().all(|r| r.pos == Some(pos)));
+    assert!(!run.state.is_applied(pos.kind, pos.partition, pos.offset));
+}
+
+#[test]
+fn an_outcome_closed_after_the_window_is_refused_and_rules_cannot_trigger_on_outcomes() {
+    let (mut run, alert_id) = velocity_alert_raised();
+    run.feed(outcome(
+        1,
+        &alert_id,
+        AlertLabel::ConfirmedRisk,
+        T0 + 91 * 24 * H,
+    ));
+    assert!(run.stats.closed.is_empty());
+    assert_eq!(run.stats.rejected[0].kind, "unknown_alert");
+    assert!(run.stats.rejected[0]
+        .reason
+        .contains("alert_outcome_window"));
+
+    let err = compile_error(&alert_rule("on-outcome", "AlertOutcome", "true"));
+    assert!(err.contains("cannot trigger rules"), "{err}");
 }

@@ -63,7 +63,10 @@ pub(super) async fn build(
     let outbox = settings.kafka.delivery == Delivery::ExactlyOnce;
     let build = operator_builder(features.clone(), &settings.operator, models, outbox);
     let operator = Arc::new(ArcSwap::from_pointee(build(book.rule_set())));
+    // A customer's state lives as long as anything in it is read: the longest feature window,
+    // or an alert waiting for its case's outcome.
     let ttl_secs = (Duration::from_millis(features.longest_window_ms() as u64)
+        .max(settings.operator.alert_outcome_window)
         + settings.state.ttl_margin)
         .as_secs();
 

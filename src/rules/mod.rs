@@ -296,6 +296,9 @@ pub(crate) fn compile_condition(
             Some(EventKind::Erasure) => {
                 problems.push(field("erasure requests cannot trigger rules".into()))
             }
+            Some(EventKind::AlertOutcome) => problems.push(field(
+                "alert outcomes label their alerts; they cannot trigger rules".into(),
+            )),
             Some(kind) if !triggers.contains(&kind) => triggers.push(kind),
             Some(_) => {}
         }

@@ -150,6 +150,9 @@ pub struct Metrics {
     pub alert_outcome_amount: IntCounterVec,
     /// From an alert to its case's closure, by rule.
     pub alert_time_to_close: HistogramVec,
+    /// Alert outcomes that changed nothing, by reason (`already_labelled`: the alert's case was
+    /// closed before; a resent closure or a relabelling).
+    pub alert_outcomes_ignored: IntCounterVec,
 }
 
 fn float_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -496,6 +499,12 @@ impl Metrics {
                 "nbo_alert_outcomes_total",
                 "Alerts' cases closed, by rule, rule version and label (precision: CONFIRMED_RISK over the labels but DUPLICATE)",
                 &["rule", "version", "label"],
+            ),
+            alert_outcomes_ignored: counter(
+                r,
+                "nbo_alert_outcomes_ignored_total",
+                "Alert outcomes that changed nothing, by reason (already_labelled: a resent closure or a relabelling)",
+                &["reason"],
             ),
             alert_outcome_amount: counter(
                 r,

@@ -234,12 +234,16 @@ fn dead_letter_rejected(
     use rdkafka::Message;
     let m = metrics();
     for r in stats.rejected.drain(..) {
-        let Some(pos) = r.pos else { continue };
-        let Some((_, msg)) = batch.records.iter().find(|(kind, msg)| {
-            kind.index() == usize::from(pos.kind)
-                && msg.partition() == pos.partition
-                && msg.offset() == pos.offset
-        }) else {
+        let found = r.pos.and_then(|pos| {
+            batch.records.iter().find(|(kind, msg)| {
+                kind.index() == usize::from(pos.kind)
+                    && msg.partition() == pos.partition
+                    && msg.offset() == pos.offset
+            })
+        });
+        let (Some(pos), Some((_, msg))) = (r.pos, found) else {
+            // Every event the worker applies has its position in the batch: a defect.
+            tracing::error!(reason = %r.reason, "a refused input not found in its batch; not dead-lettered");
             continue;
         };
         let topic = &ctx.input_topics[usize::from(pos.kind)];
@@ -268,6 +272,10 @@ fn count_closed(closed: &[crate::operator::outcomes::Closed]) {
         m.alert_outcomes
             .with_label_values(&[c.rule_id.as_str(), version.as_str(), c.label.as_str()])
             .inc();
+        // A duplicate says nothing of the rule: counted above, and no more.
+        if c.label == crate::event::AlertLabel::Duplicate {
+            continue;
+        }
         if let Some((amount, currency)) = &c.amount {
             m.alert_outcome_amount
                 .with_label_values(&[c.rule_id.as_str(), c.label.as_str(), currency.as_str()])

@@ -75,10 +75,6 @@ fn int_accessor(kind: EventKind, name: &str) -> Option<IntAccessor> {
             Event::Partner(x) => Some(x.amount_minor),
             _ => None,
         },
-        (EventKind::AlertOutcome, "amount_minor") => |e| match e {
-            Event::AlertOutcome(x) => x.amount_minor,
-            _ => None,
-        },
         (EventKind::Transaction, "balance_after_minor") => |e| match e {
             Event::Transaction(x) => x.balance_after_minor,
             _ => None,
