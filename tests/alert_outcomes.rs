@@ -1,12 +1,13 @@
-//! Alert outcomes through the pipeline on librdkafka's mock cluster: an investigator's closure
-//! of an alert the stream raised counts for its rule (once, however often it is sent), and a
-//! closure of an alert the stream never raised reaches the dead-letter topic with its reason.
+//! Alert outcomes through the pipeline on librdkafka's mock cluster, at least once and exactly
+//! once: an investigator's closure of an alert the stream raised counts for its rule (once,
+//! however often it is sent), and a closure of an alert the stream never raised reaches the
+//! dead-letter topic, once, with its reason.
 
 mod common;
 
 use common::console::produce_input;
 use common::*;
-use nbo_stream::config::StateBackend;
+use nbo_stream::config::{Delivery, StateBackend};
 use nbo_stream::event::{AlertLabel, AlertOutcome, FraudParty};
 use nbo_stream::output::{DeadLetter, RiskAlert};
 use nbo_stream::state::memory::MemoryStore;
@@ -41,14 +42,29 @@ fn closure(n: usize, alert_id: &str, label: AlertLabel) -> AlertOutcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_alert_counts_for_its_rule_once_and_an_unknown_one_is_dead_lettered() {
+    closed_and_refused(Delivery::AtLeastOnce, "alert-big-payment").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_once_the_refused_outcome_is_dead_lettered_once_in_the_transaction() {
+    closed_and_refused(Delivery::ExactlyOnce, "alert-big-payment-eos").await;
+}
+
+/// The scenario with `delivery`, the alert rule named `rule` (each test its own metric series).
+async fn closed_and_refused(delivery: Delivery, rule: &str) {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let mut settings = test_settings(&brokers, StateBackend::Memory);
+    settings.kafka.delivery = delivery;
     for topic in settings.topics.all() {
         cluster.create_topic(topic, 2, 1).unwrap();
     }
     let rules = tempfile::tempdir().unwrap();
-    std::fs::write(rules.path().join("alert.toml"), RULE).unwrap();
+    std::fs::write(
+        rules.path().join("alert.toml"),
+        RULE.replace("alert-big-payment", rule),
+    )
+    .unwrap();
     settings.rules.path = Some(rules.path().to_path_buf());
     settings
         .kafka
@@ -86,14 +102,14 @@ async fn a_closed_alert_counts_for_its_rule_once_and_an_unknown_one_is_dead_lett
     let m = nbo_stream::telemetry::metrics();
     let counted = |label: &str| {
         m.alert_outcomes
-            .with_label_values(&["alert-big-payment", "3", label])
+            .with_label_values(&[rule, "3", label])
             .get()
     };
     assert_eq!(counted("CONFIRMED_RISK"), 1, "counted once");
     assert_eq!(counted("FALSE_POSITIVE"), 0);
     assert_eq!(
         m.alert_outcome_amount
-            .with_label_values(&["alert-big-payment", "CONFIRMED_RISK", "EUR"])
+            .with_label_values(&[rule, "CONFIRMED_RISK", "EUR"])
             .get(),
         600_000
     );
