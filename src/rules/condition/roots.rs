@@ -75,6 +75,11 @@ fn int_accessor(kind: EventKind, name: &str) -> Option<IntAccessor> {
             Event::Partner(x) => Some(x.amount_minor),
             _ => None,
         },
+        // Typed like every numeric field, though no rule triggers on an alert's outcome.
+        (EventKind::AlertOutcome, "amount_minor") => |e| match e {
+            Event::AlertOutcome(x) => x.amount_minor,
+            _ => None,
+        },
         (EventKind::Transaction, "balance_after_minor") => |e| match e {
             Event::Transaction(x) => x.balance_after_minor,
             _ => None,
