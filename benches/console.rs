@@ -61,6 +61,8 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
                 features: FeatureValues::default(),
                 decided_at: at,
                 shadow_outcome: None,
+                features_as_of: None,
+                propensity: None,
             },
             at,
         );

@@ -175,6 +175,16 @@ pub struct DecisionAudit {
     /// For a SHADOW record: what the challenger would have decided (OFFERED, ALERTED or the
     /// suppression) against its own contact history; `None` for every other outcome.
     pub shadow_outcome: Option<DecisionOutcome>,
+    /// The latest event time the customer's state had taken in when the features were read:
+    /// the features count no event later than this. Above `decided_at` when the trigger arrived
+    /// late, after later events (within `operator.allowed_lateness`); `export training` drops
+    /// such rows. `None` in records written before it was recorded, and for records that are
+    /// not decisions.
+    #[serde(default)]
+    pub features_as_of: Option<EpochMillis>,
+    /// For an OFFERED record, the propensity the decision ranked the offer by (as on the offer).
+    #[serde(default)]
+    pub propensity: Option<f64>,
 }
 
 /// A record that could not be processed (`bank.dead-letters.v1`).

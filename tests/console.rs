@@ -620,6 +620,8 @@ async fn every_page_answers_within_200_ms_with_10_000_decisions_held() {
             features: features.clone(),
             decided_at: at,
             shadow_outcome: None,
+            features_as_of: None,
+            propensity: None,
         };
         let audit = codec
             .encode_framed("DecisionAudit", &audit, framing)

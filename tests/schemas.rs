@@ -279,6 +279,8 @@ fn examples(codec: &Codec) -> Vec<(&'static str, Vec<u8>)> {
                 features,
                 decided_at: T,
                 shadow_outcome: None,
+                features_as_of: None,
+                propensity: None,
             },
             f,
         ),

@@ -75,6 +75,8 @@ impl AuditWriter {
             features: FeatureValues::default(),
             decided_at: now,
             shadow_outcome: None,
+            features_as_of: None,
+            propensity: None,
         };
         let payload = self
             .codec

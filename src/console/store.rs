@@ -505,6 +505,8 @@ mod tests {
             decided_at,
             shadow_outcome: (outcome == DecisionOutcome::Shadow)
                 .then_some(DecisionOutcome::SuppressedCooldown),
+            features_as_of: Some(decided_at),
+            propensity: None,
         }
     }
 

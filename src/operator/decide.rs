@@ -29,6 +29,9 @@ pub(super) struct Trigger<'a> {
     pub at: i64,
     /// The channel asking, when the trigger is an inbound request (`operator::inbound`).
     pub inbound: Option<&'a str>,
+    /// The newest event time the customer's state had taken in when the features were read
+    /// (the audit's `features_as_of`): past `at` when the trigger came late.
+    pub features_as_of: i64,
 }
 
 /// An offer admitted: its score, the channel it goes out on and the propensity behind it.
@@ -103,6 +106,8 @@ impl Operator {
             features,
             decided_at: t.at,
             shadow_outcome: None,
+            features_as_of: Some(t.features_as_of),
+            propensity: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl Operator {
             event_id: &event_id,
             at,
             inbound: None,
+            features_as_of: state.max_event_time,
         };
 
         for &i in alerts {
@@ -451,14 +457,16 @@ impl Operator {
             at,
             used.configured,
         );
-        out.push(Decision::Audit(self.audit(
+        let mut audit = self.audit(
             &rule.head,
             t,
             DecisionOutcome::Offered,
             Some(offer_id.clone()),
             reasons.clone(),
             features.clone(),
-        )));
+        );
+        audit.propensity = Some(used.propensity);
+        out.push(Decision::Audit(audit));
         out.push(Decision::Offer(NextBestOffer {
             offer_id,
             customer_id: t.customer_id.to_string(),

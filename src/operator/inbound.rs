@@ -103,6 +103,7 @@ impl Operator {
             event_id: &event_id,
             at,
             inbound: Some(&channel),
+            features_as_of: state.max_event_time,
         };
         let first = out.len();
         let (mut candidates, challengers) =

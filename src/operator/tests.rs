@@ -1,7 +1,7 @@
 use super::*;
 use crate::event::*;
 use crate::features::FeatureValue;
-use crate::output::{NextBestOffer, RiskAlert};
+use crate::output::{DecisionAudit, NextBestOffer, RiskAlert};
 
 pub(super) const H: i64 = 3_600_000;
 pub(super) const T0: i64 = 1_800_000_000_000;
@@ -143,6 +143,45 @@ fn heavy_debit_spender_with_consent_gets_the_credit_card_offer_once() {
     assert!(run
         .outcomes()
         .contains(&DecisionOutcome::SuppressedCooldown));
+}
+
+#[test]
+fn audits_say_what_their_features_were_as_of_and_the_offers_propensity() {
+    let mut run = Run::new();
+    run.feed(profile(true));
+    for i in 0..3 {
+        let at = T0 + i as i64 * 10 * H;
+        run.feed(card(i, at, 50_000, PaymentMethod::DebitCard, "DE"));
+    }
+    let offer = run.offers()[0].clone();
+    let audit = |out: &[Decision], id: &str| -> DecisionAudit {
+        out.iter()
+            .find_map(|d| match d {
+                Decision::Audit(a) if a.trigger_event_id == id => Some(a.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no audit of {id}"))
+    };
+    let offered = audit(&run.out, "E2");
+    assert_eq!(offered.outcome, DecisionOutcome::Offered);
+    assert_eq!(offered.features_as_of, Some(offered.decided_at));
+    assert_eq!(offered.propensity, offer.propensity);
+    assert!(offered.propensity.is_some());
+
+    // A payment 30 minutes late (within the hour of allowed lateness) is decided at its own
+    // time, with features that have taken in the payment after it.
+    run.out.clear();
+    run.feed(card(
+        9,
+        T0 + 20 * H - H / 2,
+        50_000,
+        PaymentMethod::DebitCard,
+        "DE",
+    ));
+    let late = audit(&run.out, "E9");
+    assert_eq!(late.decided_at, T0 + 20 * H - H / 2);
+    assert_eq!(late.features_as_of, Some(T0 + 20 * H));
+    assert_eq!(late.propensity, None, "{:?} is not an offer", late.outcome);
 }
 
 #[test]

@@ -246,6 +246,8 @@ impl RuleWatcher {
             features: FeatureValues::default(),
             decided_at: at,
             shadow_outcome: None,
+            features_as_of: None,
+            propensity: None,
         }))
     }
 

@@ -1,6 +1,6 @@
-//! The stored encoding of [`CustomerState`] (format 6) byte for byte: Redis holds state across
+//! The stored encoding of [`CustomerState`] (format 7) byte for byte: Redis holds state across
 //! releases, so moving or regrouping the state's types must leave these bytes as they are. What
-//! formats 4 and 5 wrote still reads (`migrate.rs`).
+//! formats 4 to 6 wrote still reads (`migrate.rs`).
 
 use super::*;
 use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
@@ -16,7 +16,7 @@ const FORMAT_4: &str = "0401070101000000000000000440010a03044d41535301f80a010002
 /// What format 5 wrote for [`every_field_set`].
 const FORMAT_5: &str = "0501070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e01880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e";
 
-/// What format 6 writes for [`every_field_set`].
+/// What format 6 wrote for [`every_field_set`].
 const FORMAT_6: &str = "0601070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e0100010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e000600";
 
 /// A state with every stored field set (and `next_retire_at`, which is not stored).
@@ -81,6 +81,8 @@ fn every_field_set() -> CustomerState {
                 features: [("f", 1.0)].into_iter().collect(),
                 decided_at: 900,
                 shadow_outcome: Some(DecisionOutcome::Offered),
+                features_as_of: Some(950),
+                propensity: Some(0.5),
             })],
         }],
         shadow: ContactHistory::from_records(
@@ -105,20 +107,47 @@ fn every_field_set() -> CustomerState {
     }
 }
 
+/// What format 7 writes for [`every_field_set`].
+const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e000600";
+
 #[test]
-fn format_6_is_written_byte_for_byte_as_before() {
+fn format_7_is_written_byte_for_byte_as_before() {
     let state = every_field_set();
-    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_6);
+    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_7);
 }
 
 #[test]
-fn format_6_reads_back_as_written() {
-    let read = CustomerState::from_bytes(&hex::decode(FORMAT_6).unwrap()).unwrap();
+fn format_7_reads_back_as_written() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_7).unwrap()).unwrap();
     let written = CustomerState {
         next_retire_at: 0,
         ..every_field_set()
     };
     assert_eq!(read, written);
+}
+
+/// `state` as formats before 7 kept it: outbox audits without their features' as-of time and
+/// propensity.
+fn without_audit_as_of(mut state: CustomerState) -> CustomerState {
+    for entry in &mut state.outbox {
+        for decision in &mut entry.decisions {
+            if let Decision::Audit(a) = decision {
+                a.features_as_of = None;
+                a.propensity = None;
+            }
+        }
+    }
+    state
+}
+
+#[test]
+fn format_6_reads_with_audits_without_as_of() {
+    let read = CustomerState::from_bytes(&hex::decode(FORMAT_6).unwrap()).unwrap();
+    let written = CustomerState {
+        next_retire_at: 0,
+        ..every_field_set()
+    };
+    assert_eq!(read, without_audit_as_of(written));
 }
 
 /// `state` as formats before 6 kept it: alerts without their ids, versions and labels.
@@ -148,7 +177,7 @@ fn format_5_reads_with_alerts_without_ids() {
         next_retire_at: 0,
         ..every_field_set()
     };
-    assert_eq!(read, without_alert_ids(written));
+    assert_eq!(read, without_alert_ids(without_audit_as_of(written)));
 }
 
 #[test]
@@ -168,5 +197,5 @@ fn format_4_reads_with_nothing_counted() {
         })
         .collect();
     written.history = ContactHistory::from_records(uncounted, written.history.alerts().to_vec());
-    assert_eq!(read, without_alert_ids(written));
+    assert_eq!(read, without_alert_ids(without_audit_as_of(written)));
 }

@@ -12,6 +12,10 @@
 //! Format 5 (before alert outcomes) lacks each alert's id, rule version and label: an alert
 //! raised before the upgrade keeps its cooldown, and an outcome for it is dead-lettered as
 //! unknown (its id was not kept).
+//!
+//! Format 6 (before audits recorded what their features were as of) lacks the
+//! `features_as_of` and `propensity` of outbox audit records (`None` in what it becomes, as in
+//! an Avro audit record written before them).
 
 use super::error::StateError;
 use crate::customer::{
@@ -33,6 +37,116 @@ pub(super) const FORMAT_4: u8 = 4;
 
 /// The format byte of state written before alerts kept their ids and outcomes.
 pub(super) const FORMAT_5: u8 = 5;
+
+/// The format byte of state written before audits recorded their features' as-of time.
+pub(super) const FORMAT_6: u8 = 6;
+
+/// An audit record as formats 4 to 6 stored it in the outbox.
+#[derive(Serialize, Deserialize)]
+struct AuditV6 {
+    audit_id: String,
+    customer_id: String,
+    trigger_event_id: String,
+    rule_id: String,
+    rule_version: i32,
+    ruleset_version: i64,
+    outcome: DecisionOutcome,
+    decision_id: Option<String>,
+    reasons: Reasons,
+    features: FeatureValues,
+    decided_at: EpochMillis,
+    shadow_outcome: Option<DecisionOutcome>,
+}
+
+impl From<AuditV6> for DecisionAudit {
+    fn from(a: AuditV6) -> Self {
+        DecisionAudit {
+            audit_id: a.audit_id,
+            customer_id: a.customer_id,
+            trigger_event_id: a.trigger_event_id,
+            rule_id: a.rule_id,
+            rule_version: a.rule_version,
+            ruleset_version: a.ruleset_version,
+            outcome: a.outcome,
+            decision_id: a.decision_id,
+            reasons: a.reasons,
+            features: a.features,
+            decided_at: a.decided_at,
+            shadow_outcome: a.shadow_outcome,
+            features_as_of: None,
+            propensity: None,
+        }
+    }
+}
+
+/// A decision as formats 5 and 6 stored it in the outbox.
+#[derive(Serialize, Deserialize)]
+enum DecisionV6 {
+    Offer(NextBestOffer),
+    Alert(RiskAlert),
+    Audit(AuditV6),
+}
+
+impl From<DecisionV6> for Decision {
+    fn from(d: DecisionV6) -> Self {
+        match d {
+            DecisionV6::Offer(o) => Decision::Offer(o),
+            DecisionV6::Alert(a) => Decision::Alert(a),
+            DecisionV6::Audit(a) => Decision::Audit(a.into()),
+        }
+    }
+}
+
+/// An outbox entry as formats 5 and 6 stored it.
+#[derive(Serialize, Deserialize)]
+struct OutboxV6 {
+    kind: u8,
+    partition: i32,
+    offset: i64,
+    decisions: Vec<DecisionV6>,
+}
+
+fn outbox_v6(v: Vec<OutboxV6>) -> Vec<OutboxEntry> {
+    v.into_iter()
+        .map(|e| outbox_entry(e.kind, e.partition, e.offset, e.decisions))
+        .collect()
+}
+
+/// A state as format 6 stored it.
+#[derive(Serialize, Deserialize)]
+struct StateV6 {
+    features: Vec<(u32, Tiles)>,
+    profile: Option<ProfileState>,
+    history: ContactHistory,
+    last_high_alert_at: Option<i64>,
+    last_complaint_at: Option<i64>,
+    last_negative_social_at: Option<i64>,
+    applied: Vec<AppliedOffset>,
+    max_event_time: i64,
+    erased_before: Option<i64>,
+    outbox: Vec<OutboxV6>,
+    shadow: ContactHistory,
+}
+
+/// Reads a format-6 state body.
+pub(super) fn from_format_6(body: &[u8]) -> Result<CustomerState, StateError> {
+    let v6: StateV6 =
+        postcard::from_bytes(body).map_err(|e| StateError::Corrupt(format!("format 6: {e}")))?;
+    Ok(CustomerState {
+        features: v6.features,
+        profile: v6.profile,
+        history: v6.history,
+        last_high_alert_at: v6.last_high_alert_at,
+        last_complaint_at: v6.last_complaint_at,
+        last_negative_social_at: v6.last_negative_social_at,
+        applied: v6.applied,
+        max_event_time: v6.max_event_time,
+        next_retire_at: 0,
+        erased_before: v6.erased_before,
+        outbox: outbox_v6(v6.outbox),
+        shadow: v6.shadow,
+    })
+}
 
 /// An alert as formats 3 to 5 stored it.
 #[derive(Serialize, Deserialize)]
@@ -82,7 +196,7 @@ struct StateV5 {
     applied: Vec<AppliedOffset>,
     max_event_time: i64,
     erased_before: Option<i64>,
-    outbox: Vec<OutboxEntry>,
+    outbox: Vec<OutboxV6>,
     shadow: HistoryV5,
 }
 
@@ -101,7 +215,7 @@ pub(super) fn from_format_5(body: &[u8]) -> Result<CustomerState, StateError> {
         max_event_time: v5.max_event_time,
         next_retire_at: 0,
         erased_before: v5.erased_before,
-        outbox: v5.outbox,
+        outbox: outbox_v6(v5.outbox),
         shadow: v5.shadow.into(),
     })
 }
@@ -210,7 +324,7 @@ struct OutboxV4 {
 enum DecisionV4 {
     Offer(OfferV4),
     Alert(RiskAlert),
-    Audit(DecisionAudit),
+    Audit(AuditV6),
 }
 
 impl From<DecisionV4> for Decision {
@@ -218,7 +332,7 @@ impl From<DecisionV4> for Decision {
         match d {
             DecisionV4::Offer(o) => Decision::Offer(o.into()),
             DecisionV4::Alert(a) => Decision::Alert(a),
-            DecisionV4::Audit(a) => Decision::Audit(a),
+            DecisionV4::Audit(a) => Decision::Audit(a.into()),
         }
     }
 }
@@ -325,6 +439,8 @@ impl From<DecisionV3> for Decision {
                 features: a.features,
                 decided_at: a.decided_at,
                 shadow_outcome: None,
+                features_as_of: None,
+                propensity: None,
             }),
         }
     }

@@ -78,7 +78,7 @@ impl CustomerKey {
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
-pub const STATE_FORMAT: u8 = 6;
+pub const STATE_FORMAT: u8 = 7;
 
 impl CustomerState {
     /// Serialized form stored under `nbo:state:{..}`: one format byte ([`STATE_FORMAT`]), then
@@ -95,6 +95,7 @@ impl CustomerState {
             Some((&STATE_FORMAT, body)) => {
                 postcard::from_bytes(body).map_err(|e| StateError::Corrupt(e.to_string()))
             }
+            Some((&migrate::FORMAT_6, body)) => migrate::from_format_6(body),
             Some((&migrate::FORMAT_5, body)) => migrate::from_format_5(body),
             Some((&migrate::FORMAT_4, body)) => migrate::from_format_4(body),
             Some((&migrate::FORMAT_3, body)) => migrate::from_format_3(body),
