@@ -66,6 +66,7 @@ pub mod customer;
 pub mod decision;
 pub mod demo;
 pub mod event;
+pub mod export;
 pub mod features;
 pub mod generator;
 pub mod learning;

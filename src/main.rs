@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use cli::args::{Cli, Command, FeaturesCommand, TopicsCommand};
+use cli::args::{Cli, Command, ExportCommand, FeaturesCommand, TopicsCommand};
 use cli::{admin, data, rules, serve, simulate};
 use nbo_stream::registry;
 
@@ -55,6 +55,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => serve::demo(args).await,
         Command::Generate(args) => data::generate(args).await,
         Command::Backtest(args) => data::backtest(args),
+        Command::Export {
+            command: ExportCommand::Training(args),
+        } => data::export_training(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Topics {
             command:

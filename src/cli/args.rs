@@ -1,6 +1,6 @@
 //! The command line's arguments: every verb, its options and their help.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use nbo_stream::recorded;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +69,13 @@ pub(crate) enum Command {
     /// through the same features, rules and decisioning as `run`, with in-memory state, and
     /// report what the rules would have decided.
     Backtest(BacktestArgs),
+    /// Training data for the bank's ML team: one row per decision in a time range, with the
+    /// features as they stood at the decision and the label it earned inside the maturity
+    /// window (offer responses, conversions, alert outcomes); erased customers never appear.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -443,4 +450,55 @@ pub(crate) struct BacktestArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// What `export` writes.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// One row per decision (the audit topic) joined with what it came to (offer responses,
+    /// product openings naming the offer, alert outcomes): Parquet, or JSON lines for a `.jsonl`
+    /// file. Customers are pseudonymised as the state store keys them; the columns are in the
+    /// README ("Training data").
+    Training(TrainingArgs),
+}
+
+/// `export training`.
+#[derive(Debug, Args)]
+pub(crate) struct TrainingArgs {
+    /// Configuration: Kafka, topics, codec and feature set, as the `run` instances use; NBO_*
+    /// variables override it. NBO_CUSTOMER_KEY_SECRET must be the instances' secret.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Decisions made from this time: RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (40d).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) from: i64,
+    /// ... until this time (excluded): RFC 3339 or a duration ago. Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) until: Option<i64>,
+    /// How long after a decision its label counts (responses, conversions, closures).
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub(crate) maturity: std::time::Duration,
+    /// Keep decisions whose maturity window has not closed yet (`label_final` false); by
+    /// default they are left out, since their label may still come.
+    #[arg(long)]
+    pub(crate) include_immature: bool,
+    /// The file to write: Parquet, or JSON lines when it ends in .jsonl.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Print what was written and left out as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A time on the command line: RFC 3339, or a duration before now.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(nbo_stream::clock::now_ms() - ago.as_millis() as i64);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        })
+        .map_err(|e| format!("{e}: give RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (40d)"))
 }

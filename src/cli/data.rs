@@ -2,7 +2,7 @@
 //! (recorded events through the rules, in memory).
 
 use super::admin::load_lenient;
-use super::args::{BacktestArgs, GenerateArgs};
+use super::args::{BacktestArgs, GenerateArgs, TrainingArgs};
 use anyhow::{bail, Context, Result};
 use nbo_stream::clock::now_ms;
 use nbo_stream::config::Settings;
@@ -163,6 +163,43 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     } else {
         print!("{report}");
     }
+    Ok(())
+}
+
+/// `export training`: training rows to a file, with what was left out on stderr.
+pub(crate) async fn export_training(args: TrainingArgs) -> Result<()> {
+    let settings = Settings::load(Some(&args.config))?;
+    let now = now_ms();
+    let options = nbo_stream::export::TrainingOptions {
+        from: args.from,
+        until: args.until.unwrap_or(now),
+        maturity: args.maturity,
+        out: args.out.clone(),
+        format: None,
+        include_immature: args.include_immature,
+        now,
+        progress: !args.json,
+    };
+    let summary = nbo_stream::export::training(&settings, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let t = &summary.tally;
+    println!(
+        "wrote {} rows ({} labelled) to {}",
+        t.rows,
+        t.labelled,
+        args.out.display()
+    );
+    println!(
+        "read {} audit records, {} outcomes, {} erased customers",
+        summary.audits_read, summary.outcomes_read, summary.erased_customers
+    );
+    println!(
+        "left out: {} outside the range, {} of erased customers, {} with features later than the decision, {} without their features' time, {} still maturing, {} not decisions; {} undecodable records",
+        t.outside_range, t.erased, t.late_features, t.as_of_unknown, t.immature, t.not_decisions, summary.undecodable
+    );
     Ok(())
 }
 

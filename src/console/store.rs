@@ -40,19 +40,6 @@ pub const MAX_REASONS: usize = 100;
 /// A ruleset version is listed on the health page while the audit showed it this recently.
 pub const VERSION_SEEN_MS: i64 = 10 * 60 * 1000;
 
-/// Whether `outcome` is a decision of a rule (not a rule change or a console action).
-pub fn is_decision(outcome: DecisionOutcome) -> bool {
-    !matches!(
-        outcome,
-        DecisionOutcome::RuleInstalled
-            | DecisionOutcome::RuleDeleted
-            | DecisionOutcome::RuleRejected
-            | DecisionOutcome::ConsoleLookup
-            | DecisionOutcome::RulePublished
-            | DecisionOutcome::RuleBacktested
-    )
-}
-
 /// Dead letters of one reason.
 #[derive(Debug, Clone, Default)]
 pub struct Reason {
@@ -273,7 +260,7 @@ impl Store {
             self.audits.pop_front();
         }
         self.audits.push_back(a.clone());
-        if !is_decision(a.outcome) {
+        if !a.outcome.is_decision() {
             return;
         }
         self.chart.add(at, a.outcome);
@@ -316,7 +303,7 @@ impl Store {
         self.audits
             .iter()
             .rev()
-            .filter(|a| a.customer_id == customer_id && is_decision(a.outcome))
+            .filter(|a| a.customer_id == customer_id && a.outcome.is_decision())
             .take(limit)
             .cloned()
             .collect()

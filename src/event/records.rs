@@ -121,6 +121,22 @@ avro_enum!(
     DecisionOutcome { Offered = "OFFERED", Alerted = "ALERTED", SuppressedNoConsent = "SUPPRESSED_NO_CONSENT", SuppressedContactPolicy = "SUPPRESSED_CONTACT_POLICY", SuppressedCooldown = "SUPPRESSED_COOLDOWN", SuppressedRisk = "SUPPRESSED_RISK", ControlGroup = "CONTROL_GROUP", Shadow = "SHADOW", RuleInstalled = "RULE_INSTALLED", RuleDeleted = "RULE_DELETED", RuleRejected = "RULE_REJECTED", ConsoleLookup = "CONSOLE_LOOKUP", RulePublished = "RULE_PUBLISHED", RuleBacktested = "RULE_BACKTESTED" }
 );
 
+impl DecisionOutcome {
+    /// Whether this is a decision of a rule about a customer (not a rule change or a console
+    /// action).
+    pub fn is_decision(self) -> bool {
+        !matches!(
+            self,
+            DecisionOutcome::RuleInstalled
+                | DecisionOutcome::RuleDeleted
+                | DecisionOutcome::RuleRejected
+                | DecisionOutcome::ConsoleLookup
+                | DecisionOutcome::RulePublished
+                | DecisionOutcome::RuleBacktested
+        )
+    }
+}
+
 /// A card or account transaction (`bank.transactions.v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransactionEvent {

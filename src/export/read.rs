@@ -1,0 +1,199 @@
+//! Reading what the export joins: a topic's records from a time on, to the end the topic had
+//! when the reading began, and the decoding of audits and outcome records.
+//!
+//! Each partition is read from the first offset at or after the start time (by Kafka
+//! timestamp; where the broker finds none, from the beginning) until
+//! librdkafka reports its end, `read_committed` so that nothing an aborted transaction wrote is
+//! taken in. Nothing is committed: the export is a reader, not a member of any group's work.
+
+use crate::codec::fetch::Fetcher;
+use crate::codec::{schemas, Codec, Framing};
+use crate::config::Settings;
+use crate::event::{Event, EventKind};
+use crate::output::DecisionAudit;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How long a read waits for the broker to say anything before it gives up.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Fields added to the audit record since its first release, newest last: an audit written
+/// before them is read with the schema without them.
+const AUDIT_ADDED_FIELDS: [&str; 2] = ["features_as_of", "propensity"];
+
+/// A consumer for the export: no group work, nothing committed, committed records only.
+pub fn consumer(settings: &Settings) -> anyhow::Result<StreamConsumer> {
+    let mut config = crate::source::client_config(&settings.kafka);
+    config
+        .set("group.id", format!("{}-export", settings.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    for (key, value) in &settings.kafka.options {
+        config.set(key, value);
+    }
+    Ok(config.create()?)
+}
+
+/// Reads every record of `topic` produced at or after `since` (ms, by Kafka timestamp; `None`:
+/// from the beginning) up to the topic's end, calling `each` with each. Returns how many
+/// records were read.
+pub async fn read_topic(
+    consumer: &StreamConsumer,
+    topic: &str,
+    since: Option<i64>,
+    mut each: impl AsyncFnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<u64> {
+    let partitions = crate::console::lag::partitions_of(consumer, topic, IDLE_TIMEOUT)?;
+    if partitions.is_empty() {
+        anyhow::bail!("topic {topic} does not exist (create it with `nbo-stream topics create`)");
+    }
+    let list = start_offsets(consumer, topic, &partitions, since)?;
+    let mut open: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
+    if open.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&list)?;
+    let mut read = 0;
+    while !open.is_empty() {
+        let message = match tokio::time::timeout(IDLE_TIMEOUT, consumer.recv()).await {
+            Err(_) => anyhow::bail!(
+                "reading {topic}: Kafka said nothing for {}s (partitions {open:?} not read to their end)",
+                IDLE_TIMEOUT.as_secs()
+            ),
+            Ok(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+                continue;
+            }
+            Ok(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
+            Ok(Ok(m)) => m,
+        };
+        read += 1;
+        each(&message).await;
+    }
+    consumer.unassign()?;
+    Ok(read)
+}
+
+/// Where each partition's reading starts; partitions with nothing at or after `since` are left
+/// out.
+fn start_offsets(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partitions: &[i32],
+    since: Option<i64>,
+) -> anyhow::Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    let mut empty = BTreeSet::new();
+    for &p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, IDLE_TIMEOUT)?;
+        if high <= low {
+            empty.insert(p);
+            continue;
+        }
+        match since {
+            Some(ms) => list.add_partition_offset(topic, p, Offset::Offset(ms))?,
+            None => list.add_partition_offset(topic, p, Offset::Beginning)?,
+        }
+    }
+    if since.is_none() {
+        return Ok(list);
+    }
+    let found = match consumer.offsets_for_times(list.clone(), IDLE_TIMEOUT) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "the broker cannot find offsets by time; reading from the beginning");
+            let mut all = TopicPartitionList::new();
+            for e in list.elements() {
+                all.add_partition_offset(topic, e.partition(), Offset::Beginning)?;
+            }
+            return Ok(all);
+        }
+    };
+    let mut out = TopicPartitionList::new();
+    for e in found.elements() {
+        // No offset found: either no record is that recent, or the broker cannot look offsets up
+        // by time (librdkafka's mock cluster answers so). The partition is read from its start
+        // then, which is only slower: records are kept or skipped by their own times.
+        let offset = match e.offset() {
+            Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        out.add_partition_offset(topic, e.partition(), offset)?;
+    }
+    Ok(out)
+}
+
+/// Decodes audit records: with this release's schema, or the schemas of earlier releases for
+/// records written before a field was added.
+pub struct AuditDecoder {
+    framing: Framing,
+    schemas: Vec<serde_avro_fast::Schema>,
+}
+
+impl AuditDecoder {
+    /// A decoder for audit records framed as `framing`.
+    pub fn new(framing: Framing) -> anyhow::Result<Self> {
+        let entry = schemas::by_record("DecisionAudit")
+            .ok_or_else(|| anyhow::anyhow!("no built-in DecisionAudit schema"))?;
+        let mut json: serde_json::Value = serde_json::from_str(entry.text)?;
+        let mut schemas = vec![entry.text.parse()?];
+        for name in AUDIT_ADDED_FIELDS.iter().rev() {
+            if let Some(fields) = json["fields"].as_array_mut() {
+                fields.retain(|f| f["name"] != *name);
+            }
+            schemas.push(json.to_string().parse()?);
+        }
+        Ok(Self { framing, schemas })
+    }
+
+    /// The audit record in `payload`.
+    pub fn decode(&self, payload: &[u8]) -> Result<DecisionAudit, String> {
+        let datum = match self.framing {
+            Framing::Confluent if payload.len() >= 5 && payload[0] == 0 => &payload[5..],
+            Framing::Confluent => return Err("no Confluent header (magic byte 0)".into()),
+            Framing::Plain => payload,
+        };
+        let mut first = None;
+        for schema in &self.schemas {
+            match serde_avro_fast::from_datum_slice::<DecisionAudit>(datum, schema) {
+                Ok(a) => return Ok(a),
+                Err(e) => {
+                    first.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Err(first.unwrap_or_default())
+    }
+}
+
+/// Decodes an input record of `kind` with the pipeline's codec, fetching an unknown writer
+/// schema from the registry first.
+pub async fn decode_input(
+    codec: &Codec,
+    fetcher: Option<&Fetcher>,
+    kind: EventKind,
+    message: &BorrowedMessage<'_>,
+) -> Result<Event, String> {
+    if let (Some(id), Some(fetcher)) = (codec.missing_writer(kind, message.payload()), fetcher) {
+        let topic = message.topic().to_string();
+        let missing = BTreeSet::from([(kind, id)]);
+        let health = crate::telemetry::http::Health::default();
+        fetcher
+            .prepare(codec, &missing, |_| topic.clone(), &health, || true)
+            .await;
+    }
+    codec
+        .decode(
+            kind,
+            message.key(),
+            message.payload(),
+            crate::clock::now_ms(),
+        )
+        .map_err(|e| e.to_string())
+}
