@@ -10,6 +10,7 @@
 //! answer its offers.
 
 pub mod exposures;
+pub mod labelled;
 pub mod report;
 pub mod world;
 
@@ -19,6 +20,7 @@ use crate::customer::CustomerState;
 use crate::event::Text;
 use crate::features::FeatureSet;
 use crate::operator::{BatchStats, Operator};
+use crate::output::Decision;
 use crate::recorded::{Record, RecordReader, RecordedError};
 use crate::rules::RuleSet;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,7 +44,14 @@ pub struct BacktestOptions {
     pub now_ms: i64,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Known fraud to score the alert rules against (`--labels`; see [`labelled`]).
+    pub labels: Option<PathBuf>,
+    /// How near an alert must be to a fraud labelled by customer and time (either side).
+    pub label_window: std::time::Duration,
 }
+
+/// `--label-window`'s default: an alert within a day of a customer's fraud caught it.
+pub const DEFAULT_LABEL_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A backtest that cannot run (bad records never cause one: they are counted).
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,9 @@ pub enum BacktestError {
     /// The events file cannot be read.
     #[error(transparent)]
     Recorded(#[from] RecordedError),
+    /// The labels file cannot be read or a line of it is not a label.
+    #[error(transparent)]
+    Labels(#[from] labelled::LabelsError),
 }
 
 /// The rule set to replay: the rule documents at `path` (a file or a folder), or the built-in
@@ -100,6 +112,14 @@ pub fn replay(
             source: e,
         })?
         .len();
+    let mut scoring = match &options.labels {
+        Some(file) => Some(labelled::Scoring::new(
+            labelled::FraudLabels::load(file)?,
+            file,
+            options.label_window.as_millis() as i64,
+        )),
+        None => None,
+    };
     let mut reader = RecordReader::open(path, codec, options.now_ms)?;
     let bar = progress_bar(options.progress, bytes);
     let mut states: FxHashMap<Text, CustomerState> = FxHashMap::default();
@@ -129,6 +149,9 @@ pub fn replay(
                 }
                 for decision in &out {
                     tally.decision(decision);
+                    if let (Some(scoring), Decision::Audit(audit)) = (&mut scoring, decision) {
+                        scoring.audit(audit);
+                    }
                 }
                 tally.uplift(&mut stats.uplift);
                 // Alert outcomes are not scored by a backtest yet (issue 26's `--labels`).
@@ -143,7 +166,8 @@ pub fn replay(
         }
     }
     bar.finish_and_clear();
-    let results = tally.finish(&stats, states.len() as u64, codec);
+    let mut results = tally.finish(&stats, states.len() as u64, codec);
+    results.labelled = scoring.map(|s| s.finish(results.events_decoded));
     let elapsed = started.elapsed().as_secs_f64();
     Ok(BacktestReport {
         source: Source {

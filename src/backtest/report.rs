@@ -134,6 +134,10 @@ pub struct Results {
     /// the offer's family opened within `operator.uplift.window`).
     #[serde(default)]
     pub uplift: BTreeMap<String, Groups>,
+    /// With `--labels`, each alert rule version's precision, recall and alert rate against the
+    /// known fraud.
+    #[serde(default)]
+    pub labelled: Option<super::labelled::LabelledScores>,
 }
 
 /// Dead records kept as examples.
@@ -376,6 +380,38 @@ impl std::fmt::Display for BacktestReport {
                     f,
                     "  {rule:<40} treated {}/{}, control {}/{}: {measured}",
                     t.converted, t.customers, c.converted, c.customers
+                )?;
+            }
+        }
+        if let Some(l) = &r.labelled {
+            writeln!(
+                f,
+                "\nalert rules against {} labelled frauds ({}; within {} of a customer's fraud):",
+                l.labels,
+                l.labels_file,
+                humantime::format_duration(std::time::Duration::from_millis(
+                    l.window_ms.max(0) as u64
+                ))
+            )?;
+            let share = |s: &Option<crate::learning::precision::Share>| {
+                s.map_or_else(|| "-".to_string(), |s| s.to_string())
+            };
+            for (rule, s) in &l.rules {
+                writeln!(
+                    f,
+                    "  {rule:<40} {} alerts ({:.2} per 1,000 events)\n    precision {}\n    recall    {}",
+                    s.alerts,
+                    s.alerts_per_1000_events,
+                    share(&s.precision),
+                    share(&s.recall)
+                )?;
+            }
+            writeln!(f, "  labelled frauds no rule caught: {}", l.missed)?;
+            if l.late_features > 0 {
+                writeln!(
+                    f,
+                    "  {} decisions had features that took in a later event (events out of time order in the file)",
+                    l.late_features
                 )?;
             }
         }

@@ -450,6 +450,14 @@ pub(crate) struct BacktestArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Known fraud, JSON lines: {"event_id": ...} or {"customer_id": ..., "at": RFC 3339 or
+    /// epoch ms}, one per line. Each alert rule is then scored: precision (alerts that hit a
+    /// fraud), recall (frauds its alerts hit) and alerts per 1,000 events.
+    #[arg(long)]
+    pub(crate) labels: Option<PathBuf>,
+    /// With --labels: an alert within this long of a customer's fraud (either side) caught it.
+    #[arg(long, default_value = "1day", value_parser = humantime::parse_duration, requires = "labels")]
+    pub(crate) label_window: Duration,
 }
 
 /// What `export` writes.

@@ -148,6 +148,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
         config,
         samples,
         json,
+        labels,
+        label_window,
     } = args;
     let settings = load_lenient(config.as_deref())?;
     let options = backtest::BacktestOptions {
@@ -156,6 +158,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
         samples,
         now_ms: now_ms(),
         progress: true,
+        labels,
+        label_window,
     };
     let report = tokio::task::block_in_place(|| backtest::run(&settings, &options))?;
     if json {

@@ -76,6 +76,8 @@ fn replay_rules(
         samples: 10,
         now_ms: super::now_ms(),
         progress: false,
+        labels: None,
+        label_window: crate::backtest::DEFAULT_LABEL_WINDOW,
     };
     replay(&operator, &codec, &options).map_err(|e| e.to_string())
 }
