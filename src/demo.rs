@@ -220,6 +220,12 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         group_id: format!("{}-simulator", settings.kafka.group_id),
         idle_exit: None,
         delivery_receipts: true,
+        // Investigators close the alerts too, so the console and metrics show each rule's
+        // precision.
+        investigators: Some(crate::generator::investigator::Investigators::new(
+            options.seed,
+        )),
+        close_after: Duration::from_secs(4 * 3_600),
     };
     let sim_client = crate::source::client_config(&settings.kafka);
     let sim_topics = settings.topics.clone();

@@ -394,7 +394,8 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
     /// A TOML file replacing cells of the true-propensity table (`[LoanShopper]` `LOAN = 0.4`;
-    /// the defaults are in the README).
+    /// the defaults are in the README) and setting each alert rule's true precision
+    /// (`[alert_precision]` `alert-card-velocity = 0.4`, `default = 0.3`).
     #[arg(long)]
     pub(crate) truth: Option<PathBuf>,
     /// How long after an offer its answer comes, in event time (never past the clock).
@@ -407,6 +408,15 @@ pub(crate) struct SimulateArgs {
     /// delivery receipt, so the learned propensity counts unanswered offers too).
     #[arg(long)]
     pub(crate) no_receipts: bool,
+    /// Do not close the alerts the pipeline raises (by default each alert's case is closed
+    /// CONFIRMED_RISK at its rule's true precision, the truth file's [alert_precision] table,
+    /// and FALSE_POSITIVE otherwise).
+    #[arg(long)]
+    pub(crate) no_closures: bool,
+    /// How long after an alert was raised its case is closed, in event time (never past the
+    /// clock).
+    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+    pub(crate) close_after: Duration,
     /// Run the whole loop in this process instead (generated events → the operator → these
     /// customers' answers → back to the operator), without Kafka or Redis, and report what the
     /// offers learned against the truth table.

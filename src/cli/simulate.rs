@@ -6,6 +6,7 @@ use super::serve::shutdown_signal;
 use anyhow::{Context, Result};
 use nbo_stream::backtest::world::{self, Half, WorldOptions, WorldReport};
 use nbo_stream::config::Settings;
+use nbo_stream::generator::investigator::Investigators;
 use nbo_stream::generator::responder::{Responder, Truth};
 use nbo_stream::generator::simulate::SimulateOptions;
 use nbo_stream::{codec, generator, source, telemetry};
@@ -22,13 +23,16 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
     if let Some(brokers) = args.brokers.clone() {
         settings.kafka.brokers = brokers;
     }
-    let truth = match &args.truth {
+    let (truth, investigators) = match &args.truth {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the truth table {}", path.display()))?;
-            Truth::from_toml(&text).map_err(anyhow::Error::msg)?
+            (
+                Truth::from_toml(&text).map_err(anyhow::Error::msg)?,
+                Investigators::from_toml(&text, args.seed).map_err(anyhow::Error::msg)?,
+            )
         }
-        None => Truth::default(),
+        None => (Truth::default(), Investigators::new(args.seed)),
     };
     if args.offline {
         return offline(&settings, &args, truth);
@@ -43,6 +47,8 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
         group_id: format!("{}-simulator", settings.kafka.group_id),
         idle_exit: args.idle_exit,
         delivery_receipts: !args.no_receipts,
+        investigators: (!args.no_closures).then_some(investigators),
+        close_after: args.close_after,
     };
     let codec = codec::Codec::new(&settings.codec_options())?;
     let client = source::client_config(&settings.kafka);
@@ -53,8 +59,8 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
         signal.store(true, Ordering::Relaxed);
     });
     eprintln!(
-        "answering offers on {} for {} customers (seed {}); Ctrl-C stops",
-        settings.topics.offers, options.customers, options.seed
+        "answering offers on {} and closing alerts on {} for {} customers (seed {}); Ctrl-C stops",
+        settings.topics.offers, settings.topics.alerts, options.customers, options.seed
     );
     let summary = tokio::task::block_in_place(|| {
         generator::simulate::simulate(&client, &settings.topics, &codec, &options, &stop)

@@ -5,6 +5,7 @@
 pub mod conversions;
 mod declared;
 pub mod file;
+pub mod investigator;
 pub mod personas;
 pub mod responder;
 pub mod simulate;

@@ -107,6 +107,9 @@ impl Truth {
             toml::from_str(text).map_err(|e| format!("truth table: {e}"))?;
         let mut truth = Truth::default();
         for (persona, row) in cells {
+            if persona == super::investigator::TABLE {
+                continue; // the investigators' (`generator::investigator`)
+            }
             if persona == "base_rate" {
                 for (product, value) in row {
                     let c = product_of("base_rate", &product)?;
@@ -205,7 +208,7 @@ impl Responder {
 }
 
 /// FNV-1a of a string: a stable hash (std's is not stable across releases).
-fn fnv64(s: &str) -> u64 {
+pub(super) fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -14,20 +14,28 @@
 //! answer's time, as the bank's CRM would. The products customers open on their own come from
 //! the generator (`generate --own-conversions`).
 //!
-//! Delivery: the simulator reads offers in its own consumer group (`<kafka.group_id>-simulator`)
+//! With investigators ([`super::investigator`]), it also reads the alerts the pipeline raises and
+//! closes each one's case `close_after` after it was raised (never past the clock): an
+//! `AlertOutcome` (event id `closed:<alert-id>`, closed by `simulator`) on the alert-outcomes
+//! topic, `CONFIRMED_RISK` at its rule's true precision, `FALSE_POSITIVE` otherwise.
+//!
+//! Delivery: the simulator reads offers (and alerts) in its own consumer group (`<kafka.group_id>-simulator`)
 //! with offsets committed automatically, so after a restart it goes on where it was. Answers are
 //! at least once: an offer read twice (a crash before its offset was committed) is answered twice,
 //! with the same event id and the same answer; the pipeline's contact history keeps the latest
 //! answer per offer, so a repeat changes nothing there. Responses are keyed by customer id,
 //! stamped with their event time, and flushed before the simulator returns.
 
+use super::investigator::{Closure, Investigators};
 use super::personas::{EventFactory, Persona};
 use super::responder::Responder;
 use super::GenerateError;
 use crate::codec::{Codec, Framing};
 use crate::config::TopicSettings;
-use crate::event::{Event, OfferResponse, OfferResponseKind, ProductOpened, Text};
-use crate::output::NextBestOffer;
+use crate::event::{
+    AlertOutcome, Event, FraudParty, OfferResponse, OfferResponseKind, ProductOpened, Text,
+};
+use crate::output::{NextBestOffer, RiskAlert};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message};
@@ -58,6 +66,11 @@ pub struct SimulateOptions {
     /// decided), as a channel's delivery receipts do: then every offer a customer received is a
     /// trial for the learned propensity, answered or not.
     pub delivery_receipts: bool,
+    /// Close the alerts the pipeline raises, at each rule's true precision (`None`: alerts are
+    /// not read).
+    pub investigators: Option<Investigators>,
+    /// How long after an alert was raised its case is closed (event time; never past the clock).
+    pub close_after: Duration,
 }
 
 /// What the simulator did.
@@ -75,8 +88,12 @@ pub struct SimulateSummary {
     pub ignored: u64,
     /// Offers for customers the simulator does not know.
     pub unknown_customers: u64,
-    /// Offer records that did not decode (not answered).
+    /// Offer and alert records that did not decode (not answered, not closed).
     pub undecodable: u64,
+    /// Alerts read.
+    pub alerts: u64,
+    /// Alerts closed, by label.
+    pub closed: BTreeMap<&'static str, u64>,
 }
 
 impl std::fmt::Display for SimulateSummary {
@@ -96,7 +113,13 @@ impl std::fmt::Display for SimulateSummary {
             writeln!(f, "  unknown customers: {}", self.unknown_customers)?;
         }
         if self.undecodable > 0 {
-            writeln!(f, "  undecodable offers: {}", self.undecodable)?;
+            writeln!(f, "  undecodable records: {}", self.undecodable)?;
+        }
+        if self.alerts > 0 {
+            writeln!(f, "alerts read: {}", self.alerts)?;
+            for (label, n) in &self.closed {
+                writeln!(f, "  closed {label}: {n}")?;
+            }
         }
         Ok(())
     }
@@ -116,18 +139,26 @@ pub fn simulate(
         .iter()
         .map(|c| (c.id.clone(), c.persona))
         .collect();
-    let schema: serde_avro_fast::Schema = crate::codec::schemas::by_record("NextBestOffer")
-        .map(|e| e.text)
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| GenerateError::Simulate(format!("NextBestOffer schema: {e}")))?;
+    let parse = |record: &str| -> Result<serde_avro_fast::Schema, GenerateError> {
+        crate::codec::schemas::by_record(record)
+            .map(|e| e.text)
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| GenerateError::Simulate(format!("{record} schema: {e}")))
+    };
+    let schema = parse("NextBestOffer")?;
+    let alert_schema = parse("RiskAlert")?;
     let mut consumer_config = client.clone();
     consumer_config
         .set("group.id", &options.group_id)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true");
     let consumer: BaseConsumer = consumer_config.create()?;
-    consumer.subscribe(&[topics.offers.as_str()])?;
+    let mut read = vec![topics.offers.as_str()];
+    if options.investigators.is_some() {
+        read.push(topics.alerts.as_str());
+    }
+    consumer.subscribe(&read)?;
     let producer: ThreadedProducer<DefaultProducerContext> = client.create()?;
     let mut summary = SimulateSummary::default();
     let mut last_offer = Instant::now();
@@ -144,10 +175,38 @@ pub fn simulate(
         };
         let message = message?;
         last_offer = Instant::now();
+        if let (true, Some(investigators)) =
+            (message.topic() == topics.alerts, &options.investigators)
+        {
+            summary.alerts += 1;
+            let alert = message
+                .payload()
+                .and_then(|p| decode_output::<RiskAlert>(p, &alert_schema, options.offer_framing));
+            let Some(alert) = alert else {
+                summary.undecodable += 1;
+                continue;
+            };
+            let closure = investigators.close(&alert.rule_id, &alert.alert_id);
+            let at = alert
+                .raised_at
+                .saturating_add(i64::try_from(options.close_after.as_millis()).unwrap_or(i64::MAX))
+                .min(crate::clock::now_ms());
+            let payload =
+                super::encode_event(codec, &closed(&alert, closure, at), options.framing)?;
+            send(
+                &producer,
+                &topics.alert_outcomes,
+                &alert.customer_id,
+                &payload,
+                at,
+            )?;
+            *summary.closed.entry(closure.label.as_str()).or_default() += 1;
+            continue;
+        }
         summary.offers += 1;
         let offer = message
             .payload()
-            .and_then(|p| decode_offer(p, &schema, options.offer_framing));
+            .and_then(|p| decode_output::<NextBestOffer>(p, &schema, options.offer_framing));
         let Some(offer) = offer else {
             summary.undecodable += 1;
             continue;
@@ -225,12 +284,27 @@ fn opened(offer: &NextBestOffer, at: i64) -> Event {
     })
 }
 
-/// An offer record, with or without its Confluent header.
-fn decode_offer(
+/// The case of `alert`, closed at `at` as `closure` says.
+fn closed(alert: &RiskAlert, closure: Closure, at: i64) -> Event {
+    Event::AlertOutcome(AlertOutcome {
+        event_id: compact_str::format_compact!("closed:{}", alert.alert_id),
+        customer_id: alert.customer_id.as_str().into(),
+        event_time: at,
+        alert_id: alert.alert_id.as_str().into(),
+        label: closure.label,
+        fraud_party: closure.amount_minor.map(|_| FraudParty::ThirdParty),
+        amount_minor: closure.amount_minor,
+        currency: closure.amount_minor.map(|_| "EUR".into()),
+        closed_by: "simulator".into(),
+    })
+}
+
+/// An output record (offer, alert), with or without its Confluent header.
+fn decode_output<T: serde::de::DeserializeOwned>(
     payload: &[u8],
     schema: &serde_avro_fast::Schema,
     framing: Framing,
-) -> Option<NextBestOffer> {
+) -> Option<T> {
     let datum = match framing {
         Framing::Confluent => payload.get(5..).filter(|_| payload.first() == Some(&0))?,
         Framing::Plain => payload,
