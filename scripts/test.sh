@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 say() { printf '==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. System packages: a C toolchain for librdkafka, OpenSSL headers, Redis, Python YAML, and
-#    headless Chromium with its WebDriver for the console's browser test.
+# 1. System packages: a C toolchain for librdkafka, OpenSSL headers, Redis, Python YAML,
+#    headless Chromium with its WebDriver for the console's browser test, and Prometheus's
+#    promtool.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
@@ -21,6 +22,7 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v promtool >/dev/null || missing+=(prometheus)   # promtool: the rules' unit tests
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -52,6 +54,9 @@ say "cargo clippy -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 say "deploy/ validation"
 python3 scripts/validate_deploy.py
+say "promtool: the Prometheus configuration and rules, and the recording rules' unit tests"
+promtool check config deploy/prometheus/prometheus.yml >/dev/null
+promtool test rules tests/prometheus/*.yml
 say "cargo test"
 cargo test --quiet
 

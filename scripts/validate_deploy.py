@@ -7,13 +7,14 @@ Checks:
   * every .yml/.yaml (all documents) and .json file under deploy/ parses;
   * docker-compose.yml has the expected services, each with `build` or `image`, and the files,
     build contexts, volumes and dependencies it refers to exist; secrets come from the host env;
-  * every Prometheus alert rule has alert, expr, a valid `for`, labels.severity and
+  * every Prometheus rule file has alert or recording rules; every alert rule has alert, expr, a valid `for`, labels.severity and
     annotations.summary; prometheus.yml's rule_files exist;
   * the Grafana dashboards have unique panel ids, a query in every target and the variables they use;
   * the Kubernetes manifests name no namespace and the files kustomization.yaml lists exist;
   * every metric name (nbo_...) that a dashboard or an alert rule uses is declared as a string
     literal in the metrics file (src/telemetry/metrics.rs), after stripping the histogram
-    suffixes _bucket, _sum and _count.
+    suffixes _bucket, _sum and _count; every recorded series (level:nbo_metric:operations) they
+    use is recorded by a rule.
 
 Prints one line per problem and a summary line; exits 0 when there is no problem, 1 otherwise.
 """
@@ -41,7 +42,9 @@ COMPOSE_SERVICES = ("kafka", "redis", "topics", "nbo-stream", "prometheus", "gra
 COMPOSE_SECRETS = ("NBO_CUSTOMER_KEY_SECRET", "NBO_KAFKA__SASL_PASSWORD", "NBO_REDIS__PASSWORD")
 SEVERITIES = ("info", "warning", "critical")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-METRIC_RE = re.compile(r"(?<![A-Za-z0-9_])nbo_[a-z0-9_]+")
+METRIC_RE = re.compile(r"(?<![A-Za-z0-9_:])nbo_[a-z0-9_]+")
+# A recorded series (level:metric:operations), defined by a `record` rule in deploy/prometheus/.
+RECORDED_RE = re.compile(r"(?<![A-Za-z0-9_:])[a-z_]+:nbo_[a-z0-9_]+:[a-z0-9_]+")
 DECLARED_RE = re.compile(r'"(nbo_[a-z0-9_]+)"')
 DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 INTERPOLATION_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\}$")
@@ -186,6 +189,7 @@ def rule_files(parsed):
 def check_rules(path, docs, report):
     names = set()
     count = 0
+    records = 0
     for group in docs[0].get("groups") or []:
         if not isinstance(group, dict) or not group.get("name"):
             report.problem(path, "a rule group has no name")
@@ -196,6 +200,7 @@ def check_rules(path, docs, report):
                 report.problem(path, f"{where}: not a mapping")
                 continue
             if "record" in rule:
+                records += 1
                 if not rule.get("expr"):
                     report.problem(path, f"{where} ({rule['record']}): no expr")
                 continue
@@ -222,8 +227,8 @@ def check_rules(path, docs, report):
             for key in ("summary", "description"):
                 if not str(annotations.get(key) or "").strip():
                     report.problem(path, f"alert {alert}: no annotations.{key}")
-    if count == 0:
-        report.problem(path, "no alert rules")
+    if count == 0 and records == 0:
+        report.problem(path, "no alert or recording rules")
 
 
 def check_prometheus_config(path, docs, report):
@@ -333,6 +338,28 @@ def referenced_metrics(parsed, dashboards, rules):
     return references
 
 
+def check_recorded(parsed, dashboards, rules, report):
+    """Every recorded series (level:nbo_metric:operations) a dashboard or rule uses is recorded."""
+    defined = set()
+    for path in rules:
+        for group in parsed[path][0].get("groups") or []:
+            for rule in group.get("rules") or []:
+                if isinstance(rule, dict) and rule.get("record"):
+                    defined.add(rule["record"])
+    texts = []
+    for path in dashboards:
+        texts.extend((path, text) for text in walk_strings(parsed[path][0]))
+    for path in rules:
+        for group in parsed[path][0].get("groups") or []:
+            for rule in group.get("rules") or []:
+                if isinstance(rule, dict):
+                    texts.append((path, str(rule.get("expr") or "")))
+    for path, text in texts:
+        for name in RECORDED_RE.findall(text):
+            if name not in defined:
+                report.problem(path, f"recorded series {name} is recorded by no rule in deploy/prometheus/")
+
+
 def resolve(name, declared):
     if name in declared:
         return name
@@ -412,6 +439,7 @@ def main(argv):
 
     references = referenced_metrics(parsed, dashboards, rules)
     check_metrics(metrics_file, references, set(dashboards), report)
+    check_recorded(parsed, dashboards, rules, report)
 
     for note in report.notes:
         print(note)

@@ -109,7 +109,7 @@ async fn closed_and_refused(delivery: Delivery, rule: &str) {
     assert_eq!(counted("FALSE_POSITIVE"), 0);
     assert_eq!(
         m.alert_outcome_amount
-            .with_label_values(&[rule, "CONFIRMED_RISK", "EUR"])
+            .with_label_values(&[rule, "3", "CONFIRMED_RISK", "EUR"])
             .get(),
         600_000
     );

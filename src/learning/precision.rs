@@ -79,5 +79,8 @@ mod tests {
         let s = Share::of(0, 20).unwrap();
         assert!(s.low == 0.0 && close(s.high, 0.1611), "{s}");
         assert_eq!(Share::of(3, 0), None);
+        // What deploy/prometheus/alert_quality.yml records for 24 of 96 (its promtool test).
+        let s = Share::of(24, 96).unwrap();
+        assert!(close(s.low, 0.1741) && close(s.high, 0.3451), "{s}");
     }
 }

@@ -32,7 +32,7 @@ pub struct Metrics {
     pub feature_updates: IntCounter,
     /// Offers produced, by rule.
     pub offers: IntCounterVec,
-    /// Alerts produced, by rule and severity.
+    /// Alerts produced, by rule, its version and severity.
     pub alerts: IntCounterVec,
     /// Decisions by outcome (suppressions by reason).
     pub decisions: IntCounterVec,
@@ -145,10 +145,10 @@ pub struct Metrics {
     /// (`CONFIRMED_RISK`, `VALUABLE_ALERT`, `FALSE_POSITIVE`, `DUPLICATE`): precision per rule is
     /// `CONFIRMED_RISK` over the labels but `DUPLICATE`.
     pub alert_outcomes: IntCounterVec,
-    /// The amounts at stake in the closed cases, in minor units, by rule, label and currency
-    /// (for `CONFIRMED_RISK`: the amount prevented).
+    /// The amounts at stake in the closed cases, in minor units, by rule, version, label and
+    /// currency (for `CONFIRMED_RISK`: the amount prevented).
     pub alert_outcome_amount: IntCounterVec,
-    /// From an alert to its case's closure, by rule.
+    /// From an alert to its case's closure, by rule and version.
     pub alert_time_to_close: HistogramVec,
     /// Alert outcomes that changed nothing, by reason (`already_labelled`: the alert's case was
     /// closed before; a resent closure or a relabelling).
@@ -262,8 +262,8 @@ impl Metrics {
             alerts: counter(
                 r,
                 "nbo_alerts_total",
-                "Alerts produced",
-                &["rule", "severity"],
+                "Alerts produced, by rule, its version and severity",
+                &["rule", "version", "severity"],
             ),
             decisions: counter(
                 r,
@@ -509,13 +509,13 @@ impl Metrics {
             alert_outcome_amount: counter(
                 r,
                 "nbo_alert_outcome_amount_minor_total",
-                "Amounts at stake in alerts' closed cases, minor units, by rule, label and currency (CONFIRMED_RISK: prevented)",
-                &["rule", "label", "currency"],
+                "Amounts at stake in alerts' closed cases, minor units, by rule, version, label and currency (CONFIRMED_RISK: prevented)",
+                &["rule", "version", "label", "currency"],
             ),
             alert_time_to_close: {
                 let name = "nbo_alert_time_to_close_seconds";
                 let hour = 3600.0;
-                let opts = HistogramOpts::new(name, "From an alert to its case's closure, by rule")
+                let opts = HistogramOpts::new(name, "From an alert to its case's closure, by rule and version")
                     .buckets(vec![
                         hour,
                         4.0 * hour,
@@ -527,7 +527,7 @@ impl Metrics {
                         30.0 * 24.0 * hour,
                         90.0 * 24.0 * hour,
                     ]);
-                let h = HistogramVec::new(opts, &["rule"])
+                let h = HistogramVec::new(opts, &["rule", "version"])
                     .unwrap_or_else(|e| panic!("metric {name}: {e}"));
                 r.register(Box::new(h.clone()))
                     .unwrap_or_else(|e| panic!("metric {name}: {e}"));

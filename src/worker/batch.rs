@@ -278,11 +278,16 @@ fn count_closed(closed: &[crate::operator::outcomes::Closed]) {
         }
         if let Some((amount, currency)) = &c.amount {
             m.alert_outcome_amount
-                .with_label_values(&[c.rule_id.as_str(), c.label.as_str(), currency.as_str()])
+                .with_label_values(&[
+                    c.rule_id.as_str(),
+                    version.as_str(),
+                    c.label.as_str(),
+                    currency.as_str(),
+                ])
                 .inc_by(u64::try_from(*amount).unwrap_or(0));
         }
         m.alert_time_to_close
-            .with_label_values(&[c.rule_id.as_str()])
+            .with_label_values(&[c.rule_id.as_str(), version.as_str()])
             .observe(c.to_close_ms as f64 / 1000.0);
     }
 }

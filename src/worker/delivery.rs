@@ -48,7 +48,11 @@ pub(super) fn count_decisions(decisions: &[Decision]) {
             }
             Decision::Alert(a) => {
                 m.alerts
-                    .with_label_values(&[&a.rule_id, a.severity.as_str()])
+                    .with_label_values(&[
+                        &a.rule_id,
+                        &a.rule_version.to_string(),
+                        a.severity.as_str(),
+                    ])
                     .inc();
                 m.event_time_lag
                     .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
