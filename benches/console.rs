@@ -105,8 +105,23 @@ fn pages_with_10k_decisions(c: &mut Criterion) {
     group.bench_function("live_page_filtered", |b| {
         b.iter(|| black_box(live(&by_rule)))
     });
+    // Thirty days of alerts of every alert rule, one an hour, each closed an hour later.
+    let mut quality = nbo_stream::console::quality::AlertQuality::new(30, 1_000_000);
+    for (_, d) in entries.iter().filter(|(_, d)| !d.is_offer()) {
+        for h in 0..30 * 24 {
+            let at = now - h * 3_600_000;
+            let id = format!("{}-{h}", d.id);
+            quality.alert(&id, &d.id, d.version, at - 3_600_000);
+            let label = if h % 3 == 0 {
+                nbo_stream::event::AlertLabel::ConfirmedRisk
+            } else {
+                nbo_stream::event::AlertLabel::FalsePositive
+            };
+            quality.close(&id, label, Some((10_000, "EUR".into())), at);
+        }
+    }
     group.bench_function("rules_page", |b| {
-        b.iter(|| black_box(rules_page::rules(&entries, 3, &store, &user, now)))
+        b.iter(|| black_box(rules_page::rules(&entries, 3, &store, &quality, &user, now)))
     });
     group.bench_function("health_page", |b| {
         b.iter(|| black_box(pages::health(&store, None, &[], 3, None, &user, now)))

@@ -822,3 +822,56 @@ async fn the_live_view_shows_the_api_instances_answers_by_channel() {
     assert_eq!(cells[2], "0%", "{row}");
     run.stop().await;
 }
+
+/// An investigator's closure of a pipeline alert shows on the rules page's quality table: the
+/// alert, its closure as confirmed, the precision with its interval and the amount prevented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alerts_closure_shows_in_the_rules_quality_table() {
+    use nbo_stream::event::{AlertLabel, AlertOutcome, FraudParty};
+    let run = ConsoleRun::start().await;
+    let (settings, base, brokers) = (&run.settings, &run.base, &run.brokers);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let viewer = sign_in(&http, base, "vera", "viewer-pass").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produce_payment(settings, "CUST-000077", 1_250_000).await;
+    let alerts: Vec<nbo_stream::output::RiskAlert> =
+        outputs(brokers, &settings.topics.alerts, "RiskAlert", 1);
+    let closure = AlertOutcome {
+        event_id: "case-77".into(),
+        customer_id: "CUST-000077".into(),
+        event_time: now_ms(),
+        alert_id: alerts[0].alert_id.as_str().into(),
+        label: AlertLabel::ConfirmedRisk,
+        fraud_party: Some(FraudParty::ThirdParty),
+        amount_minor: Some(1_250_000),
+        currency: Some("EUR".into()),
+        closed_by: "investigator-3".into(),
+    };
+    let topic = &settings.topics.alert_outcomes;
+    produce_input(settings, topic, "AlertOutcome", "CUST-000077", &closure).await;
+
+    // The day's row: one alert, closed, confirmed; precision 1 of 1 with Wilson's 20.7..100%.
+    let expected = "<td>1</td><td>1</td><td>1</td><td>0</td><td class=\"precision\">100.0%<br>\
+                    <span class=\"muted\">95% 20.7–100.0%</span></td><td>12500.00 EUR</td>\
+                    <td>≤ 1 h</td>";
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = get(&http, format!("{base}/rules"), &viewer).await.1;
+        if page.contains(expected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = page
+        .find("id=\"quality-test-big-payment-v1-1d\"")
+        .map(|at| &page[at..(at + 600).min(page.len())])
+        .unwrap_or("(no quality row)");
+    assert!(page.contains(expected), "{row}");
+    for period in ["7d", "30d"] {
+        assert!(page.contains(&format!("id=\"quality-test-big-payment-v1-{period}\"")));
+    }
+    run.stop().await;
+}

@@ -35,6 +35,17 @@ pub enum Framing {
     Plain,
 }
 
+impl Framing {
+    /// The Avro datum of a value framed this way: after the 5-byte Confluent header (magic byte
+    /// 0 and schema id), or the whole value; `None` when a Confluent header is missing.
+    pub fn datum(self, payload: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Confluent => payload.get(5..).filter(|_| payload.first() == Some(&0)),
+            Framing::Plain => Some(payload),
+        }
+    }
+}
+
 /// Limits that decoded events must respect; anything outside is dead-lettered.
 #[derive(Debug, Clone, Copy)]
 pub struct Validation {

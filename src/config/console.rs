@@ -97,6 +97,14 @@ pub struct ConsoleSettings {
     /// its rule's acceptance rate; the oldest is forgotten first, and a response to a forgotten
     /// offer is counted as unattributed on the health page. About 150 bytes each.
     pub keep_offer_ids: usize,
+    /// Days of alerts and of their closures (`bank.alert-outcomes.v1`) the console reads back at
+    /// start and counts, per alert rule version, for the rules page's quality table (the last
+    /// day, 7 days and 30 days; a shorter reach leaves the longer periods short). 1 to 90.
+    pub quality_days: u32,
+    /// Alert ids remembered with their rule version, so that a closure counts for the version
+    /// that raised the alert; the oldest is forgotten first, and a closure of a forgotten alert
+    /// is counted as unattributed. About 120 bytes each.
+    pub keep_alert_ids: usize,
     /// How often the consumer lag of the `run` instances' group (`kafka.group_id`) is read for
     /// the health page: committed offsets against each input partition's end.
     #[serde(with = "humantime_serde")]
@@ -144,6 +152,8 @@ impl Default for ConsoleSettings {
             grafana_url: None,
             recordings: None,
             keep_offer_ids: 100_000,
+            quality_days: 30,
+            keep_alert_ids: 1_000_000,
             lag_every: Duration::from_secs(10),
             instances: Vec::new(),
             api_instances: Vec::new(),
@@ -172,6 +182,12 @@ impl ConsoleSettings {
         }
         if self.keep_offer_ids == 0 || self.keep_offer_ids > 10_000_000 {
             return Err(("console.keep_offer_ids", "must be in 1..=10000000".into()));
+        }
+        if self.quality_days == 0 || self.quality_days > 90 {
+            return Err(("console.quality_days", "must be in 1..=90".into()));
+        }
+        if self.keep_alert_ids == 0 || self.keep_alert_ids > 50_000_000 {
+            return Err(("console.keep_alert_ids", "must be in 1..=50000000".into()));
         }
         if self.lag_every < Duration::from_secs(1) {
             return Err((

@@ -66,20 +66,13 @@ impl Decoders {
         })
     }
 
-    /// The Avro datum of a payload: after the 5-byte Confluent header, or all of it.
-    fn datum<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
-        match self.framing {
-            Framing::Confluent => (payload.len() >= 5 && payload[0] == 0).then(|| &payload[5..]),
-            Framing::Plain => Some(payload),
-        }
-    }
-
     fn decode<T: serde::de::DeserializeOwned>(
         &self,
         schema: &serde_avro_fast::Schema,
         payload: &[u8],
     ) -> Result<T, String> {
         let datum = self
+            .framing
             .datum(payload)
             .ok_or("no Confluent header (magic byte 0 and schema id)")?;
         serde_avro_fast::from_datum_slice(datum, schema).map_err(|e| e.to_string())
@@ -101,6 +94,8 @@ pub struct Shared {
     pub live: broadcast::Sender<Row>,
     /// The latest consumer-lag reading of the `run` instances' group.
     pub lag: super::lag::Slot,
+    /// The alert rules' quality (alerts and their closures), read by [`super::quality::feed`].
+    pub quality: Arc<Mutex<super::quality::AlertQuality>>,
 }
 
 /// Assigns the topics and reads them until the process ends.

@@ -24,6 +24,7 @@ pub mod lag;
 mod lifecycle;
 pub mod minutes;
 pub mod pages;
+pub mod quality;
 pub mod rows;
 pub mod rules_page;
 pub mod store;
@@ -185,6 +186,10 @@ pub async fn start_with(
         live: tokio::sync::broadcast::channel(1024).0,
         lag: Default::default(),
         history: Default::default(),
+        quality: Arc::new(Mutex::new(quality::AlertQuality::new(
+            c.quality_days,
+            c.keep_alert_ids,
+        ))),
     };
     let lag_settings = settings.clone();
     let lag_slot = shared.lag.clone();
@@ -209,6 +214,19 @@ pub async fn start_with(
     tokio::spawn(async move {
         if let Err(e) = instances::channels::run(every, urls, slot).await {
             tracing::error!(error = %e, "console: reading the API instances stopped");
+        }
+    });
+    let (quality_settings, quality_counts) = (settings.clone(), shared.quality.clone());
+    let (quality_codec, quality_fetcher) = (codec.clone(), fetcher.clone());
+    tokio::spawn(async move {
+        let read = quality::feed::run(
+            &quality_settings,
+            quality_counts,
+            quality_codec,
+            quality_fetcher,
+        );
+        if let Err(e) = read.await {
+            tracing::error!(error = %e, "console: reading alerts and closures stopped; the quality table shows what was read");
         }
     });
     let feed_settings = settings.clone();

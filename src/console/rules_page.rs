@@ -1,7 +1,8 @@
 //! The rules page: every version in force with its counts over the last hour and day. A rule id
 //! shows its champion (the version in force) and, beside it, its challenger (a shadow version on
 //! trial) with the counts of what it would have decided, so the two compare column by column;
-//! publishers promote or drop the challenger from here.
+//! publishers promote or drop the challenger from here. Below, the alert rules' quality from
+//! their closures ([`super::quality::page`]).
 
 use super::auth::User;
 use super::pages::{customer, esc, layout, time};
@@ -96,6 +97,7 @@ pub fn rules(
     docs: &[(Slot, RuleDocument)],
     version: i64,
     store: &Store,
+    quality: &super::quality::AlertQuality,
     user: &User,
     now: i64,
 ) -> String {
@@ -184,6 +186,7 @@ pub fn rules(
         );
     }
     body.push_str("</tbody></table>");
+    body.push_str(&super::quality::page::table(docs, quality, now));
     if user.can(Role::Analyst) {
         body.push_str("<p><a href=\"/rules/edit\">Write a new rule</a></p>");
     }

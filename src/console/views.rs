@@ -126,7 +126,16 @@ pub(super) async fn rules(State(app): State<App>, Signed(user, _): Signed<Viewer
     if let Some(groups) = uplift {
         store.set_uplift(groups);
     }
-    Html(rules_page::rules(&docs, version, &store, &user, now_ms())).into_response()
+    let quality = crate::console::quality::feed::lock(&app.shared.quality);
+    Html(rules_page::rules(
+        &docs,
+        version,
+        &store,
+        &quality,
+        &user,
+        now_ms(),
+    ))
+    .into_response()
 }
 
 /// The offer rules' uplift groups from the state store, beside the pipeline's learned models

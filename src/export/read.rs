@@ -80,9 +80,10 @@ pub async fn read_topic(
     Ok(read)
 }
 
-/// Where each partition's reading starts; partitions with nothing at or after `since` are left
-/// out.
-fn start_offsets(
+/// Where each partition of `topic` starts to be read: the first offset at or after `since` (ms,
+/// by Kafka timestamp; where the broker finds none, the beginning), or the beginning for `None`.
+/// Empty partitions are left out.
+pub fn start_offsets(
     consumer: &StreamConsumer,
     topic: &str,
     partitions: &[i32],
@@ -154,11 +155,10 @@ impl AuditDecoder {
 
     /// The audit record in `payload`.
     pub fn decode(&self, payload: &[u8]) -> Result<DecisionAudit, String> {
-        let datum = match self.framing {
-            Framing::Confluent if payload.len() >= 5 && payload[0] == 0 => &payload[5..],
-            Framing::Confluent => return Err("no Confluent header (magic byte 0)".into()),
-            Framing::Plain => payload,
-        };
+        let datum = self
+            .framing
+            .datum(payload)
+            .ok_or("no Confluent header (magic byte 0 and schema id)")?;
         let mut first = None;
         for schema in &self.schemas {
             match serde_avro_fast::from_datum_slice::<DecisionAudit>(datum, schema) {

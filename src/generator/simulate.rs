@@ -305,11 +305,7 @@ fn decode_output<T: serde::de::DeserializeOwned>(
     schema: &serde_avro_fast::Schema,
     framing: Framing,
 ) -> Option<T> {
-    let datum = match framing {
-        Framing::Confluent => payload.get(5..).filter(|_| payload.first() == Some(&0))?,
-        Framing::Plain => payload,
-    };
-    serde_avro_fast::from_datum_slice(datum, schema).ok()
+    serde_avro_fast::from_datum_slice(framing.datum(payload)?, schema).ok()
 }
 
 /// Sends one response, waiting while the producer's queue is full.
