@@ -25,6 +25,10 @@ pub struct AlertRecord {
     pub version: i32,
     /// How its case was closed (`bank.alert-outcomes.v1`), once it was.
     pub label: Option<AlertLabel>,
+    /// The challengers (shadow versions) of its rule that decided on the same trigger, each with
+    /// whether it would have raised the alert too: the champion and its challengers compare on
+    /// the same alerts when the case is closed.
+    pub challengers: Vec<(i32, bool)>,
 }
 
 /// What an alert's outcome found in the history ([`ContactHistory::label_alert`]).
@@ -177,7 +181,15 @@ impl ContactHistory {
             alert_id,
             version,
             label: None,
+            challengers: Vec::new(),
         });
+    }
+
+    /// Notes, on alert `alert_id`, its rule's challengers' verdicts on the same trigger.
+    pub fn note_challengers(&mut self, alert_id: &str, verdicts: Vec<(i32, bool)>) {
+        if let Some(alert) = self.alerts.iter_mut().find(|a| a.alert_id == alert_id) {
+            alert.challengers = verdicts;
+        }
     }
 
     /// Labels alert `alert_id` with its case's outcome, the first time one arrives.

@@ -145,6 +145,7 @@ impl Operator {
             features_as_of: state.max_event_time,
         };
 
+        let first = out.len();
         for &i in alerts {
             let rule = &self.rules.alerts[i];
             if !self.holds(&rule.head, &mut values, state, event) {
@@ -156,6 +157,7 @@ impl Operator {
                 self.alert(rule, &mut values, state, &t, out);
             }
         }
+        self.note_challengers(state, &out[first..]);
 
         let (mut candidates, challengers) =
             self.offer_candidates(offers, &mut values, state, event, &t, out);
@@ -163,6 +165,43 @@ impl Operator {
             self.challenge_offer((score, rule), &candidates, &mut values, state, &t, out);
         }
         self.offer(&mut candidates, &mut values, state, &t, out)
+    }
+
+    /// Notes on each alert a champion raised among `decided` (one trigger's alert rules'
+    /// decisions) every challenger of its rule, with whether it fired on the same trigger: would
+    /// have raised the alert, or had raised one within its cooldown. So the champion and its
+    /// challengers compare on the same alerts when the case is closed (`operator::outcomes`). A
+    /// challenger whose condition did not hold, or that does not trigger on this event, did not.
+    fn note_challengers(&self, state: &mut CustomerState, decided: &[Decision]) {
+        for d in decided {
+            let Decision::Alert(alert) = d else {
+                continue;
+            };
+            let verdicts: Vec<(i32, bool)> = self
+                .rules
+                .alerts
+                .iter()
+                .filter(|r| r.head.state == RuleState::Shadow && r.head.id == alert.rule_id)
+                .map(|r| {
+                    // Held back by its own cooldown, it had raised an alert for this customer
+                    // moments before: the case is one it caught.
+                    let fired = decided.iter().any(|d| {
+                        matches!(d, Decision::Audit(a)
+                        if a.outcome == DecisionOutcome::Shadow
+                            && a.rule_id == r.head.id
+                            && a.rule_version == r.head.version
+                            && matches!(
+                                a.shadow_outcome,
+                                Some(DecisionOutcome::Alerted | DecisionOutcome::SuppressedCooldown)
+                            ))
+                    });
+                    (r.head.version, fired)
+                })
+                .collect();
+            if !verdicts.is_empty() {
+                state.history.note_challengers(&alert.alert_id, verdicts);
+            }
+        }
     }
 
     /// A champion alert rule that holds: raised, or held back by its cooldown.

@@ -25,6 +25,9 @@ pub struct Closed {
     pub amount: Option<(i64, String)>,
     /// From the alert to its closure, in milliseconds (0 for a closure stamped before it).
     pub to_close_ms: i64,
+    /// The challengers of its rule when it was raised, each with whether it would have raised
+    /// the alert too (`nbo_challenger_alert_outcomes_total`).
+    pub challengers: Vec<(i32, bool)>,
 }
 
 /// An input the operator refused after it decoded: why, for its dead letter.
@@ -100,6 +103,7 @@ impl Operator {
                     .amount_minor
                     .map(|a| (a, outcome.currency.as_deref().unwrap_or("").to_string())),
                 to_close_ms: (outcome.event_time - alert.at).max(0),
+                challengers: alert.challengers.clone(),
             })),
             Labelled::Again => {
                 crate::telemetry::metrics()

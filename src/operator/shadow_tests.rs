@@ -25,12 +25,18 @@ fn starter(path_end: &str) -> &'static str {
 /// The starter rules, with challengers: card velocity at 5 payments an hour (v2) and the
 /// credit-card offer at 800 of debit spend (v2).
 fn operator(with_challengers: bool) -> Operator {
+    operator_with(if with_challengers { ">= 5.0" } else { "" })
+}
+
+/// The starter rules, with challengers when `velocity` is a bound: card velocity at that bound
+/// (v2) and the credit-card offer at 800 of debit spend (v2).
+fn operator_with(velocity: &str) -> Operator {
     let features = std::sync::Arc::new(crate::features::spec::load(None).unwrap());
     let docs = crate::rules::load::documents(None).unwrap();
     let mut book = RuleBook::new(features.clone(), &docs).unwrap();
-    if with_challengers {
+    if !velocity.is_empty() {
         for (id, file, from, to) in [
-            (VELOCITY, "card-velocity.toml", ">= 8.0", ">= 5.0"),
+            (VELOCITY, "card-velocity.toml", ">= 8.0", velocity),
             (
                 CARD_OFFER,
                 "credit-card-heavy-debit.toml",
@@ -284,4 +290,57 @@ fn challengers_never_change_what_champions_decide() {
         shadows > 200 && champions > 200,
         "{shadows} shadow, {champions} champion records"
     );
+}
+
+/// Eight payments in eight minutes raise the champion's velocity alert; its closure names the
+/// challenger with whether it fired on the same trigger: the looser one (5 an hour) had alerted
+/// three payments before and was in its cooldown, the stricter one (10 an hour) had not.
+#[test]
+fn a_champions_closed_alert_says_whether_each_challenger_fired_on_it_too() {
+    for (bound, fired) in [(">= 5.0", true), (">= 10.0", false)] {
+        let op = operator_with(bound);
+        let mut events = vec![profile("C1")];
+        events.extend((0..8).map(|i| {
+            card(
+                i,
+                "C1",
+                T0 + i as i64 * MINUTE,
+                2_000,
+                PaymentMethod::DebitCard,
+            )
+        }));
+        let (out, mut state) = run(&op, &events);
+        let alert_id = out
+            .iter()
+            .find_map(|d| match d {
+                Decision::Alert(a) if a.rule_id == VELOCITY => Some(a.alert_id.clone()),
+                _ => None,
+            })
+            .expect("the champion alerts");
+        let closure = Event::AlertOutcome(AlertOutcome {
+            event_id: "case-1".into(),
+            customer_id: "C1".into(),
+            event_time: T0 + 60 * MINUTE,
+            alert_id: alert_id.as_str().into(),
+            label: AlertLabel::ConfirmedRisk,
+            fraud_party: None,
+            amount_minor: None,
+            currency: None,
+            closed_by: "investigator".into(),
+        });
+        let mut stats = BatchStats::default();
+        let pos = SourcePos {
+            kind: closure.kind().index() as u8,
+            partition: 0,
+            offset: 99,
+        };
+        op.apply(&mut state, &closure, Some(pos), &mut Vec::new(), &mut stats);
+        assert_eq!(stats.closed.len(), 1, "{:?}", stats.rejected);
+        assert_eq!(stats.closed[0].version, 1);
+        assert_eq!(
+            stats.closed[0].challengers,
+            vec![(2, fired)],
+            "challenger {bound}"
+        );
+    }
 }

@@ -51,6 +51,7 @@ fn every_field_set() -> CustomerState {
                 alert_id: "al-1".into(),
                 version: 2,
                 label: Some(AlertLabel::ConfirmedRisk),
+                challengers: vec![(3, true), (4, false)],
             }],
         ),
         last_high_alert_at: Some(900),
@@ -102,13 +103,14 @@ fn every_field_set() -> CustomerState {
                 alert_id: String::new(),
                 version: 3,
                 label: None,
+                challengers: Vec::new(),
             }],
         ),
     }
 }
 
 /// What format 7 writes for [`every_field_set`].
-const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e000600";
+const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d31040100020601080001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e00060000";
 
 #[test]
 fn format_7_is_written_byte_for_byte_as_before() {
@@ -127,8 +129,21 @@ fn format_7_reads_back_as_written() {
 }
 
 /// `state` as formats before 7 kept it: outbox audits without their features' as-of time and
-/// propensity.
+/// propensity, alerts without their challengers' verdicts.
 fn without_audit_as_of(mut state: CustomerState) -> CustomerState {
+    let strip = |h: &ContactHistory| {
+        let alerts = h
+            .alerts()
+            .iter()
+            .map(|a| AlertRecord {
+                challengers: Vec::new(),
+                ..a.clone()
+            })
+            .collect();
+        ContactHistory::from_records(h.offers().to_vec(), alerts)
+    };
+    state.history = strip(&state.history);
+    state.shadow = strip(&state.shadow);
     for entry in &mut state.outbox {
         for decision in &mut entry.decisions {
             if let Decision::Audit(a) = decision {

@@ -15,7 +15,8 @@
 //!
 //! Format 6 (before audits recorded what their features were as of) lacks the
 //! `features_as_of` and `propensity` of outbox audit records (`None` in what it becomes, as in
-//! an Avro audit record written before them).
+//! an Avro audit record written before them), and each alert's challengers' verdicts (none: an
+//! alert raised before the upgrade is compared with no challenger).
 
 use super::error::StateError;
 use crate::customer::{
@@ -23,7 +24,7 @@ use crate::customer::{
     ProfileState,
 };
 use crate::event::{
-    ContactChannel, DecisionOutcome, EpochMillis, OfferResponseKind, ProductCategory,
+    AlertLabel, ContactChannel, DecisionOutcome, EpochMillis, OfferResponseKind, ProductCategory,
 };
 use crate::features::Tiles;
 use crate::output::{Decision, DecisionAudit, FeatureValues, NextBestOffer, Reasons, RiskAlert};
@@ -112,12 +113,47 @@ fn outbox_v6(v: Vec<OutboxV6>) -> Vec<OutboxEntry> {
         .collect()
 }
 
+/// An alert as format 6 stored it.
+#[derive(Serialize, Deserialize)]
+struct AlertRecordV6 {
+    rule_id: String,
+    at: i64,
+    alert_id: String,
+    version: i32,
+    label: Option<AlertLabel>,
+}
+
+/// A contact history as format 6 stored it.
+#[derive(Serialize, Deserialize)]
+struct HistoryV6 {
+    offers: Vec<OfferRecord>,
+    alerts: Vec<AlertRecordV6>,
+}
+
+impl From<HistoryV6> for ContactHistory {
+    fn from(h: HistoryV6) -> Self {
+        let alerts = h
+            .alerts
+            .into_iter()
+            .map(|a| AlertRecord {
+                rule_id: a.rule_id,
+                at: a.at,
+                alert_id: a.alert_id,
+                version: a.version,
+                label: a.label,
+                challengers: Vec::new(),
+            })
+            .collect();
+        ContactHistory::from_records(h.offers, alerts)
+    }
+}
+
 /// A state as format 6 stored it.
 #[derive(Serialize, Deserialize)]
 struct StateV6 {
     features: Vec<(u32, Tiles)>,
     profile: Option<ProfileState>,
-    history: ContactHistory,
+    history: HistoryV6,
     last_high_alert_at: Option<i64>,
     last_complaint_at: Option<i64>,
     last_negative_social_at: Option<i64>,
@@ -125,7 +161,7 @@ struct StateV6 {
     max_event_time: i64,
     erased_before: Option<i64>,
     outbox: Vec<OutboxV6>,
-    shadow: ContactHistory,
+    shadow: HistoryV6,
 }
 
 /// Reads a format-6 state body.
@@ -135,7 +171,7 @@ pub(super) fn from_format_6(body: &[u8]) -> Result<CustomerState, StateError> {
     Ok(CustomerState {
         features: v6.features,
         profile: v6.profile,
-        history: v6.history,
+        history: v6.history.into(),
         last_high_alert_at: v6.last_high_alert_at,
         last_complaint_at: v6.last_complaint_at,
         last_negative_social_at: v6.last_negative_social_at,
@@ -144,7 +180,7 @@ pub(super) fn from_format_6(body: &[u8]) -> Result<CustomerState, StateError> {
         next_retire_at: 0,
         erased_before: v6.erased_before,
         outbox: outbox_v6(v6.outbox),
-        shadow: v6.shadow,
+        shadow: v6.shadow.into(),
     })
 }
 
@@ -163,6 +199,7 @@ impl From<AlertRecordV5> for AlertRecord {
             alert_id: String::new(),
             version: 0,
             label: None,
+            challengers: Vec::new(),
         }
     }
 }

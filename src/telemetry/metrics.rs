@@ -150,6 +150,10 @@ pub struct Metrics {
     pub alert_outcome_amount: IntCounterVec,
     /// From an alert to its case's closure, by rule and version.
     pub alert_time_to_close: HistogramVec,
+    /// Closed alerts of a champion, counted for each challenger of its rule at the time: by the
+    /// challenger's version, the label, and whether it would have raised the alert too
+    /// (`fired` yes or no).
+    pub challenger_alert_outcomes: IntCounterVec,
     /// Alert outcomes that changed nothing, by reason (`already_labelled`: the alert's case was
     /// closed before; a resent closure or a relabelling).
     pub alert_outcomes_ignored: IntCounterVec,
@@ -505,6 +509,12 @@ impl Metrics {
                 "nbo_alert_outcomes_ignored_total",
                 "Alert outcomes that changed nothing, by reason (already_labelled: a resent closure or a relabelling)",
                 &["reason"],
+            ),
+            challenger_alert_outcomes: counter(
+                r,
+                "nbo_challenger_alert_outcomes_total",
+                "Champions' closed alerts per challenger of the rule: by its version, the label and whether it would have raised the alert too",
+                &["rule", "version", "label", "fired"],
             ),
             alert_outcome_amount: counter(
                 r,
