@@ -46,7 +46,8 @@ struct Decoders {
     framing: Framing,
     offer: serde_avro_fast::Schema,
     alert: serde_avro_fast::Schema,
-    audit: serde_avro_fast::Schema,
+    /// Audits written by earlier releases too (before `features_as_of` and `propensity`).
+    audit: crate::export::read::AuditDecoder,
     dead: serde_avro_fast::Schema,
 }
 
@@ -61,7 +62,7 @@ impl Decoders {
             framing,
             offer: parse("NextBestOffer")?,
             alert: parse("RiskAlert")?,
-            audit: parse("DecisionAudit")?,
+            audit: crate::export::read::AuditDecoder::new(framing)?,
             dead: parse("DeadLetter")?,
         })
     }
@@ -244,7 +245,7 @@ fn apply(
         }
         Topic::Alerts => Some(Row::alert(d.decode::<RiskAlert>(&d.alert, payload)?)),
         Topic::Audit => {
-            let audit: DecisionAudit = d.decode(&d.audit, payload)?;
+            let audit: DecisionAudit = d.audit.decode(payload)?;
             lock(&shared.store).push_audit(audit, at);
             None
         }

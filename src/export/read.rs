@@ -197,3 +197,63 @@ pub async fn decode_input(
         )
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::DecisionOutcome;
+    use crate::output::{FeatureValues, Reasons};
+
+    /// An audit record as the release before `features_as_of` wrote it.
+    #[derive(serde::Serialize)]
+    struct AuditBefore {
+        audit_id: String,
+        customer_id: String,
+        trigger_event_id: String,
+        rule_id: String,
+        rule_version: i32,
+        ruleset_version: i64,
+        outcome: DecisionOutcome,
+        decision_id: Option<String>,
+        reasons: Reasons,
+        features: FeatureValues,
+        decided_at: i64,
+        shadow_outcome: Option<DecisionOutcome>,
+    }
+
+    #[test]
+    fn audits_of_this_release_and_of_the_one_before_decode() {
+        let decoder = AuditDecoder::new(Framing::Plain).unwrap();
+        let before = AuditBefore {
+            audit_id: "a1".into(),
+            customer_id: "C1".into(),
+            trigger_event_id: "E1".into(),
+            rule_id: "alert-x".into(),
+            rule_version: 2,
+            ruleset_version: 9,
+            outcome: DecisionOutcome::Alerted,
+            decision_id: Some("al-1".into()),
+            reasons: vec!["x".into()],
+            features: [("f", 1.5)].into_iter().collect(),
+            decided_at: 1_000,
+            shadow_outcome: None,
+        };
+        let old_schema = &decoder.schemas[AUDIT_ADDED_FIELDS.len()];
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(old_schema);
+        let bytes = serde_avro_fast::to_datum_vec(&before, &mut config).unwrap();
+        let read = decoder.decode(&bytes).unwrap();
+        assert_eq!((read.audit_id.as_str(), read.decided_at), ("a1", 1_000));
+        assert_eq!(read.features.get("f"), Some(1.5));
+        assert_eq!((read.features_as_of, read.propensity), (None, None));
+
+        let now = DecisionAudit {
+            features_as_of: Some(900),
+            propensity: Some(0.25),
+            ..read
+        };
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(&decoder.schemas[0]);
+        let bytes = serde_avro_fast::to_datum_vec(&now, &mut config).unwrap();
+        assert_eq!(decoder.decode(&bytes).unwrap(), now);
+        assert!(decoder.decode(&[0xff]).is_err());
+    }
+}
