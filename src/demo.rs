@@ -15,6 +15,7 @@ use crate::telemetry::{http, metrics};
 use crate::worker::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::mocking::MockCluster;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub struct DemoReport {
     pub dead_letters: u64,
     /// What the simulated customers answered to the offers they got.
     pub responses: SimulateSummary,
+    /// Per alert rule, the cases the stream counted closed (duplicates left out) and of those
+    /// confirmed: its measured precision, against the simulator's truth (0.3 for every rule).
+    pub precision_by_rule: Vec<(String, u64, u64)>,
     /// Whether `/metrics` answered during the run, and its size.
     pub metrics_bytes: Option<usize>,
     /// An example customer and its feature hash.
@@ -132,6 +136,37 @@ fn labelled_counts(name: &str, label: &str) -> Vec<(String, u64)> {
     }
     out.sort();
     out
+}
+
+/// Per alert rule, the closed cases the stream counted (`nbo_alert_outcomes_total`, duplicates
+/// left out) and of those confirmed.
+fn closed_by_rule() -> Vec<(String, u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for family in metrics().registry.gather() {
+        if family.name() != "nbo_alert_outcomes_total" {
+            continue;
+        }
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let n = m.get_counter().value() as u64;
+            let closure = label("label");
+            if closure == "DUPLICATE" {
+                continue;
+            }
+            let e = out.entry(label("rule")).or_default();
+            e.0 += n;
+            if closure == "CONFIRMED_RISK" {
+                e.1 += n;
+            }
+        }
+    }
+    out.into_iter().map(|(r, (c, k))| (r, c, k)).collect()
 }
 
 /// Runs the demo and returns what it saw.
@@ -353,6 +388,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         offers_by_rule: labelled_counts("nbo_offers_total", "rule"),
         alerts_by_rule: labelled_counts("nbo_alerts_total", "rule"),
         decisions_by_outcome: labelled_counts("nbo_decisions_total", "outcome"),
+        precision_by_rule: closed_by_rule(),
         offers: progress.offers.load(Ordering::Relaxed),
         alerts: progress.alerts.load(Ordering::Relaxed),
         dead_letters: progress.dead_letters.load(Ordering::Relaxed),
@@ -421,8 +457,23 @@ impl std::fmt::Display for DemoReport {
         for (o, n) in &self.decisions_by_outcome {
             writeln!(f, "  {o:<34} {n:>7}")?;
         }
-        writeln!(f, "\nthe simulated customers' answers:")?;
+        writeln!(
+            f,
+            "\nthe simulated customers' answers and the investigators' closures:"
+        )?;
         write!(f, "{}", self.responses)?;
+        if !self.precision_by_rule.is_empty() {
+            writeln!(
+                f,
+                "\nalert rules' precision as the stream counted the closures (truth: {}):",
+                crate::generator::investigator::DEFAULT_PRECISION
+            )?;
+            for (rule, closed, confirmed) in &self.precision_by_rule {
+                let p = crate::learning::precision::Share::of(*confirmed, *closed)
+                    .map_or_else(|| "-".to_string(), |s| s.to_string());
+                writeln!(f, "  {rule:<34} {p}")?;
+            }
+        }
         writeln!(f, "\ndead letters: {}", self.dead_letters)?;
         match self.metrics_bytes {
             Some(n) => writeln!(f, "/metrics answered during the run ({n} bytes)")?,
