@@ -1,7 +1,9 @@
 //! `export training` over what a pipeline on librdkafka's mock cluster decided, read back with
 //! the parquet crate's own record reader (not the Arrow writer's code): the documented columns,
 //! no row whose features took in an event after its decision, no label from outside the
-//! maturity window, no erased customer, and the same rows in JSON lines.
+//! maturity window, no erased customer, a decision delivered twice written once, and the same
+//! rows in JSON lines; an erasure request that cannot be read stops the export and leaves the
+//! last file whole.
 
 mod common;
 
@@ -146,6 +148,18 @@ async fn the_export_holds_point_in_time_rows_labelled_inside_the_window_and_no_e
     assert!(running.processed(8, Duration::from_secs(30)).await);
     running.stop().await;
 
+    // The audit of C1's alert is delivered a second time, as at least once does after a crash.
+    let audit_topic = &settings.topics.decisions_audit;
+    let audits = read_topic(&brokers, audit_topic, 5, Duration::from_secs(10));
+    let (key, payload) = audits
+        .iter()
+        .find(|(_, p)| {
+            let text = String::from_utf8_lossy(p);
+            text.contains("C1") && text.contains(alert_of("C1").as_str())
+        })
+        .expect("C1's audit");
+    produce_raw(&settings, audit_topic, key.as_deref(), payload).await;
+
     let dir = tempfile::tempdir().unwrap();
     let parquet_file = dir.path().join("training.parquet");
     let summary = export(&settings, &parquet_file, base).await;
@@ -156,6 +170,7 @@ async fn the_export_holds_point_in_time_rows_labelled_inside_the_window_and_no_e
         labelled: 1,
         erased: 1,
         late_features: 1,
+        repeated: 1,
         ..Tally::default()
     };
     assert_eq!(summary.tally, expected, "{summary:?}");
@@ -243,6 +258,41 @@ async fn the_export_holds_point_in_time_rows_labelled_inside_the_window_and_no_e
     assert_eq!(c1["label"], "CONFIRMED_RISK");
     assert_eq!(c1["decided_at"], base);
     assert!(c1["features"].as_object().is_some());
+
+    // An erasure request that cannot be read stops the export, and the last file stays whole.
+    let before = std::fs::read(&parquet_file).unwrap();
+    let topic = &settings.topics.erasure_requests;
+    produce_raw(&settings, topic, Some(b"C5"), b"not an erasure request").await;
+    let options = TrainingOptions {
+        from: base - H,
+        until: base + DAY,
+        maturity: Duration::from_millis(DAY as u64),
+        out: parquet_file.clone(),
+        format: None,
+        include_immature: false,
+        now: now_ms(),
+        progress: false,
+    };
+    let err = training(&settings, &options).await.unwrap_err().to_string();
+    assert!(err.contains("erasure request cannot be read"), "{err}");
+    assert_eq!(std::fs::read(&parquet_file).unwrap(), before);
+    assert!(!dir.path().join("training.parquet.partial").exists());
+}
+
+/// Produces `payload` as it is to `topic`.
+async fn produce_raw(settings: &Settings, topic: &str, key: Option<&[u8]>, payload: &[u8]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = nbo_stream::source::client_config(&settings.kafka)
+        .create()
+        .unwrap();
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .expect("produced");
 }
 
 /// Exports decisions from an hour before `base` to a day after it, with a one-day window.

@@ -193,8 +193,8 @@ pub struct LabelledScores {
     pub rules: BTreeMap<String, RuleScore>,
     /// Labels no rule caught.
     pub missed: u64,
-    /// Decisions whose features had taken in an event later than their own (see the module
-    /// documentation); their alerts are scored like the others.
+    /// Alerts scored whose features had taken in an event later than their own (see the module
+    /// documentation); they are scored like the others.
     pub late_features: u64,
 }
 
@@ -226,9 +226,6 @@ impl Scoring {
 
     /// One audit record of the replay.
     pub fn audit(&mut self, audit: &DecisionAudit) {
-        if audit.features_as_of.is_some_and(|t| t > audit.decided_at) {
-            self.late_features += 1;
-        }
         let rule = match (audit.outcome, audit.shadow_outcome) {
             (DecisionOutcome::Alerted, _) => format!("{} v{}", audit.rule_id, audit.rule_version),
             (DecisionOutcome::Shadow, Some(DecisionOutcome::Alerted)) => {
@@ -236,6 +233,9 @@ impl Scoring {
             }
             _ => return,
         };
+        if audit.features_as_of.is_some_and(|t| t > audit.decided_at) {
+            self.late_features += 1;
+        }
         self.labels.hits(
             &audit.trigger_event_id,
             &audit.customer_id,

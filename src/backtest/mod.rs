@@ -154,7 +154,7 @@ pub fn replay(
                     }
                 }
                 tally.uplift(&mut stats.uplift);
-                // Alert outcomes are not scored by a backtest yet (issue 26's `--labels`).
+                // A recording's alert outcomes label nothing here: `--labels` scores the alerts.
                 stats.closed.clear();
                 stats.rejected.clear();
             }

@@ -500,7 +500,7 @@ pub(crate) struct TrainingArgs {
     /// default they are left out, since their label may still come.
     #[arg(long)]
     pub(crate) include_immature: bool,
-    /// The file to write: Parquet, or JSON lines when it ends in .jsonl.
+    /// The file to write: Parquet, or JSON lines when it ends in .jsonl, .ndjson or .json.
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// Print what was written and left out as JSON on stdout.

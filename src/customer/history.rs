@@ -25,10 +25,33 @@ pub struct AlertRecord {
     pub version: i32,
     /// How its case was closed (`bank.alert-outcomes.v1`), once it was.
     pub label: Option<AlertLabel>,
-    /// The challengers (shadow versions) of its rule that decided on the same trigger, each with
-    /// whether it would have raised the alert too: the champion and its challengers compare on
-    /// the same alerts when the case is closed.
-    pub challengers: Vec<(i32, bool)>,
+    /// Every challenger (shadow version) of its rule when it was raised, with what it did on the
+    /// same trigger: the champion and its challengers compare on the same alerts when the case
+    /// is closed.
+    pub challengers: Vec<(i32, Verdict)>,
+}
+
+/// What a challenger did on the trigger of its champion's alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Its condition did not hold (or it does not trigger on that event): no alert.
+    Silent,
+    /// It would have raised the alert too.
+    Alerted,
+    /// Its condition held, but it had raised an alert for this customer within its cooldown (for
+    /// this episode, or an earlier one).
+    Cooling,
+}
+
+impl Verdict {
+    /// The `fired` label of `nbo_challenger_alert_outcomes_total`: `no`, `yes` or `cooldown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Silent => "no",
+            Verdict::Alerted => "yes",
+            Verdict::Cooling => "cooldown",
+        }
+    }
 }
 
 /// What an alert's outcome found in the history ([`ContactHistory::label_alert`]).
@@ -186,7 +209,7 @@ impl ContactHistory {
     }
 
     /// Notes, on alert `alert_id`, its rule's challengers' verdicts on the same trigger.
-    pub fn note_challengers(&mut self, alert_id: &str, verdicts: Vec<(i32, bool)>) {
+    pub fn note_challengers(&mut self, alert_id: &str, verdicts: Vec<(i32, Verdict)>) {
         if let Some(alert) = self.alerts.iter_mut().find(|a| a.alert_id == alert_id) {
             alert.challengers = verdicts;
         }

@@ -17,7 +17,7 @@ mod state;
 
 pub use history::{
     control_key, control_rule, shadow_key, AlertRecord, ContactHistory, Counted, HistoryView,
-    Labelled, Learnt, OfferRecord, Retention,
+    Labelled, Learnt, OfferRecord, Retention, Verdict,
 };
 pub use profile::ProfileState;
 pub use state::{AppliedOffset, CustomerState, OutboxEntry};

@@ -4,8 +4,9 @@
 //! A decision's label is the furthest its outcome went inside the maturity window (the window
 //! starts at the decision): for an offer, `CONVERTED` (a product opening naming the offer) over
 //! `ACCEPTED` over `DECLINED` over `CLICKED` over `DELIVERED`; for an alert, its first closure
-//! (`CONFIRMED_RISK`, `VALUABLE_ALERT`, `FALSE_POSITIVE` or `DUPLICATE`), as the stream takes it:
-//! a later relabelling counts for nothing. The label's time is when it was first reached.
+//! as read from the topic (`CONFIRMED_RISK`, `VALUABLE_ALERT`, `FALSE_POSITIVE` or `DUPLICATE`),
+//! as the stream takes it: a later relabelling counts for nothing, and a first closure outside
+//! the window leaves the alert unlabelled. The label's time is when it was first reached.
 
 use crate::event::{AlertLabel, OfferResponseKind};
 use std::collections::HashMap;
@@ -82,24 +83,20 @@ impl Labels {
     /// `decided_at` to `decided_at + window_ms` (both included); `None` when nothing happened
     /// inside the window.
     pub fn label(&self, decision_id: &str, decided_at: i64, window_ms: i64) -> Option<Label> {
-        let inside = self
-            .by_decision
-            .get(decision_id)?
-            .iter()
-            .filter(|l| l.at >= decided_at && l.at - decided_at <= window_ms);
+        let all = self.by_decision.get(decision_id)?;
+        let inside = |l: &&Label| l.at >= decided_at && l.at - decided_at <= window_ms;
+        // An alert's first closure, as read (the stream keeps the first to arrive too): the label
+        // if it came inside the window; a later relabelling never replaces it.
+        if let Some(first) = all.iter().find(|l| matches!(l.outcome, Outcome::Closed(_))) {
+            return Some(*first).filter(|l| inside(&l));
+        }
+        // An offer's furthest response inside the window, the first time it was reached.
         let mut best: Option<Label> = None;
-        for l in inside {
-            let better = match best {
-                None => true,
-                // The first closure stands; among responses the furthest, first reached.
-                Some(b) => match (l.outcome, b.outcome) {
-                    (Outcome::Closed(_), Outcome::Closed(_)) => l.at < b.at,
-                    _ => {
-                        l.outcome.rank() > b.outcome.rank()
-                            || (l.outcome.rank() == b.outcome.rank() && l.at < b.at)
-                    }
-                },
-            };
+        for l in all.iter().filter(inside) {
+            let better = best.is_none_or(|b| {
+                l.outcome.rank() > b.outcome.rank()
+                    || (l.outcome.rank() == b.outcome.rank() && l.at < b.at)
+            });
             if better {
                 best = Some(*l);
             }
@@ -138,16 +135,13 @@ mod tests {
     #[test]
     fn an_alert_keeps_its_first_closure_and_a_closure_on_the_window_edge_counts() {
         let mut labels = Labels::default();
-        labels.add("a1", Outcome::Closed(AlertLabel::FalsePositive), 5 * DAY);
+        // Closed confirmed on day 3, then relabelled (backdated) to day 2: the first stands.
         labels.add("a1", Outcome::Closed(AlertLabel::ConfirmedRisk), 3 * DAY);
-        let l = labels.label("a1", 0, 5 * DAY).unwrap();
+        labels.add("a1", Outcome::Closed(AlertLabel::FalsePositive), 2 * DAY);
+        let l = labels.label("a1", 0, 3 * DAY).unwrap();
         assert_eq!((l.outcome.label(), l.at), ("CONFIRMED_RISK", 3 * DAY));
-        let l = labels.label("a1", 3 * DAY + 1, 2 * DAY).unwrap();
-        assert_eq!(
-            l.outcome.label(),
-            "FALSE_POSITIVE",
-            "the one inside the window"
-        );
+        // Outside the window, the first closure leaves the alert unlabelled.
         assert_eq!(labels.label("a1", 0, 3 * DAY - 1), None);
+        assert_eq!(labels.label("a1", 3 * DAY + 1, 30 * DAY), None);
     }
 }

@@ -7,8 +7,12 @@
 //! 2. the outcomes from the start of the range on: offer responses, product openings that name
 //!    an offer (conversions) and alert outcomes ([`labels`]);
 //! 3. the audit topic from the start of the range on, joining each decision made inside the
-//!    range with its label as it is read ([`rows`]), so memory holds the outcomes, not the
-//!    decisions.
+//!    range with its label as it is read ([`rows`]), so memory holds the outcomes (and a 16-byte
+//!    hash per decision, to write a decision delivered twice once), not the decisions.
+//!
+//! An erasure request that cannot be decoded stops the export. The file is written beside its
+//! name (`<out>.partial`) and renamed over it once whole, so a failed export leaves the last
+//! good file.
 //!
 //! A label counts only inside the maturity window after its decision; a decision whose window
 //! has not closed by the time the export runs is left out unless asked for, with
@@ -82,25 +86,39 @@ pub async fn training(settings: &Settings, options: &TrainingOptions) -> anyhow:
     let features = settings.features.load_in(&settings.catalog)?;
     let columns = Columns::new(features.defs().iter().map(|d| d.name.clone()));
     let (codec, fetcher) = crate::pipeline::codec_and_registry(settings, &[]).await?;
-    let consumer = read::consumer(settings)?;
     let audits = read::AuditDecoder::new(settings.codec.output_framing)?;
     let progress = Progress::new(options.progress);
     let mut summary = Summary::default();
     let t = &settings.topics;
 
+    // An erasure request that cannot be read would let an erased customer through: it stops the
+    // export, naming the record.
     let mut erased = HashSet::new();
+    let mut unreadable = None;
     progress.stage(&t.erasure_requests);
-    read::read_topic(&consumer, &t.erasure_requests, None, async |m| {
+    read::read_topic(settings, &t.erasure_requests, None, async |m| {
         progress.tick();
         match read::decode_input(&codec, fetcher.as_deref(), EventKind::Erasure, m).await {
             Ok(Event::Erasure(r)) => {
                 erased.insert(r.customer_id.to_string());
             }
             Ok(_) => {}
-            Err(e) => undecodable(&mut summary, m, &e),
+            Err(e) => {
+                unreadable.get_or_insert(format!(
+                    "{} partition {} offset {}: {e}",
+                    m.topic(),
+                    m.partition(),
+                    m.offset()
+                ));
+            }
         }
     })
     .await?;
+    if let Some(record) = unreadable {
+        anyhow::bail!(
+            "an erasure request cannot be read ({record}): no export, since its customer could not be left out; dead-letter or repair the record"
+        );
+    }
     summary.erased_customers = erased.len() as u64;
 
     let mut labels = Labels::default();
@@ -111,10 +129,14 @@ pub async fn training(settings: &Settings, options: &TrainingOptions) -> anyhow:
     ];
     for (topic, kind) in sources {
         progress.stage(topic);
-        let read = read::read_topic(&consumer, topic, Some(options.from), async |m| {
+        let read = read::read_topic(settings, topic, Some(options.from), async |m| {
             progress.tick();
             match read::decode_input(&codec, fetcher.as_deref(), kind, m).await {
-                Ok(event) => note_outcome(&mut labels, &event),
+                // Nothing before the range can label a decision in it.
+                Ok(event) if event.event_time() >= options.from => {
+                    note_outcome(&mut labels, &event)
+                }
+                Ok(_) => {}
                 Err(e) => undecodable(&mut summary, m, &e),
             }
         })
@@ -125,7 +147,10 @@ pub async fn training(settings: &Settings, options: &TrainingOptions) -> anyhow:
     let format = options
         .format
         .unwrap_or_else(|| write::Format::for_path(&options.out));
-    let mut sink = write::sink(format, &options.out, &columns)?;
+    // Written beside the file and renamed over it once whole: a failed export leaves the last
+    // good file as it was.
+    let partial = partial_path(&options.out);
+    let mut sink = write::sink(format, &partial, &columns)?;
     let join = Join {
         labels: &labels,
         erased: &erased,
@@ -138,9 +163,11 @@ pub async fn training(settings: &Settings, options: &TrainingOptions) -> anyhow:
         include_immature: options.include_immature,
     };
     let mut failed = None;
+    // Audit ids written: a record delivered twice (at least once, after a crash) is one decision.
+    let mut written: HashSet<u128> = HashSet::new();
     progress.stage(&t.decisions_audit);
-    summary.audits_read = read::read_topic(
-        &consumer,
+    let read = read::read_topic(
+        settings,
         &t.decisions_audit,
         Some(options.from),
         async |m| {
@@ -148,25 +175,44 @@ pub async fn training(settings: &Settings, options: &TrainingOptions) -> anyhow:
             if failed.is_some() {
                 return;
             }
-            match audits.decode(m.payload().unwrap_or_default()) {
-                Ok(audit) => {
-                    if let Some(row) = join.row(&audit, &mut summary.tally) {
-                        if let Err(e) = sink.write(row) {
-                            failed = Some(e);
-                        }
-                    }
+            let audit = match audits.decode(m.payload().unwrap_or_default()) {
+                Ok(audit) => audit,
+                Err(e) => return undecodable(&mut summary, m, &e),
+            };
+            if !written.insert(xxhash_rust::xxh3::xxh3_128(audit.audit_id.as_bytes())) {
+                summary.tally.repeated += 1;
+                return;
+            }
+            if let Some(row) = join.row(&audit, &mut summary.tally) {
+                if let Err(e) = sink.write(row) {
+                    failed = Some(e);
                 }
-                Err(e) => undecodable(&mut summary, m, &e),
             }
         },
     )
-    .await?;
-    if let Some(e) = failed {
-        return Err(e.context(format!("writing {}", options.out.display())));
+    .await;
+    let finished = match (read, failed) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some(e)) => Err(e.context(format!("writing {}", partial.display()))),
+        (Ok(n), None) => {
+            summary.audits_read = n;
+            sink.finish()
+                .and_then(|()| Ok(std::fs::rename(&partial, &options.out)?))
+        }
+    };
+    if let Err(e) = finished {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
     }
-    sink.finish()?;
     progress.done();
     Ok(summary)
+}
+
+/// Where the export is written before it is whole: `<out>.partial`.
+fn partial_path(out: &std::path::Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    out.with_file_name(name)
 }
 
 /// Takes an outcome record into the labels.

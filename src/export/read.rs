@@ -1,10 +1,12 @@
 //! Reading what the export joins: a topic's records from a time on, to the end the topic had
 //! when the reading began, and the decoding of audits and outcome records.
 //!
-//! Each partition is read from the first offset at or after the start time (by Kafka
-//! timestamp; where the broker finds none, from the beginning) until
-//! librdkafka reports its end, `read_committed` so that nothing an aborted transaction wrote is
-//! taken in. Nothing is committed: the export is a reader, not a member of any group's work.
+//! Each topic is read by a consumer of its own. Each partition is read from the first offset at
+//! or after the start time (by Kafka timestamp) up to the end it had when the reading began
+//! (its high watermark then): records produced meanwhile are left for the next export, so a busy
+//! topic cannot keep the export going. librdkafka's end-of-partition event also ends a
+//! partition, since `read_committed` never delivers a transaction's closing marker. Nothing is
+//! committed: the export is a reader, not a member of any group's work.
 
 use crate::codec::fetch::Fetcher;
 use crate::codec::{schemas, Codec, Framing};
@@ -15,7 +17,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// How long a read waits for the broker to say anything before it gives up.
@@ -25,7 +27,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// before them is read with the schema without them.
 const AUDIT_ADDED_FIELDS: [&str; 2] = ["features_as_of", "propensity"];
 
-/// A consumer for the export: no group work, nothing committed, committed records only.
+/// A consumer for one topic of the export: no group work, nothing committed, committed records
+/// only.
 pub fn consumer(settings: &Settings) -> anyhow::Result<StreamConsumer> {
     let mut config = crate::source::client_config(&settings.kafka);
     config
@@ -41,20 +44,32 @@ pub fn consumer(settings: &Settings) -> anyhow::Result<StreamConsumer> {
 }
 
 /// Reads every record of `topic` produced at or after `since` (ms, by Kafka timestamp; `None`:
-/// from the beginning) up to the topic's end, calling `each` with each. Returns how many
-/// records were read.
+/// from the beginning) up to the end the topic had when the reading began, calling `each` with
+/// each. Returns how many records were read.
 pub async fn read_topic(
-    consumer: &StreamConsumer,
+    settings: &Settings,
     topic: &str,
     since: Option<i64>,
     mut each: impl AsyncFnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<u64> {
-    let partitions = crate::console::lag::partitions_of(consumer, topic, IDLE_TIMEOUT)?;
+    let consumer = consumer(settings)?;
+    let partitions = crate::console::lag::partitions_of(&consumer, topic, IDLE_TIMEOUT)?;
     if partitions.is_empty() {
         anyhow::bail!("topic {topic} does not exist (create it with `nbo-stream topics create`)");
     }
-    let list = start_offsets(consumer, topic, &partitions, since)?;
-    let mut open: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
+    let list = start_offsets(&consumer, topic, &partitions, since, Offset::Beginning)?;
+    // Where each partition ends now: the reading stops there.
+    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
+    for e in list.elements() {
+        let (_, high) = consumer.fetch_watermarks(topic, e.partition(), IDLE_TIMEOUT)?;
+        let first = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        if high > first {
+            open.insert(e.partition(), high);
+        }
+    }
     if open.is_empty() {
         return Ok(0);
     }
@@ -63,8 +78,9 @@ pub async fn read_topic(
     while !open.is_empty() {
         let message = match tokio::time::timeout(IDLE_TIMEOUT, consumer.recv()).await {
             Err(_) => anyhow::bail!(
-                "reading {topic}: Kafka said nothing for {}s (partitions {open:?} not read to their end)",
-                IDLE_TIMEOUT.as_secs()
+                "reading {topic}: Kafka said nothing for {}s (partitions {:?} not read to their end)",
+                IDLE_TIMEOUT.as_secs(),
+                open.keys().collect::<Vec<_>>()
             ),
             Ok(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
@@ -73,28 +89,39 @@ pub async fn read_topic(
             Ok(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
             Ok(Ok(m)) => m,
         };
+        let (p, offset) = (message.partition(), message.offset());
+        let Some(&end) = open.get(&p) else {
+            continue; // past the end it had: for the next export
+        };
+        if offset >= end {
+            open.remove(&p);
+            continue;
+        }
         read += 1;
         each(&message).await;
+        if offset + 1 >= end {
+            open.remove(&p);
+        }
     }
-    consumer.unassign()?;
     Ok(read)
 }
 
 /// Where each partition of `topic` starts to be read: the first offset at or after `since` (ms,
-/// by Kafka timestamp; where the broker finds none, the beginning), or the beginning for `None`.
-/// Empty partitions are left out.
+/// by Kafka timestamp), or the beginning for `None`. Where the broker finds no offset for the
+/// time, `not_found` (the broker answers so when nothing is that recent, and librdkafka's mock
+/// cluster always does); where it cannot look offsets up by time at all, the beginning. Empty
+/// partitions are left out.
 pub fn start_offsets(
     consumer: &StreamConsumer,
     topic: &str,
     partitions: &[i32],
     since: Option<i64>,
+    not_found: Offset,
 ) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    let mut empty = BTreeSet::new();
     for &p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, IDLE_TIMEOUT)?;
         if high <= low {
-            empty.insert(p);
             continue;
         }
         match since {
@@ -118,12 +145,9 @@ pub fn start_offsets(
     };
     let mut out = TopicPartitionList::new();
     for e in found.elements() {
-        // No offset found: either no record is that recent, or the broker cannot look offsets up
-        // by time (librdkafka's mock cluster answers so). The partition is read from its start
-        // then, which is only slower: records are kept or skipped by their own times.
         let offset = match e.offset() {
             Offset::Offset(o) if o >= 0 => Offset::Offset(o),
-            _ => Offset::Beginning,
+            _ => not_found,
         };
         out.add_partition_offset(topic, e.partition(), offset)?;
     }

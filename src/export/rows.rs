@@ -68,6 +68,8 @@ pub struct Tally {
     pub immature: u64,
     /// Features in decisions that are not in the feature set (their values are not exported).
     pub unknown_features: u64,
+    /// Audit records read again (delivered twice, at least once): written once.
+    pub repeated: u64,
 }
 
 /// The feature columns: every feature of the feature set, by name.
@@ -251,6 +253,7 @@ mod tests {
             outside_range: 1,
             unknown_features: 1,
             not_decisions: 0,
+            repeated: 0,
         };
         assert_eq!(tally, expected);
 

@@ -4,7 +4,7 @@
 //! Each alert rule has a true precision: the chance that one of its alerts, investigated, turns
 //! out to be real fraud. The `[alert_precision]` table of the truth file sets it per rule id, with
 //! `default` for the rules it does not name (0.3 when the file says nothing). An alert is closed
-//! `CONFIRMED_RISK` (third-party fraud, an amount drawn from 50.00 to 900.00 EUR) when a draw
+//! `CONFIRMED_RISK` (third-party fraud, an amount drawn from 50.00 to 899.99 EUR) when a draw
 //! seeded by the run's seed and the alert's id falls under its rule's precision, otherwise
 //! `FALSE_POSITIVE`: the same alert gets the same closure in every run with that seed, whatever
 //! the order alerts arrive in, and the share confirmed converges on the precision as alerts close

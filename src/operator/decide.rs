@@ -10,7 +10,7 @@
 //! next decisions read.
 
 use super::Operator;
-use crate::customer::{CustomerState, HistoryView};
+use crate::customer::{CustomerState, HistoryView, Verdict};
 use crate::decision;
 use crate::event::{ContactChannel, DecisionOutcome, Event, Severity};
 use crate::learning::model::{draw_key, Learned, Used};
@@ -168,34 +168,37 @@ impl Operator {
     }
 
     /// Notes on each alert a champion raised among `decided` (one trigger's alert rules'
-    /// decisions) every challenger of its rule, with whether it fired on the same trigger: would
-    /// have raised the alert, or had raised one within its cooldown. So the champion and its
-    /// challengers compare on the same alerts when the case is closed (`operator::outcomes`). A
-    /// challenger whose condition did not hold, or that does not trigger on this event, did not.
+    /// decisions) every challenger of its rule, with what it did on the same trigger: would have
+    /// raised the alert, was held back by its own cooldown, or stayed silent (its condition did
+    /// not hold, or it does not trigger on this event). So the champion and its challengers
+    /// compare on the same alerts when the case is closed (`operator::outcomes`).
     fn note_challengers(&self, state: &mut CustomerState, decided: &[Decision]) {
         for d in decided {
             let Decision::Alert(alert) = d else {
                 continue;
             };
-            let verdicts: Vec<(i32, bool)> = self
+            let verdicts: Vec<(i32, Verdict)> = self
                 .rules
                 .alerts
                 .iter()
                 .filter(|r| r.head.state == RuleState::Shadow && r.head.id == alert.rule_id)
                 .map(|r| {
-                    // Held back by its own cooldown, it had raised an alert for this customer
-                    // moments before: the case is one it caught.
-                    let fired = decided.iter().any(|d| {
-                        matches!(d, Decision::Audit(a)
-                        if a.outcome == DecisionOutcome::Shadow
-                            && a.rule_id == r.head.id
-                            && a.rule_version == r.head.version
-                            && matches!(
-                                a.shadow_outcome,
-                                Some(DecisionOutcome::Alerted | DecisionOutcome::SuppressedCooldown)
-                            ))
+                    let would = decided.iter().find_map(|d| match d {
+                        Decision::Audit(a)
+                            if a.outcome == DecisionOutcome::Shadow
+                                && a.rule_id == r.head.id
+                                && a.rule_version == r.head.version =>
+                        {
+                            a.shadow_outcome
+                        }
+                        _ => None,
                     });
-                    (r.head.version, fired)
+                    let verdict = match would {
+                        Some(DecisionOutcome::Alerted) => Verdict::Alerted,
+                        Some(DecisionOutcome::SuppressedCooldown) => Verdict::Cooling,
+                        _ => Verdict::Silent,
+                    };
+                    (r.head.version, verdict)
                 })
                 .collect();
             if !verdicts.is_empty() {

@@ -25,9 +25,9 @@ pub struct Closed {
     pub amount: Option<(i64, String)>,
     /// From the alert to its closure, in milliseconds (0 for a closure stamped before it).
     pub to_close_ms: i64,
-    /// The challengers of its rule when it was raised, each with whether it would have raised
-    /// the alert too (`nbo_challenger_alert_outcomes_total`).
-    pub challengers: Vec<(i32, bool)>,
+    /// The challengers of its rule when it was raised, each with what it did on the same
+    /// trigger (`nbo_challenger_alert_outcomes_total`).
+    pub challengers: Vec<(i32, crate::customer::Verdict)>,
 }
 
 /// An input the operator refused after it decoded: why, for its dead letter.

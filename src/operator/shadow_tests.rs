@@ -293,11 +293,17 @@ fn challengers_never_change_what_champions_decide() {
 }
 
 /// Eight payments in eight minutes raise the champion's velocity alert; its closure names the
-/// challenger with whether it fired on the same trigger: the looser one (5 an hour) had alerted
-/// three payments before and was in its cooldown, the stricter one (10 an hour) had not.
+/// challenger with what it did on the same trigger: the looser one (5 an hour) had alerted three
+/// payments before and was in its cooldown, the stricter one (10 an hour) stayed silent, and one
+/// as strict as the champion alerted too.
 #[test]
 fn a_champions_closed_alert_says_whether_each_challenger_fired_on_it_too() {
-    for (bound, fired) in [(">= 5.0", true), (">= 10.0", false)] {
+    use crate::customer::Verdict;
+    for (bound, verdict) in [
+        (">= 5.0", Verdict::Cooling),
+        (">= 10.0", Verdict::Silent),
+        (">= 8.0", Verdict::Alerted),
+    ] {
         let op = operator_with(bound);
         let mut events = vec![profile("C1")];
         events.extend((0..8).map(|i| {
@@ -339,7 +345,7 @@ fn a_champions_closed_alert_says_whether_each_challenger_fired_on_it_too() {
         assert_eq!(stats.closed[0].version, 1);
         assert_eq!(
             stats.closed[0].challengers,
-            vec![(2, fired)],
+            vec![(2, verdict)],
             "challenger {bound}"
         );
     }

@@ -3,7 +3,9 @@
 //! formats 4 to 6 wrote still reads (`migrate.rs`).
 
 use super::*;
-use crate::customer::{AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry};
+use crate::customer::{
+    AlertRecord, AppliedOffset, ContactHistory, OfferRecord, OutboxEntry, Verdict,
+};
 use crate::event::{
     AlertLabel, ContactChannel, DecisionOutcome, LifecycleStage, OfferResponseKind, ProductCategory,
 };
@@ -51,7 +53,11 @@ fn every_field_set() -> CustomerState {
                 alert_id: "al-1".into(),
                 version: 2,
                 label: Some(AlertLabel::ConfirmedRisk),
-                challengers: vec![(3, true), (4, false)],
+                challengers: vec![
+                    (3, Verdict::Alerted),
+                    (4, Verdict::Silent),
+                    (5, Verdict::Cooling),
+                ],
             }],
         ),
         last_high_alert_at: Some(900),
@@ -110,7 +116,7 @@ fn every_field_set() -> CustomerState {
 }
 
 /// What format 7 writes for [`every_field_set`].
-const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d31040100020601080001880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e00060000";
+const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010003060108000a0201880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e00060000";
 
 #[test]
 fn format_7_is_written_byte_for_byte_as_before() {

@@ -272,13 +272,13 @@ fn count_closed(closed: &[crate::operator::outcomes::Closed]) {
         m.alert_outcomes
             .with_label_values(&[c.rule_id.as_str(), version.as_str(), c.label.as_str()])
             .inc();
-        for (challenger, fired) in &c.challengers {
+        for (challenger, verdict) in &c.challengers {
             m.challenger_alert_outcomes
                 .with_label_values(&[
                     c.rule_id.as_str(),
                     challenger.to_string().as_str(),
                     c.label.as_str(),
-                    if *fired { "yes" } else { "no" },
+                    verdict.as_str(),
                 ])
                 .inc();
         }

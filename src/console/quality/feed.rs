@@ -59,7 +59,8 @@ pub async fn run(
             continue;
         }
         let starts =
-            crate::export::read::start_offsets(&consumer, topic, &partitions, Some(since))?;
+            // Nothing that recent in a partition: what comes next.
+            crate::export::read::start_offsets(&consumer, topic, &partitions, Some(since), Offset::End)?;
         for p in partitions {
             // An empty partition is read from its beginning: what comes next.
             let offset = starts

@@ -6,8 +6,8 @@
 //! [`feed`] reads the alerts topic and the alert-outcomes topic from `console.quality_days` back;
 //! [`AlertQuality`] joins each closure with its alert by alert id and counts both per hour. Its
 //! bounds: at most `console.keep_alert_ids` alert ids (the oldest forgotten first; a closure of a
-//! forgotten alert is counted as unattributed), [`MAX_PENDING`] closures waiting for their alert
-//! (read before it at start), [`super::store::MAX_RULES`] rule versions, and an hour bucket per
+//! forgotten alert is counted as unattributed), as many closures waiting for their alert (read
+//! before it at start; at least [`MAX_PENDING`]), [`super::store::MAX_RULES`] rule versions, and an hour bucket per
 //! version for `console.quality_days` days. A closure of an alert already closed counts nothing,
 //! as in the stream (the first closure stands).
 
@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 /// One hour, ms.
 const HOUR_MS: i64 = 3_600_000;
-/// Closures kept waiting for their alert; past it the oldest is counted as unattributed.
+/// Closures kept waiting for their alert, at least (at start the two topics are read side by
+/// side, and the closures can run ahead of the alerts): the bound is the larger of this and
+/// `console.keep_alert_ids`; past it the oldest is counted as unattributed.
 pub const MAX_PENDING: usize = 10_000;
 /// The upper bounds of the time-to-close buckets, hours (the last is open).
 pub const TO_CLOSE_HOURS: [i64; 8] = [1, 4, 12, 24, 72, 168, 336, 720];
@@ -155,6 +157,7 @@ impl AlertQuality {
             },
         );
         self.order.push_back(id);
+        // Its id stays in `pending_order` until evicted or compacted (see `wait`).
         for w in self.pending.remove(alert_id).unwrap_or_default() {
             self.close(alert_id, w.label, w.amount, w.at);
         }
@@ -209,11 +212,19 @@ impl AlertQuality {
             waiting.push(w);
             return;
         }
-        while self.pending_order.len() >= MAX_PENDING {
+        let bound = MAX_PENDING.max(self.keep_alert_ids);
+        while self.pending.len() >= bound {
             let Some(old) = self.pending_order.pop_front() else {
                 break;
             };
+            // Ids whose alert came meanwhile are no longer waiting.
             self.unattributed += self.pending.remove(&old).map_or(0, |w| w.len() as u64);
+        }
+        // Ids of closures that found their alert pile up in the order: dropped now and then, at
+        // a cost spread over the waits that piled them up.
+        if self.pending_order.len() >= 2 * bound {
+            let pending = &self.pending;
+            self.pending_order.retain(|id| pending.contains_key(id));
         }
         let id: Arc<str> = Arc::from(alert_id);
         self.pending.insert(id.clone(), vec![w]);
