@@ -15,130 +15,19 @@
 //! Run: `cargo bench --bench operator`. Offsets increase across iterations, so no event is skipped
 //! as a replay.
 
+mod fixture;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use nbo_stream::codec::{Codec, Framing};
-use nbo_stream::config::OperatorSettings;
+use fixture::{batch, fixture, BATCH};
 use nbo_stream::customer::CustomerState;
 use nbo_stream::event::{Event, EventKind};
-use nbo_stream::features::spec;
-use nbo_stream::generator::{encode_event, personas::EventFactory};
-use nbo_stream::operator::{BatchStats, Operator, SourcePos};
-use nbo_stream::rules::{load, RuleSet};
-use nbo_stream::state::KeyHasher;
-use nbo_stream::worker::{apply_decoded, Cache, Cached, Decoded};
+use nbo_stream::operator::{BatchStats, SourcePos};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The same allocator as the binary (src/main.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const CUSTOMERS: u32 = 100_000;
-const EVENTS: usize = 200_000;
-const BATCH: usize = 2_000;
-const START: i64 = 1_790_000_000_000;
-
-/// Pre-encoded activity records (after every customer's profile) and a warmed cache.
-struct Fixture {
-    operator: Operator,
-    codec: Codec,
-    cache: std::sync::Mutex<Cache>,
-    records: Vec<(EventKind, Vec<u8>, Vec<u8>)>,
-}
-
-/// The fixture over the first `feature_count` starter features, with or without the starter rules.
-fn fixture(with_rules: bool, feature_count: usize) -> Fixture {
-    let starter = spec::load(None).expect("starter features");
-    let features = Arc::new(nbo_stream::features::FeatureSet::new(
-        starter.defs().iter().take(feature_count).cloned().collect(),
-    ));
-    let rules = if with_rules {
-        load::rule_set(None, &features).expect("starter rules")
-    } else {
-        RuleSet {
-            version: 0,
-            offers: vec![],
-            alerts: vec![],
-        }
-    };
-    let operator = Operator::new(features, rules, &OperatorSettings::default(), 5);
-    let codec = Codec::with_defaults().expect("codec");
-    let hasher = KeyHasher::new(b"benchmark-secret-0123456789");
-    let mut cache = Cache::default();
-    let mut factory = EventFactory::new(CUSTOMERS, 7, START);
-    let (mut out, mut stats) = (Vec::new(), BatchStats::default());
-    for _ in 0..CUSTOMERS {
-        let profile = factory.next_event();
-        let mut state = CustomerState::default();
-        operator.align(&mut state);
-        operator.apply(&mut state, &profile, None, &mut out, &mut stats);
-        let id = profile.customer_id().to_string();
-        let key = hasher.key(&id);
-        cache.insert(id.into(), Cached::loaded(key, state, 0));
-    }
-    let records = (0..EVENTS)
-        .map(|_| {
-            let e = factory.next_event();
-            let payload = encode_event(&codec, &e, Framing::Confluent).expect("encode");
-            (e.kind(), e.customer_id().as_bytes().to_vec(), payload)
-        })
-        .collect();
-    Fixture {
-        operator,
-        codec,
-        cache: std::sync::Mutex::new(cache),
-        records,
-    }
-}
-
-/// Runs one batch: decode, apply, then evaluate every feature of each changed customer once.
-fn batch(f: &Fixture, next: &mut usize, offset: &mut i64) -> (u64, usize, usize) {
-    let now = START + 400 * 24 * 3_600_000;
-    let mut decoded = Vec::with_capacity(BATCH);
-    for _ in 0..BATCH {
-        let (kind, key, payload) = &f.records[*next];
-        *next = (*next + 1) % f.records.len();
-        *offset += 1;
-        if let Ok(event) = f.codec.decode(*kind, Some(key), Some(payload), now) {
-            let pos = SourcePos {
-                kind: kind.index() as u8,
-                partition: 0,
-                offset: *offset,
-            };
-            decoded.push(Decoded { event, pos });
-        }
-    }
-    let (mut decisions, mut stats, mut late) = (
-        Vec::new(),
-        BatchStats::default(),
-        [0u64; EventKind::TABLE_LEN],
-    );
-    let mut cache = f.cache.lock().expect("cache lock");
-    let mut dirtied = Vec::new();
-    apply_decoded(
-        &f.operator,
-        &mut cache,
-        &decoded,
-        &mut decisions,
-        &mut stats,
-        &mut late,
-        &mut dirtied,
-    );
-    // As the worker's checkpoint does (`worker::checkpoint`), here after every batch: the most
-    // evaluation a checkpoint can cost (a longer interval evaluates a customer once for many
-    // batches).
-    let mut evaluated = 0;
-    for id in &dirtied {
-        if let Some(c) = cache.get_mut(id) {
-            if c.dirty {
-                c.dirty = false;
-                evaluated += f.operator.snapshot(&c.state).len();
-            }
-        }
-    }
-    (stats.applied, decisions.len(), evaluated)
-}
 
 fn operator_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("operator");

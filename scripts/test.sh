@@ -59,6 +59,8 @@ promtool check config deploy/prometheus/prometheus.yml >/dev/null
 promtool test rules tests/prometheus/*.yml
 say "cargo test"
 cargo test --quiet
+say "allocations per event on the hot path (prints; times nothing)"
+cargo test --quiet --bench allocations
 
 # 5. Fuzz the decoder for 60 s (scripts/fuzz.sh installs cargo-fuzz once; the first fuzz build
 #    takes ~6 minutes on 2 cores).

@@ -114,7 +114,9 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
+    /// The commands of one customer's write, added to `pipe`. Public for the allocation bench
+    /// (`benches/allocations.rs`).
+    pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let features_key = w.key.features_key();
         if w.replace || w.erased {
             pipe.del(&features_key).ignore();

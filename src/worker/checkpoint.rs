@@ -41,7 +41,8 @@ const WRITE_CHUNK: usize = 1_000;
 pub const FULL_REWRITE: Duration = Duration::from_secs(600);
 
 /// The write for one dirty customer: its state and the delta of its public feature hash.
-pub(super) fn state_write(
+/// Public for the allocation bench (`benches/allocations.rs`).
+pub fn state_write(
     operator: &Operator,
     cached: &mut Cached,
     ttl_secs: u64,

@@ -20,7 +20,7 @@ mod transaction;
 
 pub use batch::{apply_decoded, Decoded};
 pub use cache::{each_prefetched, Cache, Cached, Shard};
-pub use checkpoint::FULL_REWRITE;
+pub use checkpoint::{state_write, FULL_REWRITE};
 pub use delivery::DEAD_LETTER_MAX_BYTES;
 pub use learn::load as load_models;
 
