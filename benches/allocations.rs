@@ -142,7 +142,9 @@ fn one_batch(
     stage(1, before);
 
     let before = read();
-    let mut pipe = redis::pipe();
+    // As `RedisStore::store` sizes it: three commands a customer, and MULTI and EXEC.
+    let mut pipe = redis::Pipeline::with_capacity(3 * writes.len() + 2);
+    pipe.atomic();
     for w in writes.iter() {
         RedisStore::write_commands(&mut pipe, w);
     }

@@ -85,7 +85,14 @@ impl CustomerState {
     /// the postcard encoding (compact, but not self-describing: the format byte is what lets a
     /// later release read or migrate what this one wrote).
     pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
-        let out = vec![STATE_FORMAT];
+        self.to_bytes_sized(64)
+    }
+
+    /// [`CustomerState::to_bytes`] into a buffer of `capacity` bytes to start with: given the
+    /// size the customer's state had last time, the encoding seldom grows its buffer.
+    pub fn to_bytes_sized(&self, capacity: usize) -> Result<Vec<u8>, StateError> {
+        let mut out = Vec::with_capacity(capacity.max(1));
+        out.push(STATE_FORMAT);
         postcard::to_extend(self, out).map_err(|e| StateError::Corrupt(e.to_string()))
     }
 

@@ -116,30 +116,55 @@ impl RedisStore {
 
     /// The commands of one customer's write, added to `pipe`. Public for the allocation bench
     /// (`benches/allocations.rs`).
+    ///
+    /// Each command is built at its exact size (`redis::Cmd::with_capacity`), and feature values
+    /// are formatted into a stack buffer: a write costs two allocations per command and none per
+    /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it.
     pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
-        let features_key = w.key.features_key();
+        let mut key_text = NumberText::default();
+        let features_key = key_text.key("nbo:features:", &w.key);
         if w.replace || w.erased {
-            pipe.del(&features_key).ignore();
+            pipe.del(features_key).ignore();
         }
         if w.erased {
             pipe.del(w.key.pending_contacts_key()).ignore();
-            pipe.set_ex(w.key.state_key(), w.state.as_slice(), w.ttl_secs)
+            pipe.add_command(set_ex(&w.key, &w.state, w.ttl_secs))
                 .ignore();
             return;
         }
         if !w.removed.is_empty() {
             let names: Vec<&str> = w.removed.iter().map(|n| &**n).collect();
-            pipe.hdel(&features_key, names).ignore();
+            pipe.hdel(features_key, names).ignore();
         }
-        let mut fields: Vec<(&str, String)> = w
-            .features
-            .iter()
-            .map(|(n, v)| (&**n, v.to_string()))
-            .collect();
-        fields.push(("_updated_at", w.updated_at.to_string()));
-        pipe.hset_multiple(&features_key, &fields).ignore();
-        pipe.expire(&features_key, w.ttl_secs as i64).ignore();
-        pipe.set_ex(w.key.state_key(), w.state.as_slice(), w.ttl_secs)
+        let (mut number, mut stamp) = (NumberText::default(), NumberText::default());
+        let updated_at = stamp.integer(w.updated_at);
+        let args = 2 + 2 * (w.features.len() + 1);
+        // Numbers are sized at their usual text's length (a longer one grows the buffer once),
+        // so that no value is formatted twice.
+        let size = "HSET".len()
+            + features_key.len()
+            + w.features
+                .iter()
+                .map(|(n, v)| n.len() + value_len(v))
+                .sum::<usize>()
+            + "_updated_at".len()
+            + updated_at.len();
+        let mut hset = redis::Cmd::with_capacity(args, size);
+        hset.arg("HSET").arg(features_key);
+        for (name, value) in &w.features {
+            hset.arg(&**name);
+            match value {
+                crate::features::FeatureValue::Num(x) => hset.arg(number.float(*x)),
+                crate::features::FeatureValue::Text(t) => hset.arg(t.as_str()),
+            };
+        }
+        hset.arg("_updated_at").arg(updated_at);
+        pipe.add_command(hset).ignore();
+        let ttl = number.integer(w.ttl_secs as i64);
+        let mut expire = redis::Cmd::with_capacity(3, 6 + features_key.len() + ttl.len());
+        expire.arg("EXPIRE").arg(features_key).arg(ttl);
+        pipe.add_command(expire).ignore();
+        pipe.add_command(set_ex(&w.key, &w.state, w.ttl_secs))
             .ignore();
     }
 
@@ -259,7 +284,8 @@ impl StateStore for RedisStore {
                 let pipes: Vec<redis::Pipeline> = writes
                     .chunks(TRANSACTION_CUSTOMERS)
                     .map(|chunk| {
-                        let mut pipe = redis::pipe();
+                        // Three commands a customer, and MULTI and EXEC.
+                        let mut pipe = redis::Pipeline::with_capacity(3 * chunk.len() + 2);
                         pipe.atomic();
                         for w in chunk {
                             Self::write_commands(&mut pipe, w);
@@ -329,6 +355,69 @@ fn slot_of(tag: &str) -> u16 {
     crc % 16384
 }
 
+/// `SET nbo:state:{<customer-key>} value EX ttl`, built at its exact size.
+fn set_ex(customer: &CustomerKey, value: &[u8], ttl_secs: u64) -> redis::Cmd {
+    let (mut number, mut key_text) = (NumberText::default(), NumberText::default());
+    let ttl = number.integer(ttl_secs as i64);
+    let key = key_text.key("nbo:state:", customer);
+    let mut cmd = redis::Cmd::with_capacity(5, 3 + key.len() + value.len() + 2 + ttl.len());
+    cmd.arg("SET").arg(key).arg(value).arg("EX").arg(ttl);
+    cmd
+}
+
+/// The usual length of a feature value's text: a number's is at most 24 characters but for
+/// magnitudes past 1e17 or below 1e-7.
+fn value_len(value: &crate::features::FeatureValue) -> usize {
+    match value {
+        crate::features::FeatureValue::Num(_) => 24,
+        crate::features::FeatureValue::Text(t) => t.len(),
+    }
+}
+
+/// A number's or a key's text, written into a stack buffer (no allocation): floats as `f64`'s
+/// `Display` writes them (never in exponent form: up to 309 digits for the largest, 326
+/// characters for the smallest subnormal), integers in decimal, keys as `CustomerKey` names them
+/// (`<prefix>{<customer-key>}`).
+struct NumberText {
+    buf: [u8; 400],
+    spill: String,
+}
+
+impl Default for NumberText {
+    fn default() -> Self {
+        Self {
+            buf: [0; 400],
+            spill: String::new(),
+        }
+    }
+}
+
+impl NumberText {
+    fn float(&mut self, x: f64) -> &[u8] {
+        self.write(format_args!("{x}"))
+    }
+
+    fn integer(&mut self, n: i64) -> &[u8] {
+        self.write(format_args!("{n}"))
+    }
+
+    fn key(&mut self, prefix: &str, customer: &CustomerKey) -> &[u8] {
+        self.write(format_args!("{prefix}{{{}}}", customer.0))
+    }
+
+    fn write(&mut self, args: std::fmt::Arguments<'_>) -> &[u8] {
+        use std::io::Write;
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        if cursor.write_fmt(args).is_ok() {
+            let len = cursor.position() as usize;
+            return &self.buf[..len];
+        }
+        // Longer than any number's text: written on the heap rather than cut.
+        self.spill = args.to_string();
+        self.spill.as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -336,5 +425,57 @@ mod tests {
         // Reference values from the Redis Cluster specification's CRC16 (XMODEM).
         let key = super::CustomerKey("123456789".into());
         assert_eq!(super::slot(&key), 0x31C3);
+    }
+
+    /// The commands of a write carry each value as its `Display` text, whatever its size.
+    #[test]
+    fn a_write_is_the_hash_fields_as_text_the_ttl_and_the_state() {
+        use crate::features::FeatureValue;
+        let values = [1e300, 5e-324, -0.0, 0.1 + 0.2, 12.5, f64::MAX, -1234567.875];
+        let mut features: Vec<(std::sync::Arc<str>, FeatureValue)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("f{i}").into(), FeatureValue::Num(*v)))
+            .collect();
+        features.push(("segment".into(), FeatureValue::Text("MASS".into())));
+        let w = super::StateWrite {
+            key: super::CustomerKey("abc".into()),
+            state: vec![7, 0, 1],
+            features: features.clone(),
+            removed: vec![],
+            replace: false,
+            erased: false,
+            updated_at: 1_800_000_000_123,
+            ttl_secs: 86_400,
+        };
+        let mut pipe = redis::pipe();
+        super::RedisStore::write_commands(&mut pipe, &w);
+
+        let mut expected = redis::pipe();
+        let mut hset = redis::cmd("HSET");
+        hset.arg(w.key.features_key());
+        for (name, value) in &features {
+            hset.arg(&**name).arg(value.to_string());
+        }
+        hset.arg("_updated_at").arg("1800000000123");
+        expected.add_command(hset);
+        expected.add_command(
+            redis::cmd("EXPIRE")
+                .arg(w.key.features_key())
+                .arg(86_400)
+                .clone(),
+        );
+        expected.add_command(
+            redis::cmd("SET")
+                .arg(w.key.state_key())
+                .arg(&[7u8, 0, 1][..])
+                .arg("EX")
+                .arg(86_400)
+                .clone(),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&pipe.get_packed_pipeline()),
+            String::from_utf8_lossy(&expected.get_packed_pipeline())
+        );
     }
 }

@@ -25,6 +25,9 @@ pub struct Cached {
     pub partition: i32,
     /// Number of the last batch that touched it (for eviction).
     pub last_used: u64,
+    /// The size of its stored state when last written (0: not yet): the next encoding starts
+    /// with a buffer a little larger.
+    pub state_len: usize,
 }
 
 impl Cached {
@@ -38,6 +41,7 @@ impl Cached {
             full_written: None,
             partition,
             last_used: 0,
+            state_len: 0,
         }
     }
 }

@@ -47,10 +47,14 @@ pub fn state_write(
     cached: &mut Cached,
     ttl_secs: u64,
 ) -> Result<StateWrite, StateError> {
-    let bytes = cached.state.to_bytes()?;
+    // A quarter more than last time: room for what the batch added.
+    let bytes = cached
+        .state
+        .to_bytes_sized(cached.state_len + cached.state_len / 4 + 64)?;
+    cached.state_len = bytes.len();
     let now = operator.snapshot(&cached.state);
     let names = operator.features().defs();
-    let (mut features, mut removed) = (Vec::new(), Vec::new());
+    let (mut features, mut removed) = (Vec::with_capacity(now.len()), Vec::new());
     let replace = cached.published.is_none()
         || cached
             .full_written
