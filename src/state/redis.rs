@@ -119,7 +119,8 @@ impl RedisStore {
     ///
     /// Each command is built at its exact size (`redis::Cmd::with_capacity`), and feature values
     /// are formatted into a stack buffer: a write costs two allocations per command and none per
-    /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it.
+    /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it. A delta
+    /// is two commands (HSET, SET EX); a whole rewrite adds DEL before and EXPIRE after.
     pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let mut key_text = NumberText::default();
         let features_key = key_text.key("nbo:features:", &w.key);
@@ -160,10 +161,16 @@ impl RedisStore {
         }
         hset.arg("_updated_at").arg(updated_at);
         pipe.add_command(hset).ignore();
-        let ttl = number.integer(w.ttl_secs as i64);
-        let mut expire = redis::Cmd::with_capacity(3, 6 + features_key.len() + ttl.len());
-        expire.arg("EXPIRE").arg(features_key).arg(ttl);
-        pipe.add_command(expire).ignore();
+        // The hash's TTL is set when it is written whole (a customer's first write after a load,
+        // then every `worker::FULL_REWRITE`), not with every delta: the TTL (the longest window
+        // plus a margin, days) outlives the minutes between two full rewrites many times over.
+        // A hash that expired between them is rebuilt whole, TTL included, at the next one.
+        if w.replace {
+            let ttl = number.integer(w.ttl_secs as i64);
+            let mut expire = redis::Cmd::with_capacity(3, 6 + features_key.len() + ttl.len());
+            expire.arg("EXPIRE").arg(features_key).arg(ttl);
+            pipe.add_command(expire).ignore();
+        }
         pipe.add_command(set_ex(&w.key, &w.state, w.ttl_secs))
             .ignore();
     }
@@ -443,7 +450,7 @@ mod tests {
             state: vec![7, 0, 1],
             features: features.clone(),
             removed: vec![],
-            replace: false,
+            replace: true,
             erased: false,
             updated_at: 1_800_000_000_123,
             ttl_secs: 86_400,
@@ -452,6 +459,7 @@ mod tests {
         super::RedisStore::write_commands(&mut pipe, &w);
 
         let mut expected = redis::pipe();
+        expected.add_command(redis::cmd("DEL").arg(w.key.features_key()).clone());
         let mut hset = redis::cmd("HSET");
         hset.arg(w.key.features_key());
         for (name, value) in &features {
@@ -476,6 +484,24 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&pipe.get_packed_pipeline()),
             String::from_utf8_lossy(&expected.get_packed_pipeline())
+        );
+
+        // A delta renews no TTL: the hash's fields and the state, nothing else.
+        let delta = super::StateWrite {
+            replace: false,
+            features: features[..1].to_vec(),
+            ..w
+        };
+        let mut pipe = redis::pipe();
+        super::RedisStore::write_commands(&mut pipe, &delta);
+        let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).to_string();
+        assert!(
+            packed.contains("HSET") && packed.contains("SET\r\n"),
+            "{packed}"
+        );
+        assert!(
+            !packed.contains("EXPIRE") && !packed.contains("DEL"),
+            "{packed}"
         );
     }
 }
