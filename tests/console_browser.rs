@@ -140,6 +140,10 @@ async fn the_console_in_headless_chromium() {
         .for_element(Locator::XPath("//span[@id='status'][text()='live']"))
         .await
         .expect("the live stream connects");
+    // The pipeline and the console have their partitions before the event is sent (as in
+    // tests/console.rs): what is timed is an alert's way to the page, not the start-up. Chromium
+    // can be up before the pipeline's consumer has joined its group.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let sent = Instant::now();
     produce_payment(&run.settings, "CUST-000042", 1_250_000).await;
     let row = b

@@ -39,11 +39,14 @@ pub async fn run(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "500");
+        .set("isolation.level", "read_committed");
     for (key, value) in &settings.kafka.options {
         config.set(key, value);
     }
+    // Closures count for figures over days: half a second's wait per fetch is plenty, and keeps
+    // this reader light beside the live feed (after the options, which may set it lower for
+    // the live view).
+    config.set("fetch.wait.max.ms", "500");
     let consumer: StreamConsumer = config.create()?;
     let days = i64::from(settings.console.quality_days);
     let since = crate::console::now_ms() - days * 86_400_000;
