@@ -24,6 +24,9 @@ use serde::Serialize;
 use serde_avro_fast::Schema;
 use std::collections::HashMap;
 
+/// The buffer an encoded record starts with, bytes.
+const ENCODE_CAPACITY: usize = 512;
+
 /// How a topic's values are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -351,7 +354,9 @@ impl Codec {
             .encoders
             .get(record)
             .ok_or_else(|| EncodeError(format!("no schema for record {record}")))?;
-        let mut buf = Vec::with_capacity(128);
+        // An audit or an offer with its features and reasons takes 200–500 bytes: one buffer
+        // that size seldom grows (`benches/allocations.rs`, "outputs").
+        let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
         if framing == Framing::Confluent {
             buf.push(0);
             buf.extend_from_slice(&id.to_be_bytes());

@@ -411,6 +411,7 @@ async fn load_missing(
     let loaded = with_retry(ctx, "load", generation, || ctx.store.load(&keys)).await?;
     let mut cache = shard.lock();
     for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
+        let stored_len = bytes.as_ref().map_or(0, |b| b.len());
         let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
             Some(Ok(state)) => state,
             Some(Err(e)) => {
@@ -422,7 +423,10 @@ async fn load_missing(
             None => CustomerState::default(),
         };
         operator.align(&mut state);
-        cache.insert(id, Cached::loaded(key, state, partition));
+        let mut cached = Cached::loaded(key, state, partition);
+        // Its next encoding starts from the size it had in the store.
+        cached.state_len = stored_len;
+        cache.insert(id, cached);
     }
     Some(true)
 }
