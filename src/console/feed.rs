@@ -118,25 +118,13 @@ pub async fn run(
         (t.rules.as_str(), Topic::Rules),
         (t.rules_history.as_str(), Topic::History),
     ];
-    let group = settings
-        .console
-        .group_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-console", settings.kafka.group_id));
-    let mut config = crate::source::client_config(&settings.kafka);
-    config
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // Show what the instances committed (exactly-once mode) and nothing aborted.
-        .set("isolation.level", "read_committed")
-        // The live view is read by people: answer a fetch within 100 ms.
-        .set("fetch.wait.max.ms", "100");
+    let mut config = reader_config(settings, "");
+    // The live view is read by people: answer a fetch within 100 ms (the options may say less).
+    config.set("fetch.wait.max.ms", "100");
     for (key, value) in &settings.kafka.options {
         config.set(key, value);
     }
+    let group = config.get("group.id").unwrap_or_default().to_string();
     let consumer: StreamConsumer = config.create()?;
     // The chart's hours, and at least the last day for the rules' counts: a console restarted
     // mid-day counts the whole day, as one that ran all day does.
@@ -262,6 +250,27 @@ fn apply(
         let _ = shared.live.send(row);
     }
     Ok(())
+}
+
+/// The client configuration of a console reader, the options not yet applied: the console's
+/// group id (`console.group_id`, default `<kafka.group_id>-console`) with `suffix`, no commits,
+/// no group work (its readers assign themselves partitions), and what the instances committed
+/// only (exactly-once mode), nothing aborted.
+pub fn reader_config(settings: &Settings, suffix: &str) -> rdkafka::ClientConfig {
+    let group = settings
+        .console
+        .group_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-console", settings.kafka.group_id));
+    let mut config = crate::source::client_config(&settings.kafka);
+    config
+        .set("group.id", format!("{group}{suffix}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed");
+    config
 }
 
 /// Locks the store; a handler that panicked while holding it left consistent data (every update

@@ -27,19 +27,7 @@ pub async fn run(
     fetcher: Option<Arc<Fetcher>>,
 ) -> anyhow::Result<()> {
     let t = &settings.topics;
-    let group = settings
-        .console
-        .group_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-console", settings.kafka.group_id));
-    let mut config = crate::source::client_config(&settings.kafka);
-    config
-        .set("group.id", format!("{group}-quality"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed");
+    let mut config = crate::console::feed::reader_config(settings, "-quality");
     for (key, value) in &settings.kafka.options {
         config.set(key, value);
     }
