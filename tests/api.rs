@@ -395,6 +395,10 @@ async fn on_tansu_a_decision_sees_a_payment_within_a_checkpoint_and_answers_thro
     let running = Running::start(&settings, store.clone());
     let (status, _) = ask_now().await;
     assert_eq!(status, 200);
+    // Stopped once it has joined its group: a pipeline stopped while its consumer is still
+    // joining can hang in librdkafka's revoke as the consumer is dropped (seen once on Tansu;
+    // see the issue notes), which is not what this test is about.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     running.stop().await;
     eprintln!("payment seen by the API {seen_after:?} after it was produced");
 }
