@@ -47,7 +47,12 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# 4. Checks and tests.
+# 4. Checks and tests. A clean build of everything below takes about 12 GB of disk under target/
+#    (the test binaries, the release benches and the fuzz build); say so before the linker does.
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${free_kb:-0}" -lt $((12 * 1024 * 1024)) ]; then
+  say "warning: $((free_kb / 1024 / 1024)) GB free here; a clean build needs about 12 GB (cargo clean frees old builds)"
+fi
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy -D warnings"
