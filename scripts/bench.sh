@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                      # 1,000,000 events, 100,000 customers
 #   EVENTS=200000 CUSTOMERS=20000 scripts/bench.sh
+#   CHECKPOINT_INTERVAL=0s scripts/bench.sh   # another state.checkpoint_interval than the default
 #
 # What it does:
 #   1. builds the release binaries; starts a Tansu broker (in memory) and a Redis of its own on
@@ -101,6 +102,9 @@ url = "redis://127.0.0.1:$rport"
 listen = "127.0.0.1:$mport"
 log_level = "warn"
 EOF
+  if [ -n "${CHECKPOINT_INTERVAL:-}" ]; then
+    printf '[state]\ncheckpoint_interval = "%s"\n' "$CHECKPOINT_INTERVAL" >>"$1"
+  fi
 }
 export NBO_CUSTOMER_KEY_SECRET=nbo-bench-customer-key-secret
 config "$work/alo.toml" "127.0.0.1:$kport" nbo-bench at_least_once

@@ -11,13 +11,14 @@
 //! - a consumer resumes from the committed offsets.
 //!
 //! The driver feeds a fixed event set in batches of random size, takes a checkpoint after one to
-//! four of them (as `state.checkpoint_interval` would), and crashes the "process" at a random
-//! step again and again: between two checkpoints (the applied work only in the cache), or at a
-//! step of a checkpoint — the state store write, a record sent, the begin, the offsets, or the
-//! commit, which, half the time, takes effect and the process dies before it learns so.
-//! Besides, in half the incarnations one record's delivery times out (the broker unreachable past
-//! `message.timeout.ms`), which dooms its transaction: the worker must abort it and do it again.
-//! A
+//! four of them (as `state.checkpoint_interval` would: mostly written beside the next batches,
+//! as the interval's timer takes it, sometimes waited for, as a rebalance asks for one), and
+//! crashes the "process" at a random step again and again: between two checkpoints (the applied
+//! work only in the cache), or at a step of a checkpoint — the state store write, a record sent,
+//! the begin, the offsets, or the commit, which, half the time, takes effect and the process dies
+//! before it learns so — also while the next batch runs beside that checkpoint. Besides, in half
+//! the incarnations one record's delivery times out (the broker unreachable past
+//! `message.timeout.ms`), which dooms its transaction: the worker must abort it and do it again. A
 //! crash makes every later call fail; the driver then drops the worker's cache, starts a new
 //! incarnation and resumes from the committed offsets. At the end, the committed output must
 //! hold every offer, alert and audit id of a clean run **exactly once**, and every customer's
@@ -73,6 +74,11 @@ struct Log {
     /// cannot commit any more; the worker must abort it and do it again.
     flaky_in: Option<u32>,
     timeouts: u64,
+    /// Whether the driver is in a batch (`Worker::process`) right now: a checkpoint step taken
+    /// meanwhile is one written beside the batches.
+    in_batch: bool,
+    /// Deaths at a checkpoint's step while the worker was in its next batch.
+    deaths_beside_a_batch: usize,
 }
 
 /// A crash point: the process dies at the (`skip`+1)-th next step named `what`; a commit it dies
@@ -139,6 +145,9 @@ impl Model {
             _ => what,
         };
         *log.deaths.entry(name).or_default() += 1;
+        if log.in_batch && what != "between checkpoints" {
+            log.deaths_beside_a_batch += 1;
+        }
         true
     }
 
@@ -289,6 +298,9 @@ impl StateStore for DyingStore {
         keys: &[nbo_stream::state::CustomerKey],
     ) -> Result<Vec<Option<Vec<u8>>>, StateError> {
         if self.model.crashed() {
+            // A dead process's batch goes no further (its checkpoint being written beside it
+            // died): what it holds is replayed by the next incarnation.
+            self.assignment.rebalance(Duration::ZERO);
             return Err(StateError::Unavailable("the process is dead".into()));
         }
         self.inner.load(keys).await
@@ -497,8 +509,15 @@ impl Run {
                     group: None,
                     received: Some(std::time::Instant::now()),
                 };
+                self.model.lock().in_batch = true;
                 let mut result = worker.process(batch).await;
-                if result.is_ok() && rng.random_range(0..3) == 0 {
+                self.model.lock().in_batch = false;
+                let checkpoint = rng.random_range(0..6);
+                if result.is_ok() && checkpoint < 2 {
+                    // As the interval's timer takes it: written beside the next batches.
+                    result = worker.checkpoint_beside().await;
+                } else if result.is_ok() && checkpoint == 2 {
+                    // As a rebalance asks for one: waited for.
                     result = worker.checkpoint().await;
                 } else if result.is_ok() {
                     // Between checkpoints: dying here loses the cache and nothing else.
@@ -562,10 +581,21 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
         crashed.feed(&input, crashes, &mut rng).await;
     }
     let got = crashed.outcome(&events.customers).await;
-    let (commits, aborts, deaths, timeouts) = {
+    let (commits, aborts, deaths, timeouts, beside) = {
         let log = crashed.model.lock();
-        (log.commits, log.aborts, log.deaths.clone(), log.timeouts)
+        (
+            log.commits,
+            log.aborts,
+            log.deaths.clone(),
+            log.timeouts,
+            log.deaths_beside_a_batch,
+        )
     };
+    assert!(
+        beside > 0,
+        "no crash at a checkpoint's step while the next batch ran: checkpoints written beside \
+         the batches were not exercised"
+    );
     assert!(
         timeouts > 0,
         "no record delivery timed out: the redo path was not exercised"
@@ -592,7 +622,8 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
     );
     println!(
         "exactly-once model: {} records, {} crashes at random steps {deaths:?} ({commits} \
-         transactions committed, {aborts} aborted, {timeouts} redone after a record timed out); {} customers / {} feature values equal; {} offers, {} alerts, \
+         transactions committed, {aborts} aborted, {timeouts} redone after a record timed out; \
+         {beside} of the crashes at a checkpoint's step beside the next batch); {} customers / {} feature values equal; {} offers, {} alerts, \
          {} audits, each exactly once",
         total,
         CRASHES + CRASHES / 6,

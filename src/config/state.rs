@@ -28,11 +28,10 @@ pub struct StateSettings {
     /// How long a worker keeps applied state in its cache before a checkpoint writes its dirty
     /// customers to the store and stores (at-least-once) or commits in one transaction
     /// (exactly-once) the offsets. A crash replays at most this much input; in exactly-once mode
-    /// outputs become visible at each checkpoint, so it bounds their latency too. Default `0s`:
-    /// a checkpoint after every batch. A longer interval (e.g. `1s`) writes fewer bytes to Redis,
-    /// but today a checkpoint holds its worker (and, once its queue is full, the poll loop) while
-    /// it writes, so with many customers per interval it costs throughput and latency (see the
-    /// README's "Checkpoints" figures).
+    /// outputs become visible at each checkpoint, so it bounds their latency too. Default `1s`: a
+    /// customer touched many times in an interval is written once, and the checkpoint is written
+    /// beside the worker's next batches. `0s` checkpoints after every batch (exactly-once outputs
+    /// visible sooner, at several times the Redis writes; see the README's "Checkpoints").
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
     /// Dirty customers (and, in exactly-once mode, outputs pending their transaction) per worker
@@ -47,7 +46,7 @@ impl Default for StateSettings {
             backend: StateBackend::Redis,
             cache_max_customers: 500_000,
             ttl_margin: Duration::from_secs(24 * 3600),
-            checkpoint_interval: Duration::ZERO,
+            checkpoint_interval: Duration::from_secs(1),
             checkpoint_max_dirty: 50_000,
         }
     }

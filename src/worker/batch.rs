@@ -97,16 +97,21 @@ impl Worker {
         };
         if self.generation != batch.generation {
             // A new assignment: an interval still open under the old one was given up by its
-            // rebalance (the cache is emptied below), and commits of the old one say nothing
-            // about the new partitions.
+            // rebalance (the cache is emptied below, once the checkpoint being written, if any,
+            // has ended: it may hold customers this worker keeps), and commits of the old one
+            // say nothing about the new partitions.
+            self.settle().await?;
             self.interval = Interval::default();
             self.committed.clear();
             self.generation = batch.generation;
         }
         self.apply_batch(batch).await?;
         drop(in_progress);
-        if self.interval.due(&self.ctx) || self.requests.has_changed().unwrap_or(false) {
+        if self.requests.has_changed().unwrap_or(false) {
+            // A rebalance waits for this one.
             self.checkpoint().await?;
+        } else if self.interval.due(&self.ctx) {
+            self.checkpoint_beside().await?;
         }
         Ok(())
     }

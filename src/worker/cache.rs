@@ -28,6 +28,10 @@ pub struct Cached {
     /// The size of its stored state when last written (0: not yet): the next encoding starts
     /// with a buffer a little larger.
     pub state_len: usize,
+    /// The worker's checkpoint that last took its write (0: none). Until that checkpoint is
+    /// durable (`Shard::durable`) the customer stays cached: reloaded from Redis it would miss
+    /// the write still on its way.
+    pub written_by: u64,
 }
 
 impl Cached {
@@ -42,6 +46,7 @@ impl Cached {
             partition,
             last_used: 0,
             state_len: 0,
+            written_by: 0,
         }
     }
 }
@@ -60,6 +65,9 @@ pub struct Shard {
     generation: AtomicU64,
     /// Batches processed.
     pub(super) batches: AtomicU64,
+    /// The last of its worker's checkpoints that is durable (or given up); see
+    /// [`Cached::written_by`].
+    pub(super) durable: AtomicU64,
 }
 
 impl Shard {
@@ -91,21 +99,24 @@ impl Shard {
     }
 
     /// Evicts the least recently used clean customers down to 90% of `max`. Dirty customers stay
-    /// until their checkpoint (their state exists nowhere else); `state.checkpoint_max_dirty`
-    /// bounds how many there are.
+    /// until their checkpoint (their state exists nowhere else), and customers whose checkpoint
+    /// is still being written until it is durable (Redis does not hold their state yet);
+    /// `state.checkpoint_max_dirty` bounds how many there are.
     pub(super) fn evict(&self, max: usize) {
+        let durable = self.durable.load(Ordering::Relaxed);
         let mut cache = self.lock();
         if cache.len() > max {
+            let held = |c: &Cached| c.dirty || c.written_by > durable;
             let mut ages: Vec<u64> = cache
                 .values()
-                .filter(|c| !c.dirty)
+                .filter(|c| !held(c))
                 .map(|c| c.last_used)
                 .collect();
             let drop = (cache.len() - max * 9 / 10).min(ages.len());
             if drop > 0 {
                 let (_, threshold, _) = ages.select_nth_unstable(drop - 1);
                 let threshold = *threshold;
-                cache.retain(|_, c| c.dirty || c.last_used > threshold);
+                cache.retain(|_, c| held(c) || c.last_used > threshold);
             }
         }
         self.len.store(cache.len(), Ordering::Relaxed);
@@ -226,6 +237,29 @@ mod tests {
             60,
             "only clean customers go, and all of them here"
         );
+    }
+
+    #[test]
+    fn eviction_keeps_customers_whose_checkpoint_is_still_being_written() {
+        let shard = shard_with(100);
+        for i in 0..60 {
+            shard
+                .lock()
+                .get_mut(format!("C{i}").as_str())
+                .unwrap()
+                .written_by = 3;
+        }
+        shard.durable.store(2, Ordering::Relaxed);
+        shard.evict(50);
+        assert_eq!(
+            shard.lock().len(),
+            60,
+            "checkpoint 3 is not durable yet: its customers stay, the others go"
+        );
+        shard.durable.store(3, Ordering::Relaxed);
+        shard.evict(50);
+        assert_eq!(shard.lock().len(), 45, "durable now: evicted by age");
+        assert!(shard.lock().contains_key("C59") && !shard.lock().contains_key("C0"));
     }
 
     #[test]

@@ -215,49 +215,118 @@ impl Interval {
     }
 }
 
-/// Takes the worker's checkpoint (see the module docs). The interval is closed afterwards
-/// whatever happens: if its partitions were reassigned while it was retried (`with_retry`), the
-/// work is given up, the cache is emptied before the next batch, and the next owner replays it.
-/// `committed` (exactly-once) records the offsets each transaction commits, for outbox pruning.
-pub(super) async fn take(
+/// A checkpoint taken from a worker's interval: the dirty customers' writes, encoded when it
+/// was taken (the snapshot the worker's next batches no longer touch), and what the interval
+/// delivers. [`write`] makes it durable, on a task of its own, while the worker goes on.
+pub(super) struct Job {
+    taken: Interval,
+    writes: Vec<StateWrite>,
+    operator: Arc<Operator>,
+    started: Instant,
+}
+
+/// What a checkpoint written tells its worker.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    /// The assignment generation of its interval.
+    pub generation: u64,
+    /// Exactly-once: the offsets (next to read) its transaction committed, for outbox pruning.
+    pub committed: Vec<((usize, i32), i64)>,
+}
+
+/// Takes the checkpoint of `interval` (closed afterwards, whatever happens): each dirty
+/// customer's write is encoded now, under the shard's lock, and the customer marked clean and
+/// pinned in the cache as written by checkpoint `seq` (not evicted, so never reloaded from Redis,
+/// until `seq` is durable: see `Shard::evict`). `None` when there is nothing to write, or when
+/// the interval's partitions were reassigned since its batches (given up: the cache is emptied
+/// before the next batch and the next owner replays it).
+pub(super) fn prepare(
     ctx: &WorkerContext,
     shard: &Shard,
-    sink: &crate::sink::Sink,
     interval: &mut Interval,
-    committed: &mut BTreeMap<(usize, i32), i64>,
-) -> Result<(), WorkerError> {
+    seq: u64,
+) -> Option<Job> {
     let taken = std::mem::take(interval);
     if taken.is_empty() {
-        return Ok(());
+        return None;
     }
     if ctx.assignment.generation() != taken.generation {
         // The rebalance stopped waiting for us: the partitions may have a new owner.
         tracing::warn!("partitions reassigned before the checkpoint; its interval is given up");
-        return Ok(());
+        return None;
     }
-    let m = metrics();
     let started = Instant::now();
     let operator = ctx.operator.load_full();
     let batch_no = shard.batches.load(Ordering::Relaxed);
+    let mut writes: Vec<StateWrite> = Vec::with_capacity(taken.dirty.len());
+    {
+        let mut cache = shard.lock();
+        for id in &taken.dirty {
+            let Some(cached) = cache.get_mut(id) else {
+                continue;
+            };
+            if !cached.dirty {
+                continue;
+            }
+            cached.dirty = false;
+            cached.last_used = batch_no;
+            cached.written_by = seq;
+            match state_write(&operator, cached, ctx.ttl_secs) {
+                Ok(write) => writes.push(write),
+                Err(e) => {
+                    metrics().state_errors.with_label_values(&["encode"]).inc();
+                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+                }
+            }
+        }
+    }
+    tracing::debug!(
+        seq,
+        customers = writes.len(),
+        records = taken.counts.records,
+        open_ms = taken.opened.map_or(0, |t| t.elapsed().as_millis() as u64),
+        encode_us = started.elapsed().as_micros() as u64,
+        "checkpoint taken"
+    );
+    Some(Job {
+        taken,
+        writes,
+        operator,
+        started,
+    })
+}
+
+/// Makes `job` durable (see the module docs for the order), with worker `index`'s producer.
+/// Returns what its worker needs to know; `Ok` with nothing committed when the work was given
+/// up because its partitions were reassigned meanwhile (the next owner replays it).
+pub(super) async fn write(
+    ctx: Arc<WorkerContext>,
+    index: usize,
+    job: Job,
+) -> Result<Written, WorkerError> {
+    let Job {
+        taken,
+        writes,
+        operator,
+        started,
+    } = job;
+    let ctx = &*ctx;
+    let sink = &*ctx.sinks[index];
+    let m = metrics();
+    let mut written = Written {
+        generation: taken.generation,
+        committed: Vec::new(),
+    };
     // Learned responses and uplift tallies first, then the state that marks them counted (see
     // `state::models`).
     if !super::learn::record(ctx, &operator, &taken.learned, taken.generation).await
         || !super::learn::record_uplift(ctx, &taken.uplift, taken.generation).await
     {
-        return Ok(());
+        return Ok(written);
     }
-    let Some(writes) = flush(
-        ctx,
-        shard,
-        &operator,
-        &taken.dirty,
-        taken.generation,
-        batch_no,
-    )
-    .await
-    else {
-        return Ok(());
-    };
+    if !flush(ctx, &writes, taken.generation).await {
+        return Ok(written);
+    }
     let mut counts = taken.counts;
     if ctx.delivery == crate::config::Delivery::ExactlyOnce {
         let sink_result = super::transaction::deliver_in_transaction(
@@ -273,11 +342,13 @@ pub(super) async fn take(
         let Some(published) = sink_result else {
             // Aborted by a rebalance: the next owner replays the interval and re-emits its
             // decisions from the outboxes just flushed.
-            return Ok(());
+            return Ok(written);
         };
-        for (key, offset) in &taken.offsets {
-            committed.insert(*key, offset + 1);
-        }
+        written.committed = taken
+            .offsets
+            .iter()
+            .map(|(key, offset)| (*key, offset + 1))
+            .collect();
         super::delivery::count_decisions(&taken.decisions);
         counts.offers = published.offers;
         counts.alerts = published.alerts;
@@ -297,10 +368,10 @@ pub(super) async fn take(
         }
     }
     m.state_round_trips
-        .inc_by(writes.div_ceil(WRITE_CHUNK) as u64);
+        .inc_by(writes.len().div_ceil(WRITE_CHUNK) as u64);
     m.checkpoint_duration
         .observe(started.elapsed().as_secs_f64());
-    m.checkpoint_customers.observe(writes as f64);
+    m.checkpoint_customers.observe(writes.len() as f64);
     let p = &ctx.progress;
     p.records.fetch_add(counts.records, Ordering::Relaxed);
     p.events.fetch_add(counts.events, Ordering::Relaxed);
@@ -308,58 +379,43 @@ pub(super) async fn take(
         .fetch_add(counts.dead_letters, Ordering::Relaxed);
     p.offers.fetch_add(counts.offers, Ordering::Relaxed);
     p.alerts.fetch_add(counts.alerts, Ordering::Relaxed);
-    shard.evict(ctx.cache_max);
+    tracing::debug!(
+        customers = writes.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "checkpoint durable"
+    );
     super::learn::refresh_if_due(ctx, &operator).await;
-    Ok(())
+    // The interval's hold on the assignment is released here, once its work is durable (or
+    // given up): a rebalance that asked for this checkpoint waits for it.
+    drop(taken.hold);
+    Ok(written)
 }
 
-/// Flushes the dirty customers: one round trip, retried until it succeeds, one write per dirty
-/// customer however many of its events the interval held. Returns the number of writes, or
-/// `None` when the interval was given up because its partitions were reassigned meanwhile.
-async fn flush(
-    ctx: &WorkerContext,
-    shard: &Shard,
-    operator: &Operator,
-    dirty: &[compact_str::CompactString],
-    generation: u64,
-    batch_no: u64,
-) -> Option<usize> {
-    let m = metrics();
-    let mut writes: Vec<StateWrite> = Vec::with_capacity(dirty.len());
-    {
-        let mut cache = shard.lock();
-        for id in dirty {
-            let Some(cached) = cache.get_mut(id) else {
-                continue;
-            };
-            if !cached.dirty {
-                continue;
-            }
-            cached.dirty = false;
-            cached.last_used = batch_no;
-            match state_write(operator, cached, ctx.ttl_secs) {
-                Ok(write) => writes.push(write),
-                Err(e) => {
-                    m.state_errors.with_label_values(&["encode"]).inc();
-                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
-                }
-            }
+/// Writes the dirty customers, in chunks each retried until it succeeds: one write per dirty
+/// customer however many of its events the interval held. `false` when the interval was given
+/// up because its partitions were reassigned meanwhile.
+async fn flush(ctx: &WorkerContext, writes: &[StateWrite], generation: u64) -> bool {
+    if writes.is_empty() {
+        return true;
+    }
+    let flush_started = Instant::now();
+    // In chunks, one after another, each retried on its own: a whole interval's customers
+    // (tens of thousands under load) in one call outlast `redis.timeout`, so they would fail
+    // again at every retry; chunks sent all at once queue behind each other on the
+    // connection and time out the same way. Within a chunk the store writes transactions of
+    // `state::redis::TRANSACTION_CUSTOMERS`, so Redis serves others between them.
+    for chunk in writes.chunks(WRITE_CHUNK) {
+        if with_retry(ctx, "store", generation, || ctx.store.store(chunk))
+            .await
+            .is_none()
+        {
+            return false;
         }
     }
-    if !writes.is_empty() {
-        let flush_started = Instant::now();
-        // In chunks, one after another, each retried on its own: a whole interval's customers
-        // (tens of thousands under load) in one call outlast `redis.timeout`, so they would fail
-        // again at every retry; chunks sent all at once queue behind each other on the
-        // connection and time out the same way. Within a chunk the store writes transactions of
-        // `state::redis::TRANSACTION_CUSTOMERS`, so Redis serves others between them.
-        for chunk in writes.chunks(WRITE_CHUNK) {
-            with_retry(ctx, "store", generation, || ctx.store.store(chunk)).await?;
-        }
-        m.state_flush_duration
-            .observe(flush_started.elapsed().as_secs_f64());
-    }
-    Some(writes.len())
+    metrics()
+        .state_flush_duration
+        .observe(flush_started.elapsed().as_secs_f64());
+    true
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::sink::Sink;
 use crate::state::{KeyHasher, StateStore};
 use crate::telemetry::http::Health;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,24 @@ pub struct Worker {
     committed: BTreeMap<(usize, i32), i64>,
     /// Checkpoint requests from rebalances.
     requests: tokio::sync::watch::Receiver<u64>,
+    /// Checkpoints taken so far (the number of the last one).
+    taken: u64,
+    /// The checkpoint being written beside the batches, if any: at most one at a time.
+    writing: Option<tokio::task::JoinHandle<Result<checkpoint::Written, WorkerError>>>,
+}
+
+/// How a checkpoint's writing task ended.
+type WriteResult = Result<Result<checkpoint::Written, WorkerError>, tokio::task::JoinError>;
+
+impl Drop for Worker {
+    /// A worker dropped with a checkpoint still being written (it failed, or its process is
+    /// going down) stops that write where it is, as a crash would: nothing was committed past
+    /// it, so the input it held is replayed.
+    fn drop(&mut self) {
+        if let Some(writing) = self.writing.take() {
+            writing.abort();
+        }
+    }
 }
 
 impl Worker {
@@ -164,22 +182,71 @@ impl Worker {
             interval: checkpoint::Interval::default(),
             committed: BTreeMap::new(),
             requests,
+            taken: 0,
+            writing: None,
         }
     }
 
-    /// Takes a checkpoint now (see `checkpoint`); nothing to do when no batch was applied since
-    /// the last one.
+    /// Takes a checkpoint now and waits until it is durable (see `checkpoint`), with the one
+    /// still being written before it: on a rebalance's request, at shutdown, and in tests.
     pub async fn checkpoint(&mut self) -> Result<(), WorkerError> {
+        self.checkpoint_beside().await?;
+        self.settle().await
+    }
+
+    /// Takes a checkpoint and lets it be written beside the next batches (the interval's
+    /// checkpoint when it is due): the dirty customers are encoded now (the snapshot the next
+    /// batches no longer touch), and a task of their own writes them, then commits the offsets,
+    /// while the worker goes on. The previous checkpoint is waited for first, so checkpoints
+    /// become durable one at a time and in order, and at most one is in flight: a customer's
+    /// writes reach Redis in the order they were taken, and offsets are committed only past
+    /// state that is durable.
+    pub async fn checkpoint_beside(&mut self) -> Result<(), WorkerError> {
         self.requests.borrow_and_update();
-        let (shard, sink) = (&*self.ctx.shards[self.index], &*self.ctx.sinks[self.index]);
-        checkpoint::take(
-            &self.ctx,
-            shard,
-            sink,
-            &mut self.interval,
-            &mut self.committed,
-        )
-        .await
+        self.settle().await?;
+        let seq = self.taken + 1;
+        let shard = &*self.ctx.shards[self.index];
+        let Some(job) = checkpoint::prepare(&self.ctx, shard, &mut self.interval, seq) else {
+            return Ok(());
+        };
+        self.taken = seq;
+        self.writing = Some(tokio::spawn(checkpoint::write(
+            self.ctx.clone(),
+            self.index,
+            job,
+        )));
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being written, if any, and takes in what it tells (see
+    /// [`Worker::written`]).
+    async fn settle(&mut self) -> Result<(), WorkerError> {
+        match self.writing.as_mut() {
+            Some(writing) => {
+                let result = writing.await;
+                self.written(result)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes in what the checkpoint being written told when it ended: the customers it wrote
+    /// may be evicted now, and (exactly-once) the offsets it committed prune the outboxes. Its
+    /// error, if it failed for good, is the worker's.
+    fn written(&mut self, result: WriteResult) -> Result<(), WorkerError> {
+        self.writing = None;
+        let written = match result {
+            Ok(written) => written?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => unreachable!("a checkpoint is only aborted with its worker: {e}"),
+        };
+        if written.generation == self.generation {
+            self.committed.extend(written.committed);
+        }
+        let shard = &*self.ctx.shards[self.index];
+        shard.durable.store(self.taken, Ordering::Relaxed);
+        shard.evict(self.ctx.cache_max);
+        Ok(())
     }
 
     /// When the open interval's checkpoint is due by time (`None`: no interval is open).
@@ -192,11 +259,17 @@ impl Worker {
 enum Wake {
     Batch(Batch),
     Closed,
-    Checkpoint,
+    /// The open interval's checkpoint is due by time.
+    Due,
+    /// A rebalance asks for a checkpoint before it revokes partitions.
+    Requested,
+    /// The checkpoint being written ended.
+    Written(WriteResult),
 }
 
 /// Runs worker `index` until its queue closes, then takes a last checkpoint (shutdown). Between
-/// batches it also wakes for a due checkpoint and for a rebalance's request for one.
+/// batches it also wakes for a due checkpoint (written beside the next batches) and for a
+/// rebalance's request for one (waited for: the revoke needs it durable).
 pub async fn run(
     ctx: Arc<WorkerContext>,
     index: usize,
@@ -209,16 +282,22 @@ pub async fn run(
         let wake = tokio::select! {
             biased;
             changed = requests.changed() => match changed {
-                Ok(()) => Wake::Checkpoint,
+                Ok(()) => Wake::Requested,
                 // The assignment outlives the workers; never reached.
                 Err(_) => std::future::pending().await,
             },
-            _ = sleep_until(due), if due.is_some() => Wake::Checkpoint,
+            _ = sleep_until(due), if due.is_some() => Wake::Due,
+            // Taken in as soon as it ends, also by an idle worker: a checkpoint that failed
+            // for good stops the worker now, not at its next batch.
+            result = async { worker.writing.as_mut().expect("guarded").await },
+                if worker.writing.is_some() => Wake::Written(result),
             batch = queue.recv() => batch.map_or(Wake::Closed, Wake::Batch),
         };
         match wake {
             Wake::Batch(batch) => worker.process(batch).await?,
-            Wake::Checkpoint => worker.checkpoint().await?,
+            Wake::Due => worker.checkpoint_beside().await?,
+            Wake::Requested => worker.checkpoint().await?,
+            Wake::Written(result) => worker.written(result)?,
             Wake::Closed => break,
         }
     }
