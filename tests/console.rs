@@ -114,6 +114,18 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
             .send()
     };
     let analyst_csrf = csrf(&get(&http, format!("{base}/live"), &analyst).await.1);
+    // The lookup reads what the pipeline's last checkpoint stored: the alert went out with its
+    // batch, the customer's features reach Redis within `state.checkpoint_interval` (1 s).
+    let key = hasher(settings).key("CUST-000042");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let expected = loop {
+        let hash = state.feature_hash(&key).await.unwrap();
+        if !hash.is_empty() || std::time::Instant::now() > deadline {
+            break hash;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!expected.is_empty(), "the customer's features were stored");
     let page = form(
         &analyst,
         "/customer",
@@ -124,9 +136,6 @@ async fn a_viewer_sees_a_pipeline_alert_live_and_the_rule_counts_it() {
     .text()
     .await
     .unwrap();
-    let key = hasher(settings).key("CUST-000042");
-    let expected = state.feature_hash(&key).await.unwrap();
-    assert!(!expected.is_empty());
     for (name, value) in &expected {
         let cell = format!("<td>{name}</td><td class=\"value\" data-raw=\"{value}\">");
         assert!(page.contains(&cell), "lookup lacks {cell}: {page}");

@@ -74,6 +74,8 @@ struct Log {
     /// cannot commit any more; the worker must abort it and do it again.
     flaky_in: Option<u32>,
     timeouts: u64,
+    /// The incarnation running now (see [`Model`]).
+    epoch: u64,
     /// Whether the driver is in a batch (`Worker::process`) right now: a checkpoint step taken
     /// meanwhile is one written beside the batches.
     in_batch: bool,
@@ -101,9 +103,28 @@ const STEPS: [&str; 6] = [
     "commit",
 ];
 
-/// A model of a transactional Kafka broker and of the process's death.
+/// Every kind of death the test must see: (its name in `Log::deaths`, the step, whether a commit
+/// it dies at takes effect).
+const DEATHS: [(&str, &str, bool); 7] = [
+    ("between checkpoints", "between checkpoints", false),
+    ("state store write", "state store write", false),
+    ("begin", "begin", false),
+    ("send", "send", false),
+    ("send_offsets", "send_offsets", false),
+    ("commit (applied, unheard)", "commit", true),
+    ("commit (lost)", "commit", false),
+];
+
+/// A model of a transactional Kafka broker and of the process's death, as one incarnation of
+/// the process sees it (`epoch`). A dead incarnation's calls fail, also after the next one has
+/// started: a task of the dead one still running (a checkpoint's write is aborted with its worker,
+/// but a call already in progress ends) is a zombie, refused as Kafka fences a producer of an
+/// older epoch, and as a dead process writes nothing to Redis.
 #[derive(Clone, Default)]
-struct Model(Arc<Mutex<Log>>);
+struct Model {
+    log: Arc<Mutex<Log>>,
+    epoch: u64,
+}
 
 fn dead() -> KafkaError {
     KafkaError::MessageProduction(RDKafkaErrorCode::Fatal)
@@ -111,12 +132,17 @@ fn dead() -> KafkaError {
 
 impl Model {
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.0.lock().unwrap()
+        self.log.lock().unwrap()
+    }
+
+    /// Whether this incarnation is dead: it crashed, or a later one runs.
+    fn is_dead(&self, log: &Log) -> bool {
+        log.crashed || log.epoch != self.epoch
     }
 
     /// One effectful step: Ok to go on, or Err when the process is dead (it just died, or had).
-    fn step(log: &mut Log, what: &'static str) -> Result<(), KafkaError> {
-        if log.crashed {
+    fn step(&self, log: &mut Log, what: &'static str) -> Result<(), KafkaError> {
+        if self.is_dead(log) {
             return Err(dead());
         }
         if Self::dies_at(log, what) {
@@ -151,9 +177,15 @@ impl Model {
         true
     }
 
-    /// A new incarnation: the open transaction of the dead one is aborted (init_transactions).
-    fn restart(&self, next_crash: Option<Target>, flaky_in: Option<u32>) {
+    /// A new incarnation, returned: the open transaction of the dead one is aborted
+    /// (init_transactions), and its calls fail from now on.
+    fn restart(&self, next_crash: Option<Target>, flaky_in: Option<u32>) -> Model {
         let mut log = self.lock();
+        log.epoch += 1;
+        let incarnation = Model {
+            log: self.log.clone(),
+            epoch: log.epoch,
+        };
         log.open_doomed = false;
         log.flaky_in = flaky_in;
         if log.in_transaction {
@@ -164,17 +196,42 @@ impl Model {
         log.in_transaction = false;
         log.crashed = false;
         log.target = next_crash;
+        incarnation
     }
 
     fn crashed(&self) -> bool {
         self.lock().crashed
+    }
+
+    /// Where the next incarnation dies: at a kind of death not seen yet, while there is one (a
+    /// checkpoint written beside the batches makes the order of steps vary from run to run, so
+    /// cycling through the steps alone might miss one), then cycling through the steps.
+    fn next_target(&self, left: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Target {
+        let seen = self.lock().deaths.clone();
+        let (what, applies) = DEATHS
+            .iter()
+            .find(|d| !seen.contains_key(d.0))
+            .map_or((STEPS[left % STEPS.len()], rng.random_bool(0.5)), |d| {
+                (d.1, d.2)
+            });
+        Target {
+            what,
+            skip: rng.random_range(0..4),
+            applies,
+        }
+    }
+
+    /// Whether this incarnation is dead (see [`Model::is_dead`]).
+    fn dead(&self) -> bool {
+        let log = self.lock();
+        self.is_dead(&log)
     }
 }
 
 impl Transport for Model {
     fn send(&self, topic: &str, _key: &[u8], payload: &[u8]) -> Result<Acked, KafkaError> {
         let mut log = self.lock();
-        Self::step(&mut log, "send")?;
+        self.step(&mut log, "send")?;
         assert!(log.in_transaction, "a record sent outside a transaction");
         log.open.push((topic.to_string(), payload.to_vec()));
         if log.flaky_in == Some(0) {
@@ -199,7 +256,7 @@ impl Transport for Model {
 
     fn begin_transaction(&self) -> KafkaResult<()> {
         let mut log = self.lock();
-        Self::step(&mut log, "begin")?;
+        self.step(&mut log, "begin")?;
         assert!(!log.in_transaction, "begin with a transaction open");
         log.in_transaction = true;
         Ok(())
@@ -212,7 +269,7 @@ impl Transport for Model {
         _timeout: Duration,
     ) -> KafkaResult<()> {
         let mut log = self.lock();
-        Self::step(&mut log, "send_offsets")?;
+        self.step(&mut log, "send_offsets")?;
         for e in offsets.elements() {
             let rdkafka::Offset::Offset(next) = e.offset() else {
                 panic!("a logical offset sent to the transaction: {:?}", e.offset());
@@ -232,8 +289,8 @@ impl Transport for Model {
             "a transaction with a failed record was committed (it must be aborted)"
         );
         let applies = log.target.is_none_or(|t| t.applies);
-        let alive = !log.crashed;
-        let step = Self::step(&mut log, "commit");
+        let alive = !self.is_dead(&log);
+        let step = self.step(&mut log, "commit");
         if step.is_ok() || (alive && applies) {
             let records = std::mem::take(&mut log.open);
             for (topic, payload) in records {
@@ -253,7 +310,7 @@ impl Transport for Model {
 
     fn abort_transaction(&self, _timeout: Duration) -> KafkaResult<()> {
         let mut log = self.lock();
-        Self::step(&mut log, "abort")?;
+        self.step(&mut log, "abort")?;
         log.open_doomed = false;
         log.open.clear();
         log.open_offsets.clear();
@@ -297,7 +354,7 @@ impl StateStore for DyingStore {
         &self,
         keys: &[nbo_stream::state::CustomerKey],
     ) -> Result<Vec<Option<Vec<u8>>>, StateError> {
-        if self.model.crashed() {
+        if self.model.dead() {
             // A dead process's batch goes no further (its checkpoint being written beside it
             // died): what it holds is replayed by the next incarnation.
             self.assignment.rebalance(Duration::ZERO);
@@ -308,7 +365,7 @@ impl StateStore for DyingStore {
     async fn store(&self, writes: &[StateWrite]) -> Result<(), StateError> {
         let died = {
             let mut log = self.model.lock();
-            Model::step(&mut log, "state store write").is_err()
+            self.model.step(&mut log, "state store write").is_err()
         };
         if died {
             self.assignment.rebalance(Duration::ZERO);
@@ -375,7 +432,7 @@ impl Run {
     }
 
     /// A worker context for one incarnation of the process: an empty cache, a new generation.
-    fn incarnation(&self) -> (Arc<WorkerContext>, Arc<Assignment>) {
+    fn incarnation(&self, model: &Model) -> (Arc<WorkerContext>, Arc<Assignment>) {
         let s = &self.settings;
         let codec = Arc::new(nbo_stream::codec::Codec::new(&s.codec_options()).unwrap());
         let features = Arc::new(s.features.load().unwrap());
@@ -389,11 +446,11 @@ impl Run {
         let assignment = Arc::new(Assignment::default());
         let store: Arc<dyn StateStore> = Arc::new(DyingStore {
             inner: self.store.clone(),
-            model: self.model.clone(),
+            model: model.clone(),
             assignment: assignment.clone(),
         });
         let sink = Arc::new(Sink::with_transport(
-            Arc::new(self.model.clone()),
+            Arc::new(model.clone()),
             codec.clone(),
             &s.topics,
         ));
@@ -439,14 +496,10 @@ impl Run {
         'incarnation: loop {
             incarnations += 1;
             assert!(incarnations < crashes + 50, "no progress");
-            let crash = (left > 0).then(|| Target {
-                what: STEPS[left % STEPS.len()],
-                skip: rng.random_range(0..4),
-                applies: rng.random_bool(0.5),
-            });
+            let crash = (left > 0).then(|| self.model.next_target(left, rng));
             let flaky = (left > 0 && rng.random_bool(0.5)).then(|| rng.random_range(0..60));
-            self.model.restart(crash, flaky);
-            let (ctx, assignment) = self.incarnation();
+            let model = self.model.restart(crash, flaky);
+            let (ctx, assignment) = self.incarnation(&model);
             let mut worker = worker::Worker::new(ctx, 0);
             // The consumer resumes from the committed offsets.
             let mut position: BTreeMap<(usize, i32), usize> = input
@@ -521,7 +574,7 @@ impl Run {
                     result = worker.checkpoint().await;
                 } else if result.is_ok() {
                     // Between checkpoints: dying here loses the cache and nothing else.
-                    let _ = Model::step(&mut self.model.lock(), "between checkpoints");
+                    let _ = model.step(&mut model.lock(), "between checkpoints");
                 }
                 if self.model.crashed() {
                     left = left.saturating_sub(1);
@@ -600,15 +653,7 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
         timeouts > 0,
         "no record delivery timed out: the redo path was not exercised"
     );
-    for step in [
-        "between checkpoints",
-        "state store write",
-        "begin",
-        "send",
-        "send_offsets",
-        "commit (applied, unheard)",
-        "commit (lost)",
-    ] {
+    for (step, _, _) in DEATHS {
         assert!(
             deaths.contains_key(step),
             "no crash at '{step}': the crash points do not cover it ({deaths:?})"
@@ -626,7 +671,7 @@ async fn crashes_at_every_step_leave_each_record_exactly_once_in_committed_outpu
          {beside} of the crashes at a checkpoint's step beside the next batch); {} customers / {} feature values equal; {} offers, {} alerts, \
          {} audits, each exactly once",
         total,
-        CRASHES + CRASHES / 6,
+        deaths.values().sum::<usize>(),
         c.customers,
         c.features,
         c.offers,

@@ -13,8 +13,8 @@
 //! written, or whose state cannot be read, gets 503 and nothing is offered.
 //!
 //! Freshness: the state read is what the stream's last checkpoint stored, so a decision sees
-//! the events the stream has taken in up to one `state.checkpoint_interval` (plus the stream's
-//! own lag) before it. The rules are the rules topic's (followed as `run` follows it), and the
+//! the events the stream has taken in up to one `state.checkpoint_interval` and the write of its
+//! checkpoint (plus the stream's own lag) before it. The rules are the rules topic's (followed as `run` follows it), and the
 //! learned models are reloaded every `operator.learning.refresh`.
 //!
 //! Access: every request needs a configured key (`api.key`, stored as its SHA-256), and each key

@@ -58,7 +58,7 @@ pub struct ApiSettings {
     /// How long the API keeps the contacts it made in the customer's pending list
     /// (`nbo:inbound:{<customer-key>}`), merged into the state it reads until the stream has
     /// taken them from `bank.inbound-contacts.v1` and stored them. Longer than the stream's lag
-    /// plus one `state.checkpoint_interval` at its worst: a contact that outlives its pending
+    /// plus two `state.checkpoint_interval`s at its worst: a contact that outlives its pending
     /// entry before the stream stores it is not seen by the API's next decisions meanwhile.
     #[serde(with = "humantime_serde")]
     pub pending_contacts_ttl: std::time::Duration,

@@ -27,11 +27,13 @@ pub struct StateSettings {
     pub ttl_margin: Duration,
     /// How long a worker keeps applied state in its cache before a checkpoint writes its dirty
     /// customers to the store and stores (at-least-once) or commits in one transaction
-    /// (exactly-once) the offsets. A crash replays at most this much input; in exactly-once mode
+    /// (exactly-once) the offsets. A crash replays about this much input (see below); in exactly-once mode
     /// outputs become visible at each checkpoint, so it bounds their latency too. Default `1s`: a
     /// customer touched many times in an interval is written once, and the checkpoint is written
     /// beside the worker's next batches. `0s` checkpoints after every batch (exactly-once outputs
-    /// visible sooner, at several times the Redis writes; see the README's "Checkpoints").
+    /// visible sooner, at about twice the Redis writes; see the README's "Checkpoints"). A crash
+    /// replays up to two intervals and a checkpoint's write (one interval runs while the last
+    /// one's checkpoint is written).
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
     /// Dirty customers (and, in exactly-once mode, outputs pending their transaction) per worker

@@ -3,19 +3,25 @@
 //! keeps what the checkpoint will need: the customers made dirty, the last offset applied per
 //! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
 //!
-//! A checkpoint, in this order (the order is what makes replays safe, see `sink`):
+//! A checkpoint is taken in two parts. [`prepare`], on the worker: each dirty customer's write
+//! is encoded under the cache's lock (the snapshot), and the customer marked clean and pinned in
+//! the cache until the write is durable. [`write`], on a task of its own while the worker goes on
+//! with the next batches (at most one in flight per worker; the next checkpoint waits for it),
+//! in this order (the order is what makes replays safe, see `sink`):
 //! 0. the responses the interval learned from, and its uplift exposures and conversions,
 //!    counted in the model store (`learn`);
 //! 1. every dirty customer's state, applied offsets and outbox (and the delta of its public
-//!    feature hash) written to the state store in one round trip, retried until it succeeds —
-//!    each customer atomically;
+//!    feature hash) written to the state store in chunks of [`WRITE_CHUNK`] customers (one
+//!    round trip each), each retried until it succeeds — each customer atomically;
 //! 2. at-least-once: the interval's offsets stored with the consumer (its outputs were produced
 //!    and acknowledged batch by batch, before); exactly-once: one Kafka transaction with the
 //!    interval's outputs and its consumer offsets.
 //!
-//! A crash between checkpoints loses only the cache: the input since the last checkpoint is
-//! replayed from the committed offsets against the state of that checkpoint, so features count
-//! every event once and (exactly-once) the outputs of a replayed event come from its outbox.
+//! A crash between checkpoints loses only the cache: the input since the last durable checkpoint
+//! is replayed from the committed offsets against the state of that checkpoint, so features count
+//! every event once and (exactly-once) the outputs of a replayed event come from its outbox. With
+//! a checkpoint being written while the next interval runs, that is up to two intervals and a
+//! write; in memory, up to `checkpoint_max_dirty` dirty customers and as many pinned by the write.
 //!
 //! A checkpoint is taken when the interval has lasted `state.checkpoint_interval` (a timer
 //! takes it for an idle worker), when it holds `state.checkpoint_max_dirty` dirty customers or
@@ -237,9 +243,11 @@ pub(super) struct Written {
 /// Takes the checkpoint of `interval` (closed afterwards, whatever happens): each dirty
 /// customer's write is encoded now, under the shard's lock, and the customer marked clean and
 /// pinned in the cache as written by checkpoint `seq` (not evicted, so never reloaded from Redis,
-/// until `seq` is durable: see `Shard::evict`). `None` when there is nothing to write, or when
+/// until `seq` is durable: see `Shard::evict`). `None` when no batch was applied since the last
+/// checkpoint, or when
 /// the interval's partitions were reassigned since its batches (given up: the cache is emptied
-/// before the next batch and the next owner replays it).
+/// before the next batch and the next owner replays it). An interval with offsets but no dirty
+/// customer still makes a job: its offsets are stored or committed.
 pub(super) fn prepare(
     ctx: &WorkerContext,
     shard: &Shard,
@@ -384,10 +392,10 @@ pub(super) async fn write(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "checkpoint durable"
     );
-    super::learn::refresh_if_due(ctx, &operator).await;
     // The interval's hold on the assignment is released here, once its work is durable (or
-    // given up): a rebalance that asked for this checkpoint waits for it.
+    // given up): a rebalance that asked for this checkpoint waits for it, not for the reload.
     drop(taken.hold);
+    super::learn::refresh_if_due(ctx, &operator).await;
     Ok(written)
 }
 

@@ -6,10 +6,14 @@
 //! and await acks. Per checkpoint (`checkpoint`, once per `state.checkpoint_interval`, on a
 //! bound, on revoke and at shutdown), in this order (the order is what makes replays safe, see
 //! `sink`):
-//! - at-least-once: flush dirty customers (one round trip, retried until it succeeds) → store
-//!   the interval's offsets;
+//! - at-least-once: flush dirty customers (round trips of 1,000, each retried until it succeeds)
+//!   → store the interval's offsets;
 //! - exactly-once: flush (state, applied offsets and outbox in one atomic write per customer) →
 //!   one transaction with the interval's records and its consumer offsets → commit.
+//!
+//! A checkpoint due by time or size is written beside the next batches (the dirty customers
+//! encoded first, then written by a task of its own; see `checkpoint`); one a rebalance asks for,
+//! and the last at shutdown, are waited for.
 
 mod batch;
 mod cache;
@@ -126,6 +130,9 @@ pub enum WorkerError {
          ({0})"
     )]
     Fenced(crate::sink::SinkError),
+    /// A checkpoint's write was cancelled before it ended (only the worker's drop cancels it).
+    #[error("a checkpoint's write was cancelled before it ended ({0}); the restart replays from the committed offsets")]
+    CheckpointCancelled(String),
 }
 
 impl From<crate::sink::SinkError> for WorkerError {
@@ -238,8 +245,12 @@ impl Worker {
         let written = match result {
             Ok(written) => written?,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => unreachable!("a checkpoint is only aborted with its worker: {e}"),
+            // Only the worker's drop aborts it; were it cancelled otherwise, what it wrote is
+            // unknown, so the worker stops (a restart replays from the committed offsets).
+            Err(e) => return Err(WorkerError::CheckpointCancelled(e.to_string())),
         };
+        // Always the case today (the generation moves only after a settle); kept so that a
+        // transaction of an earlier assignment can never prune the outboxes of a later one.
         if written.generation == self.generation {
             self.committed.extend(written.committed);
         }
