@@ -2,7 +2,8 @@
 //! workers what was polled (held batches first, in order; nothing after a failure) → close the
 //! queues and wait for the workers (each finishes its batch and takes a last checkpoint: state
 //! flushed, offsets stored or committed) → flush the producer → commit the stored offsets
-//! (bounded, see [`commit_final`]) → leave the group → stop the rules watcher.
+//! (bounded, see [`commit_final`]) → leave the group → stop the rules watcher → close the
+//! consumer (bounded, see [`close_consumer`]).
 
 use super::build::Built;
 use super::poll::Polled;
@@ -18,6 +19,7 @@ pub(super) async fn drain(
     health: &Health,
 ) -> Result<(), PipelineError> {
     let Built {
+        ctx,
         consumer,
         sink,
         rules_task,
@@ -63,9 +65,48 @@ pub(super) async fn drain(
         task.abort();
         let _ = task.await;
     }
+    // The workers' context holds the other handle on the consumer (its offset store).
+    drop(ctx);
+    close_consumer(consumer);
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Longest the consumer's close may take at the end of the drain.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Drops the last handle on the consumer, which closes it (librdkafka leaves the group and serves
+/// the last rebalance callback), on a thread of its own, waited for at most [`CLOSE_WAIT`]. A
+/// consumer stopped while it was still joining its group was once seen to block in that callback
+/// (`rd_kafka_assign` of the revoke) for good: on an async thread it would hold the runtime, and
+/// the run would never return. Past the bound the thread is left to end on its own; the offsets
+/// were committed before ([`commit_final`]), so nothing depends on it.
+fn close_consumer(consumer: std::sync::Arc<crate::source::Consumer>) {
+    let holders = std::sync::Arc::strong_count(&consumer);
+    if holders > 1 {
+        tracing::debug!(
+            holders,
+            "another handle on the consumer remains; it closes where that one is dropped"
+        );
+    }
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "consumer close not started on a thread of its own");
+        return;
+    }
+    if closed.recv_timeout(CLOSE_WAIT).is_err() {
+        tracing::warn!(
+            wait_s = CLOSE_WAIT.as_secs(),
+            "the consumer did not close in time; left to close on its own"
+        );
     }
 }
 
