@@ -125,7 +125,7 @@ mod tests {
         }
     }
 
-    /// 1 ms doubling, as `nbo_processing_latency_seconds`.
+    /// Bounds from 1 ms, doubling (any bounds work; `nbo_processing_latency_seconds` steps by √2).
     fn histogram(counts: &[f64]) -> Histogram {
         let mut samples: Vec<Sample> = counts
             .iter()
