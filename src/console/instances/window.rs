@@ -6,7 +6,7 @@
 //!
 //! A quantile is interpolated linearly inside the bucket that holds it, as PromQL's
 //! `histogram_quantile` does, so the page agrees with the Grafana dashboard: with bounds from
-//! 1 ms doubling, a bucket's upper bound alone could overstate by up to twice. A quantile in
+//! 1 ms in steps of √2, a bucket's upper bound alone could overstate by up to 41%. A quantile in
 //! the `+Inf` bucket is only known to lie above the largest bound: [`Estimate::Above`].
 
 use super::parse::Sample;
