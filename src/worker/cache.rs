@@ -209,6 +209,14 @@ mod tests {
         shard
     }
 
+    /// Applies `f` to customers C0..C`n` of `shard`.
+    fn each_of_the_first(shard: &Shard, n: usize, f: impl Fn(&mut Cached)) {
+        let mut cache = shard.lock();
+        for i in 0..n {
+            f(cache.get_mut(format!("C{i}").as_str()).unwrap());
+        }
+    }
+
     #[test]
     fn eviction_keeps_the_most_recently_used() {
         let shard = shard_with(100);
@@ -222,13 +230,7 @@ mod tests {
     #[test]
     fn eviction_never_drops_a_dirty_customer() {
         let shard = shard_with(100);
-        for i in 0..60 {
-            shard
-                .lock()
-                .get_mut(format!("C{i}").as_str())
-                .unwrap()
-                .dirty = true;
-        }
+        each_of_the_first(&shard, 60, |c| c.dirty = true);
         shard.evict(50);
         let cache = shard.lock();
         assert!((0..60).all(|i| cache.contains_key(format!("C{i}").as_str())));
@@ -242,13 +244,7 @@ mod tests {
     #[test]
     fn eviction_keeps_customers_whose_checkpoint_is_still_being_written() {
         let shard = shard_with(100);
-        for i in 0..60 {
-            shard
-                .lock()
-                .get_mut(format!("C{i}").as_str())
-                .unwrap()
-                .written_by = 3;
-        }
+        each_of_the_first(&shard, 60, |c| c.written_by = 3);
         shard.durable.store(2, Ordering::Relaxed);
         shard.evict(50);
         assert_eq!(
