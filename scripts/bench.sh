@@ -5,6 +5,7 @@
 #   scripts/bench.sh                      # 1,000,000 events, 100,000 customers
 #   EVENTS=200000 CUSTOMERS=20000 scripts/bench.sh
 #   CHECKPOINT_INTERVAL=0s scripts/bench.sh   # another state.checkpoint_interval than the default
+#   WARM=1 scripts/bench.sh               # the drain meets every customer's state in Redis
 #
 # What it does:
 #   1. builds the release binaries; starts a Tansu broker (in memory) and a Redis of its own on
@@ -13,8 +14,10 @@
 #      rules), then reads them back with `nbo-consume-floor`: the same client library with no
 #      processing, the floor `run` is compared with;
 #   3. starts `run` (at-least-once, the default config) and times the drain from its first
-#      consumed record to the last, with the CPU seconds of nbo-stream, Redis and the broker and
-#      the bytes Redis received per event;
+#      consumed record to the last, with the CPU seconds of nbo-stream, Redis and the broker, the
+#      bytes Redis received per event, and the customer writes per event (with WARM=1, a first
+#      `run` drains the events and stops, and the measured one drains as many new events for
+#      the same customers, their state in Redis and its cache cold, as after a restart);
 #   4. with `run` still live, produces a steady LATENCY_RATE events/s for LATENCY_SECS and reads
 #      the p50/p99 of nbo_processing_latency_seconds over that window (at-least-once, Tansu);
 #   5. the same latency phase in exactly-once on librdkafka's mock broker (`nbo-mock-broker`):
@@ -72,6 +75,8 @@ for line in sys.stdin:
 print(int(total))' "$1"; }
 consumed() { metrics | sum_of nbo_events_consumed_total; }
 redis_in() { redis-cli -p "$rport" info stats | awk -F: '/^total_net_input_bytes/ {print $2+0}'; }
+# Customer writes so far: each writes its state with one SET.
+redis_writes() { redis-cli -p "$rport" info commandstats | awk -F'[:=,]' '/^cmdstat_set:/ {print $3+0}'; }
 
 kport=$(free_port); rport=$(free_port); mport=$(free_port)
 say "starting Tansu on 127.0.0.1:$kport and Redis on 127.0.0.1:$rport"
@@ -118,8 +123,20 @@ say "consume floor: the same topics read by a plain consumer"
 floor=$("$bin/nbo-consume-floor" --config "$work/alo.toml" --records "$EVENTS")
 floor_rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$floor")
 
+if [ "${WARM:-0}" = 1 ]; then
+  # As in production, where customers come back: Redis holds their state, the cache is cold.
+  say "WARM=1: a first run drains these events into Redis; then $EVENTS more are generated"
+  "$bin/nbo-stream" run --config "$work/alo.toml" >"$work/run-warm.log" 2>&1 &
+  warm_pid=$!; pids+=("$warm_pid")
+  wait_port "$mport"
+  for _ in $(seq 6000); do [ "$(consumed 2>/dev/null || echo 0)" -ge "$EVENTS" ] && break; sleep 0.1; done
+  kill -TERM "$warm_pid"; wait "$warm_pid" 2>/dev/null || true
+  "$bin/nbo-stream" generate --config "$work/alo.toml" --brokers "127.0.0.1:$kport" --customers "$CUSTOMERS" \
+    --events "$EVENTS" --rate 0 --seed 43 --compression none >"$work/generate-2.txt"
+fi
+
 say "draining the topics with run (at-least-once)"
-t_before=$(ticks "$tansu_pid"); r_before=$(ticks "$redis_pid"); rin_before=$(redis_in)
+t_before=$(ticks "$tansu_pid"); r_before=$(ticks "$redis_pid"); rin_before=$(redis_in); writes_before=$(redis_writes)
 "$bin/nbo-stream" run --config "$work/alo.toml" >"$work/run.log" 2>&1 &
 run_pid=$!; pids+=("$run_pid")
 wait_port "$mport"
@@ -135,7 +152,7 @@ while :; do
   sleep 0.05
 done
 run_cpu=$(ticks "$run_pid"); t_cpu=$(( $(ticks "$tansu_pid") - t_before )); r_cpu=$(( $(ticks "$redis_pid") - r_before ))
-rin=$(( $(redis_in) - rin_before ))
+rin=$(( $(redis_in) - rin_before )); writes=$(( $(redis_writes) - ${writes_before:-0} ))
 
 # p50 and p99 of nbo_processing_latency_seconds between two scrapes (files), interpolated within
 # buckets as Prometheus' histogram_quantile does.
@@ -214,7 +231,7 @@ drain = events / seconds if seconds > 0 else 0
 per_m = 1_000_000 / events
 hz = $hz
 rows = [
-    ("events drained (customers)", f"{events:,} ({$CUSTOMERS:,})"),
+    ("events drained (customers)", f"{events:,} ({$CUSTOMERS:,}{', state already in Redis' if '${WARM:-0}' == '1' else ''})"),
     ("consume floor, same topics, same client", f"{floor:,.0f} records/s"),
     ("run drain (first record to last)", f"{drain:,.0f} events/s in {seconds:.2f} s"),
     ("run / floor", f"{drain / floor:.2f}" if floor else "n/a"),
@@ -222,6 +239,7 @@ rows = [
     ("Redis CPU per 1M events", f"{$r_cpu / hz * per_m:.2f} s"),
     ("broker (Tansu) CPU per 1M events", f"{$t_cpu / hz * per_m:.2f} s"),
     ("Redis bytes received per event", f"{$rin / events:,.0f}"),
+    ("customer writes per event (Redis bytes per write, loads included)", f"{$writes / events:.2f} ({$rin / max($writes, 1):,.0f})"),
     ("processing latency at $LATENCY_RATE ev/s, at-least-once (Tansu)", f"p50 $alo_p50 ms, p99 $alo_p99 ms ({$alo_n:,} records)"),
     ("processing latency at $LATENCY_RATE ev/s, exactly-once (mock broker)", f"p50 $eo_p50 ms, p99 $eo_p99 ms ({$eo_n:,} records)"),
 ]

@@ -25,7 +25,11 @@ pub struct AppliedOffset {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
     /// Tiles per feature, with the feature's definition id (aligned to the feature set by the
-    /// operator; an id, not the name, keeps stored state small).
+    /// operator; an id, not the name, keeps stored state small). Stored without the features
+    /// that hold no tile: most customers have a few active features out of dozens, and an empty
+    /// one costs 7 bytes (its id, kind and length) in every write. `Operator::align` puts them
+    /// back after a load, as it does for a feature added since the state was written.
+    #[serde(serialize_with = "held_features")]
     pub features: Vec<(u32, Tiles)>,
     /// Latest profile.
     pub profile: Option<ProfileState>,
@@ -58,6 +62,12 @@ pub struct CustomerState {
     /// challenger never changes what its champion decides, and as long, for the same contact
     /// policy.
     pub shadow: ContactHistory,
+    /// Fingerprint of the feature set the public hash was written with when this state was
+    /// ([`crate::features::FeatureSet::fingerprint`]; 0: not known). A reload under the same set
+    /// knows the hash holds this state's values and goes on with deltas. Stored in the state's
+    /// trailer (`state::STATE_FORMAT`), after the postcard body.
+    #[serde(skip)]
+    pub hash_features: u32,
 }
 
 /// The decisions one applied event produced, kept until its transaction commits.
@@ -120,6 +130,21 @@ impl CustomerState {
     }
 }
 
+/// Serializes the features that hold tiles, in order, as a sequence of their own length: the same
+/// encoding as the whole vector, so a reader of any release takes it as it is.
+fn held_features<S: serde::Serializer>(
+    features: &[(u32, Tiles)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let held = || features.iter().filter(|(_, tiles)| !tiles.is_empty());
+    let mut seq = serializer.serialize_seq(Some(held().count()))?;
+    for feature in held() {
+        seq.serialize_element(feature)?;
+    }
+    seq.end()
+}
+
 /// Keeps the later of `slot` and `at` (events may arrive out of order).
 fn latest(slot: &mut Option<i64>, at: i64) {
     *slot = Some(slot.unwrap_or(i64::MIN).max(at));
@@ -135,5 +160,25 @@ mod tests {
         s.note_complaint(20);
         s.note_complaint(10);
         assert_eq!(s.last_complaint_at, Some(20));
+    }
+
+    /// A feature with no tile costs nothing stored; the rest read back as they were.
+    #[test]
+    fn features_without_tiles_are_not_stored() {
+        use crate::features::Aggregation;
+        let held = Tiles::Count(smallvec::smallvec![(5, 3)]);
+        let mut s = CustomerState {
+            features: vec![
+                (1, Tiles::new(Aggregation::Count)),
+                (2, held.clone()),
+                (3, Tiles::new(Aggregation::Sum)),
+            ],
+            ..CustomerState::default()
+        };
+        let stored = s.to_bytes().unwrap();
+        let back = CustomerState::from_bytes(&stored).unwrap();
+        assert_eq!(back.features, vec![(2, held)]);
+        s.features.retain(|(_, t)| !t.is_empty());
+        assert_eq!(s.to_bytes().unwrap(), stored);
     }
 }

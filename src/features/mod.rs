@@ -177,6 +177,7 @@ pub struct FeatureSet {
     by_kind: KindTable<Vec<usize>>,
     longest_window_ms: i64,
     catalog: Arc<Catalog>,
+    fingerprint: u32,
 }
 
 impl FeatureSet {
@@ -193,12 +194,22 @@ impl FeatureSet {
             by_kind.entry(d.source).push(i);
         }
         let longest_window_ms = defs.iter().map(|d| d.window_ms).max().unwrap_or(0);
+        let ids: Vec<u8> = defs.iter().flat_map(|d| d.id.to_le_bytes()).collect();
+        let fingerprint = tiles::fnv32(&ids).max(1);
         Self {
             defs,
             by_kind,
             longest_window_ms,
             catalog,
+            fingerprint,
         }
+    }
+
+    /// Fingerprint of the whole set: its definitions' ids, in order (never 0). A customer's state
+    /// records the fingerprint of the set its public hash was last written with, so a reload
+    /// knows whether the hash holds what these definitions compute.
+    pub fn fingerprint(&self) -> u32 {
+        self.fingerprint
     }
 
     /// The input records these features (and rules compiled with them) read.

@@ -112,6 +112,7 @@ fn every_field_set() -> CustomerState {
                 challengers: Vec::new(),
             }],
         ),
+        hash_features: 0,
     }
 }
 
@@ -132,6 +133,32 @@ fn format_7_reads_back_as_written() {
         ..every_field_set()
     };
     assert_eq!(read, written);
+}
+
+/// The trailer (the feature set the hash was written with) follows the body: a reader of
+/// format 7 that predates it reads the body and stops, and this release reads it back.
+#[test]
+fn format_7_with_a_trailer_reads_back_and_reads_as_before_without_it() {
+    let state = CustomerState {
+        hash_features: 0x1234_5678,
+        next_retire_at: 0,
+        ..every_field_set()
+    };
+    let bytes = state.to_bytes().unwrap();
+    assert_eq!(hex::encode(&bytes), format!("{FORMAT_7}f8acd19101"));
+    assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
+    let earlier: CustomerState = postcard::from_bytes(&bytes[1..]).unwrap();
+    assert_eq!(
+        earlier,
+        CustomerState {
+            hash_features: 0,
+            ..state
+        }
+    );
+    // A trailer cut short (its last byte says more follow) is an error, not a fingerprint.
+    let mut cut = bytes.clone();
+    *cut.last_mut().unwrap() = 0xff;
+    assert!(CustomerState::from_bytes(&cut).is_err());
 }
 
 /// `state` as formats before 7 kept it: outbox audits without their features' as-of time and

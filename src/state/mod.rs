@@ -78,6 +78,11 @@ impl CustomerKey {
 
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
+///
+/// Format 7 may end with a **trailer** after the postcard body: values a reader of format 7
+/// can do without, which one that predates them ignores (postcard reads the body and stops),
+/// so a rollback keeps every customer's state. Today the trailer is
+/// [`CustomerState::hash_features`] as a varint, left out when 0.
 pub const STATE_FORMAT: u8 = 7;
 
 impl CustomerState {
@@ -93,14 +98,25 @@ impl CustomerState {
     pub fn to_bytes_sized(&self, capacity: usize) -> Result<Vec<u8>, StateError> {
         let mut out = Vec::with_capacity(capacity.max(1));
         out.push(STATE_FORMAT);
-        postcard::to_extend(self, out).map_err(|e| StateError::Corrupt(e.to_string()))
+        let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
+        let out = postcard::to_extend(self, out).map_err(corrupt)?;
+        if self.hash_features == 0 {
+            return Ok(out);
+        }
+        postcard::to_extend(&self.hash_features, out).map_err(corrupt)
     }
 
     /// Parses the stored form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
         match bytes.split_first() {
             Some((&STATE_FORMAT, body)) => {
-                postcard::from_bytes(body).map_err(|e| StateError::Corrupt(e.to_string()))
+                let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
+                let (mut state, trailer): (CustomerState, _) =
+                    postcard::take_from_bytes(body).map_err(corrupt)?;
+                if !trailer.is_empty() {
+                    state.hash_features = postcard::from_bytes(trailer).map_err(corrupt)?;
+                }
+                Ok(state)
             }
             Some((&migrate::FORMAT_6, body)) => migrate::from_format_6(body),
             Some((&migrate::FORMAT_5, body)) => migrate::from_format_5(body),
@@ -131,6 +147,9 @@ pub struct StateWrite {
     pub removed: Vec<std::sync::Arc<str>>,
     /// Delete the hash before setting `features` (which then holds every value).
     pub replace: bool,
+    /// Renew the hash's TTL (EXPIRE): with a whole write, and with the first write after a
+    /// customer is loaded. Not with every delta: the TTL outlives the time between two of these.
+    pub expire: bool,
     /// The customer was erased and nothing came since: delete the hash and write nothing to it.
     pub erased: bool,
     /// Event time the values are as of (`_updated_at`).

@@ -417,12 +417,14 @@ async fn load_missing(
     let mut cache = shard.lock();
     for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
         let stored_len = bytes.as_ref().map_or(0, |b| b.len());
+        let stored = bytes.is_some();
         let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
             Some(Ok(state)) => state,
             Some(Err(e)) => {
                 // A state that does not parse is replaced, not retried: it cannot get better.
                 metrics().state_errors.with_label_values(&["corrupt"]).inc();
                 tracing::error!(error = %e, "stored customer state does not parse; starting it afresh");
+                // Its hash is not known to hold anything: the first write rewrites it whole.
                 CustomerState::default()
             }
             None => CustomerState::default(),
@@ -431,6 +433,7 @@ async fn load_missing(
         let mut cached = Cached::loaded(key, state, partition);
         // Its next encoding starts from the size it had in the store.
         cached.state_len = stored_len;
+        super::checkpoint::hash_at_load(operator, &mut cached, stored);
         cache.insert(id, cached);
     }
     Some(true)

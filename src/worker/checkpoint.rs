@@ -53,6 +53,17 @@ pub fn state_write(
     cached: &mut Cached,
     ttl_secs: u64,
 ) -> Result<StateWrite, StateError> {
+    let erased = cached
+        .state
+        .erased_before
+        .is_some_and(|t| cached.state.max_event_time <= t);
+    // After this write the hash holds this state's values under this feature set (or, erased,
+    // is gone): the state says so, for a reload to go on with deltas.
+    cached.state.hash_features = if erased {
+        0
+    } else {
+        operator.features().fingerprint()
+    };
     // A quarter more than last time: room for what the batch added.
     let bytes = cached
         .state
@@ -68,6 +79,7 @@ pub fn state_write(
     if replace {
         cached.full_written = Some(Instant::now());
     }
+    let expire = std::mem::take(&mut cached.renew_ttl) || replace;
     for (slot, value) in now.iter().enumerate() {
         let before = cached
             .published
@@ -81,10 +93,6 @@ pub fn state_write(
             _ => {}
         }
     }
-    let erased = cached
-        .state
-        .erased_before
-        .is_some_and(|t| cached.state.max_event_time <= t);
     // After an erasure the hash is gone: the next write must rebuild it whole.
     cached.published = if erased { None } else { Some(now) };
     Ok(StateWrite {
@@ -94,9 +102,31 @@ pub fn state_write(
         features,
         removed,
         replace,
+        expire,
         updated_at: cached.state.max_event_time,
         ttl_secs,
     })
+}
+
+/// What a customer's public hash holds, known at its load without reading it, so that its first
+/// write is a delta: nothing when no state was stored (both keys are written together, and the
+/// hash's TTL never outlasts the state's), the stored state's values when that state was written
+/// with this feature set. Otherwise (an earlier set, a state written before states recorded it,
+/// a corrupt one) the first write rewrites the hash whole. The first write renews the hash's TTL.
+pub fn hash_at_load(operator: &Operator, cached: &mut Cached, stored: bool) {
+    let features = operator.features();
+    let known = if !stored {
+        Some(vec![None; features.defs().len()])
+    } else if cached.state.hash_features == features.fingerprint() {
+        Some(operator.snapshot(&cached.state))
+    } else {
+        None
+    };
+    if known.is_some() {
+        cached.published = known;
+        cached.full_written = Some(Instant::now());
+        cached.renew_ttl = true;
+    }
 }
 
 /// Retries a state operation with exponential backoff (`backoff::Backoff`: 100 ms → 5 s) until it
@@ -434,21 +464,25 @@ mod tests {
     use crate::state::CustomerKey;
     use std::sync::Arc;
 
-    #[test]
-    fn the_feature_hash_is_written_whole_then_as_deltas_and_deleted_after_an_erasure() {
-        use crate::event::{ErasureRequest, Event};
-        let features = Arc::new(crate::features::spec::load(None).unwrap());
+    /// An operator over `features` and no rules.
+    fn operator_over(features: crate::features::FeatureSet) -> Operator {
         let rules = crate::rules::RuleSet {
             version: 0,
             offers: vec![],
             alerts: vec![],
         };
-        let op = Operator::new(
-            features,
+        Operator::new(
+            Arc::new(features),
             rules,
             &crate::config::OperatorSettings::default(),
             0,
-        );
+        )
+    }
+
+    #[test]
+    fn the_feature_hash_is_written_whole_then_as_deltas_and_deleted_after_an_erasure() {
+        use crate::event::{ErasureRequest, Event};
+        let op = operator_over(crate::features::spec::load(None).unwrap());
         let mut state = CustomerState::default();
         op.align(&mut state);
         let mut c = Cached::loaded(CustomerKey("k".into()), state, 0);
@@ -480,5 +514,46 @@ mod tests {
             fourth.replace && !fourth.erased,
             "rebuilt whole after the erasure"
         );
+    }
+
+    /// A customer loaded with no stored state, or with a state written under the same feature
+    /// set, writes its hash as a delta (its TTL renewed once); under another set, whole.
+    #[test]
+    fn a_loaded_customer_writes_a_delta_when_its_hash_is_known() {
+        let starter = crate::features::spec::load(None).unwrap();
+        let op = operator_over(starter.clone());
+        let key = CustomerKey("k".into());
+        let mut state = CustomerState::default();
+        op.align(&mut state);
+        let mut new = Cached::loaded(key.clone(), state, 0);
+        hash_at_load(&op, &mut new, false);
+        let first = state_write(&op, &mut new, 60).unwrap();
+        assert!(
+            !first.replace && first.expire,
+            "no hash to delete, a TTL to set"
+        );
+        let values = op.snapshot(&new.state).into_iter().flatten().count();
+        assert!(values > 0 && first.features.len() == values, "every value");
+
+        // Loaded again (another instance, after a rebalance) under the same features.
+        let mut stored = CustomerState::from_bytes(&first.state).unwrap();
+        assert_eq!(stored.hash_features, op.features().fingerprint());
+        op.align(&mut stored);
+        let mut again = Cached::loaded(key.clone(), stored.clone(), 0);
+        hash_at_load(&op, &mut again, true);
+        let w = state_write(&op, &mut again, 60).unwrap();
+        assert!(!w.replace && w.expire && w.features.is_empty(), "{w:?}");
+        let w = state_write(&op, &mut again, 60).unwrap();
+        assert!(!w.replace && !w.expire, "the TTL is renewed once per load");
+
+        // Under another feature set the hash may hold other fields: rewritten whole.
+        let fewer = operator_over(crate::features::FeatureSet::new(
+            starter.defs()[1..].to_vec(),
+        ));
+        let mut other = Cached::loaded(key, stored, 0);
+        fewer.align(&mut other.state);
+        hash_at_load(&fewer, &mut other, true);
+        let w = state_write(&fewer, &mut other, 60).unwrap();
+        assert!(w.replace && w.expire);
     }
 }
