@@ -607,7 +607,6 @@ async fn the_pending_list_keeps_the_newest_contacts_for_its_ttl_and_an_erasure_d
         features: Vec::new(),
         removed: Vec::new(),
         replace: true,
-        expire: true,
         erased: true,
         updated_at: 0,
         ttl_secs: 60,

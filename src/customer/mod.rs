@@ -20,4 +20,4 @@ pub use history::{
     Labelled, Learnt, OfferRecord, Retention, Verdict,
 };
 pub use profile::ProfileState;
-pub use state::{AppliedOffset, CustomerState, OutboxEntry};
+pub use state::{AppliedOffset, CustomerState, HashWritten, OutboxEntry};

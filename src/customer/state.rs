@@ -62,12 +62,22 @@ pub struct CustomerState {
     /// challenger never changes what its champion decides, and as long, for the same contact
     /// policy.
     pub shadow: ContactHistory,
-    /// Fingerprint of the feature set the public hash was written with when this state was
-    /// ([`crate::features::FeatureSet::fingerprint`]; 0: not known). A reload under the same set
-    /// knows the hash holds this state's values and goes on with deltas. Stored in the state's
-    /// trailer (`state::STATE_FORMAT`), after the postcard body.
+    /// How the public hash stood when this state was written with it (None: not known, or
+    /// erased). Stored in the state's trailer (`state::STATE_FORMAT`), after the postcard body.
     #[serde(skip)]
-    pub hash_features: u32,
+    pub hash: Option<HashWritten>,
+}
+
+/// What a state records of the public feature hash written with it: enough for a reload to go
+/// on writing the hash as deltas, as the process that wrote it would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashWritten {
+    /// Fingerprint of the feature set whose values the hash holds
+    /// ([`crate::features::FeatureSet::fingerprint`]).
+    pub features: u32,
+    /// When the hash was last written whole (wall clock, epoch ms): the next whole write is due
+    /// `worker::FULL_REWRITE` after it, whichever process holds the customer.
+    pub whole_at: i64,
 }
 
 /// The decisions one applied event produced, kept until its transaction commits.

@@ -194,8 +194,10 @@ impl FeatureSet {
             by_kind.entry(d.source).push(i);
         }
         let longest_window_ms = defs.iter().map(|d| d.window_ms).max().unwrap_or(0);
-        let ids: Vec<u8> = defs.iter().flat_map(|d| d.id.to_le_bytes()).collect();
-        let fingerprint = tiles::fnv32(&ids).max(1);
+        // The release too: one that computes or writes values differently rewrites hashes whole.
+        let mut identity = env!("CARGO_PKG_VERSION").as_bytes().to_vec();
+        identity.extend(defs.iter().flat_map(|d| d.id.to_le_bytes()));
+        let fingerprint = tiles::fnv32(&identity).max(1);
         Self {
             defs,
             by_kind,
@@ -205,9 +207,9 @@ impl FeatureSet {
         }
     }
 
-    /// Fingerprint of the whole set: its definitions' ids, in order (never 0). A customer's state
-    /// records the fingerprint of the set its public hash was last written with, so a reload
-    /// knows whether the hash holds what these definitions compute.
+    /// Fingerprint of the whole set: its definitions' ids, in order, and the release (never 0). A
+    /// customer's state records the fingerprint of the set its public hash was written with, so
+    /// a reload knows whether the hash holds what these definitions compute.
     pub fn fingerprint(&self) -> u32 {
         self.fingerprint
     }

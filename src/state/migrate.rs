@@ -178,7 +178,7 @@ pub(super) fn from_format_6(body: &[u8]) -> Result<CustomerState, StateError> {
         applied: v6.applied,
         max_event_time: v6.max_event_time,
         next_retire_at: 0,
-        hash_features: 0,
+        hash: None,
         erased_before: v6.erased_before,
         outbox: outbox_v6(v6.outbox),
         shadow: v6.shadow.into(),
@@ -252,7 +252,7 @@ pub(super) fn from_format_5(body: &[u8]) -> Result<CustomerState, StateError> {
         applied: v5.applied,
         max_event_time: v5.max_event_time,
         next_retire_at: 0,
-        hash_features: 0,
+        hash: None,
         erased_before: v5.erased_before,
         outbox: outbox_v6(v5.outbox),
         shadow: v5.shadow.into(),
@@ -405,7 +405,7 @@ pub(super) fn from_format_4(body: &[u8]) -> Result<CustomerState, StateError> {
         applied: v4.applied,
         max_event_time: v4.max_event_time,
         next_retire_at: 0,
-        hash_features: 0,
+        hash: None,
         erased_before: v4.erased_before,
         outbox: v4
             .outbox
@@ -503,7 +503,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
         applied: v3.applied,
         max_event_time: v3.max_event_time,
         next_retire_at: 0,
-        hash_features: 0,
+        hash: None,
         erased_before: v3.erased_before,
         outbox: v3
             .outbox

@@ -82,7 +82,8 @@ impl CustomerKey {
 /// Format 7 may end with a **trailer** after the postcard body: values a reader of format 7
 /// can do without, which one that predates them ignores (postcard reads the body and stops),
 /// so a rollback keeps every customer's state. Today the trailer is
-/// [`CustomerState::hash_features`] as a varint, left out when 0.
+/// [`CustomerState::hash`], left out when None. A trailer that does not read is dropped, not
+/// the state: a later release's trailer then costs a whole rewrite of the hash, nothing more.
 pub const STATE_FORMAT: u8 = 7;
 
 impl CustomerState {
@@ -100,10 +101,10 @@ impl CustomerState {
         out.push(STATE_FORMAT);
         let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
         let out = postcard::to_extend(self, out).map_err(corrupt)?;
-        if self.hash_features == 0 {
-            return Ok(out);
+        match &self.hash {
+            Some(hash) => postcard::to_extend(hash, out).map_err(corrupt),
+            None => Ok(out),
         }
-        postcard::to_extend(&self.hash_features, out).map_err(corrupt)
     }
 
     /// Parses the stored form.
@@ -113,9 +114,7 @@ impl CustomerState {
                 let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
                 let (mut state, trailer): (CustomerState, _) =
                     postcard::take_from_bytes(body).map_err(corrupt)?;
-                if !trailer.is_empty() {
-                    state.hash_features = postcard::from_bytes(trailer).map_err(corrupt)?;
-                }
+                state.hash = postcard::from_bytes(trailer).ok();
                 Ok(state)
             }
             Some((&migrate::FORMAT_6, body)) => migrate::from_format_6(body),
@@ -132,9 +131,9 @@ impl CustomerState {
 
 /// One customer's write: state bytes and the changes to its public feature hash, with the TTL.
 ///
-/// The hash is written as a delta (only values that changed since this process last wrote them),
-/// which keeps Redis work proportional to what events changed; `replace` rewrites it whole (the
-/// first write of a customer after a load, when what Redis holds is unknown).
+/// The hash is written as a delta (only values that changed since it was last written), which
+/// keeps Redis work proportional to what events changed; `replace` rewrites it whole (when what
+/// Redis holds is not known, and every `worker::FULL_REWRITE`).
 #[derive(Debug, Clone)]
 pub struct StateWrite {
     /// Whose state.
@@ -145,11 +144,9 @@ pub struct StateWrite {
     pub features: Vec<(std::sync::Arc<str>, crate::features::FeatureValue)>,
     /// Features that no longer have a value (removed from the hash).
     pub removed: Vec<std::sync::Arc<str>>,
-    /// Delete the hash before setting `features` (which then holds every value).
+    /// Delete the hash before setting `features` (which then holds every value), and renew its
+    /// TTL.
     pub replace: bool,
-    /// Renew the hash's TTL (EXPIRE): with a whole write, and with the first write after a
-    /// customer is loaded. Not with every delta: the TTL outlives the time between two of these.
-    pub expire: bool,
     /// The customer was erased and nothing came since: delete the hash and write nothing to it.
     pub erased: bool,
     /// Event time the values are as of (`_updated_at`).

@@ -120,8 +120,7 @@ impl RedisStore {
     /// Each command is built at its exact size (`redis::Cmd::with_capacity`), and feature values
     /// are formatted into a stack buffer: a write costs two allocations per command and none per
     /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it. A delta
-    /// is two commands (HSET, SET EX); a whole rewrite adds DEL before, and EXPIRE after when
-    /// `expire` asks for it (a whole rewrite, a loaded customer's first write).
+    /// is two commands (HSET, SET EX); a whole rewrite adds DEL before and EXPIRE after.
     pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let mut key_text = NumberText::default();
         let features_key = key_text.key("nbo:features:", &w.key);
@@ -162,12 +161,11 @@ impl RedisStore {
         }
         hset.arg("_updated_at").arg(updated_at);
         pipe.add_command(hset).ignore();
-        // The hash's TTL is renewed with a customer's first write after a load and whenever the
-        // hash is written whole (every `worker::FULL_REWRITE` while cached), not with every
-        // delta: the TTL (the longest window plus a margin, days) outlives the minutes between
-        // two of these many times over. A hash that expired meanwhile is rebuilt whole, TTL
-        // included, at the next full rewrite.
-        if w.expire {
+        // The hash's TTL is set when it is written whole (a customer's first write after a load,
+        // then every `worker::FULL_REWRITE`), not with every delta: the TTL (the longest window
+        // plus a margin, days) outlives the minutes between two full rewrites many times over.
+        // A hash that expired between them is rebuilt whole, TTL included, at the next one.
+        if w.replace {
             let ttl = number.integer(w.ttl_secs as i64);
             let mut expire = redis::Cmd::with_capacity(3, 6 + features_key.len() + ttl.len());
             expire.arg("EXPIRE").arg(features_key).arg(ttl);
@@ -453,7 +451,6 @@ mod tests {
             features: features.clone(),
             removed: vec![],
             replace: true,
-            expire: true,
             erased: false,
             updated_at: 1_800_000_000_123,
             ttl_secs: 86_400,
@@ -492,31 +489,18 @@ mod tests {
         // A delta renews no TTL: the hash's fields and the state, nothing else.
         let delta = super::StateWrite {
             replace: false,
-            expire: false,
             features: features[..1].to_vec(),
-            ..w.clone()
+            ..w
         };
-        let commands = |w: &super::StateWrite| {
-            let mut pipe = redis::pipe();
-            super::RedisStore::write_commands(&mut pipe, w);
-            String::from_utf8_lossy(&pipe.get_packed_pipeline()).to_string()
-        };
-        let packed = commands(&delta);
+        let mut pipe = redis::pipe();
+        super::RedisStore::write_commands(&mut pipe, &delta);
+        let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).to_string();
         assert!(
             packed.contains("HSET") && packed.contains("SET\r\n"),
             "{packed}"
         );
         assert!(
             !packed.contains("EXPIRE") && !packed.contains("DEL"),
-            "{packed}"
-        );
-        // A loaded customer's first write: its delta, with the hash's TTL renewed.
-        let packed = commands(&super::StateWrite {
-            expire: true,
-            ..delta
-        });
-        assert!(
-            packed.contains("EXPIRE") && !packed.contains("DEL"),
             "{packed}"
         );
     }

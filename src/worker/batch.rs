@@ -417,7 +417,6 @@ async fn load_missing(
     let mut cache = shard.lock();
     for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
         let stored_len = bytes.as_ref().map_or(0, |b| b.len());
-        let stored = bytes.is_some();
         let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
             Some(Ok(state)) => state,
             Some(Err(e)) => {
@@ -433,7 +432,7 @@ async fn load_missing(
         let mut cached = Cached::loaded(key, state, partition);
         // Its next encoding starts from the size it had in the store.
         cached.state_len = stored_len;
-        super::checkpoint::hash_at_load(operator, &mut cached, stored);
+        super::checkpoint::hash_at_load(operator, &mut cached);
         cache.insert(id, cached);
     }
     Some(true)

@@ -17,16 +17,12 @@ pub struct Cached {
     /// Changed since the last flush.
     pub dirty: bool,
     /// The public feature values the hash holds, as far as this process knows, by slot (None:
-    /// unknown, rewrite the hash whole). Known at a load when the stored state was written
-    /// with this feature set (the state's values; `CustomerState::hash_features`) or there was
-    /// none (an empty hash), then kept by every write.
+    /// unknown, rewrite the hash whole): what it last wrote, or, loaded, what the stored state
+    /// says (`checkpoint::hash_at_load`).
     pub published: Option<Vec<Option<crate::features::FeatureValue>>>,
-    /// When the hash was last written whole, or the customer loaded. It is rewritten whole every
-    /// [`FULL_REWRITE`], so a hash lost in Redis (a failover, an expiry) while the customer stays
-    /// cached heals.
+    /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
+    /// hash lost in Redis (a failover, an expiry) heals, whichever process holds the customer.
     pub full_written: Option<Instant>,
-    /// The next write renews the hash's TTL (the first write after a load).
-    pub renew_ttl: bool,
     /// The customer's partition (the same on every co-partitioned input topic).
     pub partition: i32,
     /// Number of the last batch that touched it (for eviction).
@@ -49,7 +45,6 @@ impl Cached {
             dirty: false,
             published: None,
             full_written: None,
-            renew_ttl: false,
             partition,
             last_used: 0,
             state_len: 0,

@@ -30,6 +30,7 @@
 
 use super::cache::{Cached, Shard};
 use super::{WorkerContext, WorkerError};
+use crate::customer::HashWritten;
 use crate::operator::Operator;
 use crate::output::{DeadLetter, Decision};
 use crate::source::assignment::Hold;
@@ -57,13 +58,23 @@ pub fn state_write(
         .state
         .erased_before
         .is_some_and(|t| cached.state.max_event_time <= t);
-    // After this write the hash holds this state's values under this feature set (or, erased,
-    // is gone): the state says so, for a reload to go on with deltas.
-    cached.state.hash_features = if erased {
-        0
-    } else {
-        operator.features().fingerprint()
-    };
+    let replace = cached.published.is_none()
+        || cached
+            .full_written
+            .is_none_or(|t| t.elapsed() > FULL_REWRITE);
+    if replace {
+        cached.full_written = Some(Instant::now());
+    }
+    // What the hash holds after this write, recorded in the state written with it, so that a
+    // reload can go on with deltas (`hash_at_load`). Erased, the hash is gone.
+    cached.state.hash = (!erased).then(|| HashWritten {
+        features: operator.features().fingerprint(),
+        whole_at: if replace {
+            crate::clock::now_ms()
+        } else {
+            cached.state.hash.map_or(0, |h| h.whole_at)
+        },
+    });
     // A quarter more than last time: room for what the batch added.
     let bytes = cached
         .state
@@ -72,14 +83,6 @@ pub fn state_write(
     let now = operator.snapshot(&cached.state);
     let names = operator.features().defs();
     let (mut features, mut removed) = (Vec::with_capacity(now.len()), Vec::new());
-    let replace = cached.published.is_none()
-        || cached
-            .full_written
-            .is_none_or(|t| t.elapsed() > FULL_REWRITE);
-    if replace {
-        cached.full_written = Some(Instant::now());
-    }
-    let expire = std::mem::take(&mut cached.renew_ttl) || replace;
     for (slot, value) in now.iter().enumerate() {
         let before = cached
             .published
@@ -102,31 +105,32 @@ pub fn state_write(
         features,
         removed,
         replace,
-        expire,
         updated_at: cached.state.max_event_time,
         ttl_secs,
     })
 }
 
-/// What a customer's public hash holds, known at its load without reading it, so that its first
-/// write is a delta: nothing when no state was stored (both keys are written together, and the
-/// hash's TTL never outlasts the state's), the stored state's values when that state was written
-/// with this feature set. Otherwise (an earlier set, a state written before states recorded it,
-/// a corrupt one) the first write rewrites the hash whole. The first write renews the hash's TTL.
-pub fn hash_at_load(operator: &Operator, cached: &mut Cached, stored: bool) {
-    let features = operator.features();
-    let known = if !stored {
-        Some(vec![None; features.defs().len()])
-    } else if cached.state.hash_features == features.fingerprint() {
-        Some(operator.snapshot(&cached.state))
-    } else {
-        None
+/// What a loaded customer's public hash holds, known without reading it, so that its next
+/// writes are deltas, as they would have been in the process that wrote it: the stored state's
+/// values, when that state was written with the hash under this feature set and release, and
+/// the hash was last written whole less than [`FULL_REWRITE`] ago (its next whole write stays
+/// due then). Otherwise (longer ago, another feature set or release, a state from before states
+/// recorded this, an erased or corrupt one) the first write rewrites the hash whole, with its
+/// TTL, as every write did before. The bound is what heals a hash that differs from its state
+/// (an expiry, a failover's lost writes, a late write of a partition's earlier owner): it is
+/// whole again at the first write ten minutes after its last whole write, wherever that runs.
+pub fn hash_at_load(operator: &Operator, cached: &mut Cached) {
+    let Some(hash) = cached.state.hash else {
+        return;
     };
-    if known.is_some() {
-        cached.published = known;
-        cached.full_written = Some(Instant::now());
-        cached.renew_ttl = true;
+    let age = crate::clock::now_ms().saturating_sub(hash.whole_at);
+    if hash.features != operator.features().fingerprint()
+        || !(0..FULL_REWRITE.as_millis() as i64).contains(&age)
+    {
+        return;
     }
+    cached.published = Some(operator.snapshot(&cached.state));
+    cached.full_written = Instant::now().checked_sub(Duration::from_millis(age as u64));
 }
 
 /// Retries a state operation with exponential backoff (`backoff::Backoff`: 100 ms → 5 s) until it
@@ -516,8 +520,8 @@ mod tests {
         );
     }
 
-    /// A customer loaded with no stored state, or with a state written under the same feature
-    /// set, writes its hash as a delta (its TTL renewed once); under another set, whole.
+    /// A customer loaded with a state written under the same feature set, its hash written whole
+    /// less than `FULL_REWRITE` ago, writes its hash as a delta; otherwise whole.
     #[test]
     fn a_loaded_customer_writes_a_delta_when_its_hash_is_known() {
         let starter = crate::features::spec::load(None).unwrap();
@@ -525,35 +529,49 @@ mod tests {
         let key = CustomerKey("k".into());
         let mut state = CustomerState::default();
         op.align(&mut state);
-        let mut new = Cached::loaded(key.clone(), state, 0);
-        hash_at_load(&op, &mut new, false);
-        let first = state_write(&op, &mut new, 60).unwrap();
-        assert!(
-            !first.replace && first.expire,
-            "no hash to delete, a TTL to set"
-        );
-        let values = op.snapshot(&new.state).into_iter().flatten().count();
-        assert!(values > 0 && first.features.len() == values, "every value");
+        let mut first = Cached::loaded(key.clone(), state, 0);
+        hash_at_load(&op, &mut first);
+        let written = state_write(&op, &mut first, 60).unwrap();
+        assert!(written.replace, "nothing known of the hash: whole");
+        let load = |op: &Operator, bytes: &[u8]| {
+            let mut state = CustomerState::from_bytes(bytes).unwrap();
+            op.align(&mut state);
+            let mut cached = Cached::loaded(key.clone(), state, 0);
+            hash_at_load(op, &mut cached);
+            cached
+        };
 
         // Loaded again (another instance, after a rebalance) under the same features.
-        let mut stored = CustomerState::from_bytes(&first.state).unwrap();
-        assert_eq!(stored.hash_features, op.features().fingerprint());
-        op.align(&mut stored);
-        let mut again = Cached::loaded(key.clone(), stored.clone(), 0);
-        hash_at_load(&op, &mut again, true);
+        let mut again = load(&op, &written.state);
         let w = state_write(&op, &mut again, 60).unwrap();
-        assert!(!w.replace && w.expire && w.features.is_empty(), "{w:?}");
-        let w = state_write(&op, &mut again, 60).unwrap();
-        assert!(!w.replace && !w.expire, "the TTL is renewed once per load");
+        assert!(!w.replace && w.features.is_empty(), "{w:?}");
+        assert_eq!(
+            again.state.hash, first.state.hash,
+            "the whole write's time kept"
+        );
 
-        // Under another feature set the hash may hold other fields: rewritten whole.
+        // Its last whole write longer ago than FULL_REWRITE: whole, as it would be if cached.
+        let mut old = CustomerState::from_bytes(&written.state).unwrap();
+        let hash = old.hash.as_mut().unwrap();
+        hash.whole_at -= FULL_REWRITE.as_millis() as i64 + 1;
+        let mut stale = load(&op, &old.to_bytes().unwrap());
+        assert!(state_write(&op, &mut stale, 60).unwrap().replace);
+
+        // Under another feature set the hash may hold other fields: whole.
         let fewer = operator_over(crate::features::FeatureSet::new(
             starter.defs()[1..].to_vec(),
         ));
-        let mut other = Cached::loaded(key, stored, 0);
-        fewer.align(&mut other.state);
-        hash_at_load(&fewer, &mut other, true);
-        let w = state_write(&fewer, &mut other, 60).unwrap();
-        assert!(w.replace && w.expire);
+        let mut other = load(&fewer, &written.state);
+        assert!(state_write(&fewer, &mut other, 60).unwrap().replace);
+
+        // Erased: the hash is gone, and the state says nothing of it.
+        let mut erased = load(&op, &written.state);
+        erased.state.erased_before = Some(erased.state.max_event_time);
+        let w = state_write(&op, &mut erased, 60).unwrap();
+        assert!(w.erased);
+        let mut after = load(&op, &w.state);
+        assert!(after.state.hash.is_none());
+        after.state.erased_before = None;
+        assert!(state_write(&op, &mut after, 60).unwrap().replace);
     }
 }

@@ -426,7 +426,6 @@ pub async fn write_and_read_back(
                 .collect(),
             removed: vec![],
             replace: true,
-            expire: true,
             erased: false,
             updated_at: state.max_event_time,
             ttl_secs,
