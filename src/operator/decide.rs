@@ -68,7 +68,8 @@ impl Operator {
         values: &mut Lazy,
         state: &CustomerState,
     ) -> FeatureValues {
-        let mut used = FeatureValues::default();
+        // Sized for every feature the rule names: one allocation, never grown.
+        let mut used = FeatureValues(Vec::with_capacity(head.used_slots.len()));
         for &slot in &head.used_slots {
             if let Some(v) = values.get(self, state, slot) {
                 used.insert(self.features.defs()[slot].name.clone(), v);
@@ -218,12 +219,15 @@ impl Operator {
     ) {
         let at = t.at;
         let features = self.used_features(&rule.head, values, state);
-        let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+        let mut reasons = reasons_of(&rule.head, 1);
         if state
             .history
             .alert_cooling(&rule.head.id, at, rule.cooldown_ms)
         {
-            reasons.push("same alert raised within its cooldown".into());
+            // Shared: most audits of a busy alert rule are this one.
+            static COOLING: std::sync::LazyLock<std::sync::Arc<str>> =
+                std::sync::LazyLock::new(|| "same alert raised within its cooldown".into());
+            reasons.push(COOLING.clone());
             out.push(Decision::Audit(self.audit(
                 &rule.head,
                 t,
@@ -306,7 +310,7 @@ impl Operator {
             if let Err((outcome, why)) = decision::offer_blocked(rule, history, t.at, &self.policy)
             {
                 let features = self.used_features(&rule.head, values, state);
-                let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+                let mut reasons = reasons_of(&rule.head, 1);
                 reasons.push(why.into());
                 out.push(Decision::Audit(
                     self.audit(&rule.head, t, outcome, None, reasons, features),
@@ -392,7 +396,7 @@ impl Operator {
         let eligible = candidates.len();
         let (score, rule) = decision::arbitrate(candidates)?;
         let features = self.used_features(&rule.head, values, state);
-        let mut reasons: Reasons = rule.head.condition.terms().to_vec();
+        let mut reasons = reasons_of(&rule.head, 3);
         if eligible > 1 {
             reasons.push(format!("best of {eligible} eligible offers (score {score:.3})").into());
         }
@@ -530,18 +534,31 @@ impl Operator {
     }
 }
 
+/// A rule's condition terms, with room for `more` reasons after them: one allocation.
+fn reasons_of(head: &RuleHead, more: usize) -> Reasons {
+    let terms = head.condition.terms();
+    let mut reasons = Vec::with_capacity(terms.len() + more);
+    reasons.extend_from_slice(terms);
+    reasons
+}
+
 /// Feature values computed on demand for one trigger and kept for the rest of its rules: a rule
-/// set reads only the features its triggered rules name.
+/// set reads only the features its triggered rules name. On the stack for up to
+/// [`LAZY_INLINE`] features: one is made per event that triggers rules, and a heap block each
+/// was the pipeline's second most frequent allocation (`cargo bench --bench allocations`).
 pub(super) struct Lazy {
     at: i64,
-    cache: Vec<Option<Option<f64>>>,
+    cache: smallvec::SmallVec<[Option<Option<f64>>; LAZY_INLINE]>,
 }
+
+/// Features whose values [`Lazy`] keeps without a heap allocation (1 KiB of stack).
+const LAZY_INLINE: usize = 64;
 
 impl Lazy {
     pub(super) fn new(slots: usize, at: i64) -> Self {
         Self {
             at,
-            cache: vec![None; slots],
+            cache: smallvec::smallvec![None; slots],
         }
     }
 

@@ -75,10 +75,12 @@ pub fn state_write(
             cached.state.hash.map_or(0, |h| h.whole_at)
         },
     });
-    // A quarter more than last time: room for what the batch added.
+    // A quarter more than last time and 128 bytes: room for what the batches added (a feature
+    // that held no tile and now holds one costs ~20 bytes; a small state grows by far more
+    // than a quarter).
     let bytes = cached
         .state
-        .to_bytes_sized(cached.state_len + cached.state_len / 4 + 64)?;
+        .to_bytes_sized(cached.state_len + cached.state_len / 4 + 128)?;
     cached.state_len = bytes.len();
     let now = operator.snapshot(&cached.state);
     let names = operator.features().defs();
