@@ -118,7 +118,7 @@ pub fn state_write(
 /// the hash was last written whole less than [`FULL_REWRITE`] ago (its next whole write stays
 /// due then). Otherwise (longer ago, another feature set or release, a state from before states
 /// recorded this, an erased or corrupt one) the first write rewrites the hash whole, with its
-/// TTL, as every write did before. The bound is what heals a hash that differs from its state
+/// TTL, as the first write after every load did before states recorded it. The bound is what heals a hash that differs from its state
 /// (an expiry, a failover's lost writes, a late write of a partition's earlier owner): it is
 /// whole again at the first write ten minutes after its last whole write, wherever that runs.
 pub fn hash_at_load(operator: &Operator, cached: &mut Cached) {
