@@ -63,6 +63,7 @@ fn full_store(now: i64, rule_ids: &[String]) -> Store {
                 shadow_outcome: None,
                 features_as_of: None,
                 propensity: None,
+                rolled_up: None,
             },
             at,
         );

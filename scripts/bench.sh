@@ -6,6 +6,7 @@
 #   EVENTS=200000 CUSTOMERS=20000 scripts/bench.sh
 #   CHECKPOINT_INTERVAL=0s scripts/bench.sh   # another state.checkpoint_interval than the default
 #   WARM=1 scripts/bench.sh               # the drain meets every customer's state in Redis
+#   AUDIT_ROLLUP=6h scripts/bench.sh      # cooldown repeats rolled up (operator.audit_rollup)
 #
 # What it does:
 #   1. builds the release binaries; starts a Tansu broker (in memory) and a Redis of its own on
@@ -110,6 +111,9 @@ EOF
   if [ -n "${CHECKPOINT_INTERVAL:-}" ]; then
     printf '[state]\ncheckpoint_interval = "%s"\n' "$CHECKPOINT_INTERVAL" >>"$1"
   fi
+  if [ -n "${AUDIT_ROLLUP:-}" ]; then
+    printf '[operator]\naudit_rollup = "%s"\n' "$AUDIT_ROLLUP" >>"$1"
+  fi
 }
 export NBO_CUSTOMER_KEY_SECRET=nbo-bench-customer-key-secret
 config "$work/alo.toml" "127.0.0.1:$kport" nbo-bench at_least_once
@@ -153,6 +157,8 @@ while :; do
 done
 run_cpu=$(ticks "$run_pid"); t_cpu=$(( $(ticks "$tansu_pid") - t_before )); r_cpu=$(( $(ticks "$redis_pid") - r_before ))
 rin=$(( $(redis_in) - rin_before )); writes=$(( $(redis_writes) - ${writes_before:-0} ))
+audits=$(metrics | sum_of nbo_audit_records_total); decisions=$(metrics | sum_of nbo_decisions_total)
+
 
 # p50 and p99 of nbo_processing_latency_seconds between two scrapes (files), interpolated within
 # buckets as Prometheus' histogram_quantile does.
@@ -239,6 +245,7 @@ rows = [
     ("Redis CPU per 1M events", f"{$r_cpu / hz * per_m:.2f} s"),
     ("broker (Tansu) CPU per 1M events", f"{$t_cpu / hz * per_m:.2f} s"),
     ("Redis bytes received per event", f"{$rin / events:,.0f}"),
+    ("audit records per 1M events (decisions they count)", f"{$audits * per_m:,.0f} ({$decisions * per_m:,.0f}; audit_rollup {'${AUDIT_ROLLUP:-off}'})"),
     ("customer writes per event (Redis bytes per write, loads included)", f"{$writes / events:.2f} ({$rin / max($writes, 1):,.0f})"),
     ("processing latency at $LATENCY_RATE ev/s, at-least-once (Tansu)", f"p50 $alo_p50 ms, p99 $alo_p99 ms ({$alo_n:,} records)"),
     ("processing latency at $LATENCY_RATE ev/s, exactly-once (mock broker)", f"p50 $eo_p50 ms, p99 $eo_p99 ms ({$eo_n:,} records)"),

@@ -185,6 +185,31 @@ pub struct DecisionAudit {
     /// For an OFFERED record, the propensity the decision ranked the offer by (as on the offer).
     #[serde(default)]
     pub propensity: Option<f64>,
+    /// For a roll-up record (`operator.audit_rollup`): the SUPPRESSED_COOLDOWN decisions it
+    /// stands for. `None` for a record of one decision.
+    #[serde(default)]
+    pub rolled_up: Option<RolledUp>,
+}
+
+impl DecisionAudit {
+    /// How many decisions this record stands for: one, or a roll-up's count.
+    pub fn decisions(&self) -> u64 {
+        self.rolled_up.as_ref().map_or(1, |r| u64::from(r.count))
+    }
+}
+
+/// What a roll-up record counts (`operator.audit_rollup`): repeats of one SUPPRESSED_COOLDOWN
+/// decision (same customer, rule and version) within the window opened by a record of its own.
+/// The record's `trigger_event_id` and `decided_at` are the first counted decision's; these
+/// fields name the last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolledUp {
+    /// Decisions counted, at least 1.
+    pub count: u32,
+    /// The trigger of the last counted decision.
+    pub last_trigger_event_id: String,
+    /// When the last counted decision was made (its trigger's event time).
+    pub last_decided_at: EpochMillis,
 }
 
 /// A record that could not be processed (`bank.dead-letters.v1`).

@@ -631,6 +631,7 @@ async fn every_page_answers_within_200_ms_with_10_000_decisions_held() {
             shadow_outcome: None,
             features_as_of: None,
             propensity: None,
+            rolled_up: None,
         };
         let audit = codec
             .encode_framed("DecisionAudit", &audit, framing)

@@ -130,7 +130,10 @@ async fn transactions_carry_every_batch_and_read_committed_sees_each_record_once
         .as_millis() as i64
         - generator::personas::span_ms(CUSTOMERS, EVENTS)
         - 3_600_000;
-    let eo = eo_settings(&brokers, &cluster);
+    let mut eo = eo_settings(&brokers, &cluster);
+    // Cooldown repeats rolled up in the exactly-once run: its audit then counts every decision
+    // the at-least-once run audits one by one, what is still open being in the stored state.
+    eo.operator.audit_rollup = Duration::from_secs(6 * 3600);
     let mut alo = eo_settings(&brokers, &cluster);
     alo.kafka.delivery = Delivery::AtLeastOnce;
     let (eo_store, alo_store) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
@@ -179,5 +182,38 @@ async fn transactions_carry_every_batch_and_read_committed_sees_each_record_once
     assert_eq!(
         offered, offer_ids,
         "every offer has its audit record, in the same transactions"
+    );
+
+    // Every decision is counted once: a roll-up record for the repeats it stands for, the
+    // windows still open (no later event of their customer closed them) in the stored state.
+    let each: Vec<nbo_stream::output::DecisionAudit> =
+        outputs(&brokers, &alo.topics.decisions_audit, "DecisionAudit", 1);
+    let cooling = nbo_stream::event::DecisionOutcome::SuppressedCooldown;
+    let count = |audits: &[nbo_stream::output::DecisionAudit]| -> u64 {
+        audits
+            .iter()
+            .filter(|a| a.outcome == cooling)
+            .map(|a| a.decisions())
+            .sum()
+    };
+    let mut open = 0u64;
+    for c in factory.customers() {
+        let stored = eo_store.load(&[he.key(&c.id)]).await.unwrap().remove(0);
+        let state = nbo_stream::customer::CustomerState::from_bytes(&stored.unwrap()).unwrap();
+        for w in state.rollups.open() {
+            open += w.counted.as_ref().map_or(0, |c| u64::from(c.count));
+        }
+    }
+    let rolled = audits.iter().filter(|a| a.rolled_up.is_some()).count();
+    assert!(rolled > 0, "the run rolled cooldown repeats up");
+    assert!(
+        audits.iter().filter(|a| a.outcome == cooling).count()
+            < each.iter().filter(|a| a.outcome == cooling).count(),
+        "fewer records"
+    );
+    assert_eq!(
+        count(&audits) + open,
+        count(&each),
+        "every cooldown suppression is counted once: {rolled} roll-up records, {open} still open"
     );
 }

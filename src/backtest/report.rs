@@ -245,13 +245,15 @@ impl Tally {
 
     fn audit(&mut self, audit: &DecisionAudit) {
         let r = &mut self.results;
-        r.decisions += 1;
+        // A roll-up record (`operator.audit_rollup`) counts the decisions it stands for.
+        let n = audit.decisions();
+        r.decisions += n;
         let outcome = audit.outcome.as_str();
-        bump(&mut r.decisions_by_outcome, outcome, 1);
+        bump(&mut r.decisions_by_outcome, outcome, n);
         match r.decisions_by_rule.get_mut(&audit.rule_id) {
-            Some(counts) => bump(counts, outcome, 1),
+            Some(counts) => bump(counts, outcome, n),
             None => {
-                let counts = Counts::from([(outcome.to_string(), 1)]);
+                let counts = Counts::from([(outcome.to_string(), n)]);
                 r.decisions_by_rule.insert(audit.rule_id.clone(), counts);
             }
         }
@@ -268,11 +270,11 @@ impl Tally {
         bump(
             r.decisions_by_version.entry(version).or_default(),
             counted.as_str(),
-            1,
+            n,
         );
         if suppressed(audit.outcome) {
             let why = audit.reasons.last().map_or("(no reason given)", |r| &**r);
-            bump(&mut r.suppressions_by_reason, &reason_kind(why), 1);
+            bump(&mut r.suppressions_by_reason, &reason_kind(why), n);
         }
         if r.samples.len() < self.samples
             && self.sampled.insert((audit.rule_id.clone(), audit.outcome))

@@ -49,6 +49,14 @@ pub struct OperatorSettings {
     /// weeks to close; 90 days by default.
     #[serde(with = "humantime_serde")]
     pub alert_outcome_window: Duration,
+    /// Roll-up of repeated cooldown suppressions in the audit (`0s`, the default: off, one
+    /// audit record per decision). With a window `W`, the first SUPPRESSED_COOLDOWN of a
+    /// customer's rule version has its record, and its repeats in the next `W` of event time go
+    /// out as one record counting them, with the first and last trigger (`rolled_up`), at the
+    /// customer's first event past the window (`customer::Rollups`). Stream decisions only:
+    /// the decision API and challengers audit each decision.
+    #[serde(with = "humantime_serde")]
+    pub audit_rollup: Duration,
     /// What the offers caused, against the control group (`[operator.uplift]`).
     pub uplift: UpliftSettings,
     /// Offers that learn from their responses (`[operator.learning]`).
@@ -147,6 +155,8 @@ impl Default for OperatorSettings {
             control_group_percent: 5,
             control_group_period: None,
             alert_outcome_window: Duration::from_secs(90 * 24 * 3600),
+            // Off: DESIGN's audit is one record per decision (README, "Audit roll-up").
+            audit_rollup: Duration::ZERO,
             uplift: UpliftSettings::default(),
             learning: LearningSettings::default(),
         }

@@ -77,6 +77,7 @@ impl AuditWriter {
             shadow_outcome: None,
             features_as_of: None,
             propensity: None,
+            rolled_up: None,
         };
         let payload = self
             .codec

@@ -58,12 +58,17 @@ impl Facets {
 
     /// Counts a decision of rule `rule` made at `at` (ms).
     pub fn decision(&mut self, rule: &str, outcome: DecisionOutcome, at: i64) {
+        self.decisions(rule, outcome, at, 1);
+    }
+
+    /// Counts `n` decisions of rule `rule` made at `at` (ms): a roll-up record's.
+    pub fn decisions(&mut self, rule: &str, outcome: DecisionOutcome, at: i64, n: u64) {
         let key = Self::key(&self.by_rule, rule);
         let minutes = self.minutes;
         self.by_rule
             .entry(key)
             .or_insert_with(|| Minutes::new(minutes))
-            .add(at, outcome);
+            .add_n(at, outcome, n);
     }
 
     /// Counts an offer of rule `rule` sent through `channel`, produced at `at` (ms).

@@ -30,6 +30,12 @@ impl Minutes {
     pub fn add(&mut self, at: i64, outcome: DecisionOutcome) {
         self.count(at, outcome as usize);
     }
+
+    /// Counts `n` decisions of `outcome` at `at` (ms): a roll-up record's
+    /// ([`crate::output::DecisionAudit::decisions`]).
+    pub fn add_n(&mut self, at: i64, outcome: DecisionOutcome, n: u64) {
+        self.count_by(at, outcome as usize, u32::try_from(n).unwrap_or(u32::MAX));
+    }
 }
 
 impl<const N: usize> Minutes<N> {

@@ -263,8 +263,10 @@ impl Store {
         if !a.outcome.is_decision() {
             return;
         }
-        self.chart.add(at, a.outcome);
-        self.facets.decision(&a.rule_id, a.outcome, at);
+        // A roll-up record counts the decisions it stands for (`operator.audit_rollup`).
+        let n = a.decisions();
+        self.chart.add_n(at, a.outcome, n);
+        self.facets.decisions(&a.rule_id, a.outcome, at, n);
         self.lag.add(at, at - a.decided_at);
         if a.outcome == DecisionOutcome::Shadow
             && (self.shadow.contains_key(&a.rule_id) || self.shadow.len() < MAX_RULES)
@@ -291,7 +293,7 @@ impl Store {
         self.rules
             .entry(key)
             .or_insert_with(|| Minutes::new(DAY_MINUTES))
-            .add(at, counted);
+            .add_n(at, counted, n);
         let seen = self.versions.entry(a.ruleset_version).or_insert(0);
         *seen = (*seen).max(at);
         let newest = self.versions.values().copied().max().unwrap_or(0);
@@ -494,6 +496,7 @@ mod tests {
                 .then_some(DecisionOutcome::SuppressedCooldown),
             features_as_of: Some(decided_at),
             propensity: None,
+            rolled_up: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::history::ContactHistory;
 use super::profile::ProfileState;
+use super::rollup::Rollups;
 use crate::features::Tiles;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,10 @@ pub struct CustomerState {
     /// challenger never changes what its champion decides, and as long, for the same contact
     /// policy.
     pub shadow: ContactHistory,
+    /// Cooldown suppressions counted in roll-up windows, not yet audited
+    /// (`operator.audit_rollup`; empty when it is off). Stored in the state's trailer.
+    #[serde(skip)]
+    pub rollups: Rollups,
     /// How the public hash stood when this state was written with it (None: not known, or
     /// erased). Stored in the state's trailer (`state::STATE_FORMAT`), after the postcard body.
     #[serde(skip)]
@@ -89,7 +94,9 @@ pub struct OutboxEntry {
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
-    /// Its decisions, customer ids blanked.
+    /// Its decisions, customer ids blanked. Stored as format 7 stored them (`customer::stored`):
+    /// an audit's `rolled_up` goes in the state's trailer.
+    #[serde(with = "super::stored")]
     pub decisions: Vec<crate::output::Decision>,
 }
 

@@ -25,7 +25,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Fields added to the audit record since its first release, newest last: an audit written
 /// before them is read with the schema without them.
-const AUDIT_ADDED_FIELDS: [&str; 2] = ["features_as_of", "propensity"];
+const AUDIT_ADDED_FIELDS: [&str; 3] = ["features_as_of", "propensity", "rolled_up"];
 
 /// A consumer for one topic of the export: no group work, nothing committed, committed records
 /// only.
@@ -278,6 +278,18 @@ mod tests {
         let mut config = serde_avro_fast::ser::SerializerConfig::new(&decoder.schemas[0]);
         let bytes = serde_avro_fast::to_datum_vec(&now, &mut config).unwrap();
         assert_eq!(decoder.decode(&bytes).unwrap(), now);
+        let rolled = DecisionAudit {
+            outcome: DecisionOutcome::SuppressedCooldown,
+            rolled_up: Some(crate::output::RolledUp {
+                count: 4,
+                last_trigger_event_id: "e4".into(),
+                last_decided_at: 2_000,
+            }),
+            ..now
+        };
+        let bytes = serde_avro_fast::to_datum_vec(&rolled, &mut config).unwrap();
+        let read = decoder.decode(&bytes).unwrap();
+        assert_eq!((read.decisions(), &read), (4, &rolled));
         assert!(decoder.decode(&[0xff]).is_err());
     }
 }

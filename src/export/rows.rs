@@ -196,6 +196,7 @@ mod tests {
             shadow_outcome: None,
             features_as_of: as_of,
             propensity: None,
+            rolled_up: None,
         }
     }
 

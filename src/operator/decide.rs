@@ -109,6 +109,7 @@ impl Operator {
             shadow_outcome: None,
             features_as_of: Some(t.features_as_of),
             propensity: None,
+            rolled_up: None,
         }
     }
 
@@ -218,12 +219,16 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) {
         let at = t.at;
-        let features = self.used_features(&rule.head, values, state);
-        let mut reasons = reasons_of(&rule.head, 1);
         if state
             .history
             .alert_cooling(&rule.head.id, at, rule.cooldown_ms)
         {
+            // Counted in its roll-up window: no record of its own, so nothing to read.
+            if self.rolled_up(&rule.head, t, state, out) {
+                return;
+            }
+            let features = self.used_features(&rule.head, values, state);
+            let mut reasons = reasons_of(&rule.head, 1);
             // Shared: most audits of a busy alert rule are this one.
             static COOLING: std::sync::LazyLock<std::sync::Arc<str>> =
                 std::sync::LazyLock::new(|| "same alert raised within its cooldown".into());
@@ -238,6 +243,8 @@ impl Operator {
             )));
             return;
         }
+        let features = self.used_features(&rule.head, values, state);
+        let reasons = reasons_of(&rule.head, 1);
         let alert_id = decision::decision_id(
             "alert",
             &rule.head.id,
@@ -283,7 +290,7 @@ impl Operator {
         &'r self,
         offers: &[usize],
         values: &mut Lazy,
-        state: &CustomerState,
+        state: &mut CustomerState,
         event: &Event,
         t: &Trigger<'_>,
         out: &mut Vec<Decision>,
@@ -309,6 +316,11 @@ impl Operator {
             let history = HistoryView::real(&state.history);
             if let Err((outcome, why)) = decision::offer_blocked(rule, history, t.at, &self.policy)
             {
+                if outcome == DecisionOutcome::SuppressedCooldown
+                    && self.rolled_up(&rule.head, t, state, out)
+                {
+                    continue;
+                }
                 let features = self.used_features(&rule.head, values, state);
                 let mut reasons = reasons_of(&rule.head, 1);
                 reasons.push(why.into());

@@ -71,6 +71,8 @@ pub struct Operator {
     shadow_retention: Retention,
     /// `operator.alert_outcome_window`, ms.
     alert_outcome_ms: i64,
+    /// `operator.audit_rollup`, ms (0: off).
+    rollup_ms: i64,
     outbox: bool,
     /// The learned propensities and how decisions use them (`None`: learning is off).
     learning: Option<Learning>,
@@ -169,6 +171,7 @@ impl Operator {
             retention,
             shadow_retention,
             alert_outcome_ms: outcome_ms,
+            rollup_ms: i64::try_from(settings.audit_rollup.as_millis()).unwrap_or(i64::MAX),
             learning: settings.learning.enabled.then(|| Learning {
                 models: Models::new(),
                 prior_evidence: settings.learning.prior_evidence,
@@ -335,6 +338,15 @@ impl Operator {
         stats: &mut BatchStats,
     ) {
         let time = event.event_time();
+        if !state.rollups.is_empty() {
+            // The customer's roll-up windows that this event's time has passed close now, and
+            // all of them before an erasure clears the state (`customer::Rollups`).
+            let now = match event {
+                Event::Erasure(_) => i64::MAX,
+                _ => state.max_event_time.max(time),
+            };
+            self.close_rollups(state, event.customer_id(), now, out);
+        }
         match event {
             Event::Erasure(e) => {
                 // Applied offsets and the outbox survive the erasure: replays must still be
@@ -555,6 +567,7 @@ mod contacts;
 mod decide;
 pub mod inbound;
 pub mod outcomes;
+mod rollup;
 mod shadow;
 mod values;
 
@@ -562,6 +575,8 @@ mod values;
 mod inbound_tests;
 #[cfg(test)]
 mod learning_tests;
+#[cfg(test)]
+mod rollup_tests;
 #[cfg(test)]
 mod shadow_tests;
 #[cfg(test)]

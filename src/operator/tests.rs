@@ -40,7 +40,7 @@ pub(super) fn card(
     })
 }
 
-fn profile(consent: bool) -> Event {
+pub(super) fn profile(consent: bool) -> Event {
     Event::Profile(CustomerProfile {
         customer_id: "C1".into(),
         updated_at: T0 - H,
@@ -63,7 +63,10 @@ pub(super) struct Run {
 
 impl Run {
     pub(super) fn new() -> Self {
-        let op = operator();
+        Self::with(operator())
+    }
+    /// A run of `op` for customer C1, aligned.
+    pub(super) fn with(op: Operator) -> Self {
         let mut state = CustomerState::default();
         op.align(&mut state);
         Self {
@@ -98,7 +101,7 @@ impl Run {
             })
             .collect()
     }
-    fn alerts(&self) -> Vec<&RiskAlert> {
+    pub(super) fn alerts(&self) -> Vec<&RiskAlert> {
         self.out
             .iter()
             .filter_map(|d| match d {
@@ -107,7 +110,7 @@ impl Run {
             })
             .collect()
     }
-    fn outcomes(&self) -> Vec<DecisionOutcome> {
+    pub(super) fn outcomes(&self) -> Vec<DecisionOutcome> {
         self.out
             .iter()
             .filter_map(|d| match d {

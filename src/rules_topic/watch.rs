@@ -248,6 +248,7 @@ impl RuleWatcher {
             shadow_outcome: None,
             features_as_of: None,
             propensity: None,
+            rolled_up: None,
         }))
     }
 

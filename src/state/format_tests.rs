@@ -90,6 +90,7 @@ fn every_field_set() -> CustomerState {
                 shadow_outcome: Some(DecisionOutcome::Offered),
                 features_as_of: Some(950),
                 propensity: Some(0.5),
+                rolled_up: None,
             })],
         }],
         shadow: ContactHistory::from_records(
@@ -112,6 +113,7 @@ fn every_field_set() -> CustomerState {
                 challengers: Vec::new(),
             }],
         ),
+        rollups: Default::default(),
         hash: None,
     }
 }
@@ -164,6 +166,89 @@ fn format_7_with_a_trailer_reads_back_and_reads_as_before_without_it() {
     let mut cut = bytes.clone();
     *cut.last_mut().unwrap() = 0xff;
     assert_eq!(CustomerState::from_bytes(&cut).unwrap(), without);
+}
+
+/// A state with open cooldown roll-ups and a roll-up record in its outbox
+/// (`operator.audit_rollup`).
+fn with_rollups(state: CustomerState) -> CustomerState {
+    let mut state = CustomerState {
+        rollups: {
+            let mut r = crate::customer::Rollups::default();
+            r.suppressed("alert-a", 2, "E1", 900, 60_000);
+            r.suppressed("alert-a", 2, "E2", 950, 60_000);
+            r
+        },
+        next_retire_at: 0,
+        ..state
+    };
+    let Decision::Audit(audit) = &state.outbox[0].decisions[0] else {
+        unreachable!("every_field_set's outbox holds an audit")
+    };
+    let rolled = DecisionAudit {
+        rolled_up: Some(crate::output::RolledUp {
+            count: 3,
+            last_trigger_event_id: "E9".into(),
+            last_decided_at: 990,
+        }),
+        ..audit.clone()
+    };
+    state.outbox[0].decisions.push(Decision::Audit(rolled));
+    state
+}
+
+/// Roll-ups go in the trailer, after the hash (a placeholder when it is not known): the body is
+/// format 7's, so a release from before them reads the state, without them.
+#[test]
+fn rollups_ride_in_the_trailer_and_an_earlier_release_reads_past_them() {
+    for hash in [
+        None,
+        Some(crate::customer::HashWritten {
+            features: 0x1234_5678,
+            whole_at: 1_800_000_000_000,
+        }),
+    ] {
+        let state = CustomerState {
+            hash,
+            ..with_rollups(every_field_set())
+        };
+        let bytes = state.to_bytes().unwrap();
+        assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
+
+        // The body is what format 7 writes for the same state without roll-ups: what an
+        // earlier release reads, and the trailer it reads past.
+        let plain = CustomerState {
+            rollups: Default::default(),
+            outbox: state.outbox.clone(),
+            ..state.clone()
+        };
+        let mut plain = plain;
+        if let Decision::Audit(a) = &mut plain.outbox[0].decisions[1] {
+            a.rolled_up = None;
+        }
+        let earlier: CustomerState = postcard::from_bytes(&bytes[1..]).unwrap();
+        assert_eq!(
+            earlier,
+            CustomerState {
+                hash: None,
+                ..plain.clone()
+            }
+        );
+        let plain_bytes = plain.to_bytes().unwrap();
+        let body = postcard::to_allocvec(&plain).unwrap();
+        assert_eq!(&bytes[1..1 + body.len()], &body[..]);
+        assert_eq!(&plain_bytes[1..1 + body.len()], &body[..]);
+        // What an earlier release takes for the hash: the one written, or the placeholder,
+        // whose fingerprint no feature set has (the hash is then rewritten whole).
+        let read_hash: crate::customer::HashWritten =
+            postcard::from_bytes(&bytes[1 + body.len()..]).unwrap();
+        assert_eq!(read_hash.features, hash.map_or(0, |h| h.features));
+
+        // A roll-up part that does not read is dropped; the state and its hash are kept.
+        let mut cut = bytes.clone();
+        *cut.last_mut().unwrap() = 0xff;
+        let read = CustomerState::from_bytes(&cut).unwrap();
+        assert_eq!(read, CustomerState { hash, ..plain });
+    }
 }
 
 /// `state` as formats before 7 kept it: outbox audits without their features' as-of time and

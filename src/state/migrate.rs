@@ -76,6 +76,7 @@ impl From<AuditV6> for DecisionAudit {
             shadow_outcome: a.shadow_outcome,
             features_as_of: None,
             propensity: None,
+            rolled_up: None,
         }
     }
 }
@@ -179,6 +180,7 @@ pub(super) fn from_format_6(body: &[u8]) -> Result<CustomerState, StateError> {
         max_event_time: v6.max_event_time,
         next_retire_at: 0,
         hash: None,
+        rollups: Default::default(),
         erased_before: v6.erased_before,
         outbox: outbox_v6(v6.outbox),
         shadow: v6.shadow.into(),
@@ -253,6 +255,7 @@ pub(super) fn from_format_5(body: &[u8]) -> Result<CustomerState, StateError> {
         max_event_time: v5.max_event_time,
         next_retire_at: 0,
         hash: None,
+        rollups: Default::default(),
         erased_before: v5.erased_before,
         outbox: outbox_v6(v5.outbox),
         shadow: v5.shadow.into(),
@@ -406,6 +409,7 @@ pub(super) fn from_format_4(body: &[u8]) -> Result<CustomerState, StateError> {
         max_event_time: v4.max_event_time,
         next_retire_at: 0,
         hash: None,
+        rollups: Default::default(),
         erased_before: v4.erased_before,
         outbox: v4
             .outbox
@@ -481,6 +485,7 @@ impl From<DecisionV3> for Decision {
                 shadow_outcome: None,
                 features_as_of: None,
                 propensity: None,
+                rolled_up: None,
             }),
         }
     }
@@ -504,6 +509,7 @@ pub(super) fn from_format_3(body: &[u8]) -> Result<CustomerState, StateError> {
         max_event_time: v3.max_event_time,
         next_retire_at: 0,
         hash: None,
+        rollups: Default::default(),
         erased_before: v3.erased_before,
         outbox: v3
             .outbox

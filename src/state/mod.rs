@@ -13,6 +13,7 @@ pub mod memory;
 mod migrate;
 pub mod models;
 pub mod redis;
+mod trailer;
 pub mod uplift;
 
 pub use error::StateError;
@@ -79,11 +80,11 @@ impl CustomerKey {
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
 ///
-/// Format 7 may end with a **trailer** after the postcard body: values a reader of format 7
-/// can do without, which one that predates them ignores (postcard reads the body and stops),
-/// so a rollback keeps every customer's state. Today the trailer is
-/// [`CustomerState::hash`], left out when None. A trailer that does not read is dropped, not
-/// the state: a later release's trailer then costs a whole rewrite of the hash, nothing more.
+/// Format 7 may end with a **trailer** after the postcard body (`state::trailer`): values a
+/// reader of format 7 can do without, which one that predates them ignores (postcard reads the
+/// body and stops), so a rollback keeps every customer's state. Today the trailer holds what the
+/// public hash was written with ([`CustomerState::hash`]) and the open cooldown roll-ups
+/// (`operator.audit_rollup`). A trailer that does not read is dropped, not the state.
 pub const STATE_FORMAT: u8 = 7;
 
 impl CustomerState {
@@ -101,10 +102,7 @@ impl CustomerState {
         out.push(STATE_FORMAT);
         let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
         let out = postcard::to_extend(self, out).map_err(corrupt)?;
-        match &self.hash {
-            Some(hash) => postcard::to_extend(hash, out).map_err(corrupt),
-            None => Ok(out),
-        }
+        trailer::write(self, out).map_err(corrupt)
     }
 
     /// Parses the stored form.
@@ -114,7 +112,7 @@ impl CustomerState {
                 let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
                 let (mut state, trailer): (CustomerState, _) =
                     postcard::take_from_bytes(body).map_err(corrupt)?;
-                state.hash = postcard::from_bytes(trailer).ok();
+                trailer::read(&mut state, trailer);
                 Ok(state)
             }
             Some((&migrate::FORMAT_6, body)) => migrate::from_format_6(body),

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Decisions by outcome (suppressions by reason).
     pub decisions: IntCounterVec,
+    /// Audit records produced: one per decision, or one per roll-up of cooldown repeats
+    /// (`operator.audit_rollup`), which `decisions` counts as the decisions it stands for.
+    pub audit_records: IntCounter,
     /// Decisions by rule, rule version, role (`champion`: the version in force; `challenger`: a
     /// shadow version on trial beside it) and outcome; a challenger's outcome is what it would have
     /// decided (its audit's `shadow_outcome`), so the two versions' counts compare.
@@ -274,6 +277,10 @@ impl Metrics {
                 "nbo_decisions_total",
                 "Decisions by outcome",
                 &["outcome"],
+            ),
+            audit_records: single(
+                "nbo_audit_records_total",
+                "Audit records produced (a roll-up of cooldown repeats is one record; nbo_decisions_total counts its decisions)",
             ),
             rule_decisions: counter(
                 r,

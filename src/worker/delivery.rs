@@ -35,7 +35,7 @@ pub(super) fn count_decisions(decisions: &[Decision]) {
         if let Decision::Audit(a) = d {
             *by_version
                 .entry((&a.rule_id, a.rule_version, a.outcome, a.shadow_outcome))
-                .or_default() += 1;
+                .or_default() += a.decisions();
         }
         match d {
             Decision::Offer(o) => {
@@ -57,7 +57,13 @@ pub(super) fn count_decisions(decisions: &[Decision]) {
                 m.event_time_lag
                     .observe((produced_at - a.raised_at).max(0) as f64 / 1000.0);
             }
-            Decision::Audit(a) => m.decisions.with_label_values(&[a.outcome.as_str()]).inc(),
+            // A roll-up record counts the decisions it stands for (`operator.audit_rollup`).
+            Decision::Audit(a) => {
+                m.audit_records.inc();
+                m.decisions
+                    .with_label_values(&[a.outcome.as_str()])
+                    .inc_by(a.decisions())
+            }
         }
     }
     for ((rule, version, outcome, would), n) in by_version {
