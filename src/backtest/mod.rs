@@ -80,6 +80,17 @@ pub fn load_rules(path: Option<&Path>, features: &FeatureSet) -> Result<RuleSet,
         .map_err(|errors| BacktestError::Rules(crate::rules::load::describe(&errors)))
 }
 
+/// `settings` with the audit roll-up off: a backtest reports each decision, and a window still
+/// open at the end of the file would leave its repeats uncounted.
+pub(crate) fn without_rollup(
+    settings: &crate::config::OperatorSettings,
+) -> crate::config::OperatorSettings {
+    crate::config::OperatorSettings {
+        audit_rollup: std::time::Duration::ZERO,
+        ..settings.clone()
+    }
+}
+
 /// Builds the operator from `settings` (features, operator policy, control group) and the rules,
 /// then replays the file.
 pub fn run(
@@ -91,7 +102,7 @@ pub fn run(
     let operator = Operator::new(
         features,
         rules,
-        &settings.operator,
+        &without_rollup(&settings.operator),
         settings.operator.control_group_percent,
     );
     let codec = Codec::new(&settings.codec_options())?;

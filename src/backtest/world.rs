@@ -152,7 +152,7 @@ pub fn run(
         .min();
     let window_ms = (settings.operator.uplift.window.as_millis() as i64)
         .min(shortest_cooldown.unwrap_or(i64::MAX));
-    let mut learning_settings = settings.operator.clone();
+    let mut learning_settings = super::without_rollup(&settings.operator);
     learning_settings.learning.enabled = true;
     learning_settings.uplift.window = std::time::Duration::from_millis(window_ms as u64);
     let mut configured_settings = learning_settings.clone();

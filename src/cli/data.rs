@@ -201,8 +201,8 @@ pub(crate) async fn export_training(args: TrainingArgs) -> Result<()> {
         summary.audits_read, summary.outcomes_read, summary.erased_customers
     );
     println!(
-        "left out: {} outside the range, {} of erased customers, {} with features later than the decision, {} without their features' time, {} still maturing, {} not decisions; {} undecodable records",
-        t.outside_range, t.erased, t.late_features, t.as_of_unknown, t.immature, t.not_decisions, summary.undecodable
+        "left out: {} outside the range, {} of erased customers, {} with features later than the decision, {} without their features' time, {} roll-ups of cooldown repeats, {} still maturing, {} not decisions; {} undecodable records",
+        t.outside_range, t.erased, t.late_features, t.as_of_unknown, t.rolled_up, t.immature, t.not_decisions, summary.undecodable
     );
     Ok(())
 }

@@ -66,7 +66,7 @@ fn replay_rules(
     let operator = Operator::new(
         features.clone(),
         rules,
-        &settings.operator,
+        &crate::backtest::without_rollup(&settings.operator),
         settings.operator.control_group_percent,
     );
     let codec = Codec::new(&settings.codec_options()).map_err(|e| e.to_string())?;

@@ -267,7 +267,10 @@ impl Store {
         let n = a.decisions();
         self.chart.add_n(at, a.outcome, n);
         self.facets.decisions(&a.rule_id, a.outcome, at, n);
-        self.lag.add(at, at - a.decided_at);
+        // A roll-up's decided_at is its first repeat's: its lag says nothing of the pipeline.
+        if a.rolled_up.is_none() {
+            self.lag.add(at, at - a.decided_at);
+        }
         if a.outcome == DecisionOutcome::Shadow
             && (self.shadow.contains_key(&a.rule_id) || self.shadow.len() < MAX_RULES)
         {

@@ -6,8 +6,10 @@
 //! decision of a (rule, version) has its audit record as before and opens a window
 //! `[at, at + W)` in event time; the repeats within it are counted here, with the first and last
 //! trigger, and go out as one roll-up record when the window is closed:
-//! - by the customer's first event at or past its end, or a repeat past its end (which then
-//!   opens the next window with a record of its own);
+//! - by the customer's first event at or past its end (the next repeat then has a record of its
+//!   own and opens the next window);
+//! - by the rule raising its alert or making its offer again: a new cooldown starts, and its
+//!   first suppression has a record of its own;
 //! - by the customer's erasure, before the state is cleared.
 //!
 //! Closing is driven by the customer's own events, never by a clock, so a replay closes the
@@ -42,6 +44,8 @@ pub struct Counted {
     pub first_event_id: String,
     /// The first one's event time.
     pub first_at: i64,
+    /// The version of the whole rule set when the first one was decided.
+    pub ruleset_version: i64,
     /// The last one's trigger event id.
     pub last_event_id: String,
     /// The last one's event time.
@@ -70,12 +74,12 @@ impl Rollups {
     }
 
     /// A cooldown suppression by (`rule_id`, `version`) at event time `at`, triggered by
-    /// `event_id`: counted in the rule's open window when `at` falls before its end; otherwise
-    /// the window (if any) closes and a new one of `window_ms` opens at `at`.
+    /// `event_id` under rule set `ruleset_version`: counted in the rule's open window when `at`
+    /// falls before its end; otherwise the window (if any) closes and a new one of `window_ms`
+    /// opens at `at`.
     pub fn suppressed(
         &mut self,
-        rule_id: &str,
-        version: i32,
+        (rule_id, version, ruleset_version): (&str, i32, i64),
         event_id: &str,
         at: i64,
         window_ms: i64,
@@ -99,6 +103,7 @@ impl Rollups {
                             count: 1,
                             first_event_id: event_id.to_owned(),
                             first_at: at,
+                            ruleset_version,
                             last_event_id: event_id.to_owned(),
                             last_at: at,
                         })
@@ -106,7 +111,7 @@ impl Rollups {
                 }
                 return Suppressed::Counted;
             }
-            Some(i) => Some(self.0.swap_remove(i)),
+            Some(i) => Some(self.0.remove(i)),
             None => None,
         };
         self.0.push(OpenRollup {
@@ -116,6 +121,16 @@ impl Rollups {
             counted: None,
         });
         Suppressed::Recorded(closed.filter(|r| r.counted.is_some()))
+    }
+
+    /// Closes the window of (`rule_id`, `version`), if one is open: the rule acted (raised its
+    /// alert, made its offer), so a new cooldown starts. Returns it if it counted repeats.
+    pub fn close_rule(&mut self, rule_id: &str, version: i32) -> Option<OpenRollup> {
+        let i = self
+            .0
+            .iter()
+            .position(|r| r.rule_version == version && r.rule_id == rule_id)?;
+        Some(self.0.remove(i)).filter(|r| r.counted.is_some())
     }
 
     /// Closes the windows that end at or before `now` (all of them with `i64::MAX`) and calls
@@ -146,12 +161,15 @@ mod tests {
     fn repeats_within_the_window_are_counted_and_close_with_the_next_window() {
         let mut r = Rollups::default();
         assert_eq!(
-            r.suppressed("a", 1, "e0", 100, W),
+            r.suppressed(("a", 1, 7), "e0", 100, W),
             Suppressed::Recorded(None)
         );
-        assert_eq!(r.suppressed("a", 1, "e1", 200, W), Suppressed::Counted);
-        assert_eq!(r.suppressed("a", 1, "e2", 1_099, W), Suppressed::Counted);
-        let Suppressed::Recorded(Some(closed)) = r.suppressed("a", 1, "e3", 1_100, W) else {
+        assert_eq!(r.suppressed(("a", 1, 7), "e1", 200, W), Suppressed::Counted);
+        assert_eq!(
+            r.suppressed(("a", 1, 7), "e2", 1_099, W),
+            Suppressed::Counted
+        );
+        let Suppressed::Recorded(Some(closed)) = r.suppressed(("a", 1, 7), "e3", 1_100, W) else {
             panic!("past the window: a record of its own, the window closed");
         };
         assert_eq!(
@@ -160,6 +178,7 @@ mod tests {
                 count: 2,
                 first_event_id: "e1".into(),
                 first_at: 200,
+                ruleset_version: 7,
                 last_event_id: "e2".into(),
                 last_at: 1_099,
             })
@@ -169,27 +188,44 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_that_acts_again_closes_its_window() {
+        let mut r = Rollups::default();
+        r.suppressed(("a", 1, 7), "e0", 0, W);
+        assert_eq!(r.close_rule("a", 1), None, "nothing counted: no record");
+        assert!(r.is_empty());
+        r.suppressed(("a", 1, 7), "e1", 10, W);
+        r.suppressed(("a", 1, 7), "e2", 20, W);
+        let closed = r.close_rule("a", 1).expect("e2 counted");
+        assert_eq!(closed.counted.map(|c| c.count), Some(1));
+        assert_eq!(
+            r.suppressed(("a", 1, 7), "e3", 30, W),
+            Suppressed::Recorded(None),
+            "the next cooldown's first suppression has its own record"
+        );
+    }
+
+    #[test]
     fn each_rule_version_has_a_window_of_its_own() {
         let mut r = Rollups::default();
-        r.suppressed("a", 1, "e0", 0, W);
+        r.suppressed(("a", 1, 7), "e0", 0, W);
         assert_eq!(
-            r.suppressed("a", 2, "e1", 10, W),
+            r.suppressed(("a", 2, 7), "e1", 10, W),
             Suppressed::Recorded(None)
         );
         assert_eq!(
-            r.suppressed("b", 1, "e2", 10, W),
+            r.suppressed(("b", 1, 7), "e2", 10, W),
             Suppressed::Recorded(None)
         );
-        assert_eq!(r.suppressed("a", 1, "e3", 10, W), Suppressed::Counted);
+        assert_eq!(r.suppressed(("a", 1, 7), "e3", 10, W), Suppressed::Counted);
         assert_eq!(r.open().len(), 3);
     }
 
     #[test]
     fn a_window_closes_at_the_first_time_past_its_end_and_an_empty_one_says_nothing() {
         let mut r = Rollups::default();
-        r.suppressed("a", 1, "e0", 0, W);
-        r.suppressed("a", 1, "e1", 5, W);
-        r.suppressed("b", 1, "e2", 500, W);
+        r.suppressed(("a", 1, 7), "e0", 0, W);
+        r.suppressed(("a", 1, 7), "e1", 5, W);
+        r.suppressed(("b", 1, 7), "e2", 500, W);
         let mut closed = Vec::new();
         r.close_due(999, |c| closed.push(c));
         assert!(closed.is_empty(), "nothing ends before 1000");

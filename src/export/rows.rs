@@ -64,6 +64,8 @@ pub struct Tally {
     pub late_features: u64,
     /// Decisions from audits that did not record when their features were as of.
     pub as_of_unknown: u64,
+    /// Roll-up records of cooldown repeats (`operator.audit_rollup`): no features of their own.
+    pub rolled_up: u64,
     /// Decisions whose maturity window has not closed.
     pub immature: u64,
     /// Features in decisions that are not in the feature set (their values are not exported).
@@ -116,6 +118,10 @@ impl Join<'_> {
     pub fn row(&self, audit: &DecisionAudit, tally: &mut Tally) -> Option<TrainingRow> {
         if !audit.outcome.is_decision() {
             tally.not_decisions += 1;
+            return None;
+        }
+        if audit.rolled_up.is_some() {
+            tally.rolled_up += 1;
             return None;
         }
         if audit.decided_at < self.from || audit.decided_at >= self.until {
@@ -241,6 +247,14 @@ mod tests {
             audit("C2", 11 * DAY, None),
             audit("C2", 19 * DAY, Some(19 * DAY)),
             audit("C2", 9 * DAY, Some(9 * DAY)),
+            DecisionAudit {
+                rolled_up: Some(crate::output::RolledUp {
+                    count: 5,
+                    last_trigger_event_id: "E5".into(),
+                    last_decided_at: 11 * DAY + 5,
+                }),
+                ..audit("C2", 11 * DAY, None)
+            },
         ] {
             assert_eq!(join.row(&a, &mut tally), None);
         }
@@ -250,6 +264,7 @@ mod tests {
             erased: 1,
             late_features: 1,
             as_of_unknown: 1,
+            rolled_up: 1,
             immature: 1,
             outside_range: 1,
             unknown_features: 1,

@@ -243,6 +243,7 @@ impl Operator {
             )));
             return;
         }
+        self.acted(&rule.head, t, state, out);
         let features = self.used_features(&rule.head, values, state);
         let reasons = reasons_of(&rule.head, 1);
         let alert_id = decision::decision_id(
@@ -500,6 +501,7 @@ impl Operator {
         out: &mut Vec<Decision>,
     ) -> Option<Tally> {
         let at = t.at;
+        self.acted(&rule.head, t, state, out);
         let offer_id = decision::decision_id(
             "offer",
             &rule.head.id,

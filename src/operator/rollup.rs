@@ -25,15 +25,33 @@ impl Operator {
         if self.rollup_ms == 0 || t.inbound.is_some() {
             return false;
         }
+        let rule = (head.id.as_str(), head.version, self.rules.version);
         match state
             .rollups
-            .suppressed(&head.id, head.version, t.event_id, t.at, self.rollup_ms)
+            .suppressed(rule, t.event_id, t.at, self.rollup_ms)
         {
             Suppressed::Counted => true,
             Suppressed::Recorded(closed) => {
                 out.extend(closed.map(|r| self.rollup_audit(r, t.customer_id)));
                 false
             }
+        }
+    }
+
+    /// `head` raised its alert or made its offer for trigger `t`: a new cooldown starts, so its
+    /// roll-up window (if any) closes, its record going out before the decision's own.
+    pub(super) fn acted(
+        &self,
+        head: &RuleHead,
+        t: &Trigger<'_>,
+        state: &mut CustomerState,
+        out: &mut Vec<Decision>,
+    ) {
+        if state.rollups.is_empty() || t.inbound.is_some() {
+            return;
+        }
+        if let Some(r) = state.rollups.close_rule(&head.id, head.version) {
+            out.push(self.rollup_audit(r, t.customer_id));
         }
     }
 
@@ -52,9 +70,9 @@ impl Operator {
     }
 
     /// The roll-up record of a closed window: a SUPPRESSED_COOLDOWN audit for its first counted
-    /// trigger, with the count and the last trigger in `rolled_up`, and no features (each
-    /// repeat read its own). Its id is deterministic from the rule version, the customer and the
-    /// first trigger, as any audit's.
+    /// trigger (and the rule set version it was decided under), with the count and the last
+    /// trigger in `rolled_up`, and no features (each repeat read its own). Its id is
+    /// deterministic from the rule version, the customer and the first trigger, as any audit's.
     fn rollup_audit(&self, r: OpenRollup, customer_id: &str) -> Decision {
         let Some(c) = r.counted else {
             unreachable!("Rollups hands out only windows that counted a repeat")
@@ -75,7 +93,7 @@ impl Operator {
             trigger_event_id: c.first_event_id,
             rule_id: r.rule_id,
             rule_version: r.rule_version,
-            ruleset_version: self.rules.version,
+            ruleset_version: c.ruleset_version,
             outcome: DecisionOutcome::SuppressedCooldown,
             decision_id: None,
             reasons: vec![REASON.clone()],

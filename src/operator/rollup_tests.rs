@@ -17,13 +17,14 @@ fn operator(window: std::time::Duration) -> Operator {
     Operator::new(features, rules, &settings, 0)
 }
 
-/// A heavy card spender paying every 20 minutes for `n` payments, abroad now and then: the
-/// credit-card offer and the alert rules hold again and again within their cooldowns.
+/// A heavy card spender paying every 5 minutes for `n` payments, abroad now and then: the
+/// credit-card offer and the alert rules (card velocity: 8 payments in an hour, cooled down for
+/// an hour) hold again and again, within their cooldowns and past them.
 fn busy(n: usize) -> Vec<Event> {
     let mut events = vec![profile(true)];
     for i in 0..n {
         let country = if i % 3 == 0 { "FR" } else { "DE" };
-        let at = T0 + i as i64 * H / 3;
+        let at = T0 + i as i64 * H / 12;
         events.push(card(i, at, 90_000, PaymentMethod::DebitCard, country));
     }
     events
@@ -92,6 +93,39 @@ fn cooldown_repeats_go_out_as_roll_ups_and_every_decision_is_counted() {
             .iter()
             .all(|w| w.counted.is_none()),
         "every repeat is out: a window still open (the last payment's) counts none"
+    );
+
+    // A rule that acts again starts a new cooldown: its first suppression has a record of its
+    // own, with its features.
+    let mut acted_again = 0;
+    for acted in audits(&rolled).into_iter().filter(|a| {
+        matches!(
+            a.outcome,
+            DecisionOutcome::Alerted | DecisionOutcome::Offered
+        )
+    }) {
+        // The first suppression after it, decided one by one.
+        let first = audits(&each)
+            .into_iter()
+            .filter(|a| {
+                a.rule_id == acted.rule_id
+                    && a.outcome == DecisionOutcome::SuppressedCooldown
+                    && a.decided_at > acted.decided_at
+            })
+            .min_by_key(|a| a.decided_at);
+        if let Some(first) = first {
+            let own = audits(&rolled).into_iter().find(|a| {
+                a.rule_id == first.rule_id
+                    && a.trigger_event_id == first.trigger_event_id
+                    && a.rolled_up.is_none()
+            });
+            assert_eq!(own, Some(first), "after {acted:?}");
+            acted_again += 1;
+        }
+    }
+    assert!(
+        acted_again > 1,
+        "the scenario raises an alert again after its cooldown"
     );
 
     // Each roll-up names the first and last repeat it counts, within its window, after the

@@ -174,8 +174,8 @@ fn with_rollups(state: CustomerState) -> CustomerState {
     let mut state = CustomerState {
         rollups: {
             let mut r = crate::customer::Rollups::default();
-            r.suppressed("alert-a", 2, "E1", 900, 60_000);
-            r.suppressed("alert-a", 2, "E2", 950, 60_000);
+            r.suppressed(("alert-a", 2, 3), "E1", 900, 60_000);
+            r.suppressed(("alert-a", 2, 3), "E2", 950, 60_000);
             r
         },
         next_retire_at: 0,
