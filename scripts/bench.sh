@@ -219,6 +219,10 @@ coproc MOCK { exec "$bin/nbo-mock-broker" --brokers 1 --partitions 4 "${mock_top
 read -r mock_brokers <&"${MOCK[0]}"
 pids+=("$MOCK_PID")
 config "$work/eo.toml" "$mock_brokers" nbo-bench-eo exactly_once
+# The mock broker answers a fetch only when its wait (fetch.wait.max.ms, 500 ms by default) ends,
+# not when a record arrives as Kafka does: without this, records sit at the broker for up to half
+# a second (the README's "fetch.wait.max.ms and latency").
+printf '[kafka.options]\n"fetch.wait.max.ms" = "10"\n' >>"$work/eo.toml"
 "$bin/nbo-stream" run --config "$work/eo.toml" >"$work/run-eo.log" 2>&1 &
 eo_pid=$!; pids+=("$eo_pid")
 wait_port "$mport"

@@ -28,7 +28,9 @@ pub struct StateSettings {
     /// How long a worker keeps applied state in its cache before a checkpoint writes its dirty
     /// customers to the store and stores (at-least-once) or commits in one transaction
     /// (exactly-once) the offsets. A crash replays about this much input (see below); in exactly-once mode
-    /// outputs become visible at each checkpoint, so it bounds their latency too. Default `1s`: a
+    /// outputs become visible at each checkpoint, so it bounds their latency too: there a
+    /// checkpoint starts early by what the last ones took to write (at most half the interval),
+    /// so outputs are committed about one interval after their batch. Default `1s`: a
     /// customer touched many times in an interval is written once, and the checkpoint is written
     /// beside the worker's next batches. `0s` checkpoints after every batch (exactly-once outputs
     /// visible sooner, at about twice the Redis writes; see the README's "Checkpoints"). A crash

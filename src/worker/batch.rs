@@ -110,7 +110,7 @@ impl Worker {
         if self.requests.has_changed().unwrap_or(false) {
             // A rebalance waits for this one.
             self.checkpoint().await?;
-        } else if self.interval.due(&self.ctx) {
+        } else if self.interval.due(&self.ctx, self.every()) {
             self.checkpoint_beside().await?;
         }
         Ok(())
@@ -138,7 +138,7 @@ impl Worker {
         else {
             return Ok(());
         };
-        if !self.interval.open(&ctx, batch.generation) {
+        if !self.interval.open(&ctx, batch.generation, batch.received) {
             return Ok(());
         }
         if exactly_once {

@@ -162,6 +162,9 @@ pub struct Worker {
     taken: u64,
     /// The checkpoint being written beside the batches, if any: at most one at a time.
     writing: Option<tokio::task::JoinHandle<Result<checkpoint::Written, WorkerError>>>,
+    /// Exactly-once: how much earlier than its interval the next checkpoint starts (`None` in
+    /// at-least-once mode, where the interval is kept whole).
+    lead: Option<checkpoint::Lead>,
 }
 
 /// How a checkpoint's writing task ended.
@@ -182,6 +185,8 @@ impl Worker {
     /// Worker `index` of `ctx`.
     pub fn new(ctx: Arc<WorkerContext>, index: usize) -> Self {
         let requests = ctx.assignment.requests();
+        let lead =
+            (ctx.delivery == crate::config::Delivery::ExactlyOnce).then(checkpoint::Lead::default);
         Self {
             ctx,
             index,
@@ -191,6 +196,7 @@ impl Worker {
             requests,
             taken: 0,
             writing: None,
+            lead,
         }
     }
 
@@ -210,10 +216,12 @@ impl Worker {
     /// state that is durable.
     pub async fn checkpoint_beside(&mut self) -> Result<(), WorkerError> {
         self.requests.borrow_and_update();
+        let asked = Instant::now();
         self.settle().await?;
         let seq = self.taken + 1;
         let shard = &*self.ctx.shards[self.index];
-        let Some(job) = checkpoint::prepare(&self.ctx, shard, &mut self.interval, seq) else {
+        let Some(job) = checkpoint::prepare(&self.ctx, shard, &mut self.interval, seq, asked)
+        else {
             return Ok(());
         };
         self.taken = seq;
@@ -254,15 +262,28 @@ impl Worker {
         if written.generation == self.generation {
             self.committed.extend(written.committed);
         }
+        // Exactly-once outputs wait for their checkpoint: it starts early by what writing one
+        // takes (`checkpoint::Lead`), so they are committed about one interval after the first.
+        if let (Some(lead), false) = (&mut self.lead, written.took.is_zero()) {
+            lead.observe(written.took);
+        }
         let shard = &*self.ctx.shards[self.index];
         shard.durable.store(self.taken, Ordering::Relaxed);
         shard.evict(self.ctx.cache_max);
         Ok(())
     }
 
-    /// When the open interval's checkpoint is due by time (`None`: no interval is open).
+    /// When the open interval's checkpoint is due by time (`None`: no interval is open): one
+    /// `state.checkpoint_interval` after its first batch, less the lead in exactly-once mode.
     pub fn checkpoint_due_at(&self) -> Option<Instant> {
-        self.interval.due_at(self.ctx.checkpoint_interval)
+        self.interval.due_at(self.every())
+    }
+
+    /// The open interval's length by time: `state.checkpoint_interval`, shortened by the lead
+    /// in exactly-once mode.
+    fn every(&self) -> Duration {
+        let interval = self.ctx.checkpoint_interval;
+        self.lead.map_or(interval, |lead| lead.shorten(interval))
     }
 }
 
