@@ -19,6 +19,7 @@ mod batch;
 mod cache;
 mod checkpoint;
 mod delivery;
+mod lead;
 mod learn;
 mod transaction;
 
@@ -164,7 +165,7 @@ pub struct Worker {
     writing: Option<tokio::task::JoinHandle<Result<checkpoint::Written, WorkerError>>>,
     /// Exactly-once: how much earlier than its interval the next checkpoint starts (`None` in
     /// at-least-once mode, where the interval is kept whole).
-    lead: Option<checkpoint::Lead>,
+    lead: Option<lead::Lead>,
 }
 
 /// How a checkpoint's writing task ended.
@@ -185,8 +186,7 @@ impl Worker {
     /// Worker `index` of `ctx`.
     pub fn new(ctx: Arc<WorkerContext>, index: usize) -> Self {
         let requests = ctx.assignment.requests();
-        let lead =
-            (ctx.delivery == crate::config::Delivery::ExactlyOnce).then(checkpoint::Lead::default);
+        let lead = (ctx.delivery == crate::config::Delivery::ExactlyOnce).then(lead::Lead::default);
         Self {
             ctx,
             index,
@@ -263,7 +263,7 @@ impl Worker {
             self.committed.extend(written.committed);
         }
         // Exactly-once outputs wait for their checkpoint: it starts early by what writing one
-        // takes (`checkpoint::Lead`), so they are committed about one interval after the first.
+        // takes (`lead::Lead`), so they are committed about one interval after the first.
         if let (Some(lead), false) = (&mut self.lead, written.took.is_zero()) {
             lead.observe(written.took);
         }
