@@ -7,6 +7,7 @@
 #   CHECKPOINT_INTERVAL=0s scripts/bench.sh   # another state.checkpoint_interval than the default
 #   WARM=1 scripts/bench.sh               # the drain meets every customer's state in Redis
 #   AUDIT_ROLLUP=6h scripts/bench.sh      # cooldown repeats rolled up (operator.audit_rollup)
+#   BIN_DIR=/tmp/before scripts/bench.sh  # binaries already built (no build): to compare two builds
 #
 # What it does:
 #   1. builds the release binaries; starts a Tansu broker (in memory) and a Redis of its own on
@@ -41,10 +42,15 @@ for tool in redis-server redis-cli curl python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install redis-server redis-tools curl python3)"
 done
 
-say "building the release binaries"
-cargo build --release --quiet --bins
-# Where cargo put them: CARGO_TARGET_DIR when set, else ./target.
-bin=${CARGO_TARGET_DIR:-target}/release
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR
+  [ -x "$bin/nbo-stream" ] || die "no nbo-stream in BIN_DIR=$bin"
+else
+  say "building the release binaries"
+  cargo build --release --quiet --bins
+  # Where cargo put them: CARGO_TARGET_DIR when set, else ./target.
+  bin=${CARGO_TARGET_DIR:-target}/release
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
