@@ -118,6 +118,12 @@ EOF
 }
 export NBO_CUSTOMER_KEY_SECRET=nbo-bench-customer-key-secret
 config "$work/alo.toml" "127.0.0.1:$kport" nbo-bench at_least_once
+# Tansu, like the mock broker below, answers a fetch only when its wait (fetch.wait.max.ms, 500 ms
+# by default) ends, not when a record arrives as Kafka does: without this, the latency phase's
+# records reach `run` in bursts of up to half a second's worth, and the phase measures how long
+# a burst takes, not a record (the README's "fetch.wait.max.ms and latency"). While the drain
+# has records to fetch, every fetch is answered at once either way.
+printf '[kafka.options]\n"fetch.wait.max.ms" = "10"\n' >>"$work/alo.toml"
 "$bin/nbo-stream" topics create --config "$work/alo.toml" --partitions 4 >/dev/null
 
 say "generating $EVENTS events for $CUSTOMERS customers (uncompressed)"
