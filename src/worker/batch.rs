@@ -44,7 +44,9 @@ pub fn apply_decoded(
     super::cache::each_prefetched(cache, decoded, |cache, d| {
         if let Some(cached) = cache.get_mut(d.event.customer_id()) {
             let before = stats.too_late;
-            operator.apply(&mut cached.state, &d.event, Some(d.pos), decisions, stats);
+            // Copied first only while a checkpoint still encodes the state's last snapshot.
+            let state = std::sync::Arc::make_mut(&mut cached.state);
+            operator.apply(state, &d.event, Some(d.pos), decisions, stats);
             if stats.too_late > before {
                 late[d.pos.kind as usize] += 1;
             }
@@ -455,7 +457,8 @@ fn prune_outboxes(shard: &Shard, read: &Read, committed: &BTreeMap<(usize, i32),
             }
             for (&(kind, partition), &next) in committed {
                 if partition == c.partition {
-                    c.state.prune_outbox(kind as u8, partition, next);
+                    std::sync::Arc::make_mut(&mut c.state)
+                        .prune_outbox(kind as u8, partition, next);
                 }
             }
         }

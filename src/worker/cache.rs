@@ -12,8 +12,10 @@ use std::time::Instant;
 pub struct Cached {
     /// Keyed hash of the customer id, for the store.
     pub key: CustomerKey,
-    /// The operator's state.
-    pub state: CustomerState,
+    /// The operator's state, shared with the snapshot of a checkpoint that has not encoded it
+    /// yet (copy on write: a batch that changes it meanwhile changes a copy,
+    /// `Arc::make_mut`), so that taking a checkpoint copies no state.
+    pub state: std::sync::Arc<CustomerState>,
     /// Changed since the last flush.
     pub dirty: bool,
     /// The public feature values the hash holds, as far as this process knows, by slot (None:
@@ -41,7 +43,7 @@ impl Cached {
     pub fn loaded(key: CustomerKey, state: CustomerState, partition: i32) -> Self {
         Self {
             key,
-            state,
+            state: std::sync::Arc::new(state),
             dirty: false,
             published: None,
             full_written: None,
@@ -146,29 +148,46 @@ pub fn each_prefetched(
     decoded: &[Decoded],
     mut f: impl FnMut(&mut Cache, &Decoded),
 ) {
-    let mut steps = decoded.chunks(PREFETCH_AHEAD).peekable();
-    if let Some(first) = steps.peek() {
-        prefetch(cache, first);
+    // Two steps ahead: a customer's entry and its state (the state is behind a pointer, see
+    // `Cached::state`); one step ahead: the state's features and applied offsets, whose
+    // addresses are read from the state prefetched a step earlier.
+    let steps: Vec<&[Decoded]> = decoded.chunks(PREFETCH_AHEAD).collect();
+    for step in steps.iter().take(2) {
+        prefetch_states(cache, step);
     }
-    while let Some(step) = steps.next() {
-        if let Some(next) = steps.peek() {
-            prefetch(cache, next);
+    if let Some(first) = steps.first() {
+        prefetch_contents(cache, first);
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(after_next) = steps.get(i + 2) {
+            prefetch_states(cache, after_next);
         }
-        for d in step {
+        if let Some(next) = steps.get(i + 1) {
+            prefetch_contents(cache, next);
+        }
+        for d in *step {
             f(cache, d);
         }
     }
 }
 
-/// Asks the CPU to start loading the cached customers of `decoded`: the lookups here are
-/// independent of one another, so their cache misses overlap, and each state's scalar fields,
-/// features and applied offsets are requested without waiting for them.
-fn prefetch(cache: &Cache, decoded: &[Decoded]) {
+/// Asks the CPU to start loading the cached customers of `decoded` and their states: the
+/// lookups here are independent of one another, so their cache misses overlap.
+fn prefetch_states(cache: &Cache, decoded: &[Decoded]) {
     for d in decoded {
         if let Some(c) = cache.get(d.event.customer_id()) {
             // The state's scalar fields (newest event time, retire time, erasure), which every
-            // event reads first.
-            prefetch_slice(std::slice::from_ref(&c.state.max_event_time));
+            // event reads first, and the headers of its vectors.
+            prefetch_slice(std::slice::from_ref(&*c.state));
+        }
+    }
+}
+
+/// Asks the CPU to start loading the features and applied offsets of the states of `decoded`
+/// (prefetched a step earlier by [`prefetch_states`]).
+fn prefetch_contents(cache: &Cache, decoded: &[Decoded]) {
+    for d in decoded {
+        if let Some(c) = cache.get(d.event.customer_id()) {
             prefetch_slice(&c.state.features);
             prefetch_slice(&c.state.applied);
         }

@@ -3,11 +3,12 @@
 //! keeps what the checkpoint will need: the customers made dirty, the last offset applied per
 //! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
 //!
-//! A checkpoint is taken in two parts. [`prepare`], on the worker: each dirty customer's write
-//! is encoded under the cache's lock (the snapshot), and the customer marked clean and pinned in
+//! A checkpoint is taken in two parts. [`prepare`], on the worker: each dirty customer's state is
+//! copied under the cache's lock (the [`Snapshot`]), and the customer marked clean and pinned in
 //! the cache until the write is durable. [`write`], on a task of its own while the worker goes on
 //! with the next batches (at most one in flight per worker; the next checkpoint waits for it),
-//! in this order (the order is what makes replays safe, see `sink`):
+//! encodes the snapshots (state and hash delta), then makes them durable in this order (the
+//! order is what makes replays safe, see `sink`):
 //! 0. the responses the interval learned from, and its uplift exposures and conversions,
 //!    counted in the model store (`learn`);
 //! 1. every dirty customer's state, applied offsets and outbox (and the delta of its public
@@ -47,13 +48,46 @@ const WRITE_CHUNK: usize = 1_000;
 /// How often a cached customer's public feature hash is rewritten whole rather than as a delta.
 pub const FULL_REWRITE: Duration = Duration::from_secs(600);
 
-/// The write for one dirty customer: its state and the delta of its public feature hash.
-/// Public for the allocation bench (`benches/allocations.rs`).
-pub fn state_write(
-    operator: &Operator,
-    cached: &mut Cached,
-    ttl_secs: u64,
-) -> Result<StateWrite, StateError> {
+/// A dirty customer as a checkpoint took it (`snapshot`, on the worker under the cache's lock):
+/// a copy of its state that the worker's next batches no longer touch, and what its hash held.
+/// The checkpoint's task encodes it into its [`StateWrite`] ([`Snapshot::encode`]), so the
+/// worker is held for a copy, not for an encoding.
+pub struct Snapshot {
+    /// The customer's id in the cache, to give it back what encoding learned ([`Encoded`]).
+    pub id: compact_str::CompactString,
+    key: crate::state::CustomerKey,
+    /// The state as the checkpoint took it, shared with the cache until a batch changes it.
+    state: Arc<crate::customer::CustomerState>,
+    /// What the hash held before this write (taken from the cache until [`Encoded::restore`]).
+    published: Option<Vec<Option<crate::features::FeatureValue>>>,
+    replace: bool,
+    erased: bool,
+    /// The state's size when last encoded.
+    state_len: usize,
+}
+
+/// What encoding a [`Snapshot`] tells its cached customer: what its hash holds after the write,
+/// and its state's size.
+pub struct Encoded {
+    published: Option<Vec<Option<crate::features::FeatureValue>>>,
+    state_len: usize,
+}
+
+impl Encoded {
+    /// Gives the cached customer what encoding its snapshot learned (before the next checkpoint
+    /// takes it again).
+    pub fn restore(self, cached: &mut Cached) {
+        cached.published = self.published;
+        cached.state_len = self.state_len;
+    }
+}
+
+/// Takes `cached`'s snapshot for a checkpoint: decides whether its hash is rewritten whole,
+/// records in its state what the hash will hold, and shares the state (no copy: a batch that
+/// changes it before the snapshot is encoded changes a copy of its own). Until the snapshot's
+/// [`Encoded::restore`], the cache does not know what the hash holds (`published` is `None`);
+/// only the next checkpoint reads it, and it waits for this one.
+pub fn snapshot(operator: &Operator, cached: &mut Cached, id: &str) -> Snapshot {
     let erased = cached
         .state
         .erased_before
@@ -67,7 +101,9 @@ pub fn state_write(
     }
     // What the hash holds after this write, recorded in the state written with it, so that a
     // reload can go on with deltas (`hash_at_load`). Erased, the hash is gone.
-    cached.state.hash = (!erased).then(|| HashWritten {
+    // The last snapshot was encoded and dropped (the checkpoint before this one has ended), so
+    // this copies nothing.
+    Arc::make_mut(&mut cached.state).hash = (!erased).then(|| HashWritten {
         features: operator.features().fingerprint(),
         whole_at: if replace {
             crate::clock::now_ms()
@@ -75,41 +111,89 @@ pub fn state_write(
             cached.state.hash.map_or(0, |h| h.whole_at)
         },
     });
-    // A quarter more than last time and 128 bytes: room for what the batches added (a feature
-    // that held no tile and now holds one costs ~20 bytes; a small state grows by far more
-    // than a quarter).
-    let bytes = cached
-        .state
-        .to_bytes_sized(cached.state_len + cached.state_len / 4 + 128)?;
-    cached.state_len = bytes.len();
-    let now = operator.snapshot(&cached.state);
-    let names = operator.features().defs();
-    let (mut features, mut removed) = (Vec::with_capacity(now.len()), Vec::new());
-    for (slot, value) in now.iter().enumerate() {
-        let before = cached
-            .published
-            .as_ref()
-            .and_then(|p| p.get(slot).and_then(Option::as_ref));
-        match value {
-            Some(v) if replace || before != Some(v) => {
-                features.push((names[slot].name.clone(), v.clone()))
-            }
-            None if !replace && before.is_some() => removed.push(names[slot].name.clone()),
-            _ => {}
-        }
-    }
-    // After an erasure the hash is gone: the next write must rebuild it whole.
-    cached.published = if erased { None } else { Some(now) };
-    Ok(StateWrite {
-        erased,
+    Snapshot {
+        id: id.into(),
         key: cached.key.clone(),
-        state: bytes,
-        features,
-        removed,
+        state: cached.state.clone(),
+        published: cached.published.take(),
         replace,
-        updated_at: cached.state.max_event_time,
-        ttl_secs,
-    })
+        erased,
+        state_len: cached.state_len,
+    }
+}
+
+impl Snapshot {
+    /// The customer's write: its state encoded, and the delta of its public feature hash
+    /// against what the hash held (the whole hash when `replace`). The [`Encoded`] goes back
+    /// to the cached customer whether or not the state encoded (when it did not, the hash is
+    /// as it was).
+    pub fn encode(
+        self,
+        operator: &Operator,
+        ttl_secs: u64,
+    ) -> (Result<StateWrite, StateError>, Encoded) {
+        // A quarter more than last time and 128 bytes: room for what the batches added (a
+        // feature that held no tile and now holds one costs ~20 bytes; a small state grows by
+        // far more than a quarter).
+        let bytes = match self
+            .state
+            .to_bytes_sized(self.state_len + self.state_len / 4 + 128)
+        {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let unchanged = Encoded {
+                    published: self.published,
+                    state_len: self.state_len,
+                };
+                return (Err(e), unchanged);
+            }
+        };
+        let now = operator.snapshot(&self.state);
+        let names = operator.features().defs();
+        let (mut features, mut removed) = (Vec::with_capacity(now.len()), Vec::new());
+        for (slot, value) in now.iter().enumerate() {
+            let before = self
+                .published
+                .as_ref()
+                .and_then(|p| p.get(slot).and_then(Option::as_ref));
+            match value {
+                Some(v) if self.replace || before != Some(v) => {
+                    features.push((names[slot].name.clone(), v.clone()))
+                }
+                None if !self.replace && before.is_some() => removed.push(names[slot].name.clone()),
+                _ => {}
+            }
+        }
+        // After an erasure the hash is gone: the next write must rebuild it whole.
+        let encoded = Encoded {
+            published: if self.erased { None } else { Some(now) },
+            state_len: bytes.len(),
+        };
+        let write = StateWrite {
+            erased: self.erased,
+            key: self.key,
+            state: bytes,
+            features,
+            removed,
+            replace: self.replace,
+            updated_at: self.state.max_event_time,
+            ttl_secs,
+        };
+        (Ok(write), encoded)
+    }
+}
+
+/// The write for one dirty customer, taken and encoded at once: [`snapshot`], then
+/// [`Snapshot::encode`], given back to `cached`. Public for the allocation bench
+/// (`benches/allocations.rs`) and the tests.
+pub fn state_write(
+    operator: &Operator,
+    cached: &mut Cached,
+    ttl_secs: u64,
+) -> Result<StateWrite, StateError> {
+    let (write, encoded) = snapshot(operator, cached, "").encode(operator, ttl_secs);
+    encoded.restore(cached);
+    write
 }
 
 /// What a loaded customer's public hash holds, known without reading it, so that its next
@@ -266,12 +350,12 @@ impl Interval {
     }
 }
 
-/// A checkpoint taken from a worker's interval: the dirty customers' writes, encoded when it
-/// was taken (the snapshot the worker's next batches no longer touch), and what the interval
-/// delivers. [`write`] makes it durable, on a task of its own, while the worker goes on.
+/// A checkpoint taken from a worker's interval: the dirty customers' snapshots, copied when it
+/// was taken (what the worker's next batches no longer touch), and what the interval delivers.
+/// [`write`] encodes and makes it durable, on a task of its own, while the worker goes on.
 pub(super) struct Job {
     taken: Interval,
-    writes: Vec<StateWrite>,
+    snapshots: Vec<Snapshot>,
     operator: Arc<Operator>,
     started: Instant,
     /// When the worker asked for it (before waiting for the one in flight): the lead counts
@@ -292,7 +376,7 @@ pub(super) struct Written {
 }
 
 /// Takes the checkpoint of `interval` (closed afterwards, whatever happens): each dirty
-/// customer's write is encoded now, under the shard's lock, and the customer marked clean and
+/// customer's [`Snapshot`] is taken now, under the shard's lock, and the customer marked clean and
 /// pinned in the cache as written by checkpoint `seq` (not evicted, so never reloaded from Redis,
 /// until `seq` is durable: see `Shard::evict`). `None` when no batch was applied since the last
 /// checkpoint, or when
@@ -318,7 +402,7 @@ pub(super) fn prepare(
     let started = Instant::now();
     let operator = ctx.operator.load_full();
     let batch_no = shard.batches.load(Ordering::Relaxed);
-    let mut writes: Vec<StateWrite> = Vec::with_capacity(taken.dirty.len());
+    let mut snapshots: Vec<Snapshot> = Vec::with_capacity(taken.dirty.len());
     {
         let mut cache = shard.lock();
         for id in &taken.dirty {
@@ -331,18 +415,12 @@ pub(super) fn prepare(
             cached.dirty = false;
             cached.last_used = batch_no;
             cached.written_by = seq;
-            match state_write(&operator, cached, ctx.ttl_secs) {
-                Ok(write) => writes.push(write),
-                Err(e) => {
-                    metrics().state_errors.with_label_values(&["encode"]).inc();
-                    tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
-                }
-            }
+            snapshots.push(snapshot(&operator, cached, id));
         }
     }
     tracing::debug!(
         seq,
-        customers = writes.len(),
+        customers = snapshots.len(),
         records = taken.counts.records,
         open_ms = taken.opened.map_or(0, |t| t.elapsed().as_millis() as u64),
         encode_us = started.elapsed().as_micros() as u64,
@@ -350,7 +428,7 @@ pub(super) fn prepare(
     );
     Some(Job {
         taken,
-        writes,
+        snapshots,
         operator,
         started,
         asked,
@@ -367,11 +445,25 @@ pub(super) async fn write(
 ) -> Result<Written, WorkerError> {
     let Job {
         taken,
-        writes,
+        snapshots,
         operator,
         started,
         asked,
     } = job;
+    // Encoding is CPU work of tens of milliseconds for a busy interval: on a thread of the
+    // blocking pool, so that it holds no thread of the runtime, where the workers, the poll loop
+    // and the connections run.
+    let writes = {
+        let (operator, shard, ttl_secs) =
+            (operator.clone(), ctx.shards[index].clone(), ctx.ttl_secs);
+        match tokio::task::spawn_blocking(move || encode(&operator, &shard, snapshots, ttl_secs))
+            .await
+        {
+            Ok(writes) => writes,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(WorkerError::CheckpointCancelled(e.to_string())),
+        }
+    };
     let ctx = &*ctx;
     let sink = &*ctx.sinks[index];
     let m = metrics();
@@ -458,6 +550,39 @@ pub(super) async fn write(
 /// Writes the dirty customers, in chunks each retried until it succeeds: one write per dirty
 /// customer however many of its events the interval held. `false` when the interval was given
 /// up because its partitions were reassigned meanwhile.
+/// Encodes a checkpoint's snapshots into their writes, beside the worker, then gives the cached
+/// customers what encoding learned, under the shard's lock (each still cached: a customer
+/// whose write is in flight is not evicted, and a new assignment empties the cache only once
+/// this checkpoint has ended). A state that does not encode stays in the cache only, as before.
+fn encode(
+    operator: &Operator,
+    shard: &Shard,
+    snapshots: Vec<Snapshot>,
+    ttl_secs: u64,
+) -> Vec<StateWrite> {
+    let mut writes = Vec::with_capacity(snapshots.len());
+    let mut learned = Vec::with_capacity(snapshots.len());
+    for snapshot in snapshots {
+        let id = snapshot.id.clone();
+        let (write, encoded) = snapshot.encode(operator, ttl_secs);
+        match write {
+            Ok(write) => writes.push(write),
+            Err(e) => {
+                metrics().state_errors.with_label_values(&["encode"]).inc();
+                tracing::error!(error = %e, "customer state does not serialize; it stays in the cache only");
+            }
+        }
+        learned.push((id, encoded));
+    }
+    let mut cache = shard.lock();
+    for (id, encoded) in learned {
+        if let Some(cached) = cache.get_mut(&id) {
+            encoded.restore(cached);
+        }
+    }
+    writes
+}
+
 async fn flush(ctx: &WorkerContext, writes: &[StateWrite], generation: u64) -> bool {
     if writes.is_empty() {
         return true;
@@ -507,6 +632,57 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_encodes_the_state_as_taken_while_batches_change_a_copy() {
+        use crate::event::{ErasureRequest, Event};
+        let op = operator_over(crate::features::spec::load(None).unwrap());
+        let mut state = CustomerState::default();
+        op.align(&mut state);
+        state.max_event_time = 3;
+        let mut c = Cached::loaded(CustomerKey("k".into()), state, 0);
+        let taken = snapshot(&op, &mut c, "k");
+        assert!(
+            c.published.is_none(),
+            "the snapshot holds what the hash held"
+        );
+        // A batch applied before the checkpoint's task encodes the snapshot.
+        let erase = Event::Erasure(ErasureRequest {
+            request_id: "r".into(),
+            customer_id: "k".into(),
+            requested_at: 5,
+        });
+        let mut decisions = Vec::new();
+        op.apply(
+            Arc::make_mut(&mut c.state),
+            &erase,
+            None,
+            &mut decisions,
+            &mut BatchStats::default(),
+        );
+        assert_eq!(
+            c.state.erased_before,
+            Some(5),
+            "the batch changed the cached state"
+        );
+        let (write, encoded) = taken.encode(&op, 60);
+        let write = write.unwrap();
+        let stored = CustomerState::from_bytes(&write.state).unwrap();
+        assert_eq!(
+            stored.erased_before, None,
+            "the snapshot is the state as taken"
+        );
+        assert_eq!(stored.max_event_time, 3);
+        assert!(write.replace && !write.erased);
+        encoded.restore(&mut c);
+        assert!(
+            c.published.is_some(),
+            "the cache knows what the hash holds again"
+        );
+        assert_eq!(c.state_len, write.state.len());
+        // The next write goes on from the changed state: the erasure deletes the hash.
+        assert!(state_write(&op, &mut c, 60).unwrap().erased);
+    }
+
+    #[test]
     fn the_feature_hash_is_written_whole_then_as_deltas_and_deleted_after_an_erasure() {
         use crate::event::{ErasureRequest, Event};
         let op = operator_over(crate::features::spec::load(None).unwrap());
@@ -526,7 +702,7 @@ mod tests {
             requested_at: 5,
         });
         op.apply(
-            &mut c.state,
+            Arc::make_mut(&mut c.state),
             &erase,
             None,
             &mut Vec::new(),
@@ -535,7 +711,7 @@ mod tests {
         let third = state_write(&op, &mut c, 60).unwrap();
         assert!(third.erased, "erased: the hash is deleted");
         assert!(c.published.is_none());
-        c.state.max_event_time = 10; // activity after the erasure
+        Arc::make_mut(&mut c.state).max_event_time = 10; // activity after the erasure
         let fourth = state_write(&op, &mut c, 60).unwrap();
         assert!(
             fourth.replace && !fourth.erased,
@@ -589,12 +765,13 @@ mod tests {
 
         // Erased: the hash is gone, and the state says nothing of it.
         let mut erased = load(&op, &written.state);
-        erased.state.erased_before = Some(erased.state.max_event_time);
+        let at = erased.state.max_event_time;
+        Arc::make_mut(&mut erased.state).erased_before = Some(at);
         let w = state_write(&op, &mut erased, 60).unwrap();
         assert!(w.erased);
         let mut after = load(&op, &w.state);
         assert!(after.state.hash.is_none());
-        after.state.erased_before = None;
+        Arc::make_mut(&mut after.state).erased_before = None;
         assert!(state_write(&op, &mut after, 60).unwrap().replace);
     }
 }

@@ -208,8 +208,8 @@ impl Worker {
     }
 
     /// Takes a checkpoint and lets it be written beside the next batches (the interval's
-    /// checkpoint when it is due): the dirty customers are encoded now (the snapshot the next
-    /// batches no longer touch), and a task of their own writes them, then commits the offsets,
+    /// checkpoint when it is due): the dirty customers are copied now (the snapshot the next
+    /// batches no longer touch), and a task of their own encodes and writes them, then commits the offsets,
     /// while the worker goes on. The previous checkpoint is waited for first, so checkpoints
     /// become durable one at a time and in order, and at most one is in flight: a customer's
     /// writes reach Redis in the order they were taken, and offsets are committed only past
