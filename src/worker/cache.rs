@@ -151,21 +151,18 @@ pub fn each_prefetched(
     // Two steps ahead: a customer's entry and its state (the state is behind a pointer, see
     // `Cached::state`); one step ahead: the state's features and applied offsets, whose
     // addresses are read from the state prefetched a step earlier.
-    let steps: Vec<&[Decoded]> = decoded.chunks(PREFETCH_AHEAD).collect();
-    for step in steps.iter().take(2) {
-        prefetch_states(cache, step);
-    }
-    if let Some(first) = steps.first() {
-        prefetch_contents(cache, first);
-    }
-    for (i, step) in steps.iter().enumerate() {
-        if let Some(after_next) = steps.get(i + 2) {
-            prefetch_states(cache, after_next);
-        }
-        if let Some(next) = steps.get(i + 1) {
-            prefetch_contents(cache, next);
-        }
-        for d in *step {
+    let step = |i: usize| {
+        let from = (i * PREFETCH_AHEAD).min(decoded.len());
+        &decoded[from..(from + PREFETCH_AHEAD).min(decoded.len())]
+    };
+    let steps = decoded.len().div_ceil(PREFETCH_AHEAD);
+    prefetch_states(cache, step(0));
+    prefetch_states(cache, step(1));
+    prefetch_contents(cache, step(0));
+    for i in 0..steps {
+        prefetch_states(cache, step(i + 2));
+        prefetch_contents(cache, step(i + 1));
+        for d in step(i) {
             f(cache, d);
         }
     }

@@ -4,7 +4,7 @@
 //! input partition and, in exactly-once mode, the outputs decided since the last checkpoint.
 //!
 //! A checkpoint is taken in two parts. [`prepare`], on the worker: each dirty customer's state is
-//! copied under the cache's lock (the [`Snapshot`]), and the customer marked clean and pinned in
+//! shared, copy on write, under the cache's lock (the [`Snapshot`]), and the customer marked clean and pinned in
 //! the cache until the write is durable. [`write`], on a task of its own while the worker goes on
 //! with the next batches (at most one in flight per worker; the next checkpoint waits for it),
 //! encodes the snapshots (state and hash delta), then makes them durable in this order (the
@@ -49,9 +49,10 @@ const WRITE_CHUNK: usize = 1_000;
 pub const FULL_REWRITE: Duration = Duration::from_secs(600);
 
 /// A dirty customer as a checkpoint took it (`snapshot`, on the worker under the cache's lock):
-/// a copy of its state that the worker's next batches no longer touch, and what its hash held.
-/// The checkpoint's task encodes it into its [`StateWrite`] ([`Snapshot::encode`]), so the
-/// worker is held for a copy, not for an encoding.
+/// its state, shared with the cache (a batch that changes it meanwhile changes a copy of its
+/// own, so the snapshot is what the worker's next batches no longer touch), and what its hash
+/// held. The checkpoint's task encodes it into its [`StateWrite`] ([`Snapshot::encode`]), so
+/// the worker is held neither for a copy nor for an encoding.
 pub struct Snapshot {
     /// The customer's id in the cache, to give it back what encoding learned ([`Encoded`]).
     pub id: compact_str::CompactString,
@@ -103,6 +104,11 @@ pub fn snapshot(operator: &Operator, cached: &mut Cached, id: &str) -> Snapshot 
     // reload can go on with deltas (`hash_at_load`). Erased, the hash is gone.
     // The last snapshot was encoded and dropped (the checkpoint before this one has ended), so
     // this copies nothing.
+    debug_assert_eq!(
+        Arc::strong_count(&cached.state),
+        1,
+        "a snapshot outlived its checkpoint"
+    );
     Arc::make_mut(&mut cached.state).hash = (!erased).then(|| HashWritten {
         features: operator.features().fingerprint(),
         whole_at: if replace {
@@ -350,7 +356,7 @@ impl Interval {
     }
 }
 
-/// A checkpoint taken from a worker's interval: the dirty customers' snapshots, copied when it
+/// A checkpoint taken from a worker's interval: the dirty customers' snapshots, shared when it
 /// was taken (what the worker's next batches no longer touch), and what the interval delivers.
 /// [`write`] encodes and makes it durable, on a task of its own, while the worker goes on.
 pub(super) struct Job {
@@ -423,7 +429,7 @@ pub(super) fn prepare(
         customers = snapshots.len(),
         records = taken.counts.records,
         open_ms = taken.opened.map_or(0, |t| t.elapsed().as_millis() as u64),
-        encode_us = started.elapsed().as_micros() as u64,
+        snapshot_us = started.elapsed().as_micros() as u64,
         "checkpoint taken"
     );
     Some(Job {
@@ -547,13 +553,12 @@ pub(super) async fn write(
     Ok(written)
 }
 
-/// Writes the dirty customers, in chunks each retried until it succeeds: one write per dirty
-/// customer however many of its events the interval held. `false` when the interval was given
-/// up because its partitions were reassigned meanwhile.
 /// Encodes a checkpoint's snapshots into their writes, beside the worker, then gives the cached
 /// customers what encoding learned, under the shard's lock (each still cached: a customer
 /// whose write is in flight is not evicted, and a new assignment empties the cache only once
 /// this checkpoint has ended). A state that does not encode stays in the cache only, as before.
+/// The lock is taken per [`WRITE_CHUNK`] customers, so the worker's next batch waits for one
+/// chunk's hand-back at most.
 fn encode(
     operator: &Operator,
     shard: &Shard,
@@ -562,8 +567,8 @@ fn encode(
 ) -> Vec<StateWrite> {
     let mut writes = Vec::with_capacity(snapshots.len());
     let mut learned = Vec::with_capacity(snapshots.len());
-    for snapshot in snapshots {
-        let id = snapshot.id.clone();
+    for mut snapshot in snapshots {
+        let id = std::mem::take(&mut snapshot.id);
         let (write, encoded) = snapshot.encode(operator, ttl_secs);
         match write {
             Ok(write) => writes.push(write),
@@ -574,15 +579,21 @@ fn encode(
         }
         learned.push((id, encoded));
     }
-    let mut cache = shard.lock();
-    for (id, encoded) in learned {
-        if let Some(cached) = cache.get_mut(&id) {
-            encoded.restore(cached);
+    let mut learned = learned.into_iter().peekable();
+    while learned.peek().is_some() {
+        let mut cache = shard.lock();
+        for (id, encoded) in learned.by_ref().take(WRITE_CHUNK) {
+            if let Some(cached) = cache.get_mut(&id) {
+                encoded.restore(cached);
+            }
         }
     }
     writes
 }
 
+/// Writes the dirty customers, in chunks each retried until it succeeds: one write per dirty
+/// customer however many of its events the interval held. `false` when the interval was given
+/// up because its partitions were reassigned meanwhile.
 async fn flush(ctx: &WorkerContext, writes: &[StateWrite], generation: u64) -> bool {
     if writes.is_empty() {
         return true;

@@ -131,7 +131,8 @@ pub enum WorkerError {
          ({0})"
     )]
     Fenced(crate::sink::SinkError),
-    /// A checkpoint's write was cancelled before it ended (only the worker's drop cancels it).
+    /// A checkpoint's write, or its encoding on the blocking pool, was cancelled before it ended
+    /// (the worker's drop, or the runtime shutting down).
     #[error("a checkpoint's write was cancelled before it ended ({0}); the restart replays from the committed offsets")]
     CheckpointCancelled(String),
 }
@@ -208,7 +209,7 @@ impl Worker {
     }
 
     /// Takes a checkpoint and lets it be written beside the next batches (the interval's
-    /// checkpoint when it is due): the dirty customers are copied now (the snapshot the next
+    /// checkpoint when it is due): the dirty customers are shared now (the snapshot the next
     /// batches no longer touch), and a task of their own encodes and writes them, then commits the offsets,
     /// while the worker goes on. The previous checkpoint is waited for first, so checkpoints
     /// become durable one at a time and in order, and at most one is in flight: a customer's
