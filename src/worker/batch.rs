@@ -434,7 +434,7 @@ async fn load_missing(
         let mut cached = Cached::loaded(key, state, partition);
         // Its next encoding starts from the size it had in the store.
         cached.state_len = stored_len;
-        super::checkpoint::hash_at_load(operator, &mut cached);
+        super::snapshot::hash_at_load(operator, &mut cached);
         cache.insert(id, cached);
     }
     Some(true)

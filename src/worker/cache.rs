@@ -20,7 +20,7 @@ pub struct Cached {
     pub dirty: bool,
     /// The public feature values the hash holds, as far as this process knows, by slot (None:
     /// unknown, rewrite the hash whole): what it last wrote, or, loaded, what the stored state
-    /// says (`checkpoint::hash_at_load`).
+    /// says (`snapshot::hash_at_load`).
     pub published: Option<Vec<Option<crate::features::FeatureValue>>>,
     /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
     /// hash lost in Redis (a failover, an expiry) heals, whichever process holds the customer.

@@ -21,13 +21,14 @@ mod checkpoint;
 mod delivery;
 mod lead;
 mod learn;
+mod snapshot;
 mod transaction;
 
 pub use batch::{apply_decoded, Decoded};
 pub use cache::{each_prefetched, Cache, Cached, Shard};
-pub use checkpoint::{state_write, FULL_REWRITE};
 pub use delivery::DEAD_LETTER_MAX_BYTES;
 pub use learn::load as load_models;
+pub use snapshot::{state_write, FULL_REWRITE};
 
 use crate::codec::Codec;
 use crate::operator::Operator;
