@@ -5,6 +5,7 @@
 #   scripts/bench.sh                      # 1,000,000 events, 100,000 customers
 #   EVENTS=200000 CUSTOMERS=20000 scripts/bench.sh
 #   CHECKPOINT_INTERVAL=0s scripts/bench.sh   # another state.checkpoint_interval than the default
+#   WRITE_FORMAT=7 scripts/bench.sh       # state written in format 7 (state.write_format)
 #   WARM=1 scripts/bench.sh               # the drain meets every customer's state in Redis
 #   AUDIT_ROLLUP=6h scripts/bench.sh      # cooldown repeats rolled up (operator.audit_rollup)
 #   BIN_DIR=/tmp/before scripts/bench.sh  # binaries already built (no build): to compare two builds
@@ -109,8 +110,10 @@ url = "redis://127.0.0.1:$rport"
 listen = "127.0.0.1:$mport"
 log_level = "warn"
 EOF
-  if [ -n "${CHECKPOINT_INTERVAL:-}" ]; then
-    printf '[state]\ncheckpoint_interval = "%s"\n' "$CHECKPOINT_INTERVAL" >>"$1"
+  if [ -n "${CHECKPOINT_INTERVAL:-}${WRITE_FORMAT:-}" ]; then
+    printf '[state]\n' >>"$1"
+    [ -z "${CHECKPOINT_INTERVAL:-}" ] || printf 'checkpoint_interval = "%s"\n' "$CHECKPOINT_INTERVAL" >>"$1"
+    [ -z "${WRITE_FORMAT:-}" ] || printf 'write_format = %s\n' "$WRITE_FORMAT" >>"$1"
   fi
   if [ -n "${AUDIT_ROLLUP:-}" ]; then
     printf '[operator]\naudit_rollup = "%s"\n' "$AUDIT_ROLLUP" >>"$1"

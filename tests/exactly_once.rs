@@ -136,6 +136,9 @@ async fn transactions_carry_every_batch_and_read_committed_sees_each_record_once
     eo.operator.audit_rollup = Duration::from_secs(6 * 3600);
     let mut alo = eo_settings(&brokers, &cluster);
     alo.kafka.delivery = Delivery::AtLeastOnce;
+    // The at-least-once run writes state in format 7 (`state.write_format`, the first step of an
+    // upgrade): the same features come of it.
+    alo.state.write_format = 7;
     let (eo_store, alo_store) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
     run_to_the_end(&eo, eo_store.clone(), start_ms).await;
     run_to_the_end(&alo, alo_store.clone(), start_ms).await;
@@ -157,6 +160,11 @@ async fn transactions_carry_every_batch_and_read_committed_sees_each_record_once
             .collect();
         assert!(!a.is_empty(), "no features for {}", c.id);
         assert_eq!(a, b, "features of {}", c.id);
+        let format = |stored: Option<Vec<u8>>| stored.expect("a stored state")[0];
+        let eo_state = eo_store.load(&[he.key(&c.id)]).await.unwrap().remove(0);
+        let alo_state = alo_store.load(&[ha.key(&c.id)]).await.unwrap().remove(0);
+        assert_eq!(format(eo_state), nbo_stream::state::STATE_FORMAT);
+        assert_eq!(format(alo_state), 7);
     }
 
     let offers: Vec<NextBestOffer> = outputs(&brokers, &eo.topics.offers, "NextBestOffer", 1);

@@ -479,6 +479,7 @@ impl Run {
                     .expect("consumer"),
             )),
             ttl_secs,
+            state_format: s.state.write_format,
             health: nbo_stream::telemetry::http::Health::default(),
             progress: Arc::new(Progress::default()),
             assignment: assignment.clone(),

@@ -232,6 +232,12 @@ impl Settings {
         if self.state.cache_max_customers == 0 {
             return Err(invalid("state.cache_max_customers", "must be at least 1"));
         }
+        if !crate::state::WRITE_FORMATS.contains(&self.state.write_format) {
+            return Err(invalid(
+                "state.write_format",
+                "must be 7 (what releases from before format 8 read: the first step of an upgrade) or 8",
+            ));
+        }
         if self.state.checkpoint_max_dirty == 0 {
             return Err(invalid("state.checkpoint_max_dirty", "must be at least 1"));
         }

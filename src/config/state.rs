@@ -42,6 +42,12 @@ pub struct StateSettings {
     /// that make a checkpoint before its interval ends: the bound on the memory an interval
     /// holds. Default 50,000.
     pub checkpoint_max_dirty: usize,
+    /// The format customer state is written in: `8` (default, the tiles packed) or `7` (what
+    /// releases from before format 8 read). Every format is read whatever this says. Set `7`
+    /// for the first step of an upgrade from a release that does not read format 8, while a
+    /// rollback to it must stay possible; `8` once every instance runs a release that reads it
+    /// (the README's "State in Redis").
+    pub write_format: u8,
 }
 
 impl Default for StateSettings {
@@ -52,6 +58,7 @@ impl Default for StateSettings {
             ttl_margin: Duration::from_secs(24 * 3600),
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_max_dirty: 50_000,
+            write_format: crate::state::STATE_FORMAT,
         }
     }
 }

@@ -61,6 +61,17 @@ fn cross_field_rules_name_the_field() {
 }
 
 #[test]
+fn a_state_format_this_release_does_not_write_fails_naming_the_field() {
+    let f = file(&memory_config("write_format = 6\n"));
+    let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+    assert!(err.contains("state.write_format"), "{err}");
+    for format in [7, 8] {
+        let f = file(&memory_config(&format!("write_format = {format}\n")));
+        assert_eq!(Settings::load(Some(f.path())).unwrap().state.write_format, format);
+    }
+}
+
+#[test]
 fn secrets_never_print() {
     let s = Settings {
         customer_key_secret: Some(Secret::new("super-secret-value")),

@@ -26,11 +26,12 @@ pub struct AppliedOffset {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
     /// Tiles per feature, with the feature's definition id (aligned to the feature set by the
-    /// operator; an id, not the name, keeps stored state small). Stored without the features
-    /// that hold no tile: most customers have a few active features out of dozens, and an empty
-    /// one costs 7 bytes (its id, kind and length) in every write. `Operator::align` puts them
-    /// back after a load, as it does for a feature added since the state was written.
-    #[serde(serialize_with = "held_features")]
+    /// operator; an id, not the name, keeps stored state small). Stored packed
+    /// (`features::packed`: tile indexes as steps, short decimals as their digits) and without
+    /// the features that hold no tile: most customers have a few active features out of dozens.
+    /// `Operator::align` puts them back after a load, as it does for a feature added since the
+    /// state was written.
+    #[serde(with = "crate::features::packed::serde_bytes")]
     pub features: Vec<(u32, Tiles)>,
     /// Latest profile.
     pub profile: Option<ProfileState>,
@@ -145,21 +146,6 @@ impl CustomerState {
     pub fn note_negative_social(&mut self, at: i64) {
         latest(&mut self.last_negative_social_at, at);
     }
-}
-
-/// Serializes the features that hold tiles, in order, as a sequence of their own length: the same
-/// encoding as the whole vector, so a reader of any release takes it as it is.
-fn held_features<S: serde::Serializer>(
-    features: &[(u32, Tiles)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let held = || features.iter().filter(|(_, tiles)| !tiles.is_empty());
-    let mut seq = serializer.serialize_seq(Some(held().count()))?;
-    for feature in held() {
-        seq.serialize_element(feature)?;
-    }
-    seq.end()
 }
 
 /// Keeps the later of `slot` and `at` (events may arrive out of order).

@@ -4,6 +4,7 @@
 
 pub mod expr;
 pub mod fields;
+pub mod packed;
 pub mod spec;
 pub mod tiles;
 

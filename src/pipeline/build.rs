@@ -175,6 +175,7 @@ pub(super) async fn build(
         hasher: KeyHasher::new(secret.expose().as_bytes()),
         offsets: Arc::new(ConsumerOffsets(consumer.clone())),
         ttl_secs,
+        state_format: settings.state.write_format,
         health: deps.health.clone(),
         progress: deps.progress,
         input_topics,

@@ -1,6 +1,7 @@
-//! The stored encoding of [`CustomerState`] (format 7) byte for byte: Redis holds state across
-//! releases, so moving or regrouping the state's types must leave these bytes as they are. What
-//! formats 4 to 6 wrote still reads (`migrate.rs`).
+//! The stored encoding of [`CustomerState`] (format 8, and format 7, which `state.write_format`
+//! can still ask for) byte for byte: Redis holds state across releases, so moving or regrouping
+//! the state's types must leave these bytes as they are. What formats 4 to 7 wrote still reads
+//! (`migrate.rs`, `format7.rs`).
 
 use super::*;
 use crate::customer::{
@@ -121,26 +122,92 @@ fn every_field_set() -> CustomerState {
 /// What format 7 writes for [`every_field_set`].
 const FORMAT_7: &str = "0701070101000000000000000440010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010003060108000a0201880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e00060000";
 
-#[test]
-fn format_7_is_written_byte_for_byte_as_before() {
-    let state = every_field_set();
-    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_7);
+/// What format 8 writes for [`every_field_set`].
+const FORMAT_8: &str = "080701070101009103010a03044d41535301f80a0100020001010a6f666665722d6361726402026f31d00f010301a01f01000000000000d03f0107616c6572742d61880e04616c2d3104010003060108000a0201880e01c00c0001010406a01f0114010104060102016100014507616c6572742d6104060100010178010166000000000000f03f880e010001ec0e01000000000000e03f010d6f666665722d6361726440763200026f32b8170000000000000000000000010a616c6572742d61407633ec0e00060000";
+
+/// The body `format` writes for `state`: after its format byte, before its trailer.
+fn body(format: u8, state: &CustomerState) -> Vec<u8> {
+    match format {
+        format7::FORMAT_7 => format7::write(state, Vec::new()).unwrap(),
+        _ => postcard::to_allocvec(state).unwrap(),
+    }
+}
+
+/// What a release of `format` from before the trailer reads from a stored value.
+fn read_by_earlier_release(format: u8, stored: &[u8]) -> CustomerState {
+    assert_eq!(stored[0], format);
+    match format {
+        format7::FORMAT_7 => format7::read(&stored[1..]).unwrap().0,
+        _ => postcard::from_bytes(&stored[1..]).unwrap(),
+    }
 }
 
 #[test]
-fn format_7_reads_back_as_written() {
-    let read = CustomerState::from_bytes(&hex::decode(FORMAT_7).unwrap()).unwrap();
+fn format_8_is_written_byte_for_byte_as_before() {
+    let state = every_field_set();
+    assert_eq!(hex::encode(state.to_bytes().unwrap()), FORMAT_8);
+}
+
+#[test]
+fn format_7_is_written_byte_for_byte_as_before_when_asked_for() {
+    let state = every_field_set();
+    assert_eq!(hex::encode(state.to_bytes_as(7, 0).unwrap()), FORMAT_7);
+}
+
+/// Format 8 is format 7 with the tiles packed: the same bytes before and after them.
+#[test]
+fn format_8_differs_from_format_7_only_in_the_packed_tiles() {
+    let state = every_field_set();
+    let (v7, v8) = (
+        hex::decode(FORMAT_7).unwrap(),
+        hex::decode(FORMAT_8).unwrap(),
+    );
+    let tiles_7 = postcard::to_allocvec(&state.features).unwrap();
+    let mut packed = Vec::new();
+    crate::features::packed::encode(&state.features, &mut packed);
+    let tiles_8 = postcard::to_allocvec(&serde_bytes_of(&packed)).unwrap();
+    assert_eq!(&v7[1..1 + tiles_7.len()], &tiles_7[..]);
+    assert_eq!(&v8[1..1 + tiles_8.len()], &tiles_8[..]);
+    assert_eq!(&v7[1 + tiles_7.len()..], &v8[1 + tiles_8.len()..]);
+    assert!(tiles_8.len() < tiles_7.len());
+}
+
+/// A byte string as serde writes one (postcard: its length, then the bytes).
+fn serde_bytes_of(bytes: &[u8]) -> impl serde::Serialize + '_ {
+    struct Bytes<'a>(&'a [u8]);
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    Bytes(bytes)
+}
+
+#[test]
+fn formats_7_and_8_read_back_as_written() {
     let written = CustomerState {
         next_retire_at: 0,
         ..every_field_set()
     };
-    assert_eq!(read, written);
+    for stored in [FORMAT_7, FORMAT_8] {
+        let read = CustomerState::from_bytes(&hex::decode(stored).unwrap()).unwrap();
+        assert_eq!(read, written);
+    }
 }
 
-/// The trailer (what the hash was written with) follows the body: a reader of format 7 that
+#[test]
+fn a_format_this_release_does_not_write_is_refused() {
+    let err = every_field_set().to_bytes_as(6, 0).unwrap_err();
+    assert!(
+        err.to_string().contains("not one this release writes"),
+        "{err}"
+    );
+}
+
+/// The trailer (what the hash was written with) follows the body: a reader of the format that
 /// predates it reads the body and stops, and this release reads it back.
 #[test]
-fn format_7_with_a_trailer_reads_back_and_reads_as_before_without_it() {
+fn a_trailer_reads_back_and_an_earlier_release_reads_as_before_without_it() {
     let state = CustomerState {
         hash: Some(crate::customer::HashWritten {
             features: 0x1234_5678,
@@ -149,23 +216,24 @@ fn format_7_with_a_trailer_reads_back_and_reads_as_before_without_it() {
         next_retire_at: 0,
         ..every_field_set()
     };
-    let bytes = state.to_bytes().unwrap();
-    assert_eq!(
-        hex::encode(&bytes),
-        format!("{FORMAT_7}f8acd1910180c0e285e368")
-    );
-    assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
-    let earlier: CustomerState = postcard::from_bytes(&bytes[1..]).unwrap();
-    let without = CustomerState {
-        hash: None,
-        ..state
-    };
-    assert_eq!(earlier, without);
-    // A trailer that does not read (cut short: its last byte says more follow) is dropped; the
-    // state is kept.
-    let mut cut = bytes.clone();
-    *cut.last_mut().unwrap() = 0xff;
-    assert_eq!(CustomerState::from_bytes(&cut).unwrap(), without);
+    for (format, plain) in [(7, FORMAT_7), (8, FORMAT_8)] {
+        let bytes = state.to_bytes_as(format, 0).unwrap();
+        assert_eq!(
+            hex::encode(&bytes),
+            format!("{plain}f8acd1910180c0e285e368")
+        );
+        assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
+        let without = CustomerState {
+            hash: None,
+            ..state.clone()
+        };
+        assert_eq!(read_by_earlier_release(format, &bytes), without);
+        // A trailer that does not read (cut short: its last byte says more follow) is dropped;
+        // the state is kept.
+        let mut cut = bytes.clone();
+        *cut.last_mut().unwrap() = 0xff;
+        assert_eq!(CustomerState::from_bytes(&cut).unwrap(), without);
+    }
 }
 
 /// A state with open cooldown roll-ups and a roll-up record in its outbox
@@ -197,7 +265,7 @@ fn with_rollups(state: CustomerState) -> CustomerState {
 }
 
 /// Roll-ups go in the trailer, after the hash (a placeholder when it is not known): the body is
-/// format 7's, so a release from before them reads the state, without them.
+/// the format's own, so a release from before them reads the state, without them.
 #[test]
 fn rollups_ride_in_the_trailer_and_an_earlier_release_reads_past_them() {
     for hash in [
@@ -211,43 +279,44 @@ fn rollups_ride_in_the_trailer_and_an_earlier_release_reads_past_them() {
             hash,
             ..with_rollups(every_field_set())
         };
-        let bytes = state.to_bytes().unwrap();
-        assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
+        for format in WRITE_FORMATS {
+            let bytes = state.to_bytes_as(format, 0).unwrap();
+            assert_eq!(CustomerState::from_bytes(&bytes).unwrap(), state);
 
-        // The body is what format 7 writes for the same state without roll-ups: what an
-        // earlier release reads, and the trailer it reads past.
-        let plain = CustomerState {
-            rollups: Default::default(),
-            outbox: state.outbox.clone(),
-            ..state.clone()
-        };
-        let mut plain = plain;
-        if let Decision::Audit(a) = &mut plain.outbox[0].decisions[1] {
-            a.rolled_up = None;
-        }
-        let earlier: CustomerState = postcard::from_bytes(&bytes[1..]).unwrap();
-        assert_eq!(
-            earlier,
-            CustomerState {
-                hash: None,
-                ..plain.clone()
+            // The body is what the format writes for the same state without roll-ups: what an
+            // earlier release reads, and the trailer it reads past.
+            let plain = CustomerState {
+                rollups: Default::default(),
+                outbox: state.outbox.clone(),
+                ..state.clone()
+            };
+            let mut plain = plain;
+            if let Decision::Audit(a) = &mut plain.outbox[0].decisions[1] {
+                a.rolled_up = None;
             }
-        );
-        let plain_bytes = plain.to_bytes().unwrap();
-        let body = postcard::to_allocvec(&plain).unwrap();
-        assert_eq!(&bytes[1..1 + body.len()], &body[..]);
-        assert_eq!(&plain_bytes[1..1 + body.len()], &body[..]);
-        // What an earlier release takes for the hash: the one written, or the placeholder,
-        // whose fingerprint no feature set has (the hash is then rewritten whole).
-        let read_hash: crate::customer::HashWritten =
-            postcard::from_bytes(&bytes[1 + body.len()..]).unwrap();
-        assert_eq!(read_hash.features, hash.map_or(0, |h| h.features));
+            assert_eq!(
+                read_by_earlier_release(format, &bytes),
+                CustomerState {
+                    hash: None,
+                    ..plain.clone()
+                }
+            );
+            let plain_bytes = plain.to_bytes_as(format, 0).unwrap();
+            let body = body(format, &plain);
+            assert_eq!(&bytes[1..1 + body.len()], &body[..]);
+            assert_eq!(&plain_bytes[1..1 + body.len()], &body[..]);
+            // What an earlier release takes for the hash: the one written, or the placeholder,
+            // whose fingerprint no feature set has (the hash is then rewritten whole).
+            let read_hash: crate::customer::HashWritten =
+                postcard::from_bytes(&bytes[1 + body.len()..]).unwrap();
+            assert_eq!(read_hash.features, hash.map_or(0, |h| h.features));
 
-        // A roll-up part that does not read is dropped; the state and its hash are kept.
-        let mut cut = bytes.clone();
-        *cut.last_mut().unwrap() = 0xff;
-        let read = CustomerState::from_bytes(&cut).unwrap();
-        assert_eq!(read, CustomerState { hash, ..plain });
+            // A roll-up part that does not read is dropped; the state and its hash are kept.
+            let mut cut = bytes.clone();
+            *cut.last_mut().unwrap() = 0xff;
+            let read = CustomerState::from_bytes(&cut).unwrap();
+            assert_eq!(read, CustomerState { hash, ..plain });
+        }
     }
 }
 

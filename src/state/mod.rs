@@ -9,6 +9,7 @@
 //! carry the same hash tag, so they live in one Redis Cluster slot and are written in one MULTI.
 
 mod error;
+mod format7;
 pub mod memory;
 mod migrate;
 pub mod models;
@@ -80,50 +81,68 @@ impl CustomerKey {
 /// Version of the stored state encoding, its first byte. Bump it with any change to
 /// [`CustomerState`]'s fields or to the types they hold (`format_tests.rs` pins the bytes).
 ///
-/// Format 7 may end with a **trailer** after the postcard body (`state::trailer`): values a
-/// reader of format 7 can do without, which one that predates them ignores (postcard reads the
+/// Format 8 stores the tiles packed (`features::packed`); otherwise it is format 7, which is
+/// still read, and written when `state.write_format = 7` (`format7`: the first step of an upgrade
+/// that keeps a rollback to a release from before format 8 possible).
+///
+/// Formats 7 and 8 may end with a **trailer** after the postcard body (`state::trailer`): values a
+/// reader of the format can do without, which one that predates them ignores (postcard reads the
 /// body and stops), so a rollback keeps every customer's state. Today the trailer holds what the
 /// public hash was written with ([`CustomerState::hash`]) and the open cooldown roll-ups
 /// (`operator.audit_rollup`). A trailer that does not read is dropped, not the state.
-pub const STATE_FORMAT: u8 = 7;
+pub const STATE_FORMAT: u8 = 8;
+
+/// The formats `state.write_format` may name: this release's, and format 7 for the first step
+/// of an upgrade from a release that does not read format 8.
+pub const WRITE_FORMATS: [u8; 2] = [format7::FORMAT_7, STATE_FORMAT];
 
 impl CustomerState {
     /// Serialized form stored under `nbo:state:{..}`: one format byte ([`STATE_FORMAT`]), then
     /// the postcard encoding (compact, but not self-describing: the format byte is what lets a
-    /// later release read or migrate what this one wrote).
+    /// later release read or migrate what this one wrote), then the trailer.
     pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
-        self.to_bytes_sized(64)
+        self.to_bytes_as(STATE_FORMAT, 64)
     }
 
-    /// [`CustomerState::to_bytes`] into a buffer of `capacity` bytes to start with: given the
-    /// size the customer's state had last time, the encoding seldom grows its buffer.
-    pub fn to_bytes_sized(&self, capacity: usize) -> Result<Vec<u8>, StateError> {
+    /// The stored form in `format` (one of [`WRITE_FORMATS`]), into a buffer of `capacity`
+    /// bytes to start with: given the size the customer's state had last time, the encoding
+    /// seldom grows its buffer.
+    pub fn to_bytes_as(&self, format: u8, capacity: usize) -> Result<Vec<u8>, StateError> {
         let mut out = Vec::with_capacity(capacity.max(1));
-        out.push(STATE_FORMAT);
+        out.push(format);
         let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
-        let out = postcard::to_extend(self, out).map_err(corrupt)?;
+        let out = match format {
+            STATE_FORMAT => postcard::to_extend(self, out),
+            format7::FORMAT_7 => format7::write(self, out),
+            other => {
+                return Err(StateError::Corrupt(format!(
+                    "state format {other} is not one this release writes ({WRITE_FORMATS:?})"
+                )))
+            }
+        }
+        .map_err(corrupt)?;
         trailer::write(self, out).map_err(corrupt)
     }
 
     /// Parses the stored form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
-        match bytes.split_first() {
-            Some((&STATE_FORMAT, body)) => {
-                let corrupt = |e: postcard::Error| StateError::Corrupt(e.to_string());
-                let (mut state, trailer): (CustomerState, _) =
-                    postcard::take_from_bytes(body).map_err(corrupt)?;
-                trailer::read(&mut state, trailer);
-                Ok(state)
+        let (mut state, trailer) = match bytes.split_first() {
+            Some((&STATE_FORMAT, body)) => postcard::take_from_bytes::<CustomerState>(body)
+                .map_err(|e| StateError::Corrupt(e.to_string()))?,
+            Some((&format7::FORMAT_7, body)) => format7::read(body)?,
+            Some((&migrate::FORMAT_6, body)) => return migrate::from_format_6(body),
+            Some((&migrate::FORMAT_5, body)) => return migrate::from_format_5(body),
+            Some((&migrate::FORMAT_4, body)) => return migrate::from_format_4(body),
+            Some((&migrate::FORMAT_3, body)) => return migrate::from_format_3(body),
+            Some((other, _)) => {
+                return Err(StateError::Corrupt(format!(
+                    "state format {other}, this release reads formats 3 to {STATE_FORMAT}"
+                )))
             }
-            Some((&migrate::FORMAT_6, body)) => migrate::from_format_6(body),
-            Some((&migrate::FORMAT_5, body)) => migrate::from_format_5(body),
-            Some((&migrate::FORMAT_4, body)) => migrate::from_format_4(body),
-            Some((&migrate::FORMAT_3, body)) => migrate::from_format_3(body),
-            Some((other, _)) => Err(StateError::Corrupt(format!(
-                "state format {other}, this release reads format {STATE_FORMAT}"
-            ))),
-            None => Err(StateError::Corrupt("empty state value".into())),
-        }
+            None => return Err(StateError::Corrupt("empty state value".into())),
+        };
+        trailer::read(&mut state, trailer);
+        Ok(state)
     }
 }
 

@@ -280,10 +280,16 @@ pub(super) async fn write(
     // blocking pool, so that it holds no thread of the runtime, where the workers, the poll loop
     // and the connections run.
     let writes = {
-        let (operator, shard, ttl_secs) =
-            (operator.clone(), ctx.shards[index].clone(), ctx.ttl_secs);
-        match tokio::task::spawn_blocking(move || encode(&operator, &shard, snapshots, ttl_secs))
-            .await
+        let (operator, shard, ttl_secs, format) = (
+            operator.clone(),
+            ctx.shards[index].clone(),
+            ctx.ttl_secs,
+            ctx.state_format,
+        );
+        match tokio::task::spawn_blocking(move || {
+            encode(&operator, &shard, snapshots, ttl_secs, format)
+        })
+        .await
         {
             Ok(writes) => writes,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

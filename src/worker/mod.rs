@@ -99,6 +99,8 @@ pub struct WorkerContext {
     pub offsets: Arc<dyn OffsetStore>,
     /// Key TTL, seconds.
     pub ttl_secs: u64,
+    /// The format customer state is written in (`state.write_format`; it reads every format).
+    pub state_format: u8,
     /// Readiness: not ready while the state store or a delivery is failing (`/readyz` 503).
     pub health: Health,
     /// Running totals.

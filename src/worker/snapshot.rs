@@ -106,13 +106,14 @@ impl Snapshot {
         self,
         operator: &Operator,
         ttl_secs: u64,
+        format: u8,
     ) -> (Result<StateWrite, StateError>, Encoded) {
         // A quarter more than last time and 128 bytes: room for what the batches added (a
         // feature that held no tile and now holds one costs ~20 bytes; a small state grows by
         // far more than a quarter).
         let bytes = match self
             .state
-            .to_bytes_sized(self.state_len + self.state_len / 4 + 128)
+            .to_bytes_as(format, self.state_len + self.state_len / 4 + 128)
         {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -159,14 +160,16 @@ impl Snapshot {
 }
 
 /// The write for one dirty customer, taken and encoded at once: [`snapshot`], then
-/// [`Snapshot::encode`], given back to `cached`. Public for the allocation bench
+/// [`Snapshot::encode`] (in this release's state format), given back to `cached`. Public for the
+/// allocation bench
 /// (`benches/allocations.rs`) and the tests.
 pub fn state_write(
     operator: &Operator,
     cached: &mut Cached,
     ttl_secs: u64,
 ) -> Result<StateWrite, StateError> {
-    let (write, encoded) = snapshot(operator, cached, "").encode(operator, ttl_secs);
+    let (write, encoded) =
+        snapshot(operator, cached, "").encode(operator, ttl_secs, crate::state::STATE_FORMAT);
     encoded.restore(cached);
     write
 }
@@ -205,12 +208,13 @@ pub(super) fn encode(
     shard: &Shard,
     snapshots: Vec<Snapshot>,
     ttl_secs: u64,
+    format: u8,
 ) -> Vec<StateWrite> {
     let mut writes = Vec::with_capacity(snapshots.len());
     let mut learned = Vec::with_capacity(snapshots.len());
     for mut snapshot in snapshots {
         let id = std::mem::take(&mut snapshot.id);
-        let (write, encoded) = snapshot.encode(operator, ttl_secs);
+        let (write, encoded) = snapshot.encode(operator, ttl_secs, format);
         match write {
             Ok(write) => writes.push(write),
             Err(e) => {
@@ -288,7 +292,7 @@ mod tests {
             Some(5),
             "the batch changed the cached state"
         );
-        let (write, encoded) = taken.encode(&op, 60);
+        let (write, encoded) = taken.encode(&op, 60, crate::state::STATE_FORMAT);
         let write = write.unwrap();
         let stored = CustomerState::from_bytes(&write.state).unwrap();
         assert_eq!(
