@@ -78,8 +78,8 @@ sum_of() { awk -v name="$1" 'index($0, name "{") == 1 || index($0, name " ") == 
   END { printf "%d\n", total }'; }
 consumed() { metrics | sum_of nbo_events_consumed_total; }
 redis_in() { redis-cli -p "$rport" info stats | awk -F: '/^total_net_input_bytes/ {print $2+0}'; }
-# Customer writes so far: each writes its state with one SET.
-redis_writes() { redis-cli -p "$rport" info commandstats | awk -F'[:=,]' '/^cmdstat_set:/ {print $3+0}'; }
+# Customer writes so far: each writes its state with one SETEX (SET … EX before).
+redis_writes() { redis-cli -p "$rport" info commandstats | awk -F'[:=,]' '/^cmdstat_(set|setex):/ {n += $3} END {print n+0}'; }
 
 kport=$(free_port); rport=$(free_port); mport=$(free_port)
 say "starting Tansu on 127.0.0.1:$kport and Redis on 127.0.0.1:$rport"

@@ -607,6 +607,7 @@ async fn the_pending_list_keeps_the_newest_contacts_for_its_ttl_and_an_erasure_d
         features: Vec::new(),
         removed: Vec::new(),
         replace: true,
+        absent: false,
         erased: true,
         updated_at: 0,
         ttl_secs: 60,

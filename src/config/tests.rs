@@ -67,7 +67,10 @@ fn a_state_format_this_release_does_not_write_fails_naming_the_field() {
     assert!(err.contains("state.write_format"), "{err}");
     for format in [7, 8] {
         let f = file(&memory_config(&format!("write_format = {format}\n")));
-        assert_eq!(Settings::load(Some(f.path())).unwrap().state.write_format, format);
+        assert_eq!(
+            Settings::load(Some(f.path())).unwrap().state.write_format,
+            format
+        );
     }
 }
 

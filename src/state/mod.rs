@@ -164,6 +164,9 @@ pub struct StateWrite {
     /// Delete the hash before setting `features` (which then holds every value), and renew its
     /// TTL.
     pub replace: bool,
+    /// With `replace`: the hash is known not to exist (the customer had no stored state, and a
+    /// hash never outlives its state), so it is set without being deleted first.
+    pub absent: bool,
     /// The customer was erased and nothing came since: delete the hash and write nothing to it.
     pub erased: bool,
     /// Event time the values are as of (`_updated_at`).

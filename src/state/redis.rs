@@ -120,11 +120,12 @@ impl RedisStore {
     /// Each command is built at its exact size (`redis::Cmd::with_capacity`), and feature values
     /// are formatted into a stack buffer: a write costs two allocations per command and none per
     /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it. A delta
-    /// is two commands (HSET, SET EX); a whole rewrite adds DEL before and EXPIRE after.
+    /// is two commands (HSET, SETEX); a whole rewrite adds DEL before (unless the hash is
+    /// known not to exist) and EXPIRE after.
     pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
         let mut key_text = NumberText::default();
         let features_key = key_text.key("nbo:features:", &w.key);
-        if w.replace || w.erased {
+        if (w.replace && !w.absent) || w.erased {
             pipe.del(features_key).ignore();
         }
         if w.erased {
@@ -367,8 +368,9 @@ fn set_ex(customer: &CustomerKey, value: &[u8], ttl_secs: u64) -> redis::Cmd {
     let (mut number, mut key_text) = (NumberText::default(), NumberText::default());
     let ttl = number.integer(ttl_secs as i64);
     let key = key_text.key("nbo:state:", customer);
-    let mut cmd = redis::Cmd::with_capacity(5, 3 + key.len() + value.len() + 2 + ttl.len());
-    cmd.arg("SET").arg(key).arg(value).arg("EX").arg(ttl);
+    // SETEX rather than SET … EX: the same effect in one argument and six bytes fewer.
+    let mut cmd = redis::Cmd::with_capacity(4, 5 + key.len() + ttl.len() + value.len());
+    cmd.arg("SETEX").arg(key).arg(ttl).arg(value);
     cmd
 }
 
@@ -451,6 +453,7 @@ mod tests {
             features: features.clone(),
             removed: vec![],
             replace: true,
+            absent: false,
             erased: false,
             updated_at: 1_800_000_000_123,
             ttl_secs: 86_400,
@@ -474,11 +477,10 @@ mod tests {
                 .clone(),
         );
         expected.add_command(
-            redis::cmd("SET")
+            redis::cmd("SETEX")
                 .arg(w.key.state_key())
-                .arg(&[7u8, 0, 1][..])
-                .arg("EX")
                 .arg(86_400)
+                .arg(&[7u8, 0, 1][..])
                 .clone(),
         );
         assert_eq!(
@@ -486,9 +488,27 @@ mod tests {
             String::from_utf8_lossy(&expected.get_packed_pipeline())
         );
 
+        // The first write of a customer with no stored state: its hash does not exist, so it
+        // is not deleted; the rest is the same.
+        let first = super::StateWrite {
+            absent: true,
+            ..w.clone()
+        };
+        let mut pipe = redis::pipe();
+        super::RedisStore::write_commands(&mut pipe, &first);
+        let mut without_del = redis::pipe();
+        for cmd in expected.cmd_iter().skip(1) {
+            without_del.add_command(cmd.clone());
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&pipe.get_packed_pipeline()),
+            String::from_utf8_lossy(&without_del.get_packed_pipeline())
+        );
+
         // A delta renews no TTL: the hash's fields and the state, nothing else.
         let delta = super::StateWrite {
             replace: false,
+            absent: false,
             features: features[..1].to_vec(),
             ..w
         };
@@ -496,7 +516,7 @@ mod tests {
         super::RedisStore::write_commands(&mut pipe, &delta);
         let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).to_string();
         assert!(
-            packed.contains("HSET") && packed.contains("SET\r\n"),
+            packed.contains("HSET") && packed.contains("SETEX\r\n"),
             "{packed}"
         );
         assert!(

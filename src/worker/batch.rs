@@ -419,6 +419,7 @@ async fn load_missing(
     let mut cache = shard.lock();
     for ((id, key, partition), bytes) in missing.into_iter().zip(loaded) {
         let stored_len = bytes.as_ref().map_or(0, |b| b.len());
+        let absent = bytes.is_none();
         let mut state = match bytes.map(|b| CustomerState::from_bytes(&b)) {
             Some(Ok(state)) => state,
             Some(Err(e)) => {
@@ -432,6 +433,7 @@ async fn load_missing(
         };
         operator.align(&mut state);
         let mut cached = Cached::loaded(key, state, partition);
+        cached.hash_absent = absent;
         // Its next encoding starts from the size it had in the store.
         cached.state_len = stored_len;
         super::snapshot::hash_at_load(operator, &mut cached);

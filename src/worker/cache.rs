@@ -25,6 +25,11 @@ pub struct Cached {
     /// When the hash was last written whole. It is rewritten whole every [`FULL_REWRITE`], so a
     /// hash lost in Redis (a failover, an expiry) heals, whichever process holds the customer.
     pub full_written: Option<Instant>,
+    /// Loaded with no stored state and not written since: its hash does not exist either, so its
+    /// first write sets the hash without deleting it first. A hash never outlives its state:
+    /// both are written in one transaction, the state's TTL renewed at every write and the
+    /// hash's at whole writes only, and state must not be evicted (Redis' `maxmemory-policy`).
+    pub hash_absent: bool,
     /// The customer's partition (the same on every co-partitioned input topic).
     pub partition: i32,
     /// Number of the last batch that touched it (for eviction).
@@ -47,6 +52,7 @@ impl Cached {
             dirty: false,
             published: None,
             full_written: None,
+            hash_absent: false,
             partition,
             last_used: 0,
             state_len: 0,

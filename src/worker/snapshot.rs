@@ -31,6 +31,8 @@ pub struct Snapshot {
     /// What the hash held before this write (taken from the cache until [`Encoded::restore`]).
     published: Option<Vec<Option<crate::features::FeatureValue>>>,
     replace: bool,
+    /// The hash does not exist (`Cached::hash_absent`): a whole write need not delete it.
+    absent: bool,
     erased: bool,
     /// The state's size when last encoded.
     state_len: usize,
@@ -69,6 +71,8 @@ pub fn snapshot(operator: &Operator, cached: &mut Cached, id: &str) -> Snapshot 
     if replace {
         cached.full_written = Some(Instant::now());
     }
+    // After this write the hash exists (or, erased, is deleted as always).
+    let absent = std::mem::take(&mut cached.hash_absent);
     // What the hash holds after this write, recorded in the state written with it, so that a
     // reload can go on with deltas (`hash_at_load`). Erased, the hash is gone.
     // The last snapshot was encoded and dropped (the checkpoint before this one has ended), so
@@ -92,6 +96,7 @@ pub fn snapshot(operator: &Operator, cached: &mut Cached, id: &str) -> Snapshot 
         state: cached.state.clone(),
         published: cached.published.take(),
         replace,
+        absent,
         erased,
         state_len: cached.state_len,
     }
@@ -152,6 +157,7 @@ impl Snapshot {
             features,
             removed,
             replace: self.replace,
+            absent: self.absent,
             updated_at: self.state.max_event_time,
             ttl_secs,
         };
@@ -309,6 +315,27 @@ mod tests {
         assert_eq!(c.state_len, write.state.len());
         // The next write goes on from the changed state: the erasure deletes the hash.
         assert!(state_write(&op, &mut c, 60).unwrap().erased);
+    }
+
+    /// A customer with no stored state has no hash: its first write sets the hash without
+    /// deleting it; the next whole write deletes it first, as every whole write of a customer
+    /// loaded with a state does.
+    #[test]
+    fn a_new_customers_first_write_does_not_delete_a_hash_it_cannot_have() {
+        let op = operator_over(crate::features::spec::load(None).unwrap());
+        let mut state = CustomerState::default();
+        op.align(&mut state);
+        let mut c = Cached::loaded(CustomerKey("k".into()), state.clone(), 0);
+        c.hash_absent = true;
+        let first = state_write(&op, &mut c, 60).unwrap();
+        assert!(first.replace && first.absent);
+        c.full_written = None;
+        c.published = None;
+        let whole = state_write(&op, &mut c, 60).unwrap();
+        assert!(whole.replace && !whole.absent);
+        let mut loaded = Cached::loaded(CustomerKey("k".into()), state, 0);
+        let first = state_write(&op, &mut loaded, 60).unwrap();
+        assert!(first.replace && !first.absent);
     }
 
     #[test]

@@ -426,6 +426,7 @@ pub async fn write_and_read_back(
                 .collect(),
             removed: vec![],
             replace: true,
+            absent: false,
             erased: false,
             updated_at: state.max_event_time,
             ttl_secs,
