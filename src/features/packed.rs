@@ -97,12 +97,14 @@ pub fn encode(features: &[(u32, Tiles)], out: &mut Vec<u8>) {
 /// Reads what [`encode`] wrote: all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(u32, Tiles)>, PackedError> {
     let mut r = Reader(bytes);
-    let count = r.len()?;
+    // A feature takes at least 3 bytes (id, kind, tile count).
+    let count = r.len(3)?;
     let mut features = Vec::with_capacity(count);
     for _ in 0..count {
         let id = u32::try_from(r.varint()?).map_err(|_| PackedError("feature id"))?;
         let kind = r.byte()?;
-        let n = r.len()?;
+        // A tile takes at least 2 bytes (its index step and a value).
+        let n = r.len(2)?;
         let mut steps = Steps::default();
         let tiles = match kind {
             0 => Tiles::Count(r.tiles(n, |r| Ok((steps.get(r)?, r.u32()?)))?),
@@ -112,7 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(u32, Tiles)>, PackedError> {
             4 => Tiles::Max(r.tiles(n, |r| Ok((steps.get(r)?, r.number()?)))?),
             5 => Tiles::Distinct(r.tiles(n, |r| {
                 let index = steps.get(r)?;
-                let len = r.len()?;
+                let len = r.len(1)?;
                 let mut hashes = Steps::default();
                 let mut v = Vec::with_capacity(len);
                 for _ in 0..len {
@@ -126,7 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(u32, Tiles)>, PackedError> {
             8 => Tiles::LastText(r.tiles(n, |r| {
                 let index = steps.get(r)?;
                 let time = r.zigzag()?;
-                let len = r.len()?;
+                let len = r.len(1)?;
                 let text = std::str::from_utf8(r.take(len)?)
                     .map_err(|_| PackedError("last text is not UTF-8"))?;
                 Ok((index, time, text.into()))
@@ -236,13 +238,13 @@ impl<'a> Reader<'a> {
         Err(PackedError("varint longer than 64 bits"))
     }
 
-    /// A count of items that follow: each takes at least a byte, so no more than the bytes left
-    /// (what bounds the allocation a corrupt count can ask for).
-    fn len(&mut self) -> Result<usize, PackedError> {
+    /// A count of items that follow, each at least `min_size` bytes: no more than the bytes left
+    /// allow (what bounds the allocation a corrupt count can ask for).
+    fn len(&mut self, min_size: usize) -> Result<usize, PackedError> {
         let n = self.varint()?;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n <= self.0.len())
+            .filter(|&n| n <= self.0.len() / min_size)
             .ok_or(PackedError("count beyond the bytes left"))
     }
 

@@ -172,6 +172,43 @@ fn format_8_differs_from_format_7_only_in_the_packed_tiles() {
     assert!(tiles_8.len() < tiles_7.len());
 }
 
+/// Format 7 as written now stores every kind of tile as the derived encoding of the features
+/// did (what a release from before format 8 reads), leaving out features without tiles.
+#[test]
+fn format_7_stores_every_kind_of_tile_as_releases_before_format_8_read_it() {
+    let aggs = [
+        Aggregation::Count,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::DistinctCount,
+        Aggregation::Last,
+        Aggregation::DecayedSum {
+            half_life_ms: 3_600_000,
+        },
+    ];
+    let mut state = every_field_set();
+    for (i, agg) in aggs.into_iter().enumerate() {
+        let mut tiles = Tiles::new(agg);
+        for (t, v) in [(1_000, 38.41), (90_000, -0.0), (200_000, f64::NAN)] {
+            tiles.add(agg, 60_000, t, v, t as u32);
+        }
+        state.features.push((10 + i as u32, tiles));
+    }
+    let mut text = Tiles::new(Aggregation::LastText);
+    text.add_text(60_000, 5, "GB");
+    state.features.push((20, text));
+    state.features.push((21, Tiles::new(Aggregation::Sum)));
+    let held: Vec<_> = state.features[..state.features.len() - 1].to_vec();
+    let derived = postcard::to_allocvec(&held).unwrap();
+    let bytes = state.to_bytes_as(7, 0).unwrap();
+    assert_eq!(&bytes[1..1 + derived.len()], &derived[..]);
+    let back = CustomerState::from_bytes(&bytes).unwrap();
+    assert_eq!(postcard::to_allocvec(&back.features).unwrap(), derived);
+    let packed = CustomerState::from_bytes(&state.to_bytes().unwrap()).unwrap();
+    assert_eq!(postcard::to_allocvec(&packed.features).unwrap(), derived);
+}
+
 /// A byte string as serde writes one (postcard: its length, then the bytes).
 fn serde_bytes_of(bytes: &[u8]) -> impl serde::Serialize + '_ {
     struct Bytes<'a>(&'a [u8]);

@@ -363,7 +363,7 @@ fn slot_of(tag: &str) -> u16 {
     crc % 16384
 }
 
-/// `SET nbo:state:{<customer-key>} value EX ttl`, built at its exact size.
+/// `SETEX nbo:state:{<customer-key>} ttl value`, built at its exact size.
 fn set_ex(customer: &CustomerKey, value: &[u8], ttl_secs: u64) -> redis::Cmd {
     let (mut number, mut key_text) = (NumberText::default(), NumberText::default());
     let ttl = number.integer(ttl_secs as i64);

@@ -1,6 +1,6 @@
-//! The stored state's **trailer**: what follows the postcard body of format 7, which a release
-//! from before it reads past (postcard reads the body and stops), so a rollback keeps every
-//! customer's state.
+//! The stored state's **trailer**: what follows the postcard body of formats 7 and 8, which a
+//! release from before it reads past (postcard reads the body and stops), so a rollback keeps
+//! every customer's state.
 //!
 //! In order, each only when there is something after it:
 //! 1. what the public hash was written with ([`CustomerState::hash`]); a placeholder with
