@@ -32,7 +32,7 @@ use nbo_stream::config::{Delivery, Settings, StateBackend};
 use nbo_stream::event::EventKind;
 use nbo_stream::operator::Operator;
 use nbo_stream::output::{DecisionAudit, NextBestOffer, RiskAlert};
-use nbo_stream::sink::{Delivery as Acked, Sink, Transport};
+use nbo_stream::sink::{Acks, Sink, Transport};
 use nbo_stream::source::assignment::Assignment;
 use nbo_stream::state::{StateError, StateStore, StateWrite};
 use nbo_stream::worker::{self, Batch, OffsetStore, Progress, Shard, WorkerContext};
@@ -229,7 +229,13 @@ impl Model {
 }
 
 impl Transport for Model {
-    fn send(&self, topic: &str, _key: &[u8], payload: &[u8]) -> Result<Acked, KafkaError> {
+    fn send(
+        &self,
+        topic: &str,
+        _key: &[u8],
+        payload: &[u8],
+        acks: &Arc<Acks>,
+    ) -> Result<(), KafkaError> {
         let mut log = self.lock();
         self.step(&mut log, "send")?;
         assert!(log.in_transaction, "a record sent outside a transaction");
@@ -238,16 +244,17 @@ impl Transport for Model {
             log.flaky_in = None;
             log.timeouts += 1;
             log.open_doomed = true;
-            return Ok(Box::pin(async {
-                Err(KafkaError::MessageProduction(
-                    RDKafkaErrorCode::MessageTimedOut,
-                ))
-            }));
+            acks.settle(Err((
+                topic,
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            )));
+            return Ok(());
         }
         if let Some(n) = log.flaky_in.as_mut() {
             *n -= 1;
         }
-        Ok(Box::pin(async { Ok(()) }))
+        acks.settle(Ok(()));
+        Ok(())
     }
 
     fn init_transactions(&self, _timeout: Duration) -> KafkaResult<()> {

@@ -25,7 +25,7 @@ use serde_avro_fast::Schema;
 use std::collections::HashMap;
 
 /// The buffer an encoded record starts with, bytes.
-const ENCODE_CAPACITY: usize = 512;
+pub const ENCODE_CAPACITY: usize = 512;
 
 /// How a topic's values are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -343,6 +343,18 @@ impl Codec {
         self.encode_framed(record, value, self.output_framing)
     }
 
+    /// Encodes an output record as [`Self::encode`] does, into `buf` (cleared first): a caller
+    /// that encodes record after record reuses one buffer.
+    pub fn encode_into<T: Serialize>(
+        &self,
+        record: &str,
+        value: &T,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        buf.clear();
+        self.encode_framed_into(record, value, self.output_framing, buf)
+    }
+
     /// Encodes a record with an explicit framing (the generator writes inputs this way).
     pub fn encode_framed<T: Serialize>(
         &self,
@@ -350,19 +362,32 @@ impl Codec {
         value: &T,
         framing: Framing,
     ) -> Result<Vec<u8>, EncodeError> {
+        // An audit or an offer with its features and reasons takes 200–500 bytes: one buffer
+        // that size seldom grows (`benches/allocations.rs`, "outputs").
+        let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+        self.encode_framed_into(record, value, framing, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Appends the framed record to `buf`.
+    fn encode_framed_into<T: Serialize>(
+        &self,
+        record: &str,
+        value: &T,
+        framing: Framing,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let (id, schema) = self
             .encoders
             .get(record)
             .ok_or_else(|| EncodeError(format!("no schema for record {record}")))?;
-        // An audit or an offer with its features and reasons takes 200–500 bytes: one buffer
-        // that size seldom grows (`benches/allocations.rs`, "outputs").
-        let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
         if framing == Framing::Confluent {
             buf.push(0);
             buf.extend_from_slice(&id.to_be_bytes());
         }
         let mut config = serde_avro_fast::ser::SerializerConfig::new(schema);
         serde_avro_fast::to_datum(value, buf, &mut config)
+            .map(|_| ())
             .map_err(|e| EncodeError(format!("{record}: {e}")))
     }
 

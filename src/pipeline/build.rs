@@ -14,7 +14,6 @@ use crate::state::KeyHasher;
 use crate::worker::{self, WorkerContext};
 use arc_swap::ArcSwap;
 use rdkafka::consumer::Consumer as _;
-use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -108,17 +107,17 @@ pub(super) async fn build(
         Arc::new(source::consumer_config(&settings.kafka).create_with_context(context)?);
     let exactly_once = settings.kafka.delivery == Delivery::ExactlyOnce;
     consumer.subscribe(&input_names)?;
-    let producer: FutureProducer =
-        crate::sink::config::producer_config(&settings.kafka).create()?;
+    let producer =
+        crate::sink::transport::create(&crate::sink::config::producer_config(&settings.kafka))?;
     let sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
     // Exactly-once: one transactional producer per worker (a transaction belongs to one
     // producer), each fencing any earlier incarnation of its id. At-least-once: the shared one.
     let mut sinks = Vec::with_capacity(settings.kafka.workers);
     for index in 0..settings.kafka.workers {
         if exactly_once {
-            let producer: FutureProducer =
-                crate::sink::config::transactional_producer_config(&settings.kafka, index)
-                    .create()?;
+            let producer = crate::sink::transport::create(
+                &crate::sink::config::transactional_producer_config(&settings.kafka, index),
+            )?;
             let worker_sink = Arc::new(Sink::new(producer, codec.clone(), &settings.topics));
             worker_sink
                 .init_transactions(settings.kafka.transaction_timeout)

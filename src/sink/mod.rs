@@ -44,7 +44,7 @@
 pub mod config;
 pub mod transport;
 
-pub use transport::{Delivery, Transport};
+pub use transport::{Acks, KafkaProducer, Transport};
 
 use crate::backoff::Backoff;
 use crate::codec::Codec;
@@ -53,7 +53,6 @@ use crate::output::{DeadLetter, Decision};
 use crate::telemetry::http::{DependencyFailing, Health};
 use crate::telemetry::metrics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -349,7 +348,7 @@ impl Sink {
     }
 
     /// A sink over `producer` writing to the configured output topics.
-    pub fn new(producer: FutureProducer, codec: Arc<Codec>, topics: &TopicSettings) -> Self {
+    pub fn new(producer: KafkaProducer, codec: Arc<Codec>, topics: &TopicSettings) -> Self {
         Self::with_transport(Arc::new(producer), codec, topics)
     }
 
@@ -369,73 +368,71 @@ impl Sink {
         }
     }
 
-    /// Produces every record and waits until all are acknowledged (or one fails for good).
+    /// Produces every record and waits until all are acknowledged (or one fails for good: the
+    /// first failure reported is returned, after every record has settled).
+    ///
+    /// The records are encoded one after the other into one buffer (librdkafka copies each into
+    /// its queue), and their acknowledgements are counted in one [`Acks`].
     pub async fn publish(
         &self,
         decisions: &[Decision],
         dead: &[DeadLetter],
     ) -> Result<Published, SinkError> {
-        let mut pending = Vec::with_capacity(decisions.len() + dead.len());
+        let acks = Arc::new(Acks::default());
         let mut published = Published::default();
+        let mut buf = Vec::with_capacity(crate::codec::ENCODE_CAPACITY);
         for d in decisions {
-            let (topic, key, bytes) = match d {
+            let (topic, key) = match d {
                 Decision::Offer(o) => {
                     published.offers += 1;
-                    (
-                        &self.offers,
-                        o.customer_id.as_bytes(),
-                        self.codec.encode("NextBestOffer", o)?,
-                    )
+                    self.codec.encode_into("NextBestOffer", o, &mut buf)?;
+                    (&self.offers, o.customer_id.as_bytes())
                 }
                 Decision::Alert(a) => {
                     published.alerts += 1;
-                    (
-                        &self.alerts,
-                        a.customer_id.as_bytes(),
-                        self.codec.encode("RiskAlert", a)?,
-                    )
+                    self.codec.encode_into("RiskAlert", a, &mut buf)?;
+                    (&self.alerts, a.customer_id.as_bytes())
                 }
                 Decision::Audit(a) => {
                     published.audits += 1;
-                    (
-                        &self.audit,
-                        a.customer_id.as_bytes(),
-                        self.codec.encode("DecisionAudit", a)?,
-                    )
+                    self.codec.encode_into("DecisionAudit", a, &mut buf)?;
+                    (&self.audit, a.customer_id.as_bytes())
                 }
             };
-            pending.push((topic.as_str(), self.send(topic, key, &bytes).await?));
+            self.send(topic, key, &buf, &acks).await?;
         }
         for d in dead {
             published.dead_letters += 1;
-            let bytes = self.codec.encode("DeadLetter", d)?;
+            self.codec.encode_into("DeadLetter", d, &mut buf)?;
             let key = d.key.as_deref().unwrap_or_default();
-            pending.push((
-                self.dead_letters.as_str(),
-                self.send(&self.dead_letters, key, &bytes).await?,
-            ));
+            self.send(&self.dead_letters, key, &buf, &acks).await?;
         }
-        for (topic, delivery) in pending {
-            if let Err(error) = delivery.await {
-                metrics().produce_errors.with_label_values(&[topic]).inc();
-                return Err(SinkError::Produce {
-                    topic: topic.into(),
-                    error,
-                });
-            }
+        if let Err((topic, error)) = acks.all_settled().await {
+            metrics().produce_errors.with_label_values(&[&topic]).inc();
+            return Err(SinkError::Produce { topic, error });
         }
         Ok(published)
     }
 
     /// Enqueues one record, waiting while librdkafka's queue is full (backpressure, not failure).
-    async fn send(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<Delivery, SinkError> {
+    /// An error returns at once; the records sent before it settle in `acks` with nobody waiting.
+    async fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        acks: &Arc<Acks>,
+    ) -> Result<(), SinkError> {
         loop {
-            match self.transport.send(topic, key, payload) {
-                Ok(delivery) => return Ok(delivery),
+            acks.sending();
+            match self.transport.send(topic, key, payload, acks) {
+                Ok(()) => return Ok(()),
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    acks.not_sent();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err(error) => {
+                    acks.not_sent();
                     metrics().produce_errors.with_label_values(&[topic]).inc();
                     return Err(SinkError::Produce {
                         topic: topic.into(),
