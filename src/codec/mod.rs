@@ -24,8 +24,8 @@ use serde::Serialize;
 use serde_avro_fast::Schema;
 use std::collections::HashMap;
 
-/// The buffer an encoded record starts with, bytes.
-pub const ENCODE_CAPACITY: usize = 512;
+/// The buffer an encoded record starts with, bytes (the sink's reused buffer starts at it too).
+pub(crate) const ENCODE_CAPACITY: usize = 512;
 
 /// How a topic's values are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]

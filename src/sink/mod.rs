@@ -17,10 +17,11 @@
 //! ## When a delivery step fails
 //!
 //! librdkafka retries a record on its own until `message.timeout.ms`; what fails past that is
-//! classified here ([`SinkError::recovery`]) and acted on in `worker` (`publish_at_least_once`,
-//! `deliver_in_transaction`), with the backoff of [`crate::backoff::Backoff`] (100 ms doubling to 5 s, as the
-//! state store's), `/readyz` not ready while it lasts and `nbo_delivery_retries_total{mode,step}`
-//! counting each retry:
+//! reported once every record of the publish has settled (`Sink::publish`), classified here
+//! ([`SinkError::recovery`]) and acted on in `worker` (`publish_at_least_once`,
+//! `deliver_in_transaction`), with the backoff of [`crate::backoff::Backoff`] (100 ms doubling
+//! to 5 s, as the state store's), `/readyz` not ready while it lasts and
+//! `nbo_delivery_retries_total{mode,step}` counting each retry:
 //!
 //! - a transient failure (the broker unreachable or not answering in time — a broker outage —,
 //!   librdkafka's queue full, no leader or too few in-sync replicas for a while) is
@@ -368,8 +369,10 @@ impl Sink {
         }
     }
 
-    /// Produces every record and waits until all are acknowledged (or one fails for good: the
-    /// first failure reported is returned, after every record has settled).
+    /// Produces every record and waits until all are acknowledged. A record that fails for good
+    /// in delivery is answered after every record has settled (the first failure reported); a
+    /// record that does not encode, or that the producer refuses, is answered at once, the
+    /// records sent before it left to settle with nobody waiting.
     ///
     /// The records are encoded one after the other into one buffer (librdkafka copies each into
     /// its queue), and their acknowledgements are counted in one [`Acks`].

@@ -44,7 +44,9 @@ impl Acks {
     }
 
     /// Settles one record taken by the transport: acknowledged (`Ok`), or failed for good with
-    /// the topic it was for. Called exactly once per record taken.
+    /// the topic it was for. Called exactly once per record taken, while the producer lives (a
+    /// producer dropped with records in flight purges them and serves their reports for 500 ms;
+    /// a report it never serves leaves its `Acks` unsettled, with nobody waiting on it).
     pub fn settle(&self, result: Result<(), (&str, KafkaError)>) {
         if let Err((topic, error)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,14 +58,17 @@ impl Acks {
     }
 
     fn settle_one(&self) {
-        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let before = self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "a record settled that was never counted");
+        if before == 1 {
             // One waiter at most (the publish); a permit stored before it waits wakes it at once.
             self.settled.notify_one();
         }
     }
 
-    /// Waits until every record counted is settled; then the first failure, if any, as the
-    /// topic and the error.
+    /// Waits until every record counted is settled; then the first failure reported, if any, as
+    /// the topic and the error. One waiter at most (the publish that counted the records); the
+    /// failure is taken, so a second call answers `Ok`.
     pub async fn all_settled(&self) -> Result<(), (String, KafkaError)> {
         while self.outstanding.load(Ordering::Acquire) > 0 {
             self.settled.notified().await;
@@ -84,7 +89,8 @@ impl Acks {
 /// runs them off the async threads.
 pub trait Transport: Send + Sync + 'static {
     /// Enqueues one record. `Ok` means the transport took it and will settle it in `acks` exactly
-    /// once (see [`Acks::settle`]); an error means it did not take it and never will.
+    /// once while it lives (see [`Acks::settle`]); an error means it did not take it and never
+    /// will.
     /// `Err(MessageProduction(QueueFull))` is backpressure: the caller waits and sends again.
     fn send(
         &self,
@@ -114,7 +120,8 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// The producer's context: settles each record's [`Acks`] from librdkafka's delivery report.
-/// Logging and errors are librdkafka's defaults, as with rdkafka's own contexts.
+/// Logs, errors and statistics go to rdkafka's default `ClientContext` methods, as they did with
+/// `FutureProducer`'s context.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Acknowledger;
 
