@@ -251,11 +251,24 @@ impl StateStore for RedisStore {
             return Ok(Vec::new());
         }
         if let Conn::Single(_) = self.conn {
-            let mut pipe = redis::pipe();
+            // One MGET for them all rather than a GET each: one command for Redis to run and one
+            // reply to parse, the keys written from the stack. (A cluster's keys span slots,
+            // which MGET refuses.)
+            let mut key_text = NumberText::default();
+            let size = "MGET".len()
+                + keys
+                    .iter()
+                    .map(|k| "nbo:state:{}".len() + k.0.len())
+                    .sum::<usize>();
+            let mut mget = redis::Cmd::with_capacity(1 + keys.len(), size);
+            mget.arg("MGET");
             for key in keys {
-                pipe.get(key.state_key());
+                mget.arg(key_text.key("nbo:state:", key));
             }
-            return self.query(&pipe).await;
+            let mut pipe = redis::pipe();
+            pipe.add_command(mget);
+            let (states,): (Vec<Option<Vec<u8>>>,) = self.query(&pipe).await?;
+            return Ok(states);
         }
         // Cluster: one pipeline per slot, in parallel; answers put back in the keys' order.
         let mut by_slot: std::collections::BTreeMap<u16, (redis::Pipeline, Vec<usize>)> =
