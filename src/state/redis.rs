@@ -251,24 +251,11 @@ impl StateStore for RedisStore {
             return Ok(Vec::new());
         }
         if let Conn::Single(_) = self.conn {
-            // One MGET for them all rather than a GET each: one command for Redis to run and one
-            // reply to parse, the keys written from the stack. (A cluster's keys span slots,
-            // which MGET refuses.)
-            let mut key_text = NumberText::default();
-            let size = "MGET".len()
-                + keys
-                    .iter()
-                    .map(|k| "nbo:state:{}".len() + k.0.len())
-                    .sum::<usize>();
-            let mut mget = redis::Cmd::with_capacity(1 + keys.len(), size);
-            mget.arg("MGET");
-            for key in keys {
-                mget.arg(key_text.key("nbo:state:", key));
-            }
             let mut pipe = redis::pipe();
-            pipe.add_command(mget);
-            let (states,): (Vec<Option<Vec<u8>>>,) = self.query(&pipe).await?;
-            return Ok(states);
+            for key in keys {
+                pipe.get(key.state_key());
+            }
+            return self.query(&pipe).await;
         }
         // Cluster: one pipeline per slot, in parallel; answers put back in the keys' order.
         let mut by_slot: std::collections::BTreeMap<u16, (redis::Pipeline, Vec<usize>)> =
