@@ -7,7 +7,8 @@
 //!   and decisions (`worker::apply_decoded`, as `operator/decisions_batch` measures its time);
 //! - **state writes**: each changed customer's write built, its state encoded and the delta of
 //!   its feature hash (`worker::state_write`);
-//! - **Redis commands**: the commands of each write (`RedisStore::write_commands`);
+//! - **Redis commands**: the commands of each write, as RESP into the buffer a connection keeps
+//!   (`RedisStore::transactions`);
 //! - **outputs**: every offer, alert and audit record Avro-encoded into one reused buffer, as the
 //!   sink does.
 //!
@@ -110,6 +111,7 @@ fn one_batch(
         dirtied,
         writes,
         encoded,
+        resp,
     } = buffers;
     decisions.clear();
     dirtied.clear();
@@ -143,14 +145,11 @@ fn one_batch(
     stage(1, before);
 
     let before = read();
-    // As `RedisStore::store` sizes it: three commands a customer, and MULTI and EXEC.
-    let mut pipe = redis::Pipeline::with_capacity(3 * writes.len() + 2);
-    pipe.atomic();
-    for w in writes.iter() {
-        RedisStore::write_commands(&mut pipe, w);
-    }
-    std::hint::black_box(&pipe);
-    drop(pipe);
+    // As `RedisStore::store` writes them to a standalone Redis: RESP into the connection's
+    // buffer, kept from one call to the next.
+    resp.clear();
+    RedisStore::transactions(resp, writes);
+    std::hint::black_box(resp.bytes());
     stage(2, before);
 
     let before = read();
@@ -176,6 +175,7 @@ struct Buffers {
     dirtied: Vec<nbo_stream::event::Text>,
     writes: Vec<nbo_stream::state::StateWrite>,
     encoded: Vec<u8>,
+    resp: nbo_stream::state::resp::Resp,
 }
 
 fn main() {

@@ -8,12 +8,15 @@
 //! operator's tile state, profile, contact history and applied offsets (postcard-encoded). Both keys
 //! carry the same hash tag, so they live in one Redis Cluster slot and are written in one MULTI.
 
+mod direct;
 mod error;
 mod format7;
 pub mod memory;
 mod migrate;
 pub mod models;
+mod number_text;
 pub mod redis;
+pub mod resp;
 mod trailer;
 pub mod uplift;
 

@@ -12,12 +12,21 @@
 //! `{<customer-key>}`, so the batch is split into one MULTI/EXEC pipeline per hash slot, all sent
 //! at once (one round of parallel requests, multiplexed over the node connections), and
 //! reassembled in order.
+//!
+//! Over plain TCP to a standalone Redis, loads and writes go over the store's own connections
+//! (`state::direct`), written as RESP into one buffer (`state::resp`): the same commands, without
+//! building a `redis::Cmd` for each or a value for each answer. Everything else, and TLS, Unix
+//! sockets and Cluster, goes through redis-rs.
 
+use super::direct::Direct;
+use super::number_text::{value_len, NumberText};
+use super::resp::{Commands, PipelineCommands, Reply, Resp};
 use super::{CustomerKey, StateError, StateStore, StateWrite};
 use crate::config::RedisSettings;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Customers per MULTI/EXEC of a standalone write: a transaction of 32 customers (about 100
@@ -33,6 +42,8 @@ enum Conn {
 /// State in Redis or Redis Cluster.
 pub struct RedisStore {
     conn: Conn,
+    /// The store's own connections, for loads and writes (standalone Redis over plain TCP).
+    direct: Option<Arc<Direct>>,
     timeout: Duration,
     round_trips: AtomicU64,
 }
@@ -71,15 +82,19 @@ impl RedisStore {
     /// Connects (and checks the connection with PING).
     pub async fn connect(settings: &RedisSettings) -> Result<Self, StateError> {
         let info = connection_info(settings)?;
-        let conn = if settings.cluster {
+        let (conn, direct) = if settings.cluster {
             let client = redis::cluster::ClusterClient::new(vec![info]).map_err(unavailable)?;
-            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            let conn = client.get_async_connection().await.map_err(unavailable)?;
+            (Conn::Cluster(conn), None)
         } else {
+            let direct = Direct::for_info(&info).map(Arc::new);
             let client = redis::Client::open(info).map_err(unavailable)?;
-            Conn::Single(ConnectionManager::new(client).await.map_err(unavailable)?)
+            let conn = ConnectionManager::new(client).await.map_err(unavailable)?;
+            (Conn::Single(conn), direct)
         };
         let store = Self {
             conn,
+            direct,
             timeout: settings.timeout,
             round_trips: AtomicU64::new(0),
         };
@@ -114,7 +129,52 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    /// The commands of one customer's write, added to `pipe`. Public for the allocation bench
+    /// One call over one of the store's own connections: `build` writes the commands, `each`
+    /// sees their answers in order. The connection is kept for the next call only if the call
+    /// went through within `redis.timeout`.
+    async fn direct_call(
+        &self,
+        direct: &Direct,
+        build: impl FnOnce(&mut Resp),
+        each: impl FnMut(usize, Reply<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let call = async {
+            let mut c = direct.take().await?;
+            build(&mut c.out);
+            c.call(each).await.map(|()| c)
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(c)) => {
+                direct.give_back(c);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                direct.forget_idle();
+                Err(e)
+            }
+            Err(_) => {
+                direct.forget_idle();
+                Err(StateError::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            }
+        }
+    }
+
+    /// A standalone write's commands: the customers in MULTI/EXEC transactions of
+    /// [`TRANSACTION_CUSTOMERS`] each. Public for the allocation bench.
+    pub fn transactions(out: &mut Resp, writes: &[StateWrite]) {
+        for chunk in writes.chunks(TRANSACTION_CUSTOMERS) {
+            out.word("MULTI");
+            for w in chunk {
+                Self::write_commands(out, w);
+            }
+            out.word("EXEC");
+        }
+    }
+
+    /// The commands of one customer's write, added to `out`. Public for the allocation bench
     /// (`benches/allocations.rs`).
     ///
     /// Each command is built at its exact size (`redis::Cmd::with_capacity`), and feature values
@@ -122,27 +182,36 @@ impl RedisStore {
     /// value. The values' text is `FeatureValue`'s `Display`, as other systems read it. A delta
     /// is two commands (HSET, SETEX); a whole rewrite adds DEL before (unless the hash is
     /// known not to exist) and EXPIRE after.
-    pub fn write_commands(pipe: &mut redis::Pipeline, w: &StateWrite) {
+    pub fn write_commands(out: &mut impl Commands, w: &StateWrite) {
         let mut key_text = NumberText::default();
         let features_key = key_text.key("nbo:features:", &w.key);
         if (w.replace && !w.absent) || w.erased {
-            pipe.del(features_key).ignore();
+            out.command(2, 3 + features_key.len());
+            out.arg(b"DEL");
+            out.arg(features_key);
         }
         if w.erased {
-            pipe.del(w.key.pending_contacts_key()).ignore();
-            pipe.add_command(set_ex(&w.key, &w.state, w.ttl_secs))
-                .ignore();
+            let pending = w.key.pending_contacts_key();
+            out.command(2, 3 + pending.len());
+            out.arg(b"DEL");
+            out.arg(pending.as_bytes());
+            set_ex(out, &w.key, &w.state, w.ttl_secs);
             return;
         }
         if !w.removed.is_empty() {
-            let names: Vec<&str> = w.removed.iter().map(|n| &**n).collect();
-            pipe.hdel(features_key, names).ignore();
+            let names = w.removed.iter().map(|n| n.len()).sum::<usize>();
+            out.command(2 + w.removed.len(), 4 + features_key.len() + names);
+            out.arg(b"HDEL");
+            out.arg(features_key);
+            for name in &w.removed {
+                out.arg(name.as_bytes());
+            }
         }
         let (mut number, mut stamp) = (NumberText::default(), NumberText::default());
         let updated_at = stamp.integer(w.updated_at);
         let args = 2 + 2 * (w.features.len() + 1);
-        // Numbers are sized at their usual text's length (a longer one grows the buffer once),
-        // so that no value is formatted twice.
+        // Numbers are counted at their usual text's length (a size hint: a longer one grows the
+        // buffer), so that no value is formatted twice.
         let size = "HSET".len()
             + features_key.len()
             + w.features
@@ -151,29 +220,30 @@ impl RedisStore {
                 .sum::<usize>()
             + "_updated_at".len()
             + updated_at.len();
-        let mut hset = redis::Cmd::with_capacity(args, size);
-        hset.arg("HSET").arg(features_key);
+        out.command(args, size);
+        out.arg(b"HSET");
+        out.arg(features_key);
         for (name, value) in &w.features {
-            hset.arg(&**name);
+            out.arg(name.as_bytes());
             match value {
-                crate::features::FeatureValue::Num(x) => hset.arg(number.float(*x)),
-                crate::features::FeatureValue::Text(t) => hset.arg(t.as_str()),
+                crate::features::FeatureValue::Num(x) => out.arg(number.float(*x)),
+                crate::features::FeatureValue::Text(t) => out.arg(t.as_bytes()),
             };
         }
-        hset.arg("_updated_at").arg(updated_at);
-        pipe.add_command(hset).ignore();
+        out.arg(b"_updated_at");
+        out.arg(updated_at);
         // The hash's TTL is set when it is written whole (a customer's first write after a load,
         // then every `worker::FULL_REWRITE`), not with every delta: the TTL (the longest window
         // plus a margin, days) outlives the minutes between two full rewrites many times over.
         // A hash that expired between them is rebuilt whole, TTL included, at the next one.
         if w.replace {
             let ttl = number.integer(w.ttl_secs as i64);
-            let mut expire = redis::Cmd::with_capacity(3, 6 + features_key.len() + ttl.len());
-            expire.arg("EXPIRE").arg(features_key).arg(ttl);
-            pipe.add_command(expire).ignore();
+            out.command(3, 6 + features_key.len() + ttl.len());
+            out.arg(b"EXPIRE");
+            out.arg(features_key);
+            out.arg(ttl);
         }
-        pipe.add_command(set_ex(&w.key, &w.state, w.ttl_secs))
-            .ignore();
+        set_ex(out, &w.key, &w.state, w.ttl_secs);
     }
 
     /// Commands on keys of other kinds than a customer's (the learned models'), each with the
@@ -223,6 +293,7 @@ impl RedisStore {
     pub fn handle(&self) -> Self {
         Self {
             conn: self.conn.clone(),
+            direct: self.direct.clone(),
             timeout: self.timeout,
             round_trips: AtomicU64::new(0),
         }
@@ -249,6 +320,29 @@ impl StateStore for RedisStore {
     async fn load(&self, keys: &[CustomerKey]) -> Result<Vec<Option<Vec<u8>>>, StateError> {
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(direct) = &self.direct {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            let mut out = Vec::with_capacity(keys.len());
+            let build = |resp: &mut Resp| {
+                let mut key_text = NumberText::default();
+                for key in keys {
+                    let key = key_text.key("nbo:state:", key);
+                    resp.command(2, 3 + key.len());
+                    resp.arg(b"GET");
+                    resp.arg(key);
+                }
+            };
+            self.direct_call(direct, build, |_, reply| {
+                out.push(match reply {
+                    Reply::Bulk(state) => Some(state.to_vec()),
+                    Reply::Nil => None,
+                    other => return Err(refused("GET", &other)),
+                });
+                Ok(())
+            })
+            .await?;
+            return Ok(out);
         }
         if let Conn::Single(_) = self.conn {
             let mut pipe = redis::pipe();
@@ -287,6 +381,18 @@ impl StateStore for RedisStore {
         if writes.is_empty() {
             return Ok(());
         }
+        if let Some(direct) = &self.direct {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            // Every answer of a write is a status or a count, inside MULTI/EXEC; an error (or an
+            // aborted transaction) fails the call, which is retried whole.
+            let each = |_, reply: Reply<'_>| match reply {
+                Reply::Done => Ok(()),
+                other => Err(refused("a customer's write", &other)),
+            };
+            return self
+                .direct_call(direct, |out| Self::transactions(out, writes), each)
+                .await;
+        }
         match &self.conn {
             Conn::Single(_) => {
                 let pipes: Vec<redis::Pipeline> = writes
@@ -295,8 +401,9 @@ impl StateStore for RedisStore {
                         // Three commands a customer, and MULTI and EXEC.
                         let mut pipe = redis::Pipeline::with_capacity(3 * chunk.len() + 2);
                         pipe.atomic();
+                        let mut out = PipelineCommands::new(&mut pipe);
                         for w in chunk {
-                            Self::write_commands(&mut pipe, w);
+                            Self::write_commands(&mut out, w);
                         }
                         pipe
                     })
@@ -314,7 +421,7 @@ impl StateStore for RedisStore {
                         p.atomic();
                         p
                     });
-                    Self::write_commands(pipe, w);
+                    Self::write_commands(&mut PipelineCommands::new(pipe), w);
                 }
                 self.round_trips.fetch_add(1, Ordering::Relaxed);
                 let requests = by_slot.values().map(|p| self.send::<()>(p));
@@ -363,68 +470,27 @@ fn slot_of(tag: &str) -> u16 {
     crc % 16384
 }
 
-/// `SETEX nbo:state:{<customer-key>} ttl value`, built at its exact size.
-fn set_ex(customer: &CustomerKey, value: &[u8], ttl_secs: u64) -> redis::Cmd {
+/// `SETEX nbo:state:{<customer-key>} ttl value`, into `out`.
+fn set_ex(out: &mut impl Commands, customer: &CustomerKey, value: &[u8], ttl_secs: u64) {
     let (mut number, mut key_text) = (NumberText::default(), NumberText::default());
     let ttl = number.integer(ttl_secs as i64);
     let key = key_text.key("nbo:state:", customer);
     // SETEX rather than SET … EX: the same effect in one argument and six bytes fewer.
-    let mut cmd = redis::Cmd::with_capacity(4, 5 + key.len() + ttl.len() + value.len());
-    cmd.arg("SETEX").arg(key).arg(ttl).arg(value);
-    cmd
+    out.command(4, 5 + key.len() + ttl.len() + value.len());
+    out.arg(b"SETEX");
+    out.arg(key);
+    out.arg(ttl);
+    out.arg(value);
 }
 
-/// The usual length of a feature value's text: a number's is at most 24 characters but for
-/// magnitudes past 1e17 or below 1e-7.
-fn value_len(value: &crate::features::FeatureValue) -> usize {
-    match value {
-        crate::features::FeatureValue::Num(_) => 24,
-        crate::features::FeatureValue::Text(t) => t.len(),
-    }
-}
-
-/// A number's or a key's text, written into a stack buffer (no allocation): floats as `f64`'s
-/// `Display` writes them (never in exponent form: up to 309 digits for the largest, 326
-/// characters for the smallest subnormal), integers in decimal, keys as `CustomerKey` names them
-/// (`<prefix>{<customer-key>}`).
-struct NumberText {
-    buf: [u8; 400],
-    spill: String,
-}
-
-impl Default for NumberText {
-    fn default() -> Self {
-        Self {
-            buf: [0; 400],
-            spill: String::new(),
-        }
-    }
-}
-
-impl NumberText {
-    fn float(&mut self, x: f64) -> &[u8] {
-        self.write(format_args!("{x}"))
-    }
-
-    fn integer(&mut self, n: i64) -> &[u8] {
-        self.write(format_args!("{n}"))
-    }
-
-    fn key(&mut self, prefix: &str, customer: &CustomerKey) -> &[u8] {
-        self.write(format_args!("{prefix}{{{}}}", customer.0))
-    }
-
-    fn write(&mut self, args: std::fmt::Arguments<'_>) -> &[u8] {
-        use std::io::Write;
-        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
-        if cursor.write_fmt(args).is_ok() {
-            let len = cursor.position() as usize;
-            return &self.buf[..len];
-        }
-        // Longer than any number's text: written on the heap rather than cut.
-        self.spill = args.to_string();
-        self.spill.as_bytes()
-    }
+/// The error for an answer a call does not take (an error from Redis, most likely).
+fn refused(what: &str, reply: &Reply<'_>) -> StateError {
+    StateError::Unavailable(match reply {
+        Reply::Error(e) => format!("Redis refused {what}: {}", String::from_utf8_lossy(e)),
+        Reply::Nil => format!("Redis answered {what} with nil (an aborted transaction)"),
+        Reply::Bulk(b) => format!("Redis answered {what} with {} bytes", b.len()),
+        Reply::Done => format!("Redis answered {what} with a status"),
+    })
 }
 
 #[cfg(test)]
@@ -458,8 +524,17 @@ mod tests {
             updated_at: 1_800_000_000_123,
             ttl_secs: 86_400,
         };
-        let mut pipe = redis::pipe();
-        super::RedisStore::write_commands(&mut pipe, &w);
+        let packed = |w: &super::StateWrite| {
+            // The same bytes into RESP directly and through redis-rs's commands.
+            let mut resp = super::Resp::default();
+            super::RedisStore::write_commands(&mut resp, w);
+            let mut pipe = redis::pipe();
+            super::RedisStore::write_commands(&mut super::PipelineCommands::new(&mut pipe), w);
+            let through_pipe = pipe.get_packed_pipeline();
+            assert_eq!(resp.bytes(), &through_pipe[..]);
+            assert_eq!(resp.commands(), pipe.cmd_iter().count());
+            String::from_utf8_lossy(&through_pipe).to_string()
+        };
 
         let mut expected = redis::pipe();
         expected.add_command(redis::cmd("DEL").arg(w.key.features_key()).clone());
@@ -484,7 +559,7 @@ mod tests {
                 .clone(),
         );
         assert_eq!(
-            String::from_utf8_lossy(&pipe.get_packed_pipeline()),
+            packed(&w),
             String::from_utf8_lossy(&expected.get_packed_pipeline())
         );
 
@@ -494,14 +569,12 @@ mod tests {
             absent: true,
             ..w.clone()
         };
-        let mut pipe = redis::pipe();
-        super::RedisStore::write_commands(&mut pipe, &first);
         let mut without_del = redis::pipe();
         for cmd in expected.cmd_iter().skip(1) {
             without_del.add_command(cmd.clone());
         }
         assert_eq!(
-            String::from_utf8_lossy(&pipe.get_packed_pipeline()),
+            packed(&first),
             String::from_utf8_lossy(&without_del.get_packed_pipeline())
         );
 
@@ -510,18 +583,37 @@ mod tests {
             replace: false,
             absent: false,
             features: features[..1].to_vec(),
-            ..w
+            ..w.clone()
         };
-        let mut pipe = redis::pipe();
-        super::RedisStore::write_commands(&mut pipe, &delta);
-        let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).to_string();
+        let text = packed(&delta);
         assert!(
-            packed.contains("HSET") && packed.contains("SETEX\r\n"),
-            "{packed}"
+            text.contains("HSET") && text.contains("SETEX\r\n"),
+            "{text}"
         );
-        assert!(
-            !packed.contains("EXPIRE") && !packed.contains("DEL"),
-            "{packed}"
+        assert!(!text.contains("EXPIRE") && !text.contains("DEL"), "{text}");
+
+        // Features without a value any more: one HDEL of their names before the HSET.
+        let removed = super::StateWrite {
+            removed: vec!["gone".into(), "old".into()],
+            ..delta
+        };
+        let text = packed(&removed);
+        let hdel = format!(
+            "*4\r\n$4\r\nHDEL\r\n${}\r\n{}\r\n$4\r\ngone\r\n$3\r\nold\r\n*",
+            w.key.features_key().len(),
+            w.key.features_key()
         );
+        assert!(text.starts_with(&hdel), "{text}");
+
+        // An erased customer: both of its other keys deleted, and its state written.
+        let erased = super::StateWrite {
+            erased: true,
+            ..w.clone()
+        };
+        let text = packed(&erased);
+        assert!(text.contains(&w.key.pending_contacts_key()), "{text}");
+        assert!(!text.contains("HSET"), "{text}");
+        assert_eq!(text.matches("DEL\r\n").count(), 2, "{text}");
+        assert!(text.contains("SETEX\r\n"), "{text}");
     }
 }
