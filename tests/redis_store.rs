@@ -127,6 +127,19 @@ async fn the_urls_user_and_database_hold_for_loads_and_writes() {
     // redis-rs's connection (its PING) and at least one of the store's own.
     assert!(ours.len() >= 2, "{clients}");
     assert!(ours.iter().all(|l| l.contains(" db=5 ")), "{clients}");
+
+    // Connections Redis closed while idle are noticed when taken: the next calls go through at
+    // the first try, on new connections.
+    let _: i64 = admin
+        .raw(redis::cmd("CLIENT").arg("KILL").arg("USER").arg(&user))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    in_db_5
+        .store(&[write_of(&key, &[("spend_24h", 4.0)], false)])
+        .await
+        .expect("a write after Redis closed the idle connections");
+    assert!(in_db_5.load(std::slice::from_ref(&key)).await.unwrap()[0].is_some());
     let _: () = admin
         .raw(redis::cmd("ACL").arg("DELUSER").arg(&user))
         .await

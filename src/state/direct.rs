@@ -8,11 +8,15 @@
 //! of their own, opened when none is idle, and up to [`IDLE`] are kept between calls.
 //!
 //! **Failure.** A connection whose call failed in any way (an error answer, a timeout, a closed
-//! or garbled stream) is dropped, never reused: it may be out of step with its answers. The idle
-//! ones are dropped with it, since what failed one (a Redis restart) has most likely closed them
-//! all; the next call opens a fresh connection. What the failed call had sent may have landed in
-//! part: its caller retries it whole, which writes the same data again (see
-//! `state::redis`).
+//! or garbled stream, its caller gone) is dropped, never reused: it may be out of step with its
+//! answers. It is closed with a reset (zero linger), which throws away what the kernel still held
+//! to send: a write that timed out must not reach Redis later, after the retry on another
+//! connection and the checkpoints that follow it have written newer state (on redis-rs's one
+//! connection the retry queued behind it). The idle ones are dropped with it, since what failed
+//! one (a Redis restart) has most likely closed them all; the next call opens a fresh
+//! connection. What the failed call had sent may have landed in part: its caller retries it
+//! whole, which writes the same data again (see `state::redis`). An idle connection that Redis
+//! (or anything between) closed meanwhile is noticed when it is taken, and not used.
 //!
 //! TLS (`rediss://`), Unix sockets and Redis Cluster go through redis-rs instead.
 
@@ -41,6 +45,17 @@ pub(super) struct Connection {
     /// The commands of the call being built.
     pub(super) out: Resp,
     input: Vec<u8>,
+    /// A call started and has not gone through: closed with a reset if dropped so.
+    in_call: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.in_call {
+            // Best effort: a socket that cannot take the option is closed as usual.
+            let _ = self.stream.set_zero_linger();
+        }
+    }
 }
 
 fn unavailable(what: impl std::fmt::Display) -> StateError {
@@ -64,10 +79,15 @@ impl Direct {
         })
     }
 
-    /// An idle connection, or a new one (authenticated, its database selected).
+    /// An idle connection still open, or a new one (authenticated, its database selected).
     pub(super) async fn take(&self) -> Result<Connection, StateError> {
-        if let Some(c) = self.idle.lock().expect("idle connections").pop() {
-            return Ok(c);
+        loop {
+            let Some(c) = self.idle.lock().expect("idle connections").pop() else {
+                break;
+            };
+            if c.still_open() {
+                return Ok(c);
+            }
         }
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -77,27 +97,32 @@ impl Direct {
             stream,
             out: Resp::default(),
             input: Vec::new(),
+            in_call: false,
         };
         if let Some(password) = &self.password {
-            let user = self.username.as_deref();
-            c.out
-                .command(2 + usize::from(user.is_some()), 4 + password.len());
-            c.out.arg(b"AUTH");
-            if let Some(user) = user {
-                c.out.arg(user.as_bytes());
+            let refused = match self.username.as_deref() {
+                Some(user) => match c.auth(Some(user), password).await? {
+                    // Redis before 6 knows no users: AUTH takes the password alone there (as
+                    // redis-rs does on the same answer).
+                    Some(e) if e.contains("wrong number of arguments") => {
+                        c.auth(None, password).await?
+                    }
+                    other => other,
+                },
+                None => c.auth(None, password).await?,
+            };
+            if let Some(e) = refused {
+                return Err(unavailable(format!("Redis refused the login: {e}")));
             }
-            c.out.arg(password.as_bytes());
         }
         if self.db != 0 {
             let db = self.db.to_string();
             c.out.command(2, 6 + db.len());
             c.out.arg(b"SELECT");
             c.out.arg(db.as_bytes());
-        }
-        if c.out.commands() > 0 {
             c.call(|_, reply| match reply {
                 Reply::Error(e) => Err(unavailable(format!(
-                    "Redis refused the connection's setup: {}",
+                    "Redis refused SELECT {db}: {}",
                     String::from_utf8_lossy(e)
                 ))),
                 _ => Ok(()),
@@ -122,6 +147,40 @@ impl Direct {
 }
 
 impl Connection {
+    /// `AUTH [user] password`: `None` when Redis took it, else its error's text.
+    async fn auth(
+        &mut self,
+        user: Option<&str>,
+        password: &str,
+    ) -> Result<Option<String>, StateError> {
+        self.out
+            .command(2 + usize::from(user.is_some()), 4 + password.len());
+        self.out.arg(b"AUTH");
+        if let Some(user) = user {
+            self.out.arg(user.as_bytes());
+        }
+        self.out.arg(password.as_bytes());
+        let mut refused = None;
+        self.call(|_, reply| {
+            if let Reply::Error(e) = reply {
+                refused = Some(String::from_utf8_lossy(e).into_owned());
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(refused)
+    }
+
+    /// Whether an idle connection is still open: nothing to read on it (Redis sends nothing
+    /// unasked), neither an end nor an error.
+    fn still_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.try_read(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+
     /// Sends the commands in `out`, reads their answers, and calls `each` with each in order
     /// (its index and what it was); the first error `each` returns ends the call. Then `out` is
     /// emptied for the next call. A connection whose call failed must be dropped.
@@ -129,7 +188,13 @@ impl Connection {
         &mut self,
         mut each: impl FnMut(usize, Reply<'_>) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
-        let Connection { stream, out, input } = self;
+        let Connection {
+            stream,
+            out,
+            input,
+            in_call,
+        } = self;
+        *in_call = true;
         let expected = out.commands();
         input.clear();
         let (mut read, mut write) = stream.split();
@@ -177,6 +242,7 @@ impl Connection {
         };
         tokio::try_join!(send, receive)?;
         out.clear();
+        *in_call = false;
         Ok(())
     }
 }
