@@ -119,7 +119,8 @@ mod tests {
             f64::MAX,
             f64::MIN_POSITIVE,
             -1234567.875,
-            82_219_653_793.828_125,
+            // Exactly between two shortest texts (…82812 and …82813).
+            82_219_653_793.0 + 53.0 / 64.0,
             3_164_617_377_170_982.0,
             f64::NAN,
             f64::INFINITY,
