@@ -8,7 +8,7 @@
 //! - **state writes**: each changed customer's write built, its state encoded and the delta of
 //!   its feature hash (`worker::state_write`);
 //! - **Redis commands**: the commands of each write, as RESP into the buffer a connection keeps
-//!   (`RedisStore::transactions`);
+//!   (`state::commands::transactions`);
 //! - **outputs**: every offer, alert and audit record Avro-encoded into one reused buffer, as the
 //!   sink does.
 //!
@@ -20,7 +20,6 @@ mod fixture;
 
 use fixture::{apply_batch, fixture, Fixture, BATCH};
 use nbo_stream::output::Decision;
-use nbo_stream::state::redis::RedisStore;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -148,7 +147,7 @@ fn one_batch(
     // As `RedisStore::store` writes them to a standalone Redis: RESP into the connection's
     // buffer, kept from one call to the next.
     resp.clear();
-    RedisStore::transactions(resp, writes);
+    nbo_stream::state::commands::transactions(resp, writes);
     std::hint::black_box(resp.bytes());
     stage(2, before);
 

@@ -2,7 +2,7 @@
 //! them to a standalone Redis:
 //!
 //! - `redis_commands/resp`: the writes of a checkpoint's chunk written as RESP into one reused
-//!   buffer (`RedisStore::transactions`, what `store` sends);
+//!   buffer (`state::commands::transactions`, what `store` sends);
 //! - `redis_commands/redis_rs`: the same commands built as `redis::Cmd`s in MULTI/EXEC pipelines
 //!   of 32 customers and packed, as redis-rs sends them (Redis Cluster and TLS take this path;
 //!   every write did before `state::resp`);
@@ -18,7 +18,7 @@ mod fixture;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fixture::{apply_batch, fixture};
-use nbo_stream::state::redis::{RedisStore, TRANSACTION_CUSTOMERS};
+use nbo_stream::state::commands::{self, TRANSACTION_CUSTOMERS};
 use nbo_stream::state::resp::{skip_reply, PipelineCommands, Reply, Resp};
 use nbo_stream::state::StateWrite;
 use std::hint::black_box;
@@ -57,7 +57,7 @@ fn answers(writes: &[StateWrite]) -> (Vec<u8>, usize) {
     for chunk in writes.chunks(TRANSACTION_CUSTOMERS) {
         let mut resp = Resp::default();
         for w in chunk {
-            RedisStore::write_commands(&mut resp, w);
+            commands::customer_write(&mut resp, w);
         }
         let commands = resp.commands();
         out.extend_from_slice(b"+OK\r\n");
@@ -76,7 +76,7 @@ fn commands(c: &mut Criterion) {
     let writes = writes();
     let bytes: usize = {
         let mut resp = Resp::default();
-        RedisStore::transactions(&mut resp, &writes);
+        commands::transactions(&mut resp, &writes);
         resp.bytes().len()
     };
     eprintln!(
@@ -91,7 +91,7 @@ fn commands(c: &mut Criterion) {
     group.bench_function("resp", |b| {
         b.iter(|| {
             resp.clear();
-            RedisStore::transactions(&mut resp, black_box(&writes));
+            commands::transactions(&mut resp, black_box(&writes));
             black_box(resp.bytes().len())
         })
     });
@@ -103,7 +103,7 @@ fn commands(c: &mut Criterion) {
                 pipe.atomic();
                 let mut out = PipelineCommands::new(&mut pipe);
                 for w in chunk {
-                    RedisStore::write_commands(&mut out, w);
+                    commands::customer_write(&mut out, w);
                 }
                 sent += pipe.get_packed_pipeline().len();
             }

@@ -8,6 +8,7 @@
 //! operator's tile state, profile, contact history and applied offsets (postcard-encoded). Both keys
 //! carry the same hash tag, so they live in one Redis Cluster slot and are written in one MULTI.
 
+pub mod commands;
 mod direct;
 mod error;
 mod format7;
